@@ -1,0 +1,5 @@
+import sys
+
+from dingpush.cli import main
+
+sys.exit(main())

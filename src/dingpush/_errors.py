@@ -1,0 +1,427 @@
+"""The exception tree. Every failure is an exception that says what failed and what to do.
+
+    DingPushError                       (exit 1)
+    ├── ConfigError                     bad target, credentials or settings   (exit 3)
+    │   └── BadCredentials              AppKey/AppSecret refused              (exit 3)
+    ├── InvalidMessage (ValueError)     a message breaks a rule at construction (exit 2)
+    │   └── UnsupportedMessage          the channel cannot carry this type     (exit 2)
+    ├── TransportError                  no usable answer: network, timeout, non-JSON (exit 6)
+    │   ├── Timeout
+    │   └── ProtocolError               an answer that is not DingTalk's format (HTTP 5xx …)
+    └── APIError                        DingTalk answered with a non-zero errcode/code (exit 4)
+        ├── RateLimited                 130101 / 410100 / send.too.fast, or our own limiter (exit 5)
+        ├── PlatformThrottled           90018 / 90002 / Forbidden.AccessDenied.Qps*   (exit 5)
+        ├── ServerBusy                  -1 系统繁忙, system.error
+        ├── SecurityRejected            310000: keyword, signature, timestamp or IP
+        ├── TokenNotFound               300001 / 300005 / 400101: not a webhook token
+        ├── InvalidAccessToken          40014 / 40001 / 42001 / 33001 / InvalidAuthentication
+        ├── PermissionDenied            Forbidden.AccessDenied.* / robotCode.auth / 43007
+        ├── RobotUnavailable            400102 / 400106 / 400013: disabled, removed, dissolved
+        ├── MessageTooLarge             460101, or refused locally before any request
+        ├── UnsupportedMessageType      400105
+        ├── ContentRejected             430101-430104 and the v1.0 contain.* codes
+        └── InvalidRequest              40035 / 43004 / invalidParameter.* and other 4xx
+
+``transient`` tells whether the same request may succeed later (the retry policy reads it).
+"""
+
+from __future__ import annotations
+
+import typing
+
+__all__ = [
+    "APIError",
+    "BadCredentials",
+    "ConfigError",
+    "ContentRejected",
+    "DingPushError",
+    "InvalidAccessToken",
+    "InvalidMessage",
+    "InvalidRequest",
+    "MessageTooLarge",
+    "PermissionDenied",
+    "PlatformThrottled",
+    "ProtocolError",
+    "RateLimited",
+    "RobotUnavailable",
+    "SecurityRejected",
+    "ServerBusy",
+    "Timeout",
+    "TokenNotFound",
+    "TransportError",
+    "UnsupportedMessage",
+    "UnsupportedMessageType",
+    "error_from_reply",
+]
+
+SecurityReason = typing.Literal["keyword", "signature", "timestamp", "ip", "unknown"]
+
+
+class DingPushError(Exception):
+    """Something went wrong in dingpush."""
+
+    #: The CLI's exit status for this class of failure.
+    exit_code: typing.ClassVar[int] = 1
+    #: Whether the same request may succeed if tried again later.
+    transient: bool = False
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (self.__doc__ or type(self).__name__).strip())
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0])
+
+
+class ConfigError(DingPushError):
+    """A target, credential or setting is wrong; fix the configuration and run again."""
+
+    exit_code = 3
+
+
+class BadCredentials(ConfigError):
+    """DingTalk refused the AppKey/AppSecret pair."""
+
+
+class InvalidMessage(DingPushError, ValueError):
+    """A message breaks one of DingTalk's rules."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, field: str | None = None, rule: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+        self.rule = rule
+
+
+class UnsupportedMessage(InvalidMessage):
+    """This channel cannot carry this message type."""
+
+
+class TransportError(DingPushError):
+    """No usable answer came back from DingTalk (network failure, timeout, unexpected reply)."""
+
+    exit_code = 6
+    transient = True
+
+    def __init__(self, message: str | None = None, *, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class Timeout(TransportError):
+    """DingTalk did not answer in time."""
+
+
+class ProtocolError(TransportError):
+    """DingTalk answered in a form that is not its documented reply."""
+
+    def __init__(self, message: str | None = None, *, status_code: int | None = None) -> None:
+        super().__init__(message, status_code=status_code)
+        # A gateway error page (5xx) or a cut-off answer may well be fine next time; a 4xx
+        # page in place of DingTalk's JSON says the URL or proxy is wrong.
+        self.transient = status_code is None or status_code >= 500
+
+
+class APIError(DingPushError):
+    """DingTalk refused the request."""
+
+    exit_code = 4
+    #: What the user should do about it; subclasses say it more precisely.
+    hint: typing.ClassVar[str] = ""
+
+    def __init__(
+        self,
+        errcode: int | str,
+        errmsg: str,
+        *,
+        hint: str | None = None,
+        request_id: str | None = None,
+        status_code: int | None = None,
+    ) -> None:
+        self.errcode = errcode
+        self.errmsg = errmsg
+        self.request_id = request_id
+        self.status_code = status_code
+        advice = self.hint if hint is None else hint
+        text = f"DingTalk refused the request: {errcode} {errmsg}".rstrip()
+        if advice:
+            text = f"{text}. {advice}"
+        if request_id:
+            text = f"{text} (request id {request_id})"
+        super().__init__(text)
+
+
+class RateLimited(APIError):
+    """The robot is sending faster than DingTalk allows (20 messages a minute by default)."""
+
+    exit_code = 5
+    transient = True
+    hint = (
+        "DingTalk throttles a robot for 10 minutes after 20 messages in a minute; "
+        "wait, spread messages over a RobotPool, or queue them through the relay"
+    )
+
+    def __init__(
+        self,
+        errcode: int | str,
+        errmsg: str,
+        *,
+        retry_at: float | None = None,
+        hint: str | None = None,
+        request_id: str | None = None,
+        status_code: int | None = None,
+    ) -> None:
+        #: Wall-clock time (seconds since the epoch) of the next free slot, when known.
+        self.retry_at = retry_at
+        super().__init__(errcode, errmsg, hint=hint, request_id=request_id, status_code=status_code)
+
+
+class PlatformThrottled(APIError):
+    """DingTalk's per-app or per-API call rate was exceeded; a short back-off clears it."""
+
+    exit_code = 5
+    transient = True
+    hint = "the platform's call-rate limit was hit; retry after a short back-off"
+
+
+class ServerBusy(APIError):
+    """DingTalk is busy; retry later."""
+
+    transient = True
+    hint = "DingTalk reported a temporary failure; retry later (at most 3 times)"
+
+
+_SECURITY_HINTS: dict[str, str] = {
+    "keyword": (
+        "the robot is secured by custom keywords and the message contains none of them: "
+        "pass keyword='…' (it is appended when missing) or put one in the text"
+    ),
+    "signature": (
+        "the robot has signing (加签) enabled and the signature did not match: pass the "
+        "secret exactly as shown under 加签 in the robot's security settings (it starts "
+        "with SEC), and do not URL-encode the sign twice"
+    ),
+    "timestamp": (
+        "the signature's timestamp is more than an hour away from DingTalk's clock: "
+        "check this machine's clock (NTP); dingpush signs every request afresh"
+    ),
+    "ip": (
+        "this machine's public IP is not in the robot's IP allow-list: add it (IPv4 or "
+        "CIDR) in the robot's security settings, or send from an allowed host"
+    ),
+    "unknown": "a security setting of the robot (keyword, signature or IP) refused the message",
+}
+
+
+class SecurityRejected(APIError):
+    """A security setting of the robot refused the message (errcode 310000)."""
+
+    def __init__(
+        self,
+        errcode: int | str,
+        errmsg: str,
+        *,
+        reason: SecurityReason | None = None,
+        hint: str | None = None,
+        request_id: str | None = None,
+        status_code: int | None = None,
+    ) -> None:
+        #: Which setting refused: ``keyword``, ``signature``, ``timestamp``, ``ip`` or ``unknown``.
+        self.reason: SecurityReason = reason or security_reason(errmsg)
+        super().__init__(
+            errcode,
+            errmsg,
+            hint=_SECURITY_HINTS[self.reason] if hint is None else hint,
+            request_id=request_id,
+            status_code=status_code,
+        )
+
+
+class TokenNotFound(APIError):
+    """DingTalk does not know this webhook token."""
+
+    exit_code = 3
+    hint = (
+        "use the access_token value from the robot's webhook URL (group settings → robots); "
+        "an AppKey, an app access token or the whole URL is not a webhook token"
+    )
+
+
+class InvalidAccessToken(APIError):
+    """The app access token is invalid or expired."""
+
+    hint = "the app's access token was refused; dingpush refreshes it once and retries"
+
+
+class PermissionDenied(APIError):
+    """The app lacks a permission or is not allowed to do this."""
+
+    exit_code = 3
+    hint = (
+        "grant the app the permission in the developer console (open-dev.dingtalk.com → "
+        "your app → permissions), publish the app, and check robotCode equals the AppKey"
+    )
+
+
+class RobotUnavailable(APIError):
+    """The robot is disabled, no longer in the group, or the group was dissolved."""
+
+    exit_code = 3
+    hint = "re-enable the robot or add it to the group again, then update the webhook"
+
+
+class MessageTooLarge(APIError):
+    """The message is larger than the channel accepts."""
+
+    hint = "pass split=True to send it in parts, or shorten it"
+
+    def __init__(
+        self,
+        errcode: int | str = 460101,
+        errmsg: str = "message too long",
+        *,
+        size: int | None = None,
+        limit: int | None = None,
+        hint: str | None = None,
+        request_id: str | None = None,
+        status_code: int | None = None,
+    ) -> None:
+        self.size = size
+        self.limit = limit
+        super().__init__(errcode, errmsg, hint=hint, request_id=request_id, status_code=status_code)
+
+    @classmethod
+    def local(cls, *, size: int, limit: int, channel: str, field: str = "body") -> MessageTooLarge:
+        """Refuse a message before any request: ``size`` bytes against ``limit``."""
+        return cls(
+            460101,
+            f"the {field} is {size:,} bytes, over the {channel} limit of {limit:,} bytes "
+            "(bytes, not characters: CJK text takes 3 bytes a character)",
+            size=size,
+            limit=limit,
+        )
+
+
+class UnsupportedMessageType(APIError):
+    """DingTalk does not accept this msgtype on this endpoint."""
+
+    hint = "webhook robots take text, markdown, link, actionCard and feedCard"
+
+
+class ContentRejected(APIError):
+    """DingTalk's content moderation refused the message."""
+
+    hint = "remove the unsafe link, text or image the moderation flagged"
+
+
+class InvalidRequest(APIError):
+    """DingTalk refused a parameter of the request."""
+
+
+def security_reason(errmsg: str) -> SecurityReason:
+    """Tell which security setting refused a 310000, from the (unstable) errmsg wording."""
+    text = errmsg.lower()
+    if "keyword" in text or "关键词" in text:
+        return "keyword"
+    if "whitelist" in text or "白名单" in text or text.startswith("ip "):
+        return "ip"
+    if "timestamp" in text or "过期" in text:
+        return "timestamp"
+    if "sign" in text or "签名" in text:
+        return "signature"
+    return "unknown"
+
+
+_ERRCODES: dict[int | str, type[DingPushError]] = {
+    -1: ServerBusy,
+    40035: InvalidRequest,
+    43004: InvalidRequest,
+    310000: SecurityRejected,
+    300001: TokenNotFound,
+    300005: TokenNotFound,
+    400101: TokenNotFound,
+    400102: RobotUnavailable,
+    400106: RobotUnavailable,
+    400013: RobotUnavailable,
+    400105: UnsupportedMessageType,
+    410100: RateLimited,
+    130101: RateLimited,
+    430101: ContentRejected,
+    430102: ContentRejected,
+    430103: ContentRejected,
+    430104: ContentRejected,
+    460101: MessageTooLarge,
+    101002: MessageTooLarge,
+    # Platform-wide throttles (protocol §7)
+    90018: PlatformThrottled,
+    90002: PlatformThrottled,
+    90005: PlatformThrottled,
+    90006: PlatformThrottled,
+    90008: PlatformThrottled,
+    90010: PlatformThrottled,
+    # App tokens (protocol §2.5)
+    40014: InvalidAccessToken,
+    40001: InvalidAccessToken,
+    42001: InvalidAccessToken,
+    33001: InvalidAccessToken,
+    41001: InvalidAccessToken,
+    40089: BadCredentials,
+    43007: PermissionDenied,
+    400001: ServerBusy,
+    # v1.0 codes (protocol §3.4)
+    "InvalidAuthentication": InvalidAccessToken,
+    "Unauthorized": InvalidAccessToken,
+    "invalidClientIdOrSecret": BadCredentials,
+    "send.too.fast": RateLimited,
+    "send.byToken.tooFast": RateLimited,
+    "Forbidden.AccessDenied.QpsLimitForAppkeyAndApi": PlatformThrottled,
+    "Forbidden.AccessDenied.QpsLimitForApi": PlatformThrottled,
+    "Forbidden.AccessDenied.QpmLimitForAppkeyAndApi": PlatformThrottled,
+    "system.error": ServerBusy,
+    "send.ding.exception": ServerBusy,
+    "invalidParameter.msgParam.tooLong": MessageTooLarge,
+    "invalidParameter.robotCode.auth": PermissionDenied,
+    "chatbotNotFound": RobotUnavailable,
+    "bot.stopped": RobotUnavailable,
+    "group.disbanded": RobotUnavailable,
+    "invalidParameter.msg.unsupport": UnsupportedMessageType,
+    "contain.unsafe.url": ContentRejected,
+    "contain.notAllowed.text": ContentRejected,
+    "contain.notAllowed.picture": ContentRejected,
+    "contain.notAllowed.content": ContentRejected,
+}
+
+
+def error_from_reply(
+    errcode: int | str,
+    errmsg: str,
+    *,
+    request_id: str | None = None,
+    status_code: int | None = None,
+) -> DingPushError:
+    """Build the exception for a non-zero ``errcode`` (oapi, webhook) or v1.0 ``code``."""
+    cls = _ERRCODES.get(errcode)
+    if cls is None:
+        cls = _v1_family(errcode, status_code) if isinstance(errcode, str) else InvalidRequest
+    if not issubclass(cls, APIError):
+        return cls(
+            f"DingTalk refused the app credentials ({errcode} {errmsg}): check the AppKey and "
+            "AppSecret under 'Credentials and basic info' of the app in the developer console "
+            "(open-dev.dingtalk.com)"
+        )
+    return cls(errcode, errmsg, request_id=request_id, status_code=status_code)
+
+
+def _v1_family(code: str, status_code: int | None) -> type[APIError]:
+    if code.startswith("Forbidden.AccessDenied"):
+        return PlatformThrottled if "Limit" in code else PermissionDenied
+    if code.startswith("contain."):
+        return ContentRejected
+    if status_code is not None and status_code >= 500:
+        return ServerBusy
+    if status_code == 401:
+        return InvalidAccessToken
+    if status_code == 403:
+        return PermissionDenied
+    return InvalidRequest

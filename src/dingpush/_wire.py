@@ -1,0 +1,113 @@
+"""What goes over the wire: body encoding, reply parsing and transport-error mapping (sans-I/O)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import typing
+from collections.abc import Callable, Iterator, Mapping
+
+from .__version__ import __version__
+from ._errors import DingPushError, ProtocolError, Timeout, TransportError, error_from_reply
+
+__all__ = [
+    "JSON_HEADERS",
+    "map_transport_errors",
+    "parse_oapi_reply",
+    "payload_bytes",
+]
+
+USER_AGENT = f"dingpush/{__version__}"
+JSON_HEADERS = {
+    "Content-Type": "application/json;charset=utf-8",
+    "User-Agent": USER_AGENT,
+}
+#: Seconds: connect quickly or fail; DingTalk answers a send in well under a second.
+DEFAULT_TIMEOUT = 10.0
+DEFAULT_CONNECT_TIMEOUT = 5.0
+
+Redact = Callable[[str], str]
+
+
+def payload_bytes(payload: Mapping[str, typing.Any]) -> bytes:
+    """Serialise a request body the way dingpush sends it: compact UTF-8 JSON.
+
+    DingTalk counts the body's bytes against its limit; ``ensure_ascii`` would turn each CJK
+    character into a 6-byte ``\\uXXXX`` escape and reach the limit twice as fast.
+    """
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def excerpt(content: bytes, redact: Redact, limit: int = 200) -> str:
+    """A short, secret-free, single-line piece of a reply body for error messages."""
+    text = content[: limit * 4].decode("utf-8", "replace")
+    text = " ".join(text.split())
+    if len(text) > limit:
+        text = text[:limit] + "…"
+    return redact(text)
+
+
+def parse_oapi_reply(
+    status_code: int, content: bytes, redact: Redact, *, what: str = "DingTalk"
+) -> dict[str, typing.Any]:
+    """Return the JSON of an oapi/webhook reply, or raise the error it carries.
+
+    DingTalk answers HTTP 200 even when it refuses a message, so the ``errcode`` in the body
+    decides; it may come as a number or a string (protocol §1.6).
+    """
+    try:
+        body = json.loads(content)
+    except ValueError:
+        body = None
+    if not isinstance(body, dict) or "errcode" not in body:
+        raise ProtocolError(
+            f"{what} answered HTTP {status_code} with something that is not DingTalk's JSON "
+            f"reply: {excerpt(content, redact)!r}"
+            + (" — check the URL and any proxy in between" if status_code < 500 else ""),
+            status_code=status_code,
+        )
+    try:
+        errcode = int(body["errcode"])
+    except (TypeError, ValueError):
+        raise ProtocolError(
+            f"{what} answered with a non-numeric errcode {body['errcode']!r}",
+            status_code=status_code,
+        ) from None
+    if errcode != 0:
+        errmsg = redact(str(body.get("errmsg", "")))
+        raise error_from_reply(
+            errcode, errmsg, request_id=_request_id(body), status_code=status_code
+        )
+    if status_code >= 300:
+        raise ProtocolError(
+            f"{what} answered HTTP {status_code} with errcode 0", status_code=status_code
+        )
+    return body
+
+
+def _request_id(body: Mapping[str, typing.Any]) -> str | None:
+    value = body.get("request_id") or body.get("requestid") or body.get("requestId")
+    return str(value) if value else None
+
+
+@contextlib.contextmanager
+def map_transport_errors(redact: Redact, where: str) -> Iterator[None]:
+    """Turn httpx's exceptions into dingpush's, with secrets masked, in one place."""
+    # httpx is imported where it is used: `import dingpush` and a CLI dry run stay light.
+    import httpx
+
+    try:
+        yield
+    except DingPushError:
+        raise
+    except httpx.TimeoutException as exc:
+        raise Timeout(
+            f"{where} did not answer in time ({type(exc).__name__}); DingTalk may be slow or "
+            "unreachable: check the network or proxy, or raise timeout="
+        ) from exc
+    except httpx.HTTPError as exc:
+        detail = redact(str(exc)) or type(exc).__name__
+        raise TransportError(
+            f"could not complete the request to {where}: {detail}; check the network, the "
+            "proxy settings (proxy= or HTTPS_PROXY) and the URL"
+        ) from exc

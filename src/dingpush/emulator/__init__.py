@@ -1,0 +1,64 @@
+"""A local DingTalk: the custom-robot webhook with its checks, limits and errcodes, plus faults.
+
+Serve :func:`create_app` with uvicorn (or :func:`serve`), or call it in-process through
+``httpx.ASGITransport``. The behaviour follows ``dingtalk-protocol.md``; where the protocol is
+uncertain, :class:`EmulatorOptions` makes the choice explicit. Needs the ``[emulator]`` extra.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+from ._app import create_app, serve
+from ._config import (
+    DEFAULT_KEYWORD_FIELDS,
+    Clock,
+    EmulatorOptions,
+    RobotConfig,
+    RobotStatus,
+    parse_rate,
+    parse_robot_spec,
+)
+from ._faults import Fault, FaultKind
+from ._records import (
+    AtTargets,
+    Conversation,
+    EmulatorStats,
+    Message,
+    RequestRecord,
+    RobotStats,
+)
+from ._robot import ConnectionDropped
+from ._state import Emulator
+from ._webhook import MSGTYPES, WebhookCall
+
+__all__ = [
+    "DEFAULT_KEYWORD_FIELDS",
+    "MSGTYPES",
+    "AtTargets",
+    "Clock",
+    "ConnectionDropped",
+    "Conversation",
+    "Emulator",
+    "EmulatorOptions",
+    "EmulatorStats",
+    "Fault",
+    "FaultKind",
+    "Message",
+    "RequestRecord",
+    "RobotConfig",
+    "RobotStats",
+    "RobotStatus",
+    "WebhookCall",
+    "create_app",
+    "parse_rate",
+    "parse_robot_spec",
+    "serve",
+]
+
+# Show `dingpush.emulator.Emulator` in reprs and docs, not the private module it lives in.
+for _name in __all__:
+    _obj = globals()[_name]
+    if isinstance(_obj, type) or inspect.isfunction(_obj):
+        _obj.__module__ = __name__
+del _name, _obj

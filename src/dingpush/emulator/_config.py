@@ -1,0 +1,281 @@
+"""Robot and emulator configuration: what a robot is, and how the protocol's unknowns are settled.
+
+Every option in :class:`EmulatorOptions` answers one of the open questions of
+``dingtalk-protocol.md`` §9; the comment above each field cites the section it settles, so a
+test can pin the behaviour it relies on instead of inheriting today's default.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import secrets
+import urllib.parse
+from collections.abc import Iterable, Mapping
+from dataclasses import KW_ONLY, dataclass, field, fields
+from typing import Any, Literal, Protocol, get_args
+
+from dingpush._masking import mask
+from dingpush._signing import SIGNATURE_WINDOW_MS
+
+__all__ = [
+    "DEFAULT_KEYWORD_FIELDS",
+    "Clock",
+    "EmulatorOptions",
+    "RobotConfig",
+    "RobotStatus",
+    "parse_rate",
+    "parse_robot_spec",
+    "robot_from_dict",
+]
+
+RobotStatus = Literal["active", "disabled", "not_in_group", "dissolved"]
+RateWindowKind = Literal["sliding", "fixed"]
+ErrmsgStyle = Literal["english", "description"]
+
+#: Every human-visible text of the documented message types (§1.3); ``[]`` walks a list.
+DEFAULT_KEYWORD_FIELDS: tuple[str, ...] = (
+    "text.content",
+    "markdown.title",
+    "markdown.text",
+    "link.title",
+    "link.text",
+    "actionCard.title",
+    "actionCard.text",
+    "actionCard.singleTitle",
+    "actionCard.btns[].title",
+    "feedCard.links[].title",
+)
+
+_MAX_KEYWORDS = 10  # §1.2: "最多可以设置10个关键词"
+_FIELD_PATH_RE = re.compile(r"[A-Za-z_]\w*(\[\])?(\.[A-Za-z_]\w*(\[\])?)*")
+_RATE_RE = re.compile(r"\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)?\s*(s|sec|m|min|h)?\s*")
+_RATE_UNITS = {None: 1.0, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
+
+
+class Clock(Protocol):
+    """Anything with a wall-clock ``time()`` in seconds, such as the ``time`` module."""
+
+    def time(self) -> float: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RobotConfig:
+    """One custom group robot as its group owner configured it (protocol §1.1, §1.2, §1.5).
+
+    ``secret`` enables 加签, ``keywords`` and ``ip_allowlist`` the other two security settings.
+    ``status`` other than ``"active"`` makes every send fail with 400102 (disabled), 400106
+    (robot no longer in the group) or 400013 (group dissolved).
+    """
+
+    name: str
+    token: str = field(repr=False)
+    _: KW_ONLY
+    secret: str | None = field(default=None, repr=False)
+    keywords: tuple[str, ...] = ()
+    ip_allowlist: tuple[str, ...] = ()
+    group: str = ""
+    rate_limit: int = 20
+    rate_window: float = 60.0
+    lockout: float = 600.0
+    status: RobotStatus = "active"
+
+    def __post_init__(self) -> None:
+        if not self.name or not isinstance(self.name, str):
+            raise ValueError("robot name must be a non-empty string")
+        if not self.token or not isinstance(self.token, str):
+            raise ValueError(f"robot {self.name!r}: token must be a non-empty string")
+        if self.secret is not None and (not isinstance(self.secret, str) or not self.secret):
+            raise ValueError(f"robot {self.name!r}: secret must be a non-empty string or None")
+        # Tuples are normalised here so JSON lists and generator arguments compare equal.
+        object.__setattr__(self, "keywords", tuple(self.keywords))
+        object.__setattr__(self, "ip_allowlist", tuple(self.ip_allowlist))
+        _check_keywords(self.name, self.keywords)
+        for entry in self.ip_allowlist:
+            _check_ip_entry(self.name, entry)
+        if not self.group:
+            object.__setattr__(self, "group", f"{self.name} group")
+        if not isinstance(self.rate_limit, int) or self.rate_limit < 1:
+            raise ValueError(f"robot {self.name!r}: rate_limit must be an integer >= 1")
+        if not self.rate_window > 0:
+            raise ValueError(f"robot {self.name!r}: rate_window must be > 0 seconds")
+        if not self.lockout >= 0:
+            raise ValueError(f"robot {self.name!r}: lockout must be >= 0 seconds")
+        if self.status not in get_args(RobotStatus):
+            raise ValueError(f"robot {self.name!r}: status must be one of {get_args(RobotStatus)}")
+
+    def __repr__(self) -> str:
+        return (
+            f"RobotConfig(name={self.name!r}, token={mask(self.token)!r}, "
+            f"signed={self.secret is not None}, keywords={self.keywords!r}, "
+            f"ip_allowlist={self.ip_allowlist!r}, group={self.group!r}, "
+            f"rate={self.rate_limit}/{self.rate_window:g}s, status={self.status!r})"
+        )
+
+    def webhook_url(self, base_url: str) -> str:
+        """Return this robot's full webhook URL on an emulator served at ``base_url``."""
+        token = urllib.parse.quote(self.token, safe="")
+        return f"{base_url.rstrip('/')}/robot/send?access_token={token}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON form shown by the control API: token masked, secret never shown."""
+        return {
+            "name": self.name,
+            "token": mask(self.token),
+            "signed": self.secret is not None,
+            "keywords": list(self.keywords),
+            "ip_allowlist": list(self.ip_allowlist),
+            "group": self.group,
+            "rate_limit": self.rate_limit,
+            "rate_window": self.rate_window,
+            "lockout": self.lockout,
+            "status": self.status,
+        }
+
+
+def _check_keywords(name: str, keywords: tuple[str, ...]) -> None:
+    if len(keywords) > _MAX_KEYWORDS:
+        raise ValueError(f"robot {name!r}: at most {_MAX_KEYWORDS} keywords, got {len(keywords)}")
+    for keyword in keywords:
+        if not isinstance(keyword, str) or not keyword.strip():
+            raise ValueError(f"robot {name!r}: keywords must be non-empty strings")
+
+
+def _check_ip_entry(name: str, entry: str) -> None:
+    try:
+        network = ipaddress.ip_network(entry, strict=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"robot {name!r}: {entry!r} is not an IPv4 address or CIDR") from exc
+    if network.version != 4:
+        # §1.2: the robot security page accepts IPv4 addresses and ranges only.
+        raise ValueError(f"robot {name!r}: {entry!r} is IPv6; DingTalk allow-lists are IPv4 only")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EmulatorOptions:
+    """How the emulator settles the protocol's uncertain points (``dingtalk-protocol.md`` §9).
+
+    The defaults follow what users observe on the live service; the alternatives follow the
+    official documentation where the two disagree.
+    """
+
+    #: §1.6/§9.1: the docs list 410100 (发送速度太快而限流); users observe 130101
+    #: ``send too fast, exceed 20 times per minute`` (nightingale#369, hippo4j#217).
+    rate_limit_errcode: Literal[130101, 410100] = 130101
+    #: §1.5/§9.1: the docs say "20 per minute" without saying whether the minute slides.
+    rate_window_kind: RateWindowKind = "sliding"
+    #: §1.6/§9.2: the docs list 400101 (access_token不存在); users observe 300001
+    #: ``token is not exist`` (and 300005 for external groups, timonwong#226).
+    unknown_token_errcode: Literal[300001, 300005, 400101] = 300001
+    #: §1.5/§9.3: 20,000 bytes of request body, errcode 460101 (two user reports).
+    body_limit: int = 20_000
+    #: §1.2: the timestamp must be within one hour of DingTalk's clock.
+    signature_window_ms: int = SIGNATURE_WINDOW_MS
+    #: §9.5: whether a skew of exactly ``signature_window_ms`` still passes.
+    signature_window_inclusive: bool = True
+    #: §9.5: whether a timestamp ahead of the server clock (within the window) passes.
+    accept_future_timestamps: bool = True
+    #: §9.5: whether a raw ``+`` in ``sign``, which query decoding turns into a space, passes.
+    plus_in_sign_as_space_ok: bool = False
+    #: §9.5: whether ``timestamp``/``sign`` on a robot without 加签 are ignored (else 310000).
+    ignore_sign_params_when_unsigned: bool = True
+    #: §9.6: whether unknown top-level body keys (``agentid``, ``touser``…) are refused.
+    reject_unknown_fields: bool = False
+    #: §1.2/§1.6: older English errmsgs (``keywords not in content``) or the newer
+    #: ``description:…;solution:…;`` texts. Clients must branch on errcode only.
+    errmsg_style: ErrmsgStyle = "english"
+    #: §9.4: the message fields searched for keywords, as dotted paths (``[]`` walks a list).
+    keyword_fields: tuple[str, ...] = DEFAULT_KEYWORD_FIELDS
+    #: Take the client IP from ``X-Forwarded-For`` (tests over ``httpx.ASGITransport``, or an
+    #: emulator behind a proxy) instead of the socket peer.
+    trust_forwarded_for: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "keyword_fields", tuple(self.keyword_fields))
+        if self.rate_limit_errcode not in (130101, 410100):
+            raise ValueError("rate_limit_errcode must be 130101 or 410100")
+        if self.unknown_token_errcode not in (300001, 300005, 400101):
+            raise ValueError("unknown_token_errcode must be 300001, 300005 or 400101")
+        if self.rate_window_kind not in get_args(RateWindowKind):
+            raise ValueError("rate_window_kind must be 'sliding' or 'fixed'")
+        if self.errmsg_style not in get_args(ErrmsgStyle):
+            raise ValueError("errmsg_style must be 'english' or 'description'")
+        if not isinstance(self.body_limit, int) or self.body_limit < 1:
+            raise ValueError("body_limit must be a positive number of bytes")
+        if not isinstance(self.signature_window_ms, int) or self.signature_window_ms < 0:
+            raise ValueError("signature_window_ms must be a non-negative integer")
+        for path in self.keyword_fields:
+            if not isinstance(path, str) or not _FIELD_PATH_RE.fullmatch(path):
+                raise ValueError(f"keyword field {path!r} is not a dotted path like 'link.title'")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the options as JSON-ready data."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["keyword_fields"] = list(self.keyword_fields)
+        return data
+
+
+def robot_from_dict(data: Mapping[str, Any]) -> RobotConfig:
+    """Build a :class:`RobotConfig` from JSON data, naming the offending key on error."""
+    known = {f.name for f in fields(RobotConfig)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"unknown robot field(s): {', '.join(unknown)}")
+    for key in ("name", "token"):
+        if key not in data:
+            raise ValueError(f"robot field {key!r} is required")
+    values = dict(data)
+    for key in ("keywords", "ip_allowlist"):
+        if key in values:
+            values[key] = _string_tuple(key, values[key])
+    try:
+        return RobotConfig(**values)
+    except TypeError as exc:
+        raise ValueError(str(exc)) from exc
+
+
+def options_from_dict(
+    data: Mapping[str, Any], base: EmulatorOptions | None = None
+) -> EmulatorOptions:
+    """Return ``base`` (default options) with the JSON fields in ``data`` applied."""
+    current = (base or EmulatorOptions()).to_dict()
+    unknown = sorted(set(data) - set(current))
+    if unknown:
+        raise ValueError(f"unknown option(s): {', '.join(unknown)}")
+    current.update(data)
+    current["keyword_fields"] = _string_tuple("keyword_fields", current["keyword_fields"])
+    return EmulatorOptions(**current)
+
+
+def _string_tuple(key: str, value: Any) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        raise ValueError(f"{key!r} must be a list of strings")
+    items = tuple(value)
+    if not all(isinstance(item, str) for item in items):
+        raise ValueError(f"{key!r} must be a list of strings")
+    return items
+
+
+def parse_rate(text: str) -> tuple[int, float]:
+    """Parse ``"20/60s"``, ``"20/min"`` or ``"3/1s"`` into ``(limit, window_seconds)``."""
+    match = _RATE_RE.fullmatch(text)
+    if match is None:
+        raise ValueError(f"rate {text!r} is not of the form N/60s, N/min or N/1.5s")
+    limit = int(match.group(1))
+    amount = float(match.group(2)) if match.group(2) else 1.0
+    window = amount * _RATE_UNITS[match.group(3)]
+    if limit < 1 or window <= 0:
+        raise ValueError(f"rate {text!r} must allow at least one message in a positive window")
+    return limit, window
+
+
+def parse_robot_spec(spec: str, **settings: Any) -> RobotConfig:
+    """Parse ``NAME[:TOKEN[:SECRET]]``; a missing token is generated like a real one (64 hex)."""
+    name, _, rest = spec.partition(":")
+    token, _, secret = rest.partition(":")
+    return RobotConfig(
+        name,
+        token or secrets.token_hex(32),
+        secret=secret or None,
+        **settings,
+    )

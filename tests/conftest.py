@@ -1,0 +1,30 @@
+"""Shared fixtures: the emulator fixtures come from the dingpush.testing pytest plugin."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest_plugins = ["dingpush.testing"]
+
+_PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep the machine's proxy and dingpush settings out of every test."""
+    for name in _PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    for name in (
+        "DINGPUSH_OAPI_BASE",
+        "DINGPUSH_API_BASE",
+        "DINGPUSH_CONFIG",
+        "DINGPUSH_WEBHOOK",
+        "DINGPUSH_SECRET",
+    ):
+        monkeypatch.delenv(name, raising=False)

@@ -1,0 +1,52 @@
+"""Every documentation example marked ``<!-- test -->`` runs, against the emulator."""
+
+from __future__ import annotations
+
+import inspect
+import pathlib
+import re
+import typing
+
+import pytest
+
+from dingpush.testing import EmulatorServer
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+_BLOCK = re.compile(r"<!-- test -->\s*\n```python\n(?P<code>.*?)\n```", re.DOTALL)
+
+SECRET = "SEC-docs-example-secret"
+
+
+def _examples() -> list[typing.Any]:
+    found = []
+    for path in DOCS:
+        text = path.read_text(encoding="utf-8")
+        for match in _BLOCK.finditer(text):
+            line = text.count("\n", 0, match.start("code")) + 1
+            found.append(pytest.param(path, match["code"], id=f"{path.name}:{line}"))
+    return found
+
+
+@pytest.mark.parametrize(("path", "code"), _examples())
+def test_example_runs(
+    path: pathlib.Path,
+    code: str,
+    dingtalk_emulator: EmulatorServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    dingtalk_emulator.add_robot("docs", "docs-token", secret=SECRET)
+    monkeypatch.setenv("DINGPUSH_WEBHOOK", dingtalk_emulator.webhook_url("docs"))
+    monkeypatch.setenv("DINGPUSH_SECRET", SECRET)
+    namespace: dict[str, typing.Any] = {"__name__": f"docs_example_{path.stem}"}
+    exec(compile(code, str(path), "exec"), namespace)
+    for name, function in list(namespace.items()):
+        if name.startswith("test_") and inspect.isfunction(function):
+            dingtalk_emulator.emulator.reset(robots=True)
+            parameters = inspect.signature(function).parameters
+            function(**({"dingtalk_emulator": dingtalk_emulator} if parameters else {}))
+
+
+def test_docs_have_examples() -> None:
+    assert len(_examples()) >= 3
