@@ -26,5 +26,14 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         "DINGPUSH_CONFIG",
         "DINGPUSH_WEBHOOK",
         "DINGPUSH_SECRET",
+        "DINGPUSH_LIMITER_PATH",
     ):
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits() -> None:
+    """Every test starts with empty process-wide send logs (robots' tokens repeat across tests)."""
+    from dingpush._limiter import reset_default_limiters
+
+    reset_default_limiters()

@@ -9,16 +9,22 @@ from __future__ import annotations
 from .__version__ import __description__, __title__, __version__
 from ._clock import *
 from ._errors import *
+from ._filelimiter import FileRateLimiter
+from ._limiter import MemoryRateLimiter, Rate, RateLimiter, Reservation, default_limiter
 from ._masking import mask
 from ._messages import *
+from ._pool import AsyncRobotPool, RobotPool
+from ._retry import RetryPolicy
 from ._robot import *
 from ._signing import sign
+from ._split import Splitter
 from ._targets import WebhookTarget, parse_robot_target
 
 __all__ = [
     "APIError",
     "ActionCard",
     "AsyncRobot",
+    "AsyncRobotPool",
     "At",
     "BadCredentials",
     "Button",
@@ -28,22 +34,32 @@ __all__ = [
     "DingPushError",
     "FeedCard",
     "FeedItem",
+    "FileRateLimiter",
     "InvalidAccessToken",
     "InvalidMessage",
     "InvalidRequest",
     "Link",
     "Markdown",
+    "MemoryRateLimiter",
     "Message",
     "MessageTooLarge",
+    "PartialDelivery",
     "PermissionDenied",
     "PlatformThrottled",
+    "PoolExhausted",
     "ProtocolError",
+    "Rate",
     "RateLimited",
+    "RateLimiter",
+    "Reservation",
+    "RetryPolicy",
     "Robot",
+    "RobotPool",
     "RobotUnavailable",
     "SecurityRejected",
     "SendResult",
     "ServerBusy",
+    "Splitter",
     "SystemClock",
     "Text",
     "Timeout",
@@ -55,6 +71,7 @@ __all__ = [
     "__description__",
     "__title__",
     "__version__",
+    "default_limiter",
     "error_from_reply",
     "mask",
     "parse_message",
