@@ -193,14 +193,17 @@ class _Cuts:
         reach = self._reach(start, fits)
         if reach is None:
             return None
-        for candidates, protect in (
-            (self.paragraphs, True),
-            (self.lines, True),
-            (None, True),
-            (self.lines, False),
-            (None, False),
+        for candidates, protect, whole in (
+            (self.paragraphs, True, True),
+            (self.lines, True, True),
+            (None, True, True),
+            # A fence, link or URL larger than a part cannot stay whole: cut it at a line,
+            # else at a character; as a last resort, even a run of combining marks.
+            (self.lines, False, True),
+            (None, False, True),
+            (None, False, False),
         ):
-            cut = self._last(candidates, start, reach, protect, fits)
+            cut = self._last(candidates, start, reach, protect, whole, fits)
             if cut is not None:
                 return cut
         return None
@@ -222,6 +225,7 @@ class _Cuts:
         start: int,
         reach: int,
         protect: bool,
+        whole: bool,
         fits: Callable[[int], bool],
     ) -> int | None:
         if candidates is None:
@@ -231,7 +235,7 @@ class _Cuts:
             left = bisect.bisect_right(candidates, start)
             positions = reversed(candidates[left:right])
         for position in positions:
-            if not self._breakable(position):
+            if whole and not self._breakable(position):
                 continue
             if protect and self._protected(position):
                 continue
