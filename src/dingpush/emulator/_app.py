@@ -61,9 +61,12 @@ _GRACEFUL_SHUTDOWN_S = 5
 def bind_socket(host: str, port: int) -> socket.socket:
     """Bind a listening TCP socket; port 0 picks a free port, read back with :func:`base_url`."""
     family = socket.AF_INET6 if _is_ipv6(host) else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not 0: asyncio disables Nagle only on sockets whose proto says TCP, and with
+    # Nagle on, each kept-alive answer (headers, then body) waits ~40 ms for a delayed ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.bind((host, port))
         sock.listen(128)
         sock.setblocking(False)
