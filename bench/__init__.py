@@ -6,6 +6,6 @@ runner. Scenarios live in ``bench/scenarios/``: a module there that decorates a 
 ``@scenario(...)`` is picked up without touching the runner.
 """
 
-from ._registry import Context, Section, scenario, scenarios
+from ._registry import Context, Run, Section, median, scenario, scenarios
 
-__all__ = ["Context", "Section", "scenario", "scenarios"]
+__all__ = ["Context", "Run", "Section", "median", "scenario", "scenarios"]

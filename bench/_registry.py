@@ -7,7 +7,6 @@ import subprocess
 import sys
 import threading
 import time
-
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 

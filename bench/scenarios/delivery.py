@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import secrets
 
-from .._registry import Context, Run, Section, median, scenario
+from bench import Context, Run, Section, median, scenario
 
 SECRET = "SEC" + secrets.token_hex(16)
 UNLIMITED = "1000000000/1s"
