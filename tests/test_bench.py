@@ -1,4 +1,4 @@
-"""The benchmark harness runs end to end in quick mode and writes its tables (no timing asserted)."""
+"""The benchmark harness runs end to end in quick mode and writes its tables (never timed)."""
 
 from __future__ import annotations
 

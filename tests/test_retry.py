@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import pytest
@@ -144,7 +145,12 @@ class TestExactlyOnce:
         with Robot(url, secret=SECRET, timeout=0.2, retry=FAST) as robot:
             result = robot.send("slow")
         assert result.attempts == 2
+        # Wait (bounded) for the slow request to land, so it cannot spill into the next test.
+        deadline = time.monotonic() + 5
+        while len(dingtalk_emulator.emulator.requests()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
         delivered_once(dingtalk_emulator, [result])
+        assert dingtalk_emulator.emulator.stats().robots["ops"].duplicates == 1
 
     def test_soak_with_random_faults(self, dingtalk_emulator: EmulatorServer, url: str) -> None:
         emulator = dingtalk_emulator.emulator

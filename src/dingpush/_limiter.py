@@ -201,8 +201,10 @@ class MemoryRateLimiter:
         # The heap's smallest stamp is the oldest send; drop those the window has passed.
         while stamps and stamps[0] + rate.window <= now:
             heapq.heappop(stamps)
-        wait = free_in(stamps, window.pending, rate, now)
-        return max(wait, window.cool_until - now, 0.0)
+        cooling = window.cool_until - now
+        if len(stamps) + window.pending < rate.limit:  # the common case, in O(1)
+            return max(cooling, 0.0)
+        return max(free_in(stamps, window.pending, rate, now), cooling, 0.0)
 
     def _complete(self, reservation: _MemoryReservation, extra: float) -> None:
         with self._lock:
