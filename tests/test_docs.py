@@ -35,10 +35,13 @@ def test_example_runs(
     dingtalk_emulator: EmulatorServer,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
+    tmp_path: pathlib.Path,
 ) -> None:
     dingtalk_emulator.add_robot("docs", "docs-token", secret=SECRET)
     monkeypatch.setenv("DINGPUSH_WEBHOOK", dingtalk_emulator.webhook_url("docs"))
     monkeypatch.setenv("DINGPUSH_SECRET", SECRET)
+    # FileRateLimiter() in an example writes its log here, not in the user's cache directory.
+    monkeypatch.setenv("DINGPUSH_LIMITER_PATH", str(tmp_path / "ratelimit.sqlite3"))
     namespace: dict[str, typing.Any] = {"__name__": f"docs_example_{path.stem}"}
     exec(compile(code, str(path), "exec"), namespace)
     for name, function in list(namespace.items()):
