@@ -102,7 +102,8 @@ class Splitter:
             )
         text = message.content if isinstance(message, Text) else message.text
         cuts = _Cuts(text, markdown=isinstance(message, Markdown))
-        digits = 1
+        # Guess the number of parts so the marker's width is usually right the first time.
+        digits = len(str(-(-size // limit)))
         while True:
             placeholder = "9" * digits
             chunks = self._cut(cuts, message, placeholder, limit, measure)
@@ -153,7 +154,7 @@ class Splitter:
             if fits(len(text)):
                 chunks.append(text[start:])
                 break
-            end = cuts.best(start, fits)
+            end = cuts.best(start, fits, limit)
             if end is None:
                 raise MessageTooLarge.local(
                     size=measure(message),
@@ -188,9 +189,9 @@ class _Cuts:
         self.starts = [begin for begin, _ in merged]
         self.spans = merged
 
-    def best(self, start: int, fits: Callable[[int], bool]) -> int | None:
+    def best(self, start: int, fits: Callable[[int], bool], limit: int) -> int | None:
         """The best cut after ``start`` whose part fits, or ``None`` if not even one fits."""
-        reach = self._reach(start, fits)
+        reach = self._reach(start, fits, limit)
         if reach is None:
             return None
         for candidates, protect, whole in (
@@ -208,9 +209,10 @@ class _Cuts:
                 return cut
         return None
 
-    def _reach(self, start: int, fits: Callable[[int], bool]) -> int | None:
+    def _reach(self, start: int, fits: Callable[[int], bool], limit: int) -> int | None:
         """The farthest end such that ``text[start:end]`` fits (binary search)."""
-        lo, hi = start, len(self.text)
+        # Every character costs at least a byte: a part never holds more than `limit` of them.
+        lo, hi = start, min(len(self.text), start + limit)
         while lo < hi:
             mid = (lo + hi + 1) // 2
             if fits(mid):
