@@ -22,10 +22,6 @@ from ._errors import (
 
 __all__ = ["RetryPolicy", "RetryTypes", "as_retry_policy"]
 
-#: What ``retry=`` accepts: ``True``/``None`` (the default policy), ``False`` (one attempt),
-#: a number of attempts, or a ``RetryPolicy``.
-RetryTypes: typing.TypeAlias = "RetryPolicy | bool | int | None"
-
 # Platform-wide throttles and the back-off DingTalk advises for each (protocol §7).
 _ONE_SECOND_PENALTY = frozenset({90018, "Forbidden.AccessDenied.QpsLimitForAppkeyAndApi"})
 _PER_MINUTE_PENALTY = frozenset({"Forbidden.AccessDenied.QpmLimitForAppkeyAndApi"})
@@ -124,6 +120,10 @@ def _advised(attempt: int, error: BaseException) -> float:
             floor = max(floor, float(2 ** (attempt - 1)))
     return floor
 
+
+#: What ``retry=`` accepts: ``True``/``None`` (the default policy), ``False`` (one attempt),
+#: a number of attempts, or a ``RetryPolicy``.
+RetryTypes: typing.TypeAlias = RetryPolicy | bool | int | None
 
 _DEFAULT = RetryPolicy()
 _NEVER = RetryPolicy.never()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import typing
 import urllib.parse
 import uuid
@@ -40,6 +41,10 @@ logger = logging.getLogger("dingpush")
 
 #: DingTalk refuses a webhook body over 20,000 bytes with 460101 (protocol §1.5).
 WEBHOOK_BODY_LIMIT = 20_000
+#: Connections a client keeps to DingTalk; more sends in flight queue for one of them. Eight
+#: carry ~150 messages a second at a 50 ms round trip, far above DingTalk's limits, while
+#: keeping httpcore's per-request scan of its pool short (see ``_limits``).
+MAX_CONNECTIONS = 8
 
 if typing.TYPE_CHECKING:
     import httpx
@@ -262,15 +267,30 @@ def _http_options(
     import httpx
 
     return {
+        # No pool time-out: a send queued behind others for a connection is bounded by their
+        # own connect/read time-outs, and a local queue is not DingTalk failing to answer.
         "timeout": (
-            httpx.Timeout(DEFAULT_TIMEOUT, connect=DEFAULT_CONNECT_TIMEOUT)
+            httpx.Timeout(DEFAULT_TIMEOUT, connect=DEFAULT_CONNECT_TIMEOUT, pool=None)
             if timeout is None
             else timeout
         ),
+        "limits": _limits(),
         "proxy": proxy,
         "trust_env": trust_env,
         "headers": JSON_HEADERS,
     }
+
+
+def _limits() -> httpx.Limits:
+    """All of a client's requests go to one host: a few kept-alive connections serve best.
+
+    Profiled with 64 sends in flight against the emulator: httpx keeps 20 connections alive by
+    default, so 64 connections churn, and httpcore's pool checks every connection for every
+    request (1.7 ms of CPU a message at 16 connections, 1.1 ms at 8, 0.9 ms at 2).
+    """
+    import httpx
+
+    return httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS)
 
 
 class Robot:
@@ -333,6 +353,9 @@ class Robot:
                 transport=transport, **_http_options(timeout, proxy, trust_env)
             )
         self._http = http_client
+        # Requests beyond the pool's connections wait here, in O(1), not in httpcore's pool,
+        # which rescans every queued request whenever a connection frees (O(n²) under load).
+        self._gate = threading.BoundedSemaphore(MAX_CONNECTIONS)
 
     @property
     def target(self) -> WebhookTarget:
@@ -364,7 +387,7 @@ class Robot:
         return run(flow, self._core.clock, self._request)
 
     def _request(self, step: Post) -> Reply:
-        with map_transport_errors(step.core.redact, "DingTalk"):
+        with self._gate, map_transport_errors(step.core.redact, "DingTalk"):
             response = self._http.post(
                 step.core.url(), content=step.prepared.content, headers=JSON_HEADERS
             )
@@ -426,6 +449,9 @@ class AsyncRobot:
                 transport=transport, **_http_options(timeout, proxy, trust_env)
             )
         self._http = http_client
+        import asyncio  # only async users pay for it, as in SystemClock.asleep
+
+        self._gate = asyncio.Semaphore(MAX_CONNECTIONS)  # see Robot: fewer queued in httpcore
 
     @property
     def target(self) -> WebhookTarget:
@@ -451,6 +477,10 @@ class AsyncRobot:
         return await arun(flow, self._core.clock, self._request)
 
     async def _request(self, step: Post) -> Reply:
+        async with self._gate:
+            return await self._post(step)
+
+    async def _post(self, step: Post) -> Reply:
         with map_transport_errors(step.core.redact, "DingTalk"):
             response = await self._http.post(
                 step.core.url(), content=step.prepared.content, headers=JSON_HEADERS
