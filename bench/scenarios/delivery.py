@@ -277,7 +277,7 @@ def signed(context: Context) -> Section:
     )
     for tool in ("dingpush", *PEERS):
         url = _fresh(context, "signed", secret=SECRET)
-        run = context.run_tool(tool, [url], count, secret=SECRET, rate="20/60s", retry=False)
+        run = context.run_tool(tool, [url], count, secret=SECRET, rate="20/60s")
         stats = context.emulator.stats("signed")
         accepted = int(stats["accepted"])
         refused = ", ".join(f"{n} {reason}" for reason, n in stats["rejected"].items()) or "0"
