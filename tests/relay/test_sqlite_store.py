@@ -276,3 +276,12 @@ def test_query_files_are_parsed_strictly() -> None:
         ops.load_queries("-- name: a\nSELECT 1;\n-- name: a\nSELECT 2;\n")
     with pytest.raises(ValueError, match="'b' is defined twice or has no SQL"):
         ops.load_queries(text)
+
+
+async def test_concurrent_openers_share_one_start(path: pathlib.Path) -> None:
+    store = SQLiteStore(path)
+    await asyncio.gather(store.open(), store.open(), store.open())
+    try:
+        assert (await store.get((await store.enqueue(new())).id)).status is Status.QUEUED
+    finally:
+        await store.aclose()

@@ -84,7 +84,7 @@ class SQLiteStore:
         max_size: int | None = None,
     ) -> None:
         self.path = pathlib.Path(path)
-        if str(path) == ":memory:" or str(path).startswith("file:"):
+        if str(path) in ("", ":memory:"):
             raise ValueError(
                 "SQLiteStore needs a file path; use MemoryStore for an outbox in memory"
             )
@@ -98,6 +98,8 @@ class SQLiteStore:
         self._max_size = max_size
         self._writer: Writer | None = None
         self._pool: _ReaderPool | None = None
+        self._starting: concurrent.futures.Future[None] | None = None
+        self._pending: tuple[Writer, _ReaderPool] | None = None
         self._signal = WorkSignal()
         self._open_lock = threading.Lock()
         #: The schema version the file had when this store opened it (0 for a new file).
@@ -111,31 +113,41 @@ class SQLiteStore:
 
     async def open(self) -> None:
         with self._open_lock:
-            if self._writer is not None:
-                return
-            writer = Writer(
-                self._connect,
-                self._setup,
-                self._unavailable,
-                max_batch=self._max_batch,
-            )
-            self._writer = writer
+            starting = self._starting
+            if starting is None:
+                writer = Writer(
+                    self._connect, self._setup, self._unavailable, max_batch=self._max_batch
+                )
+                starting = self._starting = writer.start()
+                self._pending = (
+                    writer,
+                    _ReaderPool(self._readers, self._reader, self._unavailable),
+                )
         try:
-            await asyncio.wrap_future(writer.start())
+            # Concurrent openers all wait here for the same start; only then may anyone write.
+            await asyncio.wrap_future(starting)
         except BaseException:
-            self._writer = None
+            with self._open_lock:
+                failed = self._pending if self._starting is starting else None
+                if failed is not None:  # leave the store ready for another try
+                    self._starting = self._pending = None
+            if failed is not None:
+                failed[1].close()  # no reader has run yet: nothing to wait for
             raise
-        self._pool = _ReaderPool(self._readers, self._connect_reader, self._unavailable)
+        with self._open_lock:
+            if self._starting is starting and self._pending is not None:
+                self._writer, self._pool = self._pending
 
     async def aclose(self) -> None:
-        writer, pool = self._writer, self._pool
-        if writer is None:
+        with self._open_lock:
+            pending, self._starting, self._pending = self._pending, None, None
+            self._writer = self._pool = None
+        if pending is None:
             return
+        writer, pool = pending
         writer.close()
         await asyncio.to_thread(writer.join)
-        if pool is not None:
-            await asyncio.to_thread(pool.close)
-        self._writer = self._pool = None
+        await asyncio.to_thread(pool.close)
 
     async def __aenter__(self) -> typing.Self:
         await self.open()
@@ -156,7 +168,7 @@ class SQLiteStore:
     def _connect(self) -> sqlite3.Connection:
         return connect(self.path, lock_timeout=self._lock_timeout, max_size=self._max_size)
 
-    def _connect_reader(self) -> sqlite3.Connection:
+    def _reader(self) -> sqlite3.Connection:
         return connect(self.path, lock_timeout=self._lock_timeout, readonly=True)
 
     def _setup(self, conn: sqlite3.Connection) -> None:

@@ -257,8 +257,8 @@ def unavailable(exc: sqlite3.Error, path: pathlib.Path | str) -> StoreUnavailabl
     where = repr(os.fspath(path))
     if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
         text = (
-            f"the outbox {where} is locked by another process beyond the lock timeout: "
-            "stop the other writer (only one relay may use an SQLite outbox) or retry"
+            f"the outbox {where} stayed locked by another process beyond the lock timeout: "
+            "retry, or stop the process holding it (run one relay per SQLite outbox)"
         )
     elif name == "SQLITE_FULL":
         text = (
