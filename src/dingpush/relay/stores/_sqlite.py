@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import logging
 import os
 import pathlib
 import sqlite3
@@ -43,12 +44,14 @@ from ._base import (
     encode_reply,
 )
 from ._errors import StoreError, StoreUnavailable
-from ._sqlite_schema import connect, migrate, unavailable
+from ._sqlite_schema import Migration, connect, migrate, unavailable
 from ._sqlite_writer import Writer, WriteStats
 
 __all__ = ["SQLiteStore"]
 
 R = typing.TypeVar("R")
+
+log = logging.getLogger("dingpush.relay.outbox")
 
 DEFAULT_PATH = "dingpush-outbox.sqlite"
 
@@ -172,7 +175,12 @@ class SQLiteStore:
         return connect(self.path, lock_timeout=self._lock_timeout, readonly=True)
 
     def _setup(self, conn: sqlite3.Connection) -> None:
-        self.opened_at_version = migrate(conn, self.path)
+        self.opened_at_version = migrate(conn, self.path, on_step=self._log_step)
+
+    def _log_step(self, step: Migration) -> None:
+        log.info(
+            "outbox %s upgraded to schema version %d: %s", self.path, step.version, step.summary
+        )
 
     def _unavailable(self, exc: sqlite3.Error) -> StoreUnavailable:
         return unavailable(exc, self.path)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import pathlib
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from dingpush._errors import ConfigError
@@ -189,12 +189,16 @@ def migrate(
     path: pathlib.Path,
     *,
     up_to: int = SCHEMA_VERSION,
+    steps: Sequence[Migration] = MIGRATIONS,
     on_step: Callable[[Migration], None] | None = None,
 ) -> int:
-    """Bring the file to schema ``up_to`` and return the version it had before."""
+    """Bring the file to schema ``up_to`` and return the version it had before.
+
+    ``on_step`` is told of each step once it has committed.
+    """
     try:
         before = _check_file(conn, path)
-        for step in MIGRATIONS:
+        for step in steps:
             if before < step.version <= up_to:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
@@ -270,5 +274,5 @@ def unavailable(exc: sqlite3.Error, path: pathlib.Path | str) -> StoreUnavailabl
     elif name.startswith("SQLITE_IOERR"):
         text = f"an I/O error on the outbox {where} ({exc}): check the disk; nothing was stored"
     else:
-        text = f"the outbox {where} cannot commit: {exc}"
+        text = f"the outbox {where} is unavailable: {exc}"
     return StoreUnavailable(text)

@@ -103,7 +103,7 @@ class Writer:
             if self._closing:
                 raise StoreUnavailable("the outbox store is closed")
             if self._failure is not None:
-                raise StoreUnavailable(f"the outbox writer has stopped: {self._failure}")
+                raise StoreUnavailable(f"the outbox writer has stopped: {self._failure!r}")
             self._queue.put((operation, future))
         return future
 
@@ -118,10 +118,6 @@ class Writer:
     def join(self, timeout: float | None = None) -> None:
         if self._thread.is_alive():
             self._thread.join(timeout)
-
-    @property
-    def alive(self) -> bool:
-        return self._thread.is_alive()
 
     def stats(self) -> WriteStats:
         return WriteStats(self._transactions, self._operations, self._largest)
@@ -148,7 +144,12 @@ class Writer:
             with self._lock:
                 self._failure = exc
         finally:
-            self._fail_pending(StoreUnavailable("the outbox store is closed"))
+            failure = self._failure
+            self._fail_pending(
+                StoreUnavailable(f"the outbox writer has stopped: {failure!r}")
+                if failure is not None
+                else StoreUnavailable("the outbox store is closed")
+            )
             conn.close()
 
     def _stop_with(self, exc: BaseException) -> None:
