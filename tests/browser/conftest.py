@@ -43,9 +43,14 @@ VIEWPORT: ViewportSize = {"width": 1280, "height": 800}
 Screenshot = Callable[[str], pathlib.Path]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """One headless Chromium for the session."""
+    """One headless Chromium per test module.
+
+    While it runs, Playwright's sync API holds an asyncio loop open in the main thread, which
+    keeps ``anyio`` tests from starting theirs: so the browser lives for one module only, and
+    browser test modules hold browser tests only.
+    """
     if not CHROMIUM.exists():
         pytest.fail(
             f"{CHROMIUM} is missing: browser tests need Debian's Chromium. "
