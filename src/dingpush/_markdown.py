@@ -743,8 +743,10 @@ def check_markdown(
             findings.extend(_block_findings(number, line, previous))
             findings.extend(_inline_findings(number, line))
         previous = line
+    # An underlined heading's finding already says its two lines are drawn as one.
+    setext = {f.line for f in findings if f.kind == "setext-heading"}
     for number in _soft_breaks(parse_markdown(text)):
-        if number not in covered and (number - 1) not in covered:
+        if number not in covered and (number - 1) not in covered and number not in setext:
             findings.append(
                 _finding(
                     number,

@@ -233,3 +233,17 @@ def test_message_text_cannot_run_script(page: Page, dingtalk_emulator: EmulatorS
     assert page.locator("#messages script, #messages svg, #messages img[src=x]").count() == 0
     assert page.locator("#messages a[href^=javascript]").count() == 0
     assert dialogs == []
+
+
+def test_preview_page_is_accessible(page: Page, screenshot: Screenshot) -> None:
+    from dingpush.web import MessageRenderer
+
+    markdown = Markdown(
+        "Weekly report",
+        "### Weekly report\n- uptime **99.9%**\n\n| host | cpu |\n|---|---|\n| web-01 | 97% |\n\n"
+        "```\ntail -f app.log\n```",
+    )
+    page.set_content(MessageRenderer().page(markdown.to_payload(), title="Weekly report"))
+    expect(page.locator(".findings li")).to_have_count(2)
+    assert_accessible(page)
+    screenshot("preview")

@@ -14,6 +14,7 @@ from dingpush import ActionCard, At, Button, FeedCard, FeedItem, Link, Markdown,
 from dingpush.web import (
     MessageRenderer,
     avatar_for,
+    findings_for,
     format_duration,
     image_src,
     markdown_html,
@@ -345,3 +346,16 @@ def test_helpers() -> None:
     assert re.fullmatch(r"\d\d:\d\d", time_label(0.0).short)  # type: ignore[union-attr]
     assert ".card__buttons--horizontal" in stylesheet()
     assert str(text_html("<b>")) == "&lt;b&gt;"
+
+
+def test_preview_page_stands_alone_and_lists_findings(renderer: MessageRenderer) -> None:
+    payload = Markdown("Report", "a\n\n| a | b |\n|---|---|\n| 1 | 2 |").to_payload()
+    page = renderer.page(payload, title="Weekly <report>")
+    assert page.startswith("<!doctype html>")
+    assert "<style>" in page and "<link" not in page and "<script" not in page
+    assert "<title>Weekly &lt;report&gt; · dingpush preview</title>" in page
+    assert "line 3:" in page and ">table</span>" in page
+    clean = renderer.page(Text("hello").to_payload())
+    assert "Nothing: DingTalk draws this message as written." in clean
+    assert len(findings_for(renderer.view(payload))) == 1
+    assert findings_for(renderer.view(Text("`x`").to_payload())) == []

@@ -17,8 +17,10 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
+from dingpush._markdown import MarkdownFinding, check_markdown
+
 from ._html import MediaURL, image_src, markdown_html, safe_href, text_html
-from ._views import MediaRef, MessageView, view_for
+from ._views import ActionCardView, MarkdownView, MediaRef, MessageView, view_for
 
 __all__ = [
     "Avatar",
@@ -26,6 +28,7 @@ __all__ = [
     "TimeLabel",
     "avatar_for",
     "create_environment",
+    "findings_for",
     "format_duration",
     "stylesheet",
     "time_label",
@@ -99,6 +102,13 @@ def format_duration(seconds: float | None) -> str:
         return ""
     whole = round(seconds)
     return f"{whole // 60}:{whole % 60:02d}"
+
+
+def findings_for(view: MessageView) -> list[MarkdownFinding]:
+    """Return what DingTalk will not render in a view's markdown (none for other types)."""
+    if isinstance(view, MarkdownView | ActionCardView):
+        return check_markdown(view.text, title=view.title)
+    return []
 
 
 class _Helpers:
@@ -177,4 +187,28 @@ class MessageRenderer:
                 message_id=message_id,
                 h=self.helpers,
             )
+        )
+
+    def page(
+        self,
+        message: MessageView | Mapping[str, Any],
+        *,
+        title: str = "Message preview",
+        sender: str = "dingpush",
+        time: float | None = None,
+        channel: str | None = None,
+        findings: list[MarkdownFinding] | None = None,
+    ) -> str:
+        """Return a whole HTML page showing one message and what DingTalk will not render.
+
+        The page stands alone (its stylesheet is inlined), so it can be saved to a file and
+        opened from disk. ``findings`` default to :func:`findings_for` the message.
+        """
+        view: MessageView = self.view(message, channel=channel)
+        template = self.environment.get_template("preview.html")
+        return template.render(
+            page_title=title,
+            message=self.render(view, sender=sender, time=time),
+            findings=findings_for(view) if findings is None else findings,
+            inline_css=stylesheet(),
         )

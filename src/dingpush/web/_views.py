@@ -39,7 +39,7 @@ __all__ = [
 
 Orientation = Literal["vertical", "horizontal"]
 _SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
-_HEX_COLOR_RE = re.compile(r"^(?:[0-9A-Fa-f]{2})?([0-9A-Fa-f]{6})$")
+_HEX_COLOR_RE = re.compile(r"^(?:0x|#)?(?:[0-9A-Fa-f]{2})?([0-9A-Fa-f]{6})$", re.IGNORECASE)
 
 
 def _str(value: Any) -> str:
@@ -284,7 +284,7 @@ def _seconds(value: Any, *, scale: float = 1.0) -> float | None:
 
 
 def _color(value: Any) -> str:
-    """``FFBBBBBB`` (ARGB) or ``BBBBBB`` → ``#BBBBBB``; anything else is dropped."""
+    """``FFBBBBBB`` or ``0xFFBBBBBB`` (ARGB) or ``BBBBBB`` → ``#BBBBBB``; anything else: empty."""
     match = _HEX_COLOR_RE.match(_str(value).strip())
     return f"#{match.group(1).upper()}" if match else ""
 
