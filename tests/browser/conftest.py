@@ -12,6 +12,7 @@ import pathlib
 import re
 import shutil
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -76,28 +77,57 @@ def output_dir(request: pytest.FixtureRequest) -> pathlib.Path:
     return folder
 
 
+@dataclass
+class _PageRecord:
+    page: Page
+    output_dir: pathlib.Path
+    problems: list[str] = field(default_factory=list)
+
+
+_PAGE = pytest.StashKey[_PageRecord]()
+
+
 @pytest.fixture
-def page(browser: Browser, output_dir: pathlib.Path) -> Iterator[Page]:
-    """A fresh page; at the end a full-page screenshot, and page errors fail the test."""
+def page(
+    browser: Browser, output_dir: pathlib.Path, request: pytest.FixtureRequest
+) -> Iterator[Page]:
+    """A fresh page; a full-page screenshot when the test ends, and page errors fail it."""
     context = browser.new_context(viewport=VIEWPORT, locale="en-US")
     page = context.new_page()
-    problems: list[str] = []
+    record = _PageRecord(page, output_dir)
+    request.node.stash[_PAGE] = record
 
     def on_console(message: ConsoleMessage) -> None:
         # Failed image loads are expected: robots link pictures on hosts this machine cannot
         # reach. Script errors and refused scripts (CSP) are not.
         if message.type == "error" and "Failed to load resource" not in message.text:
-            problems.append(f"console error: {message.text}")
+            record.problems.append(f"console error: {message.text}")
 
     page.on("console", on_console)
-    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    page.on("pageerror", lambda error: record.problems.append(f"page error: {error}"))
     try:
         yield page
-        if not page.is_closed():
-            page.screenshot(path=output_dir / "final.png", full_page=True)
     finally:
         context.close()
-    assert not problems, "\n".join(problems)
+    assert not record.problems, "\n".join(record.problems)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """Screenshot the page right after the test body, before any fixture is torn down.
+
+    Later, other fixtures' teardown (an emulator reset) may already be changing the page.
+    A failed screenshot is reported by the ``page`` fixture, never over the test's own failure.
+    """
+    try:
+        return (yield)
+    finally:
+        record = item.stash.get(_PAGE, None)
+        if record is not None and not record.page.is_closed():
+            try:
+                record.page.screenshot(path=record.output_dir / "final.png", full_page=True)
+            except Error as exc:
+                record.problems.append(f"final screenshot failed: {exc}")
 
 
 @pytest.fixture
