@@ -9,7 +9,7 @@ from __future__ import annotations
 from .__version__ import __description__, __title__, __version__
 from ._clock import *
 from ._errors import *
-from ._markdown import MarkdownFinding, check_markdown
+from ._markdown_check import MarkdownFinding, check_markdown
 from ._masking import mask
 from ._messages import *
 from ._robot import *
