@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from ._chat import chat_routes
 from ._config import EmulatorOptions, RobotConfig
 from ._control import control_routes
 from ._robot import install_drop_log_filter, robot_routes
@@ -47,6 +48,7 @@ def create_app(emulator: Emulator | None = None) -> Starlette:
     routes = [
         *robot_routes(emulator),
         *control_routes(emulator),
+        *chat_routes(emulator),
     ]
     install_drop_log_filter()
     app = Starlette(routes=routes, exception_handlers={404: _http_error, 405: _http_error})
