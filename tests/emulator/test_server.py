@@ -189,3 +189,17 @@ def test_cli_rejects_a_bad_rate() -> None:
     )
     assert result.returncode == 2
     assert "rate 'fast'" in result.stderr
+
+
+def test_listening_socket_is_tcp_so_answers_are_not_delayed_by_nagle() -> None:
+    # asyncio sets TCP_NODELAY only on accepted sockets whose proto is IPPROTO_TCP; with proto 0
+    # every reply written in two parts waited ~40 ms for the client's delayed ACK.
+    import socket
+
+    from dingpush.emulator._app import bind_socket
+
+    sock = bind_socket("127.0.0.1", 0)
+    try:
+        assert sock.proto == socket.IPPROTO_TCP
+    finally:
+        sock.close()
