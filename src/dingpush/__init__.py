@@ -7,6 +7,11 @@ and the emulator live behind extras.
 from __future__ import annotations
 
 from .__version__ import __description__, __title__, __version__
+from ._app import *
+from ._app_messages import *
+from ._app_results import *
+from ._async_app import *
+from ._channels import msg_param_bytes, notice_msg_bytes
 from ._clock import *
 from ._errors import *
 from ._masking import mask
@@ -14,11 +19,21 @@ from ._messages import *
 from ._robot import *
 from ._signing import sign
 from ._targets import WebhookTarget, parse_robot_target
+from ._tokens import AccessToken, FileTokenCache, TokenCache, default_token_cache_path
 
 __all__ = [
+    "OA",
     "APIError",
+    "AccessToken",
     "ActionCard",
+    "App",
+    "AppGroup",
+    "AppUsers",
+    "AsyncApp",
+    "AsyncAppGroup",
+    "AsyncAppUsers",
     "AsyncRobot",
+    "AsyncWorkNotice",
     "At",
     "BadCredentials",
     "Button",
@@ -28,6 +43,10 @@ __all__ = [
     "DingPushError",
     "FeedCard",
     "FeedItem",
+    "File",
+    "FileTokenCache",
+    "GroupSendResult",
+    "Image",
     "InvalidAccessToken",
     "InvalidMessage",
     "InvalidRequest",
@@ -35,6 +54,11 @@ __all__ = [
     "Markdown",
     "Message",
     "MessageTooLarge",
+    "NoticeDelivery",
+    "NoticeForbidden",
+    "NoticeProgress",
+    "NoticeSendResult",
+    "OAField",
     "PermissionDenied",
     "PlatformThrottled",
     "ProtocolError",
@@ -47,16 +71,22 @@ __all__ = [
     "SystemClock",
     "Text",
     "Timeout",
+    "TokenCache",
     "TokenNotFound",
     "TransportError",
     "UnsupportedMessage",
     "UnsupportedMessageType",
+    "UsersSendResult",
     "WebhookTarget",
+    "WorkNotice",
     "__description__",
     "__title__",
     "__version__",
+    "default_token_cache_path",
     "error_from_reply",
     "mask",
+    "msg_param_bytes",
+    "notice_msg_bytes",
     "parse_message",
     "parse_robot_target",
     "sign",
