@@ -21,8 +21,8 @@ from ._signing import sign
 from ._targets import WebhookTarget, parse_robot_target
 from ._tokens import AccessToken, FileTokenCache, TokenCache, default_token_cache_path
 
-__all__ = [
-    "OA",
+# A plain sort (tests/test_exports.py), not ruff's isort-style one that puts OA first.
+__all__ = [  # noqa: RUF022
     "APIError",
     "AccessToken",
     "ActionCard",
@@ -58,6 +58,7 @@ __all__ = [
     "NoticeForbidden",
     "NoticeProgress",
     "NoticeSendResult",
+    "OA",
     "OAField",
     "PermissionDenied",
     "PlatformThrottled",
