@@ -322,7 +322,9 @@ class AppApiMixin(AppsMixin):
         app = self._valid_token(call.query_value("access_token"), now)
         if app is None:
             return oapi_error(INVALID_TOKEN_OAPI)
-        parts = parse_multipart(call.content_type, call.body) or []
+        parts = parse_multipart(call.content_type, call.body)
+        if parts is None:  # not multipart/form-data: there is no file to take
+            return oapi_error(OapiError(41005, "缺少多媒体文件数据", "missing_media"), app)
         kind = form_value(parts, "type") or call.query_value("type")
         limits = MEDIA_LIMITS[self._options.media_limits]
         if kind not in limits:

@@ -256,6 +256,11 @@ class AppsMixin:
             self._tasks[task_id] = task
             return task
 
+    def conversation_of_user(self, user_id: str) -> Conversation:
+        """Return the one-to-one conversation of a user (app-robot chats, work notifications)."""
+        with self._lock:
+            return self._user_conversation(user_id)
+
     def app_for_token(self, token: str | None) -> str | None:
         """Return the name of the app a valid token belongs to, or ``None``."""
         with self._lock:
