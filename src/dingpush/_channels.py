@@ -45,10 +45,14 @@ _APP_HOW = (
 )
 
 
+def _a(channel: str) -> str:
+    return f"an {channel}" if channel[0] in "aeiou" else f"a {channel}"
+
+
 def _unsupported(message: Message, channel: str, advice: str) -> UnsupportedMessage:
     kind = type(message).__name__
     return UnsupportedMessage(
-        f"a {channel} cannot carry {kind} messages: {advice}",
+        f"{_a(channel)} cannot carry {kind} messages: {advice}",
         field="msgtype",
         rule=f"not on a {channel}",
     )
@@ -82,7 +86,7 @@ def refuse_on_webhook(message: Message) -> None:
 def _refuse_mentions(message: Message, channel: str) -> None:
     if message.mentions:
         raise UnsupportedMessage(
-            f"a {channel} cannot @-mention people (DingTalk ignores 'at' outside webhook "
+            f"{_a(channel)} cannot @-mention people (DingTalk ignores 'at' outside webhook "
             "robots): drop at=, or send through a custom robot webhook (Robot), which can",
             field="at",
             rule=f"no mentions on a {channel}",

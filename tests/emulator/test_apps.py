@@ -538,3 +538,35 @@ class TestFaults:
         assert throttled.status_code == 403
         reasons = [r.reason for r in emulator.requests() if r.fault]
         assert reasons == ["fault", "fault", "fault", "fault"]
+
+
+def test_python_m_dingpush_emulator_serves_apps() -> None:
+    import signal
+    import subprocess
+    import sys
+
+    from dingpush import App
+
+    from .test_server import subprocess_env
+
+    command = [sys.executable, "-m", "dingpush.emulator", "--port", "0", "--robot", "hook"]
+    command += ["--app", f"ops:{KEY}:{SECRET}", "--app-user", "alice", "--app-group", "Ops"]
+    with subprocess.Popen(
+        command, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as proc:
+        assert proc.stdout is not None
+        try:
+            url = proc.stdout.readline().rsplit(" ", 1)[1].strip()
+            lines = [proc.stdout.readline() for _ in range(4)]
+            assert f"AppKey={KEY}" in lines[1] and "AgentId=" in lines[1]
+            group = lines[2].split("groups: ", 1)[1].split(" ", 1)[0]
+            assert (
+                lines[3].strip()
+                == f"point apps at it: DINGPUSH_API_BASE={url} DINGPUSH_OAPI_BASE={url}"
+            )
+            with App(KEY, SECRET, api_base=url, oapi_base=url) as app:
+                assert app.group(group).send("hello").process_query_key
+                assert app.users(["alice"]).send("hi").delivered_user_ids == ("alice",)
+        finally:
+            proc.send_signal(signal.SIGINT)
+            proc.communicate(timeout=10)
