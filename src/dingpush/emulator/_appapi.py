@@ -217,7 +217,7 @@ class AppApiMixin(AppsMixin):
     # -- work notifications (§4) -----------------------------------------------------------
 
     def _oapi_preamble(
-        self, call: AppCall, now: float
+        self, call: AppCall, now: float, *, bad_agent: int = 40056
     ) -> tuple[Outcome | None, AppConfig | None, dict[str, Any]]:
         app = self._valid_token(call.query_value("access_token"), now)
         if app is None:
@@ -229,7 +229,7 @@ class AppApiMixin(AppsMixin):
         if agent_id in (None, ""):
             return oapi_error(OapiError(40035, "缺少参数 agent_id", "missing_param"), app), app, {}
         if str(agent_id) != str(app.agent_id):
-            return oapi_error(OapiError(40056, "不合法的agentId", "bad_agent"), app), app, {}
+            return oapi_error(OapiError(bad_agent, "不合法的agentId", "bad_agent"), app), app, {}
         return None, app, body
 
     def judge_notice_send(self, call: AppCall, now: float) -> Outcome:
@@ -285,7 +285,8 @@ class AppApiMixin(AppsMixin):
         return Outcome(200, body_out, app=app, msgtype=task.msgtype)
 
     def _task(self, call: AppCall, now: float) -> tuple[Outcome | None, Any]:
-        refused, app, body = self._oapi_preamble(call, now)
+        # §4.2: a wrong agent_id or task_id is 40035 here (asyncsend_v2 says 40056).
+        refused, app, body = self._oapi_preamble(call, now, bad_agent=40035)
         if refused is not None or app is None:
             return refused or oapi_error(INVALID_TOKEN_OAPI), None
         try:
