@@ -27,6 +27,8 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         "DINGPUSH_WEBHOOK",
         "DINGPUSH_SECRET",
         "DINGPUSH_LIMITER_PATH",
+        "DINGPUSH_APP_KEY",
+        "DINGPUSH_APP_SECRET",
     ):
         monkeypatch.delenv(name, raising=False)
 

@@ -9,6 +9,7 @@ import urllib.parse
 import uuid
 from dataclasses import dataclass
 
+from ._channels import refuse_on_webhook
 from ._clock import SYSTEM_CLOCK, Clock
 from ._delivery import Flow, Post, Reply, SendOptions, arun, deliver, deliver_parts, run
 from ._errors import MessageTooLarge, RateLimited, SecurityRejected
@@ -141,7 +142,9 @@ class RobotCore:
     def prepare(self, message: Message | str, msg_uuid: str | None = None) -> PreparedSend:
         """Build and size-check the body; refuse it before any request when it is too large."""
         msg_uuid = msg_uuid or str(uuid.uuid4())
-        message, content = self.body(self.coerce(message), msg_uuid)
+        message = self.coerce(message)
+        refuse_on_webhook(message)  # images, files and OA cards need an app
+        message, content = self.body(message, msg_uuid)
         if len(content) > self.body_limit:
             raise MessageTooLarge.local(
                 size=len(content), limit=self.body_limit, channel="robot webhook"
@@ -213,6 +216,7 @@ class RobotCore:
     ) -> Flow[SendResult]:
         """The whole delivery of one ``send()`` call, parts included, for a driver to run."""
         message = self.coerce(message)
+        refuse_on_webhook(message)  # before splitting: no part of it could go either
         base = msg_uuid or str(uuid.uuid4())
         parts = self.split(message, split)
         if len(parts) == 1:

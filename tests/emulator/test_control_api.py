@@ -98,7 +98,7 @@ async def test_posting_a_robot_again_replaces_it(client: httpx.AsyncClient) -> N
         ("GET", "/_emulator/messages?since_id=abc", None, 400),
         ("GET", "/_emulator/requests?accepted=maybe", None, 400),
         ("GET", "/_emulator/nothing-here", None, 404),
-        ("GET", "/", None, 404),
+        ("GET", "/nothing-here", None, 404),
         ("PUT", "/_emulator/robots", None, 405),
     ],
 )
@@ -183,6 +183,7 @@ async def test_requests_rejections_and_stats(
         "http_status": 200,
         "fault": None,
         "message_id": None,
+        "code": None,  # the v1.0 code of app API refusals
     }
     assert unknown["robot"] is None and unknown["token"] == "****"
     only_ops = (await client.get("/_emulator/rejections?robot=ops")).json()["rejections"]
