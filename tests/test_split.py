@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -123,6 +124,20 @@ class TestSplitter:
         parts = Splitter().split(Text("消息" * 6000), limit=15_000, measure=msg_param)
         assert len(parts) == 3
         assert all(msg_param(p) <= 15_000 for p in parts)
+
+    @pytest.mark.parametrize(
+        ("measure", "limit"),
+        [(dingpush.msg_param_bytes, 15_000), (dingpush.notice_msg_bytes, 2_048)],
+        ids=["app-robot msgParam", "work-notice msg"],
+    )
+    def test_the_app_channels_measures(
+        self, measure: Callable[[dingpush.Message], int], limit: int
+    ) -> None:
+        text = paragraphs(30)
+        for message in (Text(text), Markdown("Report", text)):
+            parts = Splitter().split(message, limit=limit, measure=measure)
+            assert len(parts) > 1 and all(measure(p) <= limit for p in parts)
+            assert reassemble(Splitter(), parts) == text
 
     @pytest.mark.parametrize("kwargs", [{"limit": 0}, {"marker": "part"}])
     def test_validation(self, kwargs: dict[str, object]) -> None:
