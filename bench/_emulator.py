@@ -75,6 +75,10 @@ class EmulatorProcess:
         self._api("POST", "/robots", json=body)
         return f"{self.url}/robot/send?access_token={token}"
 
+    def inject_fault(self, kind: str, **options: typing.Any) -> None:
+        """Queue a fault (``count=None`` for every request), as ``Emulator.inject_fault``."""
+        self._api("POST", "/faults", json={"kind": kind, **options})
+
     def stats(self, robot: str) -> dict[str, typing.Any]:
         """Accepted, duplicates and rejections by reason for one robot."""
         data = self._api("GET", "/stats")
