@@ -63,7 +63,8 @@ def render(sections: list[Section], notes: list[str], quick: bool, seconds: floa
         "GIL. Each scenario runs dingpush and its peers against the same emulator process in "
         "the same run. Benchmarks report numbers; the tests assert behaviour and never time.",
         "",
-        f"Run on {today}, {mode}, in {seconds:.0f} s.",
+        f"Run on {today}, {mode}, in {seconds:.0f} s. On a small or shared machine the "
+        "figures move from run to run: compare the rows of one run, not runs of different days.",
         "",
         *[f"- {note}" for note in notes],
         "",
