@@ -85,6 +85,24 @@ def emulator(
     serve(host, port, configs, ready=ready)
 
 
+@cli.command()
+@click.option("--config", "config", help="A TOML configuration with [targets.NAME] and [relay].")
+@click.option("--host", default=None, help="Address to listen on (default 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port (default 8080); 0 picks a free one.")
+@click.option(
+    "--directory", default=".", show_default=True, help="Where the embedded outbox file goes."
+)
+def serve(config: str | None, host: str | None, port: int | None, directory: str) -> None:
+    """Run the relay: a durable outbox delivering at DingTalk's pace (docs/relay.md).
+
+    With no configuration it runs on embedded defaults: an SQLite outbox in the working
+    directory and the emulator, in the same process, playing DingTalk for a sandbox robot.
+    """
+    from dingpush.relay._cli import run
+
+    run(config=config, host=host, port=port, directory=directory, echo=click.echo)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and turn every failure into a one-line message and its exit code."""
     try:

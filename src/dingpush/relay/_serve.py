@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import pathlib
 import socket
+import threading
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ if typing.TYPE_CHECKING:
 
     from dingpush.emulator import Emulator
 
-__all__ = ["Embedded", "embedded", "serve"]
+__all__ = ["Embedded", "RelayServer", "embedded", "serve"]
 
 SANDBOX_TOKEN = "sandbox-token"
 SANDBOX_SECRET = "SEC-sandbox-signing-secret"
@@ -40,8 +41,13 @@ def serve(
     sock: socket.socket | None = None,
     ready: Callable[[str], None] | None = None,
     log_level: str = "info",
+    control: Callable[[uvicorn.Server], None] | None = None,
 ) -> None:
-    """Serve ``relay`` until SIGINT/SIGTERM; ``ready`` gets the base URL once listening."""
+    """Serve ``relay`` until SIGINT/SIGTERM; ``ready`` gets the base URL once listening.
+
+    ``control`` receives the uvicorn server before it starts (set ``should_exit`` to stop it
+    from another thread, as :class:`RelayServer` does).
+    """
     from dingpush.emulator._app import _loop_factory, bind_socket
 
     relay.settings.check_exposure()
@@ -50,7 +56,7 @@ def serve(
         sock = bind_socket(relay.settings.host, relay.settings.port)
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-            runner.run(_serve(relay, emulator, sock, ready, log_level))
+            runner.run(_serve(relay, emulator, sock, ready, log_level, control))
     finally:
         if own:
             sock.close()
@@ -80,12 +86,15 @@ async def _serve(
     sock: socket.socket,
     ready: Callable[[str], None] | None,
     log_level: str,
+    control: Callable[[uvicorn.Server], None] | None = None,
 ) -> None:
     from dingpush.emulator._app import base_url
 
     await relay.start()
     try:
         server = _server(relay, emulator, log_level)
+        if control is not None:
+            control(server)
         task = asyncio.create_task(server.serve(sockets=[sock]))
         while not server.started and not task.done():
             await asyncio.sleep(0.01)
@@ -157,3 +166,73 @@ def embedded(
         sock.close()
         raise
     return Embedded(relay, emulator, sock, url)
+
+
+class RelayServer:
+    """A relay served by uvicorn in a background thread (the demo and tests use it).
+
+    ``with RelayServer(relay) as server: server.url`` — stopping it shuts the relay down
+    gracefully, as SIGTERM would.
+    """
+
+    def __init__(
+        self,
+        relay: Relay,
+        *,
+        emulator: Emulator | None = None,
+        sock: socket.socket | None = None,
+        log_level: str = "warning",
+    ) -> None:
+        self.relay = relay
+        self._emulator = emulator
+        self._sock = sock
+        self._log_level = log_level
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self.url = ""
+
+    def start(self) -> RelayServer:
+        def run() -> None:
+            try:
+                serve(
+                    self.relay,
+                    emulator=self._emulator,
+                    sock=self._sock,
+                    ready=self._on_ready,
+                    log_level=self._log_level,
+                    control=self._on_server,
+                )
+            except BaseException as exc:
+                self._error = exc
+            finally:
+                self._ready.set()
+
+        self._thread = threading.Thread(target=run, name="dingpush-relay", daemon=True)
+        self._thread.start()
+        self._ready.wait(30)
+        if self._error is not None or not self.url:
+            self.stop()
+            raise RuntimeError(f"the relay did not start: {self._error!r}") from self._error
+        return self
+
+    def _on_server(self, server: uvicorn.Server) -> None:
+        self._server = server
+
+    def _on_ready(self, url: str) -> None:
+        self.url = url
+        self._ready.set()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(60)
+        self._server = self._thread = None
+
+    def __enter__(self) -> RelayServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
