@@ -48,7 +48,7 @@ async def test_a_message_is_accepted_then_delivered_with_its_id_as_msg_uuid(
     message_id = reply.json()["id"]
 
     async def delivered() -> bool:
-        return (await api.get(f"/v1/messages/{message_id}")).json()["status"] == "delivered"
+        return bool((await api.get(f"/v1/messages/{message_id}")).json()["status"] == "delivered")
 
     await eventually(delivered, what="the delivery")
     (sent,) = dingtalk_emulator.emulator.messages(robot="ops")

@@ -111,7 +111,7 @@ def test_no_digest_mentions_more_than_fifty_people() -> None:
         st.tuples(
             st.booleans(),
             st.text(
-                alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=3000
+                alphabet=st.characters(exclude_categories=["Cs"]), min_size=1, max_size=3000
             ).filter(str.strip),
         ),
         min_size=2,

@@ -107,7 +107,7 @@ def test_memory_store_and_no_file(tmp_path: pathlib.Path, monkeypatch: pytest.Mo
 def test_listening_beyond_loopback_needs_tokens() -> None:
     RelaySettings(host="127.0.0.1").check_exposure()
     RelaySettings(host="0.0.0.0", api_tokens=("x" * 16,)).check_exposure()
-    with pytest.raises(ConfigError, match="refusing to listen on 0.0.0.0 without API tokens"):
+    with pytest.raises(ConfigError, match=r"refusing to listen on 0\.0\.0\.0 without API tokens"):
         RelaySettings(host="0.0.0.0").check_exposure()
 
 

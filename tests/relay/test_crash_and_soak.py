@@ -183,7 +183,7 @@ async def test_fault_soak_delivers_everything_once_and_dead_letters_the_revoked(
         assert failed[0]["last_errcode"] == 300001
         assert "token" in failed[0]["last_error"]
         metrics = (await api.get("/metrics")).text
-    shown = [m.msg_uuid for m in emulator.messages()]
+    shown = [m.msg_uuid or "" for m in emulator.messages()]
     assert sorted(shown) == sorted(ids)  # every message, each shown once
     stats = emulator.stats()
     assert sum(r.rejected.get("fault", 0) for r in stats.robots.values()) > 0

@@ -21,7 +21,7 @@ async def _status(api: httpx.AsyncClient, message_id: str) -> dict[str, typing.A
     return typing.cast(dict[str, typing.Any], (await api.get(f"/v1/messages/{message_id}")).json())
 
 
-async def _send(api: httpx.AsyncClient, target: str, message: dict[str, object]) -> str:
+async def _send(api: httpx.AsyncClient, target: str, message: typing.Mapping[str, object]) -> str:
     reply = await api.post("/v1/messages", json={"target": target, "message": message})
     assert reply.status_code == 202, reply.text
     return typing.cast(str, reply.json()["id"])
@@ -79,7 +79,7 @@ async def test_transient_failures_are_retried_with_the_same_msg_uuid(
         message_id = await _send(api, "ops", text("disk full"))
 
         async def delivered() -> bool:
-            return (await _status(api, message_id))["status"] == "delivered"
+            return bool((await _status(api, message_id))["status"] == "delivered")
 
         await eventually(delivered, what="the delivery")
         history = (await _status(api, message_id))["attempt_history"]
@@ -101,7 +101,7 @@ async def test_a_revoked_token_is_a_dead_letter_until_retried(
         message_id = await _send(api, "ops", text("lost?"))
 
         async def failed() -> bool:
-            return (await _status(api, message_id))["status"] == "failed"
+            return bool((await _status(api, message_id))["status"] == "failed")
 
         await eventually(failed, what="the dead letter")
         detail = await _status(api, message_id)
@@ -117,7 +117,7 @@ async def test_a_revoked_token_is_a_dead_letter_until_retried(
         assert retried.status_code == 200 and retried.json()["status"] == "queued"
 
         async def delivered() -> bool:
-            return (await _status(api, message_id))["status"] == "delivered"
+            return bool((await _status(api, message_id))["status"] == "delivered")
 
         await eventually(delivered, what="the delivery after the retry")
     assert relay.metrics.value("failed", "ops") == 1
@@ -196,7 +196,7 @@ async def test_shutdown_releases_what_is_still_in_flight(dingtalk_emulator: Emul
         message_id = await _send(api, "ops", text("slow answer"))
 
         async def sending() -> bool:
-            return (await _status(api, message_id))["status"] == "sending"
+            return bool((await _status(api, message_id))["status"] == "sending")
 
         await eventually(sending, what="the send to start")
         store_ = relay.store
@@ -229,7 +229,7 @@ async def test_an_app_group_target_is_paced_and_delivered(
         assert refused.status_code == 422 and refused.json()["field"] == "at"
 
         async def delivered() -> bool:
-            return (await _status(api, message_id))["status"] == "delivered"
+            return bool((await _status(api, message_id))["status"] == "delivered")
 
         await eventually(delivered, what="the app delivery")
         reply = (await _status(api, message_id))["reply"]
