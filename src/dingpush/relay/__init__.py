@@ -19,7 +19,7 @@ import typing
 if typing.TYPE_CHECKING:
     from ._app import create_app
     from ._relay import Relay
-    from ._serve import serve
+    from ._serve import RelayServer, serve
     from ._settings import RELAY_RETRY, RelaySettings
     from ._targets import AppTarget, PoolTarget, RelayTarget, RobotTarget, TargetOptions
 
@@ -28,6 +28,7 @@ __all__ = [
     "AppTarget",
     "PoolTarget",
     "Relay",
+    "RelayServer",
     "RelaySettings",
     "RelayTarget",
     "RobotTarget",
@@ -40,6 +41,7 @@ _WHERE = {
     "create_app": "._app",
     "Relay": "._relay",
     "serve": "._serve",
+    "RelayServer": "._serve",
     "RELAY_RETRY": "._settings",
     "RelaySettings": "._settings",
     "AppTarget": "._targets",
