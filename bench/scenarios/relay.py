@@ -255,7 +255,7 @@ def _targets_run(
             ]
             relay.http.post("/v1/messages:batch", json={"messages": batch}).raise_for_status()
         half = targets * 20
-        relay.wait(lambda: sum(relay.delivered().values()) >= half, timeout=300, every=0.2)
+        relay.wait(lambda: sum(relay.delivered().values()) >= half, timeout=300, every=1.0)
         first_window = time.monotonic() - started
         relay.wait(
             lambda: sum(relay.delivered().values()) >= total, timeout=window * 3 + 300, every=0.5
