@@ -28,7 +28,7 @@ def test_quick_mode_writes_every_scenario_table(tmp_path: pathlib.Path) -> None:
     assert "CPU:" in report and "Python " in report and "DingtalkChatbot 1.5.7" in report
     for title in ("Raw send throughput", "Burst of", "into a pool of 5 robots", "Signed robot"):
         assert f"## {title}" in report or title in report
-    assert report.count("| client |") == 5
+    assert report.count("| client |") == 6  # five delivery tables and the relay burst
     assert "## Outbox ingest (relay)" in report
     assert "## Relay ingest over HTTP" in report and "raw `sqlite3`" in report
     assert "through the relay" in report and "coalescing off" in report
