@@ -236,3 +236,46 @@ async def test_an_app_group_target_is_paced_and_delivered(
         assert reply["process_query_key"]
     assert config.app_secret not in str(reply)
     await asyncio.sleep(0)
+
+
+async def test_no_secret_reaches_answers_metrics_or_logs(
+    dingtalk_emulator: EmulatorServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    token, secret = "tok-" + "9" * 40, "SEC-the-right-secret-123"
+    dingtalk_emulator.add_robot("ops", token=token, secret=secret)
+    dingtalk_emulator.emulator.inject_fault("http500", count=2)
+    url = dingtalk_emulator.webhook_url("ops")
+    wrong = RobotTarget(
+        "wrong",
+        url,
+        secret="SEC-a-wrong-secret-456",
+        options=TargetOptions(ingress_token="in-" * 4),
+    )
+    right = RobotTarget("ops", url, secret=secret)
+    relay = Relay([right, wrong], settings=fast_settings(api_tokens=("api-token-" * 3,)))
+    caplog.set_level("DEBUG")
+    headers = {"Authorization": "Bearer " + "api-token-" * 3}
+    async with serving(relay, headers=headers) as api:
+        ok = await _send(api, "ops", text("fine"))
+        bad = await _send(api, "wrong", text("refused"))
+
+        async def settled() -> bool:
+            a, b = await _status(api, ok), await _status(api, bad)
+            return bool(a["status"] == "delivered" and b["status"] == "failed")
+
+        await eventually(settled, what="one delivery and one dead letter")
+        answers = [
+            (await api.get(path)).text
+            for path in (
+                f"/v1/messages/{ok}",
+                f"/v1/messages/{bad}",
+                "/v1/messages",
+                "/v1/targets",
+                "/metrics",
+                "/openapi.json",
+            )
+        ]
+        assert "signature" in (await _status(api, bad))["last_error"]
+    text_ = "\n".join([*answers, caplog.text])
+    for leaked in (token, secret, "SEC-a-wrong-secret-456", "in-" * 4, "api-token-" * 3):
+        assert leaked not in text_

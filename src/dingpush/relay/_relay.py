@@ -82,6 +82,7 @@ class Relay:
         secrets += list(self.settings.api_tokens)
         self.redact = Redactor(secrets)
         install_log_redaction()
+        self._log_filter = _SecretFilter(self.redact)
         self.ingress = {
             t.options.ingress_token: t for t in self.targets.values() if t.options.ingress_token
         }
@@ -101,6 +102,8 @@ class Relay:
 
     async def start(self) -> None:
         """Open the outbox and start delivering."""
+        for name in _LOGGERS:
+            logging.getLogger(name).addFilter(self._log_filter)
         await self.store.open()
         await self.dispatcher.start()
         self.started = True
@@ -115,6 +118,8 @@ class Relay:
                 await target.aclose()
             await self.store.aclose()
             self.started = False
+            for name in _LOGGERS:
+                logging.getLogger(name).removeFilter(self._log_filter)
 
     async def __aenter__(self) -> Relay:
         await self.start()
@@ -260,6 +265,29 @@ class Relay:
             )
             views.append(view)
         return views
+
+
+#: The loggers a relay's records go through; a filter on "dingpush" does not see its children's.
+_LOGGERS = ("dingpush.relay", "dingpush.relay.outbox", "uvicorn.error")
+
+
+class _SecretFilter(logging.Filter):
+    """Mask the relay's secrets (tokens, SEC… secrets, AppSecrets) in every record."""
+
+    def __init__(self, redact: Redactor) -> None:
+        super().__init__()
+        self._redact = redact
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = self._redact(message)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self._redact(record.exc_text)
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
 
 
 def _new(accepted: Accepted, key: str | None) -> NewMessage:
