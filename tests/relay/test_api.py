@@ -231,3 +231,21 @@ async def test_the_docs_page_is_self_contained(api: httpx.AsyncClient) -> None:
         spec["paths"]
     )
     assert spec["paths"]["/v1/messages"]["post"]["responses"]["503"]
+
+
+async def test_extra_routes_are_served_beside_the_api(dingtalk_emulator: EmulatorServer) -> None:
+    from starlette.requests import Request
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from dingpush.relay import create_app
+
+    async def page(request: Request) -> PlainTextResponse:
+        relay = request.app.state.relay
+        return PlainTextResponse(f"{len(relay.targets)} targets")
+
+    app = create_app(_relay(dingtalk_emulator), extra_routes=[Route("/dashboard", page)])
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://relay") as http:
+            assert (await http.get("/dashboard")).text == "1 targets"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import typing
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -35,11 +35,18 @@ log = logging.getLogger("dingpush.relay")
 EMULATOR_PREFIX = "/emulator"
 
 
-def create_app(relay: Relay, *, emulator: Emulator | None = None, manage: bool = True) -> Starlette:
+def create_app(
+    relay: Relay,
+    *,
+    emulator: Emulator | None = None,
+    manage: bool = True,
+    extra_routes: Sequence[BaseRoute] = (),
+) -> Starlette:
     """The ASGI app serving ``relay`` (and ``emulator`` under ``/emulator`` when given).
 
     With ``manage`` (the default) the app's lifespan starts and closes the relay; ``serve()``
-    passes False because it opens the relay before listening.
+    passes False because it opens the relay before listening. ``extra_routes`` are served
+    beside the API (the dashboard mounts itself this way; ``app.state.relay`` is the relay).
     """
     spec = document(ENDPOINTS, auth=bool(relay.settings.api_tokens))
 
@@ -53,6 +60,7 @@ def create_app(relay: Relay, *, emulator: Emulator | None = None, manage: bool =
 
     app_routes: list[BaseRoute] = [
         *routes(relay),
+        *extra_routes,
         Route("/openapi.json", openapi, methods=["GET"], include_in_schema=False),
         Route("/docs", docs, methods=["GET"], include_in_schema=False),
     ]
