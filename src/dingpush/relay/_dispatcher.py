@@ -154,8 +154,7 @@ class Dispatcher:
             if due is None:
                 return self.settings.idle_poll
             return min(max(due - self.clock.time(), 0.001), self.settings.idle_poll)
-        await self._deliver(target, claims[0])
-        return 0.0
+        return await self._deliver(target, claims[0])
 
     async def _idle(self, wake: asyncio.Event, seconds: float) -> None:
         wake_task = asyncio.ensure_future(wake.wait())
@@ -228,22 +227,22 @@ class Dispatcher:
 
     # -- delivery -----------------------------------------------------------------------------
 
-    async def _deliver(self, target: RelayTarget, claim: Claim) -> None:
+    async def _deliver(self, target: RelayTarget, claim: Claim) -> float:
+        """Send one claimed message and settle it; returns how long the worker should pause."""
         try:
             message = parse_message(json.loads(claim.message.payload))
         except (ValueError, DingPushError) as exc:
             await self._fail(target, claim, f"the stored message cannot be read: {exc}", None)
-            return
+            return 0.0
         try:
             try:
                 reply = await target.send(message, claim.id)
             except DingPushError as exc:
-                await self._settle_error(target, claim, message, exc)
-                return
+                return await self._settle_error(target, claim, message, exc)
             except Exception as exc:  # a bug, or a library error we do not know: retry later
                 log.exception("sending %s to %s failed unexpectedly", claim.id, target.name)
                 await self._retry_or_fail(target, claim, exc, errcode=None)
-                return
+                return 0.0
             await self.store.mark_delivered(claim, reply=reply)
         except asyncio.CancelledError:
             # Shutdown: hand the message back; its msgUuid de-duplicates a send that landed.
@@ -252,19 +251,21 @@ class Dispatcher:
             raise
         self.metrics.count("delivered", target.name)
         self.metrics.observe_latency(target.name, self.clock.time() - claim.message.created_at)
+        return 0.0
 
     async def _settle_error(
         self, target: RelayTarget, claim: Claim, message: Message, exc: DingPushError
-    ) -> None:
+    ) -> float:
         error = exc.error if isinstance(exc, PartialDelivery) else exc
         if (
             isinstance(error, RateLimited)
             and error.errcode == "local"
             and not isinstance(exc, PartialDelivery)
         ):
-            # No slot after all (another worker took it): nothing was sent, no attempt spent.
+            # No slot after all (another worker, or a budget the client keeps beyond the
+            # target's, took it): nothing was sent, no attempt spent; wait for the slot.
             await self.store.release([claim])
-            return
+            return max((error.retry_at or 0.0) - self.clock.time(), 0.001)
         if isinstance(error, RateLimited | PlatformThrottled) and error.errcode != "local":
             self.metrics.count("throttled", target.name)
         if isinstance(error, RateLimited):
@@ -276,11 +277,12 @@ class Dispatcher:
                 errcode=_errcode(error),
             )
             self.metrics.count("retries", target.name)
-            return
+            return 0.0
         if exc.transient or self.settings.retry.retryable(error):
             await self._retry_or_fail(target, claim, exc, errcode=_errcode(error))
-            return
-        await self._fail(target, claim, self.redact(str(exc)), _errcode(error))
+        else:
+            await self._fail(target, claim, self.redact(str(exc)), _errcode(error))
+        return 0.0
 
     async def _retry_or_fail(
         self, target: RelayTarget, claim: Claim, exc: BaseException, *, errcode: typing.Any

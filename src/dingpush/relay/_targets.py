@@ -99,7 +99,8 @@ class TargetOptions:
 class RelayTarget:
     """One configured destination; subclasses wrap the library's async clients."""
 
-    kind: typing.ClassVar[str]
+    #: robot, pool, app-group, app-users or work-notice (the configuration's kinds).
+    kind: str
 
     def __init__(
         self, name: str, *, rate: Rate | str, options: TargetOptions | None, description: str
@@ -396,7 +397,7 @@ class AppTarget(RelayTarget):
         owns_app: bool = False,
     ) -> None:
         super().__init__(name, rate=rate, options=options, description=description)
-        self.kind = channel  # type: ignore[misc]
+        self.kind = channel
         self.app = app
         self.cooldown = float(cooldown)
         self._owns_app = owns_app
@@ -436,10 +437,6 @@ class AppTarget(RelayTarget):
             check_notice_msg(notice_msg(message, placeholder=True))
         else:
             check_msg_param(msg_param_json(message, placeholder=True)[1])
-
-    def mergeable(self, kind: str) -> bool:
-        # An app robot cannot @-mention: digests of text and markdown still merge fine.
-        return super().mergeable(kind)
 
     def keys(self) -> list[str]:
         return [self._key]
