@@ -20,7 +20,7 @@ from collections.abc import Iterator
 
 from ._clock import SYSTEM_CLOCK, Clock
 from ._errors import ConfigError
-from ._limiter import Rate, Reservation, free_in
+from ._limiter import Rate, Reservation, check_weight, free_in
 
 __all__ = ["FileRateLimiter", "default_limiter_path"]
 
@@ -56,11 +56,11 @@ def default_limiter_path() -> pathlib.Path:
 
 
 class _FileReservation:
-    __slots__ = ("_done", "_id", "_limiter")
+    __slots__ = ("_done", "_ids", "_limiter")
 
-    def __init__(self, limiter: FileRateLimiter, slot_id: int) -> None:
+    def __init__(self, limiter: FileRateLimiter, slot_ids: list[int]) -> None:
         self._limiter = limiter
-        self._id = slot_id
+        self._ids = slot_ids
         self._done = False
 
     def complete(self, extra: float = 0.0) -> None:
@@ -70,7 +70,7 @@ class _FileReservation:
         limiter = self._limiter
         with limiter._transaction() as db:
             stamp = limiter.clock.time() + max(extra, 0.0)
-            db.execute(_COMPLETE, {"stamp": stamp, "id": self._id})
+            db.executemany(_COMPLETE, [{"stamp": stamp, "id": i} for i in self._ids])
 
 
 class FileRateLimiter:
@@ -101,18 +101,23 @@ class FileRateLimiter:
     def __repr__(self) -> str:
         return f"FileRateLimiter({str(self.path)!r})"
 
-    def reserve(self, key: str, rate: Rate) -> Reservation | float:
+    def reserve(self, key: str, rate: Rate, weight: int = 1) -> Reservation | float:
+        check_weight(weight, rate)
         with self._transaction() as db:
             now = self.clock.time()
-            wait = self._wait(db, key, rate, now)
+            wait = self._wait(db, key, rate, now, weight)
             if wait > 0:
                 return wait
-            cursor = db.execute(_RESERVE, {"robot": key, "stamp": now + LEASE})
-            return _FileReservation(self, typing.cast(int, cursor.lastrowid))
+            ids = []
+            for _ in range(weight):
+                cursor = db.execute(_RESERVE, {"robot": key, "stamp": now + LEASE})
+                ids.append(typing.cast(int, cursor.lastrowid))
+            return _FileReservation(self, ids)
 
-    def delay(self, key: str, rate: Rate) -> float:
+    def delay(self, key: str, rate: Rate, weight: int = 1) -> float:
+        check_weight(weight, rate)
         with self._transaction() as db:
-            return self._wait(db, key, rate, self.clock.time())
+            return self._wait(db, key, rate, self.clock.time(), weight)
 
     def cool_down(self, key: str, seconds: float) -> None:
         with self._transaction() as db:
@@ -130,7 +135,9 @@ class FileRateLimiter:
                 self._db.close()
                 self._db = None
 
-    def _wait(self, db: sqlite3.Connection, key: str, rate: Rate, now: float) -> float:
+    def _wait(
+        self, db: sqlite3.Connection, key: str, rate: Rate, now: float, weight: int = 1
+    ) -> float:
         # A pending row's stamp is the end of its lease; once the lease is over it counts as
         # a send completed then, so a process that died mid-send releases its slot.
         db.execute(_EXPIRE, {"robot": key, "window": rate.window, "now": now})
@@ -143,7 +150,7 @@ class FileRateLimiter:
                 stamps.append(stamp)
         row = db.execute(_COOLING, {"robot": key}).fetchone()
         cooling = 0.0 if row is None else row[0] - now
-        return max(free_in(stamps, pending, rate, now), cooling, 0.0)
+        return max(free_in(stamps, pending, rate, now, weight), cooling, 0.0)
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
