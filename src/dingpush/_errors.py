@@ -219,14 +219,21 @@ class RateLimited(APIError):
         super().__init__(errcode, errmsg, hint=hint, request_id=request_id, status_code=status_code)
 
     @classmethod
-    def local(cls, *, target: str, retry_at: float, wait: float, reason: str) -> RateLimited:
+    def local(
+        cls,
+        *,
+        target: str,
+        retry_at: float,
+        wait: float,
+        reason: str,
+        advice: str = "spread messages over a RobotPool, or queue them through the relay",
+    ) -> RateLimited:
         """dingpush's own limiter found no slot in time; nothing was sent to DingTalk."""
         exc = cls("local", "no send slot", retry_at=retry_at)
         when = datetime.datetime.fromtimestamp(retry_at).strftime("%H:%M:%S")
         exc.args = (
             f"not sent to {target}: {reason}; the next slot is at {when} (in {wait:.1f} s). "
-            "Pass a larger max_wait= to wait for it, spread messages over a RobotPool, "
-            "or queue them through the relay",
+            f"Pass a larger max_wait= to wait for it, {advice}",
         )
         return exc
 
