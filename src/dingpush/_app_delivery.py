@@ -259,8 +259,8 @@ class AppDelivery:
         self.core = core
         self.app_key = core.app_key
         self.clock: Clock = core.clock
-        self.rate = Rate.coerce(rate)
-        self.notice_rate = Rate.coerce(notice_rate)
+        self.rate = _rate("rate", rate, DEFAULT_APP_RATE)
+        self.notice_rate = _rate("notice_rate", notice_rate, DEFAULT_NOTICE_RATE)
         if self.notice_rate.limit < NOTICE_USERS_PER_CALL:
             raise ValueError(
                 f"notice_rate={self.notice_rate} cannot hold one call to "
@@ -310,6 +310,16 @@ class AppDelivery:
             key = self.key(NOTICE_PATH) + f"#to_all_user:{spec.agent_id}"
             budgets.append((key, EVERYONE_RATE, 1))
         return tuple(budgets)
+
+
+def _rate(name: str, value: Rate | str, default: Rate) -> Rate:
+    try:
+        return Rate.coerce(value)
+    except ValueError:
+        raise ValueError(
+            f"{name}={value!r} is not a rate of the form N/1s or N/60s (DingTalk's limit "
+            f"here is {default})"
+        ) from None
 
 
 Spec = GroupSpec | UsersSpec | NoticeSpec
