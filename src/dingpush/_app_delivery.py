@@ -66,6 +66,8 @@ __all__ = [
 
 logger = logging.getLogger("dingpush")
 
+R = typing.TypeVar("R")
+
 #: Each app may call each API at most 20 times a second (protocol §7, standard edition).
 DEFAULT_APP_RATE = Rate(20, 1.0)
 #: Work notifications reach at most 5,000 recipients a minute (protocol §4.1).
@@ -355,10 +357,10 @@ def call_flow(
 def _in_parts(
     parts: Sequence[Part],
     base: str,
-    options: SendOptions,
-    one: Callable[[Part], Flow[typing.Any]],
-    combine: Callable[[list[typing.Any]], typing.Any],
-) -> Flow[typing.Any]:
+    one: Callable[[Part], Flow[R]],
+    combine: Callable[[list[R]], R],
+) -> Flow[R]:
+    """One part alone, or every part in order with ``PartialDelivery`` on a failure."""
     if len(parts) == 1:
         return (yield from one(parts[0]))
     by_uuid = {part.prepared.msg_uuid: part for part in parts}
@@ -397,8 +399,7 @@ def group_flow(
             sent[0], msg_uuid=base, attempts=sum(r.attempts for r in sent), parts=tuple(sent)
         )
 
-    result = yield from _in_parts(parts, base, options, one, combine)
-    return typing.cast(GroupSendResult, result)
+    return (yield from _in_parts(parts, base, one, combine))
 
 
 # -- one-to-one (§3.2) ------------------------------------------------------------------------
@@ -532,8 +533,7 @@ def users_flow(
             parts=tuple(sent),
         )
 
-    result = yield from _in_parts(parts, base, options, one, combine)
-    return typing.cast(UsersSendResult, result)
+    return (yield from _in_parts(parts, base, one, combine))
 
 
 # -- work notifications (§4.1) ------------------------------------------------------------------
@@ -578,5 +578,4 @@ def notice_flow(
             parts=tuple(sent),
         )
 
-    result = yield from _in_parts(parts, base, options, one, combine)
-    return typing.cast(NoticeSendResult, result)
+    return (yield from _in_parts(parts, base, one, combine))
