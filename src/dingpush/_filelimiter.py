@@ -13,8 +13,10 @@ from __future__ import annotations
 import contextlib
 import os
 import pathlib
+import random
 import sqlite3
 import threading
+import time
 import typing
 from collections.abc import Iterator
 
@@ -169,19 +171,39 @@ class FileRateLimiter:
         # A connection must not cross a fork: a child opens its own.
         if self._db is not None and self._pid == os.getpid():
             return self._db
+        deadline = time.monotonic() + self._timeout
+        while True:
+            try:
+                db = self._open()
+            except sqlite3.OperationalError as exc:
+                # Processes opening a new file together race to switch it to WAL; SQLite
+                # answers "locked" at once rather than wait when waiting could deadlock.
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise self._unusable(exc) from exc
+                time.sleep(0.005 + random.random() * 0.02)
+            except (OSError, sqlite3.Error) as exc:
+                raise self._unusable(exc) from exc
+            else:
+                self._db, self._pid = db, os.getpid()
+                return db
+
+    def _open(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        db = sqlite3.connect(
+            self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False
+        )
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            db = sqlite3.connect(
-                self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False
-            )
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             for statement in _SCHEMA:
                 db.execute(statement)
-        except (OSError, sqlite3.Error) as exc:
-            raise ConfigError(
-                f"cannot open the rate-limit file {self.path}: {exc}; give FileRateLimiter a "
-                "writable path= (or set DINGPUSH_LIMITER_PATH)"
-            ) from exc
-        self._db, self._pid = db, os.getpid()
+        except BaseException:
+            db.close()
+            raise
         return db
+
+    def _unusable(self, exc: BaseException) -> ConfigError:
+        return ConfigError(
+            f"cannot open the rate-limit file {self.path}: {exc}; give FileRateLimiter a "
+            "writable path= (or set DINGPUSH_LIMITER_PATH)"
+        )
