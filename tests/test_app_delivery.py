@@ -405,3 +405,12 @@ def test_which_transport_failures_may_have_been_delivered(
     with pytest.raises(dingpush.TransportError) as info, map_transport_errors(str, "DingTalk"):
         raise error
     assert info.value.maybe_delivered is maybe_delivered
+
+
+@pytest.mark.parametrize(("status", "maybe_delivered"), [(502, True), (503, False), (504, True)])
+def test_which_gateway_pages_may_have_been_delivered(status: int, maybe_delivered: bool) -> None:
+    from dingpush._wire import parse_v1_reply
+
+    with pytest.raises(dingpush.ProtocolError) as info:
+        parse_v1_reply(status, b"<html>Bad Gateway</html>", str)
+    assert info.value.transient and info.value.maybe_delivered is maybe_delivered

@@ -159,7 +159,9 @@ class ProtocolError(TransportError):
     """DingTalk answered in a form that is not its documented reply."""
 
     def __init__(self, message: str | None = None, *, status_code: int | None = None) -> None:
-        super().__init__(message, status_code=status_code)
+        # A gateway's page says nothing of whether DingTalk got the request, except 503:
+        # "the server is currently unable to handle the request" (RFC 9110 §15.6.4).
+        super().__init__(message, status_code=status_code, maybe_delivered=status_code != 503)
         # A gateway error page (5xx) or a cut-off answer may well be fine next time; a 4xx
         # page in place of DingTalk's JSON says the URL or proxy is wrong.
         self.transient = status_code is None or status_code >= 500
