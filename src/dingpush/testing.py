@@ -299,6 +299,9 @@ def _restore(server: EmulatorServer) -> None:
     from dingpush._limiter import reset_default_limiters
     from dingpush.emulator import EmulatorOptions
 
+    # A request a client gave up on (a timeout) is still being answered: let it finish before
+    # forgetting, or it would land in the next test.
+    server.emulator.wait_idle()
     # The emulator forgets its rate windows; the clients' shared send logs must too, or a
     # test would wait for slots an earlier test used on a robot with the same token.
     reset_default_limiters()
