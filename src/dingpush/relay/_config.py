@@ -61,7 +61,7 @@ TARGET_KEYS = (
     "rate",
     "cooldown",
 )
-RETRY_KEYS = ("max_attempts", "base_delay", "max_delay")
+RETRY_KEYS = ("max_attempts", "base_delay", "max_delay", "retry_ambiguous")
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -139,6 +139,10 @@ def _retry(table: typing.Any, where: str) -> typing.Any:
     changes: dict[str, typing.Any] = {}
     if "max_attempts" in table:
         changes["max_attempts"] = table["max_attempts"]
+    if "retry_ambiguous" in table:
+        if not isinstance(table["retry_ambiguous"], bool):
+            raise _problem(where, "retry.retry_ambiguous", "write true or false")
+        changes["retry_ambiguous"] = table["retry_ambiguous"]
     for key in ("base_delay", "max_delay"):
         if key in table:
             changes[key] = parse_duration(table[key], f"retry.{key}")

@@ -291,13 +291,24 @@ class Dispatcher:
         error = exc.error if isinstance(exc, PartialDelivery) else exc
         policy = self.settings.retry
         # An unknown failure is retried like a transient one, so a bug cannot lose a message.
-        probe = error if isinstance(error, DingPushError) and policy.retryable(error) else None
-        delay = policy.delay(attempt, probe, 0.0) if probe is not None else None
-        if probe is None and attempt < policy.max_attempts:
-            delay = min(policy.max_delay, policy.base_delay * 2.0 ** (attempt - 1))
+        if isinstance(error, DingPushError) and policy.retryable(error):
+            delay = policy.delay(attempt, error, 0.0, idempotent=target.idempotent)
+        elif getattr(error, "maybe_delivered", False) and not (
+            target.idempotent or policy.retry_ambiguous
+        ):
+            delay = None
+        else:
+            delay = policy.backoff(attempt, 0.0)
         text = self.redact(f"{type(error).__name__}: {error}")
         if delay is None:
-            await self._fail(target, claim, f"gave up after {attempt} attempts: {text}", errcode)
+            why = f"gave up after {attempt} attempts: {text}"
+            if not target.idempotent and getattr(error, "maybe_delivered", False):
+                why = (
+                    f"{text} — DingTalk may have delivered it, and this channel cannot drop a "
+                    "repeat, so it was not retried: retry it by hand if it did not arrive "
+                    "(or set retry_ambiguous in [relay] retry)"
+                )
+            await self._fail(target, claim, why, errcode)
             return
         await self.store.schedule_retry(
             claim, retry_at=self.clock.time() + delay, error=text, errcode=errcode

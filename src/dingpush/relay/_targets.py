@@ -53,7 +53,8 @@ MERGEABLE_KINDS = ("text", "markdown")
 APP_MSG_PARAM_LIMIT = 15_000
 #: A work notification's ``msg`` may be 2,048 bytes (protocol §4.1).
 NOTICE_MSG_LIMIT = 2_048
-#: Per-app QPS of DingTalk's open platform (protocol §7): the default pace of app targets.
+#: Per-app QPS of DingTalk's open platform (protocol §7): how coalescing estimates an app
+#: target's pace when the target has no rate of its own.
 DEFAULT_APP_RATE = Rate(20, 1.0)
 #: The length of a UUID: what ``msgUuid`` adds to a webhook body, measured exactly.
 _UUID_PLACEHOLDER = "00000000-0000-0000-0000-000000000000"
@@ -101,6 +102,8 @@ class RelayTarget:
 
     #: robot, pool, app-group, app-users or work-notice (the configuration's kinds).
     kind: str
+    #: Whether DingTalk drops a repeated send of the same message (a webhook's msgUuid).
+    idempotent: bool = True
 
     def __init__(
         self, name: str, *, rate: Rate | str, options: TargetOptions | None, description: str
@@ -374,9 +377,12 @@ AppChannel = typing.Literal["app-group", "app-users", "work-notice"]
 class AppTarget(RelayTarget):
     """A group, users or a work notification, through an enterprise app (``AsyncApp``).
 
-    The app's clients do not pace themselves yet, so the relay keeps the target's rate in its
-    limiter: a slot is reserved before each send and stamped when the answer is back.
+    The app's client paces each of its APIs itself (DingTalk's per-app budgets); ``rate``
+    adds a budget of this target's own. DingTalk de-duplicates none of the app APIs, so a
+    failure after which DingTalk may have acted is retried only with ``retry_ambiguous``.
     """
+
+    idempotent = False
 
     def __init__(
         self,
@@ -390,16 +396,17 @@ class AppTarget(RelayTarget):
         everyone: bool = False,
         agent_id: int | str | None = None,
         robot_code: str | None = None,
-        rate: Rate | str = DEFAULT_APP_RATE,
-        cooldown: float = 60.0,
+        rate: Rate | str | None = None,
         options: TargetOptions | None = None,
         description: str = "",
         owns_app: bool = False,
     ) -> None:
-        super().__init__(name, rate=rate, options=options, description=description)
+        super().__init__(
+            name, rate=rate or DEFAULT_APP_RATE, options=options, description=description
+        )
         self.kind = channel
         self.app = app
-        self.cooldown = float(cooldown)
+        self.own_rate = rate is not None
         self._owns_app = owns_app
         self.user_ids = tuple(users)
         if channel == "app-group":
@@ -417,7 +424,7 @@ class AppTarget(RelayTarget):
                 agent_id, users=self.user_ids, departments=tuple(departments), everyone=everyone
             )
             self._where = f"agent {agent_id}"
-        self._key = f"app:{mask(app.app_key)}:{channel}:{name}"
+        self._key = f"relay-target:{name}"
 
     @property
     def destination(self) -> str:
@@ -441,29 +448,33 @@ class AppTarget(RelayTarget):
     def keys(self) -> list[str]:
         return [self._key]
 
-    async def send(self, message: Message, msg_uuid: str) -> dict[str, typing.Any]:
-        from dingpush import PlatformThrottled
+    def delay(self) -> float:
+        # The app's own budgets answer through RateLimited("local", retry_at) when they are
+        # spent; the dispatcher then waits until then.
+        return self.limiter.delay(self._key, self.rate) if self.own_rate else 0.0
 
-        got = self.limiter.reserve(self._key, self.rate)
-        if isinstance(got, int | float):
-            raise RateLimited.local(
-                target=self.name,
-                retry_at=self.clock.time() + got,
-                wait=got,
-                reason="the target is at its rate",
-            )
+    def cooldown_left(self) -> float:
+        return self.limiter.cooldown_left(self._key) if self.own_rate else 0.0
+
+    async def send(self, message: Message, msg_uuid: str) -> dict[str, typing.Any]:
+        reservation = None
+        if self.own_rate:
+            got = self.limiter.reserve(self._key, self.rate)
+            if isinstance(got, int | float):
+                raise RateLimited.local(
+                    target=self.name,
+                    retry_at=self.clock.time() + got,
+                    wait=got,
+                    reason=f"the target is at its rate of {self.rate}",
+                )
+            reservation = got
         try:
-            result = await self._target.send(message, msg_uuid=msg_uuid)
-        except (RateLimited, PlatformThrottled) as exc:
-            got.complete()
-            if isinstance(exc, RateLimited):
-                self.limiter.cool_down(self._key, self.cooldown)
-                exc.retry_at = self.clock.time() + self.cooldown
-            raise
-        except BaseException:
-            got.complete()
-            raise
-        got.complete()
+            result = await self._target.send(
+                message, msg_uuid=msg_uuid, wait=False, retry=False, split=True
+            )
+        finally:
+            if reservation is not None:
+                reservation.complete()
         return _app_reply(result)
 
     async def aclose(self) -> None:
