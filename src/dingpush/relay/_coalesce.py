@@ -93,14 +93,21 @@ class _Item:
 
 
 def _section(item: _Item, markdown: bool, tz: datetime.tzinfo | None) -> str:
+    """One original in a digest: its time, then its text, in DingTalk's markdown subset.
+
+    The subset has no horizontal rule (protocol §1.4), so sections are set apart by a bold time
+    (and the title of a markdown original) and blank lines; a one-line text takes one line.
+    """
     when = _clock(item.original.created_at, tz)
     message = item.message
-    if markdown:
-        if isinstance(message, Markdown):
-            return f"---\n\n**{when}** · {message.title}\n\n{message.text}"
-        return f"---\n\n**{when}**\n\n{message.content}"
-    assert isinstance(message, Text)
-    return f"—— {when} ——\n{message.content}"
+    if not markdown:
+        assert isinstance(message, Text)
+        return f"[{when}] {message.content}"
+    if isinstance(message, Markdown):
+        return f"**{when}** · {message.title}\n\n{message.text}"
+    if "\n" in message.content.strip():
+        return f"**{when}**\n\n{message.content}"
+    return f"**{when}** {message.content}"
 
 
 def _build(items: Sequence[_Item], tz: datetime.tzinfo | None) -> Message:
