@@ -42,6 +42,8 @@ log = logging.getLogger("dingpush.relay")
 COALESCE_SCAN = 2000
 #: The least time between two looks at a target's backlog for coalescing.
 COALESCE_INTERVAL = 0.25
+#: How long before a target's next slot its backlog is merged.
+COALESCE_LEAD = 0.5
 #: Pause after an unexpected error in a worker, so a persistent fault does not spin.
 ERROR_PAUSE = 1.0
 
@@ -144,6 +146,10 @@ class Dispatcher:
     async def _step(self, target: RelayTarget) -> float:
         """One turn of a worker; returns how long to sleep before the next (0: go on)."""
         wait = target.delay()
+        if wait > COALESCE_LEAD and target.options.coalesce:
+            # Nothing can go before the slot: merge just before it, when the backlog is whole
+            # (merging earlier would send several small digests where one would do).
+            return wait - COALESCE_LEAD
         if self._should_coalesce(target) and await self._coalesce(target, wait):
             return 0.0
         if wait > 0:
