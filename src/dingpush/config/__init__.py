@@ -1,0 +1,87 @@
+"""dingpush's TOML configuration: named targets, app credentials, and the environment default.
+
+Shared by the CLI and the relay; stdlib only (``tomllib``), and not imported by ``import
+dingpush``. Look-up order: ``--config``, ``$DINGPUSH_CONFIG``, ``./dingpush.toml``,
+``~/.config/dingpush/config.toml``; with no file at all, ``DINGPUSH_WEBHOOK`` (and
+``DINGPUSH_SECRET``) define a robot target named ``default``. See ``docs/cli.md``.
+
+    config = load_config()
+    target = config.resolve("ops")          # or None for the default, or a URL, or app:…
+    with open_sender(target) as sender:
+        sender.send(Text("deploy finished"))
+"""
+
+from __future__ import annotations
+
+from ._build import Sender, open_sender
+from ._interpolate import BadReference, MissingVariable, interpolate
+from ._load import (
+    ENV_APP_KEY,
+    ENV_APP_SECRET,
+    ENV_CONFIG,
+    ENV_KEYWORD,
+    ENV_SECRET,
+    ENV_WEBHOOK,
+    find_config,
+    from_environment,
+    load_config,
+    parse_config,
+    user_config_path,
+)
+from ._model import (
+    KINDS,
+    AppGroupTarget,
+    AppSettings,
+    AppTarget,
+    AppUsersTarget,
+    Config,
+    Origin,
+    PoolTarget,
+    Rate,
+    RobotTarget,
+    SearchStep,
+    Target,
+    WorkNoticeTarget,
+    parse_rate,
+)
+from ._problems import ConfigFileError, Problem
+from ._source import ConfigSource, KeyLocator
+from ._spec import APP_PREFIX
+
+__all__ = [
+    "APP_PREFIX",
+    "ENV_APP_KEY",
+    "ENV_APP_SECRET",
+    "ENV_CONFIG",
+    "ENV_KEYWORD",
+    "ENV_SECRET",
+    "ENV_WEBHOOK",
+    "KINDS",
+    "AppGroupTarget",
+    "AppSettings",
+    "AppTarget",
+    "AppUsersTarget",
+    "BadReference",
+    "Config",
+    "ConfigFileError",
+    "ConfigSource",
+    "KeyLocator",
+    "MissingVariable",
+    "Origin",
+    "PoolTarget",
+    "Problem",
+    "Rate",
+    "RobotTarget",
+    "SearchStep",
+    "Sender",
+    "Target",
+    "WorkNoticeTarget",
+    "find_config",
+    "from_environment",
+    "interpolate",
+    "load_config",
+    "open_sender",
+    "parse_config",
+    "parse_rate",
+    "user_config_path",
+]
