@@ -80,7 +80,9 @@ class Runner:
         input: bytes | str | None = None,
         env: dict[str, str | None] | None = None,
     ) -> Result:
-        return self._runner.invoke(cli, list(args), input=input, env=env, catch_exceptions=False)
+        return self._runner.invoke(
+            cli, list(args), input=input, env=env, catch_exceptions=False, prog_name="dingpush"
+        )
 
 
 @pytest.fixture

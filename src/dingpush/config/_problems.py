@@ -49,7 +49,11 @@ class Problem:
                 if self.key
                 else f"{location}: {self.message}"
             )
-        return f"{text}. Fix: {self.fix}" if self.fix else text
+        if not self.fix:
+            return text
+        return (
+            f"{text} Fix: {self.fix}" if text.endswith(("?", ".")) else f"{text}. Fix: {self.fix}"
+        )
 
 
 class ConfigFileError(ConfigError):

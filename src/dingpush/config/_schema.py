@@ -340,7 +340,8 @@ class Schema:
         secret = self.nonempty(entry, (*path, "secret"), required=False)
         if secret is not None and not secret.startswith("SEC"):
             self.problem((*path, "secret"), "does not start with SEC", _SECRET_FIX)
-        webhook = self._webhook(self.text(entry, (*path, "webhook"), required=True) or "", path)
+        webhook_key = (*path, "webhook")
+        webhook = self._webhook(self.text(entry, webhook_key, required=True) or "", webhook_key)
         keyword = self.nonempty(entry, (*path, "keyword"), required=False)
         rate = self._rate(entry, (*path, "rate"))
         cooldown = self._duration(entry, (*path, "cooldown"))
@@ -353,8 +354,7 @@ class Schema:
             )
         return RobotTarget(name, webhook, keyword, rate, cooldown, description)
 
-    def _webhook(self, value: str, path: KeyPath) -> WebhookTarget | None:
-        key = (*path, "webhook")
+    def _webhook(self, value: str, key: KeyPath) -> WebhookTarget | None:
         try:
             return parse_robot_target(value, base_url=self.env.get("DINGPUSH_OAPI_BASE"))
         except ConfigError as exc:
@@ -402,13 +402,15 @@ class Schema:
     ) -> PoolTarget:
         path = ("targets", name, "members")
         mark = len(self.problems)
+        broken = False
         members: list[RobotTarget] = []
         for index, member in enumerate(self.strings(entry, path, required=True)):
             if "://" in member:
-                parsed = self._webhook(member, ("targets", name))
+                parsed = self._webhook(member, path)
                 if parsed is not None:
                     members.append(RobotTarget(f"{name}[{index}]", parsed))
                 continue
+            declared = self.source.data.get("targets", {})
             found = targets.get(member)
             if isinstance(found, RobotTarget):
                 if found in members:
@@ -416,13 +418,16 @@ class Schema:
                 members.append(found)
             elif f"targets.{member}" in self.unresolved:
                 self._missing.extend(self.unresolved[f"targets.{member}"].problems)
-            elif found is not None:
-                self.problem(
-                    path,
-                    f"{member!r} is a {found.kind} target",
-                    "pool members must be robot targets",
-                )
-            elif member not in self.source.data.get("targets", {}):
+            elif member in declared:
+                kind = self._kind(member, declared[member])
+                if kind != "robot":
+                    self.problem(
+                        path,
+                        f"{member!r} is not a robot target (its kind is {kind or 'unknown'})",
+                        "pool members must be robot targets",
+                    )
+                broken = True  # a robot with problems of its own, reported on its lines
+            else:
                 known = sorted(n for n, t in targets.items() if isinstance(t, RobotTarget))
                 self.problem(
                     path,
@@ -430,7 +435,7 @@ class Schema:
                     f"define [targets.{member}] with a webhook, or list one of: "
                     + (", ".join(known) or "none yet"),
                 )
-        if self._missing or len(self.problems) > mark:
+        if broken or self._missing or len(self.problems) > mark:
             raise _Unset
         return PoolTarget(name, tuple(members), description)
 

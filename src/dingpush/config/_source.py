@@ -276,6 +276,7 @@ class ConfigSource:
 def _syntax_problem(path: pathlib.Path, text: str, exc: tomllib.TOMLDecodeError) -> Problem:
     message = str(exc)
     line: int | None = None
+    at_end = False
     found = _DECODE_POSITION.search(message)
     if found:
         line = int(found.group(1))
@@ -283,8 +284,11 @@ def _syntax_problem(path: pathlib.Path, text: str, exc: tomllib.TOMLDecodeError)
     elif _DECODE_END.search(message):
         line = text.count("\n") + (0 if text.endswith("\n") else 1)
         message = _DECODE_END.sub("", message)
+        at_end = True
     fix = 'write key = value, quote strings ("…") and give each [table] once'
-    if "Invalid value" in message or "Invalid initial character" in message:
+    if at_end:
+        fix = "something opened is not closed: look for a missing ], } or closing quote"
+    elif "Invalid value" in message or "Invalid initial character" in message:
         fix = 'quote text values, e.g. webhook = "https://…"'
     elif "Cannot overwrite" in message or "Cannot declare" in message:
         fix = "each key and each [table] may appear only once"
