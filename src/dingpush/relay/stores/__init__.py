@@ -1,0 +1,70 @@
+"""Outbox stores: where the relay keeps every message until DingTalk has accepted it.
+
+``OutboxStore`` is the contract; ``SQLiteStore`` is the embedded default (one file, group
+commit), ``MemoryStore`` keeps everything in memory for tests and ``immediate`` use. Both need the
+standard library only.
+
+    from dingpush.relay.stores import NewMessage, SQLiteStore
+
+    async with SQLiteStore("outbox.sqlite") as store:
+        accepted = await store.enqueue(NewMessage(target="ops", kind="text", payload=body))
+"""
+
+from __future__ import annotations
+
+from ._base import (
+    Attempt,
+    Claim,
+    Enqueued,
+    ErrCode,
+    NewMessage,
+    OutboxMessage,
+    OutboxStats,
+    OutboxStore,
+    Outcome,
+    Page,
+    Status,
+    TargetStats,
+)
+from ._errors import (
+    IncompatibleOutbox,
+    InvalidTransition,
+    LeaseLost,
+    MessageNotFound,
+    StoreError,
+    StoreUnavailable,
+)
+from ._memory import MemoryStore
+from ._sqlite import SQLiteStore
+from ._sqlite_writer import WriteStats
+
+__all__ = [
+    "Attempt",
+    "Claim",
+    "Enqueued",
+    "ErrCode",
+    "IncompatibleOutbox",
+    "InvalidTransition",
+    "LeaseLost",
+    "MemoryStore",
+    "MessageNotFound",
+    "NewMessage",
+    "OutboxMessage",
+    "OutboxStats",
+    "OutboxStore",
+    "Outcome",
+    "Page",
+    "SQLiteStore",
+    "Status",
+    "StoreError",
+    "StoreUnavailable",
+    "TargetStats",
+    "WriteStats",
+]
+
+# Show the public names as dingpush.relay.stores.X in reprs and tracebacks.
+for _name in __all__:
+    _obj = globals()[_name]
+    if getattr(_obj, "__module__", "").startswith("dingpush.relay.stores."):
+        _obj.__module__ = __name__
+del _name, _obj
