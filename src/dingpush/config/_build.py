@@ -23,6 +23,10 @@ class Sender(typing.Protocol):
 
     def close(self) -> None: ...
 
+    def __enter__(self) -> typing.Self: ...
+
+    def __exit__(self, *exc_info: object) -> None: ...
+
 
 def open_sender(
     target: Target,
