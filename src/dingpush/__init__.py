@@ -9,6 +9,7 @@ from __future__ import annotations
 from .__version__ import __description__, __title__, __version__
 from ._clock import *
 from ._errors import *
+from ._markdown_check import MarkdownFinding, check_markdown
 from ._masking import mask
 from ._messages import *
 from ._robot import *
@@ -33,6 +34,7 @@ __all__ = [
     "InvalidRequest",
     "Link",
     "Markdown",
+    "MarkdownFinding",
     "Message",
     "MessageTooLarge",
     "PermissionDenied",
@@ -55,6 +57,7 @@ __all__ = [
     "__description__",
     "__title__",
     "__version__",
+    "check_markdown",
     "error_from_reply",
     "mask",
     "parse_message",

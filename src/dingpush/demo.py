@@ -75,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         with urllib.request.urlopen(f"{server.url}/_emulator/messages?robot=sandbox") as reply:
             count = len(json.load(reply)["messages"])
         print(f"The emulator accepted {count} messages. See them at:")
+        print(f"  {server.url}/   (the chat view: each message as DingTalk draws it)")
         print(f"  {server.url}/_emulator/messages?robot=sandbox")
         print(f"  {server.url}/_emulator/requests   (every request and its verdict)")
         print("Webhook and signing secret of the sandbox robot, for your own tries:")

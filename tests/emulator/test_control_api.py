@@ -98,7 +98,7 @@ async def test_posting_a_robot_again_replaces_it(client: httpx.AsyncClient) -> N
         ("GET", "/_emulator/messages?since_id=abc", None, 400),
         ("GET", "/_emulator/requests?accepted=maybe", None, 400),
         ("GET", "/_emulator/nothing-here", None, 404),
-        ("GET", "/", None, 404),
+        ("GET", "/nothing-here", None, 404),
         ("PUT", "/_emulator/robots", None, 405),
     ],
 )

@@ -113,9 +113,17 @@ def test_in_process_emulator_does_not_need_uvicorn() -> None:
 def test_emulator_does_not_import_the_client_library() -> None:
     # The emulator is an independent implementation of DingTalk: only the sans-I/O signing and
     # masking helpers are shared, so the client is tested against the server, not itself.
-    package = Path(SRC) / "dingpush" / "emulator"
-    allowed = {"dingpush._signing", "dingpush._masking"}
-    for path in package.glob("*.py"):
+    # The chat view draws messages with the shared renderer (dingpush.web), which reads raw
+    # payloads itself and imports none of the client's models either.
+    allowed = {
+        "dingpush._signing",
+        "dingpush._masking",
+        "dingpush.web",
+        "dingpush._markdown",
+        "dingpush._markdown_check",
+    }
+    packages = [Path(SRC) / "dingpush" / "emulator", Path(SRC) / "dingpush" / "web"]
+    for path in (p for package in packages for p in package.glob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 names = [node.module]
@@ -181,3 +189,17 @@ def test_cli_rejects_a_bad_rate() -> None:
     )
     assert result.returncode == 2
     assert "rate 'fast'" in result.stderr
+
+
+def test_listening_socket_is_tcp_so_answers_are_not_delayed_by_nagle() -> None:
+    # asyncio sets TCP_NODELAY only on accepted sockets whose proto is IPPROTO_TCP; with proto 0
+    # every reply written in two parts waited ~40 ms for the client's delayed ACK.
+    import socket
+
+    from dingpush.emulator._app import bind_socket
+
+    sock = bind_socket("127.0.0.1", 0)
+    try:
+        assert sock.proto == socket.IPPROTO_TCP
+    finally:
+        sock.close()

@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from ._chat import chat_routes
 from ._config import EmulatorOptions, RobotConfig
 from ._control import control_routes
 from ._robot import install_drop_log_filter, robot_routes
@@ -47,6 +48,7 @@ def create_app(emulator: Emulator | None = None) -> Starlette:
     routes = [
         *robot_routes(emulator),
         *control_routes(emulator),
+        *chat_routes(emulator),
     ]
     install_drop_log_filter()
     app = Starlette(routes=routes, exception_handlers={404: _http_error, 405: _http_error})
@@ -61,7 +63,9 @@ _GRACEFUL_SHUTDOWN_S = 5
 def bind_socket(host: str, port: int) -> socket.socket:
     """Bind a listening TCP socket; port 0 picks a free port, read back with :func:`base_url`."""
     family = socket.AF_INET6 if _is_ipv6(host) else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on accepted sockets whose proto is
+    # TCP, and with Nagle on, every answer written in two parts waits ~40 ms for a delayed ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))

@@ -104,6 +104,8 @@ class Emulator:
         # Ids keep counting across resets so a chat view polling with since_id never goes back.
         self._next_message_id = 1
         self._next_request_id = 1
+        # Bumped by changes that allocate no id (robots, resets), for `version`.
+        self._changes = 0
         for robot in robots:
             self.add_robot(robot)
 
@@ -162,6 +164,7 @@ class Emulator:
         with self._lock:
             robot = self._robot(name)
             del self._robots[name], self._tokens[robot.token], self._robot_state[name]
+            self._changes += 1
 
     def robot(self, name: str) -> RobotConfig:
         """Return the robot called ``name`` (``KeyError`` if there is none)."""
@@ -185,6 +188,7 @@ class Emulator:
             raise KeyError(f"no robot named {name!r}") from None
 
     def _install(self, robot: RobotConfig) -> None:
+        self._changes += 1
         previous = self._robots.get(robot.name)
         if previous is not None:
             del self._tokens[previous.token]
@@ -202,6 +206,16 @@ class Emulator:
         return conversation
 
     # -- reading -------------------------------------------------------------------------
+
+    @property
+    def version(self) -> str:
+        """A value that changes whenever a view of the emulator may change (the chat view polls it).
+
+        Built from the message and request id counters, which every recorded message and
+        request moves whatever channel records it, and a counter of robot changes and resets.
+        """
+        with self._lock:
+            return f"{self._changes}.{self._next_message_id}.{self._next_request_id}"
 
     def conversations(self) -> list[Conversation]:
         """Return the conversations robots post into, in creation order."""
@@ -341,6 +355,7 @@ class Emulator:
         Robots stay unless ``robots=True``.
         """
         with self._lock:
+            self._changes += 1
             self._messages.clear()
             self._requests.clear()
             self._faults.clear()

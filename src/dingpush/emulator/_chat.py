@@ -1,0 +1,393 @@
+"""The chat view: each conversation drawn as DingTalk shows it, live, beside the refused requests.
+
+``GET /`` opens the most recently active conversation and ``/_emulator/chat/{id}`` any other.
+The page is rendered on the server; a small script (``static/chat.js``) listens to
+``/_emulator/chat/events`` (server-sent events carrying :attr:`Emulator.version`) and fetches
+``/_emulator/chat/{id}/updates`` when something changed: the new messages, the refused requests
+and the conversation list, as HTML fragments. Tokens appear masked and secrets never.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+from markupsafe import Markup
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from dingpush.web import (
+    STATIC_PACKAGE,
+    MessageRenderer,
+    TimeLabel,
+    avatar_for,
+    create_environment,
+    time_label,
+    view_for,
+)
+
+from ._config import RobotConfig
+from ._records import Conversation, Message, RequestRecord, conversation_id
+from ._state import Emulator
+
+__all__ = ["chat_routes", "explain_rejection"]
+
+#: How often the event stream looks at the emulator's version, and how long one stream lasts
+#: before the browser reconnects (a bounded stream never holds a server shutdown for long).
+_POLL_S = 0.2
+_STREAM_S = 25.0
+_REJECTIONS_SHOWN = 50
+_MESSAGES_SHOWN = 500
+_PAGE_HEADERS = {
+    # Message text is untrusted: no inline script can run, whatever slipped through escaping.
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+        "img-src * data:; media-src *; connect-src 'self'; base-uri 'none'; "
+        "form-action 'self'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+# -- why a request was refused --------------------------------------------------------------
+
+
+_REASONS: dict[str, tuple[str, str]] = {
+    "keyword": (
+        "Keyword missing",
+        "The message contains none of the robot's custom keywords{keywords}. Put one in the "
+        "text, or pass keyword=… to Robot to append it.",
+    ),
+    "signature": (
+        "Signature mismatch",
+        "sign is not the HMAC-SHA256 of timestamp + \\n + secret. Check the SEC… secret, and "
+        "that sign is URL-encoded exactly once.",
+    ),
+    "sign_missing": (
+        "Signature missing",
+        "This robot has 加签 (signing) enabled, but the request has no timestamp and sign. "
+        "Pass secret=… to Robot.",
+    ),
+    "timestamp": (
+        "Signature expired",
+        "The timestamp is more than one hour away from DingTalk's clock. Sign every request "
+        "afresh, and check the sending machine's clock.",
+    ),
+    "ip": (
+        "IP not allowed",
+        "The sender's address is not in the robot's IP allow-list{allowlist}.",
+    ),
+    "unknown_token": (
+        "Unknown token",
+        "No robot has the access_token {token}. Copy the webhook URL again from the group's "
+        "robot settings; an AppKey or an app access token is not a webhook token.",
+    ),
+    "disabled": ("Robot disabled", "The robot was disabled in the group's settings."),
+    "not_in_group": ("Robot not in group", "The robot was removed from the group."),
+    "dissolved": ("Group dissolved", "The group this robot posts into was dissolved."),
+    "throttled": (
+        "Throttled",
+        "The robot sent more than {rate} messages in {window}; DingTalk blocks it for "
+        "{lockout}. Queue messages instead of sending them at once.",
+    ),
+    "locked": (
+        "Throttled (blocked)",
+        "The robot is still blocked after going over its rate limit; every send is refused "
+        "until the block ends.",
+    ),
+    "content_type": (
+        "Wrong Content-Type",
+        "Send the body as application/json (charset UTF-8).",
+    ),
+    "bad_json": ("Body is not JSON", "The request body is empty or is not a JSON object."),
+    "too_large": (
+        "Message too large",
+        "The body is {size} bytes; DingTalk accepts at most {limit} bytes (bytes, not "
+        "characters: Chinese text reaches it three times sooner). Split the message.",
+    ),
+    "bad_msgtype": (
+        "Unsupported msgtype",
+        "Custom robots send text, markdown, link, actionCard and feedCard.",
+    ),
+    "missing_param": ("Missing field", "A required field is missing or empty (see errmsg)."),
+    "unknown_field": ("Unknown field", "The body has a field robot/send does not take."),
+    "fault": ("Injected fault", "A fault injected through /_emulator/faults answered this."),
+}
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 60 and seconds % 60 == 0:
+        minutes = int(seconds // 60)
+        return f"{minutes} minute{'s' if minutes != 1 else ''}"
+    return f"{seconds:g} s"
+
+
+def explain_rejection(record: RequestRecord, robot: RobotConfig | None, limit: int) -> str:
+    """Say in words why DingTalk refused ``record``, with what the robot's settings require."""
+    _, template = _REASONS.get(record.reason, ("", ""))
+    keywords = f" ({', '.join(robot.keywords)})" if robot and robot.keywords else ""
+    allowlist = f" ({', '.join(robot.ip_allowlist)})" if robot and robot.ip_allowlist else ""
+    return template.format(
+        keywords=keywords,
+        allowlist=allowlist,
+        token=record.token or "(none)",
+        rate=robot.rate_limit if robot else 20,
+        window=_duration(robot.rate_window if robot else 60.0),
+        lockout=_duration(robot.lockout if robot else 600.0),
+        size=f"{record.body_size:,}",
+        limit=f"{limit:,}",
+    )
+
+
+# -- what the templates show ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _ConversationItem:
+    conversation: Conversation
+    count: int
+    preview: str
+    when: TimeLabel | None
+    avatar: Any
+
+
+@dataclass(frozen=True, slots=True)
+class _RejectionItem:
+    record: RequestRecord
+    title: str
+    why: str
+    when: TimeLabel | None
+
+
+@dataclass(frozen=True, slots=True)
+class _RobotItem:
+    name: str
+    security: str
+    status: str
+
+
+def _security(robot: RobotConfig) -> str:
+    parts = []
+    if robot.secret is not None:
+        parts.append("signed (加签)")
+    if robot.keywords:
+        parts.append("keywords: " + ", ".join(robot.keywords))
+    if robot.ip_allowlist:
+        parts.append("IP allow-list: " + ", ".join(robot.ip_allowlist))
+    window = "min" if robot.rate_window == 60 else f"{robot.rate_window:g}s"
+    parts.append(f"at most {robot.rate_limit}/{window}")
+    return " · ".join(parts)
+
+
+def _short(text: str, limit: int = 80) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+class _ChatView:
+    """Request handlers of the chat view, bound to one emulator."""
+
+    def __init__(self, emulator: Emulator) -> None:
+        self.emulator = emulator
+        self.environment = create_environment()
+
+    # -- data ------------------------------------------------------------------------------
+
+    def _renderer(self, request: Request) -> MessageRenderer:
+        root = request.scope.get("root_path", "")
+
+        def media_url(media_id: str) -> str:
+            return f"{root}/_emulator/media/{urllib.parse.quote(media_id, safe='')}"
+
+        return MessageRenderer(media_url=media_url, environment=self.environment)
+
+    def _conversation_items(self, messages: Sequence[Message]) -> list[_ConversationItem]:
+        last: dict[str, Message] = {}
+        counts: dict[str, int] = {}
+        for message in messages:
+            last[message.conversation_id] = message
+            counts[message.conversation_id] = counts.get(message.conversation_id, 0) + 1
+        items = []
+        for conversation in self.emulator.conversations():
+            latest = last.get(conversation.id)
+            items.append(
+                _ConversationItem(
+                    conversation,
+                    counts.get(conversation.id, 0),
+                    _short(view_for(latest.payload, latest.channel).preview) if latest else "",
+                    time_label(latest.time) if latest else None,
+                    avatar_for(conversation.title),
+                )
+            )
+        # Most recent activity first, as DingTalk orders its conversation list.
+        items.sort(key=lambda i: -(last[i.conversation.id].id if i.count else 0))
+        return items
+
+    def _robots_of(self, cid: str) -> list[RobotConfig]:
+        return [r for r in self.emulator.robots() if conversation_id("group", r.group) == cid]
+
+    def _rejections(self, cid: str, senders: set[str]) -> list[_RejectionItem]:
+        robots = {r.name: r for r in self.emulator.robots()}
+        limit = self.emulator.options.body_limit
+        found = [
+            r
+            for r in self.emulator.rejections()
+            # A request that named no known robot cannot be placed; every conversation shows it.
+            if r.robot is None or r.robot in senders
+        ]
+        items = []
+        for record in reversed(found[-_REJECTIONS_SHOWN:]):
+            title = _REASONS.get(record.reason, (record.reason.replace("_", " ").capitalize(),))[0]
+            robot = robots.get(record.robot or "")
+            why = explain_rejection(record, robot, limit)
+            items.append(_RejectionItem(record, title, why, time_label(record.time)))
+        return items
+
+    def _context(self, request: Request, cid: str | None) -> dict[str, Any]:
+        messages = self.emulator.messages()
+        items = self._conversation_items(messages)
+        current = next((i.conversation for i in items if i.conversation.id == cid), None)
+        if cid is None and items:
+            current = items[0].conversation
+        shown = [m for m in messages if current is not None and m.conversation_id == current.id]
+        robots = self._robots_of(current.id) if current else []
+        senders = {r.name for r in robots} | {m.sender for m in shown}
+        renderer = self._renderer(request)
+        rendered = [
+            (
+                m.id,
+                renderer.render(
+                    m.payload, sender=m.sender, time=m.time, channel=m.channel, message_id=m.id
+                ),
+            )
+            for m in shown[-_MESSAGES_SHOWN:]
+        ]
+        return {
+            "conversation": current,
+            "conversations": items,
+            "messages": rendered,
+            "message_count": len(shown),
+            "last_id": shown[-1].id if shown else 0,
+            "robots": [
+                _RobotItem(r.name, _security(r), r.status if r.status != "active" else "")
+                for r in robots
+            ],
+            "rejections": self._rejections(current.id, senders) if current else [],
+            "version": self.emulator.version,
+            **_urls(request),
+        }
+
+    # -- handlers ---------------------------------------------------------------------------
+
+    def _page(self, request: Request, cid: str | None) -> Response:
+        context = self._context(request, cid)
+        if cid is not None and context["conversation"] is None:
+            template = self.environment.get_template("emulator/not_found.html")
+            html = template.render(conversation_id=cid, **_urls(request))
+            return HTMLResponse(html, status_code=404, headers=_PAGE_HEADERS)
+        html = self.environment.get_template("emulator/chat.html").render(**context)
+        return HTMLResponse(html, headers=_PAGE_HEADERS)
+
+    async def home(self, request: Request) -> Response:
+        return self._page(request, None)
+
+    async def conversation(self, request: Request) -> Response:
+        return self._page(request, request.path_params["conversation_id"])
+
+    async def updates(self, request: Request) -> Response:
+        """The parts of the page that change, as HTML fragments, for messages after ``after``."""
+        cid = request.path_params["conversation_id"]
+        try:
+            after = int(request.query_params.get("after", "0"))
+        except ValueError:
+            return JSONResponse({"error": "query parameter 'after' must be an integer"}, 400)
+        context = self._context(request, cid)
+        if context["conversation"] is None:
+            return JSONResponse({"error": f"no conversation {cid!r}"}, 404)
+        fragments = {
+            name: self.environment.get_template(f"emulator/_{name}.html").render(**context)
+            for name in ("conversations", "rejections", "robots")
+        }
+        new = [html for mid, html in context["messages"] if mid > after]
+        body = {
+            "version": context["version"],
+            "last_id": context["last_id"],
+            "count": context["message_count"],
+            "messages": [str(Markup("<li>%s</li>") % html) for html in new],
+            **fragments,
+        }
+        return JSONResponse(body, headers={"Cache-Control": "no-store"})
+
+    async def events(self, request: Request) -> Response:
+        """Server-sent events: ``change`` with the emulator's version whenever it moves."""
+        return StreamingResponse(
+            self._stream(request),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
+
+    async def _stream(self, request: Request) -> AsyncIterator[str]:
+        # The browser reconnects 0.5 s after a stream ends (the retry field).
+        yield "retry: 500\n\n"
+        seen = None
+        deadline = anyio.current_time() + _STREAM_S
+        while anyio.current_time() < deadline:
+            version = self.emulator.version
+            if version != seen:
+                seen = version
+                yield f"event: change\ndata: {json.dumps(version)}\n\n"
+            if await request.is_disconnected():
+                return
+            await anyio.sleep(_POLL_S)
+
+
+class _Urls:
+    """The chat view's URLs, under whatever path the emulator is mounted at."""
+
+    def __init__(self, request: Request) -> None:
+        self._request = request
+        self.root = request.scope.get("root_path", "")
+
+    def static(self, path: str) -> str:
+        return str(self._request.url_for("emulator-static", path=path).path)
+
+    def home(self) -> str:
+        return f"{self.root}/"
+
+    def conversation(self, cid: str) -> str:
+        return f"{self.root}/_emulator/chat/{urllib.parse.quote(cid, safe='')}"
+
+    def updates(self, cid: str) -> str:
+        return self.conversation(cid) + "/updates"
+
+    def events(self) -> str:
+        return f"{self.root}/_emulator/chat/events"
+
+
+def _urls(request: Request) -> dict[str, Any]:
+    urls = _Urls(request)
+    return {"url": urls, "static_url": urls.static}
+
+
+def chat_routes(emulator: Emulator) -> list[BaseRoute]:
+    """Return the chat view's routes (``/``, ``/_emulator/chat/…``, ``/_emulator/static/…``)."""
+    view = _ChatView(emulator)
+    return [
+        Route("/", view.home, methods=["GET"], name="emulator-home"),
+        Route("/_emulator/chat/events", view.events, methods=["GET"], name="emulator-events"),
+        Route("/_emulator/chat/{conversation_id}", view.conversation, methods=["GET"]),
+        Route("/_emulator/chat/{conversation_id}/updates", view.updates, methods=["GET"]),
+        Mount(
+            "/_emulator/static",
+            app=StaticFiles(packages=[STATIC_PACKAGE]),
+            name="emulator-static",
+        ),
+    ]
