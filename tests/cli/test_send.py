@@ -278,7 +278,7 @@ def test_dry_run_json(dingpush: Invoke, env_robot: Robot) -> None:
     assert data["dry_run"] is True and data["target"] == "default"
     assert request["body"] == {
         "msgtype": "markdown",
-        "markdown": {"title": "**hi**", "text": "**hi**"},
+        "markdown": {"title": "hi", "text": "**hi**"},
         "msgUuid": "u-2",
     }
     assert request["bytes"] == len(json.dumps(request["body"], separators=(",", ":")).encode())
@@ -344,3 +344,17 @@ def test_feed_does_not_read_stdin(run: Runner, env_robot: Robot) -> None:
     result = run("send", "--feed", "--item", f"a|{A}|{PIC}", input=b"ignored")
     assert result.exit_code == 0, result.output
     assert env_robot.payloads()[0]["msgtype"] == "feedCard"
+
+
+def test_dry_run_warns_about_markdown_dingtalk_will_not_draw(
+    dingpush: Invoke, env_robot: Robot
+) -> None:
+    table = "### Disk\n| host | used |\n|---|---|\n| web-01 | 97% |"
+    result = dingpush("send", "--dry-run", "-m", "--title", "Disk", table)
+    assert result.exit_code == 0, result.output
+    assert result.stderr.startswith(
+        "warning: DingTalk will not render this as written: line 2: table (lines 2-4)"
+    )
+    assert json.loads(result.stdout.rsplit("\n\n", 1)[1])["markdown"]["text"] == table
+    result = dingpush("send", "--dry-run", "--json", "-m", "**fine**")
+    assert json.loads(result.stdout)["warnings"] == []

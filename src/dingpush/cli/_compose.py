@@ -37,6 +37,8 @@ _MOBILE = re.compile(r"1[0-9]{10}|\+[0-9]{1,4}-?[0-9][0-9-]{4,}")
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\"}
 _ESCAPE = re.compile(r"\\(.)", re.DOTALL)
 _TITLE_LIMIT = 64
+_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
+_EMPHASIS = re.compile(r"\*+|`+|~~")
 
 
 def decode_input(data: bytes, source: str) -> str:
@@ -146,9 +148,10 @@ def parse_item(spec: str) -> FeedItem:
 
 
 def derive_title(text: str) -> str:
-    """A title from the text's first non-empty line, without markdown heading marks."""
+    """A title from the text's first non-empty line, without markdown marks (titles are plain)."""
     for line in text.splitlines():
-        line = line.strip().lstrip("#>").strip()
+        line = _LINK.sub(r"\1", line.strip().lstrip("#>").strip())
+        line = _EMPHASIS.sub("", line).strip()
         if line:
             return line if len(line) <= _TITLE_LIMIT else line[: _TITLE_LIMIT - 1] + "…"
     return ""

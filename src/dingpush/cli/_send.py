@@ -15,6 +15,7 @@ from ._compose import MessageOptions, apply_defaults, compose, read_text
 from ._state import error_json, get_state, stdin_is_interactive
 
 if typing.TYPE_CHECKING:
+    from dingpush import Message
     from dingpush.config import Target
 
     from ._deliver import PlannedRequest
@@ -140,7 +141,8 @@ def send(
         if dry_run:
             from ._deliver import plan
 
-            show_plan(state, target, plan(target, message, msg_uuid), as_json=as_json)
+            requests = plan(target, message, msg_uuid)
+            show_plan(state, target, requests, markdown_findings(message), as_json=as_json)
             return
         from ._deliver import send as deliver
 
@@ -167,10 +169,24 @@ def resolve(state: State, spec: str | None) -> Target:
     return target
 
 
+def markdown_findings(message: Message) -> list[str]:
+    """What DingTalk will not draw in a markdown or action-card message (issue 7's checker)."""
+    from dingpush import ActionCard, Markdown, check_markdown
+
+    if isinstance(message, Markdown | ActionCard):
+        return [str(f) for f in check_markdown(message.text, title=message.title)]
+    return []
+
+
 def show_plan(
-    state: State, target: Target, requests: list[PlannedRequest], *, as_json: bool
+    state: State,
+    target: Target,
+    requests: list[PlannedRequest],
+    warnings: list[str],
+    *,
+    as_json: bool,
 ) -> None:
-    """Print a dry run: each request line, its headers and its exact body."""
+    """Print a dry run: each request line, its headers and its exact body; warnings on stderr."""
     if as_json:
         state.json(
             {
@@ -178,9 +194,12 @@ def show_plan(
                 "target": target.name,
                 "kind": target.kind,
                 "requests": [r.to_json() for r in requests],
+                "warnings": warnings,
             }
         )
         return
+    for warning in warnings:
+        state.err(f"warning: DingTalk will not render this as written: {warning}")
     for index, request in enumerate(requests):
         if index:
             state.out()
