@@ -26,5 +26,7 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         "DINGPUSH_CONFIG",
         "DINGPUSH_WEBHOOK",
         "DINGPUSH_SECRET",
+        "DINGPUSH_APP_KEY",
+        "DINGPUSH_APP_SECRET",
     ):
         monkeypatch.delenv(name, raising=False)

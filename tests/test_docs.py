@@ -16,6 +16,12 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 _BLOCK = re.compile(r"<!-- test -->\s*\n```python\n(?P<code>.*?)\n```", re.DOTALL)
 
 SECRET = "SEC-docs-example-secret"
+# The app the examples in docs/apps.md talk to: its credentials come from the environment as a
+# user's would, the ids the examples use literally are registered here.
+APP_KEY = "dingdocs0123456789ab"
+APP_SECRET = "docs-app-secret-0123456789-abcdefghijklmnopqrstuvwxyzABCDEFGH"
+DOCS_GROUP = "cid6KeBBLoveMJOGXoYKF5x7EeiodoA=="
+DOCS_AGENT_ID = 1234567890
 
 
 def _examples() -> list[typing.Any]:
@@ -39,6 +45,20 @@ def test_example_runs(
     dingtalk_emulator.add_robot("docs", "docs-token", secret=SECRET)
     monkeypatch.setenv("DINGPUSH_WEBHOOK", dingtalk_emulator.webhook_url("docs"))
     monkeypatch.setenv("DINGPUSH_SECRET", SECRET)
+    dingtalk_emulator.add_app(
+        "docs",
+        APP_KEY,
+        APP_SECRET,
+        agent_id=DOCS_AGENT_ID,
+        users=("manager4220", "user123", "alice"),
+        departments={42: ("bob", "carol")},
+        groups={DOCS_GROUP: "Ops"},
+    )
+    monkeypatch.setenv("DINGPUSH_APP_KEY", APP_KEY)
+    monkeypatch.setenv("DINGPUSH_APP_SECRET", APP_SECRET)
+    monkeypatch.setenv("DINGPUSH_API_BASE", dingtalk_emulator.url)
+    monkeypatch.setenv("DINGPUSH_OAPI_BASE", dingtalk_emulator.url)
+    monkeypatch.chdir(ROOT)  # examples read files such as docs/images/chart.png
     namespace: dict[str, typing.Any] = {"__name__": f"docs_example_{path.stem}"}
     exec(compile(code, str(path), "exec"), namespace)
     for name, function in list(namespace.items()):

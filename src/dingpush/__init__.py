@@ -7,6 +7,11 @@ and the emulator live behind extras.
 from __future__ import annotations
 
 from .__version__ import __description__, __title__, __version__
+from ._app import *
+from ._app_messages import *
+from ._app_results import *
+from ._async_app import *
+from ._channels import msg_param_bytes, notice_msg_bytes
 from ._clock import *
 from ._errors import *
 from ._markdown_check import MarkdownFinding, check_markdown
@@ -15,11 +20,21 @@ from ._messages import *
 from ._robot import *
 from ._signing import sign
 from ._targets import WebhookTarget, parse_robot_target
+from ._tokens import AccessToken, FileTokenCache, TokenCache, default_token_cache_path
 
-__all__ = [
+# A plain sort (tests/test_exports.py), not ruff's isort-style one that puts OA first.
+__all__ = [  # noqa: RUF022
     "APIError",
+    "AccessToken",
     "ActionCard",
+    "App",
+    "AppGroup",
+    "AppUsers",
+    "AsyncApp",
+    "AsyncAppGroup",
+    "AsyncAppUsers",
     "AsyncRobot",
+    "AsyncWorkNotice",
     "At",
     "BadCredentials",
     "Button",
@@ -29,6 +44,10 @@ __all__ = [
     "DingPushError",
     "FeedCard",
     "FeedItem",
+    "File",
+    "FileTokenCache",
+    "GroupSendResult",
+    "Image",
     "InvalidAccessToken",
     "InvalidMessage",
     "InvalidRequest",
@@ -37,6 +56,12 @@ __all__ = [
     "MarkdownFinding",
     "Message",
     "MessageTooLarge",
+    "NoticeDelivery",
+    "NoticeForbidden",
+    "NoticeProgress",
+    "NoticeSendResult",
+    "OA",
+    "OAField",
     "PermissionDenied",
     "PlatformThrottled",
     "ProtocolError",
@@ -49,17 +74,23 @@ __all__ = [
     "SystemClock",
     "Text",
     "Timeout",
+    "TokenCache",
     "TokenNotFound",
     "TransportError",
     "UnsupportedMessage",
     "UnsupportedMessageType",
+    "UsersSendResult",
     "WebhookTarget",
+    "WorkNotice",
     "__description__",
     "__title__",
     "__version__",
     "check_markdown",
+    "default_token_cache_path",
     "error_from_reply",
     "mask",
+    "msg_param_bytes",
+    "notice_msg_bytes",
     "parse_message",
     "parse_robot_target",
     "sign",

@@ -64,6 +64,9 @@ class DingPushError(Exception):
     exit_code: typing.ClassVar[int] = 1
     #: Whether the same request may succeed if tried again later.
     transient: bool = False
+    #: When one send took several calls (an app's 1:1 send is chunked 20 users a call), the
+    #: result of the calls that succeeded before this failure; ``None`` otherwise.
+    partial: typing.Any = None
 
     def __init__(self, message: str | None = None) -> None:
         super().__init__(message or (self.__doc__ or type(self).__name__).strip())
@@ -81,6 +84,20 @@ class ConfigError(DingPushError):
 
 class BadCredentials(ConfigError):
     """DingTalk refused the AppKey/AppSecret pair."""
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        credential: typing.Literal["app_key", "app_secret", "unknown"] = "unknown",
+        errcode: int | str | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        #: Which credential is wrong, when it can be told: ``app_key``, ``app_secret``.
+        self.credential = credential
+        self.errcode = errcode
+        self.request_id = request_id
 
 
 class InvalidMessage(DingPushError, ValueError):
@@ -368,11 +385,17 @@ _ERRCODES: dict[int | str, type[DingPushError]] = {
     41001: InvalidAccessToken,
     40089: BadCredentials,
     43007: PermissionDenied,
+    # Work notifications and media (protocol §3.5, §4.1, §5)
+    34016: MessageTooLarge,
+    40008: UnsupportedMessageType,
+    40006: MessageTooLarge,
     400001: ServerBusy,
     # v1.0 codes (protocol §3.4)
     "InvalidAuthentication": InvalidAccessToken,
     "Unauthorized": InvalidAccessToken,
     "invalidClientIdOrSecret": BadCredentials,
+    "invalid.client": BadCredentials,
+    "unauthorized.client": BadCredentials,
     "send.too.fast": RateLimited,
     "send.byToken.tooFast": RateLimited,
     "Forbidden.AccessDenied.QpsLimitForAppkeyAndApi": PlatformThrottled,
@@ -404,12 +427,16 @@ def error_from_reply(
     cls = _ERRCODES.get(errcode)
     if cls is None:
         cls = _v1_family(errcode, status_code) if isinstance(errcode, str) else InvalidRequest
-    if not issubclass(cls, APIError):
-        return cls(
+    if cls is BadCredentials:
+        return BadCredentials(
             f"DingTalk refused the app credentials ({errcode} {errmsg}): check the AppKey and "
             "AppSecret under 'Credentials and basic info' of the app in the developer console "
-            "(open-dev.dingtalk.com)"
+            "(open-dev.dingtalk.com)",
+            errcode=errcode,
+            request_id=request_id,
         )
+    if not issubclass(cls, APIError):
+        return cls(f"DingTalk refused the request: {errcode} {errmsg}")
     return cls(errcode, errmsg, request_id=request_id, status_code=status_code)
 
 

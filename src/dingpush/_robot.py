@@ -8,6 +8,7 @@ import urllib.parse
 import uuid
 from dataclasses import dataclass
 
+from ._channels import refuse_on_webhook
 from ._clock import SYSTEM_CLOCK, Clock
 from ._errors import MessageTooLarge, SecurityRejected
 from ._masking import Redactor, install_log_redaction
@@ -96,6 +97,7 @@ class RobotCore:
     def prepare(self, message: Message | str, msg_uuid: str | None = None) -> PreparedSend:
         """Build and size-check the body; refuse it before any request when it is too large."""
         message = self.coerce(message)
+        refuse_on_webhook(message)  # images, files and OA cards need an app
         if self.keyword is not None:
             message = message.with_keyword(self.keyword)
         msg_uuid = msg_uuid or str(uuid.uuid4())

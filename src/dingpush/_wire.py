@@ -14,6 +14,7 @@ __all__ = [
     "JSON_HEADERS",
     "map_transport_errors",
     "parse_oapi_reply",
+    "parse_v1_reply",
     "payload_bytes",
 ]
 
@@ -83,6 +84,52 @@ def parse_oapi_reply(
             f"{what} answered HTTP {status_code} with errcode 0", status_code=status_code
         )
     return body
+
+
+def parse_v1_reply(
+    status_code: int,
+    content: bytes,
+    redact: Redact,
+    *,
+    headers: Mapping[str, str] | None = None,
+    what: str = "DingTalk",
+) -> dict[str, typing.Any]:
+    """Return the JSON of an api.dingtalk.com/v1.0 reply, or raise the error it carries.
+
+    v1.0 errors use real HTTP statuses with ``{"code", "message", "requestid"}`` (protocol
+    §3.4); the request id (body, or the ``x-acs-request-id`` header) stays on the exception.
+    """
+    try:
+        body = json.loads(content) if content.strip() else {}
+    except ValueError:
+        body = None
+    header_id = (headers or {}).get("x-acs-request-id")
+    if 200 <= status_code < 300:
+        if not isinstance(body, dict):
+            raise ProtocolError(
+                f"{what} answered HTTP {status_code} with something that is not JSON: "
+                f"{excerpt(content, redact)!r}",
+                status_code=status_code,
+            )
+        return body
+    if not isinstance(body, dict) or not body.get("code"):
+        raise ProtocolError(
+            f"{what} answered HTTP {status_code} without DingTalk's error JSON: "
+            f"{excerpt(content, redact)!r}"
+            + (" — check the URL and any proxy in between" if status_code < 500 else ""),
+            status_code=status_code,
+        )
+    message = redact(str(body.get("message", "")))
+    detail = body.get("accessdenieddetail")
+    if isinstance(detail, Mapping) and detail.get("requiredScopes"):
+        scopes = ", ".join(str(s) for s in detail["requiredScopes"])
+        message = f"{message} (required permission: {scopes})".strip()
+    raise error_from_reply(
+        str(body["code"]),
+        message,
+        request_id=_request_id(body) or header_id,
+        status_code=status_code,
+    )
 
 
 def _request_id(body: Mapping[str, typing.Any]) -> str | None:

@@ -14,9 +14,9 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
@@ -25,7 +25,15 @@ if TYPE_CHECKING:
 
     import uvicorn
 
-    from dingpush.emulator import Clock, Emulator, EmulatorOptions, RobotConfig, RobotStatus
+    from dingpush import App
+    from dingpush.emulator import (
+        AppConfig,
+        Clock,
+        Emulator,
+        EmulatorOptions,
+        RobotConfig,
+        RobotStatus,
+    )
 
 __all__ = [
     "EmulatorServer",
@@ -206,6 +214,55 @@ class EmulatorServer:
             status=status,
         )
         return self.emulator.add_robot(robot)
+
+    def add_app(
+        self,
+        name: str,
+        app_key: str | None = None,
+        app_secret: str | None = None,
+        *,
+        agent_id: int = 0,
+        robot_code: str = "",
+        users: Iterable[str] = (),
+        departments: Mapping[str | int, Iterable[str]] | None = None,
+        groups: Iterable[str] | Mapping[str, str] = (),
+        permissions: Iterable[str] | None = None,
+        token_lifetime: float = 7200.0,
+        flow_controlled_users: Iterable[str] = (),
+        notice_daily_cap: int = 500,
+    ) -> AppConfig:
+        """Register an enterprise app and return it (credentials are generated when not given).
+
+        ``groups`` are group titles (or ``{openConversationId: title}``) the app's robot is in;
+        read their ids from ``app.groups``. Point a client at it with :meth:`app_client`.
+        """
+        from dingpush.emulator import ROBOT_PERMISSION, AppConfig
+
+        app = AppConfig(
+            name,
+            app_key or "ding" + secrets.token_hex(8),
+            app_secret or secrets.token_urlsafe(48),
+            agent_id=agent_id,
+            robot_code=robot_code,
+            users=tuple(users),
+            # AppConfig normalises these (ids to str, titles to {openConversationId: title}).
+            departments=cast(Any, dict(departments or {})),
+            groups=cast(Any, groups if isinstance(groups, Mapping) else tuple(groups)),
+            permissions=(ROBOT_PERMISSION,) if permissions is None else tuple(permissions),
+            token_lifetime=token_lifetime,
+            flow_controlled_users=tuple(flow_controlled_users),
+            notice_daily_cap=notice_daily_cap,
+        )
+        return self.emulator.add_app(app)
+
+    def app_client(self, app: str, **options: Any) -> App:
+        """Return a :class:`dingpush.App` for a registered app, pointed at this server."""
+        from dingpush import App
+
+        config = self.emulator.app(app)
+        options.setdefault("api_base", self.url)
+        options.setdefault("oapi_base", self.url)
+        return App(config.app_key, config.app_secret, **options)
 
     def webhook_url(self, robot: str) -> str:
         """Return the full webhook URL of a registered robot (``…/robot/send?access_token=…``)."""

@@ -183,6 +183,7 @@ async def test_requests_rejections_and_stats(
         "http_status": 200,
         "fault": None,
         "message_id": None,
+        "code": None,  # the v1.0 code of app API refusals
     }
     assert unknown["robot"] is None and unknown["token"] == "****"
     only_ops = (await client.get("/_emulator/rejections?robot=ops")).json()["rejections"]

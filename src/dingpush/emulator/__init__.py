@@ -1,4 +1,5 @@
-"""A local DingTalk: the custom-robot webhook with its checks, limits and errcodes, plus faults.
+"""A local DingTalk: the custom-robot webhook and the enterprise-app APIs (tokens, app robots,
+work notifications, media), with their checks, limits and error codes, plus faults.
 
 Serve :func:`create_app` with uvicorn (or :func:`serve`), or call it in-process through
 ``httpx.ASGITransport``. The behaviour follows ``dingtalk-protocol.md``; where the protocol is
@@ -10,6 +11,8 @@ from __future__ import annotations
 import inspect
 
 from ._app import create_app, serve
+from ._apps import ROBOT_PERMISSION, AppConfig, MediaRecord, NoticeTask, parse_app_spec
+from ._appstate import AppAnswer, AppCall
 from ._config import (
     DEFAULT_KEYWORD_FIELDS,
     Clock,
@@ -35,6 +38,10 @@ from ._webhook import MSGTYPES, WebhookCall
 __all__ = [
     "DEFAULT_KEYWORD_FIELDS",
     "MSGTYPES",
+    "ROBOT_PERMISSION",
+    "AppAnswer",
+    "AppCall",
+    "AppConfig",
     "AtTargets",
     "Clock",
     "ConnectionDropped",
@@ -44,13 +51,16 @@ __all__ = [
     "EmulatorStats",
     "Fault",
     "FaultKind",
+    "MediaRecord",
     "Message",
+    "NoticeTask",
     "RequestRecord",
     "RobotConfig",
     "RobotStats",
     "RobotStatus",
     "WebhookCall",
     "create_app",
+    "parse_app_spec",
     "parse_rate",
     "parse_robot_spec",
     "serve",

@@ -1,4 +1,4 @@
-"""``python -m dingpush.emulator``: serve a local DingTalk with a few robots, no click needed."""
+"""``python -m dingpush.emulator``: serve a local DingTalk with robots and apps, no click needed."""
 
 from __future__ import annotations
 
@@ -7,13 +7,18 @@ import sys
 from collections.abc import Sequence
 
 from ._app import serve
+from ._apps import AppConfig, parse_app_spec
 from ._config import EmulatorOptions, RobotConfig, parse_rate, parse_robot_spec
+from ._state import Emulator
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m dingpush.emulator",
-        description="Serve a local DingTalk emulator (custom-robot webhook and control API).",
+        description=(
+            "Serve a local DingTalk emulator (custom-robot webhook, enterprise-app APIs and "
+            "the control API)."
+        ),
     )
     parser.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=0, help="port; 0 picks a free one (default)")
@@ -39,7 +44,36 @@ def _parser() -> argparse.ArgumentParser:
         default=130101,
         help="throttle errcode",
     )
+    parser.add_argument(
+        "--app",
+        action="append",
+        default=[],
+        metavar="NAME[:APPKEY[:APPSECRET]]",
+        help="add an enterprise app; missing credentials are generated (repeatable)",
+    )
+    parser.add_argument(
+        "--app-user", action="append", default=[], metavar="USERID", help="a user of every app"
+    )
+    parser.add_argument(
+        "--app-group", action="append", default=[], metavar="TITLE", help="a group of every app"
+    )
     return parser
+
+
+def apps_from_args(args: argparse.Namespace) -> list[AppConfig]:
+    """Build the apps described by the command line (none unless ``--app`` is given)."""
+    return [
+        parse_app_spec(spec, users=tuple(args.app_user), groups=tuple(args.app_group))
+        for spec in args.app
+    ]
+
+
+def _describe_app(app: AppConfig) -> list[str]:
+    groups = ", ".join(f"{cid} ({title})" for cid, title in app.groups.items()) or "none"
+    return [
+        f"  app {app.name}: AppKey={app.app_key} AppSecret={app.app_secret} AgentId={app.agent_id}",
+        f"    groups: {groups}",
+    ]
 
 
 def robots_from_args(args: argparse.Namespace) -> list[RobotConfig]:
@@ -65,20 +99,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         robots = robots_from_args(args)
+        apps = apps_from_args(args)
     except ValueError as exc:
         parser.error(str(exc))
     options = EmulatorOptions(rate_limit_errcode=args.rate_errcode)
+    emulator = Emulator(options=options, robots=robots, apps=apps)
 
     def ready(url: str) -> None:
         # The webhook URLs carry the tokens on purpose: they are this local emulator's own
         # credentials and the user needs them to send. Secrets are never printed.
         lines = [f"DingTalk emulator serving on {url}"]
         lines += [f"  {r.name}: {r.webhook_url(url)}" for r in robots]
+        for app in apps:
+            lines += _describe_app(app)
+        if apps:
+            lines.append(f"  point apps at it: DINGPUSH_API_BASE={url} DINGPUSH_OAPI_BASE={url}")
         sys.stdout.write("\n".join(lines) + "\n")
         sys.stdout.flush()
 
     try:
-        serve(args.host, args.port, robots, options, ready)
+        serve(args.host, args.port, ready=ready, emulator=emulator)
     except KeyboardInterrupt:
         return 0
     return 0

@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from ._approutes import app_routes
 from ._chat import chat_routes
 from ._config import EmulatorOptions, RobotConfig
 from ._control import control_routes
@@ -47,6 +48,7 @@ def create_app(emulator: Emulator | None = None) -> Starlette:
     # view) add their own `…_routes(emulator)` here.
     routes = [
         *robot_routes(emulator),
+        *app_routes(emulator),
         *control_routes(emulator),
         *chat_routes(emulator),
     ]

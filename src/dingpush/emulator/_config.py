@@ -32,6 +32,7 @@ __all__ = [
 RobotStatus = Literal["active", "disabled", "not_in_group", "dissolved"]
 RateWindowKind = Literal["sliding", "fixed"]
 ErrmsgStyle = Literal["english", "description"]
+MediaLimits = Literal["current", "legacy"]
 
 #: Every human-visible text of the documented message types (§1.3); ``[]`` walks a list.
 DEFAULT_KEYWORD_FIELDS: tuple[str, ...] = (
@@ -189,6 +190,21 @@ class EmulatorOptions:
     #: Take the client IP from ``X-Forwarded-For`` (tests over ``httpx.ASGITransport``, or an
     #: emulator behind a proxy) instead of the socket peer.
     trust_forwarded_for: bool = False
+    #: §3.2/§9.8: users per ``oToMessages/batchSend`` call: the page says 20, its own error
+    #: table ``invalidParameter.userIds.overMax`` "超过最大限制100".
+    oto_user_cap: int = 20
+    #: §5/§9.9: media size limits: the current upload page (20 MB image/video/file, 2 MB
+    #: voice) or the older global error table (1 MB image, 10 MB file, 2 MB voice).
+    media_limits: MediaLimits = "current"
+    #: §2.1/§9.10: the errcode of ``/gettoken`` for a bad appkey/appsecret; 40089
+    #: (不合法的corpId或corpSecret) is observed with corp credentials only.
+    gettoken_bad_credentials_errcode: int = 40089
+    #: §3.1/§9.11: whether ``msgParam`` may be a JSON object rather than a JSON string (the
+    #: docs type it as a string; whether DingTalk also takes an object is unconfirmed).
+    msg_param_object_ok: bool = False
+    #: §4.2/§9.12: seconds a work-notification task can still be queried: 24 hours (the same
+    #: page also says 7 days).
+    notice_query_window: float = 86_400.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "keyword_fields", tuple(self.keyword_fields))
@@ -204,6 +220,12 @@ class EmulatorOptions:
             raise ValueError("body_limit must be a positive number of bytes")
         if not isinstance(self.signature_window_ms, int) or self.signature_window_ms < 0:
             raise ValueError("signature_window_ms must be a non-negative integer")
+        if not isinstance(self.oto_user_cap, int) or self.oto_user_cap < 1:
+            raise ValueError("oto_user_cap must be a positive number of users")
+        if self.media_limits not in get_args(MediaLimits):
+            raise ValueError("media_limits must be 'current' or 'legacy'")
+        if not self.notice_query_window > 0:
+            raise ValueError("notice_query_window must be > 0 seconds")
         for path in self.keyword_fields:
             if not isinstance(path, str) or not _FIELD_PATH_RE.fullmatch(path):
                 raise ValueError(f"keyword field {path!r} is not a dotted path like 'link.title'")

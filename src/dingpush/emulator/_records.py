@@ -144,6 +144,9 @@ class RequestRecord:
     http_status: int | None = 200
     fault: str | None = None
     message_id: int | None = None
+    #: The v1.0 error ``code`` (``InvalidAuthentication``…) of an api.dingtalk.com answer,
+    #: whose refusals carry a string code instead of an ``errcode``.
+    code: str | None = None
 
     @property
     def rejected(self) -> bool:
@@ -169,6 +172,7 @@ class RequestRecord:
             "http_status": self.http_status,
             "fault": self.fault,
             "message_id": self.message_id,
+            "code": self.code,
         }
 
 

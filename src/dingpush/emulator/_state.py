@@ -19,6 +19,8 @@ from typing import Any
 
 from dingpush._masking import mask
 
+from ._appapi import AppApiMixin
+from ._apps import AppConfig
 from ._config import Clock, EmulatorOptions, RobotConfig
 from ._faults import Fault, FaultBook, FaultKind, fault_answer
 from ._records import (
@@ -74,14 +76,15 @@ class _Outcome:
     message_id: int | None = None
 
 
-class Emulator:
-    """An in-memory DingTalk: robots, their conversations, and a log of every request.
+class Emulator(AppApiMixin):
+    """An in-memory DingTalk: robots, apps, their conversations, and a log of every request.
 
     Args:
         options: How the protocol's uncertain points behave (:class:`EmulatorOptions`).
         clock: Anything with ``time() -> float`` (wall seconds); ``time.time`` by default.
-            Rate windows, lock-outs and signature timestamps all read it.
+            Rate windows, lock-outs, signature timestamps and token lifetimes all read it.
         robots: Robots to register at once.
+        apps: Enterprise apps to register at once (see ``_appstate.py`` for their API).
     """
 
     def __init__(
@@ -90,6 +93,7 @@ class Emulator:
         options: EmulatorOptions | None = None,
         clock: Clock | None = None,
         robots: Iterable[RobotConfig] = (),
+        apps: Iterable[AppConfig] = (),
     ) -> None:
         self._lock = threading.Lock()
         self._options = options or EmulatorOptions()
@@ -106,8 +110,11 @@ class Emulator:
         self._next_request_id = 1
         # Bumped by changes that allocate no id (robots, resets), for `version`.
         self._changes = 0
+        self._init_apps()
         for robot in robots:
             self.add_robot(robot)
+        for app in apps:
+            self.add_app(app)
 
     def __repr__(self) -> str:
         return f"<Emulator robots={len(self._robots)} messages={len(self._messages)}>"
@@ -349,10 +356,11 @@ class Emulator:
         with self._lock:
             return self._faults.take(path=path, robot=robot, after_accept=after_accept)
 
-    def reset(self, *, robots: bool = False) -> None:
+    def reset(self, *, robots: bool = False, apps: bool | None = None) -> None:
         """Forget messages, requests, faults, rate windows, lock-outs and msgUuids.
 
-        Robots stay unless ``robots=True``.
+        Robots stay unless ``robots=True``; apps (with their tokens, media and notice tasks
+        forgotten) stay unless ``apps=True``, which defaults to ``robots``.
         """
         with self._lock:
             self._changes += 1
@@ -366,6 +374,7 @@ class Emulator:
             self._conversations = {}
             for robot in self._robots.values():
                 self._conversation_for(robot)
+            self._reset_apps(forget=robots if apps is None else apps)
 
     # -- robot/send ----------------------------------------------------------------------
 

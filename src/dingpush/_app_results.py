@@ -1,0 +1,149 @@
+"""What an app's sends and queries return: frozen results with DingTalk's lists surfaced."""
+
+from __future__ import annotations
+
+import typing
+from dataclasses import dataclass
+
+__all__ = [
+    "GroupSendResult",
+    "NoticeDelivery",
+    "NoticeForbidden",
+    "NoticeProgress",
+    "NoticeSendResult",
+    "UsersSendResult",
+]
+
+#: The flow-control codes of ``forbidden_list`` (protocol §4.3).
+FORBIDDEN_REASONS: typing.Mapping[str, str] = {
+    "143103": "the app's recipients-per-minute limit",
+    "143104": "the organisation's recipients-per-minute limit",
+    "143105": "the per-user daily limit (500 messages a user a day for an internal app)",
+    "143106": "the same content already went to this user today",
+    "143203": "the app's recipients-per-minute limit (third-party app)",
+    "143204": "the organisation's recipients-per-minute limit (third-party app)",
+    "143205": "the per-user daily limit (third-party app)",
+    "143206": "the same content already went to this user today (third-party app)",
+    "1430000": "no receivers",
+    "1430002": "prohibited content",
+    "1430003": "OAPI protection",
+    "1430004": "senior-executive protection",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class GroupSendResult:
+    """An app robot's message accepted into a group (protocol §3.1).
+
+    ``msg_uuid`` is dingpush's idempotency key for the send; DingTalk's app-robot API has no
+    such field, so it is not sent, but the relay keys redelivery on it.
+    """
+
+    process_query_key: str
+    open_conversation_id: str
+    msg_key: str
+    msg_uuid: str
+
+
+@dataclass(frozen=True, slots=True)
+class UsersSendResult:
+    """An app robot's one-to-one message, sent 20 users a call (protocol §3.2).
+
+    ``invalid_user_ids`` are unknown to DingTalk; ``flow_controlled_user_ids`` were throttled
+    and did not get the message (send to them again later); ``filtered_user_ids`` were
+    filtered out by DingTalk.
+    """
+
+    process_query_keys: tuple[str, ...]
+    user_ids: tuple[str, ...]
+    invalid_user_ids: tuple[str, ...]
+    flow_controlled_user_ids: tuple[str, ...]
+    filtered_user_ids: tuple[str, ...]
+    msg_key: str
+    msg_uuid: str
+
+    @property
+    def process_query_key(self) -> str:
+        """The key of the first call (the only one for up to 20 users)."""
+        return self.process_query_keys[0]
+
+    @property
+    def delivered_user_ids(self) -> tuple[str, ...]:
+        """The users the message reached: asked for, minus invalid, throttled and filtered."""
+        missed = {*self.invalid_user_ids, *self.flow_controlled_user_ids, *self.filtered_user_ids}
+        return tuple(user for user in self.user_ids if user not in missed)
+
+
+@dataclass(frozen=True, slots=True)
+class NoticeSendResult:
+    """A work notification DingTalk queued (protocol §4.1).
+
+    Success only means the task was created: recipients over a limit are dropped silently.
+    Ask :meth:`App.send_result` with the ``task_id`` who got it. More than 100 users or 20
+    departments take several calls, hence several task ids.
+    """
+
+    task_ids: tuple[int, ...]
+    agent_id: int
+    msgtype: str
+    msg_uuid: str
+
+    @property
+    def task_id(self) -> int:
+        """The task of the first call (the only one for up to 100 users and 20 departments)."""
+        return self.task_ids[0]
+
+
+@dataclass(frozen=True, slots=True)
+class NoticeForbidden:
+    """A recipient DingTalk's flow control dropped, with the code saying why (§4.3)."""
+
+    user_id: str
+    code: str
+    count: int
+
+    @property
+    def reason(self) -> str:
+        """The code in words, e.g. "the same content already went to this user today"."""
+        return FORBIDDEN_REASONS.get(self.code, f"flow-control code {self.code}")
+
+
+@dataclass(frozen=True, slots=True)
+class NoticeDelivery:
+    """Who a work notification reached (``getsendresult``, protocol §4.3)."""
+
+    task_id: int
+    agent_id: int
+    invalid_user_ids: tuple[str, ...]
+    forbidden_user_ids: tuple[str, ...]
+    failed_user_ids: tuple[str, ...]
+    read_user_ids: tuple[str, ...]
+    unread_user_ids: tuple[str, ...]
+    invalid_dept_ids: tuple[str, ...]
+    forbidden: tuple[NoticeForbidden, ...]
+
+    @property
+    def delivered_user_ids(self) -> tuple[str, ...]:
+        """The recipients who got it, read or not."""
+        return (*self.read_user_ids, *self.unread_user_ids)
+
+
+@dataclass(frozen=True, slots=True)
+class NoticeProgress:
+    """How far DingTalk is with a work-notification task (``getsendprogress``, §4.2)."""
+
+    task_id: int
+    agent_id: int
+    percent: int
+    status: int
+
+    @property
+    def state(self) -> typing.Literal["pending", "processing", "done"]:
+        """``status`` in words: 0 pending, 1 processing, 2 done."""
+        if self.status == 0:
+            return "pending"
+        return "processing" if self.status == 1 else "done"
+
+    @property
+    def done(self) -> bool:
+        return self.status == 2

@@ -1,0 +1,239 @@
+"""Routes of the app APIs (protocol §2–§5) and their ``/_emulator/…`` control endpoints.
+
+Every app route runs the same way as ``/robot/send``: faults first (by path, or by app name
+through ``robot=``), then the endpoint's checks under the emulator's lock, then the answer in
+the endpoint family's shape (v1.0: HTTP status plus ``{code, message, requestid}`` and an
+``x-acs-request-id`` header; oapi: HTTP 200 with ``errcode``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import urllib.parse
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from ._apps import AppConfig, app_from_dict
+from ._appstate import Api, AppAnswer, AppCall, Outcome
+from ._faults import gateway_page
+from ._robot import SERVER_HEADER, _DroppedResponse
+
+if TYPE_CHECKING:
+    from ._state import Emulator
+
+__all__ = ["app_routes"]
+
+Judge = Callable[[AppCall, float], Outcome]
+Handler = Callable[[Request], Awaitable[Response]]
+
+_V1_HEADERS = {"Content-Type": "application/json;charset=utf-8"}
+
+
+def _response(answer: AppAnswer) -> Response:
+    if answer.status is None:
+        return _DroppedResponse()
+    if answer.body is None:
+        return PlainTextResponse(
+            gateway_page(), status_code=answer.status, headers=SERVER_HEADER, media_type="text/html"
+        )
+    if answer.api == "v1":
+        headers = {"x-acs-request-id": answer.request_id, "x-acs-trace-id": answer.request_id}
+        return JSONResponse(dict(answer.body), status_code=answer.status, headers=headers)
+    return JSONResponse(dict(answer.body), status_code=answer.status, headers=SERVER_HEADER)
+
+
+async def _call_from(request: Request) -> AppCall:
+    raw_query = request.scope.get("query_string", b"").decode("utf-8", "replace")
+    return AppCall(
+        path=request.url.path,
+        query=tuple(urllib.parse.parse_qsl(raw_query, keep_blank_values=True)),
+        content_type=request.headers.get("content-type"),
+        body=await request.body(),
+        client_ip=request.client.host if request.client else None,
+        header_token=request.headers.get("x-acs-dingtalk-access-token"),
+    )
+
+
+def _endpoint(emulator: Emulator, api: Api, judge: Judge) -> Handler:
+    async def endpoint(request: Request) -> Response:
+        call = await _call_from(request)
+        app = emulator.app_for_token(call.token)
+        before = emulator.take_fault(path=call.path, robot=app, after_accept=False)
+        if before is not None and before.kind != "delay":
+            return _response(emulator.record_app_fault(call, before, api))
+        if before is not None:
+            await anyio.sleep(before.delay)
+        after = emulator.take_fault(path=call.path, robot=app, after_accept=True)
+        answer = emulator.handle_app_call(call, api, judge, delayed=before, answer_fault=after)
+        if after is not None and after.kind == "delay":
+            await anyio.sleep(after.delay)
+        return _response(answer)
+
+    return endpoint
+
+
+async def _json(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise ValueError(f"body is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ValueError("body must be a JSON object")
+    return data
+
+
+def _errors_as_json(handler: Handler) -> Handler:
+    async def wrapped(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except KeyError as exc:
+            return JSONResponse({"error": str(exc.args[0]) if exc.args else "not found"}, 404)
+        except (TypeError, ValueError) as exc:
+            return JSONResponse({"error": str(exc)}, 400)
+
+    return wrapped
+
+
+class _AppControl:
+    """``/_emulator/apps``, ``/_emulator/media`` and ``/_emulator/notices``."""
+
+    def __init__(self, emulator: Emulator) -> None:
+        self.emulator = emulator
+
+    def _app_json(self, name: str) -> dict[str, Any]:
+        app = self.emulator.app(name)
+        return {**app.to_dict(), "token_requests": self.emulator.token_requests(name)}
+
+    async def list_apps(self, request: Request) -> Response:
+        return JSONResponse({"apps": [self._app_json(a.name) for a in self.emulator.apps()]})
+
+    async def add_app(self, request: Request) -> Response:
+        app = self.emulator.add_app(app_from_dict(await _json(request)))
+        return JSONResponse(self._app_json(app.name), status_code=201)
+
+    async def get_app(self, request: Request) -> Response:
+        return JSONResponse(self._app_json(request.path_params["name"]))
+
+    async def patch_app(self, request: Request) -> Response:
+        changes = await _json(request)
+        allowed = {f.name for f in dataclasses.fields(AppConfig)} - {"name"}
+        unknown = sorted(set(changes) - allowed)
+        if unknown:
+            raise ValueError(f"unknown or unchangeable app field(s): {', '.join(unknown)}")
+        for key in ("users", "permissions", "flow_controlled_users"):
+            if key in changes and not isinstance(changes[key], list):
+                raise ValueError(f"{key!r} must be a list of strings")
+            if key in changes:
+                changes[key] = tuple(changes[key])
+        app = self.emulator.update_app(request.path_params["name"], **changes)
+        return JSONResponse(self._app_json(app.name))
+
+    async def delete_app(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        self.emulator.remove_app(name)
+        return JSONResponse({"deleted": name})
+
+    async def expire_tokens(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        self.emulator.expire_tokens(name)
+        return JSONResponse(self._app_json(name))
+
+    async def list_media(self, request: Request) -> Response:
+        app = request.query_params.get("app") or None
+        return JSONResponse({"media": [m.to_dict() for m in self.emulator.media_items(app=app)]})
+
+    async def get_media(self, request: Request) -> Response:
+        media = self.emulator.media(request.path_params["media_id"])
+        quoted = urllib.parse.quote(media.filename)
+        return Response(
+            media.data,
+            media_type=media.content_type,
+            headers={"Content-Disposition": f"inline; filename*=UTF-8''{quoted}"},
+        )
+
+    async def list_notices(self, request: Request) -> Response:
+        app = request.query_params.get("app") or None
+        tasks = self.emulator.notice_tasks(app=app)
+        return JSONResponse({"notices": [t.to_dict() for t in tasks]})
+
+    async def read_notice(self, request: Request) -> Response:
+        data = await _json(request)
+        users = data.get("users")
+        if not isinstance(users, list):
+            raise ValueError("'users' must be a list of userIds")
+        try:
+            task_id = int(request.path_params["task_id"])
+        except ValueError:
+            raise KeyError(f"no work-notification task {request.path_params['task_id']}") from None
+        task = self.emulator.read_notice(task_id, [str(u) for u in users])
+        return JSONResponse(task.to_dict())
+
+
+def app_routes(emulator: Emulator) -> list[BaseRoute]:
+    """Return the app API routes and their control endpoints, bound to ``emulator``."""
+    api: list[tuple[str, str, Api, Judge]] = [
+        ("/v1.0/oauth2/accessToken", "POST", "v1", emulator.judge_token),
+        ("/gettoken", "GET", "oapi", emulator.judge_gettoken),
+        ("/v1.0/robot/groupMessages/send", "POST", "v1", emulator.judge_group_send),
+        ("/v1.0/robot/oToMessages/batchSend", "POST", "v1", emulator.judge_batch_send),
+        (
+            "/topapi/message/corpconversation/asyncsend_v2",
+            "POST",
+            "oapi",
+            emulator.judge_notice_send,
+        ),
+        (
+            "/topapi/message/corpconversation/getsendprogress",
+            "POST",
+            "oapi",
+            emulator.judge_notice_progress,
+        ),
+        (
+            "/topapi/message/corpconversation/getsendresult",
+            "POST",
+            "oapi",
+            emulator.judge_notice_result,
+        ),
+        ("/media/upload", "POST", "oapi", emulator.judge_upload),
+    ]
+    routes: list[BaseRoute] = [
+        Route(path, _endpoint(emulator, family, judge), methods=[method])
+        for path, method, family, judge in api
+    ]
+    control = _AppControl(emulator)
+    table: list[tuple[str, str, Handler]] = [
+        ("/apps", "GET", control.list_apps),
+        ("/apps", "POST", control.add_app),
+        ("/apps/{name}", "GET", control.get_app),
+        ("/apps/{name}", "PATCH", control.patch_app),
+        ("/apps/{name}", "DELETE", control.delete_app),
+        ("/apps/{name}/expire-tokens", "POST", control.expire_tokens),
+        ("/media", "GET", control.list_media),
+        ("/media/{media_id:path}", "GET", control.get_media),
+        ("/notices", "GET", control.list_notices),
+        ("/notices/{task_id}/read", "POST", control.read_notice),
+    ]
+    # One Route per path, so a wrong method gets 405 rather than the next route's 404.
+    by_path: dict[str, dict[str, Handler]] = {}
+    for path, method, handler in table:
+        by_path.setdefault(path, {})[method] = _errors_as_json(handler)
+    for path, handlers in by_path.items():
+        routes.append(Route("/_emulator" + path, _dispatch(handlers), methods=list(handlers)))
+    return routes
+
+
+def _dispatch(handlers: dict[str, Handler]) -> Handler:
+    async def endpoint(request: Request) -> Response:
+        method = "GET" if request.method == "HEAD" else request.method
+        return await handlers[method](request)
+
+    return endpoint

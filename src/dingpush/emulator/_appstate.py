@@ -1,0 +1,499 @@
+"""The apps half of the emulator's state: credentials, tokens, media, notice tasks (§2–§5).
+
+:class:`AppsMixin` is mixed into :class:`~dingpush.emulator.Emulator` and shares its lock,
+clock, options, conversations, messages and request log, so app messages land in the same
+conversations the chat view reads and every app request is in ``/_emulator/requests``.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import dataclasses
+import hashlib
+import json
+import secrets
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from dingpush._masking import mask
+
+from ._appchecks import OapiError, V1Error
+from ._apps import (
+    APP_ROBOT_CHANNEL,
+    WORK_NOTICE_CHANNEL,
+    AppConfig,
+    MediaRecord,
+    NoticeTask,
+)
+from ._config import Clock, EmulatorOptions
+from ._faults import Fault, FaultBook
+from ._records import Conversation, Message, RequestRecord, conversation_id
+
+__all__ = ["AppAnswer", "AppCall", "AppsMixin"]
+
+Api = Literal["v1", "oapi"]
+#: DingTalk's "per day" follows China Standard Time (UTC+8) [U: the docs only say 每天].
+_DAY_OFFSET = 8 * 3600
+
+
+@dataclass(frozen=True, slots=True)
+class AppCall:
+    """What the server sees of one request to an app API, before any check."""
+
+    path: str
+    query: Sequence[tuple[str, str]]
+    content_type: str | None
+    body: bytes = field(repr=False)
+    client_ip: str | None
+    header_token: str | None = field(default=None, repr=False)
+
+    def query_value(self, key: str) -> str | None:
+        return next((value for name, value in self.query if name == key), None)
+
+    @property
+    def token(self) -> str | None:
+        """The access token: the v1.0 header, else the oapi ``access_token`` parameter."""
+        return self.header_token or self.query_value("access_token")
+
+
+@dataclass(frozen=True, slots=True)
+class AppAnswer:
+    """The HTTP answer to an app request: status (``None``: drop), JSON body (``None``: HTML)."""
+
+    status: int | None
+    body: Mapping[str, Any] | None
+    api: Api
+    request_id: str
+    record: RequestRecord
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a handler decided: the answer body and what to record about it."""
+
+    status: int
+    body: Mapping[str, Any]
+    reason: str = "accepted"
+    app: AppConfig | None = None
+    msgtype: str | None = None
+    message_id: int | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.reason == "accepted"
+
+
+@dataclass(slots=True)
+class _AppState:
+    token: str | None = None
+    expires_at: float = 0.0
+    token_requests: int = 0
+    notices_today: dict[tuple[str, int], int] = field(default_factory=dict)
+    seen_today: set[tuple[str, int, str]] = field(default_factory=set)
+
+
+def v1_error(error: V1Error, app: AppConfig | None = None, reason: str = "") -> Outcome:
+    body: dict[str, Any] = {"code": error.code, "message": error.message}
+    if error.detail is not None:
+        body["accessdenieddetail"] = dict(error.detail)
+    return Outcome(error.status, body, reason or error.code, app)
+
+
+def oapi_error(error: OapiError, app: AppConfig | None = None) -> Outcome:
+    return Outcome(200, {"errcode": error.errcode, "errmsg": error.errmsg}, error.reason, app)
+
+
+INVALID_TOKEN_V1 = V1Error(400, "InvalidAuthentication", "不合法的access_token")
+INVALID_TOKEN_OAPI = OapiError(40014, "不合法的access_token", "invalid_token")
+
+
+class AppsMixin:
+    """App registration and the stateful steps of the app APIs; see :class:`Emulator`."""
+
+    # Provided by Emulator.
+    _lock: threading.Lock
+    _clock: Clock
+    _options: EmulatorOptions
+    _faults: FaultBook
+    _conversations: dict[str, Conversation]
+    _messages: list[Message]
+    _requests: list[RequestRecord]
+    _next_message_id: int
+    _next_request_id: int
+
+    def _init_apps(self) -> None:
+        self._apps: dict[str, AppConfig] = {}
+        self._app_keys: dict[str, str] = {}
+        self._app_state: dict[str, _AppState] = {}
+        self._app_tokens: dict[str, str] = {}
+        self._media: dict[str, MediaRecord] = {}
+        self._tasks: dict[int, NoticeTask] = {}
+        self._next_task_id = 256_271_667_526  # the protocol's example task id (§4.1)
+
+    # -- registration --------------------------------------------------------------------
+
+    def add_app(self, app: AppConfig) -> AppConfig:
+        """Register ``app``, replacing an app of the same name; its AppKey must be unique."""
+        with self._lock:
+            self._install_app(app)
+            return app
+
+    def update_app(self, name: str, **changes: Any) -> AppConfig:
+        """Change some fields of an app, e.g. ``permissions=()`` or a new ``app_secret``."""
+        if "name" in changes and changes["name"] != name:
+            raise ValueError("an app cannot be renamed; remove it and add a new one")
+        with self._lock:
+            try:
+                app = dataclasses.replace(self._app(name), **changes)
+            except TypeError as exc:
+                raise ValueError(str(exc)) from exc
+            self._install_app(app)
+            return app
+
+    def remove_app(self, name: str) -> None:
+        """Remove an app: its AppKey and tokens become unknown. Its messages stay."""
+        with self._lock:
+            app = self._app(name)
+            state = self._app_state.pop(name)
+            del self._apps[name], self._app_keys[app.app_key]
+            if state.token is not None:
+                self._app_tokens.pop(state.token, None)
+
+    def app(self, name: str) -> AppConfig:
+        """Return the app called ``name`` (``KeyError`` if there is none)."""
+        with self._lock:
+            return self._app(name)
+
+    def apps(self) -> list[AppConfig]:
+        """Return every registered app, in registration order."""
+        with self._lock:
+            return list(self._apps.values())
+
+    def _app(self, name: str) -> AppConfig:
+        try:
+            return self._apps[name]
+        except KeyError:
+            raise KeyError(f"no app named {name!r}") from None
+
+    def _install_app(self, app: AppConfig) -> None:
+        owner = self._app_keys.get(app.app_key)
+        if owner is not None and owner != app.name:
+            raise ValueError(f"app_key already belongs to app {owner!r}")
+        previous = self._apps.get(app.name)
+        if previous is not None:
+            del self._app_keys[previous.app_key]
+        self._apps[app.name] = app
+        self._app_keys[app.app_key] = app.name
+        self._app_state.setdefault(app.name, _AppState())
+        self._app_conversations(app)
+
+    def _app_conversations(self, app: AppConfig) -> None:
+        for cid, title in app.groups.items():
+            self._conversations.setdefault(cid, Conversation(cid, "group", title))
+
+    def _reset_apps(self, *, forget: bool) -> None:
+        """Forget tokens, media, tasks and counters; the apps too when ``forget``."""
+        if forget:
+            self._apps.clear()
+            self._app_keys.clear()
+        self._app_state = {name: _AppState() for name in self._apps}
+        self._app_tokens.clear()
+        self._media.clear()
+        self._tasks.clear()
+        for app in self._apps.values():
+            self._app_conversations(app)
+
+    # -- reading -------------------------------------------------------------------------
+
+    def token_requests(self, app: str | None = None) -> int:
+        """How many token requests named this app's AppKey (all apps when ``None``)."""
+        with self._lock:
+            if app is not None:
+                self._app(app)
+                return self._app_state[app].token_requests
+            return sum(state.token_requests for state in self._app_state.values())
+
+    def expire_tokens(self, app: str | None = None) -> None:
+        """Make the current access tokens invalid now (all apps when ``None``)."""
+        with self._lock:
+            names = [self._app(app).name] if app is not None else list(self._apps)
+            for name in names:
+                state = self._app_state[name]
+                if state.token is not None:
+                    self._app_tokens.pop(state.token, None)
+                state.token, state.expires_at = None, 0.0
+
+    def media(self, media_id: str) -> MediaRecord:
+        """Return an uploaded file by its ``media_id`` (``KeyError`` if unknown)."""
+        with self._lock:
+            try:
+                return self._media[media_id]
+            except KeyError:
+                raise KeyError(f"no media {media_id!r}") from None
+
+    def media_items(self, *, app: str | None = None) -> list[MediaRecord]:
+        """Return uploaded files, oldest first."""
+        with self._lock:
+            return [m for m in self._media.values() if app is None or m.app == app]
+
+    def notice_tasks(self, *, app: str | None = None) -> list[NoticeTask]:
+        """Return work-notification tasks, oldest first."""
+        with self._lock:
+            return [t for t in self._tasks.values() if app is None or t.app == app]
+
+    def read_notice(self, task_id: int, user_ids: Iterable[str]) -> NoticeTask:
+        """Mark a task's notification as read by these users (``getsendresult`` shows it)."""
+        with self._lock:
+            task = self._tasks.get(task_id)
+            if task is None:
+                raise KeyError(f"no work-notification task {task_id}")
+            read = tuple(dict.fromkeys((*task.read, *(u for u in user_ids if u in task.delivered))))
+            task = dataclasses.replace(task, read=read)
+            self._tasks[task_id] = task
+            return task
+
+    def conversation_of_user(self, user_id: str) -> Conversation:
+        """Return the one-to-one conversation of a user (app-robot chats, work notifications)."""
+        with self._lock:
+            return self._user_conversation(user_id)
+
+    def app_for_token(self, token: str | None) -> str | None:
+        """Return the name of the app a valid token belongs to, or ``None``."""
+        with self._lock:
+            app = self._valid_token(token, self._clock.time())
+            return app.name if app is not None else None
+
+    # -- request plumbing ----------------------------------------------------------------
+
+    def handle_app_call(
+        self,
+        call: AppCall,
+        api: Api,
+        handler: Callable[[AppCall, float], Outcome],
+        *,
+        delayed: Fault | None = None,
+        answer_fault: Fault | None = None,
+    ) -> AppAnswer:
+        """Judge one app request under the lock, record it, and return the answer."""
+        with self._lock:
+            now = self._clock.time()
+            outcome = handler(call, now)
+            status: int | None = outcome.status
+            body: Mapping[str, Any] | None = outcome.body
+            if answer_fault is not None and answer_fault.kind != "delay":
+                status, body = fault_reply(answer_fault, api)
+            fault = answer_fault or delayed
+            return self._app_answer(call, now, api, outcome, status, body, fault)
+
+    def record_app_fault(self, call: AppCall, fault: Fault, api: Api) -> AppAnswer:
+        """Record a request a fault answered before any processing."""
+        with self._lock:
+            now = self._clock.time()
+            app = self._valid_token(call.token, now)
+            status, body = fault_reply(fault, api)
+            outcome = Outcome(status or 0, body or {}, "fault", app)
+            return self._app_answer(call, now, api, outcome, status, body, fault)
+
+    def _app_answer(
+        self,
+        call: AppCall,
+        now: float,
+        api: Api,
+        outcome: Outcome,
+        status: int | None,
+        body: Mapping[str, Any] | None,
+        fault: Fault | None,
+    ) -> AppAnswer:
+        request_id = uuid.uuid4().hex.upper()[:24]
+        if body is not None and api == "v1" and "code" in body:
+            body = {**body, "requestid": request_id}
+        if body is not None and api == "oapi" and "request_id" not in body:
+            body = {**body, "request_id": request_id.lower()[:12]}
+        errcode = body.get("errcode") if body is not None else None
+        record = RequestRecord(
+            id=self._next_request_id,
+            time=now,
+            path=call.path,
+            robot=outcome.app.name if outcome.app is not None else None,
+            token=mask(call.token),
+            client_ip=call.client_ip,
+            msgtype=outcome.msgtype,
+            msg_uuid=None,
+            errcode=errcode if isinstance(errcode, int) else None,
+            errmsg=_errmsg(body),
+            reason=outcome.reason,
+            # An after_accept fault breaks the answer of a message that was accepted all the same.
+            accepted=outcome.accepted,
+            body_size=len(call.body),
+            http_status=status,
+            fault=fault.kind if fault is not None else None,
+            message_id=outcome.message_id,
+            code=str(body["code"]) if body is not None and "code" in body else None,
+        )
+        self._next_request_id += 1
+        self._requests.append(record)
+        return AppAnswer(status, body, api, request_id, record)
+
+    def _valid_token(self, token: str | None, now: float) -> AppConfig | None:
+        name = self._app_tokens.get(token or "")
+        if name is None:
+            return None
+        state = self._app_state[name]
+        return self._apps[name] if now < state.expires_at else None
+
+    def _deliver(
+        self,
+        app: AppConfig,
+        conversation: Conversation,
+        channel: str,
+        msgtype: str,
+        payload: Mapping[str, Any],
+        now: float,
+    ) -> Message:
+        self._conversations.setdefault(conversation.id, conversation)
+        message = Message(
+            id=self._next_message_id,
+            conversation_id=conversation.id,
+            sender=app.name,
+            channel=channel,
+            msgtype=msgtype,
+            payload=copy.deepcopy(dict(payload)),
+            time=now,
+        )
+        self._next_message_id += 1
+        self._messages.append(message)
+        return message
+
+    def _user_conversation(self, user: str) -> Conversation:
+        cid = conversation_id("user", user)
+        return self._conversations.get(cid) or Conversation(cid, "user", user)
+
+    # -- tokens (§2) ---------------------------------------------------------------------
+
+    def _issue_token(self, app: AppConfig, now: float) -> tuple[str, float]:
+        """Same token while valid, its life extended; a new one after expiry (§2.4)."""
+        state = self._app_state[app.name]
+        if state.token is None or now >= state.expires_at:
+            if state.token is not None:
+                self._app_tokens.pop(state.token, None)
+            state.token = secrets.token_hex(16)
+            self._app_tokens[state.token] = app.name
+        state.expires_at = now + app.token_lifetime
+        return state.token, app.token_lifetime
+
+    def _app_by_key(self, app_key: Any) -> AppConfig | None:
+        name = self._app_keys.get(app_key) if isinstance(app_key, str) else None
+        if name is None:
+            return None
+        self._app_state[name].token_requests += 1
+        return self._apps[name]
+
+    # -- media (§5) ------------------------------------------------------------------------
+
+    def _store_media(
+        self, app: AppConfig, kind: str, filename: str, content_type: str, data: bytes, now: float
+    ) -> MediaRecord:
+        media_id = "$" + base64.urlsafe_b64encode(secrets.token_bytes(18)).decode("ascii")
+        record = MediaRecord(
+            media_id, app.name, kind, filename, content_type, data, int(now * 1000)
+        )
+        self._media[media_id] = record
+        return record
+
+    def _media_exists(self, media_id: str) -> bool:
+        return media_id in self._media
+
+    # -- work notifications (§4) ---------------------------------------------------------
+
+    def _new_task(
+        self,
+        app: AppConfig,
+        now: float,
+        msg: Mapping[str, Any],
+        users: Sequence[str],
+        departments: Sequence[str],
+        everyone: bool,
+    ) -> NoticeTask:
+        """Resolve recipients and apply the silent limits of §4.1 (same content, daily cap)."""
+        known = set(app.known_users())
+        recipients = list(app.known_users()) if everyone else []
+        invalid_users = [u for u in users if u not in known]
+        recipients += [u for u in users if u in known]
+        invalid_depts = [d for d in departments if d not in app.departments]
+        for dept in departments:
+            recipients += app.departments.get(dept, ())
+        state = self._app_state[app.name]
+        day = int((now + _DAY_OFFSET) // 86_400)
+        digest = hashlib.sha256(json.dumps(msg, sort_keys=True).encode()).hexdigest()
+        delivered: list[str] = []
+        forbidden: list[tuple[str, str]] = []
+        msgtype = str(msg["msgtype"])
+        for user in dict.fromkeys(recipients):
+            if (user, day, digest) in state.seen_today:
+                forbidden.append((user, "143106"))
+            elif state.notices_today.get((user, day), 0) >= app.notice_daily_cap:
+                forbidden.append((user, "143105"))
+            else:
+                state.seen_today.add((user, day, digest))
+                state.notices_today[(user, day)] = state.notices_today.get((user, day), 0) + 1
+                conversation = self._user_conversation(user)
+                self._deliver(app, conversation, WORK_NOTICE_CHANNEL, msgtype, msg, now)
+                delivered.append(user)
+        task = NoticeTask(
+            task_id=self._next_task_id,
+            app=app.name,
+            agent_id=app.agent_id,
+            time=now,
+            msgtype=msgtype,
+            invalid_user_ids=tuple(invalid_users),
+            invalid_dept_ids=tuple(invalid_depts),
+            delivered=tuple(delivered),
+            forbidden=tuple(forbidden),
+        )
+        self._tasks[task.task_id] = task
+        self._next_task_id += 1
+        return task
+
+    def _deliver_robot(
+        self,
+        app: AppConfig,
+        conversation: Conversation,
+        key: str,
+        param: Mapping[str, Any],
+        now: float,
+    ) -> Message:
+        payload = {"msgKey": key, "msgParam": dict(param)}
+        return self._deliver(app, conversation, APP_ROBOT_CHANNEL, key, payload, now)
+
+
+def _errmsg(body: Mapping[str, Any] | None) -> str | None:
+    if body is None:
+        return None
+    value = body.get("errmsg", body.get("message"))
+    return str(value) if value is not None else None
+
+
+def fault_reply(fault: Fault, api: Api) -> tuple[int | None, Mapping[str, Any] | None]:
+    """The HTTP status and JSON body a fault answers an app request with.
+
+    ``errcode`` faults: oapi endpoints answer HTTP 200 ``{"errcode": …}`` (default -1 系统繁忙);
+    v1.0 endpoints answer with the v1.0 ``code`` given as ``errmsg`` (HTTP 403 for
+    ``Forbidden.*``, else 400), or HTTP 500 ``system.error`` when no code is given.
+    """
+    if fault.kind == "http500":
+        return 500, None
+    if fault.kind == "drop":
+        return None, None
+    if fault.kind == "errcode" and api == "oapi":
+        errcode = -1 if fault.errcode is None else fault.errcode
+        return 200, {"errcode": errcode, "errmsg": fault.errmsg or "系统繁忙"}
+    if fault.kind == "errcode":
+        code = fault.errmsg if fault.errmsg and " " not in fault.errmsg else None
+        if code is None:
+            return 500, {"code": "system.error", "message": "系统错误"}
+        return (403 if code.startswith("Forbidden.") else 400), {"code": code, "message": code}
+    return 200, None
