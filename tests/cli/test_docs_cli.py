@@ -9,6 +9,9 @@ Markers before a fenced block:
   given by the test (``pip install`` lines are skipped: dingpush is installed);
 * ``<!-- test: cron -->`` (crontab): the command after the five schedule fields, with
   ``/srv/app`` standing for a directory holding the configuration and a ``daily-report.sh``.
+
+Each block runs in a fresh directory holding ``chart.png`` (docs/images) and ``report.pdf``;
+the emulator has the robots and the app the guide's configuration names.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import os
 import pathlib
 import re
+import shutil
 import subprocess
 import sys
 import typing
@@ -78,6 +82,15 @@ def docs_env(dingtalk_emulator: EmulatorServer, tmp_path: pathlib.Path) -> dict[
     server.add_robot("ops", "ops-token", secret=SECRET, keywords=("告警",))
     server.add_robot("ops-backup", "ops-backup-token", secret=SECRET, keywords=("告警",))
     server.add_robot("dev", "dev-token", secret=SECRET)
+    server.add_app(
+        "corp",
+        "dingdocsappkey01",
+        "docs-app-secret-0123456789abcdef",
+        agent_id=1234567890,
+        users=("manager4220", "alice"),
+        departments={42: ("bob",)},
+        groups={"cid6KeBBLoveMJOGXoYKF5x7EeiodoA==": "Ops"},
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DINGPUSH_", "GITHUB_"))}
     for name in ("HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME"):
         (tmp_path / name).mkdir()
@@ -91,6 +104,10 @@ def docs_env(dingtalk_emulator: EmulatorServer, tmp_path: pathlib.Path) -> dict[
         OPS_BACKUP_WEBHOOK=server.webhook_url("ops-backup"),
         OPS_BACKUP_SECRET=SECRET,
         DEV_WEBHOOK=server.webhook_url("dev"),
+        CORP_APP_KEY="dingdocsappkey01",
+        CORP_APP_SECRET="docs-app-secret-0123456789abcdef",
+        DINGPUSH_API_BASE=server.url,
+        DINGPUSH_OAPI_BASE=server.url,
     )
     return env
 
@@ -104,6 +121,8 @@ def test_guide_example(
 ) -> None:
     work = tmp_path / "work"
     work.mkdir()
+    shutil.copy(ROOT / "docs" / "images" / "chart.png", work / "chart.png")
+    (work / "report.pdf").write_bytes(b"%PDF-1.4\n%%EOF\n")
     env = dict(docs_env)
     script = example.body
     if example.config is not None and example.kind != "ci":
@@ -136,7 +155,7 @@ def test_guide_example(
     )
     output = process.stdout + process.stderr
     assert process.returncode == example.exit, output
-    assert "SEC" + SECRET[3:] not in output
+    assert "SEC" + SECRET[3:] not in output and "docs-app-secret" not in output
     if example.kind in ("ci", "cron"):
         assert len(dingtalk_emulator.emulator.messages()) == before + 1
 

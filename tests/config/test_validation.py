@@ -260,8 +260,8 @@ CASES = [
     (
         "token-cache",
         f"{CORP}token_cache = 5\n",
-        "dingpush.toml:4: apps.corp.token_cache: must be true, false or a directory, not 5. "
-        "Fix: write token_cache = false",
+        "dingpush.toml:4: apps.corp.token_cache: must be true, false or a file path, not 5. "
+        'Fix: write token_cache = false, or a path such as "~/.cache/dingpush/tokens.json"',
     ),
     (
         "default-unknown",

@@ -45,81 +45,15 @@ def cli() -> None:
     """
 
 
-def _parse_robot(spec: str) -> dict[str, typing.Any]:
-    name, _, rest = spec.partition(":")
-    token, _, secret = rest.partition(":")
-    if not name:
-        raise click.BadParameter(f"{spec!r}: give NAME[:TOKEN[:SECRET]]", param_hint="--robot")
-    return {"name": name, "token": token or f"{name}-token", "secret": secret or None}
-
-
-def _parse_rate(value: str) -> tuple[int, float]:
-    count, _, window = value.partition("/")
-    try:
-        return int(count), float(window.rstrip("s") or "60")
-    except ValueError:
-        raise click.BadParameter(
-            f"{value!r}: write COUNT/SECONDS, e.g. 20/60s", param_hint="--rate"
-        ) from None
-
-
-@cli.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8765, show_default=True, help="Port; 0 picks a free one.")
-@click.option(
-    "--robot",
-    "robots",
-    multiple=True,
-    metavar="NAME[:TOKEN[:SECRET]]",
-    help="A robot to create (repeatable). Default: sandbox:sandbox-token.",
-)
-@click.option("--keyword", "keywords", multiple=True, help="A custom keyword every robot requires.")
-@click.option("--rate", default="20/60s", show_default=True, help="Messages per window per robot.")
-@click.option(
-    "--lockout", default=600.0, show_default=True, help="Seconds a throttled robot stays locked."
-)
-def emulator(
-    host: str,
-    port: int,
-    robots: tuple[str, ...],
-    keywords: tuple[str, ...],
-    rate: str,
-    lockout: float,
-) -> None:
-    """Run a local DingTalk emulator (robot webhooks and its /_emulator API)."""
-    from dingpush.emulator import RobotConfig, serve
-
-    limit, window = _parse_rate(rate)
-    configs = [
-        RobotConfig(
-            **_parse_robot(spec),
-            keywords=keywords,
-            rate_limit=limit,
-            rate_window=window,
-            lockout=lockout,
-        )
-        for spec in robots or ("sandbox:sandbox-token",)
-    ]
-
-    def ready(url: str) -> None:
-        click.echo(f"DingTalk emulator listening on {url}")
-        for config in configs:
-            signed = " (signed)" if config.secret else ""
-            click.echo(
-                f"  robot {config.name}{signed}: {url}/robot/send?access_token={config.token}"
-            )
-        click.echo(f"  messages: {url}/_emulator/messages   requests: {url}/_emulator/requests")
-
-    serve(host, port, configs, ready=ready)
-
-
 def _register() -> None:
+    from ._apps import token, upload
     from ._check import check
     from ._completion import completion
+    from ._emulator import emulator
     from ._inspect import config_group, targets
     from ._send import send
 
-    for command in (send, targets, check, config_group, completion):
+    for command in (send, targets, check, upload, token, config_group, completion, emulator):
         cli.add_command(command)
 
 

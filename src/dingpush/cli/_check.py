@@ -219,9 +219,9 @@ def check_target(target: Target, *, send: bool, timeout: float) -> list[Finding]
     if isinstance(target, RobotTarget):
         findings = robot_form(target) + reach(target.webhook.endpoint, timeout)
         return findings + (send_test(target, timeout) if send else unchecked())
-    from dingpush._errors import ConfigError
+    from ._apps import check_app_target
 
-    raise ConfigError(f"checking {target.kind} targets is not supported by this version")
+    return check_app_target(target, send=send, timeout=timeout)
 
 
 @click.command("check")

@@ -237,13 +237,15 @@ def _describe(kind: str) -> str:
     return "text messages" if kind == "text" else f"--{kind} messages"
 
 
-def compose(options: MessageOptions, text: str | None) -> Message:
-    """Build the message for a webhook robot (or pool) from the options and the text."""
+def compose(options: MessageOptions, text: str | None, *, app: bool = False) -> Message:
+    """Build the message from the options and the text, for a robot or (``app``) an app."""
     kind = options.kind
     if kind == "feed":
         if text is not None:
             raise click.UsageError("--feed cards take no TEXT: each --item is an entry")
         return FeedCard([parse_item(spec) for spec in options.items])
+    if app and kind in ("image", "file"):
+        return _media(options, text)
     if kind == "image":
         return _image(options, text)
     if kind == "file":
@@ -275,6 +277,23 @@ def compose(options: MessageOptions, text: str | None) -> Message:
             hide_avatar=options.hide_avatar,
         )
     return Text(text, at=options.mentions())
+
+
+def _media(options: MessageOptions, text: str | None) -> Message:
+    """An image or a file for an app, which uploads a local one before sending it."""
+    from dingpush import File, Image
+
+    option = f"--{options.kind}"
+    if text is not None:
+        raise click.UsageError(
+            f"{option} sends a message of its own, without TEXT: send the text separately"
+        )
+    if options.at or options.at_all or options.title is not None:
+        raise click.UsageError(f"an app's {option} message has no title and mentions nobody")
+    if options.file is not None:
+        return File.from_file(options.file)
+    source = options.image or ""
+    return Image(url=source) if "://" in source else Image.from_file(source)
 
 
 def _image(options: MessageOptions, text: str | None) -> Message:

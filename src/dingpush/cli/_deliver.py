@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import typing
 from dataclasses import dataclass, field
+from functools import partial
 
+from dingpush._errors import DingPushError
 from dingpush._messages import Message
 from dingpush._wire import JSON_HEADERS
+from dingpush.config import AppGroupTarget, AppUsersTarget, WorkNoticeTarget
 
 if typing.TYPE_CHECKING:
+    from dingpush import UsersSendResult
+    from dingpush._app_core import HttpRequest
     from dingpush.config import Target
 
     from ._state import State
@@ -18,23 +24,31 @@ if typing.TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True)
 class PlannedRequest:
-    """One HTTP request a send would make, with its credentials masked in ``url``."""
+    """One HTTP request a send would make, with its credentials masked in ``url``.
+
+    ``body`` is the exact JSON body; an upload's multipart body is described by ``summary``.
+    """
 
     method: str
     url: str
     headers: typing.Mapping[str, str]
-    body: bytes
+    body: bytes | None
     note: str = ""
+    summary: str = ""
 
     def to_json(self) -> dict[str, object]:
-        return {
+        data: dict[str, object] = {
             "method": self.method,
             "url": self.url,
             "headers": dict(self.headers),
-            "body": json.loads(self.body),
-            "bytes": len(self.body),
-            **({"note": self.note} if self.note else {}),
         }
+        if self.body is not None:
+            data.update(body=json.loads(self.body), bytes=len(self.body))
+        if self.summary:
+            data["summary"] = self.summary
+        if self.note:
+            data["note"] = self.note
+        return data
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +62,23 @@ class Outcome:
     errcode: int | str = 0
     errmsg: str = "ok"
     extra: typing.Mapping[str, object] = field(default_factory=dict)
+
+    def line(self) -> str:
+        """The one line ``send`` prints on success."""
+        extra = self.extra
+        if "task_ids" in extra:
+            tasks = ", ".join(str(t) for t in typing.cast(list[int], extra["task_ids"]))
+            detail = (
+                f"queued as task {tasks}; DingTalk delivers work notifications in the background"
+            )
+        elif "user_ids" in extra:
+            count = len(typing.cast(list[str], extra["user_ids"]))
+            detail = f"{count} users, processQueryKey {extra['process_query_keys'][0]}"  # type: ignore[index]
+        elif "process_query_key" in extra:
+            detail = f"processQueryKey {extra['process_query_key']}"
+        else:
+            detail = f"msgUuid {self.msg_uuid}"
+        return f"sent {self.msgtype} to {self.target} ({detail})"
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -69,6 +100,11 @@ def masked_url(url: str) -> str:
     return re.sub(r"([?&]sign=)[^&]*", r"\1****", redact_url(url))
 
 
+#: What a dry run shows in place of values it does not have: they exist only after a request.
+ACCESS_TOKEN = "ACCESS_TOKEN"
+MEDIA_ID = "MEDIA_ID_FROM_THE_UPLOAD"
+
+
 def plan(target: Target, message: Message, msg_uuid: str | None) -> list[PlannedRequest]:
     """The requests a send would make, built by the same code that sends (no I/O)."""
     from dingpush._robot import RobotCore
@@ -78,9 +114,84 @@ def plan(target: Target, message: Message, msg_uuid: str | None) -> list[Planned
         core = RobotCore(target.webhook, keyword=target.keyword)
         prepared = core.prepare(message, msg_uuid)
         return [PlannedRequest("POST", masked_url(core.url()), JSON_HEADERS, prepared.content)]
+    if isinstance(target, AppGroupTarget | AppUsersTarget | WorkNoticeTarget):
+        return plan_app(target, message, msg_uuid)
     from dingpush._errors import ConfigError
 
     raise ConfigError(f"a dry run of {target.kind} targets is not supported by this version")
+
+
+def plan_app(
+    target: AppGroupTarget | AppUsersTarget | WorkNoticeTarget,
+    message: Message,
+    msg_uuid: str | None,
+) -> list[PlannedRequest]:
+    """An app's requests: the upload of a local image or file, then one send per call."""
+    from dingpush._app_core import AppCore, GroupSpec, NoticeSpec, UsersSpec, upload_source
+    from dingpush._masking import redact_url
+
+    settings = target.app
+    core = AppCore(
+        settings.app_key,
+        settings.app_secret,
+        api_base=settings.api_base,
+        oapi_base=settings.oapi_base,
+        token_cache=None,
+    )
+    planned: list[PlannedRequest] = []
+    first_note = (
+        "the access token comes from POST /v1.0/oauth2/accessToken (or the token cache) first"
+    )
+    robot_code = None
+    if not isinstance(target, WorkNoticeTarget):
+        robot_code = target.robot_code or settings.robot_code
+    if isinstance(target, AppGroupTarget):
+        group = GroupSpec(core, target.open_conversation_id, robot_code, None)
+        prepared = group.prepare(message, msg_uuid)
+        requests: list[typing.Callable[[Message], HttpRequest]] = [
+            partial(group.request, token=ACCESS_TOKEN)
+        ]
+    elif isinstance(target, AppUsersTarget):
+        users = UsersSpec(core, target.user_ids, robot_code)
+        prepared = users.prepare(message, msg_uuid)
+        requests = [
+            partial(users.request, chunk=chunk, token=ACCESS_TOKEN) for chunk in users.chunks
+        ]
+    else:
+        notice = NoticeSpec(
+            core, target.agent_id, target.users, target.departments, target.everyone
+        )
+        prepared = notice.prepare(message, msg_uuid)
+        requests = [partial(notice.request, call=call, token=ACCESS_TOKEN) for call in notice.calls]
+    resolved = prepared.message
+    if getattr(resolved, "needs_upload", False):
+        data, kind, filename, _ = upload_source(typing.cast(typing.Any, resolved))
+        upload = core.upload_request(data, kind, filename, ACCESS_TOKEN)
+        planned.append(
+            PlannedRequest(
+                upload.method,
+                redact_url(upload.url),
+                {"Content-Type": "multipart/form-data; boundary=…"},
+                None,
+                first_note,
+                f"multipart: type={kind}, media={filename} ({len(data):,} bytes)",
+            )
+        )
+        first_note = ""
+        resolved = typing.cast(typing.Any, resolved).with_media_id(MEDIA_ID)
+    for build in requests:
+        request = build(resolved)
+        headers = {
+            k: ("****" if k.lower() == "x-acs-dingtalk-access-token" else v)
+            for k, v in request.headers.items()
+        }
+        planned.append(
+            PlannedRequest(
+                request.method, redact_url(request.url), headers, request.content, first_note
+            )
+        )
+        first_note = ""
+    return planned
 
 
 def send(
@@ -94,17 +205,61 @@ def send(
     """Deliver ``message`` to ``target`` through the library and describe the result."""
     from dingpush.config import open_sender
 
-    with_close = open_sender(target, timeout=timeout)
-    try:
+    with open_sender(target, timeout=timeout) as sender:
         state.detail(f"sending a {message.msgtype} message to {target.name} ({target.destination})")
-        result = with_close.send(message, msg_uuid=msg_uuid)
-    finally:
-        with_close.close()
-    return Outcome(
-        target.name,
-        target.kind,
-        message.msgtype,
-        getattr(result, "msg_uuid", msg_uuid),
-        getattr(result, "errcode", 0),
-        getattr(result, "errmsg", "ok"),
+        result = sender.send(message, msg_uuid=msg_uuid)
+    return outcome(target, message, result)
+
+
+def outcome(target: Target, message: Message, result: object) -> Outcome:
+    """Describe a library result; users an app could not reach make it a failure."""
+    from dingpush import SendResult, UsersSendResult
+
+    extra: dict[str, object] = {}
+    if isinstance(result, SendResult):
+        return Outcome(
+            target.name,
+            target.kind,
+            message.msgtype,
+            result.msg_uuid,
+            result.errcode,
+            result.errmsg,
+        )
+    if dataclasses.is_dataclass(result) and not isinstance(result, type):
+        extra = dataclasses.asdict(result)
+    done = Outcome(
+        target.name, target.kind, message.msgtype, str(extra.get("msg_uuid")), extra=extra
     )
+    if isinstance(result, UsersSendResult):
+        check_users(result, done)
+    return done
+
+
+class UndeliveredUsers(DingPushError):
+    """DingTalk accepted the request but did not deliver to some of the users."""
+
+    def __init__(self, message: str, *, exit_code: int, outcome: Outcome) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code  # type: ignore[misc]
+        self.outcome = outcome
+
+
+def check_users(result: UsersSendResult, done: Outcome) -> None:
+    """Raise when users were not reached: never report a refused message as sent."""
+    refused = [*result.invalid_user_ids, *result.filtered_user_ids]
+    if refused:
+        raise UndeliveredUsers(
+            f"delivered to {len(result.delivered_user_ids)} of {len(result.user_ids)} users; "
+            f"DingTalk refused {', '.join(refused)} (unknown or filtered user ids): check the "
+            "user ids (userid, not mobile numbers or names)",
+            exit_code=4,
+            outcome=done,
+        )
+    if result.flow_controlled_user_ids:
+        raise UndeliveredUsers(
+            f"delivered to {len(result.delivered_user_ids)} of {len(result.user_ids)} users; "
+            f"DingTalk's flow control held back {', '.join(result.flow_controlled_user_ids)}: "
+            "send to them again later",
+            exit_code=5,
+            outcome=done,
+        )

@@ -124,7 +124,7 @@ def app_rows(config: Config, app: AppSettings) -> list[Row]:
         row(
             "token_cache",
             str(app.token_cache) if not isinstance(app.token_cache, bool) else app.token_cache,
-            "default (the user's cache directory)",
+            "default (~/.cache/dingpush/tokens.json)",
         ),
     ]
     if app.robot_code:

@@ -8,7 +8,7 @@ import typing
 import click
 
 from dingpush._errors import DingPushError
-from dingpush.config import RobotTarget
+from dingpush.config import AppGroupTarget, AppUsersTarget, RobotTarget, WorkNoticeTarget
 
 from ._common import common_options, complete_targets
 from ._compose import MessageOptions, apply_defaults, compose, read_text
@@ -22,6 +22,7 @@ if typing.TYPE_CHECKING:
     from ._state import State
 
 _URL_PREFIXES = ("https://", "http://", "dingtalk://")
+APP_TARGETS = (AppGroupTarget, AppUsersTarget, WorkNoticeTarget)
 
 _HELP = """Send a message to a DingTalk group or to users.
 
@@ -134,7 +135,12 @@ def send(
             interactive=stdin_is_interactive(),
             escapes=escapes,
         )
-        message = compose(options, body)
+        if split and isinstance(target, APP_TARGETS):
+            raise click.UsageError(
+                "--split works with robot targets; an app's message is limited to 15,000 bytes "
+                "of msgParam (2,048 for a work notification): shorten it"
+            )
+        message = compose(options, body, app=isinstance(target, APP_TARGETS))
         if isinstance(target, RobotTarget):
             message = apply_defaults(message, target.webhook.mentions, target.webhook.markdown)
         state.detail(f"target {target.name}: {target.kind}, {target.destination}")
@@ -156,7 +162,7 @@ def send(
     if as_json:
         state.json(outcome.to_json())
     elif not quiet:
-        state.out(f"sent {outcome.msgtype} to {outcome.target} (msgUuid {outcome.msg_uuid})")
+        state.out(outcome.line())
 
 
 def resolve(state: State, spec: str | None) -> Target:
@@ -209,5 +215,8 @@ def show_plan(
         for name, value in request.headers.items():
             state.out(f"{name}: {value}")
         state.out()
+        if request.body is None:
+            state.out(f"({request.summary})")
+            continue
         # The body as it would go out, byte for byte (only a leaked secret would be masked).
         click.echo(state.redact(request.body.decode("utf-8")).encode("utf-8"))

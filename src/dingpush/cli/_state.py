@@ -140,6 +140,9 @@ def error_json(exc: DingPushError) -> dict[str, object]:
     }
     if isinstance(exc, APIError):
         data.update(errcode=exc.errcode, errmsg=exc.errmsg, request_id=exc.request_id)
+    outcome = getattr(exc, "outcome", None)  # what did go out, when some of it did
+    if outcome is not None:
+        data["result"] = outcome.to_json()
     return data
 
 

@@ -13,7 +13,7 @@ dingpush``. Look-up order: ``--config``, ``$DINGPUSH_CONFIG``, ``./dingpush.toml
 
 from __future__ import annotations
 
-from ._build import Sender, open_sender
+from ._build import AppSender, Sender, open_app, open_sender
 from ._interpolate import BadReference, MissingVariable, interpolate
 from ._load import (
     ENV_APP_KEY,
@@ -58,6 +58,7 @@ __all__ = [
     "ENV_WEBHOOK",
     "KINDS",
     "AppGroupTarget",
+    "AppSender",
     "AppSettings",
     "AppTarget",
     "AppUsersTarget",
@@ -80,6 +81,7 @@ __all__ = [
     "from_environment",
     "interpolate",
     "load_config",
+    "open_app",
     "open_sender",
     "parse_config",
     "parse_rate",

@@ -6,14 +6,21 @@ import typing
 
 from dingpush._errors import ConfigError
 
-from ._model import RobotTarget, Target
+from ._model import (
+    AppGroupTarget,
+    AppSettings,
+    AppUsersTarget,
+    RobotTarget,
+    Target,
+    WorkNoticeTarget,
+)
 
 if typing.TYPE_CHECKING:
     import httpx
 
-    from dingpush import Message
+    from dingpush import App, AppGroup, AppUsers, Message, WorkNotice
 
-__all__ = ["Sender", "open_sender"]
+__all__ = ["AppSender", "Sender", "open_app", "open_sender"]
 
 
 class Sender(typing.Protocol):
@@ -28,6 +35,73 @@ class Sender(typing.Protocol):
     def __exit__(self, *exc_info: object) -> None: ...
 
 
+def _token_cache(settings: AppSettings) -> bool | str | None:
+    if settings.token_cache is True:
+        return True
+    if settings.token_cache is False:
+        return None
+    return str(settings.token_cache)
+
+
+def open_app(
+    settings: AppSettings,
+    *,
+    transport: httpx.BaseTransport | None = None,
+    timeout: float | None = None,
+) -> App:
+    """The :class:`dingpush.App` of ``[apps.NAME]``, with its on-disk token cache by default."""
+    from dingpush import App
+
+    return App(
+        settings.app_key,
+        settings.app_secret,
+        api_base=settings.api_base,
+        oapi_base=settings.oapi_base,
+        token_cache=_token_cache(settings),
+        timeout=timeout,
+        transport=transport,
+    )
+
+
+class AppSender:
+    """An app target (group, users or work notification) that owns its :class:`App`."""
+
+    def __init__(self, app: App, target: AppGroup | AppUsers | WorkNotice) -> None:
+        self.app = app
+        self.target = target
+
+    def send(self, message: Message | str, *, msg_uuid: str | None = None) -> typing.Any:
+        return self.target.send(message, msg_uuid=msg_uuid)
+
+    def close(self) -> None:
+        self.app.close()
+
+    def __enter__(self) -> typing.Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"AppSender({self.target!r})"
+
+
+def _app_target(
+    app: App, target: AppGroupTarget | AppUsersTarget | WorkNoticeTarget
+) -> AppGroup | AppUsers | WorkNotice:
+    if isinstance(target, WorkNoticeTarget):
+        return app.notify(
+            target.agent_id,
+            users=target.users,
+            departments=target.departments,
+            everyone=target.everyone,
+        )
+    robot_code = target.robot_code or target.app.robot_code
+    if isinstance(target, AppGroupTarget):
+        return app.group(target.open_conversation_id, robot_code=robot_code)
+    return app.users(target.user_ids, robot_code=robot_code)
+
+
 def open_sender(
     target: Target,
     *,
@@ -39,4 +113,11 @@ def open_sender(
 
     if isinstance(target, RobotTarget):
         return Robot(target.webhook, keyword=target.keyword, transport=transport, timeout=timeout)
+    if isinstance(target, AppGroupTarget | AppUsersTarget | WorkNoticeTarget):
+        app = open_app(target.app, transport=transport, timeout=timeout)
+        try:
+            return AppSender(app, _app_target(app, target))
+        except BaseException:
+            app.close()
+            raise
     raise ConfigError(f"{target.kind} targets are not supported by this version of dingpush")

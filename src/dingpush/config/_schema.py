@@ -490,7 +490,9 @@ class Schema:
         if isinstance(value, str) and value.strip():
             return pathlib.Path(self._interpolated(value, path)).expanduser()
         self.fail(
-            path, f"must be true, false or a directory, not {value!r}", "write token_cache = false"
+            path,
+            f"must be true, false or a file path, not {value!r}",
+            'write token_cache = false, or a path such as "~/.cache/dingpush/tokens.json"',
         )
 
     def _app_of(
