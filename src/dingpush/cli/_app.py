@@ -20,9 +20,37 @@ from dingpush._errors import DingPushError
 from ._common import common_options
 from ._state import State
 
+#: Each command's module, imported only when the command runs (or ``--help`` lists it), so
+#: that ``dingpush send`` does not pay for ``check``, ``targets`` or the emulator.
+COMMANDS = {
+    "send": "._send:send",
+    "targets": "._inspect:targets",
+    "check": "._check:check",
+    "upload": "._apps:upload",
+    "token": "._apps:token",
+    "config": "._inspect:config_group",
+    "completion": "._completion:completion",
+    "emulator": "._emulator:emulator",
+}
+
 
 class DingPushGroup(click.Group):
-    """A group that prints a dingpush error in one line and exits with its class's status."""
+    """A group that prints a dingpush error in one line and exits with its class's status,
+    and loads each command's module when it is first needed."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.commands or cmd_name not in COMMANDS:
+            return super().get_command(ctx, cmd_name)
+        import importlib
+
+        module, _, name = COMMANDS[cmd_name].partition(":")
+        command = getattr(importlib.import_module(module, __package__), name)
+        assert isinstance(command, click.Command)
+        self.add_command(command, cmd_name)
+        return command
 
     def invoke(self, ctx: click.Context) -> typing.Any:
         state = ctx.ensure_object(State)
@@ -43,21 +71,6 @@ def cli() -> None:
     Exit status: 0 sent, 2 usage or invalid message, 3 configuration,
     4 refused by DingTalk, 5 rate limited, 6 network/transport, 1 other.
     """
-
-
-def _register() -> None:
-    from ._apps import token, upload
-    from ._check import check
-    from ._completion import completion
-    from ._emulator import emulator
-    from ._inspect import config_group, targets
-    from ._send import send
-
-    for command in (send, targets, check, upload, token, config_group, completion, emulator):
-        cli.add_command(command)
-
-
-_register()
 
 
 def main(argv: list[str] | None = None) -> int:

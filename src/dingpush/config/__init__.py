@@ -13,6 +13,8 @@ dingpush``. Look-up order: ``--config``, ``$DINGPUSH_CONFIG``, ``./dingpush.toml
 
 from __future__ import annotations
 
+import typing
+
 from ._build import AppSender, Sender, open_app, open_sender
 from ._interpolate import BadReference, MissingVariable, interpolate
 from ._load import (
@@ -45,8 +47,10 @@ from ._model import (
     parse_rate,
 )
 from ._problems import ConfigFileError, Problem
-from ._source import ConfigSource, KeyLocator
 from ._spec import APP_PREFIX
+
+if typing.TYPE_CHECKING:
+    from ._source import ConfigSource, KeyLocator
 
 __all__ = [
     "APP_PREFIX",
@@ -87,3 +91,12 @@ __all__ = [
     "parse_rate",
     "user_config_path",
 ]
+
+
+def __getattr__(name: str) -> typing.Any:
+    # The TOML scanner loads on first use: with no file (the CI case) it is never needed.
+    if name in ("ConfigSource", "KeyLocator"):
+        from . import _source
+
+        return getattr(_source, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

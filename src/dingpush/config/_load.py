@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import pathlib
+import typing
 from collections.abc import Mapping
 
 from dingpush._errors import ConfigError
@@ -12,8 +13,9 @@ from dingpush._targets import parse_robot_target
 
 from ._model import AppSettings, Config, Origin, RobotTarget, SearchStep, Target
 from ._problems import ConfigFileError, Problem, home_relative
-from ._schema import Schema
-from ._source import ConfigSource
+
+if typing.TYPE_CHECKING:
+    from ._source import ConfigSource
 
 __all__ = [
     "ENV_APP_KEY",
@@ -107,6 +109,9 @@ def load_config(
     found, searched = find_config(path, env=env, cwd=cwd)
     if found is None:
         return from_environment(env, searched)
+    # The TOML reader and the validator load only when there is a file to read.
+    from ._source import ConfigSource
+
     config = parse_config(ConfigSource.read(found), env=env, searched=searched)
     if env.get(ENV_WEBHOOK):
         note = (
@@ -124,6 +129,8 @@ def parse_config(
     searched: tuple[SearchStep, ...] = (),
 ) -> Config:
     """Validate a parsed file into a :class:`Config` (the relay and tests call this directly)."""
+    from ._schema import Schema
+
     env = os.environ if env is None else env
     schema = Schema(source, env)
     targets, apps, default, relay = schema.read()
