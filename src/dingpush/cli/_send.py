@@ -109,6 +109,18 @@ Examples:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result (or the error) as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing on success.")
+@click.option(
+    "--batch",
+    metavar="FILE.jsonl",
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=pathlib.Path),
+    help="Send every message of a JSON-lines file ('-' for stdin), with a summary.",
+)
+@click.option(
+    "--save-failed",
+    metavar="PATH",
+    type=click.Path(dir_okay=False, writable=True, path_type=pathlib.Path),
+    help="With --batch: write the lines that were not sent to PATH, to send them again.",
+)
 @common_options
 def send(
     text: str | None,
@@ -121,10 +133,36 @@ def send(
     dry_run: bool,
     as_json: bool,
     quiet: bool,
+    batch: pathlib.Path | None,
+    save_failed: pathlib.Path | None,
     **shape: typing.Any,
 ) -> None:
     state = get_state()
     options = MessageOptions(**shape)
+    if batch is not None:
+        given = [
+            name
+            for name, value in (("TEXT", text), ("--input", input_path), ("--msg-uuid", msg_uuid))
+            if value is not None
+        ]
+        if given or options != MessageOptions():
+            what = ", ".join(given) or "message options"
+            raise click.UsageError(f"--batch takes every message from the file; drop {what}")
+        from ._batch import run_batch
+
+        status = run_batch(
+            state,
+            batch,
+            to=to,
+            dry_run=dry_run,
+            as_json=as_json,
+            quiet=quiet,
+            failed_path=save_failed,
+            timeout=timeout,
+        )
+        raise click.exceptions.Exit(status)
+    if save_failed is not None:
+        raise click.UsageError("--save-failed goes with --batch")
     options.check()
     try:
         target = resolve(state, to)
