@@ -151,28 +151,7 @@ def check_app_target(target: AppTarget, *, send: bool, timeout: float) -> list[F
         )
     )
     if not send:
-        reason = "only a send reveals it: use --send-test"
-        checks = {
-            "app-group": [
-                ("robot permission", "qyapi_robot_sendmsg and the robot capability, published"),
-                (
-                    "robot in the group",
-                    f"the app's robot is a member of {getattr(target, 'open_conversation_id', '')}",
-                ),
-            ],
-            "app-users": [
-                ("robot permission", "qyapi_robot_sendmsg and the robot capability, published"),
-                ("user ids", "each id is a userid of the organisation"),
-            ],
-            "work-notice": [
-                ("agent id", f"{getattr(target, 'agent_id', '')} is this app's AgentId"),
-                (
-                    "recipients",
-                    "the users and departments exist and are in the app's visible range",
-                ),
-            ],
-        }[target.kind]
-        return findings + [Finding(name, "unchecked", f"{what}: {reason}") for name, what in checks]
+        return findings + unchecked_app(target)
     try:
         with open_sender(target, timeout=timeout) as sender:
             result = sender.send(Text(f"dingpush check: a test message to {target.name}"))
@@ -186,3 +165,22 @@ def check_app_target(target: AppTarget, *, send: bool, timeout: float) -> list[F
     else:
         findings.append(Finding("test message", "ok", "DingTalk accepted it"))
     return findings
+
+
+def unchecked_app(target: AppTarget) -> list[Finding]:
+    """What only a send can tell about an app target."""
+    from dingpush.config import AppGroupTarget, WorkNoticeTarget
+
+    permission = ("robot permission", "qyapi_robot_sendmsg and the robot capability, published")
+    if isinstance(target, AppGroupTarget):
+        where = f"the app's robot is a member of {target.open_conversation_id}"
+        checks = [permission, ("robot in the group", where)]
+    elif isinstance(target, WorkNoticeTarget):
+        checks = [
+            ("agent id", f"{target.agent_id} is this app's AgentId"),
+            ("recipients", "the users and departments exist and are in the app's visible range"),
+        ]
+    else:
+        checks = [permission, ("user ids", "each id is a userid of the organisation")]
+    reason = "only a send reveals it: use --send-test"
+    return [Finding(name, "unchecked", f"{what}: {reason}") for name, what in checks]

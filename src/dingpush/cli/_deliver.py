@@ -121,13 +121,16 @@ def plan(target: Target, message: Message, msg_uuid: str | None) -> list[Planned
     raise ConfigError(f"a dry run of {target.kind} targets is not supported by this version")
 
 
+Build = typing.Callable[["Message"], "HttpRequest"]
+
+
 def plan_app(
     target: AppGroupTarget | AppUsersTarget | WorkNoticeTarget,
     message: Message,
     msg_uuid: str | None,
 ) -> list[PlannedRequest]:
     """An app's requests: the upload of a local image or file, then one send per call."""
-    from dingpush._app_core import AppCore, GroupSpec, NoticeSpec, UsersSpec, upload_source
+    from dingpush._app_core import AppCore, upload_source
     from dingpush._masking import redact_url
 
     settings = target.app
@@ -138,60 +141,58 @@ def plan_app(
         oapi_base=settings.oapi_base,
         token_cache=None,
     )
+    resolved, builds = _app_calls(core, target, message, msg_uuid)
     planned: list[PlannedRequest] = []
-    first_note = (
-        "the access token comes from POST /v1.0/oauth2/accessToken (or the token cache) first"
-    )
-    robot_code = None
-    if not isinstance(target, WorkNoticeTarget):
-        robot_code = target.robot_code or settings.robot_code
-    if isinstance(target, AppGroupTarget):
-        group = GroupSpec(core, target.open_conversation_id, robot_code, None)
-        prepared = group.prepare(message, msg_uuid)
-        requests: list[typing.Callable[[Message], HttpRequest]] = [
-            partial(group.request, token=ACCESS_TOKEN)
-        ]
-    elif isinstance(target, AppUsersTarget):
-        users = UsersSpec(core, target.user_ids, robot_code)
-        prepared = users.prepare(message, msg_uuid)
-        requests = [
-            partial(users.request, chunk=chunk, token=ACCESS_TOKEN) for chunk in users.chunks
-        ]
-    else:
-        notice = NoticeSpec(
-            core, target.agent_id, target.users, target.departments, target.everyone
-        )
-        prepared = notice.prepare(message, msg_uuid)
-        requests = [partial(notice.request, call=call, token=ACCESS_TOKEN) for call in notice.calls]
-    resolved = prepared.message
     if getattr(resolved, "needs_upload", False):
         data, kind, filename, _ = upload_source(typing.cast(typing.Any, resolved))
         upload = core.upload_request(data, kind, filename, ACCESS_TOKEN)
+        summary = f"multipart: type={kind}, media={filename} ({len(data):,} bytes)"
+        content_type = {"Content-Type": "multipart/form-data; boundary=…"}
         planned.append(
-            PlannedRequest(
-                upload.method,
-                redact_url(upload.url),
-                {"Content-Type": "multipart/form-data; boundary=…"},
-                None,
-                first_note,
-                f"multipart: type={kind}, media={filename} ({len(data):,} bytes)",
-            )
+            PlannedRequest(upload.method, redact_url(upload.url), content_type, None, "", summary)
         )
-        first_note = ""
         resolved = typing.cast(typing.Any, resolved).with_media_id(MEDIA_ID)
-    for build in requests:
+    for build in builds:
         request = build(resolved)
         headers = {
             k: ("****" if k.lower() == "x-acs-dingtalk-access-token" else v)
             for k, v in request.headers.items()
         }
-        planned.append(
-            PlannedRequest(
-                request.method, redact_url(request.url), headers, request.content, first_note
-            )
-        )
-        first_note = ""
+        url = redact_url(request.url)
+        planned.append(PlannedRequest(request.method, url, headers, request.content))
+    note = "the access token comes from POST /v1.0/oauth2/accessToken (or the token cache) first"
+    planned[0] = dataclasses.replace(planned[0], note=note)
     return planned
+
+
+def _app_calls(
+    core: typing.Any,
+    target: AppGroupTarget | AppUsersTarget | WorkNoticeTarget,
+    message: Message,
+    msg_uuid: str | None,
+) -> tuple[Message, list[Build]]:
+    """The message as the channel checked it, and a request builder per call it makes."""
+    from dingpush._app_core import GroupSpec, NoticeSpec, UsersSpec
+
+    if isinstance(target, WorkNoticeTarget):
+        notice = NoticeSpec(
+            core, target.agent_id, target.users, target.departments, target.everyone
+        )
+        calls: list[Build] = [
+            partial(notice.request, call=call, token=ACCESS_TOKEN) for call in notice.calls
+        ]
+        return notice.prepare(message, msg_uuid).message, calls
+    robot_code = target.robot_code or target.app.robot_code
+    if isinstance(target, AppGroupTarget):
+        group = GroupSpec(core, target.open_conversation_id, robot_code, None)
+        return group.prepare(message, msg_uuid).message, [
+            partial(group.request, token=ACCESS_TOKEN)
+        ]
+    users = UsersSpec(core, target.user_ids, robot_code)
+    chunks: list[Build] = [
+        partial(users.request, chunk=chunk, token=ACCESS_TOKEN) for chunk in users.chunks
+    ]
+    return users.prepare(message, msg_uuid).message, chunks
 
 
 def send(

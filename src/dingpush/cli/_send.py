@@ -18,7 +18,7 @@ if typing.TYPE_CHECKING:
     from dingpush import Message
     from dingpush.config import Target
 
-    from ._deliver import PlannedRequest
+    from ._deliver import Outcome, PlannedRequest
     from ._state import State
 
 _URL_PREFIXES = ("https://", "http://", "dingtalk://")
@@ -150,57 +150,90 @@ def send(
             raise click.UsageError(f"--batch takes every message from the file; drop {what}")
         from ._batch import run_batch
 
-        status = run_batch(
-            state,
-            batch,
-            to=to,
-            dry_run=dry_run,
-            as_json=as_json,
-            quiet=quiet,
-            failed_path=save_failed,
-            timeout=timeout,
+        raise click.exceptions.Exit(
+            run_batch(
+                state,
+                batch,
+                to=to,
+                dry_run=dry_run,
+                as_json=as_json,
+                quiet=quiet,
+                failed_path=save_failed,
+                timeout=timeout,
+            )
         )
-        raise click.exceptions.Exit(status)
     if save_failed is not None:
         raise click.UsageError("--save-failed goes with --batch")
     options.check()
     try:
-        target = resolve(state, to)
-        body = read_text(
+        outcome = _send_one(
+            state,
+            options,
             text,
-            input_path,
-            implicit_stdin=options.needs_text,
-            interactive=stdin_is_interactive(),
+            to=to,
+            input_path=input_path,
             escapes=escapes,
+            split=split,
+            msg_uuid=msg_uuid,
+            timeout=timeout,
+            dry_run=dry_run,
+            as_json=as_json,
         )
-        if split and isinstance(target, APP_TARGETS):
-            raise click.UsageError(
-                "--split works with robot targets; an app's message is limited to 15,000 bytes "
-                "of msgParam (2,048 for a work notification): shorten it"
-            )
-        message = compose(options, body, app=isinstance(target, APP_TARGETS))
-        if isinstance(target, RobotTarget):
-            message = apply_defaults(message, target.webhook.mentions, target.webhook.markdown)
-        state.detail(f"target {target.name}: {target.kind}, {target.destination}")
-        if dry_run:
-            from ._deliver import plan
-
-            requests = plan(target, message, msg_uuid)
-            show_plan(state, target, requests, markdown_findings(message), as_json=as_json)
-            return
-        from ._deliver import send as deliver
-
-        outcome = deliver(state, target, message, msg_uuid=msg_uuid, timeout=timeout)
     except DingPushError as exc:
         if as_json:
             state.json({"ok": False, "error": error_json(exc)})
             state.detail_error(exc)
             raise click.exceptions.Exit(exc.exit_code) from None
         raise
+    if outcome is None:  # a dry run, already printed
+        return
     if as_json:
         state.json(outcome.to_json())
     elif not quiet:
         state.out(outcome.line())
+
+
+def _send_one(
+    state: State,
+    options: MessageOptions,
+    text: str | None,
+    *,
+    to: str | None,
+    input_path: pathlib.Path | None,
+    escapes: bool,
+    split: bool,
+    msg_uuid: str | None,
+    timeout: float | None,
+    dry_run: bool,
+    as_json: bool,
+) -> Outcome | None:
+    """Resolve, read, compose, then describe (dry run) or deliver one message."""
+    target = resolve(state, to)
+    body = read_text(
+        text,
+        input_path,
+        implicit_stdin=options.needs_text,
+        interactive=stdin_is_interactive(),
+        escapes=escapes,
+    )
+    if split and isinstance(target, APP_TARGETS):
+        raise click.UsageError(
+            "--split works with robot targets; an app's message is limited to 15,000 bytes "
+            "of msgParam (2,048 for a work notification): shorten it"
+        )
+    message = compose(options, body, app=isinstance(target, APP_TARGETS))
+    if isinstance(target, RobotTarget):
+        message = apply_defaults(message, target.webhook.mentions, target.webhook.markdown)
+    state.detail(f"target {target.name}: {target.kind}, {target.destination}")
+    if dry_run:
+        from ._deliver import plan
+
+        requests = plan(target, message, msg_uuid)
+        show_plan(state, target, requests, markdown_findings(message), as_json=as_json)
+        return None
+    from ._deliver import send as deliver
+
+    return deliver(state, target, message, msg_uuid=msg_uuid, timeout=timeout)
 
 
 def resolve(state: State, spec: str | None) -> Target:

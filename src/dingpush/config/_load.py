@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dingpush._errors import ConfigError
 from dingpush._targets import parse_robot_target
 
-from ._model import AppSettings, Config, Origin, RobotTarget, SearchStep, Target
+from ._model import AppSettings, Config, Origin, RobotTarget, SearchStep
 from ._problems import ConfigFileError, Problem, home_relative
 
 if typing.TYPE_CHECKING:
@@ -148,60 +148,77 @@ def parse_config(
 
 def from_environment(env: Mapping[str, str], searched: tuple[SearchStep, ...] = ()) -> Config:
     """The configuration when no file exists: ``DINGPUSH_WEBHOOK`` is the default robot."""
-    targets: dict[str, Target] = {}
-    apps: dict[str, AppSettings] = {}
     origins: dict[str, Origin] = {}
     problems: list[Problem] = []
-    webhook = env.get(ENV_WEBHOOK, "").strip()
-    secret = env.get(ENV_SECRET, "").strip() or None
-    keyword = env.get(ENV_KEYWORD, "").strip() or None
     notes: list[str] = []
-    if webhook:
-        if secret is not None and not secret.startswith("SEC"):
-            problems.append(
-                Problem(
-                    None,
-                    None,
-                    ENV_SECRET,
-                    "does not start with SEC",
-                    "set it to the whole secret shown under 加签 in the robot's security "
-                    f"settings (it starts with SEC), or unset {ENV_SECRET} if signing is off",
-                )
-            )
-        else:
-            try:
-                parsed = parse_robot_target(webhook, secret=secret)
-            except ConfigError as exc:
-                problems.append(
-                    Problem(
-                        None,
-                        None,
-                        ENV_WEBHOOK,
-                        str(exc),
-                        "copy the webhook URL from the group's robot settings",
-                    )
-                )
-            else:
-                targets[DEFAULT_NAME] = RobotTarget(DEFAULT_NAME, parsed, keyword)
-                origins["targets.default.webhook"] = Origin("environment", variables=(ENV_WEBHOOK,))
-                if secret:
-                    origins["targets.default.secret"] = Origin(
-                        "environment", variables=(ENV_SECRET,)
-                    )
-                if keyword:
-                    origins["targets.default.keyword"] = Origin(
-                        "environment", variables=(ENV_KEYWORD,)
-                    )
-    elif secret:
+    robot = _env_robot(env, origins, problems)
+    if robot is None and env.get(ENV_SECRET, "").strip() and not env.get(ENV_WEBHOOK, "").strip():
         notes.append(
             f"${ENV_SECRET} is set but ${ENV_WEBHOOK} is not, so there is no default robot"
         )
+    app = _env_app(env, origins, problems)
+    if problems:
+        raise ConfigFileError(problems)
+    return Config(
+        path=None,
+        targets={DEFAULT_NAME: robot} if robot else {},
+        apps={DEFAULT_NAME: app} if app else {},
+        default=DEFAULT_NAME if robot else None,
+        origins=origins,
+        searched=searched,
+        notes=tuple(notes),
+    )
+
+
+def _env_origin(*variables: str) -> Origin:
+    return Origin("environment", variables=variables)
+
+
+def _env_robot(
+    env: Mapping[str, str], origins: dict[str, Origin], problems: list[Problem]
+) -> RobotTarget | None:
+    """``DINGPUSH_WEBHOOK`` with ``DINGPUSH_SECRET`` and ``DINGPUSH_KEYWORD``, when set."""
+    webhook = env.get(ENV_WEBHOOK, "").strip()
+    secret = env.get(ENV_SECRET, "").strip() or None
+    keyword = env.get(ENV_KEYWORD, "").strip() or None
+    if not webhook:
+        return None
+    if secret is not None and not secret.startswith("SEC"):
+        problems.append(
+            Problem(
+                None,
+                None,
+                ENV_SECRET,
+                "does not start with SEC",
+                "set it to the whole secret shown under 加签 in the robot's security "
+                f"settings (it starts with SEC), or unset {ENV_SECRET} if signing is off",
+            )
+        )
+        return None
+    try:
+        parsed = parse_robot_target(webhook, secret=secret)
+    except ConfigError as exc:
+        fix = "copy the webhook URL from the group's robot settings"
+        problems.append(Problem(None, None, ENV_WEBHOOK, str(exc), fix))
+        return None
+    origins["targets.default.webhook"] = _env_origin(ENV_WEBHOOK)
+    if secret:
+        origins["targets.default.secret"] = _env_origin(ENV_SECRET)
+    if keyword:
+        origins["targets.default.keyword"] = _env_origin(ENV_KEYWORD)
+    return RobotTarget(DEFAULT_NAME, parsed, keyword)
+
+
+def _env_app(
+    env: Mapping[str, str], origins: dict[str, Origin], problems: list[Problem]
+) -> AppSettings | None:
+    """``DINGPUSH_APP_KEY`` and ``DINGPUSH_APP_SECRET``: both, or neither."""
     app_key, app_secret = env.get(ENV_APP_KEY, "").strip(), env.get(ENV_APP_SECRET, "").strip()
     if app_key and app_secret:
-        apps[DEFAULT_NAME] = AppSettings(DEFAULT_NAME, app_key, app_secret)
-        origins["apps.default.app_key"] = Origin("environment", variables=(ENV_APP_KEY,))
-        origins["apps.default.app_secret"] = Origin("environment", variables=(ENV_APP_SECRET,))
-    elif app_key or app_secret:
+        origins["apps.default.app_key"] = _env_origin(ENV_APP_KEY)
+        origins["apps.default.app_secret"] = _env_origin(ENV_APP_SECRET)
+        return AppSettings(DEFAULT_NAME, app_key, app_secret)
+    if app_key or app_secret:
         missing = ENV_APP_SECRET if app_key else ENV_APP_KEY
         problems.append(
             Problem(
@@ -212,14 +229,4 @@ def from_environment(env: Mapping[str, str], searched: tuple[SearchStep, ...] = 
                 f"set both {ENV_APP_KEY} and {ENV_APP_SECRET}, or neither",
             )
         )
-    if problems:
-        raise ConfigFileError(problems)
-    return Config(
-        path=None,
-        targets=targets,
-        apps=apps,
-        default=DEFAULT_NAME if targets else None,
-        origins=origins,
-        searched=searched,
-        notes=tuple(notes),
-    )
+    return None
