@@ -358,3 +358,31 @@ def test_dry_run_warns_about_markdown_dingtalk_will_not_draw(
     assert json.loads(result.stdout.rsplit("\n\n", 1)[1])["markdown"]["text"] == table
     result = dingpush("send", "--dry-run", "--json", "-m", "**fine**")
     assert json.loads(result.stdout)["warnings"] == []
+
+
+@pytest.mark.parametrize(
+    "where", ["--config before the command", "--config after it", "$DINGPUSH_CONFIG"]
+)
+def test_to_a_named_target_of_a_config_file(
+    dingpush: Invoke,
+    robot: Robot,
+    home: pathlib.Path,
+    monkeypatch: pytest.MonkeyPatch,
+    where: str,
+) -> None:
+    config = home / "elsewhere" / "team.toml"
+    config.parent.mkdir()
+    config.write_text(
+        f'[targets.ops]\nwebhook = "{robot.url}"\nsecret = "${{OPS_SECRET}}"\nkeyword = "告警"\n'
+    )
+    monkeypatch.setenv("OPS_SECRET", SECRET)
+    args = ["send", "--to", "ops", "磁盘满了"]
+    if where == "--config before the command":
+        args = ["--config", str(config), *args]
+    elif where == "--config after it":
+        args = [*args, "--config", str(config)]
+    else:
+        monkeypatch.setenv("DINGPUSH_CONFIG", str(config))
+    result = dingpush(*args)
+    assert result.exit_code == 0, result.output
+    assert robot.contents() == ["磁盘满了\n告警"]
