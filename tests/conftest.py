@@ -26,7 +26,16 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         "DINGPUSH_CONFIG",
         "DINGPUSH_WEBHOOK",
         "DINGPUSH_SECRET",
+        "DINGPUSH_LIMITER_PATH",
         "DINGPUSH_APP_KEY",
         "DINGPUSH_APP_SECRET",
     ):
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits() -> None:
+    """Every test starts with empty process-wide send logs (robots' tokens repeat across tests)."""
+    from dingpush._limiter import reset_default_limiters
+
+    reset_default_limiters()

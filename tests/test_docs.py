@@ -41,10 +41,13 @@ def test_example_runs(
     dingtalk_emulator: EmulatorServer,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
+    tmp_path: pathlib.Path,
 ) -> None:
     dingtalk_emulator.add_robot("docs", "docs-token", secret=SECRET)
     monkeypatch.setenv("DINGPUSH_WEBHOOK", dingtalk_emulator.webhook_url("docs"))
     monkeypatch.setenv("DINGPUSH_SECRET", SECRET)
+    # FileRateLimiter() in an example writes its log here, not in the user's cache directory.
+    monkeypatch.setenv("DINGPUSH_LIMITER_PATH", str(tmp_path / "ratelimit.sqlite3"))
     dingtalk_emulator.add_app(
         "docs",
         APP_KEY,

@@ -181,7 +181,7 @@ def test_errcodes_raise_their_exception(
 ) -> None:
     dingtalk_emulator.emulator.inject_fault("errcode", errcode=errcode, errmsg="injected")
     with Robot(signed, secret=SECRET) as robot, pytest.raises(cls) as info:
-        robot.send("x")
+        robot.send("x", retry=False, wait=False)  # delivery's retries are tested elsewhere
     assert getattr(info.value, "errcode", None) == errcode
     assert TOKEN not in str(info.value)
 
@@ -194,7 +194,7 @@ async def test_errcodes_raise_their_exception_async(
     dingtalk_emulator.emulator.inject_fault("errcode", errcode=errcode, errmsg="injected")
     async with AsyncRobot(signed, secret=SECRET) as robot:
         with pytest.raises(cls):
-            await robot.send("x")
+            await robot.send("x", retry=False, wait=False)
 
 
 class TestRealErrorPaths:
@@ -218,7 +218,7 @@ class TestRealErrorPaths:
             for i in range(3):
                 robot.send(f"m{i}")
             with pytest.raises(dingpush.RateLimited) as info:
-                robot.send("one too many")
+                robot.send("one too many", wait=False)
         assert info.value.errcode == 130101
         assert info.value.transient
 
@@ -247,22 +247,22 @@ class TestTransport:
     ) -> None:
         dingtalk_emulator.emulator.inject_fault("http500")
         with Robot(signed, secret=SECRET) as robot, pytest.raises(dingpush.ProtocolError) as info:
-            robot.send("x")
+            robot.send("x", retry=False)
         assert info.value.status_code == 500
         assert info.value.transient
 
     def test_dropped_connection(self, dingtalk_emulator: EmulatorServer, signed: str) -> None:
         dingtalk_emulator.emulator.inject_fault("drop")
         with Robot(signed, secret=SECRET) as robot, pytest.raises(dingpush.TransportError):
-            robot.send("x")
+            robot.send("x", retry=False)
 
     def test_timeout(self, dingtalk_emulator: EmulatorServer, signed: str) -> None:
         dingtalk_emulator.emulator.inject_fault("delay", delay=1.0)
         with Robot(signed, secret=SECRET, timeout=0.2) as robot, pytest.raises(dingpush.Timeout):
-            robot.send("x")
+            robot.send("x", retry=False)
 
     def test_nothing_listening(self) -> None:
-        with Robot(TOKEN, base_url="http://127.0.0.1:9") as robot:
+        with Robot(TOKEN, base_url="http://127.0.0.1:9", retry=False) as robot:
             with pytest.raises(dingpush.TransportError) as info:
                 robot.send("x")
         assert TOKEN not in str(info.value)
@@ -341,7 +341,8 @@ def test_shared_http_client_is_not_closed() -> None:
 def test_proxy_argument_is_used(dingtalk_emulator: EmulatorServer) -> None:
     # A proxy that is not there: the request must go to it, not straight to the emulator.
     dingtalk_emulator.add_robot("ops", TOKEN)
-    with Robot(dingtalk_emulator.webhook_url("ops"), proxy="http://127.0.0.1:9") as robot:
+    url = dingtalk_emulator.webhook_url("ops")
+    with Robot(url, proxy="http://127.0.0.1:9", retry=False) as robot:
         with pytest.raises(dingpush.TransportError):
             robot.send("x")
     assert dingtalk_emulator.emulator.requests() == []
@@ -352,7 +353,7 @@ def test_proxy_from_environment(
 ) -> None:
     dingtalk_emulator.add_robot("ops", TOKEN)
     monkeypatch.setenv("ALL_PROXY", "http://127.0.0.1:9")
-    with Robot(dingtalk_emulator.webhook_url("ops")) as robot:
+    with Robot(dingtalk_emulator.webhook_url("ops"), retry=False) as robot:
         with pytest.raises(dingpush.TransportError):
             robot.send("x")
     with Robot(dingtalk_emulator.webhook_url("ops"), trust_env=False) as robot:
@@ -367,7 +368,7 @@ def test_secrets_never_leak(
     texts: list[str] = []
     caplog.set_level(logging.DEBUG)
     url = dingtalk_emulator.webhook_url("ops")
-    with Robot(url, secret=SECRET) as robot:
+    with Robot(url, secret=SECRET, retry=False) as robot:
         texts += [repr(robot), repr(robot.target), str(robot.target.display)]
         robot.send("K ok")
         for fault in ("http500", "drop"):

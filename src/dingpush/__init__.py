@@ -14,11 +14,16 @@ from ._async_app import *
 from ._channels import msg_param_bytes, notice_msg_bytes
 from ._clock import *
 from ._errors import *
+from ._filelimiter import FileRateLimiter
+from ._limiter import MemoryRateLimiter, Rate, RateLimiter, Reservation, default_limiter
 from ._markdown_check import MarkdownFinding, check_markdown
 from ._masking import mask
 from ._messages import *
+from ._pool import AsyncRobotPool, RobotPool
+from ._retry import RetryPolicy
 from ._robot import *
 from ._signing import sign
+from ._split import Splitter
 from ._targets import WebhookTarget, parse_robot_target
 from ._tokens import AccessToken, FileTokenCache, TokenCache, default_token_cache_path
 
@@ -34,6 +39,7 @@ __all__ = [  # noqa: RUF022
     "AsyncAppGroup",
     "AsyncAppUsers",
     "AsyncRobot",
+    "AsyncRobotPool",
     "AsyncWorkNotice",
     "At",
     "BadCredentials",
@@ -45,6 +51,7 @@ __all__ = [  # noqa: RUF022
     "FeedCard",
     "FeedItem",
     "File",
+    "FileRateLimiter",
     "FileTokenCache",
     "GroupSendResult",
     "Image",
@@ -54,6 +61,7 @@ __all__ = [  # noqa: RUF022
     "Link",
     "Markdown",
     "MarkdownFinding",
+    "MemoryRateLimiter",
     "Message",
     "MessageTooLarge",
     "NoticeDelivery",
@@ -62,15 +70,23 @@ __all__ = [  # noqa: RUF022
     "NoticeSendResult",
     "OA",
     "OAField",
+    "PartialDelivery",
     "PermissionDenied",
     "PlatformThrottled",
+    "PoolExhausted",
     "ProtocolError",
+    "Rate",
     "RateLimited",
+    "RateLimiter",
+    "Reservation",
+    "RetryPolicy",
     "Robot",
+    "RobotPool",
     "RobotUnavailable",
     "SecurityRejected",
     "SendResult",
     "ServerBusy",
+    "Splitter",
     "SystemClock",
     "Text",
     "Timeout",
@@ -86,6 +102,7 @@ __all__ = [  # noqa: RUF022
     "__title__",
     "__version__",
     "check_markdown",
+    "default_limiter",
     "default_token_cache_path",
     "error_from_reply",
     "mask",

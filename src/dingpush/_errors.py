@@ -5,6 +5,8 @@
     │   └── BadCredentials              AppKey/AppSecret refused              (exit 3)
     ├── InvalidMessage (ValueError)     a message breaks a rule at construction (exit 2)
     │   └── UnsupportedMessage          the channel cannot carry this type     (exit 2)
+    ├── PartialDelivery                 some parts of a split message went out, then one failed
+    ├── PoolExhausted                   every member of a RobotPool failed permanently (exit 3)
     ├── TransportError                  no usable answer: network, timeout, non-JSON (exit 6)
     │   ├── Timeout
     │   └── ProtocolError               an answer that is not DingTalk's format (HTTP 5xx …)
@@ -27,7 +29,12 @@
 
 from __future__ import annotations
 
+import datetime
 import typing
+from collections.abc import Mapping, Sequence
+
+if typing.TYPE_CHECKING:
+    from ._robot import SendResult
 
 __all__ = [
     "APIError",
@@ -39,8 +46,10 @@ __all__ = [
     "InvalidMessage",
     "InvalidRequest",
     "MessageTooLarge",
+    "PartialDelivery",
     "PermissionDenied",
     "PlatformThrottled",
+    "PoolExhausted",
     "ProtocolError",
     "RateLimited",
     "RobotUnavailable",
@@ -192,6 +201,60 @@ class RateLimited(APIError):
         #: Wall-clock time (seconds since the epoch) of the next free slot, when known.
         self.retry_at = retry_at
         super().__init__(errcode, errmsg, hint=hint, request_id=request_id, status_code=status_code)
+
+    @classmethod
+    def local(cls, *, target: str, retry_at: float, wait: float, reason: str) -> RateLimited:
+        """dingpush's own limiter found no slot in time; nothing was sent to DingTalk."""
+        exc = cls("local", "no send slot", retry_at=retry_at)
+        when = datetime.datetime.fromtimestamp(retry_at).strftime("%H:%M:%S")
+        exc.args = (
+            f"not sent to {target}: {reason}; the next slot is at {when} (in {wait:.1f} s). "
+            "Pass a larger max_wait= to wait for it, spread messages over a RobotPool, "
+            "or queue them through the relay",
+        )
+        return exc
+
+
+class PartialDelivery(DingPushError):
+    """Part of a split message was delivered, then a part failed; ``sent`` lists what went out."""
+
+    def __init__(
+        self,
+        *,
+        sent: Sequence[SendResult],
+        total: int,
+        error: DingPushError,
+        msg_uuid: str,
+    ) -> None:
+        #: The results of the parts DingTalk accepted, in order.
+        self.sent = tuple(sent)
+        #: How many parts the message was split into.
+        self.total = total
+        #: Why the next part failed.
+        self.error = error
+        self.msg_uuid = msg_uuid
+        self.transient = error.transient
+        failed = len(self.sent) + 1
+        super().__init__(
+            f"parts 1-{len(self.sent)} of {total} were delivered, part {failed} failed: {error} "
+            f"— send the same message again with msg_uuid={msg_uuid!r} to deliver the rest: "
+            "each part keeps its msgUuid, so DingTalk drops the parts it already has"
+        )
+
+
+class PoolExhausted(DingPushError):
+    """Every robot of a RobotPool failed permanently; none is left to send with."""
+
+    exit_code = 3
+
+    def __init__(self, errors: Mapping[str, DingPushError]) -> None:
+        #: Why each member was taken out, by its masked webhook URL.
+        self.errors = dict(errors)
+        reasons = "; ".join(f"{name}: {type(e).__name__}: {e}" for name, e in errors.items())
+        super().__init__(
+            f"no robot of the pool is left to send with ({reasons}); fix or replace those "
+            "robots (tokens, security settings, group membership) and create the pool again"
+        )
 
 
 class PlatformThrottled(APIError):

@@ -278,15 +278,22 @@ def dingtalk_emulator_server() -> Iterator[EmulatorServer]:
 
 @pytest.fixture
 def dingtalk_emulator(dingtalk_emulator_server: EmulatorServer) -> Iterator[EmulatorServer]:
-    """The session's emulator server, emptied: no robots, messages, faults; default options."""
+    """The session's emulator server, emptied: no robots, messages, faults; default options.
+
+    dingpush's process-wide rate limiters are emptied too, like the emulator's windows.
+    """
     _restore(dingtalk_emulator_server)
     yield dingtalk_emulator_server
     _restore(dingtalk_emulator_server)
 
 
 def _restore(server: EmulatorServer) -> None:
+    from dingpush._limiter import reset_default_limiters
     from dingpush.emulator import EmulatorOptions
 
+    # The emulator forgets its rate windows; the clients' shared send logs must too, or a
+    # test would wait for slots an earlier test used on a robot with the same token.
+    reset_default_limiters()
     server.emulator.reset(robots=True)
     server.emulator.options = EmulatorOptions()
     server.emulator.clock = None

@@ -1,0 +1,241 @@
+"""Per-robot rate limiting: an exact sliding window shared by every client of a robot.
+
+DingTalk lets a custom robot send 20 messages a minute and then throttles it for 10 minutes
+(protocol §1.5). The limiter keeps a log of the last ``limit`` sends of each robot and grants a
+slot only when fewer than ``limit`` of them could still be inside the server's window, so a
+client never trips the limit, whether the server's window slides or is fixed.
+
+Why a sliding-window log and not GCRA: GCRA with a burst of 20 lets the 21st request through
+three seconds after a burst, which a sliding 60-second window refuses; GCRA without a burst
+spaces every message three seconds apart, so a script sending five messages waits twelve
+seconds. The log is exact (it grants exactly what a sliding window allows), its memory is
+``limit`` timestamps per robot, and its bookkeeping is a heap operation per send.
+
+Latency: the server counts a request when it arrives, somewhere between the moment the client
+sent it and the moment the answer came back. A slot is therefore reserved *before* sending (so
+concurrent senders cannot oversubscribe it) and stamped with the time the answer came back, the
+latest possible arrival; it is free again ``window`` seconds after that stamp.
+"""
+
+from __future__ import annotations
+
+import heapq
+import re
+import threading
+import typing
+from dataclasses import dataclass
+
+from ._clock import SYSTEM_CLOCK, Clock
+
+__all__ = [
+    "DEFAULT_COOLDOWN",
+    "DEFAULT_MAX_WAIT",
+    "DEFAULT_RATE",
+    "MemoryRateLimiter",
+    "Rate",
+    "RateLimiter",
+    "Reservation",
+    "default_limiter",
+]
+
+_RATE_RE = re.compile(r"\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)?\s*(ms|s|sec|m|min|h)?\s*")
+_UNITS = {None: 1.0, "ms": 0.001, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """At most ``limit`` messages in any ``window`` seconds; ``Rate.parse("20/60s")``."""
+
+    limit: int
+    window: float
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.limit, int) or isinstance(self.limit, bool) or self.limit < 1:
+            raise ValueError(f"rate limit must be an integer >= 1, got {self.limit!r}")
+        if not (isinstance(self.window, int | float) and self.window > 0):
+            raise ValueError(f"rate window must be > 0 seconds, got {self.window!r}")
+
+    @classmethod
+    def parse(cls, text: str) -> Rate:
+        """Read ``"20/60s"``, ``"20/min"``, ``"20/1m"``, ``"3/1.5s"`` or ``"100/500ms"``."""
+        match = _RATE_RE.fullmatch(text) if isinstance(text, str) else None
+        if match is None:
+            raise ValueError(
+                f"rate {text!r} is not of the form N/60s, N/min or N/1.5s "
+                "(DingTalk's limit for a custom robot is 20/60s)"
+            )
+        amount = float(match.group(2)) if match.group(2) else 1.0
+        return cls(int(match.group(1)), amount * _UNITS[match.group(3)])
+
+    @classmethod
+    def coerce(cls, value: Rate | str) -> Rate:
+        """Accept a ``Rate`` or its text form, the shorthand every client takes."""
+        return value if isinstance(value, Rate) else cls.parse(value)
+
+    def __str__(self) -> str:
+        return f"{self.limit}/{self.window:g}s"
+
+
+#: DingTalk's limit for a custom robot: 20 messages in any 60 seconds (protocol §1.5).
+DEFAULT_RATE = Rate(20, 60.0)
+#: Seconds a robot rests after DingTalk answered 130101/410100: its 10-minute throttle (§1.5).
+DEFAULT_COOLDOWN = 600.0
+#: Seconds a send waits for a slot before raising ``RateLimited``: one whole cool-down, a whole
+#: window after it, and room for retries, so a message that meets a throttle is still sent.
+DEFAULT_MAX_WAIT = 900.0
+
+
+class Reservation(typing.Protocol):
+    """A slot taken before sending; ``complete()`` stamps it when the answer is back."""
+
+    def complete(self, extra: float = 0.0) -> None:
+        """Stamp the slot with now (plus ``extra`` seconds when the request may land late)."""
+
+
+class RateLimiter(typing.Protocol):
+    """Where the per-robot send log lives: this process (``MemoryRateLimiter``) or a file."""
+
+    def reserve(self, key: str, rate: Rate) -> Reservation | float:
+        """Take a slot for robot ``key`` now, or return the seconds until one may be free."""
+
+    def delay(self, key: str, rate: Rate) -> float:
+        """Seconds until :meth:`reserve` may succeed (0.0 when a slot is free now)."""
+
+    def cool_down(self, key: str, seconds: float) -> None:
+        """Keep robot ``key`` from sending for ``seconds`` (DingTalk throttled it)."""
+
+    def cooldown_left(self, key: str) -> float:
+        """Seconds robot ``key`` still rests after a throttle (0.0 when it may send)."""
+
+
+class _Window:
+    """One robot's log: stamps of completed sends (a heap), sends in flight, cool-down end."""
+
+    __slots__ = ("cool_until", "pending", "stamps")
+
+    def __init__(self) -> None:
+        self.stamps: list[float] = []
+        self.pending = 0
+        self.cool_until = float("-inf")
+
+
+def free_in(stamps: typing.Iterable[float], pending: int, rate: Rate, now: float) -> float:
+    """Seconds until fewer than ``rate.limit`` sends are inside the window (0.0 if now).
+
+    ``stamps`` are the times answers came back; a send still in flight is stamped no earlier
+    than ``now``, so it counts as ``now``: its slot frees ``window`` seconds from now at best.
+    """
+    live = [s for s in stamps if s + rate.window > now]
+    excess = len(live) + pending - rate.limit + 1
+    if excess <= 0:
+        return 0.0
+    frees = sorted([*live, *([now] * pending)])
+    return frees[excess - 1] + rate.window - now
+
+
+class _MemoryReservation:
+    __slots__ = ("_done", "_limiter", "_window")
+
+    def __init__(self, limiter: MemoryRateLimiter, window: _Window) -> None:
+        self._limiter = limiter
+        self._window = window
+        self._done = False
+
+    def complete(self, extra: float = 0.0) -> None:
+        self._limiter._complete(self, extra)
+
+
+class MemoryRateLimiter:
+    """The per-robot send log of this process, safe across threads and asyncio tasks.
+
+    Every ``Robot`` and ``AsyncRobot`` of a robot shares :func:`default_limiter` unless given
+    another one; a ``FileRateLimiter`` extends the sharing to other processes.
+
+    Args:
+        clock: Where time comes from (``monotonic()`` is used); ``FakeClock`` in tests.
+    """
+
+    def __init__(self, clock: Clock | None = None) -> None:
+        self.clock: Clock = clock or SYSTEM_CLOCK
+        # A plain lock: no caller awaits while holding it, so asyncio tasks can share it.
+        self._lock = threading.Lock()
+        self._windows: dict[str, _Window] = {}
+
+    def __repr__(self) -> str:
+        return f"<MemoryRateLimiter robots={len(self._windows)}>"
+
+    def reserve(self, key: str, rate: Rate) -> Reservation | float:
+        with self._lock:
+            now = self.clock.monotonic()
+            window = self._windows.setdefault(key, _Window())
+            wait = self._wait(window, rate, now)
+            if wait > 0:
+                return wait
+            window.pending += 1
+            return _MemoryReservation(self, window)
+
+    def delay(self, key: str, rate: Rate) -> float:
+        with self._lock:
+            window = self._windows.get(key)
+            return 0.0 if window is None else self._wait(window, rate, self.clock.monotonic())
+
+    def cool_down(self, key: str, seconds: float) -> None:
+        with self._lock:
+            window = self._windows.setdefault(key, _Window())
+            window.cool_until = max(window.cool_until, self.clock.monotonic() + seconds)
+
+    def cooldown_left(self, key: str) -> float:
+        with self._lock:
+            window = self._windows.get(key)
+            if window is None:
+                return 0.0
+            return max(window.cool_until - self.clock.monotonic(), 0.0)
+
+    def reset(self) -> None:
+        """Forget every robot's log and cool-down (tests; a fresh emulator)."""
+        with self._lock:
+            self._windows.clear()
+
+    def _wait(self, window: _Window, rate: Rate, now: float) -> float:
+        stamps = window.stamps
+        # The heap's smallest stamp is the oldest send; drop those the window has passed.
+        while stamps and stamps[0] + rate.window <= now:
+            heapq.heappop(stamps)
+        cooling = window.cool_until - now
+        if len(stamps) + window.pending < rate.limit:  # the common case, in O(1)
+            return max(cooling, 0.0)
+        return max(free_in(stamps, window.pending, rate, now), cooling, 0.0)
+
+    def _complete(self, reservation: _MemoryReservation, extra: float) -> None:
+        with self._lock:
+            if reservation._done:
+                return
+            reservation._done = True
+            window = reservation._window
+            window.pending -= 1
+            heapq.heappush(window.stamps, self.clock.monotonic() + max(extra, 0.0))
+
+
+_defaults_lock = threading.Lock()
+_system_default = MemoryRateLimiter()
+# Clients given another clock (a FakeClock in tests) share a limiter that reads that clock.
+_clock_defaults: dict[int, tuple[Clock, MemoryRateLimiter]] = {}
+
+
+def default_limiter(clock: Clock | None = None) -> MemoryRateLimiter:
+    """The process-wide limiter every client of a robot shares (one per clock)."""
+    if clock is None or clock is SYSTEM_CLOCK:
+        return _system_default
+    with _defaults_lock:
+        entry = _clock_defaults.get(id(clock))
+        if entry is None or entry[0] is not clock:
+            entry = (clock, MemoryRateLimiter(clock))
+            _clock_defaults[id(clock)] = entry
+        return entry[1]
+
+
+def reset_default_limiters() -> None:
+    """Empty the process-wide limiters (the test fixtures call this between tests)."""
+    _system_default.reset()
+    with _defaults_lock:
+        _clock_defaults.clear()

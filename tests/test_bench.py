@@ -1,0 +1,42 @@
+"""The benchmark harness runs end to end in quick mode and writes its tables (never timed)."""
+
+from __future__ import annotations
+
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_quick_mode_writes_every_scenario_table(tmp_path: pathlib.Path) -> None:
+    output = tmp_path / "benchmarks.md"
+    run = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--output", str(output)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
+    assert run.returncode == 0, run.stderr
+    report = output.read_text(encoding="utf-8")
+    assert report.startswith("# Benchmarks")
+    assert "CPU:" in report and "Python " in report and "DingtalkChatbot 1.5.7" in report
+    for title in ("Raw send throughput", "Burst of", "into a pool of 5 robots", "Signed robot"):
+        assert f"## {title}" in report or title in report
+    assert report.count("| client |") == 5
+    assert "## Outbox ingest (relay)" in report
+    for peer in ("DingtalkChatbot 1.5.7", "apprise", "plain `requests.Session` loop"):
+        assert peer in report
+
+
+def test_scenarios_are_registered_for_other_issues_to_extend() -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "bench", "--list"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert run.returncode == 0
+    assert run.stdout.split() == ["raw", "raw-latency", "burst", "pool", "signed", "ingest"]
