@@ -15,6 +15,7 @@ import os
 import pathlib
 import sqlite3
 import threading
+import time
 import typing
 from collections.abc import Iterator
 
@@ -158,16 +159,32 @@ class FileRateLimiter:
             else:
                 db.commit()
 
+    def _open_wal(self) -> sqlite3.Connection:
+        # Switching a new file to WAL takes an exclusive lock, and SQLite answers "database is
+        # locked" at once (no busy wait) when another process is switching it too: several
+        # cron jobs starting together on a fresh machine. Try again until the timeout.
+        deadline = time.monotonic() + self._timeout
+        while True:
+            db = sqlite3.connect(
+                self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False
+            )
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+            except sqlite3.OperationalError as exc:
+                db.close()
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
+            else:
+                return db
+
     def _connect(self) -> sqlite3.Connection:
         # A connection must not cross a fork: a child opens its own.
         if self._db is not None and self._pid == os.getpid():
             return self._db
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            db = sqlite3.connect(
-                self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False
-            )
-            db.execute("PRAGMA journal_mode=WAL")
+            db = self._open_wal()
             db.execute("PRAGMA synchronous=NORMAL")
             for statement in _SCHEMA:
                 db.execute(statement)
