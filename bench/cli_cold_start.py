@@ -31,7 +31,10 @@ from dataclasses import asdict, dataclass
 
 SECRET = "SEC" + "0123456789abcdef" * 4
 TOKEN = "fedcba9876543210" * 4  # hex, the form apprise accepts
-TARGETS_MS = {"dingpush send --dry-run hello": 250.0, "dingpush send hello (emulator)": 350.0}
+DRY_RUN = "dingpush send --dry-run hello"
+REAL_SEND = "dingpush send hello (emulator)"
+APPRISE = "apprise --dry-run (dingtalk://)"
+TARGETS_MS = {DRY_RUN: 250.0, REAL_SEND: 350.0}
 
 
 @dataclass(frozen=True)
@@ -105,9 +108,9 @@ def run(runs: int = 21) -> list[Row]:
         dingpush = _bin("dingpush")
         commands = {
             "python -c pass": [sys.executable, "-c", "pass"],
-            "dingpush send --dry-run hello": [dingpush, "send", "--dry-run", "hello"],
-            "dingpush send hello (emulator)": [dingpush, "send", "-q", "hello"],
-            "apprise --dry-run (dingtalk://)": [
+            DRY_RUN: [dingpush, "send", "--dry-run", "hello"],
+            REAL_SEND: [dingpush, "send", "-q", "hello"],
+            APPRISE: [
                 _bin("apprise"),
                 "--dry-run",
                 "-b",
@@ -146,7 +149,6 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     options = parser.parse_args()
     rows = run(options.runs)
-    apprise = "apprise --dry-run (dingtalk://)"
     if options.json:
         print(json.dumps([asdict(row) for row in rows], indent=2))
         return
@@ -157,8 +159,8 @@ def main() -> None:
             f"{row.command:<34} {row.median_ms:>10.1f} {row.min_ms:>8.1f} {row.max_ms:>8.1f} "
             f"{target:>8}"
         )
-    for name in ("dingpush send --dry-run hello", "dingpush send hello (emulator)"):
-        print(f"apprise --dry-run ÷ {name}: {ratio(rows, apprise, name):.2f}×")
+    for name in (DRY_RUN, REAL_SEND):
+        print(f"apprise --dry-run ÷ {name}: {ratio(rows, APPRISE, name):.2f}×")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ CODE = textwrap.dedent(
     from dingpush.cli import main
     code = main(sys.argv[1:])
     heavy = ("httpx", "httpcore", "anyio", "h11", "starlette", "uvicorn", "jinja2", "rich",
-             "pygments", "dingpush.emulator", "dingpush.testing", "dingpush.web", "sqlite3")
+             "pygments", "dingpush.emulator", "dingpush.testing", "dingpush.web")
     loaded = sorted(m for m, module in sys.modules.items() if module is not None
                     and any(m == h or m.startswith(h + ".") for h in heavy))
     print(json.dumps({"code": code, "loaded": loaded}), file=sys.stderr)

@@ -6,7 +6,7 @@ import pathlib
 
 import pytest
 
-from dingpush import ConfigError
+from dingpush import ConfigError, Rate
 from dingpush.config import (
     AppGroupTarget,
     AppUsersTarget,
@@ -15,13 +15,11 @@ from dingpush.config import (
     MissingVariable,
     Origin,
     PoolTarget,
-    Rate,
     RobotTarget,
     WorkNoticeTarget,
     find_config,
     interpolate,
     load_config,
-    parse_rate,
 )
 
 TOKEN = "6c2a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a"
@@ -311,23 +309,3 @@ def test_interpolate_errors() -> None:
         interpolate("${OPEN", {})
     with pytest.raises(BadReference, match="is not a variable reference"):
         interpolate("${1BAD}", {})
-
-
-@pytest.mark.parametrize(
-    ("text", "rate"),
-    [
-        ("20/60s", Rate(20, 60)),
-        ("20/1m", Rate(20, 60)),
-        ("5/s", Rate(5, 1)),
-        ("100 / 1h", Rate(100, 3600)),
-    ],
-)
-def test_parse_rate(text: str, rate: Rate) -> None:
-    assert parse_rate(text) == rate
-    assert str(Rate(20, 60.0)) == "20/60s"
-
-
-@pytest.mark.parametrize("text", ["20", "0/60s", "20/0s", "fast", "20/60 parsecs"])
-def test_parse_rate_refuses(text: str) -> None:
-    with pytest.raises(ValueError):
-        parse_rate(text)

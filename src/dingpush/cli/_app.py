@@ -9,6 +9,7 @@ must start fast, so httpx, rich and the emulator's server are imported where the
 
 from __future__ import annotations
 
+import logging
 import sys
 import typing
 
@@ -18,7 +19,7 @@ from dingpush.__version__ import __version__
 from dingpush._errors import DingPushError
 
 from ._common import common_options
-from ._state import State
+from ._state import State, exit_status
 
 #: Each command's module, imported only when the command runs (or ``--help`` lists it), so
 #: that ``dingpush send`` does not pay for ``check``, ``targets`` or the emulator.
@@ -54,11 +55,12 @@ class DingPushGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> typing.Any:
         state = ctx.ensure_object(State)
+        state.capture_logs(ctx, "dingpush", logging.DEBUG)
         try:
             return super().invoke(ctx)
         except DingPushError as exc:
             state.report(exc)
-            raise click.exceptions.Exit(exc.exit_code) from None
+            raise click.exceptions.Exit(exit_status(exc)) from None
 
 
 @click.group(cls=DingPushGroup, context_settings={"help_option_names": ["-h", "--help"]})

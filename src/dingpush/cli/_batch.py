@@ -27,6 +27,7 @@ if typing.TYPE_CHECKING:
     from dingpush import Message
     from dingpush.config import Sender, Target
 
+    from ._deliver import Delivery
     from ._state import State
 
 _ENVELOPE_KEYS = ("to", "message", "msg_uuid")
@@ -50,7 +51,9 @@ class Line:
 
     def fail(self, error: DingPushError | str, exit_code: int = 2) -> None:
         if isinstance(error, DingPushError):
-            self.error, self.exit_code = str(error), error.exit_code
+            from ._state import exit_status
+
+            self.error, self.exit_code = str(error), exit_status(error)
         else:
             self.error, self.exit_code = error, exit_code
 
@@ -147,20 +150,22 @@ def parse_line(line: Line, resolve: typing.Callable[[str | None], Target]) -> No
 class Senders:
     """One open client per target for the whole batch (its limiter state and token reused)."""
 
-    def __init__(self, timeout: float | None) -> None:
-        self._timeout = timeout
+    def __init__(self, state: State, delivery: Delivery) -> None:
+        self._state = state
+        self.delivery = delivery
         # Keyed by the target itself: two webhook URLs may share a masked name.
         self._open: dict[Target, Sender] = {}
         self._stack = contextlib.ExitStack()
 
     def get(self, target: Target) -> Sender:
-        from dingpush.config import open_sender
-
         sender = self._open.get(target)
         if sender is None:
-            sender = self._stack.enter_context(open_sender(target, timeout=self._timeout))
+            sender = self._stack.enter_context(self.delivery.open(self._state, target))
             self._open[target] = sender
         return sender
+
+    def send(self, target: Target, message: Message, msg_uuid: str | None) -> object:
+        return self.delivery.send(self.get(target), target, message, msg_uuid)
 
     def __enter__(self) -> Senders:
         return self
@@ -191,16 +196,11 @@ def progress(total: int, *, show: bool) -> Iterator[typing.Callable[[], None]]:
         yield lambda: bar.advance(task)
 
 
-def expected_wait(sender: Sender) -> float:
-    """Seconds the next send will wait for a free slot of the robot's rate (0 for apps)."""
-    return 0.0
-
-
 def deliver(
     state: State, lines: list[Line], senders: Senders, advance: typing.Callable[[], None]
 ) -> None:
     """Send each good line in order; Ctrl-C stops, leaving the rest marked as not sent."""
-    from ._deliver import outcome
+    from ._deliver import expected_wait, outcome
 
     for index, line in enumerate(lines):
         if line.error or line.target is None or line.message is None:
@@ -208,10 +208,9 @@ def deliver(
             continue
         line.msg_uuid = line.msg_uuid or str(uuid.uuid4())
         try:
-            sender = senders.get(line.target)
-            waited = expected_wait(sender)
+            waited = expected_wait(state, line.target)
             line.attempted = True
-            result = sender.send(line.message, msg_uuid=line.msg_uuid)
+            result = senders.send(line.target, line.message, line.msg_uuid)
             done = outcome(line.target, line.message, result)
         except DingPushError as exc:
             line.fail(exc)
@@ -286,7 +285,7 @@ def run_batch(
     as_json: bool,
     quiet: bool,
     failed_path: pathlib.Path | None,
-    timeout: float | None,
+    delivery: Delivery,
 ) -> int:
     """Check every line, then send the good ones; return the exit status."""
     from ._send import resolve
@@ -322,10 +321,10 @@ def run_batch(
             line.message = apply_defaults(line.message, webhook.mentions, webhook.markdown)
     started = time.monotonic()
     if dry_run:
-        return dry_run_summary(state, lines, as_json=as_json)
+        return dry_run_summary(state, lines, as_json=as_json, delivery=delivery)
     show = not (as_json or quiet) and sys.stderr.isatty()
     try:
-        with Senders(timeout) as senders, progress(len(lines), show=show) as advance:
+        with Senders(state, delivery) as senders, progress(len(lines), show=show) as advance:
             deliver(state, lines, senders, advance)
     except KeyboardInterrupt:
         status = 130
@@ -337,7 +336,7 @@ def run_batch(
     return status or code
 
 
-def dry_run_summary(state: State, lines: list[Line], *, as_json: bool) -> int:
+def dry_run_summary(state: State, lines: list[Line], *, as_json: bool, delivery: Delivery) -> int:
     """Check the whole file without sending: each line's target, type and body size."""
     from ._deliver import plan
 
@@ -345,7 +344,7 @@ def dry_run_summary(state: State, lines: list[Line], *, as_json: bool) -> int:
         if line.error or line.target is None or line.message is None:
             continue
         try:
-            requests = plan(line.target, line.message, line.msg_uuid)
+            requests = plan(line.target, line.message, line.msg_uuid, split=delivery.split)
         except DingPushError as exc:
             line.fail(exc)
             continue

@@ -170,14 +170,17 @@ def unchecked() -> list[Finding]:
     ]
 
 
-def send_test(target: RobotTarget, timeout: float) -> list[Finding]:
+def send_test(state: State, target: RobotTarget, timeout: float) -> list[Finding]:
     """Post one visible test message and turn DingTalk's answer into findings."""
-    from dingpush import Robot, Text
+    from dingpush import Text
+    from dingpush.config import open_robot
 
     text = f"dingpush check: a test message from {socket.gethostname()}"
     try:
-        with Robot(target.webhook, keyword=target.keyword, timeout=timeout) as robot:
-            result = robot.send(Text(text))
+        # Through the shared limiter, no retries and no waiting: a diagnosis, not a delivery.
+        robot = open_robot(target, limiter=state.limiter(), retry=False, timeout=timeout)
+        with robot:
+            result = robot.send(Text(text), wait=False)
     except TokenNotFound as exc:
         return [Finding("token accepted", "fail", str(exc), exc.exit_code)]
     except SecurityRejected as exc:
@@ -204,7 +207,30 @@ def send_test(target: RobotTarget, timeout: float) -> list[Finding]:
     ]
 
 
-def check_target(target: Target, *, send: bool, timeout: float) -> list[Finding]:
+def budget(state: State, target: RobotTarget) -> Finding:
+    """The robot's rate budget as every dingpush process here sees it (the shared file)."""
+    from dingpush._limiter import DEFAULT_RATE
+
+    limiter = state.limiter()
+    rate = target.rate or DEFAULT_RATE
+    cooling = limiter.cooldown_left(target.webhook.key)
+    if cooling > 0:
+        return Finding(
+            "rate budget",
+            "warn",
+            f"DingTalk throttled this robot: dingpush holds its messages for {cooling:.0f} s more",
+        )
+    wait = limiter.delay(target.webhook.key, rate)
+    if wait > 0:
+        return Finding(
+            "rate budget", "info", f"at its limit of {rate}: a slot frees in {wait:.0f} s"
+        )
+    return Finding(
+        "rate budget", "ok", f"a slot is free ({rate}, shared by every dingpush process here)"
+    )
+
+
+def check_target(state: State, target: Target, *, send: bool, timeout: float) -> list[Finding]:
     """Every finding for ``target``; pools are checked member by member."""
     from dingpush.config import PoolTarget, RobotTarget
 
@@ -213,12 +239,13 @@ def check_target(target: Target, *, send: bool, timeout: float) -> list[Finding]
         for member in target.members:
             findings += [
                 Finding(f"{member.name}: {f.check}", f.status, f.detail, f.exit_code)
-                for f in check_target(member, send=send, timeout=timeout)
+                for f in check_target(state, member, send=send, timeout=timeout)
             ]
         return findings
     if isinstance(target, RobotTarget):
         findings = robot_form(target) + reach(target.webhook.endpoint, timeout)
-        return findings + (send_test(target, timeout) if send else unchecked())
+        findings.append(budget(state, target))
+        return findings + (send_test(state, target, timeout) if send else unchecked())
     from ._apps import check_app_target
 
     return check_app_target(target, send=send, timeout=timeout)
@@ -240,7 +267,7 @@ def check(target: str | None, send_test: bool, timeout: float, as_json: bool) ->
 
     state = get_state()
     resolved = resolve(state, target)
-    findings = check_target(resolved, send=send_test, timeout=timeout)
+    findings = check_target(state, resolved, send=send_test, timeout=timeout)
     failed = [f for f in findings if f.status == "fail"]
     if as_json:
         state.json(

@@ -12,12 +12,18 @@ from functools import partial
 from dingpush._errors import DingPushError
 from dingpush._messages import Message
 from dingpush._wire import JSON_HEADERS
-from dingpush.config import AppGroupTarget, AppUsersTarget, WorkNoticeTarget
+from dingpush.config import (
+    AppGroupTarget,
+    AppUsersTarget,
+    PoolTarget,
+    RobotTarget,
+    WorkNoticeTarget,
+)
 
 if typing.TYPE_CHECKING:
     from dingpush import UsersSendResult
     from dingpush._app_core import HttpRequest
-    from dingpush.config import Target
+    from dingpush.config import Sender, Target
 
     from ._state import State
 
@@ -105,20 +111,52 @@ ACCESS_TOKEN = "ACCESS_TOKEN"
 MEDIA_ID = "MEDIA_ID_FROM_THE_UPLOAD"
 
 
-def plan(target: Target, message: Message, msg_uuid: str | None) -> list[PlannedRequest]:
+def plan(
+    target: Target, message: Message, msg_uuid: str | None, *, split: bool = False
+) -> list[PlannedRequest]:
     """The requests a send would make, built by the same code that sends (no I/O)."""
-    from dingpush._robot import RobotCore
-    from dingpush.config import RobotTarget
-
-    if isinstance(target, RobotTarget):
-        core = RobotCore(target.webhook, keyword=target.keyword)
-        prepared = core.prepare(message, msg_uuid)
-        return [PlannedRequest("POST", masked_url(core.url()), JSON_HEADERS, prepared.content)]
+    if isinstance(target, RobotTarget | PoolTarget):
+        return plan_robot(target, message, msg_uuid, split=split)
     if isinstance(target, AppGroupTarget | AppUsersTarget | WorkNoticeTarget):
         return plan_app(target, message, msg_uuid)
     from dingpush._errors import ConfigError
 
     raise ConfigError(f"a dry run of {target.kind} targets is not supported by this version")
+
+
+def plan_robot(
+    target: RobotTarget | PoolTarget, message: Message, msg_uuid: str | None, *, split: bool
+) -> list[PlannedRequest]:
+    """A robot's request, or one per part of a split message (part i has ``{msgUuid}-{i}``)."""
+    import uuid
+
+    from dingpush._robot import RobotCore
+
+    robot = target.members[0] if isinstance(target, PoolTarget) else target
+    core = RobotCore(robot.webhook, keyword=robot.keyword)
+    note = ""
+    if isinstance(target, PoolTarget):
+        note = (
+            f"the pool sends through whichever of its {len(target.members)} robots has a free "
+            f"slot; shown for {robot.name}"
+        )
+    parts = core.split(core.coerce(message), split)
+    if len(parts) == 1:
+        prepared = core.prepare(parts[0], msg_uuid)
+        return [
+            PlannedRequest("POST", masked_url(core.url()), JSON_HEADERS, prepared.content, note)
+        ]
+    base = msg_uuid or str(uuid.uuid4())
+    planned = []
+    for index, part in enumerate(parts, 1):
+        prepared = core.prepare(part, f"{base}-{index}")
+        part_note = f"part {index} of {len(parts)}" + (f"; {note}" if note and index == 1 else "")
+        planned.append(
+            PlannedRequest(
+                "POST", masked_url(core.url()), JSON_HEADERS, prepared.content, part_note
+            )
+        )
+    return planned
 
 
 Build = typing.Callable[["Message"], "HttpRequest"]
@@ -195,20 +233,74 @@ def _app_calls(
     return users.prepare(message, msg_uuid).message, chunks
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Delivery:
+    """How ``send`` delivers: ``--split``, ``--no-wait``, ``--max-wait``, ``--retries``,
+    ``--timeout``. Robots share each robot's rate budget across processes through the
+    file-backed limiter (``~/.cache/dingpush/ratelimit.sqlite3``)."""
+
+    split: bool = False
+    wait: bool = True
+    max_wait: float | None = None
+    retries: int | None = None
+    timeout: float | None = None
+    quiet: bool = False
+
+    def open(self, state: State, target: Target) -> Sender:
+        """The library client for ``target``, with the CLI's shared limiter for robots."""
+        from dingpush.config import open_sender
+
+        robots = target.kind in ("robot", "pool")
+        return open_sender(
+            target,
+            limiter=state.limiter() if robots else None,
+            retry=None if self.retries is None else self.retries + 1,
+            max_wait=self.max_wait,
+            timeout=self.timeout,
+        )
+
+    def send(
+        self, sender: Sender, target: Target, message: Message, msg_uuid: str | None
+    ) -> object:
+        """One send; robots and pools take the waiting and splitting options, apps do not."""
+        if target.kind in ("robot", "pool"):
+            options: dict[str, typing.Any] = {"split": self.split, "wait": self.wait}
+            if self.max_wait is not None:
+                options["max_wait"] = self.max_wait
+            return typing.cast(typing.Any, sender).send(message, msg_uuid=msg_uuid, **options)
+        return sender.send(message, msg_uuid=msg_uuid)
+
+
+def expected_wait(state: State, target: Target) -> float:
+    """Seconds the next send to a robot (or pool) would wait for a free slot; 0 for apps."""
+    from dingpush._limiter import DEFAULT_RATE
+
+    members = (
+        [target]
+        if isinstance(target, RobotTarget)
+        else list(target.members)
+        if isinstance(target, PoolTarget)
+        else []
+    )
+    if not members:
+        return 0.0
+    limiter = state.limiter()
+    return min(limiter.delay(m.webhook.key, m.rate or DEFAULT_RATE) for m in members)
+
+
 def send(
-    state: State,
-    target: Target,
-    message: Message,
-    *,
-    msg_uuid: str | None,
-    timeout: float | None,
+    state: State, target: Target, message: Message, *, msg_uuid: str | None, delivery: Delivery
 ) -> Outcome:
     """Deliver ``message`` to ``target`` through the library and describe the result."""
-    from dingpush.config import open_sender
-
-    with open_sender(target, timeout=timeout) as sender:
+    with delivery.open(state, target) as sender:
         state.detail(f"sending a {message.msgtype} message to {target.name} ({target.destination})")
-        result = sender.send(message, msg_uuid=msg_uuid)
+        wait = expected_wait(state, target)
+        if wait > 1 and delivery.wait and not delivery.quiet:
+            state.err(
+                f"waiting {wait:.0f} s for a free slot of {target.name} (DingTalk allows a robot "
+                "20 messages a minute; the budget is shared by every dingpush process here)"
+            )
+        result = delivery.send(sender, target, message, msg_uuid)
     return outcome(target, message, result)
 
 

@@ -12,7 +12,8 @@ from dingpush.config import AppGroupTarget, AppUsersTarget, RobotTarget, WorkNot
 
 from ._common import common_options, complete_targets
 from ._compose import MessageOptions, apply_defaults, compose, read_text
-from ._state import error_json, get_state, stdin_is_interactive
+from ._deliver import Delivery
+from ._state import error_json, exit_status, get_state, stdin_is_interactive
 
 if typing.TYPE_CHECKING:
     from dingpush import Message
@@ -93,7 +94,26 @@ Examples:
 )
 @click.option("--at-all", is_flag=True, help="Mention everyone in the group.")
 @click.option(
-    "--split", is_flag=True, help="Send a text too long for one message as numbered parts."
+    "--split",
+    is_flag=True,
+    help="Send a text or markdown message too long for one as numbered parts (robots).",
+)
+@click.option(
+    "--no-wait",
+    is_flag=True,
+    help="Fail (exit 5) instead of waiting when the robot has no free slot of its rate.",
+)
+@click.option(
+    "--max-wait",
+    type=click.FloatRange(min=0),
+    metavar="SECONDS",
+    help="Longest wait for a free slot of the robot's rate (default 900).",
+)
+@click.option(
+    "--retries",
+    type=click.IntRange(min=0),
+    metavar="N",
+    help="Retries of a transient failure (network, HTTP 5xx, -1 busy); default 3.",
 )
 @click.option(
     "--msg-uuid", metavar="ID", help="Idempotency key: DingTalk drops a repeat with the same one."
@@ -128,6 +148,9 @@ def send(
     input_path: pathlib.Path | None,
     escapes: bool,
     split: bool,
+    no_wait: bool,
+    max_wait: float | None,
+    retries: int | None,
     msg_uuid: str | None,
     timeout: float | None,
     dry_run: bool,
@@ -139,6 +162,14 @@ def send(
 ) -> None:
     state = get_state()
     options = MessageOptions(**shape)
+    delivery = Delivery(
+        split=split,
+        wait=not no_wait,
+        max_wait=max_wait,
+        retries=retries,
+        timeout=timeout,
+        quiet=quiet or as_json,
+    )
     if batch is not None:
         given = [
             name
@@ -159,7 +190,7 @@ def send(
                 as_json=as_json,
                 quiet=quiet,
                 failed_path=save_failed,
-                timeout=timeout,
+                delivery=delivery,
             )
         )
     if save_failed is not None:
@@ -173,9 +204,8 @@ def send(
             to=to,
             input_path=input_path,
             escapes=escapes,
-            split=split,
             msg_uuid=msg_uuid,
-            timeout=timeout,
+            delivery=delivery,
             dry_run=dry_run,
             as_json=as_json,
         )
@@ -183,7 +213,7 @@ def send(
         if as_json:
             state.json({"ok": False, "error": error_json(exc)})
             state.detail_error(exc)
-            raise click.exceptions.Exit(exc.exit_code) from None
+            raise click.exceptions.Exit(exit_status(exc)) from None
         raise
     if outcome is None:  # a dry run, already printed
         return
@@ -201,9 +231,8 @@ def _send_one(
     to: str | None,
     input_path: pathlib.Path | None,
     escapes: bool,
-    split: bool,
     msg_uuid: str | None,
-    timeout: float | None,
+    delivery: Delivery,
     dry_run: bool,
     as_json: bool,
 ) -> Outcome | None:
@@ -216,7 +245,7 @@ def _send_one(
         interactive=stdin_is_interactive(),
         escapes=escapes,
     )
-    if split and isinstance(target, APP_TARGETS):
+    if delivery.split and isinstance(target, APP_TARGETS):
         raise click.UsageError(
             "--split works with robot targets; an app's message is limited to 15,000 bytes "
             "of msgParam (2,048 for a work notification): shorten it"
@@ -228,12 +257,12 @@ def _send_one(
     if dry_run:
         from ._deliver import plan
 
-        requests = plan(target, message, msg_uuid)
+        requests = plan(target, message, msg_uuid, split=delivery.split)
         show_plan(state, target, requests, markdown_findings(message), as_json=as_json)
         return None
     from ._deliver import send as deliver
 
-    return deliver(state, target, message, msg_uuid=msg_uuid, timeout=timeout)
+    return deliver(state, target, message, msg_uuid=msg_uuid, delivery=delivery)
 
 
 def resolve(state: State, spec: str | None) -> Target:

@@ -14,6 +14,7 @@ from dingpush._errors import APIError, DingPushError, TransportError
 from dingpush._masking import Redactor, install_log_redaction
 
 if typing.TYPE_CHECKING:
+    from dingpush import FileRateLimiter
     from dingpush.config import Config
 
 
@@ -24,6 +25,7 @@ class State:
         self.config_path: str | None = None
         self.verbose = False
         self._config: Config | None = None
+        self._limiter: FileRateLimiter | None = None
         self._secrets: list[str] = []
         self.redact = Redactor()
 
@@ -38,6 +40,18 @@ class State:
             self.add_secrets(self._config.secrets())
             self.detail(f"configuration: {self._config.path or 'environment (no file found)'}")
         return self._config
+
+    def limiter(self) -> FileRateLimiter:
+        """The robots' send log shared by every dingpush process of this user (a SQLite file in
+        the cache directory, ``$DINGPUSH_LIMITER_PATH`` to move it): cron jobs and CI steps
+        posting through one robot stay under DingTalk's limit together."""
+        if self._limiter is None:
+            from dingpush import FileRateLimiter
+
+            self._limiter = FileRateLimiter()
+            self.detail(f"rate-limit state: {self._limiter.path}")
+            click.get_current_context().call_on_close(self._limiter.close)
+        return self._limiter
 
     def empty_config(self) -> Config:
         from dingpush.config import Config
@@ -67,31 +81,35 @@ class State:
         """Print one JSON document on stdout (UTF-8 as is, secrets masked)."""
         self.out(json.dumps(data, ensure_ascii=False, indent=2, default=str))
 
+    def capture_logs(self, ctx: click.Context, name: str, level: int) -> None:
+        """Route a library logger through :class:`_EchoHandler` until the command ends."""
+        install_log_redaction()
+        logger = logging.getLogger(name)
+        handler, saved = _EchoHandler(self), logger.level
+        logger.addHandler(handler)
+        logger.setLevel(level)
+
+        def restore() -> None:
+            logger.removeHandler(handler)
+            logger.setLevel(saved)
+
+        ctx.call_on_close(restore)
+
     def enable_verbose(self, ctx: click.Context) -> None:
         """Show details on stderr: dingpush's debug log and httpx's request lines, masked."""
         if self.verbose:
             return
         self.verbose = True
-        install_log_redaction()
-        handler = _EchoHandler(self)
-        loggers = [logging.getLogger("dingpush"), logging.getLogger("httpx")]
-        saved = [logger.level for logger in loggers]
-        for logger, level in zip(loggers, (logging.DEBUG, logging.INFO), strict=True):
-            logger.addHandler(handler)
-            logger.setLevel(level)
-
-        def restore() -> None:
-            for logger, level in zip(loggers, saved, strict=True):
-                logger.removeHandler(handler)
-                logger.setLevel(level)
-
-        ctx.call_on_close(restore)
+        self.capture_logs(ctx, "httpx", logging.INFO)
 
     # -- errors ----------------------------------------------------------------------------
 
     def report(self, exc: DingPushError) -> None:
         """Print an error in one or two lines; ``--verbose`` adds the details, never secrets."""
         self.err(f"Error: {exc}")
+        hint = cli_hint(exc)
+        if hint:
+            self.err(f"  {hint}")
         self.detail_error(exc)
 
     def detail_error(self, exc: DingPushError) -> None:
@@ -108,12 +126,40 @@ class _EchoHandler(logging.Handler):
         self.state = state
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.state.detail(f"{record.name}: {record.getMessage()}")
+        # Warnings (a throttled robot resting, a pool member taken out) always show; the
+        # rest only with --verbose.
+        if record.levelno >= logging.WARNING:
+            self.state.err(f"warning: {record.getMessage()}")
+        else:
+            self.state.detail(f"{record.name}: {record.getMessage()}")
+
+
+def cli_hint(exc: DingPushError) -> str:
+    """The command-line form of advice the library gives in Python terms."""
+    from dingpush import MessageTooLarge, RateLimited
+
+    if isinstance(exc, MessageTooLarge) and exc.size is not None:
+        return "--split sends a text or markdown message in numbered parts that each fit"
+    if isinstance(exc, RateLimited) and exc.errcode == "local":
+        return (
+            '--max-wait SECONDS waits longer for a slot; a pool target (kind = "pool") '
+            "spreads messages over several robots of the group"
+        )
+    return ""
+
+
+def exit_status(exc: DingPushError) -> int:
+    """The exit status of an error; a split message's partial delivery exits with its cause's."""
+    from dingpush import PartialDelivery
+
+    if isinstance(exc, PartialDelivery):
+        return exit_status(exc.error)
+    return exc.exit_code
 
 
 def error_details(exc: DingPushError) -> list[str]:
     """The facts behind an error: its class, exit status, DingTalk's answer, the cause chain."""
-    lines = [f"error class: dingpush.{type(exc).__name__} (exit status {exc.exit_code})"]
+    lines = [f"error class: dingpush.{type(exc).__name__} (exit status {exit_status(exc)})"]
     if isinstance(exc, APIError):
         lines.append(f"DingTalk answered: errcode {exc.errcode!r}, errmsg {exc.errmsg!r}")
         if exc.status_code is not None:
@@ -135,11 +181,15 @@ def error_json(exc: DingPushError) -> dict[str, object]:
     data: dict[str, object] = {
         "type": type(exc).__name__,
         "message": str(exc),
-        "exit_code": exc.exit_code,
+        "exit_code": exit_status(exc),
         "transient": exc.transient,
     }
     if isinstance(exc, APIError):
         data.update(errcode=exc.errcode, errmsg=exc.errmsg, request_id=exc.request_id)
+    sent = getattr(exc, "sent", None)  # PartialDelivery: the parts that went out
+    if sent is not None:
+        data["parts_sent"] = [part.msg_uuid for part in sent]
+        data["parts"] = getattr(exc, "total", None)
     outcome = getattr(exc, "outcome", None)  # what did go out, when some of it did
     if outcome is not None:
         data["result"] = outcome.to_json()

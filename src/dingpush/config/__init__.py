@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import typing
 
-from ._build import AppSender, Sender, open_app, open_sender
+from dingpush._limiter import Rate
+
+from ._build import AppSender, Sender, open_app, open_robot, open_sender
 from ._interpolate import BadReference, MissingVariable, interpolate
 from ._load import (
     ENV_APP_KEY,
@@ -39,12 +41,10 @@ from ._model import (
     Config,
     Origin,
     PoolTarget,
-    Rate,
     RobotTarget,
     SearchStep,
     Target,
     WorkNoticeTarget,
-    parse_rate,
 )
 from ._problems import ConfigFileError, Problem
 from ._spec import APP_PREFIX
@@ -86,9 +86,9 @@ __all__ = [
     "interpolate",
     "load_config",
     "open_app",
+    "open_robot",
     "open_sender",
     "parse_config",
-    "parse_rate",
     "user_config_path",
 ]
 

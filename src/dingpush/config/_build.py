@@ -10,6 +10,7 @@ from ._model import (
     AppGroupTarget,
     AppSettings,
     AppUsersTarget,
+    PoolTarget,
     RobotTarget,
     Target,
     WorkNoticeTarget,
@@ -18,9 +19,10 @@ from ._model import (
 if typing.TYPE_CHECKING:
     import httpx
 
-    from dingpush import App, AppGroup, AppUsers, Message, WorkNotice
+    from dingpush import App, AppGroup, AppUsers, Message, RateLimiter, Robot, WorkNotice
+    from dingpush._retry import RetryTypes
 
-__all__ = ["AppSender", "Sender", "open_app", "open_sender"]
+__all__ = ["AppSender", "Sender", "open_app", "open_robot", "open_sender"]
 
 
 class Sender(typing.Protocol):
@@ -102,17 +104,98 @@ def _app_target(
     return app.users(target.user_ids, robot_code=robot_code)
 
 
+def open_robot(
+    target: RobotTarget,
+    *,
+    limiter: RateLimiter | None = None,
+    retry: RetryTypes | None = None,
+    max_wait: float | None = None,
+    transport: httpx.BaseTransport | None = None,
+    timeout: float | None = None,
+) -> Robot:
+    """The :class:`dingpush.Robot` of a robot target, with its ``rate`` and ``cooldown``."""
+    from dingpush import Robot
+
+    options: dict[str, typing.Any] = {"limiter": limiter}
+    if target.rate is not None:
+        options["rate"] = target.rate
+    if target.cooldown is not None:
+        options["cooldown"] = target.cooldown
+    if retry is not None:
+        options["retry"] = retry
+    if max_wait is not None:
+        options["max_wait"] = max_wait
+    return Robot(
+        target.webhook, keyword=target.keyword, transport=transport, timeout=timeout, **options
+    )
+
+
+class _OwningPool:
+    """A :class:`dingpush.RobotPool` over robots built here, closing them with itself."""
+
+    def __init__(self, robots: list[Robot]) -> None:
+        from dingpush import RobotPool
+
+        self.robots = robots
+        self.pool = RobotPool(robots)
+
+    def send(self, message: Message | str, **options: typing.Any) -> typing.Any:
+        return self.pool.send(message, **options)
+
+    def close(self) -> None:
+        self.pool.close()
+        for robot in self.robots:
+            robot.close()
+
+    def __enter__(self) -> typing.Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<pool of {len(self.robots)} robots>"
+
+
 def open_sender(
     target: Target,
     *,
+    limiter: RateLimiter | None = None,
+    retry: RetryTypes | None = None,
+    max_wait: float | None = None,
     transport: httpx.BaseTransport | None = None,
     timeout: float | None = None,
 ) -> Sender:
-    """Return the client that delivers to ``target``; close it (or use ``with``) when done."""
-    from dingpush import Robot
+    """Return the client that delivers to ``target``; close it (or use ``with``) when done.
 
+    Args:
+        target: a resolved target (``Config.resolve()``).
+        limiter: where robots keep their send logs: the process's memory by default; the CLI
+            passes a ``FileRateLimiter`` so that separate processes share each robot's budget.
+        retry: the ``RetryPolicy`` (or number of attempts) of robot sends; the library's
+            by default.
+        max_wait: the longest a robot send waits for a slot before raising ``RateLimited``.
+        transport, timeout: httpx settings for every client.
+    """
+    robot_options: dict[str, typing.Any] = {
+        "limiter": limiter,
+        "retry": retry,
+        "max_wait": max_wait,
+        "transport": transport,
+        "timeout": timeout,
+    }
     if isinstance(target, RobotTarget):
-        return Robot(target.webhook, keyword=target.keyword, transport=transport, timeout=timeout)
+        return open_robot(target, **robot_options)
+    if isinstance(target, PoolTarget):
+        robots: list[Robot] = []
+        try:
+            for member in target.members:
+                robots.append(open_robot(member, **robot_options))
+        except BaseException:
+            for robot in robots:
+                robot.close()
+            raise
+        return _OwningPool(robots)
     if isinstance(target, AppGroupTarget | AppUsersTarget | WorkNoticeTarget):
         app = open_app(target.app, transport=transport, timeout=timeout)
         try:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pathlib
-import re
 import typing
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
+from dingpush._limiter import Rate
 from dingpush._targets import WebhookTarget
 
 from ._problems import ConfigFileError
@@ -21,43 +21,14 @@ __all__ = [
     "Config",
     "Origin",
     "PoolTarget",
-    "Rate",
     "RobotTarget",
     "SearchStep",
     "Target",
     "WorkNoticeTarget",
-    "parse_rate",
 ]
 
 #: The kinds of ``[targets.NAME]``, in the order the documentation presents them.
 KINDS = ("robot", "pool", "app-group", "app-users", "work-notice")
-
-_RATE = re.compile(r"\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)?\s*(s|sec|m|min|h)?\s*")
-_UNITS = {None: 1.0, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
-
-
-@dataclass(frozen=True, slots=True)
-class Rate:
-    """A message budget: ``count`` messages per ``per`` seconds (DingTalk's is 20 per 60 s)."""
-
-    count: int
-    per: float
-
-    def __str__(self) -> str:
-        return f"{self.count}/{self.per:g}s"
-
-
-def parse_rate(text: str) -> Rate:
-    """Read ``"20/60s"``, ``"20/1m"`` or ``"5/s"``; raise ``ValueError`` otherwise."""
-    match = _RATE.fullmatch(text)
-    if not match:
-        raise ValueError(text)
-    count = int(match.group(1))
-    per = float(match.group(2) or 1) * _UNITS[match.group(3)]
-    if count < 1 or per <= 0:
-        raise ValueError(text)
-    return Rate(count, per)
-
 
 OriginKind = typing.Literal["file", "environment", "default", "command line"]
 

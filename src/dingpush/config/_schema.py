@@ -14,6 +14,7 @@ import urllib.parse
 from collections.abc import Callable, Mapping
 
 from dingpush._errors import ConfigError
+from dingpush._limiter import Rate
 from dingpush._targets import WebhookTarget, parse_robot_target
 
 from ._interpolate import BadReference, MissingVariable, interpolate
@@ -24,11 +25,9 @@ from ._model import (
     AppUsersTarget,
     Origin,
     PoolTarget,
-    Rate,
     RobotTarget,
     Target,
     WorkNoticeTarget,
-    parse_rate,
 )
 from ._problems import ConfigFileError, Problem, did_you_mean
 from ._source import ConfigSource, KeyPath
@@ -372,7 +371,7 @@ class Schema:
         if text is None:
             return None
         try:
-            return parse_rate(text)
+            return Rate.parse(text)
         except ValueError:
             self.fail(
                 path, f"{text!r} is not a rate", 'write COUNT/PERIOD, e.g. "20/60s" or "20/1m"'
