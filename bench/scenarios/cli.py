@@ -14,10 +14,12 @@ def cli_cold_start(context: Context) -> Section:
     section = Section(
         "CLI cold start",
         f"Wall-clock time of a whole process, from exec to exit, median of {runs} runs "
-        "interleaved so that a noisy neighbour slows every command alike. The real send goes to "
-        "an emulator in its own process, signed, through the cross-process rate limiter's "
-        "SQLite file (the CLI's default); apprise has no real send to compare, since its "
-        "DingTalk plugin only posts to oapi.dingtalk.com.",
+        "interleaved so that a noisy neighbour slows every command alike. dingpush reads a "
+        "`dingpush.toml` with one signed robot (its secret from an environment variable). The "
+        "real send goes to an emulator in its own process through the cross-process rate "
+        "limiter's SQLite file (the CLI's default; the robot's rate lifted so that no run "
+        "waits for a slot); apprise has no real send to compare, since its DingTalk plugin only "
+        "posts to oapi.dingtalk.com.",
         ["command", "median ms", "min ms", "max ms", "target ms", "apprise --dry-run ÷ this"],
     )
     for row in rows:
