@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import pathlib
 import threading
 
 import pytest
 
 from dingpush import (
     AsyncRobot,
+    FileRateLimiter,
     MemoryRateLimiter,
     Rate,
     RateLimited,
+    RateLimiter,
     Robot,
     default_limiter,
 )
@@ -292,3 +295,33 @@ class TestCoolDown:
     def test_bad_settings(self, url: str, kwargs: dict[str, object]) -> None:
         with pytest.raises(ValueError):
             Robot(url, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("kind", ["memory", "file"])
+def test_weighted_reservations(kind: str, tmp_path: pathlib.Path) -> None:
+    """A work notification to 40 users takes 40 of the app's recipients at once."""
+    clock = FakeClock()
+    limiter: RateLimiter = (
+        MemoryRateLimiter(clock)
+        if kind == "memory"
+        else FileRateLimiter(tmp_path / "limits.sqlite3", clock=clock)
+    )
+    rate = Rate(100, 60.0)
+    first = limiter.reserve("recipients", rate, 40)
+    second = limiter.reserve("recipients", rate, 40)
+    assert not isinstance(first, float) and not isinstance(second, float)
+    assert limiter.delay("recipients", rate, 20) == 0.0  # 80 taken, 20 left
+    assert limiter.reserve("recipients", rate, 21) == pytest.approx(60.0)
+    clock.advance(5.0)
+    first.complete()  # 40 stamped at t=5: free at t=65
+    clock.advance(10.0)
+    second.complete()  # 40 stamped at t=15
+    assert limiter.delay("recipients", rate, 60) == pytest.approx(50.0)  # the first 40 free
+    assert limiter.delay("recipients", rate, 61) == pytest.approx(60.0)
+    assert limiter.delay("recipients", rate) == 0.0
+    with pytest.raises(ValueError, match="can never fit"):
+        limiter.reserve("recipients", rate, 101)
+    with pytest.raises(ValueError, match="weight"):
+        limiter.delay("recipients", rate, 0)
+    if isinstance(limiter, FileRateLimiter):
+        limiter.close()

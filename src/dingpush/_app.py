@@ -2,8 +2,10 @@
 
 An app (AppKey/AppSecret) sends as its robot into groups (``app.group(cid)``) and one-to-one
 chats (``app.users([...])``), and as work notifications (``app.notify(agent_id, ...)``); it
-uploads media and fetches its own access token, refreshed single-flight. ``AsyncApp``
-(``_async_app.py``) is the same over ``httpx.AsyncClient``; keep the two in step.
+uploads media and fetches its own access token, refreshed single-flight. Every call goes
+through the delivery engine (``_delivery.py``, ``_app_delivery.py``): rate budgets, retries,
+parts. The shell only posts: a token, the request, the answer checked (``_call``).
+``AsyncApp`` (``_async_app.py``) is the same over ``httpx.AsyncClient``; keep the two in step.
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ import logging
 import os
 import threading
 import typing
-from collections.abc import Callable, Iterable
-from functools import partial
+import uuid
+from collections.abc import Callable, Iterable, Sequence
 
 from ._app_core import (
     AppCore,
@@ -26,6 +28,22 @@ from ._app_core import (
     needs_upload,
     upload_source,
 )
+from ._app_delivery import (
+    DEFAULT_APP_COOLDOWN,
+    DEFAULT_APP_RATE,
+    DEFAULT_NOTICE_RATE,
+    TASK_PATH,
+    UPLOAD_PATH,
+    AppCall,
+    AppChannel,
+    AppDelivery,
+    Part,
+    call_flow,
+    group_flow,
+    notice_flow,
+    prepare_parts,
+    users_flow,
+)
 from ._app_messages import File, Image, _read
 from ._app_results import (
     GroupSendResult,
@@ -35,8 +53,12 @@ from ._app_results import (
     UsersSendResult,
 )
 from ._clock import Clock
-from ._errors import DingPushError, InvalidAccessToken
+from ._delivery import Flow, Post, SendOptions, run
+from ._errors import InvalidAccessToken, TransportError
+from ._limiter import DEFAULT_MAX_WAIT, Rate, RateLimiter
 from ._messages import Message
+from ._retry import RetryTypes
+from ._split import Splitter
 from ._wire import DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, map_transport_errors
 
 if typing.TYPE_CHECKING:
@@ -54,6 +76,10 @@ UPLOAD_TIMEOUT = 120.0
 
 MediaSource = typing.Union[str, "os.PathLike[str]", bytes]
 Body = dict[str, typing.Any]
+T = typing.TypeVar("T")
+S = typing.TypeVar("S", GroupSpec, UsersSpec, NoticeSpec)
+#: ``group_flow``, ``users_flow``, ``notice_flow``: a target's delivery as the engine runs it.
+TargetFlow = Callable[[AppDelivery, S, Sequence[Part], str, SendOptions], Flow[T]]
 
 
 def _http_options(
@@ -101,7 +127,16 @@ class App:
         proxy: a proxy URL; ``HTTPS_PROXY`` and friends are honoured when ``trust_env``.
         transport: an httpx transport, e.g. ``httpx.ASGITransport(emulator_app)`` in tests.
         http_client: an ``httpx.Client`` to share; dingpush will not close it.
-        clock: where token expiry reads the time (see ``dingpush.testing.FakeClock``).
+        clock: where token expiry and waiting read the time (``dingpush.testing.FakeClock``).
+        rate: calls a second to each API of the app (``"20/1s"``, DingTalk's, protocol §7).
+        notice_rate: work-notification recipients a minute (``"5000/60s"``, §4.1).
+        cooldown: seconds an API rests after DingTalk answered ``send.too.fast`` (60).
+        limiter: where the app's budgets live; every client in the process shares
+            ``default_limiter()``, ``FileRateLimiter()`` shares them across processes.
+        retry: the ``RetryPolicy`` of every call; ``3`` for three attempts, ``False`` for one.
+            App APIs cannot de-duplicate, so a failure that may have been delivered is not
+            retried unless ``RetryPolicy(retry_ambiguous=True)`` (see docs/apps.md).
+        max_wait: seconds a send may wait for its slots before raising ``RateLimited``.
     """
 
     def __init__(
@@ -118,6 +153,12 @@ class App:
         transport: httpx.BaseTransport | None = None,
         http_client: httpx.Client | None = None,
         clock: Clock | None = None,
+        rate: Rate | str = DEFAULT_APP_RATE,
+        notice_rate: Rate | str = DEFAULT_NOTICE_RATE,
+        cooldown: float = DEFAULT_APP_COOLDOWN,
+        limiter: RateLimiter | None = None,
+        retry: RetryTypes = True,
+        max_wait: float = DEFAULT_MAX_WAIT,
     ) -> None:
         self._core = AppCore(
             app_key,
@@ -126,6 +167,15 @@ class App:
             oapi_base=oapi_base,
             token_cache=token_cache,
             clock=clock,
+        )
+        self._delivery = AppDelivery(
+            self._core,
+            rate=rate,
+            notice_rate=notice_rate,
+            cooldown=cooldown,
+            limiter=limiter,
+            retry=retry,
+            max_wait=max_wait,
         )
         self._token_lock = threading.Lock()
         self._media_lock = threading.Lock()
@@ -197,23 +247,35 @@ class App:
         """
         data, name = _media_bytes(source, filename)
         name = self._core.check_upload(data, kind, name)
-        media_id = self._upload(data, kind, name)
+        media_id = self._upload(data, kind, name, self._delivery.defaults(), str(uuid.uuid4()))
         self._core.media[(kind, hashlib.sha256(data).hexdigest())] = media_id
         return media_id
 
     def send_result(self, agent_id: int | str, task_id: int) -> NoticeDelivery:
         """Who a work notification reached: read, unread, forbidden (flow control), failed."""
-        body = self._call(lambda t: self._core.task_request("getsendresult", agent_id, task_id, t))
+        body = self._run(self._query("getsendresult", agent_id, task_id))
         return self._core.delivery(agent_id, task_id, body)
 
     def send_progress(self, agent_id: int | str, task_id: int) -> NoticeProgress:
         """How far DingTalk is with a work-notification task."""
-        body = self._call(
-            lambda t: self._core.task_request("getsendprogress", agent_id, task_id, t)
-        )
+        body = self._run(self._query("getsendprogress", agent_id, task_id))
         return self._core.progress(agent_id, task_id, body)
 
+    def _query(self, which: str, agent_id: int | str, task_id: int) -> Flow[Body]:
+        # Queries only read: repeating one is harmless, so any transient failure is retried.
+        channel = self._delivery.channel(TASK_PATH + which, which, idempotent=True)
+        call = AppCall(
+            lambda t: self._core.task_request(which, agent_id, task_id, t), f"task {task_id}"
+        )
+        return call_flow(channel, call, self._delivery.defaults())
+
     # -- I/O ------------------------------------------------------------------------------
+
+    def _run(self, flow: Flow[T]) -> T:
+        return run(flow, self._core.clock, self._post)
+
+    def _post(self, step: Post[AppChannel, AppCall]) -> Body:
+        return self._call(step.prepared.build, step.prepared.timeout)
 
     def _send(self, request: HttpRequest, timeout: typing.Any = None) -> httpx.Response:
         extra = {"timeout": timeout} if timeout is not None else {}
@@ -227,9 +289,17 @@ class App:
             )
 
     def _call(self, build: Callable[[str], HttpRequest], timeout: typing.Any = None) -> Body:
-        """Send with the current token; on an invalid-token answer, refresh once and retry."""
+        """Send with the current token; on an invalid-token answer, refresh once and retry.
+
+        The refresh is not one of the retry policy's attempts: the call is made again at
+        once, in the same slot.
+        """
         for attempt in range(2):
-            token = self.access_token()
+            try:
+                token = self.access_token()
+            except TransportError as exc:
+                exc.maybe_delivered = False  # the call itself has not gone out
+                raise
             request = build(token)
             response = self._send(request, timeout)
             try:
@@ -243,13 +313,19 @@ class App:
                 self._core.drop_token(token)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _upload(self, data: bytes, kind: str, filename: str) -> str:
-        body = self._call(
-            lambda t: self._core.upload_request(data, kind, filename, t), self._upload_timeout
+    def _upload(
+        self, data: bytes, kind: str, filename: str, options: SendOptions, msg_uuid: str
+    ) -> str:
+        # A repeated upload only stores a second copy: any transient failure is retried.
+        channel = self._delivery.channel(UPLOAD_PATH, "media/upload", idempotent=True)
+        call = AppCall(
+            lambda t: self._core.upload_request(data, kind, filename, t),
+            msg_uuid,
+            timeout=self._upload_timeout,
         )
-        return self._core.media_id(body)
+        return self._core.media_id(self._run(call_flow(channel, call, options)))
 
-    def _resolve(self, message: Message) -> Message:
+    def _resolve(self, message: Message, options: SendOptions, msg_uuid: str) -> Message:
         """Upload a local image or file (once per content) and return its media_id form."""
         if not needs_upload(message):
             return message
@@ -258,9 +334,23 @@ class App:
         with self._media_lock:
             media_id = self._core.media.get((kind, digest))
             if media_id is None:
-                media_id = self._upload(data, kind, filename)
+                media_id = self._upload(data, kind, filename, options, msg_uuid)
                 self._core.media[(kind, digest)] = media_id
         return media.with_media_id(media_id)
+
+    def _deliver(
+        self,
+        spec: S,
+        flow: TargetFlow[S, T],
+        message: Message | str,
+        msg_uuid: str | None,
+        options: SendOptions,
+        split: bool | Splitter,
+    ) -> T:
+        """Check and cut the message, upload its media, then run the target's flow."""
+        base, prepared = prepare_parts(spec, message, msg_uuid, split)
+        parts = [Part(p, self._resolve(p.message, options, p.msg_uuid)) for p in prepared]
+        return self._run(flow(self._delivery, spec, parts, base, options))
 
     def close(self) -> None:
         if self._owns_http:
@@ -286,12 +376,30 @@ class AppGroup:
     def open_conversation_id(self) -> str:
         return self._spec.open_conversation_id
 
-    def send(self, message: Message | str, *, msg_uuid: str | None = None) -> GroupSendResult:
-        """Send one message; raise a ``DingPushError`` unless DingTalk accepted it."""
-        prepared = self._spec.prepare(message, msg_uuid)
-        resolved = self._app._resolve(prepared.message)
-        body = self._app._call(lambda token: self._spec.request(resolved, token))
-        return self._spec.result(body, prepared)
+    def send(
+        self,
+        message: Message | str,
+        *,
+        msg_uuid: str | None = None,
+        wait: bool = True,
+        max_wait: float | None = None,
+        split: bool | Splitter = False,
+        retry: RetryTypes | None = None,
+    ) -> GroupSendResult:
+        """Send one message; raise a ``DingPushError`` unless DingTalk accepted it.
+
+        Args:
+            message: a message, or a ``str`` for a ``Text``.
+            msg_uuid: dingpush's key for this send (results and logs; the relay dedupes on
+                it). DingTalk's app APIs have none, so it is not sent.
+            wait: wait for the app's rate budgets (``False``: raise ``RateLimited`` at once).
+            max_wait: the longest wait for a slot, in seconds (the app's default if None).
+            split: ``True`` or a ``Splitter`` sends a too-long ``Text``/``Markdown`` in
+                numbered parts, in order; ``PartialDelivery`` says which went out.
+            retry: this send's retry policy (the app's if None).
+        """
+        options = self._app._delivery.options(wait, max_wait, retry)
+        return self._app._deliver(self._spec, group_flow, message, msg_uuid, options, split)
 
     def __repr__(self) -> str:
         return self._spec.describe("AppGroup")
@@ -307,19 +415,31 @@ class AppUsers:
     def user_ids(self) -> tuple[str, ...]:
         return self._spec.user_ids
 
-    def send(self, message: Message | str, *, msg_uuid: str | None = None) -> UsersSendResult:
-        """Send to every user; a failure after the first call carries ``.partial``."""
-        prepared = self._spec.prepare(message, msg_uuid)
-        resolved = self._app._resolve(prepared.message)
-        bodies: list[Body] = []
-        for chunk in self._spec.chunks:
-            try:
-                bodies.append(self._app._call(partial(self._spec.request, resolved, chunk)))
-            except DingPushError as exc:
-                if bodies:
-                    exc.partial = self._spec.result(bodies, prepared)
-                raise
-        return self._spec.result(bodies, prepared)
+    def send(
+        self,
+        message: Message | str,
+        *,
+        msg_uuid: str | None = None,
+        wait: bool = True,
+        max_wait: float | None = None,
+        split: bool | Splitter = False,
+        retry: RetryTypes | None = None,
+    ) -> UsersSendResult:
+        """Send to every user; flow-controlled users get it again later, up to the policy's
+        attempts. A failure after the first call carries ``.partial``.
+
+        Args:
+            message: a message, or a ``str`` for a ``Text``.
+            msg_uuid: dingpush's key for this send (results and logs; the relay dedupes on
+                it). DingTalk's app APIs have none, so it is not sent.
+            wait: wait for the app's rate budgets (``False``: raise ``RateLimited`` at once).
+            max_wait: the longest wait for a slot, in seconds (the app's default if None).
+            split: ``True`` or a ``Splitter`` sends a too-long ``Text``/``Markdown`` in
+                numbered parts, in order; ``PartialDelivery`` says which went out.
+            retry: this send's retry policy (the app's if None).
+        """
+        options = self._app._delivery.options(wait, max_wait, retry)
+        return self._app._deliver(self._spec, users_flow, message, msg_uuid, options, split)
 
     def __repr__(self) -> str:
         return self._spec.describe("AppUsers")
@@ -335,22 +455,32 @@ class WorkNotice:
     def agent_id(self) -> int:
         return self._spec.agent_id
 
-    def send(self, message: Message | str, *, msg_uuid: str | None = None) -> NoticeSendResult:
-        """Queue the notification; DingTalk drops over-limit recipients silently (§4.1).
+    def send(
+        self,
+        message: Message | str,
+        *,
+        msg_uuid: str | None = None,
+        wait: bool = True,
+        max_wait: float | None = None,
+        split: bool | Splitter = False,
+        retry: RetryTypes | None = None,
+    ) -> NoticeSendResult:
+        """Queue the notification within DingTalk's recipient limits (§4.1), which it enforces
+        by dropping the excess silently; ``app.send_result(agent_id, result.task_id)`` tells
+        who got it.
 
-        ``app.send_result(agent_id, result.task_id)`` tells who got it.
+        Args:
+            message: a message, or a ``str`` for a ``Text``.
+            msg_uuid: dingpush's key for this send (results and logs; the relay dedupes on
+                it). DingTalk's app APIs have none, so it is not sent.
+            wait: wait for the app's rate budgets (``False``: raise ``RateLimited`` at once).
+            max_wait: the longest wait for a slot, in seconds (the app's default if None).
+            split: ``True`` or a ``Splitter`` sends a too-long ``Text``/``Markdown`` in
+                numbered parts, in order; ``PartialDelivery`` says which went out.
+            retry: this send's retry policy (the app's if None).
         """
-        prepared = self._spec.prepare(message, msg_uuid)
-        resolved = self._app._resolve(prepared.message)
-        bodies: list[Body] = []
-        for call in self._spec.calls:
-            try:
-                bodies.append(self._app._call(partial(self._spec.request, resolved, call)))
-            except DingPushError as exc:
-                if bodies:
-                    exc.partial = self._spec.result(bodies, prepared)
-                raise
-        return self._spec.result(bodies, prepared)
+        options = self._app._delivery.options(wait, max_wait, retry)
+        return self._app._deliver(self._spec, notice_flow, message, msg_uuid, options, split)
 
     def __repr__(self) -> str:
         return self._spec.describe("WorkNotice")

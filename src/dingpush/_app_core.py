@@ -23,9 +23,17 @@ from ._app_results import (
     NoticeForbidden,
     NoticeProgress,
     NoticeSendResult,
-    UsersSendResult,
 )
-from ._channels import check_msg_param, check_notice_msg, msg_param_json, notice_msg
+from ._channels import (
+    MSG_PARAM_LIMIT,
+    NOTICE_MSG_LIMIT,
+    check_msg_param,
+    check_notice_msg,
+    msg_param_bytes,
+    msg_param_json,
+    notice_msg,
+    notice_msg_bytes,
+)
 from ._clock import SYSTEM_CLOCK, Clock
 from ._errors import BadCredentials, ConfigError, InvalidMessage, ProtocolError
 from ._masking import Redactor, install_log_redaction
@@ -372,6 +380,10 @@ def _prepare_robot(message: Message | str, msg_uuid: str | None) -> Prepared:
 class GroupSpec:
     """Where and how an app robot posts into a group (``groupMessages/send``, §3.1)."""
 
+    #: What splitting measures a part against: the ``msgParam`` (§3.1).
+    limit = MSG_PARAM_LIMIT
+    measure = staticmethod(msg_param_bytes)
+
     def __init__(
         self,
         core: AppCore,
@@ -420,6 +432,9 @@ class GroupSpec:
 class UsersSpec:
     """An app robot's one-to-one chats (``oToMessages/batchSend``, §3.2), 20 users a call."""
 
+    limit = MSG_PARAM_LIMIT
+    measure = staticmethod(msg_param_bytes)
+
     def __init__(
         self, core: AppCore, user_ids: str | Iterable[str], robot_code: str | None
     ) -> None:
@@ -445,26 +460,6 @@ class UsersSpec:
         path = "/v1.0/robot/oToMessages/batchSend"
         return self.core.v1(path, payload, token, "oToMessages/batchSend")
 
-    def result(
-        self, bodies: Sequence[Mapping[str, typing.Any]], prepared: Prepared
-    ) -> UsersSendResult:
-        asked = tuple(user for chunk in self.chunks[: len(bodies)] for user in chunk)
-        return UsersSendResult(
-            process_query_keys=tuple(str(b.get("processQueryKey", "")) for b in bodies),
-            user_ids=asked,
-            invalid_user_ids=tuple(
-                u for b in bodies for u in _strings(b.get("invalidStaffIdList"))
-            ),
-            flow_controlled_user_ids=tuple(
-                u for b in bodies for u in _strings(b.get("flowControlledStaffIdList"))
-            ),
-            filtered_user_ids=tuple(
-                u for b in bodies for u in _strings(b.get("filteredStaffIdList"))
-            ),
-            msg_key=prepared.kind,
-            msg_uuid=prepared.msg_uuid,
-        )
-
     def describe(self, cls: str) -> str:
         shown = ", ".join(self.user_ids[:3]) + ("…" if len(self.user_ids) > 3 else "")
         return f"{cls}([{shown}], {len(self.user_ids)} users, robot_code={self.robot_code!r})"
@@ -472,6 +467,10 @@ class UsersSpec:
 
 class NoticeSpec:
     """A work notification's recipients (``asyncsend_v2``, §4.1), split into allowed calls."""
+
+    #: What splitting measures a part against: the ``msg`` object (§4.1).
+    limit = NOTICE_MSG_LIMIT
+    measure = staticmethod(notice_msg_bytes)
 
     def __init__(
         self,

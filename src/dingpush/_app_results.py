@@ -36,22 +36,28 @@ class GroupSendResult:
     """An app robot's message accepted into a group (protocol §3.1).
 
     ``msg_uuid`` is dingpush's idempotency key for the send; DingTalk's app-robot API has no
-    such field, so it is not sent, but the relay keys redelivery on it.
+    such field, so it is not sent, but the relay keys redelivery on it. A message sent with
+    ``split=True`` has one result per part in ``parts`` (the first part's key on top).
     """
 
     process_query_key: str
     open_conversation_id: str
     msg_key: str
     msg_uuid: str
+    #: Requests it took, retries included.
+    attempts: int = 1
+    #: The result of each part, in order, when the message was split; empty otherwise.
+    parts: tuple[GroupSendResult, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class UsersSendResult:
     """An app robot's one-to-one message, sent 20 users a call (protocol §3.2).
 
-    ``invalid_user_ids`` are unknown to DingTalk; ``flow_controlled_user_ids`` were throttled
-    and did not get the message (send to them again later); ``filtered_user_ids`` were
-    filtered out by DingTalk.
+    ``invalid_user_ids`` are unknown to DingTalk; ``flow_controlled_user_ids`` were still
+    throttled after the retry policy's resends and did not get the message (send to them again
+    later); ``filtered_user_ids`` were filtered out by DingTalk. With ``split=True`` a user
+    counts as delivered only when every part reached them; ``parts`` has each part's result.
     """
 
     process_query_keys: tuple[str, ...]
@@ -61,6 +67,10 @@ class UsersSendResult:
     filtered_user_ids: tuple[str, ...]
     msg_key: str
     msg_uuid: str
+    #: Requests it took: every chunk of 20 users, resends to flow-controlled users, retries.
+    attempts: int = 1
+    #: The result of each part, in order, when the message was split; empty otherwise.
+    parts: tuple[UsersSendResult, ...] = ()
 
     @property
     def process_query_key(self) -> str:
@@ -80,13 +90,17 @@ class NoticeSendResult:
 
     Success only means the task was created: recipients over a limit are dropped silently.
     Ask :meth:`App.send_result` with the ``task_id`` who got it. More than 100 users or 20
-    departments take several calls, hence several task ids.
+    departments take several calls, hence several task ids (and a split message one set a part).
     """
 
     task_ids: tuple[int, ...]
     agent_id: int
     msgtype: str
     msg_uuid: str
+    #: Requests it took, retries included.
+    attempts: int = 1
+    #: The result of each part, in order, when the message was split; empty otherwise.
+    parts: tuple[NoticeSendResult, ...] = ()
 
     @property
     def task_id(self) -> int:

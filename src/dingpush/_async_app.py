@@ -9,10 +9,17 @@ from __future__ import annotations
 import hashlib
 import logging
 import typing
+import uuid
 from collections.abc import Callable, Iterable
-from functools import partial
 
-from ._app import MediaSource, _http_options, _media_bytes, _upload_timeout
+from ._app import (
+    MediaSource,
+    S,
+    TargetFlow,
+    _http_options,
+    _media_bytes,
+    _upload_timeout,
+)
 from ._app_core import (
     AppCore,
     GroupSpec,
@@ -23,6 +30,22 @@ from ._app_core import (
     needs_upload,
     upload_source,
 )
+from ._app_delivery import (
+    DEFAULT_APP_COOLDOWN,
+    DEFAULT_APP_RATE,
+    DEFAULT_NOTICE_RATE,
+    TASK_PATH,
+    UPLOAD_PATH,
+    AppCall,
+    AppChannel,
+    AppDelivery,
+    Part,
+    call_flow,
+    group_flow,
+    notice_flow,
+    prepare_parts,
+    users_flow,
+)
 from ._app_messages import File, Image
 from ._app_results import (
     GroupSendResult,
@@ -32,8 +55,12 @@ from ._app_results import (
     UsersSendResult,
 )
 from ._clock import Clock
-from ._errors import DingPushError, InvalidAccessToken
+from ._delivery import Flow, Post, SendOptions, arun
+from ._errors import InvalidAccessToken, TransportError
+from ._limiter import DEFAULT_MAX_WAIT, Rate, RateLimiter
 from ._messages import Message
+from ._retry import RetryTypes
+from ._split import Splitter
 from ._wire import map_transport_errors
 
 if typing.TYPE_CHECKING:
@@ -47,6 +74,7 @@ __all__ = ["AsyncApp", "AsyncAppGroup", "AsyncAppUsers", "AsyncWorkNotice"]
 logger = logging.getLogger("dingpush")
 
 Body = dict[str, typing.Any]
+T = typing.TypeVar("T")
 
 
 class AsyncApp:
@@ -66,6 +94,12 @@ class AsyncApp:
         transport: httpx.AsyncBaseTransport | None = None,
         http_client: httpx.AsyncClient | None = None,
         clock: Clock | None = None,
+        rate: Rate | str = DEFAULT_APP_RATE,
+        notice_rate: Rate | str = DEFAULT_NOTICE_RATE,
+        cooldown: float = DEFAULT_APP_COOLDOWN,
+        limiter: RateLimiter | None = None,
+        retry: RetryTypes = True,
+        max_wait: float = DEFAULT_MAX_WAIT,
     ) -> None:
         import anyio
 
@@ -76,6 +110,15 @@ class AsyncApp:
             oapi_base=oapi_base,
             token_cache=token_cache,
             clock=clock,
+        )
+        self._delivery = AppDelivery(
+            self._core,
+            rate=rate,
+            notice_rate=notice_rate,
+            cooldown=cooldown,
+            limiter=limiter,
+            retry=retry,
+            max_wait=max_wait,
         )
         # anyio's locks serve asyncio and trio alike, as httpx itself does.
         self._token_lock: anyio.Lock = anyio.Lock()
@@ -146,23 +189,33 @@ class AsyncApp:
         """Upload a file (a path or bytes) to DingTalk and return its ``media_id`` (§5)."""
         data, name = _media_bytes(source, filename)
         name = self._core.check_upload(data, kind, name)
-        media_id = await self._upload(data, kind, name)
+        options = self._delivery.defaults()
+        media_id = await self._upload(data, kind, name, options, str(uuid.uuid4()))
         self._core.media[(kind, hashlib.sha256(data).hexdigest())] = media_id
         return media_id
 
     async def send_result(self, agent_id: int | str, task_id: int) -> NoticeDelivery:
         """Who a work notification reached: read, unread, forbidden (flow control), failed."""
-        body = await self._call(
-            lambda t: self._core.task_request("getsendresult", agent_id, task_id, t)
-        )
+        body = await self._run(self._query("getsendresult", agent_id, task_id))
         return self._core.delivery(agent_id, task_id, body)
 
     async def send_progress(self, agent_id: int | str, task_id: int) -> NoticeProgress:
         """How far DingTalk is with a work-notification task."""
-        body = await self._call(
-            lambda t: self._core.task_request("getsendprogress", agent_id, task_id, t)
-        )
+        body = await self._run(self._query("getsendprogress", agent_id, task_id))
         return self._core.progress(agent_id, task_id, body)
+
+    def _query(self, which: str, agent_id: int | str, task_id: int) -> Flow[Body]:
+        channel = self._delivery.channel(TASK_PATH + which, which, idempotent=True)
+        call = AppCall(
+            lambda t: self._core.task_request(which, agent_id, task_id, t), f"task {task_id}"
+        )
+        return call_flow(channel, call, self._delivery.defaults())
+
+    async def _run(self, flow: Flow[T]) -> T:
+        return await arun(flow, self._core.clock, self._post)
+
+    async def _post(self, step: Post[AppChannel, AppCall]) -> Body:
+        return await self._call(step.prepared.build, step.prepared.timeout)
 
     async def _send(self, request: HttpRequest, timeout: typing.Any = None) -> httpx.Response:
         extra = {"timeout": timeout} if timeout is not None else {}
@@ -178,7 +231,11 @@ class AsyncApp:
     async def _call(self, build: Callable[[str], HttpRequest], timeout: typing.Any = None) -> Body:
         """Send with the current token; on an invalid-token answer, refresh once and retry."""
         for attempt in range(2):
-            token = await self.access_token()
+            try:
+                token = await self.access_token()
+            except TransportError as exc:
+                exc.maybe_delivered = False  # the call itself has not gone out
+                raise
             request = build(token)
             response = await self._send(request, timeout)
             try:
@@ -192,13 +249,18 @@ class AsyncApp:
                 self._core.drop_token(token)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _upload(self, data: bytes, kind: str, filename: str) -> str:
-        body = await self._call(
-            lambda t: self._core.upload_request(data, kind, filename, t), self._upload_timeout
+    async def _upload(
+        self, data: bytes, kind: str, filename: str, options: SendOptions, msg_uuid: str
+    ) -> str:
+        channel = self._delivery.channel(UPLOAD_PATH, "media/upload", idempotent=True)
+        call = AppCall(
+            lambda t: self._core.upload_request(data, kind, filename, t),
+            msg_uuid,
+            timeout=self._upload_timeout,
         )
-        return self._core.media_id(body)
+        return self._core.media_id(await self._run(call_flow(channel, call, options)))
 
-    async def _resolve(self, message: Message) -> Message:
+    async def _resolve(self, message: Message, options: SendOptions, msg_uuid: str) -> Message:
         if not needs_upload(message):
             return message
         media = typing.cast(Image | File, message)
@@ -206,9 +268,23 @@ class AsyncApp:
         async with self._media_lock:
             media_id = self._core.media.get((kind, digest))
             if media_id is None:
-                media_id = await self._upload(data, kind, filename)
+                media_id = await self._upload(data, kind, filename, options, msg_uuid)
                 self._core.media[(kind, digest)] = media_id
         return media.with_media_id(media_id)
+
+    async def _deliver(
+        self,
+        spec: S,
+        flow: TargetFlow[S, T],
+        message: Message | str,
+        msg_uuid: str | None,
+        options: SendOptions,
+        split: bool | Splitter,
+    ) -> T:
+        """Check and cut the message, upload its media, then run the target's flow."""
+        base, prepared = prepare_parts(spec, message, msg_uuid, split)
+        parts = [Part(p, await self._resolve(p.message, options, p.msg_uuid)) for p in prepared]
+        return await self._run(flow(self._delivery, spec, parts, base, options))
 
     async def aclose(self) -> None:
         if self._owns_http:
@@ -234,12 +310,19 @@ class AsyncAppGroup:
     def open_conversation_id(self) -> str:
         return self._spec.open_conversation_id
 
-    async def send(self, message: Message | str, *, msg_uuid: str | None = None) -> GroupSendResult:
-        """Send one message; raise a ``DingPushError`` unless DingTalk accepted it."""
-        prepared = self._spec.prepare(message, msg_uuid)
-        resolved = await self._app._resolve(prepared.message)
-        body = await self._app._call(lambda token: self._spec.request(resolved, token))
-        return self._spec.result(body, prepared)
+    async def send(
+        self,
+        message: Message | str,
+        *,
+        msg_uuid: str | None = None,
+        wait: bool = True,
+        max_wait: float | None = None,
+        split: bool | Splitter = False,
+        retry: RetryTypes | None = None,
+    ) -> GroupSendResult:
+        """Send one message; :meth:`AppGroup.send`'s arguments, waiting without blocking."""
+        options = self._app._delivery.options(wait, max_wait, retry)
+        return await self._app._deliver(self._spec, group_flow, message, msg_uuid, options, split)
 
     def __repr__(self) -> str:
         return self._spec.describe("AsyncAppGroup")
@@ -255,19 +338,19 @@ class AsyncAppUsers:
     def user_ids(self) -> tuple[str, ...]:
         return self._spec.user_ids
 
-    async def send(self, message: Message | str, *, msg_uuid: str | None = None) -> UsersSendResult:
-        """Send to every user; a failure after the first call carries ``.partial``."""
-        prepared = self._spec.prepare(message, msg_uuid)
-        resolved = await self._app._resolve(prepared.message)
-        bodies: list[Body] = []
-        for chunk in self._spec.chunks:
-            try:
-                bodies.append(await self._app._call(partial(self._spec.request, resolved, chunk)))
-            except DingPushError as exc:
-                if bodies:
-                    exc.partial = self._spec.result(bodies, prepared)
-                raise
-        return self._spec.result(bodies, prepared)
+    async def send(
+        self,
+        message: Message | str,
+        *,
+        msg_uuid: str | None = None,
+        wait: bool = True,
+        max_wait: float | None = None,
+        split: bool | Splitter = False,
+        retry: RetryTypes | None = None,
+    ) -> UsersSendResult:
+        """Send to every user; :meth:`AppUsers.send`'s arguments, waiting without blocking."""
+        options = self._app._delivery.options(wait, max_wait, retry)
+        return await self._app._deliver(self._spec, users_flow, message, msg_uuid, options, split)
 
     def __repr__(self) -> str:
         return self._spec.describe("AsyncAppUsers")
@@ -284,20 +367,18 @@ class AsyncWorkNotice:
         return self._spec.agent_id
 
     async def send(
-        self, message: Message | str, *, msg_uuid: str | None = None
+        self,
+        message: Message | str,
+        *,
+        msg_uuid: str | None = None,
+        wait: bool = True,
+        max_wait: float | None = None,
+        split: bool | Splitter = False,
+        retry: RetryTypes | None = None,
     ) -> NoticeSendResult:
-        """Queue the notification; DingTalk drops over-limit recipients silently (§4.1)."""
-        prepared = self._spec.prepare(message, msg_uuid)
-        resolved = await self._app._resolve(prepared.message)
-        bodies: list[Body] = []
-        for call in self._spec.calls:
-            try:
-                bodies.append(await self._app._call(partial(self._spec.request, resolved, call)))
-            except DingPushError as exc:
-                if bodies:
-                    exc.partial = self._spec.result(bodies, prepared)
-                raise
-        return self._spec.result(bodies, prepared)
+        """Queue the notification; :meth:`WorkNotice.send`'s arguments, without blocking."""
+        options = self._app._delivery.options(wait, max_wait, retry)
+        return await self._app._deliver(self._spec, notice_flow, message, msg_uuid, options, split)
 
     def __repr__(self) -> str:
         return self._spec.describe("AsyncWorkNotice")

@@ -1,34 +1,53 @@
 """The delivery engine's sans-I/O core: slots, retries, cool-downs and parts, as generators.
 
 A delivery is a generator that yields what it needs done — ``Sleep(seconds)`` or
-``Post(core, prepared)`` — and receives the HTTP answer ``(status, body)`` (or has the
-transport error thrown in). The sync and async clients drive the same generator with
-:func:`run` and :func:`arun`, so waiting for a slot, retrying and cooling down are written
-once (the pattern of httpx's ``Auth.auth_flow``).
+``Post(core, prepared)`` — and receives the answer (or has the transport error thrown in). The
+sync and async clients drive the same generator with :func:`run` and :func:`arun`, so waiting
+for a slot, retrying and cooling down are written once (the pattern of httpx's
+``Auth.auth_flow``).
+
+The engine knows its destination only as a :class:`Channel`: a robot's webhook
+(``RobotCore``) or one API of an enterprise app (``AppChannel``). The channel says which rate
+budgets a send takes, how an answer becomes a result, and whether DingTalk de-duplicates a
+retry; everything else is the same for both.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import typing
 from collections.abc import Awaitable, Callable, Generator, Sequence
 from dataclasses import dataclass
 
 from ._clock import Clock
-from ._errors import DingPushError, PartialDelivery, RateLimited, Timeout
+from ._errors import DingPushError, PartialDelivery, PlatformThrottled, RateLimited, Timeout
 from ._limiter import Reservation
 from ._messages import Message
 from ._retry import RetryPolicy
 
 if typing.TYPE_CHECKING:
-    from ._robot import PreparedSend, RobotCore, SendResult
+    from ._robot import SendResult
 
-__all__ = ["Post", "SendOptions", "Sleep", "arun", "deliver", "deliver_parts", "run"]
+__all__ = [
+    "Channel",
+    "Post",
+    "SendOptions",
+    "Sleep",
+    "arun",
+    "deliver",
+    "deliver_parts",
+    "run",
+    "send_parts",
+]
 
 logger = logging.getLogger("dingpush")
 
 T = typing.TypeVar("T")
+C = typing.TypeVar("C")
+P = typing.TypeVar("P", bound="Identified")
+R = typing.TypeVar("R")
+P_contra = typing.TypeVar("P_contra", bound="Identified", contravariant=True)
+R_co = typing.TypeVar("R_co", covariant=True)
 
 #: Seconds added to the stamp of an attempt that timed out: DingTalk may still be working on
 #: (and then count) a request the client gave up on, so its slot is held that much longer.
@@ -43,15 +62,53 @@ class Sleep:
 
 
 @dataclass(frozen=True, slots=True)
-class Post:
-    """Send this prepared body with the HTTP client of the robot ``core`` belongs to."""
+class Post(typing.Generic[C, T]):
+    """Send ``prepared`` with the HTTP client of the shell that ``core`` belongs to."""
 
-    core: RobotCore
-    prepared: PreparedSend
+    core: C
+    prepared: T
 
 
 Reply = tuple[int, bytes]
-Flow = Generator[Sleep | Post, Reply | None, T]
+Flow = Generator[Sleep | Post[typing.Any, typing.Any], typing.Any, T]
+
+
+class Identified(typing.Protocol):
+    """A prepared request: it carries the send's ``msg_uuid`` (for logs and results)."""
+
+    @property
+    def msg_uuid(self) -> str: ...
+
+
+class Channel(typing.Protocol[P_contra, R_co]):
+    """Where a delivery goes, as the engine sees it: a robot's webhook, or one app API."""
+
+    @property
+    def clock(self) -> Clock:
+        """Where waiting and the limiter read the time."""
+
+    @property
+    def idempotent(self) -> bool:
+        """Whether DingTalk drops a repeated request (a webhook's ``msgUuid``)."""
+
+    @property
+    def display(self) -> str:
+        """The destination for logs, with secrets masked."""
+
+    def reserve(self, prepared: P_contra) -> Reservation | float:
+        """Take the rate slots this request needs, or return the seconds until they may be."""
+
+    def settle(self, prepared: P_contra, reply: typing.Any, attempts: int) -> R_co:
+        """Turn an answer into the result, or raise what DingTalk refused."""
+
+    def throttled(self, error: RateLimited) -> None:
+        """DingTalk said the sender is too fast: start its cool-down (sets ``retry_at``)."""
+
+    def penalised(self, error: PlatformThrottled) -> None:
+        """A platform call-rate throttle: hold back every sender of the same budget."""
+
+    def no_slot(self, wait: float, prepared: P_contra) -> RateLimited:
+        """The error for a request that found no slot in time (nothing was sent)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +120,9 @@ class SendOptions:
     retry: RetryPolicy
 
 
-def run(flow: Flow[T], clock: Clock, post: Callable[[Post], Reply]) -> T:
+def run(
+    flow: Flow[T], clock: Clock, post: Callable[[Post[typing.Any, typing.Any]], typing.Any]
+) -> T:
     """Drive a delivery in this thread: sleep with ``clock``, send with ``post``."""
     try:
         step = next(flow)
@@ -84,7 +143,11 @@ def run(flow: Flow[T], clock: Clock, post: Callable[[Post], Reply]) -> T:
         flow.close()  # an interrupted send still stamps the slot it holds
 
 
-async def arun(flow: Flow[T], clock: Clock, post: Callable[[Post], Awaitable[Reply]]) -> T:
+async def arun(
+    flow: Flow[T],
+    clock: Clock,
+    post: Callable[[Post[typing.Any, typing.Any]], Awaitable[typing.Any]],
+) -> T:
     """Drive a delivery in a task: ``await clock.asleep`` never blocks the event loop."""
     try:
         step = next(flow)
@@ -105,30 +168,33 @@ async def arun(flow: Flow[T], clock: Clock, post: Callable[[Post], Awaitable[Rep
         flow.close()
 
 
-def acquire(core: RobotCore, options: SendOptions, deadline: float) -> Flow[Reservation]:
-    """Take a slot of ``core``'s robot, waiting for it until ``deadline`` when allowed."""
+def acquire(
+    core: Channel[P, typing.Any], prepared: P, options: SendOptions, deadline: float
+) -> Flow[Reservation]:
+    """Take the slots ``prepared`` needs, waiting for them until ``deadline`` when allowed."""
     while True:
-        got = core.limiter.reserve(core.key, core.rate)
+        got = core.reserve(prepared)
         if not isinstance(got, int | float):
             return got
         if not options.wait or core.clock.monotonic() + got > deadline:
-            raise core.no_slot(got)
+            raise core.no_slot(got, prepared)
         yield Sleep(got)
 
 
 def deliver(
-    core: RobotCore,
-    prepared: PreparedSend,
+    core: Channel[P, R],
+    prepared: P,
     options: SendOptions,
     *,
     first: Reservation | None = None,
     resend_throttled: bool = True,
-) -> Flow[SendResult]:
-    """Send one prepared body: slot, attempt, retries; a throttle cools the robot down.
+) -> Flow[R]:
+    """Send one prepared request: slot, attempt, retries; a throttle cools the sender down.
 
     Every attempt holds a slot, from before sending until ``window`` seconds after its answer.
-    After a DingTalk throttle the robot cools down and, when waiting is allowed, the same body
-    (same msgUuid) goes again once the cool-down is over, within ``max_wait``.
+    After a DingTalk throttle the sender cools down and, when waiting is allowed, the same
+    request goes again once the cool-down is over, within ``max_wait`` (a throttle is a
+    refusal: nothing was delivered, so this is safe on every channel).
     """
     clock = core.clock
     deadline = clock.monotonic() + options.max_wait
@@ -137,7 +203,7 @@ def deliver(
     reservation = first
     while True:
         if reservation is None:
-            reservation = yield from acquire(core, options, deadline)
+            reservation = yield from acquire(core, prepared, options, deadline)
         attempt += 1
         started = clock.monotonic()
         error: DingPushError
@@ -153,26 +219,26 @@ def deliver(
             reservation.complete()
             assert reply is not None
             try:
-                result = core.result(prepared, *reply)
+                return core.settle(prepared, reply, attempt)
             except DingPushError as exc:
                 error = exc
-            else:
-                return dataclasses.replace(result, attempts=attempt)
         reservation = None
         if isinstance(error, RateLimited):
             core.throttled(error)
             if not (options.wait and resend_throttled):
                 raise error
             continue
+        if isinstance(error, PlatformThrottled):
+            core.penalised(error)
         failing += clock.monotonic() - started
-        delay = options.retry.delay(attempt, error, failing)
+        delay = options.retry.delay(attempt, error, failing, idempotent=core.idempotent)
         if delay is None:
             raise error
         logger.info(
             "attempt %d for msgUuid %s to %s failed (%s); retrying in %.2f s",
             attempt,
             prepared.msg_uuid,
-            core.target.display,
+            core.display,
             type(error).__name__,
             delay,
         )
@@ -186,14 +252,35 @@ def deliver_parts(
     target: str,
     deliver_one: Callable[[Message, str], Flow[SendResult]],
 ) -> Flow[SendResult]:
-    """Send the parts of a split message in order; part ``i`` carries ``{msg_uuid}-{i}``.
-
-    A failure after some parts went out raises ``PartialDelivery`` listing them; a failure of
-    the first part raises the error itself, since nothing was delivered.
-    """
+    """Send the parts of a split message to a robot in order; see :func:`send_parts`."""
     from ._robot import SendResult
 
-    sent: list[SendResult] = []
+    def combine(sent: list[SendResult]) -> SendResult:
+        return SendResult(
+            msg_uuid=msg_uuid,
+            target=target,
+            attempts=sum(r.attempts for r in sent),
+            parts=tuple(sent),
+        )
+
+    return (yield from send_parts(parts, msg_uuid, deliver_one, combine))
+
+
+def send_parts(
+    parts: Sequence[Message],
+    msg_uuid: str,
+    deliver_one: Callable[[Message, str], Flow[R]],
+    combine: Callable[[list[R]], R],
+    *,
+    advice: str | None = None,
+) -> Flow[R]:
+    """Send the parts of a split message in order; part ``i`` carries ``{msg_uuid}-{i}``.
+
+    A failure after some parts went out raises ``PartialDelivery`` listing them (``advice``
+    says how to deliver the rest); a failure of the first part raises the error itself, since
+    nothing was delivered.
+    """
+    sent: list[R] = []
     for index, part in enumerate(parts, 1):
         try:
             sent.append((yield from deliver_one(part, f"{msg_uuid}-{index}")))
@@ -201,11 +288,11 @@ def deliver_parts(
             if not sent:
                 raise
             raise PartialDelivery(
-                sent=sent, total=len(parts), error=exc, msg_uuid=msg_uuid
+                sent=sent,
+                total=len(parts),
+                error=exc,
+                msg_uuid=msg_uuid,
+                remaining=parts[len(sent) :],
+                advice=advice,
             ) from exc
-    return SendResult(
-        msg_uuid=msg_uuid,
-        target=target,
-        attempts=sum(r.attempts for r in sent),
-        parts=tuple(sent),
-    )
+    return combine(sent)

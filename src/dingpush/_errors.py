@@ -24,7 +24,9 @@
         ├── ContentRejected             430101-430104 and the v1.0 contain.* codes
         └── InvalidRequest              40035 / 43004 / invalidParameter.* and other 4xx
 
-``transient`` tells whether the same request may succeed later (the retry policy reads it).
+``transient`` tells whether the same request may succeed later (the retry policy reads it);
+``maybe_delivered`` whether DingTalk may have acted on a request no answer confirmed, which
+matters where DingTalk cannot de-duplicate a retry (the app APIs).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import typing
 from collections.abc import Mapping, Sequence
 
 if typing.TYPE_CHECKING:
+    from ._messages import Message
     from ._robot import SendResult
 
 __all__ = [
@@ -76,6 +79,10 @@ class DingPushError(Exception):
     #: When one send took several calls (an app's 1:1 send is chunked 20 users a call), the
     #: result of the calls that succeeded before this failure; ``None`` otherwise.
     partial: typing.Any = None
+    #: Whether DingTalk may have received and acted on the request although no answer said so
+    #: (a read time-out, a connection cut after the request went out, a gateway's error page).
+    #: ``False`` when DingTalk answered (a refusal is an answer) or the request never left.
+    maybe_delivered: bool = False
 
     def __init__(self, message: str | None = None) -> None:
         super().__init__(message or (self.__doc__ or type(self).__name__).strip())
@@ -130,9 +137,18 @@ class TransportError(DingPushError):
     exit_code = 6
     transient = True
 
-    def __init__(self, message: str | None = None, *, status_code: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        status_code: int | None = None,
+        maybe_delivered: bool = True,
+    ) -> None:
         super().__init__(message)
         self.status_code = status_code
+        # Without an answer, DingTalk may have done the work: only a request that never left
+        # (no connection could be made) is known not to have arrived.
+        self.maybe_delivered = maybe_delivered
 
 
 class Timeout(TransportError):
@@ -143,7 +159,9 @@ class ProtocolError(TransportError):
     """DingTalk answered in a form that is not its documented reply."""
 
     def __init__(self, message: str | None = None, *, status_code: int | None = None) -> None:
-        super().__init__(message, status_code=status_code)
+        # A gateway's page says nothing of whether DingTalk got the request, except 503:
+        # "the server is currently unable to handle the request" (RFC 9110 §15.6.4).
+        super().__init__(message, status_code=status_code, maybe_delivered=status_code != 503)
         # A gateway error page (5xx) or a cut-off answer may well be fine next time; a 4xx
         # page in place of DingTalk's JSON says the URL or proxy is wrong.
         self.transient = status_code is None or status_code >= 500
@@ -203,14 +221,21 @@ class RateLimited(APIError):
         super().__init__(errcode, errmsg, hint=hint, request_id=request_id, status_code=status_code)
 
     @classmethod
-    def local(cls, *, target: str, retry_at: float, wait: float, reason: str) -> RateLimited:
+    def local(
+        cls,
+        *,
+        target: str,
+        retry_at: float,
+        wait: float,
+        reason: str,
+        advice: str = "spread messages over a RobotPool, or queue them through the relay",
+    ) -> RateLimited:
         """dingpush's own limiter found no slot in time; nothing was sent to DingTalk."""
         exc = cls("local", "no send slot", retry_at=retry_at)
         when = datetime.datetime.fromtimestamp(retry_at).strftime("%H:%M:%S")
         exc.args = (
             f"not sent to {target}: {reason}; the next slot is at {when} (in {wait:.1f} s). "
-            "Pass a larger max_wait= to wait for it, spread messages over a RobotPool, "
-            "or queue them through the relay",
+            f"Pass a larger max_wait= to wait for it, {advice}",
         )
         return exc
 
@@ -221,10 +246,12 @@ class PartialDelivery(DingPushError):
     def __init__(
         self,
         *,
-        sent: Sequence[SendResult],
+        sent: Sequence[SendResult] | Sequence[typing.Any],
         total: int,
         error: DingPushError,
         msg_uuid: str,
+        remaining: Sequence[Message] = (),
+        advice: str | None = None,
     ) -> None:
         #: The results of the parts DingTalk accepted, in order.
         self.sent = tuple(sent)
@@ -233,12 +260,19 @@ class PartialDelivery(DingPushError):
         #: Why the next part failed.
         self.error = error
         self.msg_uuid = msg_uuid
+        #: The parts not delivered, the failed one first: what is left to send.
+        self.remaining = tuple(remaining)
         self.transient = error.transient
+        self.maybe_delivered = error.maybe_delivered
         failed = len(self.sent) + 1
+        if advice is None:
+            advice = (
+                f"send the same message again with msg_uuid={msg_uuid!r} to deliver the rest: "
+                "each part keeps its msgUuid, so DingTalk drops the parts it already has"
+            )
         super().__init__(
             f"parts 1-{len(self.sent)} of {total} were delivered, part {failed} failed: {error} "
-            f"— send the same message again with msg_uuid={msg_uuid!r} to deliver the rest: "
-            "each part keeps its msgUuid, so DingTalk drops the parts it already has"
+            f"— {advice}"
         )
 
 

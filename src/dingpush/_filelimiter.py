@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pathlib
+import random
 import sqlite3
 import threading
 import time
@@ -21,7 +22,7 @@ from collections.abc import Iterator
 
 from ._clock import SYSTEM_CLOCK, Clock
 from ._errors import ConfigError
-from ._limiter import Rate, Reservation, free_in
+from ._limiter import Rate, Reservation, check_weight, free_in
 
 __all__ = ["FileRateLimiter", "default_limiter_path"]
 
@@ -57,11 +58,11 @@ def default_limiter_path() -> pathlib.Path:
 
 
 class _FileReservation:
-    __slots__ = ("_done", "_id", "_limiter")
+    __slots__ = ("_done", "_ids", "_limiter")
 
-    def __init__(self, limiter: FileRateLimiter, slot_id: int) -> None:
+    def __init__(self, limiter: FileRateLimiter, slot_ids: list[int]) -> None:
         self._limiter = limiter
-        self._id = slot_id
+        self._ids = slot_ids
         self._done = False
 
     def complete(self, extra: float = 0.0) -> None:
@@ -71,7 +72,7 @@ class _FileReservation:
         limiter = self._limiter
         with limiter._transaction() as db:
             stamp = limiter.clock.time() + max(extra, 0.0)
-            db.execute(_COMPLETE, {"stamp": stamp, "id": self._id})
+            db.executemany(_COMPLETE, [{"stamp": stamp, "id": i} for i in self._ids])
 
 
 class FileRateLimiter:
@@ -102,18 +103,23 @@ class FileRateLimiter:
     def __repr__(self) -> str:
         return f"FileRateLimiter({str(self.path)!r})"
 
-    def reserve(self, key: str, rate: Rate) -> Reservation | float:
+    def reserve(self, key: str, rate: Rate, weight: int = 1) -> Reservation | float:
+        check_weight(weight, rate)
         with self._transaction() as db:
             now = self.clock.time()
-            wait = self._wait(db, key, rate, now)
+            wait = self._wait(db, key, rate, now, weight)
             if wait > 0:
                 return wait
-            cursor = db.execute(_RESERVE, {"robot": key, "stamp": now + LEASE})
-            return _FileReservation(self, typing.cast(int, cursor.lastrowid))
+            ids = []
+            for _ in range(weight):
+                cursor = db.execute(_RESERVE, {"robot": key, "stamp": now + LEASE})
+                ids.append(typing.cast(int, cursor.lastrowid))
+            return _FileReservation(self, ids)
 
-    def delay(self, key: str, rate: Rate) -> float:
+    def delay(self, key: str, rate: Rate, weight: int = 1) -> float:
+        check_weight(weight, rate)
         with self._transaction() as db:
-            return self._wait(db, key, rate, self.clock.time())
+            return self._wait(db, key, rate, self.clock.time(), weight)
 
     def cool_down(self, key: str, seconds: float) -> None:
         with self._transaction() as db:
@@ -131,7 +137,9 @@ class FileRateLimiter:
                 self._db.close()
                 self._db = None
 
-    def _wait(self, db: sqlite3.Connection, key: str, rate: Rate, now: float) -> float:
+    def _wait(
+        self, db: sqlite3.Connection, key: str, rate: Rate, now: float, weight: int = 1
+    ) -> float:
         # A pending row's stamp is the end of its lease; once the lease is over it counts as
         # a send completed then, so a process that died mid-send releases its slot.
         db.execute(_EXPIRE, {"robot": key, "window": rate.window, "now": now})
@@ -144,7 +152,7 @@ class FileRateLimiter:
                 stamps.append(stamp)
         row = db.execute(_COOLING, {"robot": key}).fetchone()
         cooling = 0.0 if row is None else row[0] - now
-        return max(free_in(stamps, pending, rate, now), cooling, 0.0)
+        return max(free_in(stamps, pending, rate, now, weight), cooling, 0.0)
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -159,39 +167,43 @@ class FileRateLimiter:
             else:
                 db.commit()
 
-    def _open_wal(self) -> sqlite3.Connection:
-        # Switching a new file to WAL takes an exclusive lock, and SQLite answers "database is
-        # locked" at once (no busy wait) when another process is switching it too: several
-        # cron jobs starting together on a fresh machine. Try again until the timeout.
-        deadline = time.monotonic() + self._timeout
-        while True:
-            db = sqlite3.connect(
-                self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False
-            )
-            try:
-                db.execute("PRAGMA journal_mode=WAL")
-            except sqlite3.OperationalError as exc:
-                db.close()
-                if "locked" not in str(exc) or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.01)
-            else:
-                return db
-
     def _connect(self) -> sqlite3.Connection:
         # A connection must not cross a fork: a child opens its own.
         if self._db is not None and self._pid == os.getpid():
             return self._db
+        deadline = time.monotonic() + self._timeout
+        while True:
+            try:
+                db = self._open()
+            except sqlite3.OperationalError as exc:
+                # Processes opening a new file together race to switch it to WAL; SQLite
+                # answers "locked" at once rather than wait when waiting could deadlock.
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise self._unusable(exc) from exc
+                time.sleep(0.005 + random.random() * 0.02)
+            except (OSError, sqlite3.Error) as exc:
+                raise self._unusable(exc) from exc
+            else:
+                self._db, self._pid = db, os.getpid()
+                return db
+
+    def _open(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        db = sqlite3.connect(
+            self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False
+        )
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            db = self._open_wal()
+            db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             for statement in _SCHEMA:
                 db.execute(statement)
-        except (OSError, sqlite3.Error) as exc:
-            raise ConfigError(
-                f"cannot open the rate-limit file {self.path}: {exc}; give FileRateLimiter a "
-                "writable path= (or set DINGPUSH_LIMITER_PATH)"
-            ) from exc
-        self._db, self._pid = db, os.getpid()
+        except BaseException:
+            db.close()
+            raise
         return db
+
+    def _unusable(self, exc: BaseException) -> ConfigError:
+        return ConfigError(
+            f"cannot open the rate-limit file {self.path}: {exc}; give FileRateLimiter a "
+            "writable path= (or set DINGPUSH_LIMITER_PATH)"
+        )

@@ -93,13 +93,18 @@ class Reservation(typing.Protocol):
 
 
 class RateLimiter(typing.Protocol):
-    """Where the per-robot send log lives: this process (``MemoryRateLimiter``) or a file."""
+    """Where the per-robot send log lives: this process (``MemoryRateLimiter``) or a file.
 
-    def reserve(self, key: str, rate: Rate) -> Reservation | float:
-        """Take a slot for robot ``key`` now, or return the seconds until one may be free."""
+    Keys are robots (``WebhookTarget.key``) or an app's budgets (one API of one app, its
+    work-notification recipients). ``weight`` takes several slots at once: a work notification
+    to 100 users uses 100 of the app's 5,000 recipients a minute.
+    """
 
-    def delay(self, key: str, rate: Rate) -> float:
-        """Seconds until :meth:`reserve` may succeed (0.0 when a slot is free now)."""
+    def reserve(self, key: str, rate: Rate, weight: int = 1) -> Reservation | float:
+        """Take ``weight`` slots for ``key`` now, or return the seconds until they may be free."""
+
+    def delay(self, key: str, rate: Rate, weight: int = 1) -> float:
+        """Seconds until :meth:`reserve` may succeed (0.0 when the slots are free now)."""
 
     def cool_down(self, key: str, seconds: float) -> None:
         """Keep robot ``key`` from sending for ``seconds`` (DingTalk throttled it)."""
@@ -119,26 +124,37 @@ class _Window:
         self.cool_until = float("-inf")
 
 
-def free_in(stamps: typing.Iterable[float], pending: int, rate: Rate, now: float) -> float:
-    """Seconds until fewer than ``rate.limit`` sends are inside the window (0.0 if now).
+def free_in(
+    stamps: typing.Iterable[float], pending: int, rate: Rate, now: float, weight: int = 1
+) -> float:
+    """Seconds until ``weight`` more sends fit inside the window (0.0 if now).
 
     ``stamps`` are the times answers came back; a send still in flight is stamped no earlier
     than ``now``, so it counts as ``now``: its slot frees ``window`` seconds from now at best.
     """
     live = [s for s in stamps if s + rate.window > now]
-    excess = len(live) + pending - rate.limit + 1
+    excess = len(live) + pending - rate.limit + weight
     if excess <= 0:
         return 0.0
     frees = sorted([*live, *([now] * pending)])
     return frees[excess - 1] + rate.window - now
 
 
-class _MemoryReservation:
-    __slots__ = ("_done", "_limiter", "_window")
+def check_weight(weight: int, rate: Rate) -> None:
+    """Refuse a weight the rate can never grant (it would wait forever)."""
+    if not isinstance(weight, int) or isinstance(weight, bool) or weight < 1:
+        raise ValueError(f"weight must be an integer >= 1, got {weight!r}")
+    if weight > rate.limit:
+        raise ValueError(f"{weight} slots at once can never fit a rate of {rate}")
 
-    def __init__(self, limiter: MemoryRateLimiter, window: _Window) -> None:
+
+class _MemoryReservation:
+    __slots__ = ("_done", "_limiter", "_weight", "_window")
+
+    def __init__(self, limiter: MemoryRateLimiter, window: _Window, weight: int) -> None:
         self._limiter = limiter
         self._window = window
+        self._weight = weight
         self._done = False
 
     def complete(self, extra: float = 0.0) -> None:
@@ -164,20 +180,24 @@ class MemoryRateLimiter:
     def __repr__(self) -> str:
         return f"<MemoryRateLimiter robots={len(self._windows)}>"
 
-    def reserve(self, key: str, rate: Rate) -> Reservation | float:
+    def reserve(self, key: str, rate: Rate, weight: int = 1) -> Reservation | float:
+        check_weight(weight, rate)
         with self._lock:
             now = self.clock.monotonic()
             window = self._windows.setdefault(key, _Window())
-            wait = self._wait(window, rate, now)
+            wait = self._wait(window, rate, now, weight)
             if wait > 0:
                 return wait
-            window.pending += 1
-            return _MemoryReservation(self, window)
+            window.pending += weight
+            return _MemoryReservation(self, window, weight)
 
-    def delay(self, key: str, rate: Rate) -> float:
+    def delay(self, key: str, rate: Rate, weight: int = 1) -> float:
+        check_weight(weight, rate)
         with self._lock:
             window = self._windows.get(key)
-            return 0.0 if window is None else self._wait(window, rate, self.clock.monotonic())
+            if window is None:
+                return 0.0
+            return self._wait(window, rate, self.clock.monotonic(), weight)
 
     def cool_down(self, key: str, seconds: float) -> None:
         with self._lock:
@@ -196,15 +216,15 @@ class MemoryRateLimiter:
         with self._lock:
             self._windows.clear()
 
-    def _wait(self, window: _Window, rate: Rate, now: float) -> float:
+    def _wait(self, window: _Window, rate: Rate, now: float, weight: int = 1) -> float:
         stamps = window.stamps
         # The heap's smallest stamp is the oldest send; drop those the window has passed.
         while stamps and stamps[0] + rate.window <= now:
             heapq.heappop(stamps)
         cooling = window.cool_until - now
-        if len(stamps) + window.pending < rate.limit:  # the common case, in O(1)
+        if len(stamps) + window.pending + weight <= rate.limit:  # the common case, in O(1)
             return max(cooling, 0.0)
-        return max(free_in(stamps, window.pending, rate, now), cooling, 0.0)
+        return max(free_in(stamps, window.pending, rate, now, weight), cooling, 0.0)
 
     def _complete(self, reservation: _MemoryReservation, extra: float) -> None:
         with self._lock:
@@ -212,8 +232,10 @@ class MemoryRateLimiter:
                 return
             reservation._done = True
             window = reservation._window
-            window.pending -= 1
-            heapq.heappush(window.stamps, self.clock.monotonic() + max(extra, 0.0))
+            window.pending -= reservation._weight
+            stamp = self.clock.monotonic() + max(extra, 0.0)
+            for _ in range(reservation._weight):
+                heapq.heappush(window.stamps, stamp)
 
 
 _defaults_lock = threading.Lock()

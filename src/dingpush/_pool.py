@@ -29,7 +29,7 @@ from ._errors import (
 from ._limiter import Reservation
 from ._messages import Message
 from ._retry import RetryTypes
-from ._robot import AsyncRobot, Robot, RobotCore, SendResult
+from ._robot import AsyncRobot, PreparedSend, Robot, RobotCore, SendResult
 from ._split import Splitter
 from ._targets import WebhookTarget
 
@@ -216,7 +216,7 @@ class RobotPool:
             raise PoolExhausted(self._members.removed)
         return members[0]
 
-    def _request(self, step: Post) -> Reply:
+    def _request(self, step: Post[RobotCore, PreparedSend]) -> Reply:
         return self._members.by_core[id(step.core)]._request(step)
 
     def close(self) -> None:
@@ -268,7 +268,7 @@ class AsyncRobotPool:
         flow = self._members.flow(message, msg_uuid, options, split)
         return await arun(flow, first._core.clock, self._request)
 
-    async def _request(self, step: Post) -> Reply:
+    async def _request(self, step: Post[RobotCore, PreparedSend]) -> Reply:
         return await self._members.by_core[id(step.core)]._request(step)
 
     async def aclose(self) -> None:

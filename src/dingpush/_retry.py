@@ -1,8 +1,10 @@
 """Retries: a ``RetryPolicy`` value that computes whether and when to try again.
 
 The policy only computes; the clients sleep (through their ``Clock``), so one policy serves the
-sync and async clients alike. A retry re-sends the same body with the same ``msgUuid``, which
-DingTalk documents as its idempotency key: a retry after a lost answer is not a duplicate.
+sync and async clients alike. A robot's retry re-sends the same body with the same ``msgUuid``,
+which DingTalk documents as its idempotency key: a retry after a lost answer is not a duplicate.
+The app APIs have no such key, so there a failure that leaves it unknown whether DingTalk acted
+(``maybe_delivered``) is not retried unless the policy accepts the risk (``retry_ambiguous``).
 """
 
 from __future__ import annotations
@@ -37,6 +39,11 @@ class RetryPolicy:
     size, content and robot-unavailable errors, which fail the same way every time.
     ``RateLimited`` is not the policy's business: the client waits out the robot's cool-down.
 
+    On a channel DingTalk does not de-duplicate (an app's robot and work notifications), a
+    failure after which DingTalk may have acted (``error.maybe_delivered``: a read time-out, a
+    connection cut after the request went out, a gateway's error page) is retried only with
+    ``retry_ambiguous=True``, at the risk of the message arriving twice.
+
     Args:
         max_attempts: Attempts in all, the first included (1 means never retry). DingTalk's
             advice for -1 is "at most 3 retries", hence 4.
@@ -46,6 +53,9 @@ class RetryPolicy:
             failing together do not retry in lockstep.
         max_elapsed: Give up once this many seconds went on failed attempts and back-off
             (time spent waiting for a rate-limit slot is not counted).
+        retry_ambiguous: Also retry, where DingTalk cannot de-duplicate, a failure that may
+            have been delivered (a duplicate is then possible). Webhook robots always retry
+            them: their ``msgUuid`` makes it safe.
     """
 
     max_attempts: int = 4
@@ -53,6 +63,7 @@ class RetryPolicy:
     max_delay: float = 30.0
     jitter: float = 0.25
     max_elapsed: float = 120.0
+    retry_ambiguous: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.max_attempts, int) or self.max_attempts < 1:
@@ -83,6 +94,7 @@ class RetryPolicy:
         elapsed: float,
         *,
         rand: float | None = None,
+        idempotent: bool = True,
     ) -> float | None:
         """Seconds to wait before attempt ``attempt + 1``, or ``None`` to give up.
 
@@ -91,13 +103,35 @@ class RetryPolicy:
             error: What it failed with.
             elapsed: Seconds already spent on failed attempts and back-off for this message.
             rand: A number in [0, 1) for the jitter; drawn at random when not given.
+            idempotent: Whether DingTalk drops a repeated request (a webhook's ``msgUuid``);
+                when not, a failure that may have been delivered is retried only with
+                ``retry_ambiguous``.
         """
-        if attempt >= self.max_attempts or not self.retryable(error):
+        if not self.retryable(error):
+            return None
+        if not idempotent and not self.retry_ambiguous and getattr(error, "maybe_delivered", False):
+            return None
+        return self.backoff(attempt, elapsed, floor=_advised(attempt, error), rand=rand)
+
+    def backoff(
+        self,
+        attempt: int,
+        elapsed: float,
+        *,
+        floor: float = 0.0,
+        rand: float | None = None,
+    ) -> float | None:
+        """Seconds to wait before attempt ``attempt + 1``, whatever the reason, or ``None``.
+
+        The doubling back-off with jitter, at least ``floor`` seconds; ``None`` once
+        ``max_attempts`` or ``max_elapsed`` would be exceeded. :meth:`delay` adds the judgement
+        of the error; a resend to flow-controlled users calls this directly.
+        """
+        if attempt >= self.max_attempts:
             return None
         backoff = min(self.max_delay, self.base_delay * 2.0 ** (attempt - 1))
         u = random.random() if rand is None else rand
-        wait = min(self.max_delay, backoff * (1 + self.jitter * u))
-        wait = max(wait, _advised(attempt, error))
+        wait = max(min(self.max_delay, backoff * (1 + self.jitter * u)), floor)
         if elapsed + wait > self.max_elapsed:
             return None
         return wait

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import typing
@@ -12,13 +13,14 @@ from dataclasses import dataclass
 from ._channels import refuse_on_webhook
 from ._clock import SYSTEM_CLOCK, Clock
 from ._delivery import Flow, Post, Reply, SendOptions, arun, deliver, deliver_parts, run
-from ._errors import MessageTooLarge, RateLimited, SecurityRejected
+from ._errors import MessageTooLarge, PlatformThrottled, RateLimited, SecurityRejected
 from ._limiter import (
     DEFAULT_COOLDOWN,
     DEFAULT_MAX_WAIT,
     DEFAULT_RATE,
     Rate,
     RateLimiter,
+    Reservation,
     default_limiter,
 )
 from ._masking import Redactor, install_log_redaction
@@ -79,7 +81,13 @@ class PreparedSend:
 
 
 class RobotCore:
-    """Everything a webhook send does that is not I/O, shared by both clients."""
+    """Everything a webhook send does that is not I/O, shared by both clients.
+
+    It is the delivery engine's ``Channel`` for the robot: its slots, its answers, its
+    cool-down. DingTalk de-duplicates a webhook retry by ``msgUuid``, hence ``idempotent``.
+    """
+
+    idempotent = True
 
     def __init__(
         self,
@@ -227,6 +235,21 @@ class RobotCore:
 
         return deliver_parts(parts, base, self.target.display, one)
 
+    @property
+    def display(self) -> str:
+        return self.target.display
+
+    def reserve(self, prepared: PreparedSend) -> Reservation | float:
+        """A slot of the robot's rate for one message."""
+        return self.limiter.reserve(self.key, self.rate)
+
+    def settle(self, prepared: PreparedSend, reply: Reply, attempts: int) -> SendResult:
+        """The engine's view of :meth:`result`: the answer checked, the attempts counted."""
+        return dataclasses.replace(self.result(prepared, *reply), attempts=attempts)
+
+    def penalised(self, error: PlatformThrottled) -> None:
+        """Nothing to do: the per-app call quotas (protocol §7) do not apply to webhooks."""
+
     def throttled(self, error: RateLimited) -> None:
         """DingTalk throttled the robot: every client of it rests for the cool-down."""
         self.limiter.cool_down(self.key, self.cooldown)
@@ -238,7 +261,7 @@ class RobotCore:
             self.cooldown,
         )
 
-    def no_slot(self, wait: float) -> RateLimited:
+    def no_slot(self, wait: float, prepared: PreparedSend | None = None) -> RateLimited:
         """The error for a send that found no slot in time (nothing was sent)."""
         cooling = self.limiter.cooldown_left(self.key) > 0
         reason = (
@@ -390,7 +413,7 @@ class Robot:
         flow = self._core.flow(message, msg_uuid, options, split)
         return run(flow, self._core.clock, self._request)
 
-    def _request(self, step: Post) -> Reply:
+    def _request(self, step: Post[RobotCore, PreparedSend]) -> Reply:
         with self._gate, map_transport_errors(step.core.redact, "DingTalk"):
             response = self._http.post(
                 step.core.url(), content=step.prepared.content, headers=JSON_HEADERS
@@ -480,11 +503,11 @@ class AsyncRobot:
         flow = self._core.flow(message, msg_uuid, options, split)
         return await arun(flow, self._core.clock, self._request)
 
-    async def _request(self, step: Post) -> Reply:
+    async def _request(self, step: Post[RobotCore, PreparedSend]) -> Reply:
         async with self._gate:
             return await self._post(step)
 
-    async def _post(self, step: Post) -> Reply:
+    async def _post(self, step: Post[RobotCore, PreparedSend]) -> Reply:
         with map_transport_errors(step.core.redact, "DingTalk"):
             response = await self._http.post(
                 step.core.url(), content=step.prepared.content, headers=JSON_HEADERS

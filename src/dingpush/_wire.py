@@ -143,6 +143,16 @@ def map_transport_errors(redact: Redact, where: str) -> Iterator[None]:
     # httpx is imported where it is used: `import dingpush` and a CLI dry run stay light.
     import httpx
 
+    # These fail before a byte of the request reaches DingTalk: no connection was made (or
+    # none was free), the proxy refused the tunnel, or httpx refused to send it.
+    never_sent = (
+        httpx.ConnectError,
+        httpx.ConnectTimeout,
+        httpx.PoolTimeout,
+        httpx.ProxyError,
+        httpx.UnsupportedProtocol,
+        httpx.LocalProtocolError,
+    )
     try:
         yield
     except DingPushError:
@@ -150,11 +160,13 @@ def map_transport_errors(redact: Redact, where: str) -> Iterator[None]:
     except httpx.TimeoutException as exc:
         raise Timeout(
             f"{where} did not answer in time ({type(exc).__name__}); DingTalk may be slow or "
-            "unreachable: check the network or proxy, or raise timeout="
+            "unreachable: check the network or proxy, or raise timeout=",
+            maybe_delivered=not isinstance(exc, never_sent),
         ) from exc
     except httpx.HTTPError as exc:
         detail = redact(str(exc)) or type(exc).__name__
         raise TransportError(
             f"could not complete the request to {where}: {detail}; check the network, the "
-            "proxy settings (proxy= or HTTPS_PROXY) and the URL"
+            "proxy settings (proxy= or HTTPS_PROXY) and the URL",
+            maybe_delivered=not isinstance(exc, never_sent),
         ) from exc

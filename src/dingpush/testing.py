@@ -230,6 +230,10 @@ class EmulatorServer:
         token_lifetime: float = 7200.0,
         flow_controlled_users: Iterable[str] = (),
         notice_daily_cap: int = 500,
+        api_qps: int = 20,
+        oto_user_limit: int = 0,
+        oto_user_window: float = 60.0,
+        notice_recipients_per_minute: int = 5000,
     ) -> AppConfig:
         """Register an enterprise app and return it (credentials are generated when not given).
 
@@ -252,6 +256,10 @@ class EmulatorServer:
             token_lifetime=token_lifetime,
             flow_controlled_users=tuple(flow_controlled_users),
             notice_daily_cap=notice_daily_cap,
+            api_qps=api_qps,
+            oto_user_limit=oto_user_limit,
+            oto_user_window=oto_user_window,
+            notice_recipients_per_minute=notice_recipients_per_minute,
         )
         return self.emulator.add_app(app)
 
@@ -291,6 +299,9 @@ def _restore(server: EmulatorServer) -> None:
     from dingpush._limiter import reset_default_limiters
     from dingpush.emulator import EmulatorOptions
 
+    # A request a client gave up on (a timeout) is still being answered: let it finish before
+    # forgetting, or it would land in the next test.
+    server.emulator.wait_idle()
     # The emulator forgets its rate windows; the clients' shared send logs must too, or a
     # test would wait for slots an earlier test used on a robot with the same token.
     reset_default_limiters()

@@ -187,3 +187,20 @@ def test_http500_over_a_socket(dingtalk_emulator: EmulatorServer) -> None:
         response = client.post(dingtalk_emulator.webhook_url("ops"), json=text())
     assert response.status_code == 500
     assert response.headers["server"] == "DingTalk/1.0.0"
+
+
+def test_wait_idle_waits_for_a_request_its_client_gave_up_on(
+    dingtalk_emulator: EmulatorServer,
+) -> None:
+    # A timed-out client leaves its request running in the emulator; teardown waits for it so
+    # it cannot be recorded into the next test.
+    dingtalk_emulator.add_robot("slow", "slow-token")
+    dingtalk_emulator.emulator.inject_fault("delay", delay=0.5)
+    with httpx.Client(timeout=0.05) as client, pytest.raises(httpx.TimeoutException):
+        client.post(
+            dingtalk_emulator.webhook_url("slow"),
+            json={"msgtype": "text", "text": {"content": "late"}},
+        )
+    assert dingtalk_emulator.emulator.wait_idle(timeout=5.0)
+    (record,) = dingtalk_emulator.emulator.requests()
+    assert record.accepted

@@ -14,8 +14,10 @@ from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ._approutes import app_routes
 from ._chat import chat_routes
@@ -53,9 +55,36 @@ def create_app(emulator: Emulator | None = None) -> Starlette:
         *chat_routes(emulator),
     ]
     install_drop_log_filter()
-    app = Starlette(routes=routes, exception_handlers={404: _http_error, 405: _http_error})
+    app = Starlette(
+        routes=routes,
+        exception_handlers={404: _http_error, 405: _http_error},
+        middleware=[Middleware(_CountInFlight, emulator=emulator)],
+    )
     app.state.emulator = emulator
     return app
+
+
+class _CountInFlight:
+    """Count DingTalk-side requests being answered, for :meth:`Emulator.wait_idle`.
+
+    The emulator's own pages and API (``/``, ``/_emulator/…``) are not counted: the chat view's
+    event stream stays open for as long as a page does.
+    """
+
+    def __init__(self, app: ASGIApp, emulator: Emulator) -> None:
+        self._app = app
+        self._emulator = emulator
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or path == "/" or path.startswith("/_emulator"):
+            await self._app(scope, receive, send)
+            return
+        self._emulator.request_started()
+        try:
+            await self._app(scope, receive, send)
+        finally:
+            self._emulator.request_finished()
 
 
 # Long enough for a `delay` fault in flight to finish its answer; short enough to never hang.

@@ -202,10 +202,11 @@ class AppApiMixin(AppsMixin):
         for user in dict.fromkeys(str(u) for u in user_ids):
             if user not in known:
                 invalid.append(user)
-            elif user in app.flow_controlled_users:
+            elif self._oto_flow_controlled(app, user, now):
                 throttled.append(user)
             else:
                 message = self._deliver_robot(app, self._user_conversation(user), key, param, now)
+                self._oto_reached(app, user, now)
                 first = first or message.id
         body_out = {
             "processQueryKey": secrets.token_urlsafe(24),

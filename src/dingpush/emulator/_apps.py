@@ -79,8 +79,19 @@ class AppConfig:
         permissions: granted API permissions; without ``qyapi_robot_sendmsg`` the robot send
             APIs answer 403 (§3.4).
         token_lifetime: seconds an access token lives (7200 on DingTalk, §2.4).
-        flow_controlled_users: userIds that batchSend reports as flow-controlled (§3.2).
+        flow_controlled_users: userIds that batchSend always reports as flow-controlled (§3.2).
         notice_daily_cap: work notifications a user may get from the app a day (500, §4.1).
+        api_qps: calls a second each API of the app may take (20 for a standard-edition
+            organisation, §7); more are refused with oapi 90018 or v1.0 HTTP 403
+            ``Forbidden.AccessDenied.QpsLimitForAppkeyAndApi`` until the second has passed.
+            The token endpoints are not counted. 0: no limit.
+        oto_user_limit: one-to-one messages a user may get from the app's robot in
+            ``oto_user_window`` seconds; more are answered in ``flowControlledStaffIdList``
+            and not delivered (§3.2; DingTalk does not document the threshold). 0: no limit.
+        oto_user_window: the window of ``oto_user_limit``, in seconds.
+        notice_recipients_per_minute: work-notification recipients the app may reach in any
+            60 seconds (5,000, §4.1); the excess is dropped silently and ``getsendresult``
+            lists it as forbidden with code 143103.
     """
 
     name: str
@@ -96,6 +107,10 @@ class AppConfig:
     token_lifetime: float = 7200.0
     flow_controlled_users: tuple[str, ...] = ()
     notice_daily_cap: int = 500
+    api_qps: int = 20
+    oto_user_limit: int = 0
+    oto_user_window: float = 60.0
+    notice_recipients_per_minute: int = 5000
 
     def __post_init__(self) -> None:
         for key in ("name", "app_key", "app_secret"):
@@ -117,8 +132,17 @@ class AppConfig:
             raise ValueError(f"app {self.name!r}: agent_id must be a positive integer")
         if not self.token_lifetime > 0:
             raise ValueError(f"app {self.name!r}: token_lifetime must be > 0 seconds")
-        if not isinstance(self.notice_daily_cap, int) or self.notice_daily_cap < 0:
-            raise ValueError(f"app {self.name!r}: notice_daily_cap must be an integer >= 0")
+        for key in (
+            "notice_daily_cap",
+            "api_qps",
+            "oto_user_limit",
+            "notice_recipients_per_minute",
+        ):
+            value = getattr(self, key)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"app {self.name!r}: {key} must be an integer >= 0")
+        if not self.oto_user_window > 0:
+            raise ValueError(f"app {self.name!r}: oto_user_window must be > 0 seconds")
 
     def __repr__(self) -> str:
         return (
@@ -150,6 +174,10 @@ class AppConfig:
             "token_lifetime": self.token_lifetime,
             "flow_controlled_users": list(self.flow_controlled_users),
             "notice_daily_cap": self.notice_daily_cap,
+            "api_qps": self.api_qps,
+            "oto_user_limit": self.oto_user_limit,
+            "oto_user_window": self.oto_user_window,
+            "notice_recipients_per_minute": self.notice_recipients_per_minute,
         }
 
 

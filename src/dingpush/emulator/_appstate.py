@@ -15,6 +15,7 @@ import json
 import secrets
 import threading
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -38,6 +39,13 @@ __all__ = ["AppAnswer", "AppCall", "AppsMixin"]
 Api = Literal["v1", "oapi"]
 #: DingTalk's "per day" follows China Standard Time (UTC+8) [U: the docs only say 每天].
 _DAY_OFFSET = 8 * 3600
+#: §7: the per-app QPS is counted over a second, which is also the penalty's length.
+_QPS_WINDOW = 1.0
+#: §4.1: recipients of work notifications are counted per minute.
+_RECIPIENT_WINDOW = 60.0
+#: Token requests are not counted against the per-API QPS (the client asks once, and
+#: DingTalk's separate advice for them is "do not call frequently", §2.1).
+_TOKEN_PATHS = frozenset({"/v1.0/oauth2/accessToken", "/gettoken"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +102,12 @@ class _AppState:
     token_requests: int = 0
     notices_today: dict[tuple[str, int], int] = field(default_factory=dict)
     seen_today: set[tuple[str, int, str]] = field(default_factory=set)
+    #: Per API path: when the calls of the last second came (§7).
+    calls: dict[str, deque[float]] = field(default_factory=dict)
+    #: Per user: when the app's robot's one-to-one messages reached them.
+    oto_sent: dict[str, deque[float]] = field(default_factory=dict)
+    #: When each work-notification recipient of the last minute was reached (§4.1).
+    recipients: deque[float] = field(default_factory=deque)
 
 
 def v1_error(error: V1Error, app: AppConfig | None = None, reason: str = "") -> Outcome:
@@ -109,6 +123,18 @@ def oapi_error(error: OapiError, app: AppConfig | None = None) -> Outcome:
 
 INVALID_TOKEN_V1 = V1Error(400, "InvalidAuthentication", "不合法的access_token")
 INVALID_TOKEN_OAPI = OapiError(40014, "不合法的access_token", "invalid_token")
+# §7 names the codes; the messages are ours (clients must not parse them).
+QPS_LIMIT_V1 = V1Error(
+    403, "Forbidden.AccessDenied.QpsLimitForAppkeyAndApi", "应用调用该接口的频率超过了每秒限制"
+)
+QPS_LIMIT_OAPI = OapiError(90018, "应用调用该接口的频率超过了每秒限制", "qps_throttled")
+
+
+def _recent(times: deque[float], window: float, now: float) -> deque[float]:
+    """Drop the times ``window`` seconds or more ago and return what is left."""
+    while times and times[0] <= now - window:
+        times.popleft()
+    return times
 
 
 class AppsMixin:
@@ -281,13 +307,41 @@ class AppsMixin:
         """Judge one app request under the lock, record it, and return the answer."""
         with self._lock:
             now = self._clock.time()
-            outcome = handler(call, now)
+            outcome = self._qps_refusal(call, api, now) or handler(call, now)
             status: int | None = outcome.status
             body: Mapping[str, Any] | None = outcome.body
             if answer_fault is not None and answer_fault.kind != "delay":
                 status, body = fault_reply(answer_fault, api)
             fault = answer_fault or delayed
             return self._app_answer(call, now, api, outcome, status, body, fault)
+
+    def _qps_refusal(self, call: AppCall, api: Api, now: float) -> Outcome | None:
+        """§7: each app calls each API at most ``api_qps`` times a second; refuse the excess."""
+        if call.path in _TOKEN_PATHS:
+            return None
+        app = self._valid_token(call.token, now)
+        if app is None or not app.api_qps:
+            return None
+        state = self._app_state[app.name]
+        calls = _recent(state.calls.setdefault(call.path, deque()), _QPS_WINDOW, now)
+        if len(calls) < app.api_qps:
+            calls.append(now)
+            return None
+        if api == "v1":
+            return v1_error(QPS_LIMIT_V1, app, "qps_throttled")
+        return oapi_error(QPS_LIMIT_OAPI, app)
+
+    def _oto_flow_controlled(self, app: AppConfig, user: str, now: float) -> bool:
+        """Whether the app's robot has reached ``user`` ``oto_user_limit`` times lately."""
+        if user in app.flow_controlled_users:
+            return True
+        if not app.oto_user_limit:
+            return False
+        sent = self._app_state[app.name].oto_sent.setdefault(user, deque())
+        return len(_recent(sent, app.oto_user_window, now)) >= app.oto_user_limit
+
+    def _oto_reached(self, app: AppConfig, user: str, now: float) -> None:
+        self._app_state[app.name].oto_sent.setdefault(user, deque()).append(now)
 
     def record_app_fault(self, call: AppCall, fault: Fault, api: Api) -> AppAnswer:
         """Record a request a fault answered before any processing."""
@@ -432,12 +486,16 @@ class AppsMixin:
         delivered: list[str] = []
         forbidden: list[tuple[str, str]] = []
         msgtype = str(msg["msgtype"])
+        reached = _recent(state.recipients, _RECIPIENT_WINDOW, now)
         for user in dict.fromkeys(recipients):
             if (user, day, digest) in state.seen_today:
                 forbidden.append((user, "143106"))
             elif state.notices_today.get((user, day), 0) >= app.notice_daily_cap:
                 forbidden.append((user, "143105"))
+            elif len(reached) >= app.notice_recipients_per_minute:
+                forbidden.append((user, "143103"))  # the app's recipients a minute
             else:
+                reached.append(now)
                 state.seen_today.add((user, day, digest))
                 state.notices_today[(user, day)] = state.notices_today.get((user, day), 0) + 1
                 conversation = self._user_conversation(user)

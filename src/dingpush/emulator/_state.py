@@ -110,6 +110,10 @@ class Emulator(AppApiMixin):
         self._next_request_id = 1
         # Bumped by changes that allocate no id (robots, resets), for `version`.
         self._changes = 0
+        # DingTalk-side requests still being answered (a `delay` fault keeps one open after
+        # its client gave up); `wait_idle` lets a test's teardown wait for them.
+        self._in_flight = 0
+        self._idle = threading.Condition(self._lock)
         self._init_apps()
         for robot in robots:
             self.add_robot(robot)
@@ -118,6 +122,29 @@ class Emulator(AppApiMixin):
 
     def __repr__(self) -> str:
         return f"<Emulator robots={len(self._robots)} messages={len(self._messages)}>"
+
+    # -- requests in flight ----------------------------------------------------------------
+
+    def request_started(self) -> None:
+        """Count a DingTalk-side request as being answered (called by the app's middleware)."""
+        with self._lock:
+            self._in_flight += 1
+
+    def request_finished(self) -> None:
+        """Count a DingTalk-side request as answered."""
+        with self._lock:
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self._idle.notify_all()
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Wait until no request is being answered; ``False`` if some still are at ``timeout``.
+
+        A client that timed out leaves its request running here; without waiting, that
+        request would be recorded into whatever the emulator holds next (the next test).
+        """
+        with self._lock:
+            return self._idle.wait_for(lambda: self._in_flight == 0, timeout)
 
     # -- configuration -------------------------------------------------------------------
 
