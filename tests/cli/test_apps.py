@@ -179,7 +179,6 @@ def test_flow_controlled_users_exit_5(run: Runner, corp: EmulatorServer) -> None
         (["--at", "alice", "hi"], "cannot @-mention people"),
         (["--image", "chart.png", "caption"], "sends a message of its own, without TEXT"),
         (["--image", "missing.png"], "cannot read 'missing.png'"),
-        (["--split", "x"], "--split"),
     ],
 )
 def test_what_an_app_cannot_send(
@@ -313,3 +312,31 @@ def test_config_show_and_targets_mask_the_app_secret(run: Runner, corp: Emulator
         result = run(*args)
         assert result.exit_code == 0, result.output
         no_secret(result.output)
+
+
+LONG = "\n\n".join(f"第{n}段：" + "构建日志" * 300 for n in range(1, 6))  # ~18,000 bytes
+
+
+def test_an_app_splits_a_long_message_too(dingpush: Invoke, corp: EmulatorServer) -> None:
+    result = dingpush("send", "--to", "room", "--split", "--msg-uuid", "log-1", input=LONG.encode())
+    assert result.exit_code == 0, result.output
+    params = [m.payload["msgParam"] for m in corp.emulator.messages()]
+    assert len(params) == 2
+    assert [p["content"][:6] for p in params] == ["(1/2)\n", "(2/2)\n"]
+    assert "".join(p["content"][6:] for p in params) == LONG
+
+
+def test_an_app_dry_run_shows_the_parts(run: Runner, corp: EmulatorServer) -> None:
+    result = run("send", "--to", "people", "--split", "--dry-run", "--json", input=LONG.encode())
+    assert result.exit_code == 0, result.output
+    requests = json.loads(result.stdout)["requests"]
+    assert [r["note"].split("; ")[-1] for r in requests] == ["part 1 of 2", "part 2 of 2"]
+    assert all(r["body"]["userIds"] == ["alice", "bob"] for r in requests)
+    assert corp.emulator.token_requests() == 0
+
+
+def test_without_split_an_app_refuses_a_long_message(run: Runner, corp: EmulatorServer) -> None:
+    result = run("send", "--to", "room", input=LONG.encode())
+    assert result.exit_code in (2, 4), result.output
+    assert "15,000" in result.stderr
+    assert corp.emulator.messages() == []

@@ -118,7 +118,7 @@ def plan(
     if isinstance(target, RobotTarget | PoolTarget):
         return plan_robot(target, message, msg_uuid, split=split)
     if isinstance(target, AppGroupTarget | AppUsersTarget | WorkNoticeTarget):
-        return plan_app(target, message, msg_uuid)
+        return plan_app(target, message, msg_uuid, split=split)
     from dingpush._errors import ConfigError
 
     raise ConfigError(f"a dry run of {target.kind} targets is not supported by this version")
@@ -166,9 +166,13 @@ def plan_app(
     target: AppGroupTarget | AppUsersTarget | WorkNoticeTarget,
     message: Message,
     msg_uuid: str | None,
+    *,
+    split: bool = False,
 ) -> list[PlannedRequest]:
-    """An app's requests: the upload of a local image or file, then one send per call."""
+    """An app's requests: the upload of a local image or file, then one send per call (and
+    per part of a split message), built by the app's own sans-I/O core."""
     from dingpush._app_core import AppCore, upload_source
+    from dingpush._app_delivery import prepare_parts
     from dingpush._masking import redact_url
 
     settings = target.app
@@ -179,37 +183,39 @@ def plan_app(
         oapi_base=settings.oapi_base,
         token_cache=None,
     )
-    resolved, builds = _app_calls(core, target, message, msg_uuid)
+    spec, builds = _app_calls(core, target)
+    _, parts = prepare_parts(spec, message, msg_uuid, split)
     planned: list[PlannedRequest] = []
-    if getattr(resolved, "needs_upload", False):
-        data, kind, filename, _ = upload_source(typing.cast(typing.Any, resolved))
-        upload = core.upload_request(data, kind, filename, ACCESS_TOKEN)
-        summary = f"multipart: type={kind}, media={filename} ({len(data):,} bytes)"
-        content_type = {"Content-Type": "multipart/form-data; boundary=…"}
-        planned.append(
-            PlannedRequest(upload.method, redact_url(upload.url), content_type, None, "", summary)
-        )
-        resolved = typing.cast(typing.Any, resolved).with_media_id(MEDIA_ID)
-    for build in builds:
-        request = build(resolved)
-        headers = {
-            k: ("****" if k.lower() == "x-acs-dingtalk-access-token" else v)
-            for k, v in request.headers.items()
-        }
-        url = redact_url(request.url)
-        planned.append(PlannedRequest(request.method, url, headers, request.content))
-    note = "the access token comes from POST /v1.0/oauth2/accessToken (or the token cache) first"
-    planned[0] = dataclasses.replace(planned[0], note=note)
+    for index, part in enumerate(parts, 1):
+        resolved = part.message
+        if getattr(resolved, "needs_upload", False):
+            data, kind, filename, _ = upload_source(typing.cast(typing.Any, resolved))
+            upload = core.upload_request(data, kind, filename, ACCESS_TOKEN)
+            summary = f"multipart: type={kind}, media={filename} ({len(data):,} bytes)"
+            content_type = {"Content-Type": "multipart/form-data; boundary=…"}
+            url = redact_url(upload.url)
+            planned.append(PlannedRequest(upload.method, url, content_type, None, "", summary))
+            resolved = typing.cast(typing.Any, resolved).with_media_id(MEDIA_ID)
+        note = f"part {index} of {len(parts)}" if len(parts) > 1 else ""
+        for build in builds:
+            request = build(resolved)
+            headers = {
+                k: ("****" if k.lower() == "x-acs-dingtalk-access-token" else v)
+                for k, v in request.headers.items()
+            }
+            url = redact_url(request.url)
+            planned.append(PlannedRequest(request.method, url, headers, request.content, note))
+    first = "the access token comes from POST /v1.0/oauth2/accessToken (or the token cache) first"
+    planned[0] = dataclasses.replace(
+        planned[0], note="; ".join(filter(None, [first, planned[0].note]))
+    )
     return planned
 
 
 def _app_calls(
-    core: typing.Any,
-    target: AppGroupTarget | AppUsersTarget | WorkNoticeTarget,
-    message: Message,
-    msg_uuid: str | None,
-) -> tuple[Message, list[Build]]:
-    """The message as the channel checked it, and a request builder per call it makes."""
+    core: typing.Any, target: AppGroupTarget | AppUsersTarget | WorkNoticeTarget
+) -> tuple[typing.Any, list[Build]]:
+    """The channel's spec, and a request builder per call one message makes."""
     from dingpush._app_core import GroupSpec, NoticeSpec, UsersSpec
 
     if isinstance(target, WorkNoticeTarget):
@@ -219,24 +225,22 @@ def _app_calls(
         calls: list[Build] = [
             partial(notice.request, call=call, token=ACCESS_TOKEN) for call in notice.calls
         ]
-        return notice.prepare(message, msg_uuid).message, calls
+        return notice, calls
     robot_code = target.robot_code or target.app.robot_code
     if isinstance(target, AppGroupTarget):
         group = GroupSpec(core, target.open_conversation_id, robot_code, None)
-        return group.prepare(message, msg_uuid).message, [
-            partial(group.request, token=ACCESS_TOKEN)
-        ]
+        return group, [partial(group.request, token=ACCESS_TOKEN)]
     users = UsersSpec(core, target.user_ids, robot_code)
     chunks: list[Build] = [
         partial(users.request, chunk=chunk, token=ACCESS_TOKEN) for chunk in users.chunks
     ]
-    return users.prepare(message, msg_uuid).message, chunks
+    return users, chunks
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Delivery:
     """How ``send`` delivers: ``--split``, ``--no-wait``, ``--max-wait``, ``--retries``,
-    ``--timeout``. Robots share each robot's rate budget across processes through the
+    ``--timeout``. Robots and apps share their rate budgets across processes through the
     file-backed limiter (``~/.cache/dingpush/ratelimit.sqlite3``)."""
 
     split: bool = False
@@ -250,10 +254,9 @@ class Delivery:
         """The library client for ``target``, with the CLI's shared limiter for robots."""
         from dingpush.config import open_sender
 
-        robots = target.kind in ("robot", "pool")
         return open_sender(
             target,
-            limiter=state.limiter() if robots else None,
+            limiter=state.limiter(),
             retry=None if self.retries is None else self.retries + 1,
             max_wait=self.max_wait,
             timeout=self.timeout,
@@ -262,13 +265,11 @@ class Delivery:
     def send(
         self, sender: Sender, target: Target, message: Message, msg_uuid: str | None
     ) -> object:
-        """One send; robots and pools take the waiting and splitting options, apps do not."""
-        if target.kind in ("robot", "pool"):
-            options: dict[str, typing.Any] = {"split": self.split, "wait": self.wait}
-            if self.max_wait is not None:
-                options["max_wait"] = self.max_wait
-            return typing.cast(typing.Any, sender).send(message, msg_uuid=msg_uuid, **options)
-        return sender.send(message, msg_uuid=msg_uuid)
+        """One send, with the waiting and splitting options (robots, pools and apps alike)."""
+        options: dict[str, typing.Any] = {"split": self.split, "wait": self.wait}
+        if self.max_wait is not None:
+            options["max_wait"] = self.max_wait
+        return typing.cast(typing.Any, sender).send(message, msg_uuid=msg_uuid, **options)
 
 
 def expected_wait(state: State, target: Target) -> float:

@@ -96,7 +96,7 @@ Examples:
 @click.option(
     "--split",
     is_flag=True,
-    help="Send a text or markdown message too long for one as numbered parts (robots).",
+    help="Send a text or markdown message too long for one as numbered parts.",
 )
 @click.option(
     "--no-wait",
@@ -245,11 +245,6 @@ def _send_one(
         interactive=stdin_is_interactive(),
         escapes=escapes,
     )
-    if delivery.split and isinstance(target, APP_TARGETS):
-        raise click.UsageError(
-            "--split works with robot targets; an app's message is limited to 15,000 bytes "
-            "of msgParam (2,048 for a work notification): shorten it"
-        )
     message = compose(options, body, app=isinstance(target, APP_TARGETS))
     if isinstance(target, RobotTarget):
         message = apply_defaults(message, target.webhook.mentions, target.webhook.markdown)

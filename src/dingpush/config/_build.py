@@ -48,12 +48,20 @@ def _token_cache(settings: AppSettings) -> bool | str | None:
 def open_app(
     settings: AppSettings,
     *,
+    limiter: RateLimiter | None = None,
+    retry: RetryTypes | None = None,
+    max_wait: float | None = None,
     transport: httpx.BaseTransport | None = None,
     timeout: float | None = None,
 ) -> App:
     """The :class:`dingpush.App` of ``[apps.NAME]``, with its on-disk token cache by default."""
     from dingpush import App
 
+    options: dict[str, typing.Any] = {"limiter": limiter}
+    if retry is not None:
+        options["retry"] = retry
+    if max_wait is not None:
+        options["max_wait"] = max_wait
     return App(
         settings.app_key,
         settings.app_secret,
@@ -62,6 +70,7 @@ def open_app(
         token_cache=_token_cache(settings),
         timeout=timeout,
         transport=transport,
+        **options,
     )
 
 
@@ -72,8 +81,11 @@ class AppSender:
         self.app = app
         self.target = target
 
-    def send(self, message: Message | str, *, msg_uuid: str | None = None) -> typing.Any:
-        return self.target.send(message, msg_uuid=msg_uuid)
+    def send(
+        self, message: Message | str, *, msg_uuid: str | None = None, **options: typing.Any
+    ) -> typing.Any:
+        """Send through the app (``wait``, ``max_wait``, ``split``, ``retry`` as for robots)."""
+        return self.target.send(message, msg_uuid=msg_uuid, **options)
 
     def close(self) -> None:
         self.app.close()
@@ -197,7 +209,7 @@ def open_sender(
             raise
         return _OwningPool(robots)
     if isinstance(target, AppGroupTarget | AppUsersTarget | WorkNoticeTarget):
-        app = open_app(target.app, transport=transport, timeout=timeout)
+        app = open_app(target.app, **robot_options)
         try:
             return AppSender(app, _app_target(app, target))
         except BaseException:
