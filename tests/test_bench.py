@@ -30,6 +30,7 @@ def test_quick_mode_writes_every_scenario_table(tmp_path: pathlib.Path) -> None:
         assert f"## {title}" in report or title in report
     assert report.count("| client |") == 5
     assert "## Outbox ingest (relay)" in report
+    assert "## CLI cold start" in report
     for peer in ("DingtalkChatbot 1.5.7", "apprise", "plain `requests.Session` loop"):
         assert peer in report
 
@@ -39,4 +40,12 @@ def test_scenarios_are_registered_for_other_issues_to_extend() -> None:
         [sys.executable, "-m", "bench", "--list"], cwd=ROOT, capture_output=True, text=True
     )
     assert run.returncode == 0
-    assert run.stdout.split() == ["raw", "raw-latency", "burst", "pool", "signed", "ingest"]
+    assert run.stdout.split() == [
+        "raw",
+        "raw-latency",
+        "burst",
+        "pool",
+        "signed",
+        "ingest",
+        "cli-cold-start",
+    ]
