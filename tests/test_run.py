@@ -81,3 +81,24 @@ def test_dingpush_serve_runs_the_embedded_relay(tmp_path: pathlib.Path) -> None:
     # uvicorn shuts down gracefully, then re-raises the signal it caught (systemd counts an
     # exit by SIGTERM as clean).
     assert process.returncode in (0, -signal.SIGTERM)
+
+
+def test_dingpush_serve_reads_the_configuration(tmp_path: pathlib.Path) -> None:
+    config = tmp_path / "relay.toml"
+    config.write_text(
+        '[targets.ops]\nwebhook = "https://oapi.dingtalk.com/robot/send?access_token=abc123"\n'
+        '[relay]\nstore = "memory"\n[relay.targets.ops]\ningress_token = "ops-ingress-1"\n',
+        encoding="utf-8",
+    )
+    command = [sys.executable, "-m", "dingpush", "serve", "--config", str(config), "--port", "0"]
+    with subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, text=True) as process:
+        try:
+            assert process.stdout is not None
+            first = process.stdout.readline()
+            assert first.startswith("dingpush relay listening on http://127.0.0.1:")
+            assert "relay.toml" in first
+            target = process.stdout.readline()
+            assert "target ops: robot" in target and "abc123" not in target
+        finally:
+            process.terminate()
+            process.wait(timeout=30)

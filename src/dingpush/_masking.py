@@ -30,9 +30,14 @@ def mask(value: str | None) -> str:
 
 def redact_url(text: str) -> str:
     """Mask credential-bearing query parameters, headers and ``dingtalk://`` URLs in ``text``."""
-    text = _PARAM_RE.sub(lambda m: m.group("key") + mask(m.group("value")), text)
+    text = _PARAM_RE.sub(lambda m: m.group("key") + _mask_once(m.group("value")), text)
     text = _HEADER_RE.sub(lambda m: m.group(1) + mask(m.group(2)), text)
     return _DINGTALK_URL_RE.sub(_mask_dingtalk_url, text)
+
+
+def _mask_once(value: str) -> str:
+    # A value masked before (``6c2a…e9f0``, ``****``) stays as it is: masking is idempotent.
+    return value if value == "****" or "…" in value else mask(value)
 
 
 def _mask_dingtalk_url(match: re.Match[str]) -> str:

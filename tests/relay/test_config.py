@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from dingpush import ConfigError
-from dingpush.relay import RelaySettings
+from dingpush.relay import AppTarget, RelaySettings
 from dingpush.relay._config import load_relay
 from dingpush.relay.stores import MemoryStore, SQLiteStore
 
@@ -71,29 +71,92 @@ coalesce = false
 
 
 @pytest.mark.parametrize(
-    ("relay_table", "message"),
+    ("relay_table", "key", "line", "message"),
     [
-        ('[relay]\nbind = "x"', "[relay] bind: unknown setting"),
-        ('[relay]\nport = "80"', "[relay] port: '80' is not a port number"),
-        ('[relay]\napi_tokens = "abc"', "api_tokens: write a list of strings"),
-        ('[relay]\napi_tokens = ["short"]', "at least 16 characters"),
-        ('[relay]\ncoalesce_after = "soon"', "is not a duration"),
-        ('[relay]\nmax_body = "big"', "is not a size"),
-        ("[relay.targets.ops]\ncolaesce = true", "[relay] targets.ops.colaesce: unknown setting"),
-        ('[relay.targets.ops]\ningress_secret = "nosec"', "must start with SEC"),
-        ('[relay.targets.ops]\nrate = "fast"', "is not of the form N/60s"),
-        ("[relay.targets.dev]\ncoalesce = true", "there is no [targets.dev]"),
-        ('[relay]\nstore = "${NOT_SET_ANYWHERE}"', "${NOT_SET_ANYWHERE} is not set"),
+        ('[relay]\nbind = "x"', "relay.bind", 5, "unknown setting"),
+        ("[relay]\nprot = 80", "relay.prot", 5, "did you mean 'port'?"),
+        ('[relay]\nport = "80"', "relay.port", 5, "'80' is not a port number"),
+        ('[relay]\napi_tokens = "abc"', "relay.api_tokens", 5, "must be a list of strings"),
+        ('[relay]\napi_tokens = ["short"]', "relay.api_tokens", 5, "at least 16 characters"),
+        ('[relay]\ncoalesce_after = "soon"', "relay.coalesce_after", 5, "is not a duration"),
+        ('[relay]\nmax_body = "big"', "relay.max_body", 5, "is not a size"),
+        ("[relay]\nretry = { max_attempts = 0 }", "relay.retry", 5, "max_attempts"),
+        ("[relay.targets.ops]\ncolaesce = true", "relay.targets.ops.colaesce", 5, "coalesce"),
+        ('[relay.targets.ops]\ningress_secret = "nosec"', "relay.targets.ops", 4, "SEC"),
+        ('[relay.targets.ops]\nrate = "fast"', "relay.targets.ops.rate", 5, "N/60s"),
+        ("[relay.targets.dev]\ncoalesce = true", "relay.targets.dev", 4, "no [targets.dev]"),
+        ('[relay]\nstore = "${NOT_SET_ANYWHERE}"', "relay.store", 5, "${NOT_SET_ANYWHERE}"),
     ],
 )
-def test_a_bad_relay_table_names_the_file_the_key_and_the_fix(
-    tmp_path: pathlib.Path, relay_table: str, message: str
+def test_a_bad_relay_table_names_the_file_the_line_the_key_and_the_fix(
+    tmp_path: pathlib.Path, relay_table: str, key: str, line: int, message: str
 ) -> None:
     path = _write(tmp_path, f'[targets.ops]\nwebhook = "{WEBHOOK}"\n\n{relay_table}\n')
     with pytest.raises(ConfigError) as caught:
         load_relay(path)
-    assert str(tmp_path / "dingpush.toml") in str(caught.value)
-    assert message in str(caught.value)
+    text = str(caught.value)
+    assert text.startswith(f"{tmp_path / 'dingpush.toml'}:{line}: {key}: ")
+    assert message in text
+    assert caught.value.exit_code == 3
+
+
+def test_every_problem_is_reported_at_once(tmp_path: pathlib.Path) -> None:
+    path = _write(
+        tmp_path,
+        f'[targets.ops]\nwebhook = "{WEBHOOK}"\n[relay]\nport = "x"\nlease = "never"\n',
+    )
+    with pytest.raises(ConfigError, match="2 problems") as caught:
+        load_relay(path)
+    assert ":4: relay.port" in str(caught.value) and ":5: relay.lease" in str(caught.value)
+
+
+def test_a_target_with_an_unset_variable_stops_start_up(tmp_path: pathlib.Path) -> None:
+    path = _write(
+        tmp_path,
+        '[targets.ops]\nwebhook = "https://oapi.dingtalk.com/robot/send?access_token='
+        '${OPS_TOKEN_NOT_SET}"\n',
+    )
+    with pytest.raises(ConfigError, match="OPS_TOKEN_NOT_SET"):
+        load_relay(path)
+
+
+def test_app_targets_share_one_client_per_app(tmp_path: pathlib.Path) -> None:
+    path = _write(
+        tmp_path,
+        """
+[apps.corp]
+app_key = "dingappkey0123456789"
+app_secret = "app-secret-0123456789-abcdefghijklmnop"
+token_cache = false
+
+[targets.ops-group]
+kind = "app-group"
+app = "corp"
+open_conversation_id = "cid6KeBBLoveMJOGXoYKF5x7EeiodoA=="
+
+[targets.managers]
+kind = "work-notice"
+app = "corp"
+agent_id = 1234567890
+users = ["manager4220"]
+
+[relay]
+store = "memory"
+
+[relay.targets.managers]
+rate = "5/1s"
+coalesce = false
+""",
+    )
+    loaded = load_relay(path)
+    assert loaded is not None
+    relay = loaded[0]
+    group, notice = relay.targets["ops-group"], relay.targets["managers"]
+    assert (group.kind, notice.kind) == ("app-group", "work-notice")
+    assert isinstance(group, AppTarget) and isinstance(notice, AppTarget)
+    assert group.app is notice.app
+    assert notice.own_rate and not group.own_rate and not notice.options.coalesce
+    assert "app-secret-0123456789" not in repr(relay.targets) + str(group.describe())
 
 
 def test_memory_store_and_no_file(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,106 +1,79 @@
-"""The click application: commands, and the mapping of dingpush's exceptions to exit codes."""
+"""The click application: commands, and the mapping of dingpush's exceptions to exit codes.
+
+Exit status: 0 success, 1 any other dingpush error, 2 usage or an invalid message,
+3 configuration (and credentials DingTalk refused), 4 refused by DingTalk, 5 rate limited,
+6 transport (network, timeout, a reply that is not DingTalk's), 130 interrupted.
+Every command module imports only click and the light parts of dingpush: ``send --dry-run``
+must start fast, so httpx, rich and the emulator's server are imported where they are used.
+"""
 
 from __future__ import annotations
 
+import logging
 import sys
 import typing
 
 import click
 
-from dingpush import DingPushError
 from dingpush.__version__ import __version__
+from dingpush._errors import DingPushError
+
+from ._common import common_options
+from ._state import State, exit_status
+
+#: Each command's module, imported only when the command runs (or ``--help`` lists it), so
+#: that ``dingpush send`` does not pay for ``check``, ``targets`` or the emulator.
+COMMANDS = {
+    "send": "._send:send",
+    "targets": "._inspect:targets",
+    "check": "._check:check",
+    "upload": "._apps:upload",
+    "token": "._apps:token",
+    "config": "._inspect:config_group",
+    "completion": "._completion:completion",
+    "emulator": "._emulator:emulator",
+    "serve": "._serve:serve",
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class DingPushGroup(click.Group):
+    """A group that prints a dingpush error in one line and exits with its class's status,
+    and loads each command's module when it is first needed."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.commands or cmd_name not in COMMANDS:
+            return super().get_command(ctx, cmd_name)
+        import importlib
+
+        module, _, name = COMMANDS[cmd_name].partition(":")
+        command = getattr(importlib.import_module(module, __package__), name)
+        assert isinstance(command, click.Command)
+        self.add_command(command, cmd_name)
+        return command
+
+    def invoke(self, ctx: click.Context) -> typing.Any:
+        state = ctx.ensure_object(State)
+        state.capture_logs(ctx, "dingpush", logging.DEBUG)
+        try:
+            return super().invoke(ctx)
+        except DingPushError as exc:
+            state.report(exc)
+            raise click.exceptions.Exit(exit_status(exc)) from None
+
+
+@click.group(cls=DingPushGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="dingpush")
+@common_options
 def cli() -> None:
-    """Push messages into DingTalk groups and to DingTalk users."""
+    """Push messages into DingTalk groups and to DingTalk users.
 
-
-def _parse_robot(spec: str) -> dict[str, typing.Any]:
-    name, _, rest = spec.partition(":")
-    token, _, secret = rest.partition(":")
-    if not name:
-        raise click.BadParameter(f"{spec!r}: give NAME[:TOKEN[:SECRET]]", param_hint="--robot")
-    return {"name": name, "token": token or f"{name}-token", "secret": secret or None}
-
-
-def _parse_rate(value: str) -> tuple[int, float]:
-    count, _, window = value.partition("/")
-    try:
-        return int(count), float(window.rstrip("s") or "60")
-    except ValueError:
-        raise click.BadParameter(
-            f"{value!r}: write COUNT/SECONDS, e.g. 20/60s", param_hint="--rate"
-        ) from None
-
-
-@cli.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8765, show_default=True, help="Port; 0 picks a free one.")
-@click.option(
-    "--robot",
-    "robots",
-    multiple=True,
-    metavar="NAME[:TOKEN[:SECRET]]",
-    help="A robot to create (repeatable). Default: sandbox:sandbox-token.",
-)
-@click.option("--keyword", "keywords", multiple=True, help="A custom keyword every robot requires.")
-@click.option("--rate", default="20/60s", show_default=True, help="Messages per window per robot.")
-@click.option(
-    "--lockout", default=600.0, show_default=True, help="Seconds a throttled robot stays locked."
-)
-def emulator(
-    host: str,
-    port: int,
-    robots: tuple[str, ...],
-    keywords: tuple[str, ...],
-    rate: str,
-    lockout: float,
-) -> None:
-    """Run a local DingTalk emulator (robot webhooks and its /_emulator API)."""
-    from dingpush.emulator import RobotConfig, serve
-
-    limit, window = _parse_rate(rate)
-    configs = [
-        RobotConfig(
-            **_parse_robot(spec),
-            keywords=keywords,
-            rate_limit=limit,
-            rate_window=window,
-            lockout=lockout,
-        )
-        for spec in robots or ("sandbox:sandbox-token",)
-    ]
-
-    def ready(url: str) -> None:
-        click.echo(f"DingTalk emulator listening on {url}")
-        for config in configs:
-            signed = " (signed)" if config.secret else ""
-            click.echo(
-                f"  robot {config.name}{signed}: {url}/robot/send?access_token={config.token}"
-            )
-        click.echo(f"  messages: {url}/_emulator/messages   requests: {url}/_emulator/requests")
-
-    serve(host, port, configs, ready=ready)
-
-
-@cli.command()
-@click.option("--config", "config", help="A TOML configuration with [targets.NAME] and [relay].")
-@click.option("--host", default=None, help="Address to listen on (default 127.0.0.1).")
-@click.option("--port", type=int, default=None, help="Port (default 8080); 0 picks a free one.")
-@click.option(
-    "--directory", default=".", show_default=True, help="Where the embedded outbox file goes."
-)
-def serve(config: str | None, host: str | None, port: int | None, directory: str) -> None:
-    """Run the relay: a durable outbox delivering at DingTalk's pace (docs/relay.md).
-
-    With no configuration it runs on embedded defaults: an SQLite outbox in the working
-    directory and the emulator, in the same process, playing DingTalk for a sandbox robot.
+    \b
+    Exit status: 0 sent, 2 usage or invalid message, 3 configuration,
+    4 refused by DingTalk, 5 rate limited, 6 network/transport, 1 other.
     """
-    from dingpush.relay._cli import run
-
-    run(config=config, host=host, port=port, directory=directory, echo=click.echo)
 
 
 def main(argv: list[str] | None = None) -> int:

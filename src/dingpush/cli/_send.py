@@ -1,0 +1,317 @@
+"""``dingpush send``: one message from arguments, a file or stdin, or many with ``--batch``."""
+
+from __future__ import annotations
+
+import pathlib
+import typing
+
+import click
+
+from dingpush._errors import DingPushError
+from dingpush.config import AppGroupTarget, AppUsersTarget, RobotTarget, WorkNoticeTarget
+
+from ._common import common_options, complete_targets
+from ._compose import MessageOptions, apply_defaults, compose, read_text
+from ._deliver import Delivery
+from ._state import error_json, exit_status, get_state, stdin_is_interactive
+
+if typing.TYPE_CHECKING:
+    from dingpush import Message
+    from dingpush.config import Target
+
+    from ._deliver import Outcome, PlannedRequest
+    from ._state import State
+
+_URL_PREFIXES = ("https://", "http://", "dingtalk://")
+APP_TARGETS = (AppGroupTarget, AppUsersTarget, WorkNoticeTarget)
+
+_HELP = """Send a message to a DingTalk group or to users.
+
+\b
+The text comes from TEXT, from stdin when piped (or TEXT is '-'), or from --input PATH.
+Without --to, the configuration's default target is used (or $DINGPUSH_WEBHOOK).
+
+\b
+Examples:
+  dingpush send "deploy finished"
+  git log -1 --format=%B | dingpush send --to ops
+  dingpush send -m --title "Nightly report" --input report.md
+  dingpush send --card --title Release --button "Open=https://example.com" "v2.3 is out"
+"""
+
+
+@click.command(help=_HELP, short_help="Send a message (text, markdown, link, card, feed).")
+@click.argument("text", required=False)
+@click.option(
+    "--to",
+    "to",
+    metavar="TARGET",
+    shell_complete=complete_targets,
+    help="A configured target name, a webhook URL, a dingtalk:// URL or app:NAME/….",
+)
+@click.option(
+    "-i",
+    "--input",
+    "input_path",
+    metavar="PATH",
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=pathlib.Path),
+    help="Read the text from PATH ('-' for stdin), byte for byte.",
+)
+@click.option(
+    "-e", "--escapes", is_flag=True, help="Turn \\n, \\t, \\r and \\\\ in TEXT into characters."
+)
+@click.option("-m", "--markdown", is_flag=True, help="Send markdown (DingTalk's subset).")
+@click.option(
+    "--title", help="Title of a markdown, link, card or image message (default: the first line)."
+)
+@click.option("--link", metavar="URL", help="Send a link card opening URL; TEXT is its summary.")
+@click.option("--pic", metavar="URL", help="Picture of a --link card.")
+@click.option("--card", is_flag=True, help="Send an action card; TEXT is its markdown body.")
+@click.option(
+    "--button", "buttons", multiple=True, metavar="TITLE=URL", help="A card button (repeatable)."
+)
+@click.option("--horizontal", is_flag=True, help="Lay card buttons side by side.")
+@click.option("--hide-avatar", is_flag=True, help="Hide the robot's avatar on a card.")
+@click.option("--feed", is_flag=True, help="Send a feed card made of --item entries.")
+@click.option(
+    "--item", "items", multiple=True, metavar="TITLE|URL|PIC", help="A feed entry (repeatable)."
+)
+@click.option(
+    "--image", metavar="PATH|URL", help="Send a picture (a URL for robots; a file for apps)."
+)
+@click.option(
+    "--file",
+    metavar="PATH",
+    type=click.Path(exists=True, dir_okay=False, path_type=pathlib.Path),
+    help="Send a file (app targets; to send a file's text, use --input).",
+)
+@click.option(
+    "--at",
+    "at",
+    multiple=True,
+    metavar="MOBILE|USERID",
+    help="Mention someone (repeatable; mobile:… or user:… to be explicit).",
+)
+@click.option("--at-all", is_flag=True, help="Mention everyone in the group.")
+@click.option(
+    "--split",
+    is_flag=True,
+    help="Send a text or markdown message too long for one as numbered parts.",
+)
+@click.option(
+    "--no-wait",
+    is_flag=True,
+    help="Fail (exit 5) instead of waiting when the robot has no free slot of its rate.",
+)
+@click.option(
+    "--max-wait",
+    type=click.FloatRange(min=0),
+    metavar="SECONDS",
+    help="Longest wait for a free slot of the robot's rate (default 900).",
+)
+@click.option(
+    "--retries",
+    type=click.IntRange(min=0),
+    metavar="N",
+    help="Retries of a transient failure (network, HTTP 5xx, -1 busy); default 3.",
+)
+@click.option(
+    "--msg-uuid", metavar="ID", help="Idempotency key: DingTalk drops a repeat with the same one."
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.1),
+    metavar="SECONDS",
+    help="HTTP timeout (default 10).",
+)
+@click.option(
+    "--dry-run", is_flag=True, help="Print the exact request (credentials masked); send nothing."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result (or the error) as JSON.")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing on success.")
+@click.option(
+    "--batch",
+    metavar="FILE.jsonl",
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=pathlib.Path),
+    help="Send every message of a JSON-lines file ('-' for stdin), with a summary.",
+)
+@click.option(
+    "--save-failed",
+    metavar="PATH",
+    type=click.Path(dir_okay=False, writable=True, path_type=pathlib.Path),
+    help="With --batch: write the lines that were not sent to PATH, to send them again.",
+)
+@common_options
+def send(
+    text: str | None,
+    to: str | None,
+    input_path: pathlib.Path | None,
+    escapes: bool,
+    split: bool,
+    no_wait: bool,
+    max_wait: float | None,
+    retries: int | None,
+    msg_uuid: str | None,
+    timeout: float | None,
+    dry_run: bool,
+    as_json: bool,
+    quiet: bool,
+    batch: pathlib.Path | None,
+    save_failed: pathlib.Path | None,
+    **shape: typing.Any,
+) -> None:
+    state = get_state()
+    options = MessageOptions(**shape)
+    delivery = Delivery(
+        split=split,
+        wait=not no_wait,
+        max_wait=max_wait,
+        retries=retries,
+        timeout=timeout,
+        quiet=quiet or as_json,
+    )
+    if batch is not None:
+        given = [
+            name
+            for name, value in (("TEXT", text), ("--input", input_path), ("--msg-uuid", msg_uuid))
+            if value is not None
+        ]
+        if given or options != MessageOptions():
+            what = ", ".join(given) or "message options"
+            raise click.UsageError(f"--batch takes every message from the file; drop {what}")
+        from ._batch import run_batch
+
+        raise click.exceptions.Exit(
+            run_batch(
+                state,
+                batch,
+                to=to,
+                dry_run=dry_run,
+                as_json=as_json,
+                quiet=quiet,
+                failed_path=save_failed,
+                delivery=delivery,
+            )
+        )
+    if save_failed is not None:
+        raise click.UsageError("--save-failed goes with --batch")
+    options.check()
+    try:
+        outcome = _send_one(
+            state,
+            options,
+            text,
+            to=to,
+            input_path=input_path,
+            escapes=escapes,
+            msg_uuid=msg_uuid,
+            delivery=delivery,
+            dry_run=dry_run,
+            as_json=as_json,
+        )
+    except DingPushError as exc:
+        if as_json:
+            state.json({"ok": False, "error": error_json(exc)})
+            state.detail_error(exc)
+            raise click.exceptions.Exit(exit_status(exc)) from None
+        raise
+    if outcome is None:  # a dry run, already printed
+        return
+    if as_json:
+        state.json(outcome.to_json())
+    elif not quiet:
+        state.out(outcome.line())
+
+
+def _send_one(
+    state: State,
+    options: MessageOptions,
+    text: str | None,
+    *,
+    to: str | None,
+    input_path: pathlib.Path | None,
+    escapes: bool,
+    msg_uuid: str | None,
+    delivery: Delivery,
+    dry_run: bool,
+    as_json: bool,
+) -> Outcome | None:
+    """Resolve, read, compose, then describe (dry run) or deliver one message."""
+    target = resolve(state, to)
+    body = read_text(
+        text,
+        input_path,
+        implicit_stdin=options.needs_text,
+        interactive=stdin_is_interactive(),
+        escapes=escapes,
+    )
+    message = compose(options, body, app=isinstance(target, APP_TARGETS))
+    if isinstance(target, RobotTarget):
+        message = apply_defaults(message, target.webhook.mentions, target.webhook.markdown)
+    state.detail(f"target {target.name}: {target.kind}, {target.destination}")
+    if dry_run:
+        from ._deliver import plan
+
+        requests = plan(target, message, msg_uuid, split=delivery.split)
+        show_plan(state, target, requests, markdown_findings(message), as_json=as_json)
+        return None
+    from ._deliver import send as deliver
+
+    return deliver(state, target, message, msg_uuid=msg_uuid, delivery=delivery)
+
+
+def resolve(state: State, spec: str | None) -> Target:
+    """Resolve ``--to``; a URL needs no configuration file, so a broken one does not block it."""
+    if spec is not None and spec.strip().startswith(_URL_PREFIXES):
+        target = state.empty_config().resolve(spec)
+    else:
+        target = state.config().resolve(spec)
+    state.add_secrets(target.secrets())
+    return target
+
+
+def markdown_findings(message: Message) -> list[str]:
+    """What DingTalk will not draw in a markdown or action-card message (issue 7's checker)."""
+    from dingpush import ActionCard, Markdown, check_markdown
+
+    if isinstance(message, Markdown | ActionCard):
+        return [str(f) for f in check_markdown(message.text, title=message.title)]
+    return []
+
+
+def show_plan(
+    state: State,
+    target: Target,
+    requests: list[PlannedRequest],
+    warnings: list[str],
+    *,
+    as_json: bool,
+) -> None:
+    """Print a dry run: each request line, its headers and its exact body; warnings on stderr."""
+    if as_json:
+        state.json(
+            {
+                "dry_run": True,
+                "target": target.name,
+                "kind": target.kind,
+                "requests": [r.to_json() for r in requests],
+                "warnings": warnings,
+            }
+        )
+        return
+    for warning in warnings:
+        state.err(f"warning: DingTalk will not render this as written: {warning}")
+    for index, request in enumerate(requests):
+        if index:
+            state.out()
+        if request.note:
+            state.out(f"# {request.note}")
+        state.out(f"{request.method} {request.url}")
+        for name, value in request.headers.items():
+            state.out(f"{name}: {value}")
+        state.out()
+        if request.body is None:
+            state.out(f"({request.summary})")
+            continue
+        # The body as it would go out, byte for byte (only a leaked secret would be masked).
+        click.echo(state.redact(request.body.decode("utf-8")).encode("utf-8"))
