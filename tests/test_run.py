@@ -1,16 +1,22 @@
-"""The set-up commands: `make run` (python -m dingpush.demo) and `dingpush emulator`."""
+"""The set-up commands: `make run` (python -m dingpush.demo: the relay on its embedded
+defaults), `dingpush emulator` and `dingpush serve`."""
 
 from __future__ import annotations
 
+import pathlib
+import signal
 import subprocess
 import sys
+
+import httpx
 
 from dingpush import Robot, Text
 
 
-def test_demo_sends_every_type_and_exits() -> None:
+def test_demo_sends_every_type_through_the_relay_and_exits(tmp_path: pathlib.Path) -> None:
     out = subprocess.run(
         [sys.executable, "-m", "dingpush.demo", "--port", "0", "--once"],
+        cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=60,
@@ -18,8 +24,11 @@ def test_demo_sends_every_type_and_exits() -> None:
     )
     for kind in ("Text", "Markdown", "Link", "ActionCard", "FeedCard"):
         assert f"sent {kind}" in out.stdout
+    assert "The relay delivered 6 of 6" in out.stdout
     assert "accepted 6 messages" in out.stdout
     assert "/_emulator/messages?robot=sandbox" in out.stdout
+    assert "/emulator/   (the chat view" in out.stdout
+    assert (tmp_path / "dingpush-outbox.sqlite").exists()  # the embedded outbox, in the cwd
 
 
 def test_dingpush_emulator_command_serves_a_robot() -> None:
@@ -49,3 +58,47 @@ def test_dingpush_emulator_command_serves_a_robot() -> None:
         finally:
             process.terminate()
             process.wait(timeout=10)
+
+
+def test_dingpush_serve_runs_the_embedded_relay(tmp_path: pathlib.Path) -> None:
+    command = [sys.executable, "-m", "dingpush", "serve", "--port", "0"]
+    with subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, text=True) as process:
+        try:
+            assert process.stdout is not None
+            first = process.stdout.readline()
+            assert first.startswith("dingpush relay listening on http://127.0.0.1:")
+            url = first.split()[4]
+            lines = [process.stdout.readline() for _ in range(4)]
+            assert any("/emulator/" in line and "chat view" in line for line in lines)
+            reply = httpx.post(
+                f"{url}/robot/send?access_token=sandbox-relay-token",
+                json={"msgtype": "text", "text": {"content": "from a subprocess"}},
+            )
+            assert reply.json()["errcode"] == 0
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+    # uvicorn shuts down gracefully, then re-raises the signal it caught (systemd counts an
+    # exit by SIGTERM as clean).
+    assert process.returncode in (0, -signal.SIGTERM)
+
+
+def test_dingpush_serve_reads_the_configuration(tmp_path: pathlib.Path) -> None:
+    config = tmp_path / "relay.toml"
+    config.write_text(
+        '[targets.ops]\nwebhook = "https://oapi.dingtalk.com/robot/send?access_token=abc123"\n'
+        '[relay]\nstore = "memory"\n[relay.targets.ops]\ningress_token = "ops-ingress-1"\n',
+        encoding="utf-8",
+    )
+    command = [sys.executable, "-m", "dingpush", "serve", "--config", str(config), "--port", "0"]
+    with subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, text=True) as process:
+        try:
+            assert process.stdout is not None
+            first = process.stdout.readline()
+            assert first.startswith("dingpush relay listening on http://127.0.0.1:")
+            assert "relay.toml" in first
+            target = process.stdout.readline()
+            assert "target ops: robot" in target and "abc123" not in target
+        finally:
+            process.terminate()
+            process.wait(timeout=30)

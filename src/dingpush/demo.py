@@ -1,7 +1,10 @@
-"""``make run``: a local DingTalk emulator, one message of every type sent through the real client.
+"""``make run``: ``dingpush serve`` on its embedded defaults, and one message of every type
+sent through the relay's API.
 
-Run ``python -m dingpush.demo`` (or ``make run``); no DingTalk account is needed. The emulator
-keeps serving until Ctrl+C so the messages can be inspected; ``--once`` exits after sending.
+Run ``python -m dingpush.demo`` (or ``make run``); no DingTalk account is needed. The relay keeps
+an SQLite outbox in the working directory and mounts the emulator, which plays DingTalk for a
+``sandbox`` robot; it keeps serving until Ctrl+C so the messages can be inspected in the chat
+view; ``--once`` exits after sending.
 """
 
 from __future__ import annotations
@@ -11,12 +14,11 @@ import contextlib
 import json
 import sys
 import threading
+import time
+import typing
 import urllib.request
 
-from . import ActionCard, At, Button, FeedCard, FeedItem, Link, Markdown, Message, Robot, Text
-
-SANDBOX_TOKEN = "sandbox-token"
-SANDBOX_SECRET = "SEC-sandbox-signing-secret"
+from . import ActionCard, At, Button, FeedCard, FeedItem, Link, Markdown, Message, Text
 
 
 def sample_messages() -> list[Message]:
@@ -58,35 +60,58 @@ def sample_messages() -> list[Message]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dingpush.demo", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")
+    parser.add_argument("--port", type=int, default=8080, help="0 picks a free port")
     parser.add_argument("--once", action="store_true", help="exit after sending")
+    parser.add_argument("--directory", default=".", help="where the outbox file goes")
     args = parser.parse_args(argv)
 
-    from .testing import EmulatorServer
+    from .relay._serve import RelayServer, embedded
 
-    with EmulatorServer(host=args.host, port=args.port) as server:
-        server.add_robot("sandbox", token=SANDBOX_TOKEN, secret=SANDBOX_SECRET)
-        webhook = server.webhook_url("sandbox")
-        print(f"DingTalk emulator listening on {server.url}")
-        with Robot(webhook, secret=SANDBOX_SECRET) as robot:
-            for message in sample_messages():
-                result = robot.send(message)
-                print(f"  sent {type(message).__name__:<10} msgUuid {result.msg_uuid}")
-        with urllib.request.urlopen(f"{server.url}/_emulator/messages?robot=sandbox") as reply:
-            count = len(json.load(reply)["messages"])
-        print(f"The emulator accepted {count} messages. See them at:")
-        print(f"  {server.url}/   (the chat view: each message as DingTalk draws it)")
-        print(f"  {server.url}/_emulator/messages?robot=sandbox")
-        print(f"  {server.url}/_emulator/requests   (every request and its verdict)")
-        print("Webhook and signing secret of the sandbox robot, for your own tries:")
-        print(f"  {webhook}")
-        print(f"  secret={SANDBOX_SECRET}")
+    setup = embedded(args.host, args.port, directory=args.directory)
+    with RelayServer(setup.relay, emulator=setup.emulator, sock=setup.sock, log_level="warning"):
+        print(setup.banner())
+        ids = []
+        for message in sample_messages():
+            body = json.dumps({"target": "sandbox", "message": message.to_payload()}).encode()
+            answer = _call(f"{setup.url}/v1/messages", body)
+            ids.append(answer["id"])
+            print(f"  sent {type(message).__name__:<10} through the relay: id {answer['id']}")
+        delivered = _wait_delivered(setup.url, ids)
+        count = len(setup.emulator.messages(robot="sandbox"))
+        print(f"The relay delivered {delivered} of {len(ids)}; ", end="")
+        print(f"the emulator accepted {count} messages.")
+        print(f"  {setup.url}/emulator/   (the chat view: each message as DingTalk draws it)")
+        print(f"  {setup.url}/v1/messages   (the relay's outbox: status, attempts, digests)")
+        print(f"  {setup.url}/emulator/_emulator/messages?robot=sandbox")
         if args.once:
             return 0
         print("Press Ctrl+C to stop.")
         with contextlib.suppress(KeyboardInterrupt):
             threading.Event().wait()
     return 0
+
+
+def _call(url: str, body: bytes | None = None) -> dict[str, typing.Any]:
+    request = urllib.request.Request(
+        url,
+        data=body,
+        headers={"Content-Type": "application/json"},
+        method="POST" if body else "GET",
+    )
+    with urllib.request.urlopen(request, timeout=10) as reply:
+        return typing.cast(dict[str, typing.Any], json.load(reply))
+
+
+def _wait_delivered(url: str, ids: list[str], timeout: float = 30.0) -> int:
+    deadline = time.monotonic() + timeout
+    delivered = 0
+    while time.monotonic() < deadline:
+        statuses = [_call(f"{url}/v1/messages/{i}")["status"] for i in ids]
+        delivered = statuses.count("delivered")
+        if delivered == len(ids) or "failed" in statuses:
+            break
+        time.sleep(0.1)
+    return delivered
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ COMMANDS = {
     "config": "._inspect:config_group",
     "completion": "._completion:completion",
     "emulator": "._emulator:emulator",
+    "serve": "._serve:serve",
 }
 
 

@@ -101,7 +101,9 @@ def bind_socket(host: str, port: int) -> socket.socket:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.bind((host, port))
-        sock.listen(128)
+        # Room for hundreds of clients connecting at once (a relay with 500 targets opens a
+        # connection each): with 128, SYNs beyond the queue wait for retransmits, seconds.
+        sock.listen(min(2048, socket.SOMAXCONN))
         sock.setblocking(False)
     except OSError:
         sock.close()

@@ -2,10 +2,62 @@
 
 Behind the ``relay`` extra. This ``__init__`` stays light on purpose: the outbox store layer
 (:mod:`dingpush.relay.stores`) needs only the standard library, so the CLI and tests can use it
-without the server's dependencies; the HTTP application imports Starlette and uvicorn in its own
-modules. The library (``import dingpush``) never imports this package.
+without the server's dependencies; the names below load Starlette and uvicorn on first use.
+The library (``import dingpush``) never imports this package.
+
+    from dingpush.relay import Relay, RobotTarget, create_app
+
+    relay = Relay([RobotTarget("ops", "https://oapi.dingtalk.com/robot/send?access_token=…")])
+    app = create_app(relay)  # serve it with uvicorn; POST /v1/messages {"target": "ops", …}
 """
 
 from __future__ import annotations
 
-__all__: list[str] = []
+import importlib
+import typing
+
+if typing.TYPE_CHECKING:
+    from ._app import create_app
+    from ._relay import Relay
+    from ._serve import RelayServer, serve
+    from ._settings import RELAY_RETRY, RelaySettings
+    from ._targets import AppTarget, PoolTarget, RelayTarget, RobotTarget, TargetOptions
+
+__all__ = [
+    "RELAY_RETRY",
+    "AppTarget",
+    "PoolTarget",
+    "Relay",
+    "RelayServer",
+    "RelaySettings",
+    "RelayTarget",
+    "RobotTarget",
+    "TargetOptions",
+    "create_app",
+    "serve",
+]
+
+_WHERE = {
+    "create_app": "._app",
+    "Relay": "._relay",
+    "serve": "._serve",
+    "RelayServer": "._serve",
+    "RELAY_RETRY": "._settings",
+    "RelaySettings": "._settings",
+    "AppTarget": "._targets",
+    "PoolTarget": "._targets",
+    "RelayTarget": "._targets",
+    "RobotTarget": "._targets",
+    "TargetOptions": "._targets",
+}
+
+
+def __getattr__(name: str) -> typing.Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    if getattr(value, "__module__", "").startswith(__name__ + "._"):
+        value.__module__ = __name__
+    globals()[name] = value
+    return value

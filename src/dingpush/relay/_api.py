@@ -1,0 +1,437 @@
+"""The relay's HTTP API, declared once: ``ENDPOINTS`` builds both the routes and ``/openapi.json``.
+
+Each :class:`Endpoint` names its method, path, handler, parameters, request body and answers
+(schemas by name from ``_schemas.py``); ``routes()`` wraps the handlers (auth, problems, 503 on
+a store that cannot commit) and ``_openapi.document()`` writes the description from the same
+list, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import logging
+import typing
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from ._http import (
+    HTTPProblem,
+    authorized,
+    json_answer,
+    parse_json,
+    problem,
+    read_body,
+    unauthorized,
+)
+from ._ingress import robot_send as _ingress
+from ._relay import Accepted, Relay
+from .stores import InvalidTransition, MessageNotFound, Status, StoreUnavailable
+
+__all__ = ["ENDPOINTS", "Endpoint", "Param", "routes"]
+
+log = logging.getLogger("dingpush.relay")
+
+Handler = Callable[[Relay, Request], Awaitable[Response]]
+
+#: The most messages one batch may carry.
+MAX_BATCH = 1000
+_KEY_MAX = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    """A path, query or header parameter."""
+
+    name: str
+    where: typing.Literal["path", "query", "header"]
+    schema: Mapping[str, typing.Any]
+    description: str
+    required: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One operation of the API: how to serve it and how to describe it."""
+
+    method: str
+    path: str
+    operation_id: str
+    summary: str
+    handler: Handler
+    tag: str
+    responses: Mapping[int, tuple[str, str | None]]  # status → (description, schema name)
+    params: Sequence[Param] = ()
+    body: str | None = None  # the request body's schema name
+    auth: bool = True
+    description: str = ""
+    media_type: str = "application/json"
+    extra: Mapping[str, typing.Any] = field(default_factory=dict)
+
+
+def _store_unavailable(exc: StoreUnavailable, relay: Relay) -> HTTPProblem:
+    return HTTPProblem(
+        503,
+        "the outbox cannot commit right now, nothing was stored: retry later "
+        f"({relay.redact(str(exc))})",
+        headers={"Retry-After": "1"},
+    )
+
+
+def _wrap(endpoint: Endpoint, relay: Relay) -> Callable[[Request], Awaitable[Response]]:
+    async def serve(request: Request) -> Response:
+        try:
+            if endpoint.auth and not authorized(request, relay.settings.api_tokens):
+                raise unauthorized()
+            return await endpoint.handler(relay, request)
+        except HTTPProblem as exc:
+            return problem(exc)
+        except StoreUnavailable as exc:
+            return problem(_store_unavailable(exc, relay))
+        except MessageNotFound as exc:
+            return problem(HTTPProblem(404, str(exc)))
+        except InvalidTransition as exc:
+            return problem(HTTPProblem(409, relay.redact(str(exc))))
+
+    return serve
+
+
+def routes(relay: Relay) -> list[Route]:
+    return [
+        Route(e.path, _wrap(e, relay), methods=[e.method], name=e.operation_id) for e in ENDPOINTS
+    ]
+
+
+# -- handlers ---------------------------------------------------------------------------------
+
+
+def _key(request: Request) -> str | None:
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return None
+    key = key.strip()
+    if not key or len(key) > _KEY_MAX:
+        raise HTTPProblem(
+            400, f"Idempotency-Key must be 1 to {_KEY_MAX} characters", field="Idempotency-Key"
+        )
+    return key
+
+
+async def _body(relay: Relay, request: Request) -> typing.Any:
+    return parse_json(await read_body(request, relay.settings.max_body))
+
+
+def _envelope(relay: Relay, item: object, where: str = "") -> Accepted:
+    if not isinstance(item, dict):
+        raise HTTPProblem(
+            400, 'the body must be a JSON object: {"target": …, "message": {…}}', pointer=where
+        )
+    if "message" not in item:
+        raise HTTPProblem(400, "message is missing", pointer=f"{where}/message")
+    target = relay.target(item.get("target"), f"{where}/target")
+    return relay.check(target, item["message"], f"{where}/message")
+
+
+async def send_message(relay: Relay, request: Request) -> Response:
+    key = _key(request)
+    accepted = _envelope(relay, await _body(relay, request))
+    answer = await relay.enqueue(accepted, key)
+    return json_answer(
+        {"id": answer.id, "status": "queued", "duplicate": not answer.created}, status=202
+    )
+
+
+async def send_batch(relay: Relay, request: Request) -> Response:
+    body = await _body(relay, request)
+    if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+        raise HTTPProblem(
+            400, 'the body must be {"messages": [{"target": …, "message": {…}}, …]}', pointer=""
+        )
+    items = body["messages"]
+    if not 1 <= len(items) <= MAX_BATCH:
+        raise HTTPProblem(
+            400, f"a batch carries 1 to {MAX_BATCH} messages, not {len(items)}", pointer="/messages"
+        )
+    batch: list[tuple[Accepted, str | None]] = []
+    for index, item in enumerate(items):
+        where = f"/messages/{index}"
+        accepted = _envelope(relay, item, where)
+        key = item.get("idempotency_key")
+        if key is not None and (not isinstance(key, str) or not 0 < len(key) <= _KEY_MAX):
+            raise HTTPProblem(
+                400,
+                f"idempotency_key must be a string of 1 to {_KEY_MAX} characters",
+                pointer=f"{where}/idempotency_key",
+            )
+        batch.append((accepted, key))
+    answers = await relay.enqueue_many(batch)
+    return json_answer(
+        {
+            "ids": [a.id for a in answers],
+            "duplicates": [not a.created for a in answers],
+            "status": "queued",
+        },
+        status=202,
+    )
+
+
+def _status(value: str | None) -> Status | None:
+    if value is None:
+        return None
+    try:
+        return Status(value)
+    except ValueError:
+        known = ", ".join(s.value for s in Status)
+        raise HTTPProblem(400, f"status must be one of {known}", field="status") from None
+
+
+def _limit(value: str | None) -> int:
+    if value is None:
+        return 50
+    if not value.isdigit() or not 1 <= int(value) <= 500:
+        raise HTTPProblem(400, "limit must be a whole number from 1 to 500", field="limit")
+    return int(value)
+
+
+async def list_messages(relay: Relay, request: Request) -> Response:
+    query = request.query_params
+    target = query.get("target")
+    if target is not None and target not in relay.targets:
+        relay.target(target, "")  # a 404 naming the known targets
+    try:
+        page = await relay.store.list_messages(
+            status=_status(query.get("status")),
+            target=target,
+            limit=_limit(query.get("limit")),
+            cursor=query.get("cursor") or None,
+        )
+    except ValueError as exc:  # a cursor we did not make
+        raise HTTPProblem(400, str(exc), field="cursor") from None
+    return json_answer(
+        {"items": [relay.summary(m) for m in page.items], "next_cursor": page.next_cursor}
+    )
+
+
+async def get_message(relay: Relay, request: Request) -> Response:
+    message_id = request.path_params["id"]
+    message = await relay.store.get(message_id)
+    attempts = await relay.store.attempts(message_id)
+    originals = await relay.store.digest_originals(message_id)
+    return json_answer(relay.detail(message, attempts, originals))
+
+
+async def retry_message(relay: Relay, request: Request) -> Response:
+    message = await relay.store.retry(request.path_params["id"])
+    relay.dispatcher.kick(message.target)
+    return json_answer(relay.summary(message))
+
+
+async def list_targets(relay: Relay, request: Request) -> Response:
+    return json_answer({"targets": await relay.target_views()})
+
+
+async def healthz(relay: Relay, request: Request) -> Response:
+    return json_answer({"status": "ok"})
+
+
+async def readyz(relay: Relay, request: Request) -> Response:
+    if not relay.started or not relay.dispatcher.running:
+        raise HTTPProblem(503, "the relay is starting or stopping")
+    await relay.store.ping()
+    return json_answer({"status": "ready"})
+
+
+async def metrics(relay: Relay, request: Request) -> Response:
+    stats = await relay.store.stats(window=relay.settings.stats_window)
+    depth = {name: figures.backlog for name, figures in stats.targets.items()}
+    text = relay.metrics.render(relay.targets, depth)
+    return PlainTextResponse(relay.redact(text), media_type="text/plain; version=0.0.4")
+
+
+_ID = Param("id", "path", {"type": "string"}, "The message id (also its msgUuid).", True)
+_IDEMPOTENCY = Param(
+    "Idempotency-Key",
+    "header",
+    {"type": "string", "minLength": 1, "maxLength": _KEY_MAX, "pattern": r"\S"},
+    "A key of yours: the same key again returns the first message's id and stores nothing.",
+)
+_PROBLEMS = {
+    400: ("Malformed JSON or envelope; `pointer` says where.", "Problem"),
+    401: ("No valid bearer token.", "Problem"),
+}
+_STORE_DOWN = {503: ("The outbox cannot commit now; nothing was stored. Retry.", "Problem")}
+
+ENDPOINTS: tuple[Endpoint, ...] = (
+    Endpoint(
+        "POST",
+        "/v1/messages",
+        "sendMessage",
+        "Queue a message for a target",
+        send_message,
+        "messages",
+        {
+            202: ("Committed to the outbox.", "Accepted"),
+            **_PROBLEMS,
+            404: ("No such target.", "Problem"),
+            413: ("The body is larger than max_body.", "Problem"),
+            422: ("The message breaks a rule; `field` and `rule` say which.", "Problem"),
+            **_STORE_DOWN,
+        },
+        params=(_IDEMPOTENCY,),
+        body="SendRequest",
+        description="Answers 202 only once the message is durably in the outbox.",
+    ),
+    Endpoint(
+        "POST",
+        "/v1/messages:batch",
+        "sendBatch",
+        "Queue several messages, all or none",
+        send_batch,
+        "messages",
+        {
+            202: ("All committed to the outbox.", "BatchAccepted"),
+            **_PROBLEMS,
+            404: ("No such target.", "Problem"),
+            413: ("The body is larger than max_body.", "Problem"),
+            422: ("A message breaks a rule; `pointer` says which.", "Problem"),
+            **_STORE_DOWN,
+        },
+        body="BatchRequest",
+    ),
+    Endpoint(
+        "GET",
+        "/v1/messages",
+        "listMessages",
+        "List messages, newest first",
+        list_messages,
+        "messages",
+        {
+            200: ("A page of messages.", "MessagePage"),
+            **_PROBLEMS,
+            404: ("No such target.", "Problem"),
+            **_STORE_DOWN,
+        },
+        params=(
+            Param(
+                "status",
+                "query",
+                {"type": "string", "enum": [s.value for s in Status]},
+                "Only messages in this status.",
+            ),
+            Param("target", "query", {"type": "string"}, "Only messages to this target."),
+            Param(
+                "limit",
+                "query",
+                {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
+                "Page size.",
+            ),
+            Param("cursor", "query", {"type": "string"}, "next_cursor of the previous page."),
+        ),
+    ),
+    Endpoint(
+        "GET",
+        "/v1/messages/{id}",
+        "getMessage",
+        "A message: status, payload, attempts, digest links",
+        get_message,
+        "messages",
+        {
+            200: ("The message.", "MessageDetail"),
+            401: _PROBLEMS[401],
+            404: ("No such message.", "Problem"),
+            **_STORE_DOWN,
+        },
+        params=(_ID,),
+    ),
+    Endpoint(
+        "POST",
+        "/v1/messages/{id}/retry",
+        "retryMessage",
+        "Queue a failed message again",
+        retry_message,
+        "messages",
+        {
+            200: ("Queued again, with a fresh attempt count.", "MessageSummary"),
+            401: _PROBLEMS[401],
+            404: ("No such message.", "Problem"),
+            409: ("The message is not failed.", "Problem"),
+            **_STORE_DOWN,
+        },
+        params=(_ID,),
+    ),
+    Endpoint(
+        "GET",
+        "/v1/targets",
+        "listTargets",
+        "Targets: backlog, sent recently, cool-down, last error",
+        list_targets,
+        "targets",
+        {200: ("Every target.", "TargetList"), 401: _PROBLEMS[401], **_STORE_DOWN},
+    ),
+    Endpoint(
+        "GET",
+        "/healthz",
+        "healthz",
+        "The process is up",
+        healthz,
+        "operations",
+        {200: ("Alive.", "Health")},
+        auth=False,
+    ),
+    Endpoint(
+        "GET",
+        "/readyz",
+        "readyz",
+        "The outbox takes writes and the dispatcher runs",
+        readyz,
+        "operations",
+        {200: ("Ready.", "Health"), 503: ("Not ready.", "Problem")},
+        auth=False,
+    ),
+    Endpoint(
+        "GET",
+        "/metrics",
+        "metrics",
+        "Prometheus metrics",
+        metrics,
+        "operations",
+        {200: ("Prometheus text exposition format.", None), **_STORE_DOWN},
+        auth=False,
+        media_type="text/plain",
+    ),
+    Endpoint(
+        "POST",
+        "/robot/send",
+        "robotSend",
+        "DingTalk-compatible ingress for existing webhook tools",
+        _ingress,
+        "ingress",
+        {
+            200: (
+                "DingTalk's answer: errcode 0 once committed, DingTalk's codes otherwise.",
+                "DingTalkReply",
+            ),
+            503: ("The outbox cannot commit now (errcode -1); retry.", "DingTalkReply"),
+        },
+        params=(
+            Param(
+                "access_token",
+                "query",
+                {"type": "string"},
+                "The target's relay ingress token (not the robot's DingTalk token).",
+                True,
+            ),
+            Param("timestamp", "query", {"type": "string"}, "加签: milliseconds since the epoch."),
+            Param("sign", "query", {"type": "string"}, "加签: Base64 HMAC-SHA256 (protocol §1.2)."),
+        ),
+        body="RobotMessage",
+        auth=False,
+        description=(
+            "Point DingtalkChatbot, Grafana, Jenkins or a CI plugin at "
+            "http://RELAY/robot/send?access_token=RELAY_TOKEN: the message goes through the "
+            "outbox (durable, paced, coalesced). Answers in DingTalk's format."
+        ),
+    ),
+)

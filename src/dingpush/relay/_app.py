@@ -1,0 +1,110 @@
+"""The relay's ASGI application: the API, ``/openapi.json``, ``/docs``, and an optional emulator.
+
+``create_app(relay)`` returns a Starlette app whose lifespan opens the outbox and starts the
+dispatcher, and on shutdown stops claiming, lets in-flight sends finish within the deadline and
+closes the outbox. Unknown paths and methods, and any unexpected error, answer with a problem
+document that carries no internals (and no secret).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import typing
+from collections.abc import AsyncIterator, Sequence
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+
+from ._api import ENDPOINTS, routes
+from ._http import HTTPProblem, problem
+from ._openapi import docs_page, document
+from ._relay import Relay
+
+if typing.TYPE_CHECKING:
+    from dingpush.emulator import Emulator
+
+__all__ = ["EMULATOR_PREFIX", "create_app"]
+
+log = logging.getLogger("dingpush.relay")
+
+#: Where the embedded emulator is mounted (``dingpush serve`` with no configuration).
+EMULATOR_PREFIX = "/emulator"
+
+
+def create_app(
+    relay: Relay,
+    *,
+    emulator: Emulator | None = None,
+    manage: bool = True,
+    extra_routes: Sequence[BaseRoute] = (),
+) -> Starlette:
+    """The ASGI app serving ``relay`` (and ``emulator`` under ``/emulator`` when given).
+
+    With ``manage`` (the default) the app's lifespan starts and closes the relay; ``serve()``
+    passes False because it opens the relay before listening. ``extra_routes`` are served
+    beside the API (the dashboard mounts itself this way; ``app.state.relay`` is the relay).
+    """
+    spec = document(ENDPOINTS, auth=bool(relay.settings.api_tokens))
+
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(spec)
+
+    page = docs_page()
+
+    async def docs(request: Request) -> Response:
+        return HTMLResponse(page)
+
+    app_routes: list[BaseRoute] = [
+        *routes(relay),
+        *extra_routes,
+        Route("/openapi.json", openapi, methods=["GET"], include_in_schema=False),
+        Route("/docs", docs, methods=["GET"], include_in_schema=False),
+    ]
+    if emulator is not None:
+        from dingpush.emulator import create_app as emulator_app
+
+        app_routes.append(Mount(EMULATOR_PREFIX, app=emulator_app(emulator)))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if not manage:
+            yield
+            return
+        await relay.start()
+        try:
+            yield
+        finally:
+            await relay.aclose()
+
+    app = Starlette(
+        routes=app_routes,
+        lifespan=lifespan,
+        exception_handlers={
+            HTTPException: _http_error,
+            Exception: _unexpected,
+        },
+    )
+    app.state.relay = relay
+    return app
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    if status == 404:
+        detail = f"no such path {request.url.path!r}: see /docs for the API"
+    elif status == 405:
+        detail = f"{request.method} is not allowed on {request.url.path!r}: see /docs"
+    else:
+        detail = str(exc.detail) if isinstance(exc, HTTPException) else "error"
+    return problem(HTTPProblem(status, detail))
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    return problem(
+        HTTPProblem(500, "the relay failed to answer this request; its log has the details")
+    )

@@ -1,0 +1,70 @@
+"""What ``dingpush serve`` and ``python -m dingpush.relay`` do, shared by both entry points."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+
+from ._serve import embedded, serve
+
+__all__ = ["run"]
+
+
+def _print(text: str) -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def run(
+    *,
+    config: str | None = None,
+    host: str | None = None,
+    port: int | None = None,
+    directory: str = ".",
+    echo: Callable[[str], None] = _print,
+) -> int:
+    """Serve the relay until interrupted; the embedded sandbox when there is no configuration.
+
+    A configuration file is looked up like the CLI's (``--config``, ``$DINGPUSH_CONFIG``,
+    ``./dingpush.toml``, the user's); with none, the relay runs on embedded defaults: an
+    SQLite outbox in ``directory`` and the emulator, mounted in the same process, playing
+    DingTalk for a ``sandbox`` target.
+    """
+    from ._config import load_relay
+
+    loaded = load_relay(config, host=host, port=port)
+    if loaded is None:
+        setup = embedded(
+            host or "127.0.0.1",
+            8080 if port is None else port,
+            directory=directory,
+        )
+        serve(
+            setup.relay,
+            emulator=setup.emulator,
+            sock=setup.sock,
+            ready=lambda url: echo(setup.banner()),
+        )
+        return 0
+    relay, origin = loaded
+
+    def ready(url: str) -> None:
+        echo(f"dingpush relay listening on {url}  (API docs {url}/docs; configuration {origin})")
+        for line in _target_lines(relay, url):
+            echo(line)
+
+    serve(relay, ready=ready)
+    return 0
+
+
+def _target_lines(relay: object, url: str) -> list[str]:
+    from ._relay import Relay
+
+    assert isinstance(relay, Relay)
+    lines = []
+    for name, target in sorted(relay.targets.items()):
+        ingress = " (ingress: /robot/send?access_token=…)" if target.options.ingress_token else ""
+        lines.append(f"  target {name}: {target.kind} → {target.destination}{ingress}")
+    lines.append(f"  outbox: {relay.store!r}  (pid {os.getpid()})")
+    return lines

@@ -1,0 +1,368 @@
+"""The dispatcher: claims due messages per target and delivers them through the library.
+
+Each target has its own worker task(s), so a slow or cooling-down robot never holds up the
+others. A worker asks the target's limiter how long until a slot is free (cool-downs included)
+and sleeps that long instead of claiming; with a slot free it claims one message under a lease,
+sends it with ``wait=False`` (nothing sleeps inside a send), and settles it: delivered, a retry
+scheduled in the outbox (transient failures, throttles), or a dead letter (permanent ones). When
+the backlog would wait longer than ``coalesce_after``, its text and markdown are merged into
+digests first. A housekeeping task requeues messages whose lease ran out (a relay that died
+mid-send) and prunes old deliveries.
+
+Shutdown stops claiming, gives in-flight sends ``shutdown_deadline`` seconds, then cancels them
+and releases their messages to the queue: the same ``msgUuid`` goes again on the next start,
+and DingTalk drops a copy it already has.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import json
+import logging
+import typing
+from collections.abc import Callable, Mapping
+
+from dingpush._clock import Clock
+from dingpush._errors import DingPushError, PartialDelivery, PlatformThrottled, RateLimited
+from dingpush._messages import Message, parse_message
+
+from ._coalesce import DIGEST_KIND, backlog_wait, digest_payload, plan_digests, threshold
+from ._metrics import Metrics
+from ._settings import RelaySettings
+from ._targets import MERGEABLE_KINDS, RelayTarget
+from .stores import Claim, InvalidTransition, NewMessage, OutboxStore, StoreError
+
+__all__ = ["Dispatcher"]
+
+log = logging.getLogger("dingpush.relay")
+
+#: The most queued messages one coalescing pass reads (a larger backlog is merged in passes).
+COALESCE_SCAN = 2000
+#: The least time between two looks at a target's backlog for coalescing.
+COALESCE_INTERVAL = 0.25
+#: How long before a target's next slot its backlog is merged.
+COALESCE_LEAD = 0.5
+#: Pause after an unexpected error in a worker, so a persistent fault does not spin.
+ERROR_PAUSE = 1.0
+
+
+class Dispatcher:
+    """Delivers the outbox's messages to their targets; ``start()``, then ``stop()``."""
+
+    def __init__(
+        self,
+        store: OutboxStore,
+        targets: Mapping[str, RelayTarget],
+        *,
+        settings: RelaySettings,
+        metrics: Metrics,
+        clock: Clock,
+        redact: Callable[[str], str],
+        tz: datetime.tzinfo | None = None,
+    ) -> None:
+        self.store = store
+        self.targets = targets
+        self.settings = settings
+        self.metrics = metrics
+        self.clock = clock
+        self.redact = redact
+        self.tz = tz
+        self._wake: dict[str, asyncio.Event] = {}
+        self._workers: list[asyncio.Task[None]] = []
+        self._housekeeper: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._stopped = asyncio.Event()
+        self._coalesce_checked: dict[str, float] = {}
+
+    @property
+    def running(self) -> bool:
+        return bool(self._workers) and not self._stopping
+
+    async def start(self) -> None:
+        """Requeue what a previous run left behind, then start a worker per target slot."""
+        with contextlib.suppress(StoreError):
+            await self._requeue()
+        for target in self.targets.values():
+            self._wake[target.name] = asyncio.Event()
+            for slot in range(target.options.concurrency):
+                self._workers.append(
+                    asyncio.create_task(self._work(target), name=f"relay:{target.name}:{slot}")
+                )
+        self._housekeeper = asyncio.create_task(self._housekeep(), name="relay:housekeeping")
+
+    def kick(self, target: str | None = None) -> None:
+        """Wake ``target``'s workers (every worker when None): something may be due."""
+        events = self._wake.values() if target is None else [self._wake.get(target)]
+        for event in events:
+            if event is not None:
+                event.set()
+
+    async def stop(self, deadline: float | None = None) -> None:
+        """Stop claiming; let in-flight sends finish within ``deadline`` seconds, then release."""
+        if self._stopping:
+            return
+        self._stopping = True
+        self._stopped.set()
+        self.kick()
+        deadline = self.settings.shutdown_deadline if deadline is None else deadline
+        tasks = list(self._workers)
+        if self._housekeeper is not None:
+            self._housekeeper.cancel()
+            tasks.append(self._housekeeper)
+        if self._workers:
+            _, pending = await asyncio.wait(self._workers, timeout=deadline)
+            if pending:
+                log.warning(
+                    "%d deliveries still in flight after %.0f s: releasing them to the queue",
+                    len(pending),
+                    deadline,
+                )
+            for task in pending:
+                task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._workers.clear()
+
+    # -- workers ------------------------------------------------------------------------------
+
+    async def _work(self, target: RelayTarget) -> None:
+        wake = self._wake[target.name]
+        while not self._stopping:
+            wake.clear()
+            try:
+                pause = await self._step(target)
+            except asyncio.CancelledError:
+                raise
+            except StoreError as exc:
+                log.warning("outbox unavailable for %s: %s", target.name, self.redact(str(exc)))
+                pause = ERROR_PAUSE
+            except Exception:
+                log.exception("dispatcher error for target %s", target.name)
+                pause = ERROR_PAUSE
+            if pause > 0 and not self._stopping:
+                await self._idle(wake, pause)
+
+    async def _step(self, target: RelayTarget) -> float:
+        """One turn of a worker; returns how long to sleep before the next (0: go on)."""
+        wait = target.delay()
+        if wait > COALESCE_LEAD and target.options.coalesce:
+            # Nothing can go before the slot: merge just before it, when the backlog is whole
+            # (merging earlier would send several small digests where one would do).
+            return wait - COALESCE_LEAD
+        if self._should_coalesce(target) and await self._coalesce(target, wait):
+            return 0.0
+        if wait > 0:
+            return wait
+        claims = await self.store.claim(1, lease=self.settings.lease, target=target.name)
+        if not claims:
+            due = await self.store.next_due(target=target.name)
+            if due is None:
+                return self.settings.idle_poll
+            return min(max(due - self.clock.time(), 0.001), self.settings.idle_poll)
+        return await self._deliver(target, claims[0])
+
+    async def _idle(self, wake: asyncio.Event, seconds: float) -> None:
+        wake_task = asyncio.ensure_future(wake.wait())
+        stop_task = asyncio.ensure_future(self._stopped.wait())
+        try:
+            await asyncio.wait(
+                {wake_task, stop_task}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            wake_task.cancel()
+            stop_task.cancel()
+
+    # -- coalescing ---------------------------------------------------------------------------
+
+    def _should_coalesce(self, target: RelayTarget) -> bool:
+        """Look at the backlog at most every ``COALESCE_INTERVAL`` seconds per target."""
+        if not target.options.coalesce:
+            return False
+        now = self.clock.monotonic()
+        if now - self._coalesce_checked.get(target.name, -COALESCE_INTERVAL) < COALESCE_INTERVAL:
+            return False
+        self._coalesce_checked[target.name] = now
+        return True
+
+    async def _coalesce(self, target: RelayTarget, wait: float) -> bool:
+        """Merge the backlog into digests when its last message would wait too long."""
+        after = target.options.coalesce_after
+        if after is None:
+            after = self.settings.coalesce_after
+        capacity = target.capacity
+        needed = threshold(delay=wait, limit=capacity.limit, window=capacity.window, after=after)
+        now = self.clock.time()
+        sample = await self.store.list_queued(target.name, kinds=MERGEABLE_KINDS, limit=needed)
+        due = [m for m in sample if m.due_at <= now]
+        if len(due) < needed:
+            return False
+        queued = await self.store.list_queued(
+            target.name, kinds=MERGEABLE_KINDS, limit=COALESCE_SCAN
+        )
+        due = [m for m in queued if m.due_at <= now]
+        waits = backlog_wait(len(due), delay=wait, limit=capacity.limit, window=capacity.window)
+        digests = plan_digests(due, measure=target.measure, limit=target.body_limit, tz=self.tz)
+        made = 0
+        for digest in digests:
+            new = NewMessage(
+                target=target.name,
+                kind=DIGEST_KIND,
+                payload=digest_payload(digest.message),
+                due_at=digest.due_at,
+            )
+            try:
+                await self.store.digest(digest.originals, new)
+            except InvalidTransition as exc:  # claimed or retried meanwhile: plan again later
+                log.debug("digest for %s skipped: %s", target.name, exc)
+                continue
+            made += 1
+            self.metrics.count("digests", target.name)
+            self.metrics.count("digested", target.name, len(digest.originals))
+        if made:
+            log.info(
+                "coalesced %d queued messages of %s into %d digests (they would have waited "
+                "%.0f s at %s)",
+                sum(len(d.originals) for d in digests),
+                target.name,
+                made,
+                waits,
+                target.capacity,
+            )
+        return made > 0
+
+    # -- delivery -----------------------------------------------------------------------------
+
+    async def _deliver(self, target: RelayTarget, claim: Claim) -> float:
+        """Send one claimed message and settle it; returns how long the worker should pause."""
+        try:
+            message = parse_message(json.loads(claim.message.payload))
+        except (ValueError, DingPushError) as exc:
+            await self._fail(target, claim, f"the stored message cannot be read: {exc}", None)
+            return 0.0
+        try:
+            try:
+                reply = await target.send(message, claim.id)
+            except DingPushError as exc:
+                return await self._settle_error(target, claim, message, exc)
+            except Exception as exc:  # a bug, or a library error we do not know: retry later
+                log.exception("sending %s to %s failed unexpectedly", claim.id, target.name)
+                await self._retry_or_fail(target, claim, exc, errcode=None)
+                return 0.0
+            await self.store.mark_delivered(claim, reply=reply)
+        except asyncio.CancelledError:
+            # Shutdown: hand the message back; its msgUuid de-duplicates a send that landed.
+            with contextlib.suppress(StoreError):
+                await asyncio.shield(self.store.release([claim]))
+            raise
+        self.metrics.count("delivered", target.name)
+        self.metrics.observe_latency(target.name, self.clock.time() - claim.message.created_at)
+        return 0.0
+
+    async def _settle_error(
+        self, target: RelayTarget, claim: Claim, message: Message, exc: DingPushError
+    ) -> float:
+        error = exc.error if isinstance(exc, PartialDelivery) else exc
+        if (
+            isinstance(error, RateLimited)
+            and error.errcode == "local"
+            and not isinstance(exc, PartialDelivery)
+        ):
+            # No slot after all (another worker, or a budget the client keeps beyond the
+            # target's, took it): nothing was sent, no attempt spent; wait for the slot.
+            await self.store.release([claim])
+            return max((error.retry_at or 0.0) - self.clock.time(), 0.001)
+        if isinstance(error, RateLimited | PlatformThrottled) and error.errcode != "local":
+            self.metrics.count("throttled", target.name)
+        if isinstance(error, RateLimited):
+            retry_at = error.retry_at or self.clock.time() + target.delay()
+            await self.store.schedule_retry(
+                claim,
+                retry_at=max(retry_at, self.clock.time()),
+                error=self.redact(str(exc)),
+                errcode=_errcode(error),
+            )
+            self.metrics.count("retries", target.name)
+            return 0.0
+        if exc.transient or self.settings.retry.retryable(error):
+            await self._retry_or_fail(target, claim, exc, errcode=_errcode(error))
+        else:
+            await self._fail(target, claim, self.redact(str(exc)), _errcode(error))
+        return 0.0
+
+    async def _retry_or_fail(
+        self, target: RelayTarget, claim: Claim, exc: BaseException, *, errcode: typing.Any
+    ) -> None:
+        attempt = claim.message.attempts + 1
+        error = exc.error if isinstance(exc, PartialDelivery) else exc
+        policy = self.settings.retry
+        # An unknown failure is retried like a transient one, so a bug cannot lose a message.
+        if isinstance(error, DingPushError) and policy.retryable(error):
+            delay = policy.delay(attempt, error, 0.0, idempotent=target.idempotent)
+        elif getattr(error, "maybe_delivered", False) and not (
+            target.idempotent or policy.retry_ambiguous
+        ):
+            delay = None
+        else:
+            delay = policy.backoff(attempt, 0.0)
+        text = self.redact(f"{type(error).__name__}: {error}")
+        if delay is None:
+            why = f"gave up after {attempt} attempts: {text}"
+            if not target.idempotent and getattr(error, "maybe_delivered", False):
+                why = (
+                    f"{text} — DingTalk may have delivered it, and this channel cannot drop a "
+                    "repeat, so it was not retried: retry it by hand if it did not arrive "
+                    "(or set retry_ambiguous in [relay] retry)"
+                )
+            await self._fail(target, claim, why, errcode)
+            return
+        await self.store.schedule_retry(
+            claim, retry_at=self.clock.time() + delay, error=text, errcode=errcode
+        )
+        self.metrics.count("retries", target.name)
+        log.info(
+            "message %s to %s failed (attempt %d, %s); retrying in %.1f s",
+            claim.id,
+            target.name,
+            attempt,
+            type(error).__name__,
+            delay,
+        )
+
+    async def _fail(
+        self, target: RelayTarget, claim: Claim, error: str, errcode: typing.Any
+    ) -> None:
+        await self.store.fail(claim, error=error, errcode=errcode)
+        self.metrics.count("failed", target.name)
+        log.warning("message %s to %s failed for good: %s", claim.id, target.name, error)
+
+    # -- housekeeping -------------------------------------------------------------------------
+
+    async def _requeue(self) -> None:
+        requeued = await self.store.requeue_expired()
+        if requeued:
+            log.info("requeued %d messages whose lease expired", len(requeued))
+            self.kick()
+
+    async def _housekeep(self) -> None:
+        interval = max(min(self.settings.lease / 3, 30.0), 0.05)
+        last_prune = self.clock.time()
+        while not self._stopping:
+            await asyncio.sleep(interval)
+            try:
+                await self._requeue()
+                now = self.clock.time()
+                if now - last_prune >= 3600:
+                    last_prune = now
+                    pruned = await self.store.prune(before=now - self.settings.retention)
+                    if pruned:
+                        log.info("pruned %d delivered messages", pruned)
+            except StoreError as exc:
+                log.warning("outbox housekeeping failed: %s", self.redact(str(exc)))
+
+
+def _errcode(error: BaseException) -> int | str | None:
+    code = getattr(error, "errcode", None)
+    if isinstance(code, bool) or not isinstance(code, int | str):
+        return None
+    return code

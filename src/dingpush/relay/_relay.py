@@ -1,0 +1,311 @@
+"""``Relay``: the targets, the outbox, the dispatcher and the rules of accepting a message.
+
+The HTTP layer (``_api.py``, ``_ingress.py``) only parses and answers; what a message must be
+to be accepted, and how it is stored, is decided here, once, for both entrances.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import typing
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from dingpush._clock import SYSTEM_CLOCK, Clock
+from dingpush._errors import InvalidMessage, MessageTooLarge
+from dingpush._limiter import MemoryRateLimiter
+from dingpush._masking import Redactor, install_log_redaction
+from dingpush._messages import Message, parse_message
+
+from ._dispatcher import Dispatcher
+from ._http import HTTPProblem, pointer
+from ._metrics import Metrics
+from ._settings import RelaySettings
+from ._targets import RelayTarget, registry
+from .stores import (
+    Attempt,
+    Enqueued,
+    MemoryStore,
+    NewMessage,
+    OutboxMessage,
+    OutboxStore,
+)
+
+__all__ = ["Accepted", "Relay"]
+
+log = logging.getLogger("dingpush.relay")
+
+# Message fields whose JSON name differs from the model's (InvalidMessage.field → pointer).
+_FIELD_NAMES = {"mobiles": "atMobiles", "user_ids": "atUserIds", "all": "isAtAll"}
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """A message checked for its target, ready to enqueue."""
+
+    target: RelayTarget
+    message: Message
+    payload: str
+
+
+class Relay:
+    """Accepts messages durably and delivers them to named targets.
+
+    Args:
+        targets: The destinations, by name.
+        store: The outbox; a ``MemoryStore`` when omitted (nothing survives the process).
+        settings: Listening, auth, pacing and retry settings.
+        clock: Where time comes from.
+        tz: The time zone of digest headers (the machine's when None).
+    """
+
+    def __init__(
+        self,
+        targets: Iterable[RelayTarget],
+        *,
+        store: OutboxStore | None = None,
+        settings: RelaySettings | None = None,
+        clock: Clock | None = None,
+        tz: datetime.tzinfo | None = None,
+    ) -> None:
+        self.targets = registry(targets)
+        self.settings = settings or RelaySettings()
+        self.clock = clock or SYSTEM_CLOCK
+        self.store: OutboxStore = store if store is not None else MemoryStore(clock=self.clock)
+        self.metrics = Metrics()
+        self.limiter = MemoryRateLimiter(self.clock)
+        for target in self.targets.values():
+            target.bind(self.limiter, self.clock)
+        secrets = [s for t in self.targets.values() for s in t.secrets()]
+        secrets += list(self.settings.api_tokens)
+        self.redact = Redactor(secrets)
+        install_log_redaction()
+        self._log_filter = _SecretFilter(self.redact)
+        self.ingress = {
+            t.options.ingress_token: t for t in self.targets.values() if t.options.ingress_token
+        }
+        self.dispatcher = Dispatcher(
+            self.store,
+            self.targets,
+            settings=self.settings,
+            metrics=self.metrics,
+            clock=self.clock,
+            redact=self.redact,
+            tz=tz,
+        )
+        self.started = False
+
+    def __repr__(self) -> str:
+        return f"<Relay {len(self.targets)} targets, store {self.store!r}>"
+
+    async def start(self) -> None:
+        """Open the outbox and start delivering."""
+        for name in _LOGGERS:
+            logging.getLogger(name).addFilter(self._log_filter)
+        await self.store.open()
+        await self.dispatcher.start()
+        self.started = True
+        log.info("relay started: %d targets", len(self.targets))
+
+    async def aclose(self, deadline: float | None = None) -> None:
+        """Stop delivering (in-flight sends get ``deadline`` seconds), close everything."""
+        try:
+            await self.dispatcher.stop(deadline)
+        finally:
+            for target in self.targets.values():
+                await target.aclose()
+            await self.store.aclose()
+            self.started = False
+            for name in _LOGGERS:
+                logging.getLogger(name).removeFilter(self._log_filter)
+
+    async def __aenter__(self) -> Relay:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    # -- accepting ----------------------------------------------------------------------------
+
+    def target(self, name: object, where: str = "/target") -> RelayTarget:
+        if not isinstance(name, str) or not name:
+            raise HTTPProblem(400, "target must be a non-empty string", pointer=where)
+        target = self.targets.get(name)
+        if target is None:
+            known = ", ".join(sorted(self.targets)) or "none"
+            raise HTTPProblem(
+                404,
+                f"no target named {name!r}; the configured targets are: {known}",
+                pointer=where,
+            )
+        return target
+
+    def check(self, target: RelayTarget, body: object, where: str = "/message") -> Accepted:
+        """Parse and check a message for ``target``; 400 for its shape, 422 for its rules."""
+        if not isinstance(body, Mapping):
+            raise HTTPProblem(400, "message must be a JSON object", pointer=where)
+        try:
+            message = parse_message(body)
+            target.check(message)
+        except MessageTooLarge as exc:
+            raise HTTPProblem(
+                422, self.redact(str(exc)), pointer=where, field="body", rule="size limit"
+            ) from None
+        except InvalidMessage as exc:
+            field = exc.field or ""
+            parts = [_FIELD_NAMES.get(p, p) for p in field.split(".") if p]
+            raise HTTPProblem(
+                422,
+                self.redact(str(exc)),
+                pointer=where + pointer(*parts),
+                field=field or None,
+                rule=exc.rule,
+            ) from None
+        payload = json.dumps(message.to_payload(), ensure_ascii=False, separators=(",", ":"))
+        return Accepted(target, message, payload)
+
+    async def enqueue(self, accepted: Accepted, idempotency_key: str | None) -> Enqueued:
+        """Commit one checked message; durable when this returns."""
+        answer = await self.store.enqueue(_new(accepted, idempotency_key))
+        self._accepted([(accepted, answer)])
+        return answer
+
+    async def enqueue_many(self, batch: Sequence[tuple[Accepted, str | None]]) -> list[Enqueued]:
+        """Commit checked messages all or none; durable when this returns."""
+        answers = await self.store.enqueue_many([_new(a, key) for a, key in batch])
+        self._accepted([(a, answer) for (a, _), answer in zip(batch, answers, strict=True)])
+        return answers
+
+    def _accepted(self, pairs: Sequence[tuple[Accepted, Enqueued]]) -> None:
+        for accepted, answer in pairs:
+            if answer.created:
+                self.metrics.count("accepted", accepted.target.name)
+        for name in {a.target.name for a, answer in pairs if answer.created}:
+            self.dispatcher.kick(name)
+
+    # -- views --------------------------------------------------------------------------------
+
+    def summary(self, message: OutboxMessage) -> dict[str, typing.Any]:
+        """A message as listings show it (no payload)."""
+        return {
+            "id": message.id,
+            "target": message.target,
+            "kind": message.kind,
+            "status": str(message.status),
+            "created_at": message.created_at,
+            "updated_at": message.updated_at,
+            "due_at": message.due_at,
+            "delivered_at": message.delivered_at,
+            "attempts": message.attempts,
+            "last_error": self._masked(message.last_error),
+            "last_errcode": message.last_errcode,
+            "digest_id": message.digest_id,
+            "carries": message.carries,
+        }
+
+    def detail(
+        self,
+        message: OutboxMessage,
+        attempts: Sequence[Attempt],
+        originals: Sequence[OutboxMessage],
+    ) -> dict[str, typing.Any]:
+        """Everything about one message: payload (secrets masked), reply, attempts, links."""
+        view = self.summary(message)
+        view["idempotency_key"] = self._masked(message.idempotency_key)
+        view["lease_until"] = message.lease_until
+        view["payload"] = json.loads(self.redact(message.payload))
+        view["reply"] = (
+            None if message.reply is None else json.loads(self.redact(json.dumps(message.reply)))
+        )
+        view["attempt_history"] = [
+            {
+                "number": a.number,
+                "outcome": str(a.outcome),
+                "started_at": a.started_at,
+                "finished_at": a.finished_at,
+                "errcode": a.errcode,
+                "error": self._masked(a.error),
+            }
+            for a in attempts
+        ]
+        view["originals"] = [o.id for o in originals]
+        view["links"] = _links(message, originals)
+        return view
+
+    def _masked(self, text: str | None) -> str | None:
+        return None if text is None else self.redact(text)
+
+    async def target_views(self) -> list[dict[str, typing.Any]]:
+        """Per target: backlog, sent in the last window, cool-down, last error."""
+        stats = await self.store.stats(window=self.settings.stats_window)
+        now = self.clock.time()
+        views = []
+        for name, target in sorted(self.targets.items()):
+            figures = stats.targets.get(name)
+            cooling = target.cooldown_left()
+            view = target.describe()
+            view.update(
+                {
+                    "backlog": figures.backlog if figures else 0,
+                    "queued": figures.queued if figures else 0,
+                    "sending": figures.sending if figures else 0,
+                    "failed": figures.failed if figures else 0,
+                    "oldest_due": figures.oldest_due if figures else None,
+                    "sent_recently": figures.delivered_recent if figures else 0,
+                    "window": self.settings.stats_window,
+                    "cooldown_until": now + cooling if cooling > 0 else None,
+                    "next_slot_in": round(target.delay(), 3),
+                    "last_error": self._masked(figures.last_error) if figures else None,
+                    "last_errcode": figures.last_errcode if figures else None,
+                    "last_error_at": figures.last_error_at if figures else None,
+                }
+            )
+            views.append(view)
+        return views
+
+
+#: The loggers a relay's records go through; a filter on "dingpush" does not see its children's.
+_LOGGERS = ("dingpush.relay", "dingpush.relay.outbox", "uvicorn.error")
+
+
+class _SecretFilter(logging.Filter):
+    """Mask the relay's secrets (tokens, SEC… secrets, AppSecrets) in every record."""
+
+    def __init__(self, redact: Redactor) -> None:
+        super().__init__()
+        self._redact = redact
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = self._redact(message)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self._redact(record.exc_text)
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
+
+
+def _new(accepted: Accepted, key: str | None) -> NewMessage:
+    return NewMessage(
+        target=accepted.target.name,
+        kind=accepted.message.msgtype,
+        payload=accepted.payload,
+        idempotency_key=key,
+    )
+
+
+def _links(message: OutboxMessage, originals: Sequence[OutboxMessage]) -> dict[str, typing.Any]:
+    base = "/v1/messages/"
+    links: dict[str, typing.Any] = {"self": base + message.id}
+    if message.digest_id:
+        links["digest"] = base + message.digest_id
+    if originals:
+        links["originals"] = [base + o.id for o in originals]
+    if str(message.status) == "failed":
+        links["retry"] = base + message.id + "/retry"
+    return links

@@ -1,0 +1,516 @@
+"""The relay's targets: where a message goes, what it may carry, and when a slot is free.
+
+A :class:`RelayTarget` wraps one of the library's async clients (one delivery path):
+``AsyncRobot``, ``AsyncRobotPool`` or an ``AsyncApp`` target. The dispatcher asks it for the
+delay until its next free slot (the limiter's ``delay()``, cool-downs included), sends with
+``wait=False`` and ``retry=False`` — the relay schedules retries durably in the outbox instead
+of sleeping inside a send — and measures digests with the exact body the client would send.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+from dingpush._channels import (
+    check_msg_param,
+    check_notice_msg,
+    msg_param_bytes,
+    msg_param_json,
+    notice_msg,
+    notice_msg_bytes,
+    refuse_on_webhook,
+)
+from dingpush._clock import SYSTEM_CLOCK, Clock
+from dingpush._errors import ConfigError, MessageTooLarge, RateLimited
+from dingpush._limiter import DEFAULT_COOLDOWN, DEFAULT_RATE, MemoryRateLimiter, Rate
+from dingpush._masking import mask
+from dingpush._messages import Markdown, Message, Text
+from dingpush._robot import WEBHOOK_BODY_LIMIT
+from dingpush._targets import WebhookTarget, parse_robot_target
+from dingpush._wire import payload_bytes
+
+if typing.TYPE_CHECKING:
+    import httpx
+
+    from dingpush import AsyncApp, AsyncRobot, AsyncRobotPool
+
+__all__ = [
+    "APP_MSG_PARAM_LIMIT",
+    "MERGEABLE_KINDS",
+    "AppTarget",
+    "PoolTarget",
+    "RelayTarget",
+    "RobotTarget",
+    "TargetOptions",
+]
+
+#: The kinds the coalescer merges into digests; other types are never merged.
+MERGEABLE_KINDS = ("text", "markdown")
+#: An app robot's ``msgParam`` may be 15,000 bytes (protocol §3.1).
+APP_MSG_PARAM_LIMIT = 15_000
+#: A work notification's ``msg`` may be 2,048 bytes (protocol §4.1).
+NOTICE_MSG_LIMIT = 2_048
+#: Per-app QPS of DingTalk's open platform (protocol §7): how coalescing estimates an app
+#: target's pace when the target has no rate of its own.
+DEFAULT_APP_RATE = Rate(20, 1.0)
+#: The length of a UUID: what ``msgUuid`` adds to a webhook body, measured exactly.
+_UUID_PLACEHOLDER = "00000000-0000-0000-0000-000000000000"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TargetOptions:
+    """How the relay treats one target (``[relay.targets.NAME]`` in the configuration).
+
+    Args:
+        ingress_token: The ``access_token`` existing tools use on the relay's DingTalk-compatible
+            ``/robot/send`` for this target; no ingress when None.
+        ingress_secret: A ``SEC…`` secret the ingress checks 加签 signatures with, as DingTalk
+            does; unsigned requests are refused when set.
+        coalesce: Merge text and markdown backlogs into digests (off: never merge).
+        coalesce_after: Seconds a backlog may wait before it is merged; the relay's default
+            when None.
+        concurrency: Messages of this target in flight at once (1 keeps the order).
+    """
+
+    ingress_token: str | None = dataclasses.field(default=None, repr=False)
+    ingress_secret: str | None = dataclasses.field(default=None, repr=False)
+    coalesce: bool = True
+    coalesce_after: float | None = None
+    concurrency: int = 1
+
+    def __post_init__(self) -> None:
+        if self.ingress_token is not None and len(self.ingress_token) < 8:
+            raise ConfigError(
+                "ingress_token is shorter than 8 characters: use a long random value "
+                "(python -c 'import secrets; print(secrets.token_hex(32))')"
+            )
+        if self.ingress_secret is not None and not self.ingress_secret.startswith("SEC"):
+            raise ConfigError(
+                "ingress_secret must start with SEC, like the secrets DingTalk shows under 加签"
+            )
+        if self.coalesce_after is not None and not self.coalesce_after >= 0:
+            raise ConfigError("coalesce_after must be a number of seconds >= 0")
+        if not isinstance(self.concurrency, int) or self.concurrency < 1:
+            raise ConfigError("concurrency must be an integer >= 1")
+
+
+class RelayTarget:
+    """One configured destination; subclasses wrap the library's async clients."""
+
+    #: robot, pool, app-group, app-users or work-notice (the configuration's kinds).
+    kind: str
+    #: Whether DingTalk drops a repeated send of the same message (a webhook's msgUuid).
+    idempotent: bool = True
+
+    def __init__(
+        self, name: str, *, rate: Rate | str, options: TargetOptions | None, description: str
+    ) -> None:
+        if not name or not isinstance(name, str):
+            raise ConfigError("a relay target needs a non-empty name")
+        self.name = name
+        self.rate = Rate.coerce(rate)
+        self.options = options or TargetOptions()
+        self.description = description
+        self.clock: Clock = SYSTEM_CLOCK
+        self.limiter: MemoryRateLimiter = MemoryRateLimiter()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} {self.destination}>"
+
+    # -- what subclasses provide ---------------------------------------------------------------
+
+    @property
+    def destination(self) -> str:
+        """Where messages go, with every secret masked."""
+        raise NotImplementedError
+
+    @property
+    def body_limit(self) -> int:
+        """The most bytes a message may take, in :meth:`measure`'s unit."""
+        raise NotImplementedError
+
+    def measure(self, message: Message) -> int:
+        """The bytes DingTalk counts for ``message`` on this target (digests must fit)."""
+        raise NotImplementedError
+
+    def check(self, message: Message) -> None:
+        """Raise ``InvalidMessage``/``MessageTooLarge`` unless this target can carry it."""
+        raise NotImplementedError
+
+    def keys(self) -> list[str]:
+        """The limiter keys of the robots (or app channel) behind the target."""
+        raise NotImplementedError
+
+    async def send(self, message: Message, msg_uuid: str) -> dict[str, typing.Any]:
+        """Deliver once, without waiting for a slot or retrying; return the reply's details."""
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        """Close the clients the target opened."""
+
+    def secrets(self) -> Iterator[str]:
+        """Every secret this target holds, for the relay's redactor."""
+        if self.options.ingress_token:
+            yield self.options.ingress_token
+        if self.options.ingress_secret:
+            yield self.options.ingress_secret
+
+    # -- shared --------------------------------------------------------------------------------
+
+    def bind(self, limiter: MemoryRateLimiter, clock: Clock) -> None:
+        """Share the relay's limiter and clock: the dispatcher and the client read one log."""
+        self.limiter = limiter
+        self.clock = clock
+
+    @property
+    def capacity(self) -> Rate:
+        """Messages per window over every robot behind the target (a pool adds them up)."""
+        return Rate(self.rate.limit * len(self.keys()), self.rate.window)
+
+    def delay(self) -> float:
+        """Seconds until a message may be sent (0.0 now), cool-downs included."""
+        return min(self.limiter.delay(key, self.rate) for key in self.keys())
+
+    def cooldown_left(self) -> float:
+        """Seconds the target still rests after DingTalk throttled it (all robots of a pool)."""
+        return min(self.limiter.cooldown_left(key) for key in self.keys())
+
+    def mergeable(self, kind: str) -> bool:
+        return self.options.coalesce and kind in MERGEABLE_KINDS
+
+    def describe(self) -> dict[str, typing.Any]:
+        """The target as the API shows it: no secret, ever."""
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "destination": self.destination,
+            "description": self.description,
+            "rate": str(self.rate),
+            "coalesce": self.options.coalesce,
+            "ingress": self.options.ingress_token is not None,
+            "ingress_signed": self.options.ingress_secret is not None,
+        }
+
+
+def _webhook_measure(message: Message, keyword: str | None) -> int:
+    if keyword is not None:
+        message = message.with_keyword(keyword)
+    payload = message.to_payload()
+    payload["msgUuid"] = _UUID_PLACEHOLDER
+    return len(payload_bytes(payload))
+
+
+def _check_webhook(message: Message, measure: typing.Callable[[Message], int]) -> None:
+    refuse_on_webhook(message)
+    if isinstance(message, Text | Markdown):
+        return  # too long ones are split into parts by the client (split=True)
+    size = measure(message)
+    if size > WEBHOOK_BODY_LIMIT:
+        raise MessageTooLarge.local(size=size, limit=WEBHOOK_BODY_LIMIT, channel="robot webhook")
+
+
+def _send_reply(result: typing.Any) -> dict[str, typing.Any]:
+    reply = {"errcode": result.errcode, "errmsg": result.errmsg, "attempts": result.attempts}
+    if result.parts:
+        reply["parts"] = len(result.parts)
+    return reply
+
+
+class RobotTarget(RelayTarget):
+    """A custom robot's webhook, sent through ``AsyncRobot``."""
+
+    kind = "robot"
+
+    def __init__(
+        self,
+        name: str,
+        webhook: str | WebhookTarget,
+        *,
+        secret: str | None = None,
+        keyword: str | None = None,
+        rate: Rate | str = DEFAULT_RATE,
+        cooldown: float = DEFAULT_COOLDOWN,
+        options: TargetOptions | None = None,
+        description: str = "",
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        super().__init__(name, rate=rate, options=options, description=description)
+        self.webhook = parse_robot_target(webhook, secret=secret)
+        self.keyword = keyword
+        self.cooldown = float(cooldown)
+        self._transport = transport
+        self._robot: AsyncRobot | None = None
+
+    @property
+    def destination(self) -> str:
+        return self.webhook.display
+
+    @property
+    def body_limit(self) -> int:
+        return WEBHOOK_BODY_LIMIT
+
+    def measure(self, message: Message) -> int:
+        return _webhook_measure(message, self.keyword)
+
+    def check(self, message: Message) -> None:
+        _check_webhook(message, self.measure)
+
+    def keys(self) -> list[str]:
+        return [self.webhook.key]
+
+    def client(self) -> AsyncRobot:
+        if self._robot is None:
+            from dingpush import AsyncRobot
+
+            self._robot = AsyncRobot(
+                self.webhook,
+                keyword=self.keyword,
+                rate=self.rate,
+                cooldown=self.cooldown,
+                limiter=self.limiter,
+                retry=False,
+                max_wait=0,
+                clock=self.clock,
+                transport=self._transport,
+            )
+        return self._robot
+
+    async def send(self, message: Message, msg_uuid: str) -> dict[str, typing.Any]:
+        result = await self.client().send(message, msg_uuid=msg_uuid, wait=False, split=True)
+        return _send_reply(result)
+
+    async def aclose(self) -> None:
+        if self._robot is not None:
+            await self._robot.aclose()
+            self._robot = None
+
+    def secrets(self) -> Iterator[str]:
+        yield from super().secrets()
+        yield self.webhook.token
+        if self.webhook.secret:
+            yield self.webhook.secret
+
+
+class PoolTarget(RelayTarget):
+    """Several robots in one group, sent through ``AsyncRobotPool``."""
+
+    kind = "pool"
+
+    def __init__(
+        self,
+        name: str,
+        members: Sequence[str | WebhookTarget],
+        *,
+        keyword: str | None = None,
+        rate: Rate | str = DEFAULT_RATE,
+        cooldown: float = DEFAULT_COOLDOWN,
+        options: TargetOptions | None = None,
+        description: str = "",
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        super().__init__(name, rate=rate, options=options, description=description)
+        if not members:
+            raise ConfigError(f"pool target {name!r} has no members")
+        self.members = [parse_robot_target(m) for m in members]
+        self.keyword = keyword
+        self.cooldown = float(cooldown)
+        self._transport = transport
+        self._pool: AsyncRobotPool | None = None
+
+    @property
+    def destination(self) -> str:
+        return f"{len(self.members)} robots: " + ", ".join(m.display for m in self.members)
+
+    @property
+    def body_limit(self) -> int:
+        return WEBHOOK_BODY_LIMIT
+
+    def measure(self, message: Message) -> int:
+        return _webhook_measure(message, self.keyword)
+
+    def check(self, message: Message) -> None:
+        _check_webhook(message, self.measure)
+
+    def keys(self) -> list[str]:
+        return [m.key for m in self.members]
+
+    def client(self) -> AsyncRobotPool:
+        if self._pool is None:
+            from dingpush import AsyncRobotPool
+
+            self._pool = AsyncRobotPool(
+                self.members,
+                keyword=self.keyword,
+                rate=self.rate,
+                cooldown=self.cooldown,
+                limiter=self.limiter,
+                retry=False,
+                max_wait=0,
+                clock=self.clock,
+                transport=self._transport,
+            )
+        return self._pool
+
+    async def send(self, message: Message, msg_uuid: str) -> dict[str, typing.Any]:
+        result = await self.client().send(message, msg_uuid=msg_uuid, wait=False, split=True)
+        return _send_reply(result)
+
+    async def aclose(self) -> None:
+        if self._pool is not None:
+            await self._pool.aclose()
+            self._pool = None
+
+    def secrets(self) -> Iterator[str]:
+        yield from super().secrets()
+        for member in self.members:
+            yield member.token
+            if member.secret:
+                yield member.secret
+
+
+AppChannel = typing.Literal["app-group", "app-users", "work-notice"]
+
+
+class AppTarget(RelayTarget):
+    """A group, users or a work notification, through an enterprise app (``AsyncApp``).
+
+    The app's client paces each of its APIs itself (DingTalk's per-app budgets); ``rate``
+    adds a budget of this target's own. DingTalk de-duplicates none of the app APIs, so a
+    failure after which DingTalk may have acted is retried only with ``retry_ambiguous``.
+    """
+
+    idempotent = False
+
+    def __init__(
+        self,
+        name: str,
+        app: AsyncApp,
+        channel: AppChannel,
+        *,
+        open_conversation_id: str | None = None,
+        users: Iterable[str] = (),
+        departments: Iterable[str | int] = (),
+        everyone: bool = False,
+        agent_id: int | str | None = None,
+        robot_code: str | None = None,
+        rate: Rate | str | None = None,
+        options: TargetOptions | None = None,
+        description: str = "",
+        owns_app: bool = False,
+    ) -> None:
+        super().__init__(
+            name, rate=rate or DEFAULT_APP_RATE, options=options, description=description
+        )
+        self.kind = channel
+        self.app = app
+        self.own_rate = rate is not None
+        self._owns_app = owns_app
+        self.user_ids = tuple(users)
+        if channel == "app-group":
+            if not open_conversation_id:
+                raise ConfigError(f"app-group target {name!r} needs open_conversation_id")
+            self._target: typing.Any = app.group(open_conversation_id, robot_code=robot_code)
+            self._where = f"group {open_conversation_id}"
+        elif channel == "app-users":
+            self._target = app.users(self.user_ids, robot_code=robot_code)
+            self._where = "users " + ", ".join(self.user_ids)
+        else:
+            if agent_id is None:
+                raise ConfigError(f"work-notice target {name!r} needs agent_id")
+            self._target = app.notify(
+                agent_id, users=self.user_ids, departments=tuple(departments), everyone=everyone
+            )
+            self._where = f"agent {agent_id}"
+        self._key = f"relay-target:{name}"
+
+    @property
+    def destination(self) -> str:
+        return f"app {mask(self.app.app_key)}, {self._where}"
+
+    @property
+    def body_limit(self) -> int:
+        return NOTICE_MSG_LIMIT if self.kind == "work-notice" else APP_MSG_PARAM_LIMIT
+
+    def measure(self, message: Message) -> int:
+        if self.kind == "work-notice":
+            return notice_msg_bytes(message)
+        return msg_param_bytes(message)
+
+    def check(self, message: Message) -> None:
+        if self.kind == "work-notice":
+            check_notice_msg(notice_msg(message, placeholder=True))
+        else:
+            check_msg_param(msg_param_json(message, placeholder=True)[1])
+
+    def keys(self) -> list[str]:
+        return [self._key]
+
+    def delay(self) -> float:
+        # The app's own budgets answer through RateLimited("local", retry_at) when they are
+        # spent; the dispatcher then waits until then.
+        return self.limiter.delay(self._key, self.rate) if self.own_rate else 0.0
+
+    def cooldown_left(self) -> float:
+        return self.limiter.cooldown_left(self._key) if self.own_rate else 0.0
+
+    async def send(self, message: Message, msg_uuid: str) -> dict[str, typing.Any]:
+        reservation = None
+        if self.own_rate:
+            got = self.limiter.reserve(self._key, self.rate)
+            if isinstance(got, int | float):
+                raise RateLimited.local(
+                    target=self.name,
+                    retry_at=self.clock.time() + got,
+                    wait=got,
+                    reason=f"the target is at its rate of {self.rate}",
+                )
+            reservation = got
+        try:
+            result = await self._target.send(
+                message, msg_uuid=msg_uuid, wait=False, retry=False, split=True
+            )
+        finally:
+            if reservation is not None:
+                reservation.complete()
+        return _app_reply(result)
+
+    async def aclose(self) -> None:
+        if self._owns_app:
+            await self.app.aclose()
+
+    def secrets(self) -> Iterator[str]:
+        yield from super().secrets()
+        yield from _app_secrets(self.app)
+
+
+def _app_secrets(app: AsyncApp) -> Iterator[str]:
+    # The relay must know every secret to mask it at its boundary; AppCore keeps the
+    # AppSecret private, and the app's own redactor already masks its access tokens.
+    secret = getattr(app._core, "_secret", None)
+    if isinstance(secret, str):
+        yield secret
+
+
+def _app_reply(result: typing.Any) -> dict[str, typing.Any]:
+    reply: dict[str, typing.Any] = {"errcode": 0, "errmsg": "ok"}
+    for name in ("process_query_key", "task_id", "invalid_user_ids", "flow_controlled_user_ids"):
+        value = getattr(result, name, None)
+        if value:
+            reply[name] = list(value) if isinstance(value, tuple) else value
+    keys = getattr(result, "process_query_keys", None)
+    if keys:
+        reply["process_query_keys"] = list(keys)
+    return reply
+
+
+def registry(targets: Iterable[RelayTarget]) -> Mapping[str, RelayTarget]:
+    """Index targets by name; two of one name are a configuration error."""
+    found: dict[str, RelayTarget] = {}
+    for target in targets:
+        if target.name in found:
+            raise ConfigError(f"two relay targets are named {target.name!r}: names must be unique")
+        found[target.name] = target
+    return found

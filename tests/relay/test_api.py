@@ -1,0 +1,252 @@
+"""The relay's HTTP API: answers, bad input, idempotency, auth, views, and no secret leaks."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import typing
+
+import httpx
+import pytest
+
+from dingpush.relay import Relay, RobotTarget, TargetOptions
+from dingpush.relay.stores import SQLiteStore
+from dingpush.testing import EmulatorServer
+
+from ._support import eventually, fast_settings, serving, text
+
+pytestmark = pytest.mark.anyio
+
+TOKEN = "relay-api-token-0123456789"
+ROBOT_TOKEN = "robot-token-abcdef0123456789"
+ROBOT_SECRET = "SEC-robot-signing-secret-987654"
+INGRESS = "ingress-token-for-ops"
+
+
+def _relay(emulator: EmulatorServer, **settings: typing.Any) -> Relay:
+    emulator.add_robot("ops", ROBOT_TOKEN, secret=ROBOT_SECRET)
+    target = RobotTarget(
+        "ops",
+        emulator.webhook_url("ops"),
+        secret=ROBOT_SECRET,
+        options=TargetOptions(ingress_token=INGRESS),
+    )
+    return Relay([target], settings=fast_settings(**settings))
+
+
+@pytest.fixture
+async def api(dingtalk_emulator: EmulatorServer) -> typing.AsyncIterator[httpx.AsyncClient]:
+    async with serving(_relay(dingtalk_emulator)) as http:
+        yield http
+
+
+async def test_a_message_is_accepted_then_delivered_with_its_id_as_msg_uuid(
+    api: httpx.AsyncClient, dingtalk_emulator: EmulatorServer
+) -> None:
+    reply = await api.post("/v1/messages", json={"target": "ops", "message": text("disk full")})
+    assert reply.status_code == 202
+    message_id = reply.json()["id"]
+
+    async def delivered() -> bool:
+        return bool((await api.get(f"/v1/messages/{message_id}")).json()["status"] == "delivered")
+
+    await eventually(delivered, what="the delivery")
+    (sent,) = dingtalk_emulator.emulator.messages(robot="ops")
+    assert sent.msg_uuid == message_id
+    detail = (await api.get(f"/v1/messages/{message_id}")).json()
+    assert detail["attempt_history"][0]["outcome"] == "delivered"
+    assert detail["payload"] == text("disk full")
+    assert detail["reply"]["errcode"] == 0
+
+
+async def test_a_repeated_idempotency_key_returns_the_first_id(api: httpx.AsyncClient) -> None:
+    body = {"target": "ops", "message": text("once")}
+    first = await api.post("/v1/messages", json=body, headers={"Idempotency-Key": "alert-1"})
+    again = await api.post("/v1/messages", json=body, headers={"Idempotency-Key": "alert-1"})
+    assert first.status_code == again.status_code == 202
+    assert again.json() == {"id": first.json()["id"], "status": "queued", "duplicate": True}
+
+
+async def test_a_batch_is_stored_all_or_none(api: httpx.AsyncClient) -> None:
+    good = {"target": "ops", "message": text("fine")}
+    bad = {"target": "ops", "message": {"msgtype": "text", "text": {"content": ""}}}
+    refused = await api.post("/v1/messages:batch", json={"messages": [good, bad]})
+    assert refused.status_code == 422
+    assert refused.json()["pointer"] == "/messages/1/message/text/content"
+    assert (await api.get("/v1/messages")).json()["items"] == []
+    accepted = await api.post(
+        "/v1/messages:batch",
+        json={
+            "messages": [good, {**good, "idempotency_key": "k"}, {**good, "idempotency_key": "k"}]
+        },
+    )
+    assert accepted.status_code == 202
+    ids = accepted.json()["ids"]
+    assert len(ids) == 3 and ids[1] == ids[2]
+    assert accepted.json()["duplicates"] == [False, False, True]
+
+
+BAD_INPUT = [
+    # (body bytes, status, pointer, field, rule)
+    (b'{"target": "ops", "message": {"text": {"content": "a}}', 400, "/message/text/content", None),
+    (b"[1, 2", 400, "/1", None),
+    (b'"just a string"', 400, "", None),
+    (b'{"target": "ops"}', 400, "/message", None),
+    (b'{"target": 7, "message": {}}', 400, "/target", None),
+    (b'{"target": "ops", "message": []}', 400, "/message", None),
+    (b'{"target": "nope", "message": {}}', 404, "/target", None),
+    (b'{"target": "ops", "message": {"msgtype": "sms"}}', 422, "/message/msgtype", "msgtype"),
+    (
+        b'{"target": "ops", "message": {"msgtype": "text", "text": {"content": " "}}}',
+        422,
+        "/message/text/content",
+        "text.content",
+    ),
+    (
+        b'{"target": "ops", "message": {"msgtype": "link", "link": {"title": "t", "text": "x",'
+        b' "messageUrl": "not a url"}}}',
+        422,
+        "/message/link/messageUrl",
+        "link.messageUrl",
+    ),
+    (
+        b'{"target": "ops", "message": {"msgtype": "image", "image": {"picURL": "https://e.x/i"}}}',
+        422,
+        "/message/msgtype",
+        "msgtype",
+    ),
+    (b"\xff\xfe", 400, None, None),
+]
+
+
+@pytest.mark.parametrize(("body", "status", "pointer", "field"), BAD_INPUT)
+async def test_bad_input_is_refused_with_where_and_why(
+    api: httpx.AsyncClient, body: bytes, status: int, pointer: str | None, field: str | None
+) -> None:
+    reply = await api.post("/v1/messages", content=body)
+    assert reply.status_code == status
+    assert reply.headers["content-type"] == "application/problem+json"
+    problem = reply.json()
+    assert problem["status"] == status and problem["detail"]
+    assert problem.get("pointer") == pointer
+    assert problem.get("field") == field
+    if status == 422:
+        assert problem["rule"]
+
+
+async def test_a_body_over_max_body_is_413(dingtalk_emulator: EmulatorServer) -> None:
+    async with serving(_relay(dingtalk_emulator, max_body=1000)) as api:
+        reply = await api.post("/v1/messages", json={"target": "ops", "message": text("x" * 2000)})
+        assert reply.status_code == 413
+        assert "max_body" in reply.json()["detail"]
+
+
+async def test_a_store_that_cannot_commit_answers_503_never_4xx(
+    dingtalk_emulator: EmulatorServer, tmp_path: pathlib.Path
+) -> None:
+    relay = _relay(dingtalk_emulator)
+    relay.store = SQLiteStore(tmp_path / "tiny.sqlite", max_size=64 * 1024)
+    relay.dispatcher.store = relay.store
+    async with serving(relay) as api:
+        body = {"target": "ops", "message": text("告警 " * 6000)}
+        statuses = {(await api.post("/v1/messages", json=body)).status_code for _ in range(8)}
+        assert 503 in statuses and not any(400 <= s < 500 for s in statuses)
+        reply = await api.post("/v1/messages", json=body)
+        assert reply.status_code == 503 and reply.headers["retry-after"] == "1"
+        ingress = await api.post(f"/robot/send?access_token={INGRESS}", json=body["message"])
+        assert ingress.status_code == 503 and ingress.json()["errcode"] == -1
+
+
+async def test_tokens_are_required_when_configured(dingtalk_emulator: EmulatorServer) -> None:
+    async with serving(_relay(dingtalk_emulator, api_tokens=(TOKEN,))) as api:
+        body = {"target": "ops", "message": text("hi")}
+        assert (await api.post("/v1/messages", json=body)).status_code == 401
+        wrong = {"Authorization": "Bearer not-the-token-at-all"}
+        assert (await api.post("/v1/messages", json=body, headers=wrong)).status_code == 401
+        right = {"Authorization": f"Bearer {TOKEN}"}
+        assert (await api.post("/v1/messages", json=body, headers=right)).status_code == 202
+        assert (await api.get("/v1/targets", headers=right)).status_code == 200
+        # Probes, metrics and the description stay open; the ingress has its own tokens.
+        for path in ("/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"):
+            assert (await api.get(path)).status_code == 200, path
+        spec = (await api.get("/openapi.json")).json()
+        assert spec["security"] == [{"bearer": []}]
+
+
+async def test_listing_filters_and_pages(api: httpx.AsyncClient) -> None:
+    for i in range(5):
+        await api.post("/v1/messages", json={"target": "ops", "message": text(f"m{i}")})
+    first = (await api.get("/v1/messages?limit=2&target=ops")).json()
+    assert len(first["items"]) == 2 and first["next_cursor"]
+    second = (await api.get(f"/v1/messages?limit=2&cursor={first['next_cursor']}")).json()
+    assert {m["id"] for m in first["items"]}.isdisjoint(m["id"] for m in second["items"])
+    assert (await api.get("/v1/messages?status=bogus")).status_code == 400
+    assert (await api.get("/v1/messages?target=nope")).status_code == 404
+    assert (await api.get("/v1/messages?cursor=garbage")).status_code == 400
+    assert (await api.get("/v1/messages?limit=0")).status_code == 400
+    assert (await api.get("/v1/messages/no-such-id")).status_code == 404
+    assert (await api.get("/no/such/path")).status_code == 404
+    assert (await api.delete("/v1/messages")).status_code == 405
+
+
+async def test_retry_is_for_failed_messages_only(
+    api: httpx.AsyncClient, dingtalk_emulator: EmulatorServer
+) -> None:
+    message_id = (
+        await api.post("/v1/messages", json={"target": "ops", "message": text("x")})
+    ).json()["id"]
+    await eventually(
+        lambda: len(dingtalk_emulator.emulator.messages()) == 1, what="the first delivery"
+    )
+    reply = await api.post(f"/v1/messages/{message_id}/retry")
+    assert reply.status_code == 409
+    assert (await api.post("/v1/messages/none/retry")).status_code == 404
+
+
+async def test_targets_and_metrics_show_figures_and_no_secret(
+    api: httpx.AsyncClient, dingtalk_emulator: EmulatorServer
+) -> None:
+    await api.post("/v1/messages", json={"target": "ops", "message": text("a")})
+    await eventually(lambda: len(dingtalk_emulator.emulator.messages()) == 1, what="delivery")
+    (target,) = (await api.get("/v1/targets")).json()["targets"]
+    assert target["name"] == "ops" and target["kind"] == "robot"
+    assert target["sent_recently"] == 1 and target["backlog"] == 0
+    assert target["ingress"] is True
+    metrics = (await api.get("/metrics")).text
+    assert 'dingpush_relay_accepted_total{target="ops"} 1' in metrics
+    assert 'dingpush_relay_delivered_total{target="ops"} 1' in metrics
+    assert 'dingpush_relay_queue_depth{target="ops"} 0' in metrics
+    assert "dingpush_relay_delivery_latency_seconds_bucket" in metrics
+    for text_ in (json.dumps(target), metrics, (await api.get("/openapi.json")).text):
+        for secret in (ROBOT_TOKEN, ROBOT_SECRET, INGRESS):
+            assert secret not in text_
+
+
+async def test_the_docs_page_is_self_contained(api: httpx.AsyncClient) -> None:
+    page = (await api.get("/docs")).text
+    assert "openapi.json" in page
+    assert "http://" not in page and "https://" not in page  # no CDN: works offline
+    spec = (await api.get("/openapi.json")).json()
+    assert {"/v1/messages", "/v1/messages:batch", "/v1/messages/{id}", "/robot/send"} <= set(
+        spec["paths"]
+    )
+    assert spec["paths"]["/v1/messages"]["post"]["responses"]["503"]
+
+
+async def test_extra_routes_are_served_beside_the_api(dingtalk_emulator: EmulatorServer) -> None:
+    # A route as the dashboard (issue 7) will add one: it lives behind the relay extra too.
+    from starlette.requests import Request  # noqa: TID251
+    from starlette.responses import PlainTextResponse  # noqa: TID251
+    from starlette.routing import Route  # noqa: TID251
+
+    from dingpush.relay import create_app
+
+    async def page(request: Request) -> PlainTextResponse:
+        relay = request.app.state.relay
+        return PlainTextResponse(f"{len(relay.targets)} targets")
+
+    app = create_app(_relay(dingtalk_emulator), extra_routes=[Route("/dashboard", page)])
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://relay") as http:
+            assert (await http.get("/dashboard")).text == "1 targets"
