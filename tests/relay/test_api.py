@@ -202,8 +202,16 @@ async def test_tokens_are_required_when_configured(dingtalk_emulator: EmulatorSe
         assert (await api.post("/v1/messages", json=body, headers=right)).status_code == 202
         assert (await api.get("/v1/targets", headers=right)).status_code == 200
         # Probes, metrics and the description stay open; the ingress has its own tokens.
+        # What they show without a token is what docs/relay.md says ("Who may call what").
+        content = "deploy 4711 finished on web-01"
+        body = {"target": "ops", "message": text(content)}
+        assert (await api.post("/v1/messages", json=body, headers=right)).status_code == 202
         for path in ("/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"):
-            assert (await api.get(path)).status_code == 200, path
+            answer = await api.get(path)
+            assert answer.status_code == 200, path
+            for hidden in (TOKEN, ROBOT_TOKEN, ROBOT_SECRET, INGRESS, content):
+                assert hidden not in answer.text, (path, hidden)
+        assert 'dingpush_relay_accepted_total{target="ops"} 2' in (await api.get("/metrics")).text
         spec = (await api.get("/openapi.json")).json()
         assert spec["security"] == [{"bearer": []}]
 
