@@ -63,15 +63,15 @@ def stop_on_signals(server: uvicorn.Server, dispatcher: Dispatcher) -> Iterator[
     loop = asyncio.get_running_loop()
 
     def handle(sig: int, frame: types.FrameType | None) -> None:
+        # Runs between two bytecodes of whatever the main thread was doing: set flags, and
+        # leave the rest (logging, the dispatcher's event) to the event loop.
         received.append(sig)
-        name = signal.Signals(sig).name
         if len(received) == 1:
-            log.info("%s: stopping gracefully (again to stop waiting)", name)
             server.should_exit = True
         else:
-            log.warning("%s again: cutting open requests, releasing in-flight sends", name)
             server.force_exit = True
             loop.call_soon_threadsafe(dispatcher.hurry)
+        loop.call_soon_threadsafe(_report, sig, len(received))
 
     previous = {sig: signal.signal(sig, handle) for sig in SIGNALS}
     try:
@@ -79,3 +79,11 @@ def stop_on_signals(server: uvicorn.Server, dispatcher: Dispatcher) -> Iterator[
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _report(sig: int, count: int) -> None:
+    name = signal.Signals(sig).name
+    if count == 1:
+        log.info("%s: stopping gracefully (send it again to stop waiting)", name)
+    else:
+        log.warning("%s again: cutting open requests, releasing in-flight sends", name)
