@@ -50,16 +50,16 @@ class QuietServer(uvicorn.Server):
 
 
 @contextlib.contextmanager
-def stop_on_signals(server: uvicorn.Server, dispatcher: Dispatcher) -> Iterator[list[int]]:
+def stop_on_signals(server: uvicorn.Server, dispatcher: Dispatcher) -> Iterator[None]:
     """While inside, SIGINT/SIGTERM stop ``server``; a second one hurries the shutdown.
 
-    Yields the list of signals received. Outside the main thread (``RelayServer``) signals
-    cannot be handled and nothing is installed.
+    Outside the main thread (``RelayServer``) signals cannot be handled and nothing is
+    installed.
     """
-    received: list[int] = []
     if threading.current_thread() is not threading.main_thread():
-        yield received
+        yield
         return
+    received: list[int] = []
     loop = asyncio.get_running_loop()
 
     def handle(sig: int, frame: types.FrameType | None) -> None:
@@ -75,7 +75,7 @@ def stop_on_signals(server: uvicorn.Server, dispatcher: Dispatcher) -> Iterator[
 
     previous = {sig: signal.signal(sig, handle) for sig in SIGNALS}
     try:
-        yield received
+        yield
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
