@@ -5,16 +5,26 @@
   var body = document.body;
   var live = document.getElementById("live");
 
-  // The list's filters apply as soon as one is chosen; the Filter button stays for keyboards.
+  // The list's filters apply as soon as one is chosen (the Filter button stays for keyboards
+  // and for browsers without scripts); "any" filters are left out of the address.
   var filters = document.querySelector("form.filters");
+  function applyFilters(event) {
+    if (event) {
+      event.preventDefault();
+    }
+    var query = [];
+    Array.prototype.forEach.call(filters.elements, function (field) {
+      if (field.name && field.value) {
+        query.push(encodeURIComponent(field.name) + "=" + encodeURIComponent(field.value));
+      }
+    });
+    window.location.assign(filters.getAttribute("action") + (query.length ? "?" + query.join("&") : ""));
+  }
   if (filters) {
+    filters.addEventListener("submit", applyFilters);
     Array.prototype.forEach.call(filters.querySelectorAll("select"), function (select) {
       select.addEventListener("change", function () {
-        if (filters.requestSubmit) {
-          filters.requestSubmit();
-        } else {
-          filters.submit();
-        }
+        applyFilters(null);
       });
     });
   }
