@@ -12,7 +12,17 @@ from dataclasses import dataclass
 
 from ._channels import refuse_on_webhook
 from ._clock import SYSTEM_CLOCK, Clock
-from ._delivery import Flow, Post, Reply, SendOptions, arun, deliver, deliver_parts, run
+from ._delivery import (
+    Flow,
+    Post,
+    Reply,
+    SendDefaults,
+    SendOptions,
+    arun,
+    deliver,
+    deliver_parts,
+    run,
+)
 from ._errors import MessageTooLarge, PlatformThrottled, RateLimited, SecurityRejected
 from ._limiter import (
     DEFAULT_COOLDOWN,
@@ -25,7 +35,7 @@ from ._limiter import (
 )
 from ._masking import Redactor, install_log_redaction
 from ._messages import At, Markdown, Message, Text
-from ._retry import RetryTypes, as_retry_policy
+from ._retry import RetryTypes
 from ._signing import encoded_sign
 from ._split import UUID_ALLOWANCE, Splitter
 from ._targets import WebhookTarget, parse_robot_target
@@ -80,7 +90,7 @@ class PreparedSend:
     content: bytes
 
 
-class RobotCore:
+class RobotCore(SendDefaults):
     """Everything a webhook send does that is not I/O, shared by both clients.
 
     It is the delivery engine's ``Channel`` for the robot: its slots, its answers, its
@@ -115,8 +125,7 @@ class RobotCore:
             raise ValueError("cooldown= must be >= 0 seconds")
         self.cooldown = float(cooldown)
         self.limiter: RateLimiter = limiter if limiter is not None else default_limiter(clock)
-        self.retry = as_retry_policy(retry)
-        self.max_wait = _check_max_wait(max_wait)
+        super().__init__(retry=retry, max_wait=max_wait)
         self.key = self.target.key
         self.redact = Redactor([self.target.token, self.target.secret])
         install_log_redaction()
@@ -200,14 +209,6 @@ class RobotCore:
             exc.errcode, exc.errmsg, reason=exc.reason, hint=hint, status_code=exc.status_code
         )
 
-    def options(self, wait: bool, max_wait: float | None, retry: RetryTypes | None) -> SendOptions:
-        """This send's settings: the client's defaults, overridden per call."""
-        return SendOptions(
-            wait=bool(wait),
-            max_wait=self.max_wait if max_wait is None else _check_max_wait(max_wait),
-            retry=self.retry if retry is None else as_retry_policy(retry),
-        )
-
     def split(self, message: Message, split: bool | Splitter) -> tuple[Message, ...]:
         """The parts to send: ``(message,)`` unless it is too large and splitting is on."""
         if split is False:
@@ -280,12 +281,6 @@ class RobotCore:
         signed = ", signed" if self.target.secret else ""
         keyword = f", keyword={self.keyword!r}" if self.keyword else ""
         return f"{cls}({self.target.display!r}{signed}{keyword})"
-
-
-def _check_max_wait(max_wait: float) -> float:
-    if not (isinstance(max_wait, int | float) and max_wait >= 0):
-        raise ValueError("max_wait= must be a number of seconds >= 0")
-    return float(max_wait)
 
 
 def _http_options(
