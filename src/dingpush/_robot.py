@@ -315,25 +315,17 @@ def _limits() -> httpx.Limits:
     return httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS)
 
 
-class Robot:
-    """Send messages to one DingTalk group through a custom robot's webhook.
+#: The HTTP client of a shell: ``httpx.Client`` or ``httpx.AsyncClient``.
+H = typing.TypeVar("H")
+#: A transport for it: ``httpx.BaseTransport`` or ``httpx.AsyncBaseTransport``.
+Tr = typing.TypeVar("Tr")
 
-    Args:
-        target: the webhook URL, its ``access_token``, or ``dingtalk://SECRET@TOKEN/MOBILE``.
-        secret: the signing secret (``SEC…``) when the robot has 加签 enabled.
-        keyword: one of the robot's custom keywords, appended to messages that lack it.
-        timeout: seconds, or an ``httpx.Timeout`` (default 10 s, 5 s to connect).
-        proxy: a proxy URL; ``HTTPS_PROXY`` and friends are honoured when ``trust_env``.
-        transport: an httpx transport, e.g. ``httpx.ASGITransport(emulator_app)`` in tests.
-        http_client: an ``httpx.Client`` to share; dingpush will not close it.
-        clock: where time comes from, for signing and waiting (``dingpush.testing.FakeClock``).
-        rate: the robot's send limit, ``"20/60s"`` (DingTalk's) by default.
-        cooldown: seconds the robot rests after DingTalk throttled it (10 minutes).
-        limiter: where the robot's send log lives; every client in the process shares
-            ``default_limiter()`` by default, ``FileRateLimiter()`` shares it across processes.
-        retry: the ``RetryPolicy`` for transient failures; ``3`` for three attempts in all,
-            ``False`` for one.
-        max_wait: seconds a send may wait for a slot before raising ``RateLimited``.
+
+class BaseRobot(typing.Generic[H, Tr]):
+    """What ``Robot`` and ``AsyncRobot`` share: their arguments, their core, their repr.
+
+    One ``__init__`` serves both, so the two clients cannot drift apart; the subclasses add
+    only I/O: the HTTP client they make (:meth:`_open_http`) and how they send with it.
     """
 
     def __init__(
@@ -345,8 +337,8 @@ class Robot:
         timeout: TimeoutTypes = None,
         proxy: ProxyTypes = None,
         trust_env: bool = True,
-        transport: httpx.BaseTransport | None = None,
-        http_client: httpx.Client | None = None,
+        transport: Tr | None = None,
+        http_client: H | None = None,
         base_url: str | None = None,
         clock: Clock | None = None,
         rate: Rate | str = DEFAULT_RATE,
@@ -368,20 +360,59 @@ class Robot:
             max_wait=max_wait,
         )
         self._owns_http = http_client is None
-        if http_client is None:
-            import httpx
+        self._http: H = self._open_http(
+            http_client, transport, _http_options(timeout, proxy, trust_env)
+        )
 
-            http_client = httpx.Client(
-                transport=transport, **_http_options(timeout, proxy, trust_env)
-            )
-        self._http = http_client
-        # Requests beyond the pool's connections wait here, in O(1), not in httpcore's pool,
-        # which rescans every queued request whenever a connection frees (O(n²) under load).
-        self._gate = threading.BoundedSemaphore(MAX_CONNECTIONS)
+    def _open_http(
+        self, http_client: H | None, transport: Tr | None, options: dict[str, typing.Any]
+    ) -> H:
+        """The HTTP client to send with (``http_client``, or a new one) and the shell's gate."""
+        raise NotImplementedError
 
     @property
     def target(self) -> WebhookTarget:
         return self._core.target
+
+    def __repr__(self) -> str:
+        return self._core.describe(type(self).__name__)
+
+
+class Robot(BaseRobot["httpx.Client", "httpx.BaseTransport"]):
+    """Send messages to one DingTalk group through a custom robot's webhook.
+
+    Args:
+        target: the webhook URL, its ``access_token``, or ``dingtalk://SECRET@TOKEN/MOBILE``.
+        secret: the signing secret (``SEC…``) when the robot has 加签 enabled.
+        keyword: one of the robot's custom keywords, appended to messages that lack it.
+        timeout: seconds, or an ``httpx.Timeout`` (default 10 s, 5 s to connect).
+        proxy: a proxy URL; ``HTTPS_PROXY`` and friends are honoured when ``trust_env``.
+        transport: an httpx transport, e.g. ``httpx.ASGITransport(emulator_app)`` in tests.
+        http_client: an ``httpx.Client`` to share; dingpush will not close it.
+        clock: where time comes from, for signing and waiting (``dingpush.testing.FakeClock``).
+        rate: the robot's send limit, ``"20/60s"`` (DingTalk's) by default.
+        cooldown: seconds the robot rests after DingTalk throttled it (10 minutes).
+        limiter: where the robot's send log lives; every client in the process shares
+            ``default_limiter()`` by default, ``FileRateLimiter()`` shares it across processes.
+        retry: the ``RetryPolicy`` for transient failures; ``3`` for three attempts in all,
+            ``False`` for one.
+        max_wait: seconds a send may wait for a slot before raising ``RateLimited``.
+    """
+
+    def _open_http(
+        self,
+        http_client: httpx.Client | None,
+        transport: httpx.BaseTransport | None,
+        options: dict[str, typing.Any],
+    ) -> httpx.Client:
+        # Requests beyond the pool's connections wait here, in O(1), not in httpcore's pool,
+        # which rescans every queued request whenever a connection frees (O(n²) under load).
+        self._gate = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        if http_client is not None:
+            return http_client
+        import httpx
+
+        return httpx.Client(transport=transport, **options)
 
     def send(
         self,
@@ -425,59 +456,24 @@ class Robot:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def __repr__(self) -> str:
-        return self._core.describe("Robot")
 
-
-class AsyncRobot:
+class AsyncRobot(BaseRobot["httpx.AsyncClient", "httpx.AsyncBaseTransport"]):
     """The asyncio twin of :class:`Robot`: same arguments, ``await robot.send(...)``."""
 
-    def __init__(
+    def _open_http(
         self,
-        target: str | WebhookTarget,
-        *,
-        secret: str | None = None,
-        keyword: str | None = None,
-        timeout: TimeoutTypes = None,
-        proxy: ProxyTypes = None,
-        trust_env: bool = True,
-        transport: httpx.AsyncBaseTransport | None = None,
-        http_client: httpx.AsyncClient | None = None,
-        base_url: str | None = None,
-        clock: Clock | None = None,
-        rate: Rate | str = DEFAULT_RATE,
-        cooldown: float = DEFAULT_COOLDOWN,
-        limiter: RateLimiter | None = None,
-        retry: RetryTypes = True,
-        max_wait: float = DEFAULT_MAX_WAIT,
-    ) -> None:
-        self._core = RobotCore(
-            target,
-            secret=secret,
-            keyword=keyword,
-            base_url=base_url,
-            clock=clock,
-            rate=rate,
-            cooldown=cooldown,
-            limiter=limiter,
-            retry=retry,
-            max_wait=max_wait,
-        )
-        self._owns_http = http_client is None
-        if http_client is None:
-            import httpx
-
-            http_client = httpx.AsyncClient(
-                transport=transport, **_http_options(timeout, proxy, trust_env)
-            )
-        self._http = http_client
+        http_client: httpx.AsyncClient | None,
+        transport: httpx.AsyncBaseTransport | None,
+        options: dict[str, typing.Any],
+    ) -> httpx.AsyncClient:
         import asyncio  # only async users pay for it, as in SystemClock.asleep
 
         self._gate = asyncio.Semaphore(MAX_CONNECTIONS)  # see Robot: fewer queued in httpcore
+        if http_client is not None:
+            return http_client
+        import httpx
 
-    @property
-    def target(self) -> WebhookTarget:
-        return self._core.target
+        return httpx.AsyncClient(transport=transport, **options)
 
     async def send(
         self,
@@ -518,6 +514,3 @@ class AsyncRobot:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
-
-    def __repr__(self) -> str:
-        return self._core.describe("AsyncRobot")
