@@ -1,7 +1,7 @@
 """The sync clients and their async twins keep the same API: names, parameters, defaults.
 
 Members are compared as the classes offer them, inherited ones included: a shared base class
-(``BaseRobot``, ``BasePool``) is where much of the two twins' surface now lives.
+(``BaseRobot``, ``BasePool``, ``BaseApp``) is where much of the two twins' surface now lives.
 """
 
 from __future__ import annotations

@@ -43,6 +43,8 @@ from ._wire import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_TIMEOUT,
     JSON_HEADERS,
+    HttpT,
+    TransportT,
     map_transport_errors,
     parse_oapi_reply,
     payload_bytes,
@@ -62,8 +64,7 @@ MAX_CONNECTIONS = 8
 if typing.TYPE_CHECKING:
     import httpx
 
-    TimeoutTypes: typing.TypeAlias = float | httpx.Timeout | None
-    ProxyTypes: typing.TypeAlias = str | httpx.Proxy | None
+    from ._wire import ProxyTypes, TimeoutTypes
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,13 +316,7 @@ def _limits() -> httpx.Limits:
     return httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS)
 
 
-#: The HTTP client of a shell: ``httpx.Client`` or ``httpx.AsyncClient``.
-H = typing.TypeVar("H")
-#: A transport for it: ``httpx.BaseTransport`` or ``httpx.AsyncBaseTransport``.
-Tr = typing.TypeVar("Tr")
-
-
-class BaseRobot(typing.Generic[H, Tr]):
+class BaseRobot(typing.Generic[HttpT, TransportT]):
     """What ``Robot`` and ``AsyncRobot`` share: their arguments, their core, their repr.
 
     One ``__init__`` serves both, so the two clients cannot drift apart; the subclasses add
@@ -337,8 +332,8 @@ class BaseRobot(typing.Generic[H, Tr]):
         timeout: TimeoutTypes = None,
         proxy: ProxyTypes = None,
         trust_env: bool = True,
-        transport: Tr | None = None,
-        http_client: H | None = None,
+        transport: TransportT | None = None,
+        http_client: HttpT | None = None,
         base_url: str | None = None,
         clock: Clock | None = None,
         rate: Rate | str = DEFAULT_RATE,
@@ -360,13 +355,16 @@ class BaseRobot(typing.Generic[H, Tr]):
             max_wait=max_wait,
         )
         self._owns_http = http_client is None
-        self._http: H = self._open_http(
+        self._http: HttpT = self._open_http(
             http_client, transport, _http_options(timeout, proxy, trust_env)
         )
 
     def _open_http(
-        self, http_client: H | None, transport: Tr | None, options: dict[str, typing.Any]
-    ) -> H:
+        self,
+        http_client: HttpT | None,
+        transport: TransportT | None,
+        options: dict[str, typing.Any],
+    ) -> HttpT:
         """The HTTP client to send with (``http_client``, or a new one) and the shell's gate."""
         raise NotImplementedError
 
