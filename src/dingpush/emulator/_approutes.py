@@ -8,7 +8,6 @@ the endpoint family's shape (v1.0: HTTP status plus ``{code, message, requestid}
 
 from __future__ import annotations
 
-import dataclasses
 import urllib.parse
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -18,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from ._apps import AppConfig, app_from_dict
+from ._apps import app_from_dict, app_from_patch
 from ._appstate import Api, AppAnswer, AppCall, Outcome
 from ._control import Handler, json_object, json_routes
 from ._faults import gateway_page
@@ -98,16 +97,7 @@ class _AppControl:
         return JSONResponse(self._app_json(request.path_params["name"]))
 
     async def patch_app(self, request: Request) -> Response:
-        changes = await json_object(request, optional=True)
-        allowed = {f.name for f in dataclasses.fields(AppConfig)} - {"name"}
-        unknown = sorted(set(changes) - allowed)
-        if unknown:
-            raise ValueError(f"unknown or unchangeable app field(s): {', '.join(unknown)}")
-        for key in ("users", "permissions", "flow_controlled_users"):
-            if key in changes and not isinstance(changes[key], list):
-                raise ValueError(f"{key!r} must be a list of strings")
-            if key in changes:
-                changes[key] = tuple(changes[key])
+        changes = app_from_patch(await json_object(request, optional=True))
         app = self.emulator.update_app(request.path_params["name"], **changes)
         return JSONResponse(self._app_json(app.name))
 

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from ._config import RobotConfig, options_from_dict, robot_from_dict
+from ._config import RobotConfig, json_tuples, options_from_dict, robot_from_dict
 from ._faults import FaultKind
 from ._records import conversation_id
 from ._state import Emulator
@@ -190,12 +190,7 @@ class _ControlAPI:
 
 def robot_from_patch(data: Mapping[str, Any]) -> dict[str, Any]:
     """Validate a PATCH body's field names and list types; values are checked by the robot."""
-    changes = dict(data)
-    for key in ("keywords", "ip_allowlist"):
-        if key in changes and not isinstance(changes[key], list):
-            raise _BadRequest(f"{key!r} must be a list of strings")
-        if key in changes:
-            changes[key] = tuple(changes[key])
+    changes = json_tuples(dict(data), ("keywords", "ip_allowlist"))
     allowed = {f.name for f in dataclasses.fields(RobotConfig)}
     unknown = sorted(set(changes) - allowed)
     if unknown:
