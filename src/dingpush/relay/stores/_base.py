@@ -436,6 +436,15 @@ def decode_cursor(cursor: str) -> int:
         ) from exc
 
 
+def check_listing(
+    status: Status | None, limit: int, cursor: str | None
+) -> tuple[Status | None, int | None]:
+    """``list_messages``' arguments checked: the status wanted, and the position to list below."""
+    check_limit(limit)
+    below = None if cursor is None else decode_cursor(cursor)
+    return (None if status is None else Status(status)), below
+
+
 def check_digest_request(originals: Sequence[str], message: NewMessage) -> list[str]:
     """Validate a digest's arguments; returns the originals without duplicates, in order."""
     ids = list(dict.fromkeys(originals))

@@ -34,9 +34,9 @@ from ._base import (
     check_errcode,
     check_lease,
     check_limit,
+    check_listing,
     check_positive,
     check_retryable,
-    decode_cursor,
     decode_reply,
     dedupe_claims,
     delivery_is_new,
@@ -375,9 +375,7 @@ class MemoryStore(BaseStore):
         limit: int = 50,
         cursor: str | None = None,
     ) -> Page[OutboxMessage]:
-        check_limit(limit)
-        after = None if cursor is None else decode_cursor(cursor)
-        wanted = None if status is None else Status(status)
+        wanted, after = check_listing(status, limit, cursor)
 
         def operation(now: float) -> Page[OutboxMessage]:
             rows = sorted(

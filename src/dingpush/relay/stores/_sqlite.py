@@ -37,8 +37,8 @@ from ._base import (
     check_digest_request,
     check_errcode,
     check_limit,
+    check_listing,
     check_positive,
-    decode_cursor,
     dedupe_claims,
     encode_reply,
 )
@@ -268,9 +268,7 @@ class SQLiteStore(BaseStore):
         limit: int = 50,
         cursor: str | None = None,
     ) -> Page[OutboxMessage]:
-        check_limit(limit)
-        before = None if cursor is None else decode_cursor(cursor)
-        wanted = None if status is None else Status(status)
+        wanted, before = check_listing(status, limit, cursor)
         return await self._read(lambda conn: ops.list_messages(conn, wanted, target, limit, before))
 
     async def list_queued(
