@@ -17,10 +17,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-run: $(STAMP) ## start a local DingTalk emulator and send one message of every type through the real client
+run: $(STAMP) ## start the relay on embedded defaults (with a local DingTalk emulator) and send one message of every type through it
 	$(BIN)/python -m dingpush.demo
 
-test: $(STAMP) ## run the whole test suite
+test: $(STAMP) ## run the whole test suite (installs Debian's chromium for the browser tests when missing)
+	@scripts/ensure-chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)

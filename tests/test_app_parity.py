@@ -1,14 +1,21 @@
-"""App and AsyncApp (and their targets) keep the same API: names, parameters, defaults."""
+"""The sync clients and their async twins keep the same API: names, parameters, defaults.
+
+Members are compared as the classes offer them, inherited ones included: a shared base class
+(``BaseRobot``, ``BasePool``, ``BaseApp``) is where much of the two twins' surface now lives.
+"""
 
 from __future__ import annotations
 
 import inspect
+import typing
 
 import pytest
 
 import dingpush
 
 PAIRS = [
+    (dingpush.Robot, dingpush.AsyncRobot),
+    (dingpush.RobotPool, dingpush.AsyncRobotPool),
     (dingpush.App, dingpush.AsyncApp),
     (dingpush.AppGroup, dingpush.AsyncAppGroup),
     (dingpush.AppUsers, dingpush.AsyncAppUsers),
@@ -18,9 +25,13 @@ _RENAMED = {"close": "aclose", "__enter__": "__aenter__", "__exit__": "__aexit__
 
 
 def _public(cls: type) -> dict[str, object]:
+    members: dict[str, object] = {}
+    for klass in reversed(cls.__mro__):
+        if klass not in (object, typing.Generic):
+            members.update(vars(klass))
     return {
         name: member
-        for name, member in vars(cls).items()
+        for name, member in members.items()
         if not name.startswith("_") or name in (*_RENAMED, *_RENAMED.values(), "__init__")
     }
 

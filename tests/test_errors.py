@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import fnmatch
+import pathlib
+import re
+
 import pytest
 
 import dingpush
@@ -25,6 +29,7 @@ from dingpush import (
     UnsupportedMessageType,
     error_from_reply,
 )
+from dingpush._errors import _ERRCODES
 
 TABLE: list[tuple[int | str, type[DingPushError], bool]] = [
     (-1, ServerBusy, True),
@@ -122,3 +127,53 @@ def test_local_message_too_large_names_size_limit_and_split() -> None:
 
 def test_default_message_is_the_docstring() -> None:
     assert str(dingpush.ConfigError()).startswith("A target, credential or setting is wrong")
+
+
+def _documented_errors() -> dict[str, tuple[str, str, int]]:
+    """Rows of docs/delivery.md's errors table: exception → (codes, retried, exit)."""
+    doc = (pathlib.Path(__file__).parents[1] / "docs" / "delivery.md").read_text("utf-8")
+    table = doc.split("<!-- errors table:", 1)[1].split("\n\n", 1)[0]
+    rows: dict[str, tuple[str, str, int]] = {}
+    for line in table.splitlines()[3:]:
+        name, codes, retried, exit_code, _ = (c.strip() for c in line.strip("|").split(" | "))
+        rows[name.strip("`")] = (codes, retried, int(exit_code))
+    return rows
+
+
+def _codes_in(cell: str) -> list[str]:
+    """The codes a cell names: numbers, `names`, ranges like 430101–430104, and wildcards."""
+    codes: list[str] = []
+    if cell.startswith("("):  # not an answer of DingTalk's: "(no answer in time)"
+        return codes
+    for part in re.findall(r"`[^`]+`|-?\d+(?:–\d+)?", cell):
+        if "–" in part:
+            first, last = part.split("–")
+            codes += [str(n) for n in range(int(first), int(last) + 1)]
+        else:
+            codes.append(part.strip("`"))
+    return codes
+
+
+def test_the_documented_errors_table_is_the_code() -> None:
+    rows = _documented_errors()
+    classes = {
+        name: cls
+        for name in dingpush.__all__
+        if isinstance(cls := getattr(dingpush, name), type) and issubclass(cls, DingPushError)
+    }
+    assert set(rows) == set(classes) - {"DingPushError", "APIError"}
+    for name, (cell, retried, exit_code) in rows.items():
+        cls = classes[name]
+        assert exit_code == cls.exit_code, name
+        if cls is RateLimited:
+            assert retried == "cool-down"
+        elif retried != "as its cause":
+            assert (retried == "yes") == cls.transient, name
+        patterns = _codes_in(cell)
+        for code, mapped in _ERRCODES.items():
+            if mapped is cls:
+                assert any(fnmatch.fnmatchcase(str(code), p) for p in patterns), (name, code)
+        for pattern in patterns:
+            if not any(ch in pattern for ch in "*?"):
+                code = int(pattern) if pattern.lstrip("-").isdigit() else pattern
+                assert type(error_from_reply(code, "x")) is cls, (name, code)

@@ -27,6 +27,8 @@ def test_demo_sends_every_type_through_the_relay_and_exits(tmp_path: pathlib.Pat
     assert "accepted 6 messages" in out.stdout
     assert "/_emulator/messages?robot=sandbox" in out.stdout
     assert "/emulator/   (the chat view" in out.stdout
+    assert "/   (the relay's dashboard" in out.stdout
+    assert "  dashboard: http://127.0.0.1:" in out.stdout  # the banner, too
     assert (tmp_path / "dingpush-outbox.sqlite").exists()  # the embedded outbox, in the cwd
 
 
@@ -69,6 +71,10 @@ def test_dingpush_serve_runs_the_embedded_relay(tmp_path: pathlib.Path) -> None:
             url = first.split()[4]
             lines = [process.stdout.readline() for _ in range(4)]
             assert any("/emulator/" in line and "chat view" in line for line in lines)
+            assert lines[0] == f"  dashboard: {url}/  (targets, messages, retries)\n"
+            dashboard = httpx.get(f"{url}/")
+            assert dashboard.status_code == 200 and 'data-target="sandbox"' in dashboard.text
+            assert "Chat view" in dashboard.text  # the header links to the embedded emulator
             reply = httpx.post(
                 f"{url}/robot/send?access_token=sandbox-relay-token",
                 json={"msgtype": "text", "text": {"content": "from a subprocess"}},
@@ -95,6 +101,9 @@ def test_dingpush_serve_reads_the_configuration(tmp_path: pathlib.Path) -> None:
             first = process.stdout.readline()
             assert first.startswith("dingpush relay listening on http://127.0.0.1:")
             assert "relay.toml" in first
+            dashboard = process.stdout.readline()
+            assert dashboard.startswith("  dashboard: http://127.0.0.1:")
+            assert "(open on loopback)" in dashboard
             target = process.stdout.readline()
             assert "target ops: robot" in target and "abc123" not in target
         finally:

@@ -560,7 +560,7 @@ class NoticeSpec:
         return f"{cls}(agent_id={self.agent_id}, {who})"
 
 
-def needs_upload(message: Message) -> bool:
+def needs_upload(message: Message) -> typing.TypeGuard[Image | File]:
     """Whether ``message`` is a local image or file an app must upload before sending."""
     return isinstance(message, Image | File) and message.needs_upload
 

@@ -40,12 +40,11 @@ from ._app_core import (
 )
 from ._app_results import GroupSendResult, NoticeSendResult, UsersSendResult
 from ._clock import Clock
-from ._delivery import Flow, SendOptions, Sleep, deliver, send_parts
+from ._delivery import Flow, SendDefaults, SendOptions, Sleep, deliver, send_parts
 from ._errors import DingPushError, PlatformThrottled, RateLimited
 from ._limiter import DEFAULT_MAX_WAIT, Rate, RateLimiter, Reservation, default_limiter
 from ._messages import Message
-from ._retry import RetryTypes, as_retry_policy
-from ._robot import _check_max_wait
+from ._retry import RetryTypes
 from ._split import Splitter
 
 __all__ = [
@@ -234,7 +233,7 @@ class AppChannel:
         )
 
 
-class AppDelivery:
+class AppDelivery(SendDefaults):
     """An app's delivery settings and its channels, shared by all its targets.
 
     Args:
@@ -272,8 +271,7 @@ class AppDelivery:
             raise ValueError("cooldown= must be >= 0 seconds")
         self.cooldown = float(cooldown)
         self.limiter: RateLimiter = limiter if limiter is not None else default_limiter(core.clock)
-        self.retry = as_retry_policy(retry)
-        self.max_wait = _check_max_wait(max_wait)
+        super().__init__(retry=retry, max_wait=max_wait)
         self._channels: dict[str, AppChannel] = {}
 
     def key(self, path: str) -> str:
@@ -286,14 +284,6 @@ class AppDelivery:
         if channel is None:
             channel = self._channels[path] = AppChannel(self, path, what, idempotent=idempotent)
         return channel
-
-    def options(self, wait: bool, max_wait: float | None, retry: RetryTypes | None) -> SendOptions:
-        """This send's settings: the app's defaults, overridden per call."""
-        return SendOptions(
-            wait=bool(wait),
-            max_wait=self.max_wait if max_wait is None else _check_max_wait(max_wait),
-            retry=self.retry if retry is None else as_retry_policy(retry),
-        )
 
     def defaults(self) -> SendOptions:
         return self.options(True, None, None)

@@ -23,7 +23,7 @@ from ._clock import Clock
 from ._errors import DingPushError, PartialDelivery, PlatformThrottled, RateLimited, Timeout
 from ._limiter import Reservation
 from ._messages import Message
-from ._retry import RetryPolicy
+from ._retry import RetryPolicy, RetryTypes, as_retry_policy
 
 if typing.TYPE_CHECKING:
     from ._robot import SendResult
@@ -31,9 +31,11 @@ if typing.TYPE_CHECKING:
 __all__ = [
     "Channel",
     "Post",
+    "SendDefaults",
     "SendOptions",
     "Sleep",
     "arun",
+    "check_max_wait",
     "deliver",
     "deliver_parts",
     "run",
@@ -118,6 +120,32 @@ class SendOptions:
     wait: bool
     max_wait: float
     retry: RetryPolicy
+
+
+def check_max_wait(max_wait: float) -> float:
+    if not (isinstance(max_wait, int | float) and max_wait >= 0):
+        raise ValueError("max_wait= must be a number of seconds >= 0")
+    return float(max_wait)
+
+
+class SendDefaults:
+    """A client's default retry policy and longest wait, which each send may override.
+
+    Robots (``RobotCore``) and apps (``AppDelivery``) take the same per-call settings, so the
+    rule that turns them into one send's :class:`SendOptions` is written here once.
+    """
+
+    def __init__(self, *, retry: RetryTypes, max_wait: float) -> None:
+        self.retry = as_retry_policy(retry)
+        self.max_wait = check_max_wait(max_wait)
+
+    def options(self, wait: bool, max_wait: float | None, retry: RetryTypes | None) -> SendOptions:
+        """This send's settings: the client's defaults, overridden per call."""
+        return SendOptions(
+            wait=bool(wait),
+            max_wait=self.max_wait if max_wait is None else check_max_wait(max_wait),
+            retry=self.retry if retry is None else as_retry_policy(retry),
+        )
 
 
 def run(

@@ -17,6 +17,7 @@ import typing
 import uuid
 from collections.abc import Iterable, Sequence
 
+from ._clock import Clock
 from ._delivery import Flow, Post, Reply, SendOptions, Sleep, arun, deliver, deliver_parts, run
 from ._errors import (
     DingPushError,
@@ -169,7 +170,48 @@ def _robots(
     return robots, owned
 
 
-class RobotPool:
+class BasePool(typing.Generic[R]):
+    """What ``RobotPool`` and ``AsyncRobotPool`` share: members, the start of a send, the repr.
+
+    The subclasses add only I/O: running the send's flow and closing the robots they made.
+    """
+
+    _robot_class: type[R]
+
+    def __init__(
+        self, members: Iterable[R | str | WebhookTarget], **robot_options: typing.Any
+    ) -> None:
+        robots, owned = _robots(members, self._robot_class, robot_options)
+        self._owned: list[R] = owned
+        self._members: _Members[R] = _Members(robots)
+
+    @property
+    def members(self) -> list[R]:
+        """The robots still in the pool."""
+        return list(self._members.robots)
+
+    def _flow(
+        self,
+        message: Message | str,
+        msg_uuid: str | None,
+        wait: bool,
+        max_wait: float | None,
+        split: bool | Splitter,
+        retry: RetryTypes | None,
+    ) -> tuple[Flow[SendResult], Clock]:
+        """One send's flow, with the first member's settings and clock."""
+        members = self._members.robots
+        if not members:
+            raise PoolExhausted(self._members.removed)
+        first = members[0]._core
+        options = first.options(wait, max_wait, retry)
+        return self._members.flow(message, msg_uuid, options, split), first.clock
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({[r.target.display for r in self._members.robots]!r})"
+
+
+class RobotPool(BasePool[Robot]):
     """Several robots of one group used as one: each send takes the earliest free robot.
 
     Args:
@@ -179,16 +221,7 @@ class RobotPool:
             for the members given as targets; the pool closes the robots it creates.
     """
 
-    def __init__(
-        self, members: Iterable[Robot | str | WebhookTarget], **robot_options: typing.Any
-    ) -> None:
-        robots, self._owned = _robots(members, Robot, robot_options)
-        self._members = _Members(robots)
-
-    @property
-    def members(self) -> list[Robot]:
-        """The robots still in the pool."""
-        return list(self._members.robots)
+    _robot_class = Robot
 
     def send(
         self,
@@ -205,16 +238,8 @@ class RobotPool:
         Raises:
             PoolExhausted: every member failed for good.
         """
-        first = self._first()
-        options = first._core.options(wait, max_wait, retry)
-        flow = self._members.flow(message, msg_uuid, options, split)
-        return run(flow, first._core.clock, self._request)
-
-    def _first(self) -> Robot:
-        members = self._members.robots
-        if not members:
-            raise PoolExhausted(self._members.removed)
-        return members[0]
+        flow, clock = self._flow(message, msg_uuid, wait, max_wait, split, retry)
+        return run(flow, clock, self._request)
 
     def _request(self, step: Post[RobotCore, PreparedSend]) -> Reply:
         return self._members.by_core[id(step.core)]._request(step)
@@ -229,25 +254,11 @@ class RobotPool:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def __repr__(self) -> str:
-        return f"RobotPool({[r.target.display for r in self._members.robots]!r})"
 
-
-class AsyncRobotPool:
+class AsyncRobotPool(BasePool[AsyncRobot]):
     """The asyncio twin of :class:`RobotPool`: ``AsyncRobot`` members, ``await pool.send()``."""
 
-    def __init__(
-        self,
-        members: Iterable[AsyncRobot | str | WebhookTarget],
-        **robot_options: typing.Any,
-    ) -> None:
-        robots, self._owned = _robots(members, AsyncRobot, robot_options)
-        self._members = _Members(robots)
-
-    @property
-    def members(self) -> list[AsyncRobot]:
-        """The robots still in the pool."""
-        return list(self._members.robots)
+    _robot_class = AsyncRobot
 
     async def send(
         self,
@@ -260,13 +271,8 @@ class AsyncRobotPool:
         retry: RetryTypes | None = None,
     ) -> SendResult:
         """Send through the member with the earliest free slot; :meth:`RobotPool.send`'s twin."""
-        members = self._members.robots
-        if not members:
-            raise PoolExhausted(self._members.removed)
-        first = members[0]
-        options = first._core.options(wait, max_wait, retry)
-        flow = self._members.flow(message, msg_uuid, options, split)
-        return await arun(flow, first._core.clock, self._request)
+        flow, clock = self._flow(message, msg_uuid, wait, max_wait, split, retry)
+        return await arun(flow, clock, self._request)
 
     async def _request(self, step: Post[RobotCore, PreparedSend]) -> Reply:
         return await self._members.by_core[id(step.core)]._request(step)
@@ -280,6 +286,3 @@ class AsyncRobotPool:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
-
-    def __repr__(self) -> str:
-        return f"AsyncRobotPool({[r.target.display for r in self._members.robots]!r})"

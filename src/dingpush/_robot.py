@@ -12,7 +12,17 @@ from dataclasses import dataclass
 
 from ._channels import refuse_on_webhook
 from ._clock import SYSTEM_CLOCK, Clock
-from ._delivery import Flow, Post, Reply, SendOptions, arun, deliver, deliver_parts, run
+from ._delivery import (
+    Flow,
+    Post,
+    Reply,
+    SendDefaults,
+    SendOptions,
+    arun,
+    deliver,
+    deliver_parts,
+    run,
+)
 from ._errors import MessageTooLarge, PlatformThrottled, RateLimited, SecurityRejected
 from ._limiter import (
     DEFAULT_COOLDOWN,
@@ -25,7 +35,7 @@ from ._limiter import (
 )
 from ._masking import Redactor, install_log_redaction
 from ._messages import At, Markdown, Message, Text
-from ._retry import RetryTypes, as_retry_policy
+from ._retry import RetryTypes
 from ._signing import encoded_sign
 from ._split import UUID_ALLOWANCE, Splitter
 from ._targets import WebhookTarget, parse_robot_target
@@ -33,6 +43,8 @@ from ._wire import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_TIMEOUT,
     JSON_HEADERS,
+    HttpT,
+    TransportT,
     map_transport_errors,
     parse_oapi_reply,
     payload_bytes,
@@ -52,8 +64,7 @@ MAX_CONNECTIONS = 8
 if typing.TYPE_CHECKING:
     import httpx
 
-    TimeoutTypes: typing.TypeAlias = float | httpx.Timeout | None
-    ProxyTypes: typing.TypeAlias = str | httpx.Proxy | None
+    from ._wire import ProxyTypes, TimeoutTypes
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +91,7 @@ class PreparedSend:
     content: bytes
 
 
-class RobotCore:
+class RobotCore(SendDefaults):
     """Everything a webhook send does that is not I/O, shared by both clients.
 
     It is the delivery engine's ``Channel`` for the robot: its slots, its answers, its
@@ -115,8 +126,7 @@ class RobotCore:
             raise ValueError("cooldown= must be >= 0 seconds")
         self.cooldown = float(cooldown)
         self.limiter: RateLimiter = limiter if limiter is not None else default_limiter(clock)
-        self.retry = as_retry_policy(retry)
-        self.max_wait = _check_max_wait(max_wait)
+        super().__init__(retry=retry, max_wait=max_wait)
         self.key = self.target.key
         self.redact = Redactor([self.target.token, self.target.secret])
         install_log_redaction()
@@ -200,14 +210,6 @@ class RobotCore:
             exc.errcode, exc.errmsg, reason=exc.reason, hint=hint, status_code=exc.status_code
         )
 
-    def options(self, wait: bool, max_wait: float | None, retry: RetryTypes | None) -> SendOptions:
-        """This send's settings: the client's defaults, overridden per call."""
-        return SendOptions(
-            wait=bool(wait),
-            max_wait=self.max_wait if max_wait is None else _check_max_wait(max_wait),
-            retry=self.retry if retry is None else as_retry_policy(retry),
-        )
-
     def split(self, message: Message, split: bool | Splitter) -> tuple[Message, ...]:
         """The parts to send: ``(message,)`` unless it is too large and splitting is on."""
         if split is False:
@@ -282,12 +284,6 @@ class RobotCore:
         return f"{cls}({self.target.display!r}{signed}{keyword})"
 
 
-def _check_max_wait(max_wait: float) -> float:
-    if not (isinstance(max_wait, int | float) and max_wait >= 0):
-        raise ValueError("max_wait= must be a number of seconds >= 0")
-    return float(max_wait)
-
-
 def _http_options(
     timeout: TimeoutTypes, proxy: ProxyTypes, trust_env: bool
 ) -> dict[str, typing.Any]:
@@ -320,25 +316,11 @@ def _limits() -> httpx.Limits:
     return httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS)
 
 
-class Robot:
-    """Send messages to one DingTalk group through a custom robot's webhook.
+class BaseRobot(typing.Generic[HttpT, TransportT]):
+    """What ``Robot`` and ``AsyncRobot`` share: their arguments, their core, their repr.
 
-    Args:
-        target: the webhook URL, its ``access_token``, or ``dingtalk://SECRET@TOKEN/MOBILE``.
-        secret: the signing secret (``SEC…``) when the robot has 加签 enabled.
-        keyword: one of the robot's custom keywords, appended to messages that lack it.
-        timeout: seconds, or an ``httpx.Timeout`` (default 10 s, 5 s to connect).
-        proxy: a proxy URL; ``HTTPS_PROXY`` and friends are honoured when ``trust_env``.
-        transport: an httpx transport, e.g. ``httpx.ASGITransport(emulator_app)`` in tests.
-        http_client: an ``httpx.Client`` to share; dingpush will not close it.
-        clock: where time comes from, for signing and waiting (``dingpush.testing.FakeClock``).
-        rate: the robot's send limit, ``"20/60s"`` (DingTalk's) by default.
-        cooldown: seconds the robot rests after DingTalk throttled it (10 minutes).
-        limiter: where the robot's send log lives; every client in the process shares
-            ``default_limiter()`` by default, ``FileRateLimiter()`` shares it across processes.
-        retry: the ``RetryPolicy`` for transient failures; ``3`` for three attempts in all,
-            ``False`` for one.
-        max_wait: seconds a send may wait for a slot before raising ``RateLimited``.
+    One ``__init__`` serves both, so the two clients cannot drift apart; the subclasses add
+    only I/O: the HTTP client they make (:meth:`_open_http`) and how they send with it.
     """
 
     def __init__(
@@ -350,8 +332,8 @@ class Robot:
         timeout: TimeoutTypes = None,
         proxy: ProxyTypes = None,
         trust_env: bool = True,
-        transport: httpx.BaseTransport | None = None,
-        http_client: httpx.Client | None = None,
+        transport: TransportT | None = None,
+        http_client: HttpT | None = None,
         base_url: str | None = None,
         clock: Clock | None = None,
         rate: Rate | str = DEFAULT_RATE,
@@ -373,20 +355,62 @@ class Robot:
             max_wait=max_wait,
         )
         self._owns_http = http_client is None
-        if http_client is None:
-            import httpx
+        self._http: HttpT = self._open_http(
+            http_client, transport, _http_options(timeout, proxy, trust_env)
+        )
 
-            http_client = httpx.Client(
-                transport=transport, **_http_options(timeout, proxy, trust_env)
-            )
-        self._http = http_client
-        # Requests beyond the pool's connections wait here, in O(1), not in httpcore's pool,
-        # which rescans every queued request whenever a connection frees (O(n²) under load).
-        self._gate = threading.BoundedSemaphore(MAX_CONNECTIONS)
+    def _open_http(
+        self,
+        http_client: HttpT | None,
+        transport: TransportT | None,
+        options: dict[str, typing.Any],
+    ) -> HttpT:
+        """The HTTP client to send with (``http_client``, or a new one) and the shell's gate."""
+        raise NotImplementedError
 
     @property
     def target(self) -> WebhookTarget:
         return self._core.target
+
+    def __repr__(self) -> str:
+        return self._core.describe(type(self).__name__)
+
+
+class Robot(BaseRobot["httpx.Client", "httpx.BaseTransport"]):
+    """Send messages to one DingTalk group through a custom robot's webhook.
+
+    Args:
+        target: the webhook URL, its ``access_token``, or ``dingtalk://SECRET@TOKEN/MOBILE``.
+        secret: the signing secret (``SEC…``) when the robot has 加签 enabled.
+        keyword: one of the robot's custom keywords, appended to messages that lack it.
+        timeout: seconds, or an ``httpx.Timeout`` (default 10 s, 5 s to connect).
+        proxy: a proxy URL; ``HTTPS_PROXY`` and friends are honoured when ``trust_env``.
+        transport: an httpx transport, e.g. ``httpx.ASGITransport(emulator_app)`` in tests.
+        http_client: an ``httpx.Client`` to share; dingpush will not close it.
+        clock: where time comes from, for signing and waiting (``dingpush.testing.FakeClock``).
+        rate: the robot's send limit, ``"20/60s"`` (DingTalk's) by default.
+        cooldown: seconds the robot rests after DingTalk throttled it (10 minutes).
+        limiter: where the robot's send log lives; every client in the process shares
+            ``default_limiter()`` by default, ``FileRateLimiter()`` shares it across processes.
+        retry: the ``RetryPolicy`` for transient failures; ``3`` for three attempts in all,
+            ``False`` for one.
+        max_wait: seconds a send may wait for a slot before raising ``RateLimited``.
+    """
+
+    def _open_http(
+        self,
+        http_client: httpx.Client | None,
+        transport: httpx.BaseTransport | None,
+        options: dict[str, typing.Any],
+    ) -> httpx.Client:
+        # Requests beyond the pool's connections wait here, in O(1), not in httpcore's pool,
+        # which rescans every queued request whenever a connection frees (O(n²) under load).
+        self._gate = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        if http_client is not None:
+            return http_client
+        import httpx
+
+        return httpx.Client(transport=transport, **options)
 
     def send(
         self,
@@ -430,59 +454,24 @@ class Robot:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def __repr__(self) -> str:
-        return self._core.describe("Robot")
 
-
-class AsyncRobot:
+class AsyncRobot(BaseRobot["httpx.AsyncClient", "httpx.AsyncBaseTransport"]):
     """The asyncio twin of :class:`Robot`: same arguments, ``await robot.send(...)``."""
 
-    def __init__(
+    def _open_http(
         self,
-        target: str | WebhookTarget,
-        *,
-        secret: str | None = None,
-        keyword: str | None = None,
-        timeout: TimeoutTypes = None,
-        proxy: ProxyTypes = None,
-        trust_env: bool = True,
-        transport: httpx.AsyncBaseTransport | None = None,
-        http_client: httpx.AsyncClient | None = None,
-        base_url: str | None = None,
-        clock: Clock | None = None,
-        rate: Rate | str = DEFAULT_RATE,
-        cooldown: float = DEFAULT_COOLDOWN,
-        limiter: RateLimiter | None = None,
-        retry: RetryTypes = True,
-        max_wait: float = DEFAULT_MAX_WAIT,
-    ) -> None:
-        self._core = RobotCore(
-            target,
-            secret=secret,
-            keyword=keyword,
-            base_url=base_url,
-            clock=clock,
-            rate=rate,
-            cooldown=cooldown,
-            limiter=limiter,
-            retry=retry,
-            max_wait=max_wait,
-        )
-        self._owns_http = http_client is None
-        if http_client is None:
-            import httpx
-
-            http_client = httpx.AsyncClient(
-                transport=transport, **_http_options(timeout, proxy, trust_env)
-            )
-        self._http = http_client
+        http_client: httpx.AsyncClient | None,
+        transport: httpx.AsyncBaseTransport | None,
+        options: dict[str, typing.Any],
+    ) -> httpx.AsyncClient:
         import asyncio  # only async users pay for it, as in SystemClock.asleep
 
         self._gate = asyncio.Semaphore(MAX_CONNECTIONS)  # see Robot: fewer queued in httpcore
+        if http_client is not None:
+            return http_client
+        import httpx
 
-    @property
-    def target(self) -> WebhookTarget:
-        return self._core.target
+        return httpx.AsyncClient(transport=transport, **options)
 
     async def send(
         self,
@@ -523,6 +512,3 @@ class AsyncRobot:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
-
-    def __repr__(self) -> str:
-        return self._core.describe("AsyncRobot")

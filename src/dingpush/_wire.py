@@ -29,6 +29,18 @@ DEFAULT_CONNECT_TIMEOUT = 5.0
 
 Redact = Callable[[str], str]
 
+#: The HTTP client of a sync or async shell: ``httpx.Client`` or ``httpx.AsyncClient``. The
+#: base classes the twins share (``BaseRobot``, ``BaseApp``) are generic over it and over
+#: ``TransportT``, its ``httpx.BaseTransport`` or ``httpx.AsyncBaseTransport``.
+HttpT = typing.TypeVar("HttpT")
+TransportT = typing.TypeVar("TransportT")
+
+if typing.TYPE_CHECKING:
+    import httpx
+
+    TimeoutTypes: typing.TypeAlias = float | httpx.Timeout | None
+    ProxyTypes: typing.TypeAlias = str | httpx.Proxy | None
+
 
 def payload_bytes(payload: Mapping[str, typing.Any]) -> bytes:
     """Serialise a request body the way dingpush sends it: compact UTF-8 JSON.

@@ -3,8 +3,8 @@ sent through the relay's API.
 
 Run ``python -m dingpush.demo`` (or ``make run``); no DingTalk account is needed. The relay keeps
 an SQLite outbox in the working directory and mounts the emulator, which plays DingTalk for a
-``sandbox`` robot; it keeps serving until Ctrl+C so the messages can be inspected in the chat
-view; ``--once`` exits after sending.
+``sandbox`` robot; it keeps serving until Ctrl+C so the messages can be inspected in the
+relay's dashboard and the chat view; ``--once`` exits after sending.
 """
 
 from __future__ import annotations
@@ -80,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         count = len(setup.emulator.messages(robot="sandbox"))
         print(f"The relay delivered {delivered} of {len(ids)}; ", end="")
         print(f"the emulator accepted {count} messages.")
+        print(f"  {setup.url}/   (the relay's dashboard: targets, messages, attempts, retries)")
         print(f"  {setup.url}/emulator/   (the chat view: each message as DingTalk draws it)")
         print(f"  {setup.url}/v1/messages   (the relay's outbox: status, attempts, digests)")
         print(f"  {setup.url}/emulator/_emulator/messages?robot=sandbox")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import pty
 import signal
 import subprocess
 import sys
@@ -208,3 +209,35 @@ def test_ctrl_c_loses_nothing(env_robot: Robot, home: pathlib.Path) -> None:
     )
     assert rerun.returncode == 0, rerun.stderr
     assert sorted(env_robot.contents()) == sorted(f"message {n}" for n in range(1, 9))
+
+
+def test_a_batch_on_a_terminal_shows_progress(env_robot: Robot, home: pathlib.Path) -> None:
+    path = write(home / "m.jsonl", *[f'"message {n}"' for n in range(1, 4)])
+    controller, terminal = pty.openpty()
+    try:
+        process = subprocess.run(
+            [sys.executable, "-m", "dingpush", "send", "--batch", str(path)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=terminal,  # a terminal: the progress bar is drawn there
+            env={**os.environ, "COLUMNS": "100", "TERM": "xterm"},
+            timeout=60,
+            check=False,
+        )
+        os.close(terminal)
+        drawn = b""
+        while chunk := _read(controller):
+            drawn += chunk
+    finally:
+        os.close(controller)
+    assert process.returncode == 0, drawn
+    screen = drawn.decode("utf-8", "replace")
+    assert "sending" in screen and "3/3" in screen
+    assert env_robot.contents() == ["message 1", "message 2", "message 3"]
+
+
+def _read(fd: int) -> bytes:
+    try:
+        return os.read(fd, 65536)
+    except OSError:  # EIO: the other end is closed and everything was read
+        return b""

@@ -60,3 +60,13 @@ def test_python_dash_m_and_the_console_script_agree(env_robot: Robot) -> None:
         assert process.stdout.endswith(
             b'{"msgtype":"text","text":{"content":"hi"},"msgUuid":"u"}\n'
         )
+
+
+def test_a_preview_loads_the_renderer_but_no_http_nor_server_library(home: pathlib.Path) -> None:
+    (home / "note.md").write_text("### Deploy finished\n- web-01: **ok**\n", encoding="utf-8")
+    report, stdout = loaded_by("preview", "note.md")
+    assert report["code"] == 0
+    assert stdout.splitlines()[-1] == "preview: note.preview.html"
+    loaded = {name.split(".")[0] for name in report["loaded"]}
+    assert "jinja2" in loaded and "dingpush.web" in report["loaded"]
+    assert loaded.isdisjoint({"httpx", "httpcore", "anyio", "starlette", "uvicorn", "rich"})

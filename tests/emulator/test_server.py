@@ -136,7 +136,6 @@ def test_emulator_does_not_import_the_client_library() -> None:
                     assert name in allowed, f"{path.name} imports {name}"
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="sends SIGINT")
 def test_python_m_dingpush_emulator() -> None:
     command = [
         sys.executable,

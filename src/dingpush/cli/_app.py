@@ -33,6 +33,7 @@ COMMANDS = {
     "completion": "._completion:completion",
     "emulator": "._emulator:emulator",
     "serve": "._serve:serve",
+    "preview": "._preview:preview",
 }
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import click
 
 from dingpush._errors import InvalidMessage
+from dingpush._markdown_check import MarkdownFinding, check_markdown
 from dingpush._messages import (
     ActionCard,
     At,
@@ -30,7 +31,17 @@ from dingpush._messages import (
     Text,
 )
 
-__all__ = ["MessageOptions", "compose", "decode_input", "parse_mention", "read_text"]
+__all__ = [
+    "MessageOptions",
+    "check_message",
+    "compose",
+    "decode_input",
+    "message_options",
+    "parse_mention",
+    "read_text",
+]
+
+F = typing.TypeVar("F", bound=typing.Callable[..., typing.Any])
 
 _BOM = b"\xef\xbb\xbf"
 _MOBILE = re.compile(r"1[0-9]{10}|\+[0-9]{1,4}-?[0-9][0-9-]{4,}")
@@ -39,6 +50,67 @@ _ESCAPE = re.compile(r"\\(.)", re.DOTALL)
 _TITLE_LIMIT = 64
 _LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
 _EMPHASIS = re.compile(r"\*+|`+|~~")
+
+
+# -- the options that shape a message (send and preview take the same) ---------------------------
+
+_MESSAGE_OPTIONS = (
+    click.option("-m", "--markdown", is_flag=True, help="Send markdown (DingTalk's subset)."),
+    click.option(
+        "--title",
+        help="Title of a markdown, link, card or image message (default: the first line).",
+    ),
+    click.option(
+        "--link", metavar="URL", help="Send a link card opening URL; TEXT is its summary."
+    ),
+    click.option("--pic", metavar="URL", help="Picture of a --link card."),
+    click.option("--card", is_flag=True, help="Send an action card; TEXT is its markdown body."),
+    click.option(
+        "--button",
+        "buttons",
+        multiple=True,
+        metavar="TITLE=URL",
+        help="A card button (repeatable).",
+    ),
+    click.option("--horizontal", is_flag=True, help="Lay card buttons side by side."),
+    click.option("--hide-avatar", is_flag=True, help="Hide the robot's avatar on a card."),
+    click.option("--feed", is_flag=True, help="Send a feed card made of --item entries."),
+    click.option(
+        "--item", "items", multiple=True, metavar="TITLE|URL|PIC", help="A feed entry (repeatable)."
+    ),
+    click.option(
+        "--image", metavar="PATH|URL", help="Send a picture (a URL for robots; a file for apps)."
+    ),
+    click.option(
+        "--file",
+        metavar="PATH",
+        type=click.Path(exists=True, dir_okay=False, path_type=pathlib.Path),
+        help="Send a file (app targets; to send a file's text, use --input).",
+    ),
+    click.option(
+        "--at",
+        "at",
+        multiple=True,
+        metavar="MOBILE|USERID",
+        help="Mention someone (repeatable; mobile:… or user:… to be explicit).",
+    ),
+    click.option("--at-all", is_flag=True, help="Mention everyone in the group."),
+)
+
+
+def message_options(function: F) -> F:
+    """The message-shaping options of ``send`` (``--markdown``, ``--card``, ``--at``…), which
+    ``preview`` shares; the command receives them as keywords for :class:`MessageOptions`."""
+    for option in reversed(_MESSAGE_OPTIONS):
+        function = option(function)
+    return function
+
+
+def check_message(message: Message) -> list[MarkdownFinding]:
+    """What DingTalk will not draw in a markdown or action-card message (none for others)."""
+    if isinstance(message, Markdown | ActionCard):
+        return check_markdown(message.text, title=message.title)
+    return []
 
 
 def decode_input(data: bytes, source: str) -> str:

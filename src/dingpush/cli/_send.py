@@ -11,7 +11,14 @@ from dingpush._errors import DingPushError
 from dingpush.config import AppGroupTarget, AppUsersTarget, RobotTarget, WorkNoticeTarget
 
 from ._common import common_options, complete_targets
-from ._compose import MessageOptions, apply_defaults, compose, read_text
+from ._compose import (
+    MessageOptions,
+    apply_defaults,
+    check_message,
+    compose,
+    message_options,
+    read_text,
+)
 from ._deliver import Delivery
 from ._state import error_json, exit_status, get_state, stdin_is_interactive
 
@@ -60,39 +67,7 @@ Examples:
 @click.option(
     "-e", "--escapes", is_flag=True, help="Turn \\n, \\t, \\r and \\\\ in TEXT into characters."
 )
-@click.option("-m", "--markdown", is_flag=True, help="Send markdown (DingTalk's subset).")
-@click.option(
-    "--title", help="Title of a markdown, link, card or image message (default: the first line)."
-)
-@click.option("--link", metavar="URL", help="Send a link card opening URL; TEXT is its summary.")
-@click.option("--pic", metavar="URL", help="Picture of a --link card.")
-@click.option("--card", is_flag=True, help="Send an action card; TEXT is its markdown body.")
-@click.option(
-    "--button", "buttons", multiple=True, metavar="TITLE=URL", help="A card button (repeatable)."
-)
-@click.option("--horizontal", is_flag=True, help="Lay card buttons side by side.")
-@click.option("--hide-avatar", is_flag=True, help="Hide the robot's avatar on a card.")
-@click.option("--feed", is_flag=True, help="Send a feed card made of --item entries.")
-@click.option(
-    "--item", "items", multiple=True, metavar="TITLE|URL|PIC", help="A feed entry (repeatable)."
-)
-@click.option(
-    "--image", metavar="PATH|URL", help="Send a picture (a URL for robots; a file for apps)."
-)
-@click.option(
-    "--file",
-    metavar="PATH",
-    type=click.Path(exists=True, dir_okay=False, path_type=pathlib.Path),
-    help="Send a file (app targets; to send a file's text, use --input).",
-)
-@click.option(
-    "--at",
-    "at",
-    multiple=True,
-    metavar="MOBILE|USERID",
-    help="Mention someone (repeatable; mobile:… or user:… to be explicit).",
-)
-@click.option("--at-all", is_flag=True, help="Mention everyone in the group.")
+@message_options
 @click.option(
     "--split",
     is_flag=True,
@@ -272,11 +247,7 @@ def resolve(state: State, spec: str | None) -> Target:
 
 def markdown_findings(message: Message) -> list[str]:
     """What DingTalk will not draw in a markdown or action-card message (issue 7's checker)."""
-    from dingpush import ActionCard, Markdown, check_markdown
-
-    if isinstance(message, Markdown | ActionCard):
-        return [str(f) for f in check_markdown(message.text, title=message.title)]
-    return []
+    return [str(f) for f in check_message(message)]
 
 
 def show_plan(

@@ -8,10 +8,8 @@ the endpoint family's shape (v1.0: HTTP status plus ``{code, message, requestid}
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import urllib.parse
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -19,8 +17,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from ._apps import AppConfig, app_from_dict
+from ._apps import app_from_dict, app_from_patch
 from ._appstate import Api, AppAnswer, AppCall, Outcome
+from ._control import Handler, json_object, json_routes
 from ._faults import gateway_page
 from ._robot import SERVER_HEADER, _DroppedResponse
 
@@ -30,7 +29,6 @@ if TYPE_CHECKING:
 __all__ = ["app_routes"]
 
 Judge = Callable[[AppCall, float], Outcome]
-Handler = Callable[[Request], Awaitable[Response]]
 
 _V1_HEADERS = {"Content-Type": "application/json;charset=utf-8"}
 
@@ -78,31 +76,6 @@ def _endpoint(emulator: Emulator, api: Api, judge: Judge) -> Handler:
     return endpoint
 
 
-async def _json(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if not raw.strip():
-        return {}
-    try:
-        data = json.loads(raw)
-    except ValueError as exc:
-        raise ValueError(f"body is not valid JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ValueError("body must be a JSON object")
-    return data
-
-
-def _errors_as_json(handler: Handler) -> Handler:
-    async def wrapped(request: Request) -> Response:
-        try:
-            return await handler(request)
-        except KeyError as exc:
-            return JSONResponse({"error": str(exc.args[0]) if exc.args else "not found"}, 404)
-        except (TypeError, ValueError) as exc:
-            return JSONResponse({"error": str(exc)}, 400)
-
-    return wrapped
-
-
 class _AppControl:
     """``/_emulator/apps``, ``/_emulator/media`` and ``/_emulator/notices``."""
 
@@ -117,23 +90,14 @@ class _AppControl:
         return JSONResponse({"apps": [self._app_json(a.name) for a in self.emulator.apps()]})
 
     async def add_app(self, request: Request) -> Response:
-        app = self.emulator.add_app(app_from_dict(await _json(request)))
+        app = self.emulator.add_app(app_from_dict(await json_object(request, optional=True)))
         return JSONResponse(self._app_json(app.name), status_code=201)
 
     async def get_app(self, request: Request) -> Response:
         return JSONResponse(self._app_json(request.path_params["name"]))
 
     async def patch_app(self, request: Request) -> Response:
-        changes = await _json(request)
-        allowed = {f.name for f in dataclasses.fields(AppConfig)} - {"name"}
-        unknown = sorted(set(changes) - allowed)
-        if unknown:
-            raise ValueError(f"unknown or unchangeable app field(s): {', '.join(unknown)}")
-        for key in ("users", "permissions", "flow_controlled_users"):
-            if key in changes and not isinstance(changes[key], list):
-                raise ValueError(f"{key!r} must be a list of strings")
-            if key in changes:
-                changes[key] = tuple(changes[key])
+        changes = app_from_patch(await json_object(request, optional=True))
         app = self.emulator.update_app(request.path_params["name"], **changes)
         return JSONResponse(self._app_json(app.name))
 
@@ -166,7 +130,7 @@ class _AppControl:
         return JSONResponse({"notices": [t.to_dict() for t in tasks]})
 
     async def read_notice(self, request: Request) -> Response:
-        data = await _json(request)
+        data = await json_object(request, optional=True)
         users = data.get("users")
         if not isinstance(users, list):
             raise ValueError("'users' must be a list of userIds")
@@ -210,30 +174,17 @@ def app_routes(emulator: Emulator) -> list[BaseRoute]:
         for path, method, family, judge in api
     ]
     control = _AppControl(emulator)
-    table: list[tuple[str, str, Handler]] = [
-        ("/apps", "GET", control.list_apps),
-        ("/apps", "POST", control.add_app),
-        ("/apps/{name}", "GET", control.get_app),
-        ("/apps/{name}", "PATCH", control.patch_app),
-        ("/apps/{name}", "DELETE", control.delete_app),
-        ("/apps/{name}/expire-tokens", "POST", control.expire_tokens),
-        ("/media", "GET", control.list_media),
-        ("/media/{media_id:path}", "GET", control.get_media),
-        ("/notices", "GET", control.list_notices),
-        ("/notices/{task_id}/read", "POST", control.read_notice),
-    ]
-    # One Route per path, so a wrong method gets 405 rather than the next route's 404.
-    by_path: dict[str, dict[str, Handler]] = {}
-    for path, method, handler in table:
-        by_path.setdefault(path, {})[method] = _errors_as_json(handler)
-    for path, handlers in by_path.items():
-        routes.append(Route("/_emulator" + path, _dispatch(handlers), methods=list(handlers)))
-    return routes
-
-
-def _dispatch(handlers: dict[str, Handler]) -> Handler:
-    async def endpoint(request: Request) -> Response:
-        method = "GET" if request.method == "HEAD" else request.method
-        return await handlers[method](request)
-
-    return endpoint
+    return routes + json_routes(
+        [
+            ("/apps", "GET", control.list_apps),
+            ("/apps", "POST", control.add_app),
+            ("/apps/{name}", "GET", control.get_app),
+            ("/apps/{name}", "PATCH", control.patch_app),
+            ("/apps/{name}", "DELETE", control.delete_app),
+            ("/apps/{name}/expire-tokens", "POST", control.expire_tokens),
+            ("/media", "GET", control.list_media),
+            ("/media/{media_id:path}", "GET", control.get_media),
+            ("/notices", "GET", control.list_notices),
+            ("/notices/{task_id}/read", "POST", control.read_notice),
+        ]
+    )

@@ -17,6 +17,7 @@ from typing import Any
 
 from dingpush._masking import mask
 
+from ._config import json_tuples
 from ._records import conversation_id
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "MediaRecord",
     "NoticeTask",
     "app_from_dict",
+    "app_from_patch",
     "parse_app_spec",
 ]
 
@@ -181,25 +183,32 @@ class AppConfig:
         }
 
 
+#: The fields JSON gives as lists and an :class:`AppConfig` holds as tuples.
+_LIST_FIELDS = ("users", "permissions", "flow_controlled_users")
+
+
 def app_from_dict(data: Mapping[str, Any]) -> AppConfig:
     """Build an :class:`AppConfig` from JSON, naming an unknown or missing key."""
     known = {f.name for f in fields(AppConfig)} - {"_"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise ValueError(f"unknown app field(s): {', '.join(unknown)}")
-    values = dict(data)
     for key in ("name", "app_key", "app_secret"):
-        if key not in values:
+        if key not in data:
             raise ValueError(f"app field {key!r} is required")
-    for key in ("users", "permissions", "flow_controlled_users"):
-        if key in values and not isinstance(values[key], list):
-            raise ValueError(f"{key!r} must be a list of strings")
-        if key in values:
-            values[key] = tuple(values[key])
     try:
-        return AppConfig(**values)
+        return AppConfig(**json_tuples(dict(data), _LIST_FIELDS))
     except TypeError as exc:
         raise ValueError(str(exc)) from exc
+
+
+def app_from_patch(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate a PATCH body's field names (the name cannot change) and list types."""
+    allowed = {f.name for f in fields(AppConfig)} - {"name"}
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise ValueError(f"unknown or unchangeable app field(s): {', '.join(unknown)}")
+    return json_tuples(dict(data), _LIST_FIELDS)
 
 
 def parse_app_spec(spec: str, **settings: Any) -> AppConfig:

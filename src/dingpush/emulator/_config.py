@@ -24,6 +24,7 @@ __all__ = [
     "EmulatorOptions",
     "RobotConfig",
     "RobotStatus",
+    "json_tuples",
     "parse_rate",
     "parse_robot_spec",
     "robot_from_dict",
@@ -267,6 +268,16 @@ def options_from_dict(
     current.update(data)
     current["keyword_fields"] = _string_tuple("keyword_fields", current["keyword_fields"])
     return EmulatorOptions(**current)
+
+
+def json_tuples(values: dict[str, Any], keys: Iterable[str]) -> dict[str, Any]:
+    """Turn the JSON lists under ``keys`` into the tuples a frozen config holds; refuse others."""
+    for key in keys:
+        if key in values:
+            if not isinstance(values[key], list):
+                raise ValueError(f"{key!r} must be a list of strings")
+            values[key] = tuple(values[key])
+    return values
 
 
 def _string_tuple(key: str, value: Any) -> tuple[str, ...]:

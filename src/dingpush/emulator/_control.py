@@ -9,19 +9,19 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, cast
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from ._config import RobotConfig, options_from_dict, robot_from_dict
+from ._config import RobotConfig, json_tuples, options_from_dict, robot_from_dict
 from ._faults import FaultKind
 from ._records import conversation_id
 from ._state import Emulator
 
-__all__ = ["control_routes"]
+__all__ = ["Handler", "control_routes", "json_object", "json_routes"]
 
 _PREFIX = "/_emulator"
 _FAULT_ARGS = (
@@ -47,7 +47,8 @@ def _robot_json(robot: RobotConfig) -> dict[str, Any]:
     return {**robot.to_dict(), "conversation_id": conversation_id("group", robot.group)}
 
 
-async def _json_object(request: Request, *, optional: bool = False) -> dict[str, Any]:
+async def json_object(request: Request, *, optional: bool = False) -> dict[str, Any]:
+    """The request's JSON object body (``{}`` for an empty one when ``optional``)."""
     raw = await request.body()
     if not raw.strip() and optional:
         return {}
@@ -83,7 +84,7 @@ def _bool_param(request: Request, name: str) -> bool | None:
 
 
 def _errors_as_json(handler: Handler) -> Handler:
-    """Answer bad input with 400 and unknown robots with 404, both as JSON."""
+    """Answer bad input with 400 and unknown names (robots, apps, media) with 404, as JSON."""
 
     async def wrapped(request: Request) -> Response:
         try:
@@ -106,14 +107,14 @@ class _ControlAPI:
         return JSONResponse({"robots": [_robot_json(r) for r in self.emulator.robots()]})
 
     async def add_robot(self, request: Request) -> Response:
-        robot = self.emulator.add_robot(robot_from_dict(await _json_object(request)))
+        robot = self.emulator.add_robot(robot_from_dict(await json_object(request)))
         return JSONResponse(_robot_json(robot), status_code=201)
 
     async def get_robot(self, request: Request) -> Response:
         return JSONResponse(_robot_json(self.emulator.robot(request.path_params["name"])))
 
     async def patch_robot(self, request: Request) -> Response:
-        changes = robot_from_patch(await _json_object(request))
+        changes = robot_from_patch(await json_object(request))
         robot = self.emulator.update_robot(request.path_params["name"], **changes)
         return JSONResponse(_robot_json(robot))
 
@@ -159,7 +160,7 @@ class _ControlAPI:
         return JSONResponse({"faults": [f.to_dict() for f in self.emulator.faults()]})
 
     async def add_fault(self, request: Request) -> Response:
-        data = await _json_object(request)
+        data = await json_object(request)
         kind = data.pop("kind", None)
         unknown = sorted(set(data) - set(_FAULT_ARGS))
         if unknown:
@@ -177,24 +178,19 @@ class _ControlAPI:
         return JSONResponse(self.emulator.options.to_dict())
 
     async def patch_options(self, request: Request) -> Response:
-        data = await _json_object(request)
+        data = await json_object(request)
         self.emulator.options = options_from_dict(data, self.emulator.options)
         return JSONResponse(self.emulator.options.to_dict())
 
     async def reset(self, request: Request) -> Response:
-        data = await _json_object(request, optional=True)
+        data = await json_object(request, optional=True)
         self.emulator.reset(robots=data.get("robots") is True)
         return JSONResponse({"reset": True})
 
 
 def robot_from_patch(data: Mapping[str, Any]) -> dict[str, Any]:
     """Validate a PATCH body's field names and list types; values are checked by the robot."""
-    changes = dict(data)
-    for key in ("keywords", "ip_allowlist"):
-        if key in changes and not isinstance(changes[key], list):
-            raise _BadRequest(f"{key!r} must be a list of strings")
-        if key in changes:
-            changes[key] = tuple(changes[key])
+    changes = json_tuples(dict(data), ("keywords", "ip_allowlist"))
     allowed = {f.name for f in dataclasses.fields(RobotConfig)}
     unknown = sorted(set(changes) - allowed)
     if unknown:
@@ -205,28 +201,33 @@ def robot_from_patch(data: Mapping[str, Any]) -> dict[str, Any]:
 def control_routes(emulator: Emulator) -> list[BaseRoute]:
     """Return the ``/_emulator/…`` routes, bound to ``emulator``."""
     api = _ControlAPI(emulator)
-    table: list[tuple[str, Handler, str]] = [
-        ("/robots", api.list_robots, "GET"),
-        ("/robots", api.add_robot, "POST"),
-        ("/robots/{name}", api.get_robot, "GET"),
-        ("/robots/{name}", api.patch_robot, "PATCH"),
-        ("/robots/{name}", api.delete_robot, "DELETE"),
-        ("/conversations", api.conversations, "GET"),
-        ("/messages", api.messages, "GET"),
-        ("/requests", api.requests, "GET"),
-        ("/rejections", api.rejections, "GET"),
-        ("/stats", api.stats, "GET"),
-        ("/faults", api.list_faults, "GET"),
-        ("/faults", api.add_fault, "POST"),
-        ("/faults", api.clear_faults, "DELETE"),
-        ("/options", api.get_options, "GET"),
-        ("/options", api.patch_options, "PATCH"),
-        ("/reset", api.reset, "POST"),
+    table: list[tuple[str, str, Handler]] = [
+        ("/robots", "GET", api.list_robots),
+        ("/robots", "POST", api.add_robot),
+        ("/robots/{name}", "GET", api.get_robot),
+        ("/robots/{name}", "PATCH", api.patch_robot),
+        ("/robots/{name}", "DELETE", api.delete_robot),
+        ("/conversations", "GET", api.conversations),
+        ("/messages", "GET", api.messages),
+        ("/requests", "GET", api.requests),
+        ("/rejections", "GET", api.rejections),
+        ("/stats", "GET", api.stats),
+        ("/faults", "GET", api.list_faults),
+        ("/faults", "POST", api.add_fault),
+        ("/faults", "DELETE", api.clear_faults),
+        ("/options", "GET", api.get_options),
+        ("/options", "PATCH", api.patch_options),
+        ("/reset", "POST", api.reset),
     ]
+    return json_routes(table)
+
+
+def json_routes(table: Iterable[tuple[str, str, Handler]]) -> list[BaseRoute]:
+    """``/_emulator/…`` routes from ``(path, method, handler)`` rows, errors answered as JSON."""
     # Starlette matches routes in order and answers 405 for the first path match with the
     # wrong method, so all methods of one path must share a single Route.
     by_path: dict[str, dict[str, Handler]] = {}
-    for path, handler, method in table:
+    for path, method, handler in table:
         by_path.setdefault(path, {})[method] = _errors_as_json(handler)
     return [
         Route(_PREFIX + path, _dispatch(handlers), methods=list(handlers))

@@ -18,6 +18,7 @@ import typing
 
 if typing.TYPE_CHECKING:
     from ._app import create_app
+    from ._dashboard import dashboard_routes
     from ._relay import Relay
     from ._serve import RelayServer, serve
     from ._settings import RELAY_RETRY, RelaySettings
@@ -34,11 +35,13 @@ __all__ = [
     "RobotTarget",
     "TargetOptions",
     "create_app",
+    "dashboard_routes",
     "serve",
 ]
 
 _WHERE = {
     "create_app": "._app",
+    "dashboard_routes": "._dashboard",
     "Relay": "._relay",
     "serve": "._serve",
     "RelayServer": "._serve",

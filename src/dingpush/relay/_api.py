@@ -28,9 +28,24 @@ from ._http import (
 )
 from ._ingress import robot_send as _ingress
 from ._relay import Accepted, Relay
-from .stores import InvalidTransition, MessageNotFound, Status, StoreUnavailable
+from .stores import (
+    InvalidTransition,
+    MessageNotFound,
+    OutboxMessage,
+    Page,
+    Status,
+    StoreUnavailable,
+)
 
-__all__ = ["ENDPOINTS", "Endpoint", "Param", "routes"]
+__all__ = [
+    "ENDPOINTS",
+    "Endpoint",
+    "Param",
+    "message_detail",
+    "message_page",
+    "retry_failed",
+    "routes",
+]
 
 log = logging.getLogger("dingpush.relay")
 
@@ -195,13 +210,17 @@ def _limit(value: str | None) -> int:
     return int(value)
 
 
-async def list_messages(relay: Relay, request: Request) -> Response:
-    query = request.query_params
+async def message_page(relay: Relay, query: Mapping[str, str]) -> Page[OutboxMessage]:
+    """A page of the outbox for ``status``, ``target``, ``limit`` and ``cursor`` in ``query``.
+
+    The API's ``GET /v1/messages`` and the dashboard's list both read through here, so they
+    accept and refuse the same filters (400, or 404 naming the known targets).
+    """
     target = query.get("target")
     if target is not None and target not in relay.targets:
         relay.target(target, "")  # a 404 naming the known targets
     try:
-        page = await relay.store.list_messages(
+        return await relay.store.list_messages(
             status=_status(query.get("status")),
             target=target,
             limit=_limit(query.get("limit")),
@@ -209,23 +228,36 @@ async def list_messages(relay: Relay, request: Request) -> Response:
         )
     except ValueError as exc:  # a cursor we did not make
         raise HTTPProblem(400, str(exc), field="cursor") from None
+
+
+async def message_detail(relay: Relay, message_id: str) -> dict[str, typing.Any]:
+    """Everything about one message, as ``GET /v1/messages/{id}`` answers (secrets masked)."""
+    message = await relay.store.get(message_id)
+    attempts = await relay.store.attempts(message_id)
+    originals = await relay.store.digest_originals(message_id)
+    return relay.detail(message, attempts, originals)
+
+
+async def retry_failed(relay: Relay, message_id: str) -> dict[str, typing.Any]:
+    """Queue a failed message again and wake its target's dispatcher (the API and dashboard)."""
+    message = await relay.store.retry(message_id)
+    relay.dispatcher.kick(message.target)
+    return relay.summary(message)
+
+
+async def list_messages(relay: Relay, request: Request) -> Response:
+    page = await message_page(relay, request.query_params)
     return json_answer(
         {"items": [relay.summary(m) for m in page.items], "next_cursor": page.next_cursor}
     )
 
 
 async def get_message(relay: Relay, request: Request) -> Response:
-    message_id = request.path_params["id"]
-    message = await relay.store.get(message_id)
-    attempts = await relay.store.attempts(message_id)
-    originals = await relay.store.digest_originals(message_id)
-    return json_answer(relay.detail(message, attempts, originals))
+    return json_answer(await message_detail(relay, request.path_params["id"]))
 
 
 async def retry_message(relay: Relay, request: Request) -> Response:
-    message = await relay.store.retry(request.path_params["id"])
-    relay.dispatcher.kick(message.target)
-    return json_answer(relay.summary(message))
+    return json_answer(await retry_failed(relay, request.path_params["id"]))
 
 
 async def list_targets(relay: Relay, request: Request) -> Response:

@@ -51,6 +51,8 @@ def run(
 
     def ready(url: str) -> None:
         echo(f"dingpush relay listening on {url}  (API docs {url}/docs; configuration {origin})")
+        signin = "sign in with an API token" if relay.settings.api_tokens else "open on loopback"
+        echo(f"  dashboard: {url}/  ({signin})")
         for line in _target_lines(relay, url):
             echo(line)
 

@@ -24,6 +24,7 @@ __all__ = [
     "pointer_at",
     "problem",
     "read_body",
+    "token_matches",
 ]
 
 PROBLEM_TYPE = "application/problem+json"
@@ -132,11 +133,16 @@ def authorized(request: Request, tokens: Sequence[str]) -> bool:
     scheme, _, given = header.partition(" ")
     if scheme.lower() != "bearer" or not given:
         return False
-    candidate = given.strip().encode()
+    return token_matches(given.strip(), tokens)
+
+
+def token_matches(candidate: str, tokens: Sequence[str]) -> bool:
+    """Whether ``candidate`` is one of ``tokens``, compared in constant time."""
+    given = candidate.encode()
     # Compare with every token, always: the time taken says nothing about which one matched.
     matched = False
     for token in tokens:
-        matched |= hmac.compare_digest(candidate, token.encode())
+        matched |= hmac.compare_digest(given, token.encode())
     return matched
 
 

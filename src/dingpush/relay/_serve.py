@@ -70,9 +70,12 @@ def _server(relay: Relay, emulator: Emulator | None, log_level: str) -> uvicorn.
     import uvicorn
     from uvicorn.config import LOGGING_CONFIG
 
+    from ._dashboard import dashboard_routes
     from ._shutdown import QuietServer
 
-    app = create_app(relay, emulator=emulator, manage=False)
+    links = [("Chat view", f"{EMULATOR_PREFIX}/")] if emulator is not None else []
+    dashboard = dashboard_routes(relay, links=links)
+    app = create_app(relay, emulator=emulator, manage=False, extra_routes=dashboard)
     config = uvicorn.Config(
         app,
         log_level=log_level,
@@ -131,6 +134,7 @@ class Embedded:
         return "\n".join(
             [
                 f"dingpush relay listening on {self.url}  (API docs {self.url}/docs)",
+                f"  dashboard: {self.url}/  (targets, messages, retries)",
                 f"  send:      POST {self.url}/v1/messages "
                 '{"target": "sandbox", "message": {...}}',
                 f"  ingress:   {ingress}",

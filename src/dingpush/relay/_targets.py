@@ -219,7 +219,83 @@ def _send_reply(result: typing.Any) -> dict[str, typing.Any]:
     return reply
 
 
-class RobotTarget(RelayTarget):
+#: The library client behind a webhook target: ``AsyncRobot`` or ``AsyncRobotPool``.
+C = typing.TypeVar("C", "AsyncRobot", "AsyncRobotPool")
+
+
+class _WebhookTarget(RelayTarget, typing.Generic[C]):
+    """Custom robots' webhooks (one robot, or a pool): their limit, measure, client and secrets."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        keyword: str | None,
+        rate: Rate | str,
+        cooldown: float,
+        options: TargetOptions | None,
+        description: str,
+        transport: httpx.AsyncBaseTransport | None,
+    ) -> None:
+        super().__init__(name, rate=rate, options=options, description=description)
+        self.keyword = keyword
+        self.cooldown = float(cooldown)
+        self._transport = transport
+        self._client: C | None = None
+
+    @property
+    def webhooks(self) -> list[WebhookTarget]:
+        """The robots behind the target."""
+        raise NotImplementedError
+
+    def _open_client(self, **robot_options: typing.Any) -> C:
+        raise NotImplementedError
+
+    @property
+    def body_limit(self) -> int:
+        return WEBHOOK_BODY_LIMIT
+
+    def measure(self, message: Message) -> int:
+        return _webhook_measure(message, self.keyword)
+
+    def check(self, message: Message) -> None:
+        _check_webhook(message, self.measure)
+
+    def keys(self) -> list[str]:
+        return [webhook.key for webhook in self.webhooks]
+
+    def client(self) -> C:
+        if self._client is None:
+            self._client = self._open_client(
+                keyword=self.keyword,
+                rate=self.rate,
+                cooldown=self.cooldown,
+                limiter=self.limiter,
+                retry=False,
+                max_wait=0,
+                clock=self.clock,
+                transport=self._transport,
+            )
+        return self._client
+
+    async def send(self, message: Message, msg_uuid: str) -> dict[str, typing.Any]:
+        result = await self.client().send(message, msg_uuid=msg_uuid, wait=False, split=True)
+        return _send_reply(result)
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    def secrets(self) -> Iterator[str]:
+        yield from super().secrets()
+        for webhook in self.webhooks:
+            yield webhook.token
+            if webhook.secret:
+                yield webhook.secret
+
+
+class RobotTarget(_WebhookTarget["AsyncRobot"]):
     """A custom robot's webhook, sent through ``AsyncRobot``."""
 
     kind = "robot"
@@ -237,64 +313,32 @@ class RobotTarget(RelayTarget):
         description: str = "",
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        super().__init__(name, rate=rate, options=options, description=description)
+        super().__init__(
+            name,
+            keyword=keyword,
+            rate=rate,
+            cooldown=cooldown,
+            options=options,
+            description=description,
+            transport=transport,
+        )
         self.webhook = parse_robot_target(webhook, secret=secret)
-        self.keyword = keyword
-        self.cooldown = float(cooldown)
-        self._transport = transport
-        self._robot: AsyncRobot | None = None
 
     @property
     def destination(self) -> str:
         return self.webhook.display
 
     @property
-    def body_limit(self) -> int:
-        return WEBHOOK_BODY_LIMIT
+    def webhooks(self) -> list[WebhookTarget]:
+        return [self.webhook]
 
-    def measure(self, message: Message) -> int:
-        return _webhook_measure(message, self.keyword)
+    def _open_client(self, **robot_options: typing.Any) -> AsyncRobot:
+        from dingpush import AsyncRobot
 
-    def check(self, message: Message) -> None:
-        _check_webhook(message, self.measure)
-
-    def keys(self) -> list[str]:
-        return [self.webhook.key]
-
-    def client(self) -> AsyncRobot:
-        if self._robot is None:
-            from dingpush import AsyncRobot
-
-            self._robot = AsyncRobot(
-                self.webhook,
-                keyword=self.keyword,
-                rate=self.rate,
-                cooldown=self.cooldown,
-                limiter=self.limiter,
-                retry=False,
-                max_wait=0,
-                clock=self.clock,
-                transport=self._transport,
-            )
-        return self._robot
-
-    async def send(self, message: Message, msg_uuid: str) -> dict[str, typing.Any]:
-        result = await self.client().send(message, msg_uuid=msg_uuid, wait=False, split=True)
-        return _send_reply(result)
-
-    async def aclose(self) -> None:
-        if self._robot is not None:
-            await self._robot.aclose()
-            self._robot = None
-
-    def secrets(self) -> Iterator[str]:
-        yield from super().secrets()
-        yield self.webhook.token
-        if self.webhook.secret:
-            yield self.webhook.secret
+        return AsyncRobot(self.webhook, **robot_options)
 
 
-class PoolTarget(RelayTarget):
+class PoolTarget(_WebhookTarget["AsyncRobotPool"]):
     """Several robots in one group, sent through ``AsyncRobotPool``."""
 
     kind = "pool"
@@ -311,64 +355,31 @@ class PoolTarget(RelayTarget):
         description: str = "",
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        super().__init__(name, rate=rate, options=options, description=description)
+        super().__init__(
+            name,
+            keyword=keyword,
+            rate=rate,
+            cooldown=cooldown,
+            options=options,
+            description=description,
+            transport=transport,
+        )
         if not members:
             raise ConfigError(f"pool target {name!r} has no members")
         self.members = [parse_robot_target(m) for m in members]
-        self.keyword = keyword
-        self.cooldown = float(cooldown)
-        self._transport = transport
-        self._pool: AsyncRobotPool | None = None
 
     @property
     def destination(self) -> str:
         return f"{len(self.members)} robots: " + ", ".join(m.display for m in self.members)
 
     @property
-    def body_limit(self) -> int:
-        return WEBHOOK_BODY_LIMIT
+    def webhooks(self) -> list[WebhookTarget]:
+        return self.members
 
-    def measure(self, message: Message) -> int:
-        return _webhook_measure(message, self.keyword)
+    def _open_client(self, **robot_options: typing.Any) -> AsyncRobotPool:
+        from dingpush import AsyncRobotPool
 
-    def check(self, message: Message) -> None:
-        _check_webhook(message, self.measure)
-
-    def keys(self) -> list[str]:
-        return [m.key for m in self.members]
-
-    def client(self) -> AsyncRobotPool:
-        if self._pool is None:
-            from dingpush import AsyncRobotPool
-
-            self._pool = AsyncRobotPool(
-                self.members,
-                keyword=self.keyword,
-                rate=self.rate,
-                cooldown=self.cooldown,
-                limiter=self.limiter,
-                retry=False,
-                max_wait=0,
-                clock=self.clock,
-                transport=self._transport,
-            )
-        return self._pool
-
-    async def send(self, message: Message, msg_uuid: str) -> dict[str, typing.Any]:
-        result = await self.client().send(message, msg_uuid=msg_uuid, wait=False, split=True)
-        return _send_reply(result)
-
-    async def aclose(self) -> None:
-        if self._pool is not None:
-            await self._pool.aclose()
-            self._pool = None
-
-    def secrets(self) -> Iterator[str]:
-        yield from super().secrets()
-        for member in self.members:
-            yield member.token
-            if member.secret:
-                yield member.secret
+        return AsyncRobotPool(self.members, **robot_options)
 
 
 AppChannel = typing.Literal["app-group", "app-users", "work-notice"]

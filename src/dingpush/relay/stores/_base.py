@@ -337,6 +337,46 @@ class OutboxStore(typing.Protocol):
         """
 
 
+class BaseStore:
+    """What every backend does the same way around its own operations.
+
+    ``async with`` opens and closes the store, ``enqueue`` is a batch of one, and
+    ``wait_for_work`` waits on the :class:`WorkSignal` the backend notifies after each write
+    that may have made a message claimable.
+    """
+
+    def __init__(self) -> None:
+        self._signal = WorkSignal()
+
+    async def open(self) -> None:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> typing.Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def enqueue(self, message: NewMessage) -> Enqueued:
+        (answer,) = await self.enqueue_many([message])
+        return answer
+
+    async def enqueue_many(self, messages: Sequence[NewMessage]) -> list[Enqueued]:
+        raise NotImplementedError
+
+    async def wait_for_work(self, timeout: float) -> bool:
+        return await self._signal.wait(timeout)
+
+
 # -- rules every backend shares ---------------------------------------------------------------
 
 
@@ -394,6 +434,15 @@ def decode_cursor(cursor: str) -> int:
         raise ValueError(
             f"invalid cursor {cursor!r}: pass back the next_cursor of the previous page"
         ) from exc
+
+
+def check_listing(
+    status: Status | None, limit: int, cursor: str | None
+) -> tuple[Status | None, int | None]:
+    """``list_messages``' arguments checked: the status wanted, and the position to list below."""
+    check_limit(limit)
+    below = None if cursor is None else decode_cursor(cursor)
+    return (None if status is None else Status(status)), below
 
 
 def check_digest_request(originals: Sequence[str], message: NewMessage) -> list[str]:

@@ -12,13 +12,13 @@ import threading
 import typing
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from types import TracebackType
 
 from dingpush._clock import SYSTEM_CLOCK, Clock
 
 from ._base import (
     LEASE_EXPIRED_ERROR,
     Attempt,
+    BaseStore,
     Claim,
     Enqueued,
     ErrCode,
@@ -29,15 +29,14 @@ from ._base import (
     Page,
     Status,
     TargetStats,
-    WorkSignal,
     check_digest_request,
     check_digestible,
     check_errcode,
     check_lease,
     check_limit,
+    check_listing,
     check_positive,
     check_retryable,
-    decode_cursor,
     decode_reply,
     dedupe_claims,
     delivery_is_new,
@@ -101,7 +100,7 @@ class _Row:
         self.lease_token = self.lease_until = self.claimed_at = None
 
 
-class MemoryStore:
+class MemoryStore(BaseStore):
     """An in-memory outbox with the full store contract, minus durability.
 
     Args:
@@ -109,6 +108,7 @@ class MemoryStore:
     """
 
     def __init__(self, *, clock: Clock | None = None) -> None:
+        super().__init__()
         self._clock = clock or SYSTEM_CLOCK
         # One lock, held for whole operations: they never await, so this makes each atomic
         # across threads as well as tasks.
@@ -118,7 +118,6 @@ class MemoryStore:
         self._history: dict[str, list[Attempt]] = {}
         self._errors: dict[str, tuple[str, ErrCode, float]] = {}
         self._seq = itertools.count(1)
-        self._signal = WorkSignal()
         self._closed = False
 
     def __repr__(self) -> str:
@@ -131,18 +130,6 @@ class MemoryStore:
 
     async def aclose(self) -> None:
         self._closed = True
-
-    async def __aenter__(self) -> typing.Self:
-        await self.open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def ping(self) -> None:
         self._run(lambda now: None)
@@ -160,10 +147,6 @@ class MemoryStore:
             raise MessageNotFound(message_id) from None
 
     # -- writes -------------------------------------------------------------------------------
-
-    async def enqueue(self, message: NewMessage) -> Enqueued:
-        (answer,) = await self.enqueue_many([message])
-        return answer
 
     async def enqueue_many(self, messages: Sequence[NewMessage]) -> list[Enqueued]:
         batch = list(messages)
@@ -392,9 +375,7 @@ class MemoryStore:
         limit: int = 50,
         cursor: str | None = None,
     ) -> Page[OutboxMessage]:
-        check_limit(limit)
-        after = None if cursor is None else decode_cursor(cursor)
-        wanted = None if status is None else Status(status)
+        wanted, after = check_listing(status, limit, cursor)
 
         def operation(now: float) -> Page[OutboxMessage]:
             rows = sorted(
@@ -477,9 +458,6 @@ class MemoryStore:
             return OutboxStats(at=now, window=window, targets=targets)
 
         return self._run(operation)
-
-    async def wait_for_work(self, timeout: float) -> bool:
-        return await self._signal.wait(timeout)
 
 
 def _same_key(row: _Row, message: NewMessage) -> bool:

@@ -19,13 +19,13 @@ import sqlite3
 import threading
 import typing
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from types import TracebackType
 
 from dingpush._clock import SYSTEM_CLOCK, Clock
 
 from . import _sqlite_ops as ops
 from ._base import (
     Attempt,
+    BaseStore,
     Claim,
     Enqueued,
     ErrCode,
@@ -34,12 +34,11 @@ from ._base import (
     OutboxStats,
     Page,
     Status,
-    WorkSignal,
     check_digest_request,
     check_errcode,
     check_limit,
+    check_listing,
     check_positive,
-    decode_cursor,
     dedupe_claims,
     encode_reply,
 )
@@ -56,7 +55,7 @@ log = logging.getLogger("dingpush.relay.outbox")
 DEFAULT_PATH = "dingpush-outbox.sqlite"
 
 
-class SQLiteStore:
+class SQLiteStore(BaseStore):
     """The outbox in one SQLite file: durable on return, crash-safe, one fsync per batch.
 
     Use it as ``async with SQLiteStore("outbox.sqlite") as store:``; opening creates the file
@@ -86,6 +85,7 @@ class SQLiteStore:
         readers: int = 2,
         max_size: int | None = None,
     ) -> None:
+        super().__init__()
         self.path = pathlib.Path(path)
         if str(path) in ("", ":memory:"):
             raise ValueError(
@@ -103,7 +103,6 @@ class SQLiteStore:
         self._pool: _ReaderPool | None = None
         self._starting: concurrent.futures.Future[None] | None = None
         self._pending: tuple[Writer, _ReaderPool] | None = None
-        self._signal = WorkSignal()
         self._open_lock = threading.Lock()
         #: The schema version the file had when this store opened it (0 for a new file).
         self.opened_at_version: int | None = None
@@ -152,18 +151,6 @@ class SQLiteStore:
         await asyncio.to_thread(writer.join)
         await asyncio.to_thread(pool.close)
 
-    async def __aenter__(self) -> typing.Self:
-        await self.open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
     def write_stats(self) -> WriteStats:
         """How writes have been batched since opening (transactions, operations)."""
         return self._writer.stats() if self._writer else WriteStats(0, 0, 0)
@@ -204,10 +191,6 @@ class SQLiteStore:
         await self._write(ops.ping)
 
     # -- writes -------------------------------------------------------------------------------
-
-    async def enqueue(self, message: NewMessage) -> Enqueued:
-        (answer,) = await self.enqueue_many([message])
-        return answer
 
     async def enqueue_many(self, messages: Sequence[NewMessage]) -> list[Enqueued]:
         batch = list(messages)
@@ -285,9 +268,7 @@ class SQLiteStore:
         limit: int = 50,
         cursor: str | None = None,
     ) -> Page[OutboxMessage]:
-        check_limit(limit)
-        before = None if cursor is None else decode_cursor(cursor)
-        wanted = None if status is None else Status(status)
+        wanted, before = check_listing(status, limit, cursor)
         return await self._read(lambda conn: ops.list_messages(conn, wanted, target, limit, before))
 
     async def list_queued(
@@ -304,9 +285,6 @@ class SQLiteStore:
         check_positive("window", window)
         now = self._clock.time()
         return await self._read(lambda conn: ops.stats(conn, now, window))
-
-    async def wait_for_work(self, timeout: float) -> bool:
-        return await self._signal.wait(timeout)
 
 
 _NOT_OPEN = (

@@ -1,0 +1,263 @@
+"""What ``App`` and ``AsyncApp`` share: their arguments and every step of a call but the I/O.
+
+httpx's ``BaseClient`` pattern: :class:`BaseApp` holds the sans-I/O core (``AppCore``) and the
+delivery settings (``AppDelivery``), and builds each flow, request and checked answer. The
+shells, ``App`` (``_app.py``) and ``AsyncApp`` (``_async_app.py``), only send, run the flows
+and hold the locks, so they differ in little but ``await``; tests/test_app_parity.py keeps
+their surfaces in step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import typing
+from collections.abc import Callable, Iterator, Sequence
+
+from ._app_core import (
+    AppCore,
+    GroupSpec,
+    HttpRequest,
+    NoticeSpec,
+    TokenCacheTypes,
+    UsersSpec,
+)
+from ._app_delivery import (
+    DEFAULT_APP_COOLDOWN,
+    DEFAULT_APP_RATE,
+    DEFAULT_NOTICE_RATE,
+    TASK_PATH,
+    UPLOAD_PATH,
+    AppCall,
+    AppDelivery,
+    Part,
+    call_flow,
+)
+from ._app_messages import _read
+from ._app_results import NoticeDelivery, NoticeProgress
+from ._clock import Clock
+from ._delivery import Flow, SendOptions
+from ._errors import InvalidAccessToken, TransportError
+from ._limiter import DEFAULT_MAX_WAIT, Rate, RateLimiter
+from ._retry import RetryTypes
+from ._wire import (
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_TIMEOUT,
+    HttpT,
+    TransportT,
+    map_transport_errors,
+)
+
+if typing.TYPE_CHECKING:
+    import httpx
+
+    from ._wire import ProxyTypes, TimeoutTypes
+
+__all__ = ["BaseApp"]
+
+logger = logging.getLogger("dingpush")
+
+#: Seconds an upload may take when no timeout= was given: files go up to 20 MB (§5).
+UPLOAD_TIMEOUT = 120.0
+
+MediaSource = typing.Union[str, "os.PathLike[str]", bytes]
+#: What an upload sends: ``(data, kind, filename, sha256)``, as ``upload_source()`` gives it.
+Upload = tuple[bytes, str, str, str]
+Body = dict[str, typing.Any]
+T = typing.TypeVar("T")
+S = typing.TypeVar("S", GroupSpec, UsersSpec, NoticeSpec)
+#: ``group_flow``, ``users_flow``, ``notice_flow``: a target's delivery as the engine runs it.
+TargetFlow = Callable[[AppDelivery, S, Sequence[Part], str, SendOptions], Flow[T]]
+
+
+def _http_options(
+    timeout: TimeoutTypes, proxy: ProxyTypes, trust_env: bool
+) -> dict[str, typing.Any]:
+    import httpx
+
+    return {
+        "timeout": (
+            httpx.Timeout(DEFAULT_TIMEOUT, connect=DEFAULT_CONNECT_TIMEOUT)
+            if timeout is None
+            else timeout
+        ),
+        "proxy": proxy,
+        "trust_env": trust_env,
+    }
+
+
+def _upload_timeout(timeout: TimeoutTypes) -> typing.Any:
+    import httpx
+
+    if timeout is not None:
+        return timeout
+    return httpx.Timeout(UPLOAD_TIMEOUT, connect=DEFAULT_CONNECT_TIMEOUT)
+
+
+def request_args(request: HttpRequest, timeout: typing.Any = None) -> dict[str, typing.Any]:
+    """``HttpRequest`` as the keyword arguments of ``httpx.Client.request`` (and the async one)."""
+    args: dict[str, typing.Any] = {
+        "method": request.method,
+        "url": request.url,
+        "content": request.content,
+        "headers": dict(request.headers),
+    }
+    if timeout is not None:
+        args["timeout"] = timeout
+    return args
+
+
+@contextlib.contextmanager
+def token_not_sent() -> Iterator[None]:
+    """Fetching the token failed in transit: the call it was for has not gone out."""
+    try:
+        yield
+    except TransportError as exc:
+        exc.maybe_delivered = False
+        raise
+
+
+class BaseApp(typing.Generic[HttpT, TransportT]):
+    """The part of ``App`` and ``AsyncApp`` that does no I/O, under one ``__init__``.
+
+    The shells add how their HTTP client is made (:meth:`_open_http`, with their locks), how a
+    request is sent and how a flow is run; everything they send or read is built here.
+    """
+
+    def __init__(
+        self,
+        app_key: str,
+        app_secret: str,
+        *,
+        api_base: str | None = None,
+        oapi_base: str | None = None,
+        token_cache: TokenCacheTypes = None,
+        timeout: TimeoutTypes = None,
+        proxy: ProxyTypes = None,
+        trust_env: bool = True,
+        transport: TransportT | None = None,
+        http_client: HttpT | None = None,
+        clock: Clock | None = None,
+        rate: Rate | str = DEFAULT_APP_RATE,
+        notice_rate: Rate | str = DEFAULT_NOTICE_RATE,
+        cooldown: float = DEFAULT_APP_COOLDOWN,
+        limiter: RateLimiter | None = None,
+        retry: RetryTypes = True,
+        max_wait: float = DEFAULT_MAX_WAIT,
+    ) -> None:
+        self._core = AppCore(
+            app_key,
+            app_secret,
+            api_base=api_base,
+            oapi_base=oapi_base,
+            token_cache=token_cache,
+            clock=clock,
+        )
+        self._delivery = AppDelivery(
+            self._core,
+            rate=rate,
+            notice_rate=notice_rate,
+            cooldown=cooldown,
+            limiter=limiter,
+            retry=retry,
+            max_wait=max_wait,
+        )
+        self._upload_timeout = _upload_timeout(timeout)
+        self._owns_http = http_client is None
+        self._http: HttpT = self._open_http(
+            http_client, transport, _http_options(timeout, proxy, trust_env)
+        )
+
+    def _open_http(
+        self,
+        http_client: HttpT | None,
+        transport: TransportT | None,
+        options: dict[str, typing.Any],
+    ) -> HttpT:
+        """The HTTP client to send with (``http_client``, or a new one) and the shell's locks."""
+        raise NotImplementedError
+
+    @property
+    def app_key(self) -> str:
+        return self._core.app_key
+
+    def __repr__(self) -> str:
+        return self._core.describe(type(self).__name__)
+
+    # -- flows: what the engine runs for the shell -------------------------------------------
+
+    def _query(self, which: str, agent_id: int | str, task_id: int) -> Flow[Body]:
+        # Queries only read: repeating one is harmless, so any transient failure is retried.
+        channel = self._delivery.channel(TASK_PATH + which, which, idempotent=True)
+        call = AppCall(
+            lambda t: self._core.task_request(which, agent_id, task_id, t), f"task {task_id}"
+        )
+        return call_flow(channel, call, self._delivery.defaults())
+
+    def _send_result(self, agent_id: int | str, task_id: int) -> Flow[NoticeDelivery]:
+        body = yield from self._query("getsendresult", agent_id, task_id)
+        return self._core.delivery(agent_id, task_id, body)
+
+    def _send_progress(self, agent_id: int | str, task_id: int) -> Flow[NoticeProgress]:
+        body = yield from self._query("getsendprogress", agent_id, task_id)
+        return self._core.progress(agent_id, task_id, body)
+
+    def _checked_upload(self, source: MediaSource, kind: str, filename: str | None) -> Upload:
+        """``upload()``'s arguments, read and checked (size, format)."""
+        if isinstance(source, bytes | bytearray | memoryview):
+            data, name = bytes(source), filename
+        else:
+            data, read_name = _read(source)
+            name = filename or read_name
+        name = self._core.check_upload(data, kind, name)
+        return data, kind, name, hashlib.sha256(data).hexdigest()
+
+    def _upload(
+        self, upload: Upload, options: SendOptions, msg_uuid: str, *, reuse: bool = False
+    ) -> Flow[str]:
+        """``media/upload`` of one file; its ``media_id``, remembered for that content.
+
+        With ``reuse``, a content this client uploaded before is not uploaded again.
+        """
+        data, kind, filename, digest = upload
+        known = self._core.media.get((kind, digest)) if reuse else None
+        if known is not None:
+            return known
+        # A repeated upload only stores a second copy: any transient failure is retried.
+        channel = self._delivery.channel(UPLOAD_PATH, "media/upload", idempotent=True)
+        call = AppCall(
+            lambda t: self._core.upload_request(data, kind, filename, t),
+            msg_uuid,
+            timeout=self._upload_timeout,
+        )
+        media_id = self._core.media_id((yield from call_flow(channel, call, options)))
+        self._core.media[(kind, digest)] = media_id
+        return media_id
+
+    # -- requests and answers ---------------------------------------------------------------
+
+    def _transport_errors(self, request: HttpRequest) -> contextlib.AbstractContextManager[None]:
+        """Where httpx's exceptions become dingpush's, naming the endpoint, secrets masked."""
+        return map_transport_errors(self._core.redact, f"DingTalk ({request.what})")
+
+    def _answer(
+        self, request: HttpRequest, response: httpx.Response, token: str, *, last: bool
+    ) -> Body | None:
+        """The checked answer's body; ``None`` when DingTalk refused the token: call again.
+
+        The refused token is dropped, so the next ``access_token()`` fetches a new one. The
+        call is made again once (``last`` then holds), at once and in the same slot: it is
+        not one of the retry policy's attempts.
+        """
+        try:
+            return self._core.parse(
+                request, response.status_code, response.headers, response.content
+            )
+        except InvalidAccessToken:
+            if last:
+                raise
+            logger.debug("access token refused by %s; refreshing once", request.what)
+            self._core.drop_token(token)
+            return None

@@ -1,0 +1,403 @@
+"""The relay's dashboard at ``/``: its targets, a live list of messages, one message, retry.
+
+Server-rendered pages (Jinja2 templates of :mod:`dingpush.web`, the chat view's renderer for
+the preview) and a little plain JavaScript that polls for the parts that change. The data comes
+from the API's own functions (``message_page``, ``message_detail``, ``retry_failed``,
+:meth:`Relay.target_views`), so the dashboard and ``/v1/…`` cannot disagree. Sign-in, sessions
+and CSRF checks are in :mod:`._dashboard_auth`.
+
+    app = create_app(relay, extra_routes=dashboard_routes(relay))
+"""
+
+from __future__ import annotations
+
+import typing
+import urllib.parse
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from dingpush.web import STATIC_PACKAGE, MessageRenderer, create_environment, findings_for
+
+from ._api import message_detail, message_page, retry_failed
+from ._dashboard_auth import DashboardAuth, Session, safe_next, same_site
+from ._dashboard_views import (
+    attempt_rows,
+    channel_payload,
+    list_rows,
+    message_row,
+    pretty_json,
+    target_rows,
+)
+from ._http import HTTPProblem, read_body
+from ._relay import Relay
+from .stores import InvalidTransition, MessageNotFound, Status, StoreUnavailable
+
+__all__ = ["PAGE_SIZE", "dashboard_routes"]
+
+#: Messages on one page of the list.
+PAGE_SIZE = 25
+#: How often the pages ask for what changed, in milliseconds.
+POLL_MS = 1000
+_FORM_LIMIT = 16 * 1024
+_HEADERS = {
+    # Message text is untrusted: no inline script can run, whatever slipped through escaping.
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+        "img-src * data:; media-src *; connect-src 'self'; base-uri 'none'; "
+        "form-action 'self'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+class _Urls:
+    """The dashboard's URLs, under whatever path the relay is mounted at."""
+
+    def __init__(self, request: Request) -> None:
+        self.root = str(request.scope.get("root_path", "")).rstrip("/")
+
+    @staticmethod
+    def _query(query: Mapping[str, str | None]) -> str:
+        given = urllib.parse.urlencode({k: v for k, v in query.items() if v})
+        return f"?{given}" if given else ""
+
+    def static(self, path: str) -> str:
+        return f"{self.root}/ui/static/{path}"
+
+    def home(self, **query: str | None) -> str:
+        return f"{self.root}/{self._query(query)}"
+
+    def updates(self, **query: str | None) -> str:
+        return f"{self.root}/ui/updates{self._query(query)}"
+
+    def message(self, message_id: str) -> str:
+        return f"{self.root}/ui/messages/{urllib.parse.quote(message_id, safe='')}"
+
+    def message_updates(self, message_id: str) -> str:
+        return self.message(message_id) + "/updates"
+
+    def retry(self, message_id: str) -> str:
+        return self.message(message_id) + "/retry"
+
+    def login(self, next: str | None = None) -> str:
+        return f"{self.root}/ui/login{self._query({'next': next})}"
+
+    def logout(self) -> str:
+        return f"{self.root}/ui/logout"
+
+    def docs(self) -> str:
+        return f"{self.root}/docs"
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """A small url-encoded form (no multipart: the dashboard's forms carry a few fields)."""
+    body = await read_body(request, _FORM_LIMIT)
+    try:
+        pairs = urllib.parse.parse_qsl(
+            body.decode("utf-8", "replace"), keep_blank_values=True, max_num_fields=20
+        )
+    except ValueError:
+        raise HTTPProblem(400, "the form has too many fields") from None
+    return dict(pairs)
+
+
+def _filters(request: Request) -> dict[str, str]:
+    """The list's filters from the query string; empty values mean "any"."""
+    query = request.query_params
+    return {k: v for k in ("status", "target", "cursor") if (v := query.get(k, "").strip())}
+
+
+class _Dashboard:
+    """The dashboard's request handlers, bound to one relay."""
+
+    def __init__(self, relay: Relay, links: Sequence[tuple[str, str]], poll_ms: int) -> None:
+        self.relay = relay
+        self.links = tuple(links)
+        self.poll_ms = poll_ms
+        self.auth = DashboardAuth(relay.settings.api_tokens, clock=relay.clock)
+        self.environment = create_environment()
+        self.renderer = MessageRenderer(environment=self.environment)
+
+    # -- rendering -----------------------------------------------------------------------------
+
+    def _common(self, request: Request, session: Session | None) -> dict[str, typing.Any]:
+        urls = _Urls(request)
+        return {
+            "url": urls,
+            "static_url": urls.static,
+            "csrf": session.csrf if session else "",
+            "signed_in": self.auth.required and session is not None,
+            "links": self.links,
+            "poll_ms": self.poll_ms,
+        }
+
+    def _render(self, template: str, context: Mapping[str, typing.Any]) -> str:
+        # A last net under the masking done upstream: no page carries a configured secret.
+        return self.relay.redact(self.environment.get_template(template).render(**context))
+
+    def _page(
+        self,
+        request: Request,
+        template: str,
+        session: Session | None,
+        *,
+        status: int = 200,
+        **context: typing.Any,
+    ) -> Response:
+        html = self._render(template, {**self._common(request, session), **context})
+        return HTMLResponse(html, status_code=status, headers=_HEADERS)
+
+    def _fragments(
+        self,
+        request: Request,
+        session: Session,
+        names: Mapping[str, str],
+        context: Mapping[str, typing.Any],
+    ) -> Response:
+        full = {**self._common(request, session), **context}
+        fragments = {element: self._render(template, full) for element, template in names.items()}
+        return JSONResponse({"fragments": fragments}, headers={"Cache-Control": "no-store"})
+
+    def _error(self, request: Request, status: int, title: str, detail: str) -> Response:
+        session = self.auth.session(request)
+        return self._page(
+            request, "dashboard/error.html", session, status=status, page_title=title, detail=detail
+        )
+
+    def _to_login(self, request: Request) -> Response:
+        here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(_Urls(request).login(here), status_code=303)
+
+    def guarded(self, handler: Handler) -> Handler:
+        """Answer the outbox's failures with a page rather than a stack trace."""
+
+        async def serve(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except MessageNotFound:
+                message_id = request.path_params.get("id", "")
+                return self._error(
+                    request,
+                    404,
+                    "No such message",
+                    f"The outbox has no message {message_id!r}: delivered messages are pruned "
+                    "after the relay's retention period.",
+                )
+            except StoreUnavailable as exc:
+                return self._error(
+                    request,
+                    503,
+                    "The outbox is unavailable",
+                    f"The outbox cannot be read right now; reload in a moment "
+                    f"({self.relay.redact(str(exc))}).",
+                )
+            except HTTPProblem as exc:
+                return self._error(request, exc.status, "Request refused", exc.detail)
+
+        return serve
+
+    # -- the list ------------------------------------------------------------------------------
+
+    async def _home_context(self, request: Request) -> tuple[int, dict[str, typing.Any]]:
+        filters = _filters(request)
+        targets = target_rows(await self.relay.target_views())
+        status, error, rows, next_cursor = 200, None, [], None
+        try:
+            page = await message_page(self.relay, {**filters, "limit": str(PAGE_SIZE)})
+        except HTTPProblem as exc:  # an unknown target or status, a cursor we did not make
+            status, error = exc.status, exc.detail
+        else:
+            rows, next_cursor = list_rows(self.relay, page.items), page.next_cursor
+        urls = _Urls(request)
+        return status, {
+            "page_title": "Relay dashboard",
+            "targets": targets,
+            "target_names": sorted(self.relay.targets),
+            "statuses": [s.value for s in Status],
+            "filters": filters,
+            "rows": rows,
+            "error": error,
+            "next_cursor": next_cursor,
+            "updates_url": urls.updates(**filters),
+        }
+
+    async def home(self, request: Request) -> Response:
+        session = self.auth.session(request)
+        if session is None:
+            return self._to_login(request)
+        status, context = await self._home_context(request)
+        return self._page(request, "dashboard/home.html", session, status=status, **context)
+
+    async def updates(self, request: Request) -> Response:
+        session = self.auth.session(request)
+        if session is None:
+            return JSONResponse({"login": _Urls(request).login()}, status_code=401)
+        _, context = await self._home_context(request)
+        names = {
+            "targets-body": "dashboard/_targets.html",
+            "messages-body": "dashboard/_messages.html",
+            "pager": "dashboard/_pager.html",
+        }
+        return self._fragments(request, session, names, context)
+
+    # -- one message ---------------------------------------------------------------------------
+
+    async def _detail_context(self, message_id: str) -> dict[str, typing.Any]:
+        detail = await message_detail(self.relay, message_id)
+        payload = detail["payload"]  # masked by the relay, as the API shows it
+        shown, channel = channel_payload(self.relay, detail["target"], payload)
+        view = self.renderer.view(shown, channel=channel)
+        row = message_row(self.relay, detail, payload)
+        return {
+            "page_title": f"Message {message_id}",
+            "message": row,
+            "detail": detail,
+            "originals": detail["originals"],
+            "attempts": attempt_rows(detail),
+            "rendered": self.renderer.render(view, sender=row.target, time=detail["created_at"]),
+            "findings": findings_for(view),
+            "payload_json": pretty_json(payload),
+            "reply_json": None if detail["reply"] is None else pretty_json(detail["reply"]),
+            "retryable": row.status.value == Status.FAILED,
+            "notice": None,
+            "problem": None,
+        }
+
+    async def message(self, request: Request) -> Response:
+        session = self.auth.session(request)
+        if session is None:
+            return self._to_login(request)
+        message_id = request.path_params["id"]
+        context = await self._detail_context(message_id)
+        if request.query_params.get("retried"):
+            context["notice"] = "Queued again: the dispatcher takes it up at once."
+        urls = _Urls(request)
+        return self._page(
+            request,
+            "dashboard/detail.html",
+            session,
+            updates_url=urls.message_updates(message_id),
+            **context,
+        )
+
+    async def message_updates(self, request: Request) -> Response:
+        session = self.auth.session(request)
+        if session is None:
+            return JSONResponse({"login": _Urls(request).login()}, status_code=401)
+        context = await self._detail_context(request.path_params["id"])
+        names = {
+            "detail-status": "dashboard/_detail_status.html",
+            "detail-attempts": "dashboard/_attempts.html",
+        }
+        return self._fragments(request, session, names, context)
+
+    async def retry(self, request: Request) -> Response:
+        session = self.auth.session(request)
+        if session is None:
+            return self._to_login(request)
+        form = await _form(request)
+        if not self.auth.form_allowed(request, session, form):
+            return self._forbidden(request)
+        message_id = request.path_params["id"]
+        try:
+            await retry_failed(self.relay, message_id)
+        except InvalidTransition:
+            context = await self._detail_context(message_id)
+            status = context["message"].status.label
+            context["problem"] = f"Only a failed message can be retried; this one is {status}."
+            return self._page(request, "dashboard/detail.html", session, status=409, **context)
+        target = _Urls(request).message(message_id) + "?retried=1"
+        return RedirectResponse(target, status_code=303)
+
+    def _forbidden(self, request: Request) -> Response:
+        return self._error(
+            request,
+            403,
+            "Form refused",
+            "This form did not come from this dashboard's own page (another site, or a page "
+            "older than the session): go back, reload the page and try again.",
+        )
+
+    # -- signing in ----------------------------------------------------------------------------
+
+    async def login_page(self, request: Request) -> Response:
+        next_url = safe_next(request.query_params.get("next"), _Urls(request).root)
+        if self.auth.session(request) is not None:
+            return RedirectResponse(next_url, status_code=303)
+        return self._login_form(request, next_url)
+
+    def _login_form(
+        self, request: Request, next_url: str, error: str | None = None, status: int = 200
+    ) -> Response:
+        return self._page(
+            request,
+            "dashboard/login.html",
+            None,
+            status=status,
+            page_title="Sign in",
+            next=next_url,
+            error=error,
+        )
+
+    async def login(self, request: Request) -> Response:
+        form = await _form(request)
+        next_url = safe_next(form.get("next"), _Urls(request).root)
+        if not self.auth.required:
+            return RedirectResponse(next_url, status_code=303)
+        if not same_site(request):
+            return self._forbidden(request)
+        session_id = self.auth.sign_in(form.get("token", "").strip())
+        if session_id is None:
+            error = "That is not one of this relay's API tokens ([relay] api_tokens)."
+            return self._login_form(request, next_url, error, status=401)
+        response = RedirectResponse(next_url, status_code=303)
+        self.auth.set_cookie(response, request, session_id)
+        return response
+
+    async def logout(self, request: Request) -> Response:
+        session = self.auth.session(request)
+        urls = _Urls(request)
+        if session is None or not self.auth.required:
+            return RedirectResponse(urls.home(), status_code=303)
+        if not self.auth.form_allowed(request, session, await _form(request)):
+            return self._forbidden(request)
+        self.auth.sign_out(request)
+        response = RedirectResponse(urls.login(), status_code=303)
+        self.auth.clear_cookie(response, request)
+        return response
+
+
+def dashboard_routes(
+    relay: Relay,
+    *,
+    links: Sequence[tuple[str, str]] = (),
+    poll_ms: int = POLL_MS,
+) -> list[BaseRoute]:
+    """The dashboard's routes, for ``create_app(relay, extra_routes=…)``.
+
+    ``/`` (targets and messages), ``/ui/messages/{id}`` (one message; ``POST …/retry``),
+    ``/ui/login``, ``/ui/logout``, ``/ui/updates`` and ``/ui/messages/{id}/updates`` (the parts
+    that change, for the pages' script) and ``/ui/static/…``. ``links`` adds ``(label, path)``
+    entries to the header (the embedded emulator's chat view).
+    """
+    view = _Dashboard(relay, links, poll_ms)
+    guarded = view.guarded
+    return [
+        Route("/", guarded(view.home), methods=["GET"], name="dashboard"),
+        Route("/ui/updates", guarded(view.updates), methods=["GET"]),
+        Route("/ui/messages/{id}", guarded(view.message), methods=["GET"]),
+        Route("/ui/messages/{id}/updates", guarded(view.message_updates), methods=["GET"]),
+        Route("/ui/messages/{id}/retry", guarded(view.retry), methods=["POST"]),
+        Route("/ui/login", guarded(view.login_page), methods=["GET"]),
+        Route("/ui/login", guarded(view.login), methods=["POST"]),
+        Route("/ui/logout", guarded(view.logout), methods=["POST"]),
+        Mount("/ui/static", app=StaticFiles(packages=[STATIC_PACKAGE]), name="dashboard-static"),
+    ]
