@@ -1,6 +1,6 @@
 """The shell, CI and cron examples of docs/cli.md run, in real shells, against the emulator.
 
-Markers before a fenced block:
+Markers before a fenced block (found by ``tests/_docblocks.py``):
 
 * ``<!-- test: config -->`` (toml): the ``dingpush.toml`` of the shell blocks that follow it;
 * ``<!-- test: shell -->`` (sh): run with ``bash -e -o pipefail``; every command must succeed;
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import pathlib
-import re
 import shutil
 import subprocess
 import sys
@@ -26,17 +25,13 @@ import typing
 
 import pytest
 
+from _docblocks import ROOT, marked_blocks
 from dingpush.testing import EmulatorServer
 
 from .conftest import SECRET
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
 GUIDE = ROOT / "docs" / "cli.md"
-_BLOCK = re.compile(
-    r"<!-- test: (?P<kind>config|shell|ci|cron)(?:, exit (?P<exit>\d+))? -->\s*\n"
-    r"```(?P<lang>\w+)\n(?P<body>.*?)\n```",
-    re.DOTALL,
-)
+KINDS = ("config", "shell", "ci", "cron")
 
 
 class Example(typing.NamedTuple):
@@ -48,16 +43,14 @@ class Example(typing.NamedTuple):
 
 
 def examples() -> list[typing.Any]:
-    text = GUIDE.read_text(encoding="utf-8")
     config: str | None = None
     found = []
-    for match in _BLOCK.finditer(text):
-        if match["kind"] == "config":
-            config = match["body"]
+    for block in marked_blocks(GUIDE, KINDS):
+        if block.kind == "config":
+            config = block.body
             continue
-        line = text.count("\n", 0, match.start("body")) + 1
-        example = Example(match["kind"], match["body"], config, int(match["exit"] or 0), line)
-        found.append(pytest.param(example, id=f"cli.md:{line}:{match['kind']}"))
+        example = Example(block.kind, block.body, config, block.exit, block.line)
+        found.append(pytest.param(example, id=f"{block.where}:{block.kind}"))
     return found
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import sqlite3
 import typing
 
 import httpx
@@ -157,6 +158,40 @@ async def test_a_store_that_cannot_commit_answers_503_never_4xx(
         assert ingress.status_code == 503 and ingress.json()["errcode"] == -1
 
 
+async def test_readyz_answers_503_saying_why_while_the_outbox_is_locked_or_closed(
+    dingtalk_emulator: EmulatorServer, tmp_path: pathlib.Path
+) -> None:
+    relay = _relay(dingtalk_emulator)
+    relay.store = SQLiteStore(tmp_path / "outbox.sqlite", lock_timeout=0.05)
+    relay.dispatcher.store = relay.store
+    async with serving(relay) as api:
+        assert (await api.get("/readyz")).json() == {"status": "ready"}
+        outside = sqlite3.connect(tmp_path / "outbox.sqlite", isolation_level=None)
+        try:
+            outside.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+            locked = await api.get("/readyz")
+            outside.execute("COMMIT")
+        finally:
+            outside.close()
+        assert locked.status_code == 503
+        assert locked.headers["content-type"] == "application/problem+json"
+        assert locked.headers["retry-after"] == "1"
+        detail = locked.json()["detail"]
+        assert detail.startswith("not ready: the outbox cannot take writes")
+        assert "locked by another process" in detail and "outbox.sqlite" in detail
+        assert "nothing was stored" not in detail  # a probe stores nothing
+        assert (await api.get("/readyz")).status_code == 200  # ready again once released
+        await relay.store.aclose()  # the outbox closed under a running relay
+        closed = await api.get("/readyz")
+        assert closed.status_code == 503
+        assert closed.json()["detail"].startswith("not ready: the outbox cannot take writes")
+        assert "outbox.sqlite' is not open" in closed.json()["detail"]
+        await relay.dispatcher.stop()  # shutting down: no longer delivering
+        stopped = await api.get("/readyz")
+        assert stopped.status_code == 503
+        assert stopped.json()["detail"] == "not ready: the relay is starting or stopping"
+
+
 async def test_tokens_are_required_when_configured(dingtalk_emulator: EmulatorServer) -> None:
     async with serving(_relay(dingtalk_emulator, api_tokens=(TOKEN,))) as api:
         body = {"target": "ops", "message": text("hi")}
@@ -167,8 +202,16 @@ async def test_tokens_are_required_when_configured(dingtalk_emulator: EmulatorSe
         assert (await api.post("/v1/messages", json=body, headers=right)).status_code == 202
         assert (await api.get("/v1/targets", headers=right)).status_code == 200
         # Probes, metrics and the description stay open; the ingress has its own tokens.
+        # What they show without a token is what docs/relay.md says ("Who may call what").
+        content = "deploy 4711 finished on web-01"
+        body = {"target": "ops", "message": text(content)}
+        assert (await api.post("/v1/messages", json=body, headers=right)).status_code == 202
         for path in ("/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"):
-            assert (await api.get(path)).status_code == 200, path
+            answer = await api.get(path)
+            assert answer.status_code == 200, path
+            for hidden in (TOKEN, ROBOT_TOKEN, ROBOT_SECRET, INGRESS, content):
+                assert hidden not in answer.text, (path, hidden)
+        assert 'dingpush_relay_accepted_total{target="ops"} 2' in (await api.get("/metrics")).text
         spec = (await api.get("/openapi.json")).json()
         assert spec["security"] == [{"bearer": []}]
 

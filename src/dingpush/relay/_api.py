@@ -270,8 +270,16 @@ async def healthz(relay: Relay, request: Request) -> Response:
 
 async def readyz(relay: Relay, request: Request) -> Response:
     if not relay.started or not relay.dispatcher.running:
-        raise HTTPProblem(503, "the relay is starting or stopping")
-    await relay.store.ping()
+        raise HTTPProblem(503, "not ready: the relay is starting or stopping")
+    try:
+        await relay.store.ping()
+    except StoreUnavailable as exc:
+        # Not the wording of a refused write ("nothing was stored"): a probe stores nothing.
+        raise HTTPProblem(
+            503,
+            f"not ready: the outbox cannot take writes: {relay.redact(str(exc))}",
+            headers={"Retry-After": "1"},
+        ) from None
     return json_answer({"status": "ready"})
 
 

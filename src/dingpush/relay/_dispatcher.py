@@ -9,9 +9,10 @@ the backlog would wait longer than ``coalesce_after``, its text and markdown are
 digests first. A housekeeping task requeues messages whose lease ran out (a relay that died
 mid-send) and prunes old deliveries.
 
-Shutdown stops claiming, gives in-flight sends ``shutdown_deadline`` seconds, then cancels them
-and releases their messages to the queue: the same ``msgUuid`` goes again on the next start,
-and DingTalk drops a copy it already has.
+Shutdown stops claiming, gives in-flight sends ``shutdown_deadline`` seconds (less when
+``hurry()`` is called: a second SIGINT/SIGTERM), then cancels them and releases their messages
+to the queue: the same ``msgUuid`` goes again on the next start, and DingTalk drops a copy it
+already has.
 """
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ class Dispatcher:
         self._housekeeper: asyncio.Task[None] | None = None
         self._stopping = False
         self._stopped = asyncio.Event()
+        self._hurry = asyncio.Event()
         self._coalesce_checked: dict[str, float] = {}
 
     @property
@@ -112,17 +114,34 @@ class Dispatcher:
             self._housekeeper.cancel()
             tasks.append(self._housekeeper)
         if self._workers:
-            _, pending = await asyncio.wait(self._workers, timeout=deadline)
+            pending = await self._drain(deadline)
             if pending:
                 log.warning(
-                    "%d deliveries still in flight after %.0f s: releasing them to the queue",
+                    "%d deliveries still in flight %s: releasing them to the queue",
                     len(pending),
-                    deadline,
+                    "when hurried" if self._hurry.is_set() else f"after {deadline:.0f} s",
                 )
             for task in pending:
                 task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._workers.clear()
+
+    def hurry(self) -> None:
+        """Stop waiting for in-flight sends: a running or later :meth:`stop` releases them now."""
+        self._hurry.set()
+
+    async def _drain(self, deadline: float) -> list[asyncio.Task[None]]:
+        """Wait for the workers until ``deadline`` or :meth:`hurry`; returns those still busy."""
+        finished = asyncio.ensure_future(asyncio.wait(self._workers, timeout=deadline))
+        hurried = asyncio.ensure_future(self._hurry.wait())
+        try:
+            await asyncio.wait([finished, hurried], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            # Cancelling asyncio.wait() leaves the workers it waited for running.
+            for waiter in (finished, hurried):
+                waiter.cancel()
+            await asyncio.gather(finished, hurried, return_exceptions=True)
+        return [task for task in self._workers if not task.done()]
 
     # -- workers ------------------------------------------------------------------------------
 

@@ -1,9 +1,12 @@
 """Serving the relay with uvicorn, and the embedded default of ``dingpush serve``.
 
 ``serve()`` opens the outbox *before* listening, so a bad store (a locked or foreign file)
-stops start-up with its own message instead of a server that answers 503. SIGINT/SIGTERM stop
-uvicorn from accepting; open requests get ``shutdown_deadline`` seconds, then the dispatcher
-stops claiming, in-flight sends get the same deadline, and what is left goes back to the queue.
+stops start-up with its own message instead of a server that answers 503. SIGINT and SIGTERM
+both stop uvicorn from accepting; open requests get ``shutdown_deadline`` seconds, then the
+dispatcher stops claiming, in-flight sends get the same deadline, what is left goes back to the
+queue, the outbox is closed and ``serve()`` returns (``dingpush serve`` exits 0). A second
+signal stops the waiting (see ``_shutdown.py``, which also says why uvicorn's own signal
+handling is not used).
 """
 
 from __future__ import annotations
@@ -43,10 +46,11 @@ def serve(
     log_level: str = "info",
     control: Callable[[uvicorn.Server], None] | None = None,
 ) -> None:
-    """Serve ``relay`` until SIGINT/SIGTERM; ``ready`` gets the base URL once listening.
+    """Serve ``relay`` until SIGINT/SIGTERM, then shut it down gracefully and return.
 
-    ``control`` receives the uvicorn server before it starts (set ``should_exit`` to stop it
-    from another thread, as :class:`RelayServer` does).
+    ``ready`` gets the base URL once listening; ``control`` receives the uvicorn server before
+    it starts (set ``should_exit`` to stop it from another thread, as :class:`RelayServer`
+    does).
     """
     from dingpush.emulator._app import _loop_factory, bind_socket
 
@@ -67,6 +71,7 @@ def _server(relay: Relay, emulator: Emulator | None, log_level: str) -> uvicorn.
     from uvicorn.config import LOGGING_CONFIG
 
     from ._dashboard import dashboard_routes
+    from ._shutdown import QuietServer
 
     links = [("Chat view", f"{EMULATOR_PREFIX}/")] if emulator is not None else []
     dashboard = dashboard_routes(relay, links=links)
@@ -81,7 +86,7 @@ def _server(relay: Relay, emulator: Emulator | None, log_level: str) -> uvicorn.
         log_config=LOGGING_CONFIG,
         backlog=2048,
     )
-    return uvicorn.Server(config)
+    return QuietServer(config)
 
 
 async def _serve(
@@ -94,19 +99,24 @@ async def _serve(
 ) -> None:
     from dingpush.emulator._app import base_url
 
-    await relay.start()
-    try:
-        server = _server(relay, emulator, log_level)
-        if control is not None:
-            control(server)
-        task = asyncio.create_task(server.serve(sockets=[sock]))
-        while not server.started and not task.done():
-            await asyncio.sleep(0.01)
-        if server.started and ready is not None:
-            ready(base_url(sock))
-        await task
-    finally:
-        await relay.aclose()
+    from ._shutdown import stop_on_signals
+
+    server = _server(relay, emulator, log_level)
+    if control is not None:
+        control(server)
+    # The handlers stay in place until the relay is closed: a signal must not end the process
+    # while the dispatcher is still handing in-flight messages back to the outbox.
+    with stop_on_signals(server, relay.dispatcher):
+        await relay.start()
+        try:
+            task = asyncio.create_task(server.serve(sockets=[sock]))
+            while not server.started and not task.done():
+                await asyncio.sleep(0.01)
+            if server.started and ready is not None:
+                ready(base_url(sock))
+            await task
+        finally:
+            await relay.aclose()
 
 
 @dataclass
