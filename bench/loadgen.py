@@ -5,6 +5,10 @@ Runs in its own process so that it never shares a GIL with the server it measure
 alert and a fresh ``Idempotency-Key``, waits for the answer, and sends the next; it prints one
 JSON line: answers by status, requests per second and latency percentiles. Raw asyncio streams
 and pre-encoded requests keep its own cost per request far below the server's.
+
+A URL whose path is a robot webhook (``…/robot/send?access_token=…``) is posted the alert as a
+robot's markdown message instead, and HTTP 200 counts as accepted: the emulator's ceiling,
+what no client of it can exceed.
 """
 
 from __future__ import annotations
@@ -12,8 +16,10 @@ from __future__ import annotations
 import asyncio
 import json
 import statistics
+import subprocess
 import sys
 import time
+import typing
 import urllib.parse
 
 BODY = json.dumps(
@@ -32,21 +38,28 @@ BODY = json.dumps(
     },
     ensure_ascii=False,
 ).encode()
+ROBOT_BODY = json.dumps(json.loads(BODY)["message"], ensure_ascii=False).encode()
 
 
 async def _client(
-    host: str, port: int, path: str, deadline: float, worker: int, out: list[tuple[int, float]]
+    host: str,
+    port: int,
+    path: str,
+    body: bytes,
+    deadline: float,
+    worker: int,
+    out: list[tuple[int, float]],
 ) -> None:
     reader, writer = await asyncio.open_connection(host, port)
     head = (
         f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(BODY)}\r\n"
+        f"Content-Length: {len(body)}\r\n"
     ).encode()
     n = 0
     try:
         while time.perf_counter() < deadline:
             n += 1
-            request = head + f"Idempotency-Key: lg-{worker}-{n}\r\n\r\n".encode() + BODY
+            request = head + f"Idempotency-Key: lg-{worker}-{n}\r\n\r\n".encode() + body
             started = time.perf_counter()
             writer.write(request)
             status_line = await reader.readline()
@@ -67,16 +80,21 @@ async def _client(
 async def run(url: str, seconds: float, concurrency: int) -> dict[str, object]:
     parts = urllib.parse.urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
-    path = (parts.path.rstrip("/") or "") + "/v1/messages"
+    if parts.path.endswith("/robot/send"):  # the emulator's webhook: DingTalk's robot body
+        path, body, accepted = f"{parts.path}?{parts.query}", ROBOT_BODY, 200
+    else:  # the relay's API
+        path, body, accepted = (parts.path.rstrip("/") or "") + "/v1/messages", BODY, 202
     out: list[tuple[int, float]] = []
     started = time.perf_counter()
     deadline = started + seconds
-    await asyncio.gather(*(_client(host, port, path, deadline, i, out) for i in range(concurrency)))
+    await asyncio.gather(
+        *(_client(host, port, path, body, deadline, i, out) for i in range(concurrency))
+    )
     elapsed = time.perf_counter() - started
     statuses: dict[str, int] = {}
     for status, _ in out:
         statuses[str(status)] = statuses.get(str(status), 0) + 1
-    latencies = sorted(t for s, t in out if s == 202)
+    latencies = sorted(t for s, t in out if s == accepted)
     cuts = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [0.0] * 99
     return {
         "requests": len(out),
@@ -87,6 +105,18 @@ async def run(url: str, seconds: float, concurrency: int) -> dict[str, object]:
         "max_ms": (latencies[-1] * 1000) if latencies else 0.0,
         "elapsed": elapsed,
     }
+
+
+def measure(url: str, seconds: float, concurrency: int) -> dict[str, typing.Any]:
+    """Run the load generator in a process of its own against ``url``; its JSON result."""
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.loadgen", url, str(seconds), str(concurrency)],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 120,
+        check=True,
+    )
+    return typing.cast(dict[str, typing.Any], json.loads(run.stdout))
 
 
 def main() -> int:

@@ -7,10 +7,7 @@ load generator in another (``python -m bench.loadgen``), the emulator in a third
 from __future__ import annotations
 
 import concurrent.futures
-import json
 import os
-import subprocess
-import sys
 import time
 import typing
 
@@ -18,21 +15,11 @@ import httpx
 
 from bench import Context, Section, scenario
 from bench._relay import BenchTarget, RelayProcess
+from bench.loadgen import measure
 from bench.outbox_ingest import _raw_round
 from bench.scenarios.delivery import _dtc_projection
 
 CLIENTS = 64
-
-
-def _loadgen(url: str, seconds: float) -> dict[str, typing.Any]:
-    run = subprocess.run(
-        [sys.executable, "-m", "bench.loadgen", url, str(seconds), str(CLIENTS)],
-        capture_output=True,
-        text=True,
-        timeout=seconds + 120,
-        check=True,
-    )
-    return typing.cast(dict[str, typing.Any], json.loads(run.stdout))
 
 
 @scenario("relay-ingest", order=51)
@@ -45,7 +32,7 @@ def relay_ingest(context: Context) -> Section:
     for _ in range(rounds):
         with RelayProcess([BenchTarget("bench", url)]) as relay:
             raws.append(_raw_round(relay.directory / "raw.sqlite", seconds))
-            results.append(_loadgen(relay.url, seconds))
+            results.append(measure(relay.url, seconds, CLIENTS))
     result = sorted(results, key=lambda r: r["accepted_per_s"])[len(results) // 2]
     raw = sorted(raws, key=lambda r: r.accepts_per_s)[len(raws) // 2]
     section = Section(
