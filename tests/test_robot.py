@@ -391,3 +391,17 @@ def test_secrets_never_leak(
         assert TOKEN not in text
         assert SECRET not in text
         assert "SECwrong-secret-value" not in text
+
+
+def test_clients_share_one_tls_context_that_still_verifies() -> None:
+    # Loading the CA bundle costs ~50 ms a client; a relay opens one client per target.
+    import ssl
+
+    from dingpush._app_base import _http_options as app_options
+    from dingpush._robot import _http_options as robot_options
+
+    context = robot_options(None, None, True)["verify"]
+    assert isinstance(context, ssl.SSLContext)
+    assert app_options(None, None, True)["verify"] is context
+    assert robot_options(None, None, True)["verify"] is context
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname

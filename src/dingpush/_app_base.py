@@ -48,6 +48,7 @@ from ._wire import (
     HttpT,
     TransportT,
     map_transport_errors,
+    tls_context,
 )
 
 if typing.TYPE_CHECKING:
@@ -85,6 +86,7 @@ def _http_options(
         ),
         "proxy": proxy,
         "trust_env": trust_env,
+        "verify": tls_context(trust_env),
     }
 
 

@@ -48,6 +48,7 @@ from ._wire import (
     map_transport_errors,
     parse_oapi_reply,
     payload_bytes,
+    tls_context,
 )
 
 __all__ = ["AsyncRobot", "Robot", "SendResult"]
@@ -300,6 +301,7 @@ def _http_options(
         "limits": _limits(),
         "proxy": proxy,
         "trust_env": trust_env,
+        "verify": tls_context(trust_env),
         "headers": JSON_HEADERS,
     }
 
