@@ -44,11 +44,10 @@ from ._limiter import DEFAULT_MAX_WAIT, Rate, RateLimiter
 from ._retry import RetryTypes
 from ._wire import (
     DEFAULT_CONNECT_TIMEOUT,
-    DEFAULT_TIMEOUT,
     HttpT,
     TransportT,
+    http_options,
     map_transport_errors,
-    tls_context,
 )
 
 if typing.TYPE_CHECKING:
@@ -71,23 +70,6 @@ T = typing.TypeVar("T")
 S = typing.TypeVar("S", GroupSpec, UsersSpec, NoticeSpec)
 #: ``group_flow``, ``users_flow``, ``notice_flow``: a target's delivery as the engine runs it.
 TargetFlow = Callable[[AppDelivery, S, Sequence[Part], str, SendOptions], Flow[T]]
-
-
-def _http_options(
-    timeout: TimeoutTypes, proxy: ProxyTypes, trust_env: bool
-) -> dict[str, typing.Any]:
-    import httpx
-
-    return {
-        "timeout": (
-            httpx.Timeout(DEFAULT_TIMEOUT, connect=DEFAULT_CONNECT_TIMEOUT)
-            if timeout is None
-            else timeout
-        ),
-        "proxy": proxy,
-        "trust_env": trust_env,
-        "verify": tls_context(trust_env),
-    }
 
 
 def _upload_timeout(timeout: TimeoutTypes) -> typing.Any:
@@ -169,7 +151,7 @@ class BaseApp(typing.Generic[HttpT, TransportT]):
         self._upload_timeout = _upload_timeout(timeout)
         self._owns_http = http_client is None
         self._http: HttpT = self._open_http(
-            http_client, transport, _http_options(timeout, proxy, trust_env)
+            http_client, transport, http_options(timeout, proxy, trust_env)
         )
 
     def _open_http(

@@ -40,15 +40,13 @@ from ._signing import encoded_sign
 from ._split import UUID_ALLOWANCE, Splitter
 from ._targets import WebhookTarget, parse_robot_target
 from ._wire import (
-    DEFAULT_CONNECT_TIMEOUT,
-    DEFAULT_TIMEOUT,
     JSON_HEADERS,
     HttpT,
     TransportT,
+    http_options,
     map_transport_errors,
     parse_oapi_reply,
     payload_bytes,
-    tls_context,
 )
 
 __all__ = ["AsyncRobot", "Robot", "SendResult"]
@@ -288,22 +286,10 @@ class RobotCore(SendDefaults):
 def _http_options(
     timeout: TimeoutTypes, proxy: ProxyTypes, trust_env: bool
 ) -> dict[str, typing.Any]:
-    import httpx
-
-    return {
-        # No pool time-out: a send queued behind others for a connection is bounded by their
-        # own connect/read time-outs, and a local queue is not DingTalk failing to answer.
-        "timeout": (
-            httpx.Timeout(DEFAULT_TIMEOUT, connect=DEFAULT_CONNECT_TIMEOUT, pool=None)
-            if timeout is None
-            else timeout
-        ),
-        "limits": _limits(),
-        "proxy": proxy,
-        "trust_env": trust_env,
-        "verify": tls_context(trust_env),
-        "headers": JSON_HEADERS,
-    }
+    # No pool time-out: a send queued behind others for a connection is bounded by their own
+    # connect/read time-outs, and a local queue is not DingTalk failing to answer.
+    options = http_options(timeout, proxy, trust_env, pool=None)
+    return {**options, "limits": _limits(), "headers": JSON_HEADERS}
 
 
 def _limits() -> httpx.Limits:

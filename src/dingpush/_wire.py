@@ -13,6 +13,7 @@ from ._errors import DingPushError, ProtocolError, Timeout, TransportError, erro
 
 __all__ = [
     "JSON_HEADERS",
+    "http_options",
     "map_transport_errors",
     "parse_oapi_reply",
     "parse_v1_reply",
@@ -58,6 +59,31 @@ def tls_context(trust_env: bool) -> typing.Any:
 
     create = getattr(httpx, "create_ssl_context", None)
     return create(trust_env=trust_env) if create is not None else True
+
+
+def http_options(
+    timeout: TimeoutTypes,
+    proxy: ProxyTypes,
+    trust_env: bool,
+    *,
+    pool: float | None = DEFAULT_TIMEOUT,
+) -> dict[str, typing.Any]:
+    """The ``httpx.Client``/``AsyncClient`` arguments the robot and app shells share.
+
+    ``pool`` bounds the wait for a free connection when ``timeout`` is not given.
+    """
+    import httpx
+
+    return {
+        "timeout": (
+            httpx.Timeout(DEFAULT_TIMEOUT, connect=DEFAULT_CONNECT_TIMEOUT, pool=pool)
+            if timeout is None
+            else timeout
+        ),
+        "proxy": proxy,
+        "trust_env": trust_env,
+        "verify": tls_context(trust_env),
+    }
 
 
 def payload_bytes(payload: Mapping[str, typing.Any]) -> bytes:
