@@ -174,7 +174,7 @@ def serve(
     try:
         server = make_server(emulator, log_config=True)
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-            runner.run(_serve(server, sock, ready))
+            runner.run(run_server(server, sock, ready))
     finally:
         sock.close()
 
@@ -188,9 +188,13 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop
 
 
-async def _serve(
+async def run_server(
     server: uvicorn.Server, sock: socket.socket, ready: Callable[[str], None] | None
 ) -> None:
+    """Serve on ``sock`` until ``server`` stops; ``ready`` gets the base URL once listening.
+
+    The relay's ``serve()`` runs its server through here too.
+    """
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started and not task.done():
         await asyncio.sleep(0.01)

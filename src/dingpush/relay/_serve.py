@@ -97,7 +97,7 @@ async def _serve(
     log_level: str,
     control: Callable[[uvicorn.Server], None] | None = None,
 ) -> None:
-    from dingpush.emulator._app import base_url
+    from dingpush.emulator._app import run_server
 
     from ._shutdown import stop_on_signals
 
@@ -109,12 +109,7 @@ async def _serve(
     with stop_on_signals(server, relay.dispatcher):
         await relay.start()
         try:
-            task = asyncio.create_task(server.serve(sockets=[sock]))
-            while not server.started and not task.done():
-                await asyncio.sleep(0.01)
-            if server.started and ready is not None:
-                ready(base_url(sock))
-            await task
+            await run_server(server, sock, ready)
         finally:
             await relay.aclose()
 
