@@ -36,6 +36,6 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(autouse=True)
 def _fresh_rate_limits() -> None:
     """Every test starts with empty process-wide send logs (robots' tokens repeat across tests)."""
-    from dingpush._limiter import reset_default_limiters
+    from dingpush._engine._limiter import reset_default_limiters
 
     reset_default_limiters()

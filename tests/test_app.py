@@ -29,7 +29,7 @@ from dingpush import (
     Text,
     UnsupportedMessage,
 )
-from dingpush._channels import app_robot_template, notice_msg
+from dingpush._messages._channels import app_robot_template, notice_msg
 from dingpush.testing import EmulatorServer
 
 URL = "https://example.com"

@@ -32,7 +32,7 @@ from dingpush import (
     notice_msg_bytes,
     parse_message,
 )
-from dingpush._channels import app_robot_template, notice_msg
+from dingpush._messages._channels import app_robot_template, notice_msg
 
 URL = "https://example.com"
 

@@ -21,7 +21,7 @@ from _appdelivery import (
     register,
 )
 from dingpush import Link, Markdown, MessageTooLarge, PartialDelivery, Splitter, Text
-from dingpush._channels import msg_param_bytes, notice_msg_bytes
+from dingpush._messages._channels import msg_param_bytes, notice_msg_bytes
 from dingpush.testing import EmulatorServer, FakeClock
 
 #: 800 lines of CJK text: 33,612 bytes of msgParam, so three parts of at most 15,000.

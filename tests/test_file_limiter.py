@@ -13,7 +13,7 @@ import pytest
 
 import dingpush
 from dingpush import FileRateLimiter, Rate, Robot
-from dingpush._filelimiter import LEASE, default_limiter_path
+from dingpush._engine._filelimiter import LEASE, default_limiter_path
 from dingpush.testing import EmulatorServer, FakeClock
 
 RATE = Rate(3, 10.0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dingpush import MarkdownFinding, check_markdown
-from dingpush._markdown import (
+from dingpush._markdown._parse import (
     Break,
     Emphasis,
     Heading,

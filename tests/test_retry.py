@@ -9,7 +9,7 @@ import pytest
 
 import dingpush
 from dingpush import AsyncRobot, RetryPolicy, Robot
-from dingpush._retry import as_retry_policy
+from dingpush._engine._retry import as_retry_policy
 from dingpush.testing import EmulatorServer, FakeClock
 
 SECRET = "SEC0123456789abcdef0123456789abcdef"

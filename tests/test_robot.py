@@ -397,7 +397,7 @@ def test_clients_share_one_tls_context_that_still_verifies() -> None:
     # Loading the CA bundle costs ~50 ms a client; a relay opens one client per target.
     import ssl
 
-    from dingpush._robot import _http_options as robot_options
+    from dingpush._robot._client import _http_options as robot_options
     from dingpush._wire import http_options as app_options
 
     context = robot_options(None, None, True)["verify"]

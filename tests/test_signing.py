@@ -6,7 +6,7 @@ import urllib.parse
 
 import pytest
 
-from dingpush._signing import encoded_sign, sign, signed_params, verify_signature
+from dingpush._robot._signing import encoded_sign, sign, signed_params, verify_signature
 
 VECTORS = [
     (

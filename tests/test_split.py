@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import dingpush
 from dingpush import At, Link, Markdown, Robot, Splitter, Text
-from dingpush._split import webhook_body_size
+from dingpush._engine._split import webhook_body_size
 from dingpush._wire import payload_bytes
 from dingpush.testing import EmulatorServer, FakeClock
 

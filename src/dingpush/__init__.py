@@ -7,25 +7,25 @@ and the emulator live behind extras.
 from __future__ import annotations
 
 from .__version__ import __description__, __title__, __version__
-from ._app import *
-from ._app_messages import *
-from ._app_results import *
-from ._async_app import *
-from ._channels import msg_param_bytes, notice_msg_bytes
-from ._clock import *
+from ._apps._async_client import *
+from ._apps._client import *
+from ._apps._tokens import AccessToken, FileTokenCache, TokenCache, default_token_cache_path
+from ._engine._clock import *
+from ._engine._filelimiter import FileRateLimiter
+from ._engine._limiter import MemoryRateLimiter, Rate, RateLimiter, Reservation, default_limiter
+from ._engine._retry import RetryPolicy
+from ._engine._split import Splitter
 from ._errors import *
-from ._filelimiter import FileRateLimiter
-from ._limiter import MemoryRateLimiter, Rate, RateLimiter, Reservation, default_limiter
-from ._markdown_check import MarkdownFinding, check_markdown
+from ._markdown._check import MarkdownFinding, check_markdown
 from ._masking import mask
-from ._messages import *
-from ._pool import AsyncRobotPool, RobotPool
-from ._retry import RetryPolicy
-from ._robot import *
-from ._signing import sign
-from ._split import Splitter
-from ._targets import WebhookTarget, parse_robot_target
-from ._tokens import AccessToken, FileTokenCache, TokenCache, default_token_cache_path
+from ._messages._app_models import *
+from ._messages._channels import msg_param_bytes, notice_msg_bytes
+from ._messages._models import *
+from ._results import *
+from ._robot._client import *
+from ._robot._pool import AsyncRobotPool, RobotPool
+from ._robot._signing import sign
+from ._robot._target import WebhookTarget, parse_robot_target
 
 # A plain sort (tests/test_exports.py), not ruff's isort-style one that puts OA first.
 __all__ = [  # noqa: RUF022

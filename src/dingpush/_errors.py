@@ -36,8 +36,10 @@ import typing
 from collections.abc import Mapping, Sequence
 
 if typing.TYPE_CHECKING:
-    from ._messages import Message
-    from ._robot import SendResult
+    # The one import cycle of the core, for annotations only: PartialDelivery names the
+    # messages left to send, and the models raise InvalidMessage. Neither runs at import time.
+    from ._messages._models import Message
+    from ._results import SendResult
 
 __all__ = [
     "APIError",

@@ -296,7 +296,7 @@ def dingtalk_emulator(dingtalk_emulator_server: EmulatorServer) -> Iterator[Emul
 
 
 def _restore(server: EmulatorServer) -> None:
-    from dingpush._limiter import reset_default_limiters
+    from dingpush._engine._limiter import reset_default_limiters
     from dingpush.emulator import EmulatorOptions
 
     # A request a client gave up on (a timeout) is still being answered: let it finish before

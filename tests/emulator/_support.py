@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from dingpush._signing import sign
+from dingpush._robot._signing import sign
 
 TOKEN = "6c2a0f4e9b7d4c1a8e3f5b2d7a9c0e1f6c2a0f4e9b7d4c1a8e3f5b2d7a9c0ee9"
 SECRET = "SEC0123456789abcdef"

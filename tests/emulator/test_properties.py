@@ -7,7 +7,7 @@ import urllib.parse
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dingpush._signing import sign
+from dingpush._robot._signing import sign
 from dingpush.emulator import EmulatorOptions, RobotConfig
 from dingpush.emulator._webhook import check_keywords, check_signature
 

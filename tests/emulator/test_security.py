@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from dingpush._signing import sign
+from dingpush._robot._signing import sign
 from dingpush.emulator import Emulator, EmulatorOptions, RobotConfig, create_app
 from dingpush.testing import FakeClock
 

@@ -209,7 +209,7 @@ def send_test(state: State, target: RobotTarget, timeout: float) -> list[Finding
 
 def budget(state: State, target: RobotTarget) -> Finding:
     """The robot's rate budget as every dingpush process here sees it (the shared file)."""
-    from dingpush._limiter import DEFAULT_RATE
+    from dingpush._engine._limiter import DEFAULT_RATE
 
     limiter = state.limiter()
     rate = target.rate or DEFAULT_RATE

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import click
 
 from dingpush._errors import InvalidMessage
-from dingpush._markdown_check import MarkdownFinding, check_markdown
-from dingpush._messages import (
+from dingpush._markdown._check import MarkdownFinding, check_markdown
+from dingpush._messages._models import (
     ActionCard,
     At,
     Button,

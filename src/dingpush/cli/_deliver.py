@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from dingpush._errors import DingPushError
-from dingpush._messages import Message
+from dingpush._messages._models import Message
 from dingpush._wire import JSON_HEADERS
 from dingpush.config import (
     AppGroupTarget,
@@ -22,7 +22,7 @@ from dingpush.config import (
 
 if typing.TYPE_CHECKING:
     from dingpush import UsersSendResult
-    from dingpush._app_core import HttpRequest
+    from dingpush._apps._core import HttpRequest
     from dingpush.config import Sender, Target
 
     from ._state import State
@@ -130,7 +130,7 @@ def plan_robot(
     """A robot's request, or one per part of a split message (part i has ``{msgUuid}-{i}``)."""
     import uuid
 
-    from dingpush._robot import RobotCore
+    from dingpush._robot._core import RobotCore
 
     robot = target.members[0] if isinstance(target, PoolTarget) else target
     core = RobotCore(robot.webhook, keyword=robot.keyword)
@@ -171,8 +171,8 @@ def plan_app(
 ) -> list[PlannedRequest]:
     """An app's requests: the upload of a local image or file, then one send per call (and
     per part of a split message), built by the app's own sans-I/O core."""
-    from dingpush._app_core import AppCore, upload_source
-    from dingpush._app_delivery import prepare_parts
+    from dingpush._apps._core import AppCore, upload_source
+    from dingpush._apps._delivery import prepare_parts
     from dingpush._masking import redact_url
 
     settings = target.app
@@ -216,7 +216,7 @@ def _app_calls(
     core: typing.Any, target: AppGroupTarget | AppUsersTarget | WorkNoticeTarget
 ) -> tuple[typing.Any, list[Build]]:
     """The channel's spec, and a request builder per call one message makes."""
-    from dingpush._app_core import GroupSpec, NoticeSpec, UsersSpec
+    from dingpush._apps._core import GroupSpec, NoticeSpec, UsersSpec
 
     if isinstance(target, WorkNoticeTarget):
         notice = NoticeSpec(
@@ -274,7 +274,7 @@ class Delivery:
 
 def expected_wait(state: State, target: Target) -> float:
     """Seconds the next send to a robot (or pool) would wait for a free slot; 0 for apps."""
-    from dingpush._limiter import DEFAULT_RATE
+    from dingpush._engine._limiter import DEFAULT_RATE
 
     members = (
         [target]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import typing
 
-from dingpush._limiter import Rate
+from dingpush._engine._limiter import Rate
 
 from ._build import AppSender, Sender, open_app, open_robot, open_sender
 from ._interpolate import BadReference, MissingVariable, interpolate

@@ -20,7 +20,7 @@ if typing.TYPE_CHECKING:
     import httpx
 
     from dingpush import App, AppGroup, AppUsers, Message, RateLimiter, Robot, WorkNotice
-    from dingpush._retry import RetryTypes
+    from dingpush._engine._retry import RetryTypes
 
 __all__ = ["AppSender", "Sender", "open_app", "open_robot", "open_sender"]
 

@@ -7,8 +7,8 @@ import typing
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
-from dingpush._limiter import Rate
-from dingpush._targets import WebhookTarget
+from dingpush._engine._limiter import Rate
+from dingpush._robot._target import WebhookTarget
 
 from ._problems import ConfigFileError
 

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 
 from dingpush._errors import ConfigError
 from dingpush._masking import redact_url
-from dingpush._targets import parse_robot_target
+from dingpush._robot._target import parse_robot_target
 
 from ._model import (
     AppGroupTarget,

@@ -16,7 +16,7 @@ from dataclasses import KW_ONLY, dataclass, field, fields
 from typing import Any, Literal, Protocol, get_args
 
 from dingpush._masking import mask
-from dingpush._signing import SIGNATURE_WINDOW_MS
+from dingpush._robot._signing import SIGNATURE_WINDOW_MS
 
 __all__ = [
     "DEFAULT_KEYWORD_FIELDS",

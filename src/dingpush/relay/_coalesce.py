@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from dingpush._errors import DingPushError
-from dingpush._messages import MAX_MENTIONS, At, Markdown, Message, Text, parse_message
+from dingpush._messages._models import MAX_MENTIONS, At, Markdown, Message, Text, parse_message
 
 from .stores import OutboxMessage
 

@@ -27,8 +27,8 @@ import pathlib
 import typing
 from collections.abc import Callable, Mapping
 
+from dingpush._engine._limiter import DEFAULT_COOLDOWN, Rate
 from dingpush._errors import ConfigError
-from dingpush._limiter import DEFAULT_COOLDOWN, Rate
 from dingpush.config import (
     AppGroupTarget,
     AppSettings,

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from starlette.requests import Request
 from starlette.responses import Response
 
-from dingpush._clock import SYSTEM_CLOCK, Clock
+from dingpush._engine._clock import SYSTEM_CLOCK, Clock
 
 from ._http import token_matches
 

@@ -1,8 +1,8 @@
 """JSON schemas of the relay's bodies (OpenAPI 3.1 components), by name.
 
 The message schemas follow protocol §1.3 field by field (and dingpush's own forms of images,
-files and OA cards, ``docs/apps.md``); the models in ``dingpush._messages`` stay the authority
-that accepts or refuses a message, these describe it to API clients and schema-driven tests.
+files and OA cards, ``docs/apps.md``); the library's message models stay the authority that
+accepts or refuses a message, these describe it to API clients and schema-driven tests.
 """
 
 from __future__ import annotations

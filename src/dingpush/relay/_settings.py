@@ -7,8 +7,8 @@ import math
 import re
 from dataclasses import dataclass, field
 
+from dingpush._engine._retry import RetryPolicy
 from dingpush._errors import ConfigError
-from dingpush._retry import RetryPolicy
 
 __all__ = ["RELAY_RETRY", "RelaySettings", "is_loopback", "parse_duration", "parse_size"]
 

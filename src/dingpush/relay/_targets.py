@@ -14,7 +14,11 @@ import typing
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from dingpush._channels import (
+from dingpush._engine._clock import SYSTEM_CLOCK, Clock
+from dingpush._engine._limiter import DEFAULT_COOLDOWN, DEFAULT_RATE, MemoryRateLimiter, Rate
+from dingpush._errors import ConfigError, MessageTooLarge, RateLimited
+from dingpush._masking import mask
+from dingpush._messages._channels import (
     check_msg_param,
     check_notice_msg,
     msg_param_bytes,
@@ -23,13 +27,9 @@ from dingpush._channels import (
     notice_msg_bytes,
     refuse_on_webhook,
 )
-from dingpush._clock import SYSTEM_CLOCK, Clock
-from dingpush._errors import ConfigError, MessageTooLarge, RateLimited
-from dingpush._limiter import DEFAULT_COOLDOWN, DEFAULT_RATE, MemoryRateLimiter, Rate
-from dingpush._masking import mask
-from dingpush._messages import Markdown, Message, Text
-from dingpush._robot import WEBHOOK_BODY_LIMIT
-from dingpush._targets import WebhookTarget, parse_robot_target
+from dingpush._messages._models import Markdown, Message, Text
+from dingpush._robot._core import WEBHOOK_BODY_LIMIT
+from dingpush._robot._target import WebhookTarget, parse_robot_target
 from dingpush._wire import payload_bytes
 
 if typing.TYPE_CHECKING:

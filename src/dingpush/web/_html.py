@@ -1,6 +1,6 @@
 """HTML for DingTalk's markdown and text, escaped throughout: message text is untrusted.
 
-Everything the parser of :mod:`dingpush._markdown` kept as literal text is escaped and shown
+Everything the parser of :mod:`dingpush._markdown._parse` kept as literal text is escaped and shown
 as typed, as DingTalk shows it. Links and images pass :func:`safe_href` / :func:`image_src`,
 so ``javascript:`` and other schemes never reach an attribute.
 """
@@ -12,7 +12,7 @@ from collections.abc import Callable, Collection, Iterable
 
 from markupsafe import Markup, escape
 
-from dingpush._markdown import (
+from dingpush._markdown._parse import (
     Block,
     Break,
     Emphasis,

@@ -13,7 +13,7 @@ import typing
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from dingpush._clock import SYSTEM_CLOCK, Clock
+from dingpush._engine._clock import SYSTEM_CLOCK, Clock
 
 from ._base import (
     LEASE_EXPIRED_ERROR,

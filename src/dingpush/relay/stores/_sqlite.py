@@ -20,7 +20,7 @@ import threading
 import typing
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 
-from dingpush._clock import SYSTEM_CLOCK, Clock
+from dingpush._engine._clock import SYSTEM_CLOCK, Clock
 
 from . import _sqlite_ops as ops
 from ._base import (

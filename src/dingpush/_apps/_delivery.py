@@ -26,7 +26,22 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 
-from ._app_core import (
+from dingpush._engine._clock import Clock
+from dingpush._engine._delivery import Flow, SendDefaults, SendOptions, Sleep, deliver, send_parts
+from dingpush._engine._limiter import (
+    DEFAULT_MAX_WAIT,
+    Rate,
+    RateLimiter,
+    Reservation,
+    default_limiter,
+)
+from dingpush._engine._retry import RetryTypes
+from dingpush._engine._split import Splitter
+from dingpush._errors import DingPushError, PlatformThrottled, RateLimited
+from dingpush._messages._models import Message
+from dingpush._results import GroupSendResult, NoticeSendResult, UsersSendResult
+
+from ._core import (
     NOTICE_USERS_PER_CALL,
     OTO_USERS_PER_CALL,
     AppCore,
@@ -38,14 +53,6 @@ from ._app_core import (
     _chunks,
     _coerce,
 )
-from ._app_results import GroupSendResult, NoticeSendResult, UsersSendResult
-from ._clock import Clock
-from ._delivery import Flow, SendDefaults, SendOptions, Sleep, deliver, send_parts
-from ._errors import DingPushError, PlatformThrottled, RateLimited
-from ._limiter import DEFAULT_MAX_WAIT, Rate, RateLimiter, Reservation, default_limiter
-from ._messages import Message
-from ._retry import RetryTypes
-from ._split import Splitter
 
 __all__ = [
     "DEFAULT_APP_COOLDOWN",

@@ -8,8 +8,8 @@ import os
 import urllib.parse
 from dataclasses import dataclass, field
 
-from ._errors import ConfigError
-from ._masking import mask, redact_url
+from dingpush._errors import ConfigError
+from dingpush._masking import mask, redact_url
 
 __all__ = ["DEFAULT_OAPI_BASE", "WebhookTarget", "oapi_base", "parse_robot_target"]
 

@@ -13,7 +13,7 @@ import random
 import typing
 from dataclasses import dataclass
 
-from ._errors import (
+from dingpush._errors import (
     DingPushError,
     PlatformThrottled,
     ProtocolError,

@@ -6,7 +6,7 @@ single newline joins lines; end a line with two spaces, or leave a blank line, t
 Everything else — tables, code, HTML tags, strikethrough — is shown as the characters typed.
 
 :func:`parse_markdown` turns a text into the blocks DingTalk draws (the chat view, the relay's
-dashboard and ``dingpush preview`` render them); :mod:`dingpush._markdown_check` uses the same
+dashboard and ``dingpush preview`` render them); :mod:`dingpush._markdown._check` uses the same
 parser to list what will not render as the writer meant. Both are pure Python and fast.
 """
 

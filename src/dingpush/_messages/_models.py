@@ -8,7 +8,7 @@ import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass
 
-from ._errors import InvalidMessage
+from dingpush._errors import InvalidMessage
 
 __all__ = [
     "ActionCard",

@@ -27,9 +27,10 @@ import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from ._errors import InvalidMessage
+from dingpush._errors import InvalidMessage
+
 from ._media import check_media
-from ._messages import Message, _mapping, _require_text, _require_url, _section
+from ._models import Message, _mapping, _require_text, _require_url, _section
 
 __all__ = ["OA", "File", "Image", "OAField"]
 

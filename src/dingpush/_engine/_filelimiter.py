@@ -20,8 +20,9 @@ import time
 import typing
 from collections.abc import Iterator
 
+from dingpush._errors import ConfigError
+
 from ._clock import SYSTEM_CLOCK, Clock
-from ._errors import ConfigError
 from ._limiter import Rate, Reservation, check_weight, free_in
 
 __all__ = ["FileRateLimiter", "default_limiter_path"]

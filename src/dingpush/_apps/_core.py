@@ -16,15 +16,11 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from ._app_messages import OA, File, Image
-from ._app_results import (
-    GroupSendResult,
-    NoticeDelivery,
-    NoticeForbidden,
-    NoticeProgress,
-    NoticeSendResult,
-)
-from ._channels import (
+from dingpush._engine._clock import SYSTEM_CLOCK, Clock
+from dingpush._errors import BadCredentials, ConfigError, InvalidMessage, ProtocolError
+from dingpush._masking import Redactor, install_log_redaction
+from dingpush._messages._app_models import OA, File, Image
+from dingpush._messages._channels import (
     MSG_PARAM_LIMIT,
     NOTICE_MSG_LIMIT,
     check_msg_param,
@@ -34,15 +30,20 @@ from ._channels import (
     notice_msg,
     notice_msg_bytes,
 )
-from ._clock import SYSTEM_CLOCK, Clock
-from ._errors import BadCredentials, ConfigError, InvalidMessage, ProtocolError
-from ._masking import Redactor, install_log_redaction
-from ._media import check_kind, check_media, encode_multipart
-from ._messages import Message, Text
-from ._targets import oapi_base as resolve_oapi_base
+from dingpush._messages._media import check_kind, check_media, encode_multipart
+from dingpush._messages._models import Message, Text
+from dingpush._results import (
+    GroupSendResult,
+    NoticeDelivery,
+    NoticeForbidden,
+    NoticeProgress,
+    NoticeSendResult,
+)
+from dingpush._robot._target import oapi_base as resolve_oapi_base
+from dingpush._wire import JSON_HEADERS, USER_AGENT, parse_oapi_reply, parse_v1_reply, payload_bytes
+
 from ._tokens import AccessToken, FileTokenCache, TokenCache, cache_key
 from ._tokens import api_base as resolve_api_base
-from ._wire import JSON_HEADERS, USER_AGENT, parse_oapi_reply, parse_v1_reply, payload_bytes
 
 __all__ = ["AppCore", "GroupSpec", "HttpRequest", "NoticeSpec", "Prepared", "UsersSpec"]
 

@@ -16,7 +16,19 @@ import typing
 import uuid
 from collections.abc import Callable, Iterable
 
-from ._app_base import (
+from dingpush._engine._delivery import Flow, Post, SendOptions, run
+from dingpush._engine._retry import RetryTypes
+from dingpush._engine._split import Splitter
+from dingpush._messages._models import Message
+from dingpush._results import (
+    GroupSendResult,
+    NoticeDelivery,
+    NoticeProgress,
+    NoticeSendResult,
+    UsersSendResult,
+)
+
+from ._base import (
     BaseApp,
     Body,
     MediaSource,
@@ -26,8 +38,8 @@ from ._app_base import (
     request_args,
     token_not_sent,
 )
-from ._app_core import GroupSpec, HttpRequest, NoticeSpec, UsersSpec, needs_upload, upload_source
-from ._app_delivery import (
+from ._core import GroupSpec, HttpRequest, NoticeSpec, UsersSpec, needs_upload, upload_source
+from ._delivery import (
     AppCall,
     AppChannel,
     Part,
@@ -36,17 +48,6 @@ from ._app_delivery import (
     prepare_parts,
     users_flow,
 )
-from ._app_results import (
-    GroupSendResult,
-    NoticeDelivery,
-    NoticeProgress,
-    NoticeSendResult,
-    UsersSendResult,
-)
-from ._delivery import Flow, Post, SendOptions, run
-from ._messages import Message
-from ._retry import RetryTypes
-from ._split import Splitter
 
 if typing.TYPE_CHECKING:
     import httpx

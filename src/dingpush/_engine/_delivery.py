@@ -19,14 +19,13 @@ import typing
 from collections.abc import Awaitable, Callable, Generator, Sequence
 from dataclasses import dataclass
 
-from ._clock import Clock
-from ._errors import DingPushError, PartialDelivery, PlatformThrottled, RateLimited, Timeout
-from ._limiter import Reservation
-from ._messages import Message
-from ._retry import RetryPolicy, RetryTypes, as_retry_policy
+from dingpush._errors import DingPushError, PartialDelivery, PlatformThrottled, RateLimited, Timeout
+from dingpush._messages._models import Message
+from dingpush._results import SendResult
 
-if typing.TYPE_CHECKING:
-    from ._robot import SendResult
+from ._clock import Clock
+from ._limiter import Reservation
+from ._retry import RetryPolicy, RetryTypes, as_retry_policy
 
 __all__ = [
     "Channel",
@@ -281,7 +280,6 @@ def deliver_parts(
     deliver_one: Callable[[Message, str], Flow[SendResult]],
 ) -> Flow[SendResult]:
     """Send the parts of a split message to a robot in order; see :func:`send_parts`."""
-    from ._robot import SendResult
 
     def combine(sent: list[SendResult]) -> SendResult:
         return SendResult(

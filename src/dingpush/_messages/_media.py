@@ -12,7 +12,7 @@ import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ._errors import InvalidMessage, MessageTooLarge
+from dingpush._errors import InvalidMessage, MessageTooLarge
 
 __all__ = ["MEDIA_LIMITS", "MediaKind", "MediaLimit", "check_media", "encode_multipart"]
 

@@ -16,7 +16,22 @@ import os
 import typing
 from collections.abc import Callable, Iterator, Sequence
 
-from ._app_core import (
+from dingpush._engine._clock import Clock
+from dingpush._engine._delivery import Flow, SendOptions
+from dingpush._engine._limiter import DEFAULT_MAX_WAIT, Rate, RateLimiter
+from dingpush._engine._retry import RetryTypes
+from dingpush._errors import InvalidAccessToken, TransportError
+from dingpush._messages._app_models import _read
+from dingpush._results import NoticeDelivery, NoticeProgress
+from dingpush._wire import (
+    DEFAULT_CONNECT_TIMEOUT,
+    HttpT,
+    TransportT,
+    http_options,
+    map_transport_errors,
+)
+
+from ._core import (
     AppCore,
     GroupSpec,
     HttpRequest,
@@ -24,7 +39,7 @@ from ._app_core import (
     TokenCacheTypes,
     UsersSpec,
 )
-from ._app_delivery import (
+from ._delivery import (
     DEFAULT_APP_COOLDOWN,
     DEFAULT_APP_RATE,
     DEFAULT_NOTICE_RATE,
@@ -35,25 +50,11 @@ from ._app_delivery import (
     Part,
     call_flow,
 )
-from ._app_messages import _read
-from ._app_results import NoticeDelivery, NoticeProgress
-from ._clock import Clock
-from ._delivery import Flow, SendOptions
-from ._errors import InvalidAccessToken, TransportError
-from ._limiter import DEFAULT_MAX_WAIT, Rate, RateLimiter
-from ._retry import RetryTypes
-from ._wire import (
-    DEFAULT_CONNECT_TIMEOUT,
-    HttpT,
-    TransportT,
-    http_options,
-    map_transport_errors,
-)
 
 if typing.TYPE_CHECKING:
     import httpx
 
-    from ._wire import ProxyTypes, TimeoutTypes
+    from dingpush._wire import ProxyTypes, TimeoutTypes
 
 __all__ = ["BaseApp"]
 

@@ -1,4 +1,9 @@
-"""What an app's sends and queries return: frozen results with DingTalk's lists surfaced."""
+"""What sends and queries return: frozen results, DingTalk's lists surfaced.
+
+``SendResult`` is a webhook robot's; the rest are an app's. The engine, the errors
+(``PartialDelivery`` carries the results of the parts that went) and both client families
+import them from here, which keeps the results below everything that produces them.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ __all__ = [
     "NoticeForbidden",
     "NoticeProgress",
     "NoticeSendResult",
+    "SendResult",
     "UsersSendResult",
 ]
 
@@ -29,6 +35,21 @@ FORBIDDEN_REASONS: typing.Mapping[str, str] = {
     "1430003": "OAPI protection",
     "1430004": "senior-executive protection",
 }
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """What DingTalk answered to one accepted message (or, with ``parts``, a split one)."""
+
+    msg_uuid: str
+    target: str
+    errcode: int = 0
+    errmsg: str = "ok"
+    status_code: int = 200
+    #: Requests it took, retries and re-sends after a throttle included.
+    attempts: int = 1
+    #: The result of each part, in order, when the message was split; empty otherwise.
+    parts: tuple[SendResult, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,8 +18,8 @@ import typing
 import urllib.parse
 from dataclasses import dataclass, field
 
-from ._errors import ConfigError
-from ._masking import mask
+from dingpush._errors import ConfigError
+from dingpush._masking import mask
 
 __all__ = [
     "AccessToken",

@@ -17,9 +17,22 @@ import typing
 import uuid
 from collections.abc import Iterable, Sequence
 
-from ._clock import Clock
-from ._delivery import Flow, Post, Reply, SendOptions, Sleep, arun, deliver, deliver_parts, run
-from ._errors import (
+from dingpush._engine._clock import Clock
+from dingpush._engine._delivery import (
+    Flow,
+    Post,
+    Reply,
+    SendOptions,
+    Sleep,
+    arun,
+    deliver,
+    deliver_parts,
+    run,
+)
+from dingpush._engine._limiter import Reservation
+from dingpush._engine._retry import RetryTypes
+from dingpush._engine._split import Splitter
+from dingpush._errors import (
     DingPushError,
     PoolExhausted,
     RateLimited,
@@ -27,12 +40,12 @@ from ._errors import (
     SecurityRejected,
     TokenNotFound,
 )
-from ._limiter import Reservation
-from ._messages import Message
-from ._retry import RetryTypes
-from ._robot import AsyncRobot, PreparedSend, Robot, RobotCore, SendResult
-from ._split import Splitter
-from ._targets import WebhookTarget
+from dingpush._messages._models import Message
+from dingpush._results import SendResult
+
+from ._client import AsyncRobot, Robot
+from ._core import PreparedSend, RobotCore
+from ._target import WebhookTarget
 
 __all__ = ["AsyncRobotPool", "RobotPool"]
 

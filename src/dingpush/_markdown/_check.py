@@ -1,7 +1,8 @@
 """check_markdown: what DingTalk's markdown subset (protocol §1.4) will not draw, line by line.
 
-It shares the parser of :mod:`dingpush._markdown` with the renderer, so what it reports is what
-the chat view shows as typed. Pure Python and fast: the CLI runs it on every ``send --dry-run``.
+It shares the parser of :mod:`dingpush._markdown._parse` with the renderer, so what it reports
+is what the chat view shows as typed. Pure Python and fast: the CLI runs it on every
+``send --dry-run``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from ._markdown import (
+from ._parse import (
     _BULLET_RE,
     _HEADING_RE,
     _NBSP_RE,

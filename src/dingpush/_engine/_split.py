@@ -20,9 +20,9 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from ._errors import MessageTooLarge
-from ._messages import Markdown, Message, Text
-from ._wire import payload_bytes
+from dingpush._errors import MessageTooLarge
+from dingpush._messages._models import Markdown, Message, Text
+from dingpush._wire import payload_bytes
 
 __all__ = ["Measure", "Splitter", "webhook_body_size"]
 

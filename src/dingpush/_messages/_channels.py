@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import typing
 
-from ._app_messages import OA, File, Image
-from ._errors import InvalidMessage, MessageTooLarge, UnsupportedMessage
-from ._messages import ActionCard, FeedCard, Link, Markdown, Message, Text
+from dingpush._errors import InvalidMessage, MessageTooLarge, UnsupportedMessage
+
+from ._app_models import OA, File, Image
+from ._models import ActionCard, FeedCard, Link, Markdown, Message, Text
 
 __all__ = [
     "MSG_PARAM_LIMIT",

@@ -1,0 +1,1 @@
+"""The message models: webhook messages, app-only media messages, channel mappings, media."""
