@@ -125,6 +125,14 @@ def test_local_message_too_large_names_size_limit_and_split() -> None:
     assert "20,345" in str(exc) and "20,000" in str(exc) and "split=True" in str(exc)
 
 
+def test_refusals_of_dingpush_itself_say_nothing_reached_dingtalk() -> None:
+    slot = RateLimited.local(target="ops", retry_at=0.0, wait=1.0, reason="at its limit")
+    size = MessageTooLarge.local(size=20_001, limit=20_000, channel="robot webhook")
+    assert slot.refused_locally and size.refused_locally
+    assert not error_from_reply(130101, "send too fast").refused_locally
+    assert not error_from_reply(460101, "body too large").refused_locally
+
+
 def test_default_message_is_the_docstring() -> None:
     assert str(dingpush.ConfigError()).startswith("A target, credential or setting is wrong")
 

@@ -175,6 +175,9 @@ class APIError(DingPushError):
     exit_code = 4
     #: What the user should do about it; subclasses say it more precisely.
     hint: typing.ClassVar[str] = ""
+    #: True when dingpush refused the request itself and nothing reached DingTalk (no send
+    #: slot in time, a body over the channel's limit); ``errcode`` then says which rule.
+    refused_locally = False
 
     def __init__(
         self,
@@ -234,6 +237,7 @@ class RateLimited(APIError):
     ) -> RateLimited:
         """dingpush's own limiter found no slot in time; nothing was sent to DingTalk."""
         exc = cls("local", "no send slot", retry_at=retry_at)
+        exc.refused_locally = True
         when = datetime.datetime.fromtimestamp(retry_at).strftime("%H:%M:%S")
         exc.args = (
             f"not sent to {target}: {reason}; the next slot is at {when} (in {wait:.1f} s). "
@@ -410,13 +414,15 @@ class MessageTooLarge(APIError):
     @classmethod
     def local(cls, *, size: int, limit: int, channel: str, field: str = "body") -> MessageTooLarge:
         """Refuse a message before any request: ``size`` bytes against ``limit``."""
-        return cls(
+        exc = cls(
             460101,
             f"the {field} is {size:,} bytes, over the {channel} limit of {limit:,} bytes "
             "(bytes, not characters: CJK text takes 3 bytes a character)",
             size=size,
             limit=limit,
         )
+        exc.refused_locally = True
+        return exc
 
 
 class UnsupportedMessageType(APIError):

@@ -140,7 +140,7 @@ def cli_hint(exc: DingPushError) -> str:
 
     if isinstance(exc, MessageTooLarge) and exc.size is not None:
         return "--split sends a text or markdown message in numbered parts that each fit"
-    if isinstance(exc, RateLimited) and exc.errcode == "local":
+    if isinstance(exc, RateLimited) and exc.refused_locally:
         return (
             '--max-wait SECONDS waits longer for a slot; a pool target (kind = "pool") '
             "spreads messages over several robots of the group"

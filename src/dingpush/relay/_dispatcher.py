@@ -284,14 +284,14 @@ class Dispatcher:
         error = exc.error if isinstance(exc, PartialDelivery) else exc
         if (
             isinstance(error, RateLimited)
-            and error.errcode == "local"
+            and error.refused_locally
             and not isinstance(exc, PartialDelivery)
         ):
             # No slot after all (another worker, or a budget the client keeps beyond the
             # target's, took it): nothing was sent, no attempt spent; wait for the slot.
             await self.store.release([claim])
             return max((error.retry_at or 0.0) - self.clock.time(), 0.001)
-        if isinstance(error, RateLimited | PlatformThrottled) and error.errcode != "local":
+        if isinstance(error, RateLimited | PlatformThrottled) and not error.refused_locally:
             self.metrics.count("throttled", target.name)
         if isinstance(error, RateLimited):
             retry_at = error.retry_at or self.clock.time() + target.delay()

@@ -460,7 +460,7 @@ class AppTarget(RelayTarget):
         return [self._key]
 
     def delay(self) -> float:
-        # The app's own budgets answer through RateLimited("local", retry_at) when they are
+        # The app's own budgets answer through a locally refused RateLimited when they are
         # spent; the dispatcher then waits until then.
         return self.limiter.delay(self._key, self.rate) if self.own_rate else 0.0
 
