@@ -212,9 +212,7 @@ class TestGroupSend:
     async def test_every_msg_key(
         self, client: httpx.AsyncClient, emulator: Emulator, key: str
     ) -> None:
-        media = emulator._store_media(
-            emulator.app("ops"), "file", "a.pdf", "application/pdf", b"%", 0
-        )
+        media = emulator.add_media("ops", b"%", filename="a.pdf", content_type="application/pdf")
         param = {
             name: media.media_id if "edia" in name else f"{name}-value" for name in MSG_KEYS[key]
         }

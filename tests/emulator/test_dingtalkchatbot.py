@@ -87,7 +87,21 @@ def test_feed_card(bot: DingtalkChatbot, dingtalk_emulator: EmulatorServer) -> N
     assert [item["title"] for item in message.payload["feedCard"]["links"]] == ["Item 1", "Item 2"]
 
 
-def test_image_undocumented_type(bot: DingtalkChatbot, dingtalk_emulator: EmulatorServer) -> None:
+def test_image_is_refused_as_the_support_matrix_says(
+    bot: DingtalkChatbot, dingtalk_emulator: EmulatorServer
+) -> None:
+    # §1.3: custom robots cannot send images; the undocumented type is refused by default.
+    assert bot.send_image("https://example.com/cat.png") == {
+        "errcode": 400105,
+        "errmsg": "不支持的消息类型",
+    }
+    assert dingtalk_emulator.emulator.messages() == []
+
+
+def test_image_undocumented_type_when_the_robot_accepts_it(
+    bot: DingtalkChatbot, dingtalk_emulator: EmulatorServer
+) -> None:
+    dingtalk_emulator.emulator.update_robot("ops", accept_image=True)
     accepted(bot.send_image("https://example.com/cat.png"))
     message = only_message(dingtalk_emulator)
     assert message.payload["image"] == {"picURL": "https://example.com/cat.png"}
