@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from dingtalkchatbot.chatbot import ActionCard, CardItem, DingtalkChatbot, FeedLink
 
@@ -112,3 +113,23 @@ def test_wrong_secret_is_refused(dingtalk_emulator: EmulatorServer) -> None:
     bot = DingtalkChatbot(dingtalk_emulator.webhook_url("ops"), secret="SECwrong")
     assert bot.send_text("hello") == {"errcode": 310000, "errmsg": "sign not match"}
     assert dingtalk_emulator.emulator.messages() == []
+
+
+def test_more_than_50_mentions_keep_the_first_50(
+    bot: DingtalkChatbot, dingtalk_emulator: EmulatorServer
+) -> None:
+    # §1.3 [C1]: at most 50 @ targets; the emulator keeps the first 50 and says so.
+    mobiles = [f"1380000{i:04d}" for i in range(55)]
+    accepted(bot.send_text("all hands", at_mobiles=mobiles))
+    message = only_message(dingtalk_emulator)
+    assert message.at.mobiles == tuple(mobiles[:50])
+    [record] = dingtalk_emulator.emulator.requests()
+    assert record.findings and "at most 50" in record.findings[0]
+
+
+def test_a_get_on_the_webhook_answers_with_an_errcode(dingtalk_emulator: EmulatorServer) -> None:
+    # DingtalkChatbot and friends read errcode; a GET gets DingTalk's 43002, not a 405 page.
+    dingtalk_emulator.add_robot("ops")
+    reply = httpx.get(dingtalk_emulator.webhook_url("ops"))
+    assert reply.status_code == 200
+    assert reply.json() == {"errcode": 43002, "errmsg": "需要POST请求"}

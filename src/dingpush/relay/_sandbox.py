@@ -99,6 +99,8 @@ def embedded(
 
     from .stores import SQLiteStore
 
+    if sock is not None and settings is None:
+        host, port = sock.getsockname()[:2]
     settings = settings or RelaySettings(host=host, port=port)
     if sock is None:
         sock = bind_socket(settings.host, settings.port)

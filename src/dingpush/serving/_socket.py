@@ -104,20 +104,20 @@ def _from_os_error(
         holder = holder or port_holder(port)
         by = f" by {holder}" if holder else ""
         return PortInUse(
-            f"port {port} is already in use{by}, so nothing can listen on {where}: {hint}",
+            f"cannot listen on {where}: the port is already in use{by}; {hint}",
             host=host,
             port=port,
             hint=hint,
             holder=holder,
         )
     if error_number == errno.EACCES:
-        why = f"listening on port {port} needs privileges this user does not have"
-        fix = f"{hint}; ports below 1024 need root"
+        why = f"port {port} needs privileges this user does not have (below 1024: root)"
+        fix = hint
     else:
         why = f"{host} is not an address of this machine"
         fix = "listen on one of its addresses with --host (127.0.0.1: this machine only)"
     return CannotListen(
-        f"cannot listen on {where}: {why}: {fix}",
+        f"cannot listen on {where}: {why}; {fix}",
         host=host,
         port=port,
         hint=hint,
