@@ -118,3 +118,15 @@ def test_the_emulator_imports_nothing_of_the_relay() -> None:
         if any(n.startswith("dingpush.relay") for n in _imports(path))
     ]
     assert offenders == []
+
+
+def test_public_names() -> None:
+    import dingpush.serving
+
+    names = dingpush.serving.__all__
+    constants = [n for n in names if n.isupper()]
+    assert names == sorted(constants) + sorted(n for n in names if not n.isupper())
+    for name in names:
+        value = getattr(dingpush.serving, name)
+        if isinstance(value, type) or callable(value):
+            assert getattr(value, "__module__", "dingpush.serving") == "dingpush.serving", name

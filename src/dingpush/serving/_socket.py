@@ -15,7 +15,7 @@ import pathlib
 import re
 import socket
 
-from dingpush._errors import ConfigError
+from dingpush import ConfigError
 
 __all__ = ["CannotListen", "PortInUse", "base_url", "bind_socket", "port_holder"]
 
