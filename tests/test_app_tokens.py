@@ -262,6 +262,8 @@ class TestBadCredentials:
             (APP_KEY, "SEC0123456789abcdef", "app_secret", "signing secret"),
             (APP_SECRET, APP_KEY, "app_key", "swapped"),
             ("myapp", APP_SECRET, "app_key", "does not start with 'ding'"),
+            # A well-formed AppKey: the secret is named, not the key (issue 15).
+            (APP_KEY, "wrong-secret-0123456789", "app_secret", "AppSecret is most likely wrong"),
         ],
     )
     def test_says_which_credential_is_wrong(

@@ -32,6 +32,18 @@ def test_demo_sends_every_type_through_the_relay_and_exits(tmp_path: pathlib.Pat
     assert (tmp_path / "dingpush-outbox.sqlite").exists()  # the embedded outbox, in the cwd
 
 
+def test_demo_cards_use_the_emulators_own_pictures() -> None:
+    # example.com has no pictures: the cards showed broken images in the chat view.
+    from dingpush.demo import sample_messages
+    from dingpush.emulator import SAMPLE_PICTURES
+
+    base = "http://127.0.0.1:8080/emulator/_emulator/samples"
+    payloads = [m.to_payload() for m in sample_messages(base)]
+    pictures = [payloads[2]["link"]["picUrl"]]
+    pictures += [item["picURL"] for item in payloads[5]["feedCard"]["links"]]
+    assert pictures == [f"{base}/{name}" for name in SAMPLE_PICTURES]
+
+
 def test_dingpush_emulator_command_serves_a_robot() -> None:
     command = [
         sys.executable,
@@ -56,9 +68,21 @@ def test_dingpush_emulator_command_serves_a_robot() -> None:
             assert "SECci-secret" not in robot_line
             with Robot(f"{url}/robot/send?access_token=ci-token", secret="SECci-secret") as robot:
                 assert robot.send(Text("from a subprocess")).errcode == 0
+            rest = [process.stdout.readline() for _ in range(3)]
+            assert (
+                rest[0]
+                == f"  chat view: {url}/  (every conversation, live, and the refused requests)\n"
+            )
+            assert rest[1] == (
+                f"  send to ci: export DINGPUSH_WEBHOOK='{url}/robot/send?access_token=ci-token'"
+                " DINGPUSH_SECRET='<its SEC… secret>'\n"
+            )
+            assert "SECci-secret" not in "".join(rest)
         finally:
             process.terminate()
             process.wait(timeout=10)
+    # SIGTERM is a graceful stop: exit 0, not a death by the signal (-15).
+    assert process.returncode == 0
 
 
 def test_dingpush_serve_runs_the_embedded_relay(tmp_path: pathlib.Path) -> None:

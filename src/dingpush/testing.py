@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import secrets
 import threading
-import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, cast
 
@@ -22,8 +21,6 @@ import pytest
 
 if TYPE_CHECKING:
     import socket
-
-    import uvicorn
 
     from dingpush import App
     from dingpush.emulator import (
@@ -34,6 +31,7 @@ if TYPE_CHECKING:
         RobotConfig,
         RobotStatus,
     )
+    from dingpush.serving import BackgroundServer
 
 __all__ = [
     "EmulatorServer",
@@ -123,9 +121,8 @@ class EmulatorServer:
         self._host = host
         self._port = port
         self._startup_timeout = startup_timeout
-        self._server: uvicorn.Server | None = None
+        self._server: BackgroundServer | None = None
         self._socket: socket.socket | None = None
-        self._thread: threading.Thread | None = None
         self._url: str | None = None
 
     def __repr__(self) -> str:
@@ -140,37 +137,35 @@ class EmulatorServer:
 
     def start(self) -> EmulatorServer:
         """Start serving and wait until the port accepts connections."""
-        from dingpush.emulator._app import base_url, bind_socket, make_server
+        from dingpush.emulator._app import serve_on
+        from dingpush.serving import BackgroundServer, bind_socket
 
-        if self._thread is not None:
+        if self._server is not None:
             raise RuntimeError("the emulator server is already running")
-        self._socket = bind_socket(self._host, self._port)
-        self._server = make_server(self.emulator)
-        self._thread = threading.Thread(
-            target=self._server.run,
-            kwargs={"sockets": [self._socket]},
-            name="dingpush-emulator",
-            daemon=True,
+        sock = self._socket = bind_socket(self._host, self._port)
+        emulator = self.emulator
+
+        def run(ready: Callable[[str], None], control: Callable[[Any], None]) -> None:
+            # Logging is left to the host: pytest captures it.
+            serve_on(emulator, sock, ready=ready, control=control, console_logging=False)
+
+        self._server = BackgroundServer(
+            run, name="dingpush-emulator", startup_timeout=self._startup_timeout
         )
-        self._thread.start()
-        deadline = time.monotonic() + self._startup_timeout
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("the emulator server did not start")
-            time.sleep(0.005)
-        self._url = base_url(self._socket)
+        try:
+            self._url = self._server.start()
+        except RuntimeError:
+            self.stop()
+            raise RuntimeError("the emulator server did not start") from None
         return self
 
     def stop(self) -> None:
         """Stop serving and wait for the thread to finish (idempotent)."""
         if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join()
+            self._server.stop()
         if self._socket is not None:
             self._socket.close()
-        self._server = self._thread = self._socket = None
+        self._server = self._socket = None
         self._url = None
 
     def __enter__(self) -> EmulatorServer:

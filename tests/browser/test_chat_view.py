@@ -247,3 +247,20 @@ def test_preview_page_is_accessible(page: Page, screenshot: Screenshot) -> None:
     expect(page.locator(".findings li")).to_have_count(2)
     assert_accessible(page)
     screenshot("preview")
+
+
+def test_the_demo_cards_pictures_load(page: Page, dingtalk_emulator: EmulatorServer) -> None:
+    # The demo's cards used example.com pictures, which do not exist: broken images.
+    dingtalk_emulator.add_robot("sandbox", group="Demo group")
+    with Robot(dingtalk_emulator.webhook_url("sandbox")) as robot:
+        for message in sample_messages(dingtalk_emulator.url + "/_emulator/samples"):
+            robot.send(message)
+    open_chat(page, dingtalk_emulator)
+    pictures = page.locator(".card__thumb, .feed__image")
+    expect(pictures).to_have_count(3)
+    pictures.last.scroll_into_view_if_needed()
+    for index in range(3):
+        picture = pictures.nth(index)
+        picture.scroll_into_view_if_needed()
+        expect(picture).to_have_js_property("complete", True)
+        assert picture.evaluate("img => img.naturalWidth") == 320

@@ -212,9 +212,7 @@ class TestGroupSend:
     async def test_every_msg_key(
         self, client: httpx.AsyncClient, emulator: Emulator, key: str
     ) -> None:
-        media = emulator._store_media(
-            emulator.app("ops"), "file", "a.pdf", "application/pdf", b"%", 0
-        )
+        media = emulator.add_media("ops", b"%", filename="a.pdf", content_type="application/pdf")
         param = {
             name: media.media_id if "edia" in name else f"{name}-value" for name in MSG_KEYS[key]
         }
@@ -467,6 +465,73 @@ def test_parse_multipart_keeps_binary_intact() -> None:
     assert parse_multipart("application/json", body) is None
 
 
+class TestWireFidelity:
+    """Wrong methods, a missing token and the v1.0 content type, as DingTalk answers them."""
+
+    @pytest.mark.parametrize(
+        ("method", "path", "errcode", "errmsg"),
+        [
+            ("POST", "/gettoken", 43001, "需要GET请求"),
+            ("GET", NOTICE, 43002, "需要POST请求"),
+            ("PUT", "/topapi/message/corpconversation/getsendresult", 43002, "需要POST请求"),
+            ("GET", "/media/upload", 43002, "需要POST请求"),
+        ],
+    )
+    async def test_a_wrong_method_on_a_legacy_oapi_route(
+        self,
+        client: httpx.AsyncClient,
+        emulator: Emulator,
+        method: str,
+        path: str,
+        errcode: int,
+        errmsg: str,
+    ) -> None:
+        # The official global error table's 43001/43002, as every oapi error: HTTP 200.
+        reply = await client.request(method, f"{path}?access_token={await token(client)}")
+        assert reply.status_code == 200
+        body = reply.json()
+        assert (body["errcode"], body["errmsg"]) == (errcode, errmsg)
+        assert reply.headers["server"] == "DingTalk/1.0.0"
+        record = emulator.rejections()[-1]
+        assert (record.path, record.reason, record.errcode) == (path, "wrong_method", errcode)
+
+    async def test_a_wrong_method_can_answer_a_bare_405(
+        self, client: httpx.AsyncClient, emulator: Emulator
+    ) -> None:
+        emulator.options = EmulatorOptions(wrong_method="http405")
+        reply = await client.get(NOTICE)
+        assert reply.status_code == 405 and reply.headers["allow"] == "POST"
+
+    async def test_head_is_a_get_for_gettoken(self, client: httpx.AsyncClient) -> None:
+        reply = await client.head(f"/gettoken?appkey={KEY}&appsecret={SECRET}")
+        assert reply.status_code == 200
+
+    @pytest.mark.parametrize("query", ["", "?access_token=", "?agent_id=1"])
+    async def test_a_missing_access_token_is_41001(
+        self, client: httpx.AsyncClient, emulator: Emulator, query: str
+    ) -> None:
+        # §2.5: 41001 缺少access_token参数 when the parameter is missing, 40014 when wrong.
+        for path in (NOTICE, "/media/upload"):
+            reply = await client.post(path + query, json={})
+            assert reply.json()["errcode"] == 41001
+            assert reply.json()["errmsg"] == "缺少access_token参数"
+        assert {r.reason for r in emulator.rejections()} == {"missing_token"}
+        wrong = await client.post(f"{NOTICE}?access_token=nope", json={})
+        assert wrong.json()["errcode"] == 40014
+
+    async def test_v1_answers_are_json_in_utf8(self, client: httpx.AsyncClient) -> None:
+        # §3.4: api.dingtalk.com sends Content-Type: application/json;charset=utf-8.
+        refused = await client.post(
+            "/v1.0/oauth2/accessToken", json={"appKey": KEY, "appSecret": "wrong"}
+        )
+        assert refused.status_code == 400
+        assert refused.headers["content-type"] == "application/json;charset=utf-8"
+        sent = await robot(client)
+        assert sent.headers["content-type"] == "application/json;charset=utf-8"
+        bad_token = await robot(client, tok="nope")
+        assert bad_token.headers["content-type"] == "application/json;charset=utf-8"
+
+
 class TestControl:
     async def test_apps_api(self, client: httpx.AsyncClient, emulator: Emulator) -> None:
         await token(client)
@@ -557,12 +622,18 @@ def test_python_m_dingpush_emulator_serves_apps() -> None:
         assert proc.stdout is not None
         try:
             url = proc.stdout.readline().rsplit(" ", 1)[1].strip()
-            lines = [proc.stdout.readline() for _ in range(4)]
+            lines = [proc.stdout.readline()]
+            while "control API:" not in lines[-1]:
+                lines.append(proc.stdout.readline())
             assert f"AppKey={KEY}" in lines[1] and "AgentId=" in lines[1]
             group = lines[2].split("groups: ", 1)[1].split(" ", 1)[0]
+            hints = [line.strip() for line in lines[3:]]
             assert (
-                lines[3].strip()
-                == f"point apps at it: DINGPUSH_API_BASE={url} DINGPUSH_OAPI_BASE={url}"
+                f"chat view: {url}/  (every conversation, live, and the refused requests)" in hints
+            )
+            assert (
+                f"point apps at it: export DINGPUSH_API_BASE={url} DINGPUSH_OAPI_BASE={url}"
+                in hints
             )
             with App(KEY, SECRET, api_base=url, oapi_base=url) as app:
                 assert app.group(group).send("hello").process_query_key

@@ -8,9 +8,9 @@ import urllib.parse
 import httpx
 import pytest
 
-from dingpush import Robot, SecurityRejected
+from dingpush import App, BadCredentials, Robot, SecurityRejected
 from dingpush.emulator import Emulator, RobotConfig
-from dingpush.emulator._chat import explain_rejection
+from dingpush.emulator._chat import explain_rejection, rejection_title
 from dingpush.emulator._records import RequestRecord
 from dingpush.testing import EmulatorServer, FakeClock
 
@@ -185,3 +185,89 @@ def test_a_real_robot_refusal_reaches_the_page(dingtalk_emulator: EmulatorServer
         robot.send("unsigned")
     page = httpx.get(dingtalk_emulator.url + "/", timeout=10).text
     assert "Signature missing" in page and "310000" in page
+
+
+def test_a_refused_app_credential_is_titled_in_words(dingtalk_emulator: EmulatorServer) -> None:
+    # docs/views.md: the reason in words, never a code run together ("Invalidclientidorsecret").
+    config = dingtalk_emulator.add_app("ops", groups=["Ops"])
+    with App(config.app_key, "wrong-secret", api_base=dingtalk_emulator.url) as app:
+        with pytest.raises(BadCredentials):
+            app.access_token()
+    page = httpx.get(dingtalk_emulator.url + "/", timeout=10).text
+    rejections = page.split('id="rejections"')[1]
+    assert "App credentials refused" in rejections and "Client Secret" in rejections
+    assert "Invalidclientidorsecret" not in page
+
+
+def test_a_group_the_app_robot_posts_in_lists_it(dingtalk_emulator: EmulatorServer) -> None:
+    config = dingtalk_emulator.add_app("ops", groups=["Ops"])
+    [cid] = config.groups
+    with dingtalk_emulator.app_client("ops") as app:
+        app.group(cid).send("deploy finished")
+    page = httpx.get(dingtalk_emulator.url + "/", timeout=10).text
+    header = page.split('id="robots"')[1].split("</p>")[0]
+    assert "No robot posts here now" not in header
+    assert "<strong>ops</strong>" in header and f"AppKey {config.app_key}" in header
+    assert config.app_secret not in page
+
+
+def test_one_to_one_chats_list_the_app_that_wrote(dingtalk_emulator: EmulatorServer) -> None:
+    dingtalk_emulator.add_app("ops", users=["alice"])
+    with dingtalk_emulator.app_client("ops") as app:
+        app.users(["alice"]).send("hi alice")
+    cid = dingtalk_emulator.emulator.conversation_of_user("alice").id
+    page = httpx.get(f"{dingtalk_emulator.url}/_emulator/chat/{cid}", timeout=10).text
+    header = page.split('id="robots"')[1].split("</p>")[0]
+    assert "<strong>ops</strong>" in header and "app robot" in header
+
+
+def _record(path: str, reason: str) -> RequestRecord:
+    return RequestRecord(
+        id=1,
+        time=0.0,
+        path=path,
+        robot=None,
+        token="",
+        client_ip=None,
+        msgtype=None,
+        msg_uuid=None,
+        errcode=None,
+        errmsg=None,
+        reason=reason,
+        accepted=False,
+        body_size=0,
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "reason", "title"),
+    [
+        ("/v1.0/oauth2/accessToken", "invalidClientIdOrSecret", "App credentials refused"),
+        ("/gettoken", "bad_credentials", "App credentials refused"),
+        ("/v1.0/robot/groupMessages/send", "invalid_token", "Access token refused"),
+        ("/media/upload", "missing_token", "Access token missing"),
+        ("/v1.0/robot/groupMessages/send", "invalidParameter.robotCode.auth", "Wrong robotCode"),
+        ("/v1.0/robot/groupMessages/send", "miss.param.content", "Missing field"),
+        ("/v1.0/robot/groupMessages/send", "invalid.openConversationId", "Unknown group"),
+        ("/topapi/message/corpconversation/asyncsend_v2", "too_large", "Message too large"),
+        ("/media/upload", "too_large", "File too large"),
+        ("/robot/send", "wrong_method", "Wrong HTTP method"),
+        (
+            "/v1.0/robot/groupMessages/send",
+            "invalidParameter.token.invalid",
+            "Invalid parameter: token invalid",
+        ),
+    ],
+)
+def test_every_refusal_has_a_title_in_words(path: str, reason: str, title: str) -> None:
+    record = _record(path, reason)
+    assert rejection_title(record) == title
+    assert explain_rejection(record, None, 20_000)
+
+
+async def test_a_wrong_method_is_listed_with_its_reason(
+    client: httpx.AsyncClient, emulator: Emulator
+) -> None:
+    await client.get(f"/robot/send?access_token={TOKEN}")
+    page = (await client.get(chat_url(emulator))).text
+    assert "Wrong HTTP method" in page and "This endpoint takes POST" in page and "43002" in page

@@ -36,6 +36,7 @@ async def test_list_robots_masks_tokens_and_hides_secrets(
         "rate_window": 60.0,
         "lockout": 600.0,
         "status": "active",
+        "accept_image": False,
     }
     assert TOKEN not in response.text and SECRET not in response.text
 
@@ -184,6 +185,7 @@ async def test_requests_rejections_and_stats(
         "fault": None,
         "message_id": None,
         "code": None,  # the v1.0 code of app API refusals
+        "findings": [],  # what DingTalk documents but does not refuse (the @ cap)
     }
     assert unknown["robot"] is None and unknown["token"] == "****"
     only_ops = (await client.get("/_emulator/rejections?robot=ops")).json()["rejections"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from dingtalkchatbot.chatbot import ActionCard, CardItem, DingtalkChatbot, FeedLink
 
@@ -87,7 +88,21 @@ def test_feed_card(bot: DingtalkChatbot, dingtalk_emulator: EmulatorServer) -> N
     assert [item["title"] for item in message.payload["feedCard"]["links"]] == ["Item 1", "Item 2"]
 
 
-def test_image_undocumented_type(bot: DingtalkChatbot, dingtalk_emulator: EmulatorServer) -> None:
+def test_image_is_refused_as_the_support_matrix_says(
+    bot: DingtalkChatbot, dingtalk_emulator: EmulatorServer
+) -> None:
+    # §1.3: custom robots cannot send images; the undocumented type is refused by default.
+    assert bot.send_image("https://example.com/cat.png") == {
+        "errcode": 400105,
+        "errmsg": "不支持的消息类型",
+    }
+    assert dingtalk_emulator.emulator.messages() == []
+
+
+def test_image_undocumented_type_when_the_robot_accepts_it(
+    bot: DingtalkChatbot, dingtalk_emulator: EmulatorServer
+) -> None:
+    dingtalk_emulator.emulator.update_robot("ops", accept_image=True)
     accepted(bot.send_image("https://example.com/cat.png"))
     message = only_message(dingtalk_emulator)
     assert message.payload["image"] == {"picURL": "https://example.com/cat.png"}
@@ -98,3 +113,23 @@ def test_wrong_secret_is_refused(dingtalk_emulator: EmulatorServer) -> None:
     bot = DingtalkChatbot(dingtalk_emulator.webhook_url("ops"), secret="SECwrong")
     assert bot.send_text("hello") == {"errcode": 310000, "errmsg": "sign not match"}
     assert dingtalk_emulator.emulator.messages() == []
+
+
+def test_more_than_50_mentions_keep_the_first_50(
+    bot: DingtalkChatbot, dingtalk_emulator: EmulatorServer
+) -> None:
+    # §1.3 [C1]: at most 50 @ targets; the emulator keeps the first 50 and says so.
+    mobiles = [f"1380000{i:04d}" for i in range(55)]
+    accepted(bot.send_text("all hands", at_mobiles=mobiles))
+    message = only_message(dingtalk_emulator)
+    assert message.at.mobiles == tuple(mobiles[:50])
+    [record] = dingtalk_emulator.emulator.requests()
+    assert record.findings and "at most 50" in record.findings[0]
+
+
+def test_a_get_on_the_webhook_answers_with_an_errcode(dingtalk_emulator: EmulatorServer) -> None:
+    # DingtalkChatbot and friends read errcode; a GET gets DingTalk's 43002, not a 405 page.
+    dingtalk_emulator.add_robot("ops")
+    reply = httpx.get(dingtalk_emulator.webhook_url("ops"))
+    assert reply.status_code == 200
+    assert reply.json() == {"errcode": 43002, "errmsg": "需要POST请求"}

@@ -184,7 +184,10 @@ _CARD = {"title": "t", "text": "x"}
         ({"msgtype": "image", "image": {"picUrl": "https://e.com/i.png"}}, "image.picURL"),
     ],
 )
-async def test_required_fields_with_exact_casing(send: Send, payload: Any, param: str) -> None:
+async def test_required_fields_with_exact_casing(
+    send: Send, emulator: Emulator, payload: Any, param: str
+) -> None:
+    emulator.update_robot("ops", accept_image=True)  # image's fields are checked once it passes
     response = await send(payload)
     assert response.json() == {"errcode": 40035, "errmsg": f"缺少参数 {param}"}
 
@@ -216,6 +219,7 @@ async def test_required_fields_with_exact_casing(send: Send, payload: Any, param
 async def test_accepts_every_documented_message_type(
     send: Send, emulator: Emulator, payload: Any
 ) -> None:
+    emulator.update_robot("ops", accept_image=True)  # image: the robot's option (below)
     assert (await send(payload)).json() == {"errcode": 0, "errmsg": "ok"}
     assert emulator.messages()[0].msgtype == payload["msgtype"]
 
@@ -282,10 +286,59 @@ async def test_locked_robot_answers_before_content_checks(send: Send, emulator: 
     assert [r.reason for r in emulator.requests()] == ["accepted", "throttled", "locked"]
 
 
-async def test_get_is_not_allowed(client: Any) -> None:
+async def test_image_is_refused_unless_the_robot_accepts_it(send: Send, emulator: Emulator) -> None:
+    # §1.3: the support matrix says custom robots cannot send images; the server parses them.
+    image = {"msgtype": "image", "image": {"picURL": "https://e.com/i.png"}}
+    assert (await send(image)).json() == {"errcode": 400105, "errmsg": "不支持的消息类型"}
+    assert emulator.rejections()[-1].reason == "bad_msgtype"
+    emulator.update_robot("ops", accept_image=True)
+    assert (await send(image)).json() == {"errcode": 0, "errmsg": "ok"}
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "PATCH"])
+async def test_other_methods_answer_in_dingtalks_format(
+    client: Any, emulator: Emulator, method: str
+) -> None:
+    response = await client.request(method, f"/robot/send?access_token={TOKEN}")
+    assert response.status_code == 200
+    assert response.json() == {"errcode": 43002, "errmsg": "需要POST请求"}
+    assert response.headers["server"] == "DingTalk/1.0.0"
+    [record] = emulator.rejections()
+    assert (record.robot, record.reason, record.errcode) == ("ops", "wrong_method", 43002)
+
+
+async def test_other_methods_can_answer_a_bare_405(client: Any, emulator: Emulator) -> None:
+    emulator.options = EmulatorOptions(wrong_method="http405")
     response = await client.get(f"/robot/send?access_token={TOKEN}")
-    assert response.status_code == 405
+    assert response.status_code == 405 and response.headers["allow"] == "POST"
     assert response.json()["error"] == "Method Not Allowed"
+
+
+async def test_more_mentions_than_the_cap_keep_the_first_50(send: Send, emulator: Emulator) -> None:
+    # §1.3 [C1]: at most 50 @ targets. What DingTalk does beyond is not documented: the
+    # emulator accepts, mentions the first 50 and says so in the request log.
+    mobiles = [f"1380000{i:04d}" for i in range(40)]
+    users = [f"user{i}" for i in range(15)]
+    at = {"atMobiles": mobiles, "atUserIds": users}
+    assert (await send(text("hi", at=at))).json()["errcode"] == 0
+    [message] = emulator.messages()
+    assert message.at.mobiles == tuple(mobiles) and message.at.user_ids == tuple(users[:10])
+    [record] = emulator.requests()
+    assert record.findings == (
+        "at: 55 people mentioned, DingTalk mentions at most 50 (§1.3); the first 50 were kept",
+    )
+    assert record.to_dict()["findings"] == list(record.findings)
+
+
+async def test_the_mention_cap_is_an_option(send: Send, emulator: Emulator) -> None:
+    emulator.options = EmulatorOptions(at_limit=0)
+    at = {"atUserIds": [f"u{i}" for i in range(60)]}
+    assert (await send(text("hi", at=at))).json()["errcode"] == 0
+    assert len(emulator.messages()[0].at.user_ids) == 60
+    assert emulator.requests()[0].findings == ()
+    emulator.options = EmulatorOptions(at_limit=2)
+    assert (await send(text("hi", at=at))).json()["errcode"] == 0
+    assert emulator.messages()[1].at.user_ids == ("u0", "u1")
 
 
 async def test_robots_sharing_a_group_post_into_one_conversation(

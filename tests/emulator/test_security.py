@@ -221,7 +221,7 @@ async def test_keyword_in_any_visible_field(
     ids=["absent", "case-differs", "only-in-url", "image", "only-in-feed-url"],
 )
 async def test_keyword_missing(send: Send, emulator: Emulator, payload: dict[str, Any]) -> None:
-    emulator.update_robot("ops", keywords=("ALERT",))
+    emulator.update_robot("ops", keywords=("ALERT",), accept_image=True)
     response = await send(payload)
     assert response.json() == {"errcode": 310000, "errmsg": "keywords not in content"}
     assert errcode_and_reason(emulator) == (310000, "keyword")

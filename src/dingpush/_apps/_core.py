@@ -123,11 +123,14 @@ def _which_credential(
         return "app_key", "the AppKey and AppSecret look swapped: the AppKey starts with 'ding'"
     if not app_key.startswith("ding"):
         return "app_key", (
-            f"the app_key {app_key!r} does not start with 'ding' as internal apps' AppKeys do"
+            f"the app_key {app_key!r} does not start with 'ding' as internal apps' AppKeys do; "
+            "if it is the app's AppKey all the same, the AppSecret is the wrong one"
         )
-    return "unknown", (
-        f"DingTalk does not say which of the two it refused: check that {app_key!r} is the "
-        "app's AppKey, and that the AppSecret was copied whole and not reset since"
+    # A well-formed AppKey is rarely the culprit: the AppSecret changes whenever it is reset.
+    return "app_secret", (
+        f"the AppSecret is most likely wrong ({app_key!r} looks like an AppKey; DingTalk does "
+        "not say which of the two it refused): copy the AppSecret again, whole, and check it "
+        "was not reset since"
     )
 
 

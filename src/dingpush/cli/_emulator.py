@@ -71,6 +71,7 @@ def emulator(
 ) -> None:
     """Run a local DingTalk emulator (robot webhooks, app APIs and its /_emulator API)."""
     from dingpush.emulator import Emulator, RobotConfig, parse_app_spec, serve
+    from dingpush.emulator._banner import client_hints
 
     limit, window = _parse_rate(rate)
     configs = [
@@ -95,7 +96,8 @@ def emulator(
             )
         for spec, app in zip(apps, app_configs, strict=True):
             click.echo(_describe_app(app, given=bool(spec.split(":", 2)[2:])))
-        click.echo(f"  messages: {url}/_emulator/messages   requests: {url}/_emulator/requests")
+        for line in client_hints(url, configs, app_configs):
+            click.echo(line)
 
     serve(host, port, ready=ready, emulator=Emulator(robots=configs, apps=app_configs))
 

@@ -1,9 +1,10 @@
 """A local DingTalk: the custom-robot webhook and the enterprise-app APIs (tokens, app robots,
 work notifications, media), with their checks, limits and error codes, plus faults.
 
-Serve :func:`create_app` with uvicorn (or :func:`serve`), or call it in-process through
-``httpx.ASGITransport``. The behaviour follows ``dingtalk-protocol.md``; where the protocol is
-uncertain, :class:`EmulatorOptions` makes the choice explicit. Needs the ``[emulator]`` extra.
+Serve :func:`create_app` with :func:`serve` (through :mod:`dingpush.serving`) or any ASGI
+server, or call it in-process through ``httpx.ASGITransport``. The behaviour follows
+``dingtalk-protocol.md``; where the protocol is uncertain, :class:`EmulatorOptions` makes the
+choice explicit. Needs the ``[emulator]`` extra.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from ._records import (
     RobotStats,
 )
 from ._robot import ConnectionDropped
+from ._samples import SAMPLE_PICTURES
 from ._state import Emulator
 from ._webhook import MSGTYPES, WebhookCall
 
@@ -39,6 +41,7 @@ __all__ = [
     "DEFAULT_KEYWORD_FIELDS",
     "MSGTYPES",
     "ROBOT_PERMISSION",
+    "SAMPLE_PICTURES",
     "AppAnswer",
     "AppCall",
     "AppConfig",

@@ -6,8 +6,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from dingpush.serving import CannotListen
+
 from ._app import serve
 from ._apps import AppConfig, parse_app_spec
+from ._banner import client_hints
 from ._config import EmulatorOptions, RobotConfig, parse_rate, parse_robot_spec
 from ._state import Emulator
 
@@ -112,8 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         lines += [f"  {r.name}: {r.webhook_url(url)}" for r in robots]
         for app in apps:
             lines += _describe_app(app)
-        if apps:
-            lines.append(f"  point apps at it: DINGPUSH_API_BASE={url} DINGPUSH_OAPI_BASE={url}")
+        lines += client_hints(url, robots, apps)
         sys.stdout.write("\n".join(lines) + "\n")
         sys.stdout.flush()
 
@@ -121,6 +123,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         serve(args.host, args.port, ready=ready, emulator=emulator)
     except KeyboardInterrupt:
         return 0
+    except CannotListen as exc:  # a port in use: say which, and the fix (no traceback)
+        sys.stderr.write(f"error: {exc}\n")
+        return exc.exit_code
     return 0
 
 

@@ -1,16 +1,16 @@
-"""The emulator's ASGI app, assembled from per-area route lists, and serving it with uvicorn.
+"""The emulator's ASGI app, assembled from per-area route lists, and serving it.
 
-uvicorn is imported only to serve: in-process use through ``httpx.ASGITransport`` needs
-Starlette alone.
+Serving goes through :mod:`dingpush.serving` (binding, uvicorn, signals), which imports
+uvicorn only to serve: in-process use through ``httpx.ASGITransport`` needs Starlette alone.
 """
 
 from __future__ import annotations
 
-import asyncio
-import ipaddress
+import dataclasses
+import signal
 import socket
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -19,17 +19,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from dingpush.serving import ServerSettings, bind_socket
+from dingpush.serving import serve as serve_app
+
 from ._approutes import app_routes
 from ._chat import chat_routes
 from ._config import EmulatorOptions, RobotConfig
 from ._control import control_routes
-from ._robot import install_drop_log_filter, robot_routes
+from ._robot import DropFilter, install_drop_log_filter, robot_routes
+from ._samples import sample_routes
 from ._state import Emulator
 
-if TYPE_CHECKING:
-    import uvicorn
-
-__all__ = ["base_url", "bind_socket", "create_app", "make_server", "serve"]
+__all__ = ["SERVER_SETTINGS", "create_app", "serve", "serve_on"]
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -53,6 +54,7 @@ def create_app(emulator: Emulator | None = None) -> Starlette:
         *app_routes(emulator),
         *control_routes(emulator),
         *chat_routes(emulator),
+        *sample_routes(),
     ]
     install_drop_log_filter()
     app = Starlette(
@@ -90,63 +92,8 @@ class _CountInFlight:
 # Long enough for a `delay` fault in flight to finish its answer; short enough to never hang.
 _GRACEFUL_SHUTDOWN_S = 5
 
-
-def bind_socket(host: str, port: int) -> socket.socket:
-    """Bind a listening TCP socket; port 0 picks a free port, read back with :func:`base_url`."""
-    family = socket.AF_INET6 if _is_ipv6(host) else socket.AF_INET
-    # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on accepted sockets whose proto is
-    # TCP, and with Nagle on, every answer written in two parts waits ~40 ms for a delayed ACK.
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.bind((host, port))
-        # Room for hundreds of clients connecting at once (a relay with 500 targets opens a
-        # connection each): with 128, SYNs beyond the queue wait for retransmits, seconds.
-        sock.listen(min(2048, socket.SOMAXCONN))
-        sock.setblocking(False)
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
-def _is_ipv6(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).version == 6
-    except ValueError:
-        return False
-
-
-def base_url(sock: socket.socket) -> str:
-    """Return ``http://host:port`` of a bound socket, with the real port."""
-    host, port = sock.getsockname()[:2]
-    shown = f"[{host}]" if ":" in host else host
-    return f"http://{shown}:{port}"
-
-
-def make_server(emulator: Emulator, *, log_config: bool = False) -> uvicorn.Server:
-    """Return a quiet uvicorn server for the emulator app (no access log, warnings only).
-
-    ``log_config=False`` leaves logging configuration to the host (pytest captures it);
-    ``True`` lets uvicorn install its console handlers, as a standalone server wants.
-    """
-    import uvicorn
-    from uvicorn.config import LOGGING_CONFIG
-
-    config = uvicorn.Config(
-        create_app(emulator),
-        log_level="warning",
-        access_log=False,
-        # The app sends DingTalk's own `Server` header; uvicorn's would be a second one.
-        server_header=False,
-        lifespan="off",
-        timeout_graceful_shutdown=_GRACEFUL_SHUTDOWN_S,
-        log_config=LOGGING_CONFIG if log_config else None,
-    )
-    # uvicorn configures logging while building its Config, which may replace the filter set.
-    install_drop_log_filter()
-    return uvicorn.Server(config)
+#: How the emulator is served: quiet (warnings only, no access log), no lifespan.
+SERVER_SETTINGS = ServerSettings(log_level="warning", graceful_timeout=_GRACEFUL_SHUTDOWN_S)
 
 
 def serve(
@@ -158,7 +105,11 @@ def serve(
     *,
     emulator: Emulator | None = None,
 ) -> None:
-    """Serve an emulator until interrupted (Ctrl-C raises ``KeyboardInterrupt`` after shutdown).
+    """Serve an emulator until SIGTERM or Ctrl-C stops it (with ``dingpush.serving``).
+
+    SIGTERM stops it gracefully and ``serve()`` returns; Ctrl-C (SIGINT) stops it the same
+    way, then raises ``KeyboardInterrupt``. A port already in use raises
+    :class:`dingpush.serving.PortInUse` (a ``ConfigError``) naming the port and its holder.
 
     Args:
         host: Interface to listen on.
@@ -172,32 +123,32 @@ def serve(
         emulator = Emulator(options=options, robots=robots)
     sock = bind_socket(host, port)
     try:
-        server = make_server(emulator, log_config=True)
-        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-            runner.run(run_server(server, sock, ready))
+        stopped_by = serve_on(emulator, sock, ready=ready)
     finally:
         sock.close()
+    if stopped_by == signal.SIGINT:
+        raise KeyboardInterrupt
 
 
-def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop's loop when the ``emulator`` extra brought it (about 15% more requests a second)."""
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    return uvloop.new_event_loop
+def serve_on(
+    emulator: Emulator,
+    sock: socket.socket,
+    *,
+    ready: Callable[[str], None] | None = None,
+    control: Callable[[Any], None] | None = None,
+    console_logging: bool = True,
+) -> signal.Signals | None:
+    """Serve ``emulator`` on a bound socket until stopped; return the signal that stopped it.
 
-
-async def run_server(
-    server: uvicorn.Server, sock: socket.socket, ready: Callable[[str], None] | None
-) -> None:
-    """Serve on ``sock`` until ``server`` stops; ``ready`` gets the base URL once listening.
-
-    The relay's ``serve()`` runs its server through here too.
+    ``dingpush.testing.EmulatorServer`` runs this in a thread (``control`` receives the
+    uvicorn server to stop; ``console_logging=False`` leaves logging to pytest).
     """
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started and not task.done():
-        await asyncio.sleep(0.01)
-    if server.started and ready is not None:
-        ready(base_url(sock))
-    await task
+    settings = dataclasses.replace(SERVER_SETTINGS, console_logging=console_logging)
+    return serve_app(
+        create_app(emulator),
+        sock,
+        settings=settings,
+        ready=ready,
+        control=control,
+        log_filters=(DropFilter(),),
+    )

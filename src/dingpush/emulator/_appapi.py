@@ -1,8 +1,9 @@
 """The app endpoints' checks, in DingTalk's order (protocol §2–§5, §8's checklist).
 
-Each ``judge_*`` method turns one request into an :class:`Outcome` under the emulator's lock:
-a refusal with DingTalk's status and code, or an accepted message recorded into its
-conversation. The routes in ``_approutes.py`` call them through ``handle_app_call``.
+Each ``judge_*`` method of :class:`AppApi` turns one request into an :class:`Outcome` under
+the emulator's lock: a refusal with DingTalk's status and code, or an accepted message
+recorded into its conversation. The routes in ``_approutes.py`` call them through
+``Emulator.handle_app_call``.
 """
 
 from __future__ import annotations
@@ -27,14 +28,16 @@ from ._apps import ROBOT_PERMISSION, AppConfig
 from ._appstate import (
     INVALID_TOKEN_OAPI,
     INVALID_TOKEN_V1,
+    MISSING_TOKEN_OAPI,
+    AppArea,
     AppCall,
-    AppsMixin,
     Outcome,
     oapi_error,
     v1_error,
 )
+from ._ledger import Ledger
 
-__all__ = ["AppApiMixin"]
+__all__ = ["AppApi"]
 
 #: §3.1: msgParam is at most 15,000 bytes.
 MSG_PARAM_LIMIT = 15_000
@@ -89,8 +92,12 @@ def _flag(value: Any) -> bool:
     return value is True or (isinstance(value, str) and value.lower() == "true")
 
 
-class AppApiMixin(AppsMixin):
-    """The app APIs' checks; mixed into :class:`~dingpush.emulator.Emulator`."""
+class AppApi:
+    """The app endpoints' checks, over the app area's state and the ledger's options."""
+
+    def __init__(self, apps: AppArea, ledger: Ledger) -> None:
+        self._apps = apps
+        self._ledger = ledger
 
     # -- tokens (§2) -----------------------------------------------------------------------
 
@@ -100,12 +107,12 @@ class AppApiMixin(AppsMixin):
         if body is None:
             # aliyun/alibabacloud-php-sdk#36: a form body is "body is mandatory for this action".
             return v1_error(V1Error(400, "Missingbody", "body is mandatory for this action"))
-        app = self._app_by_key(body.get("appKey"))
+        app = self._apps.by_key(body.get("appKey"))
         if app is None or body.get("appSecret") != app.app_secret:
             return v1_error(
                 V1Error(400, "invalidClientIdOrSecret", "无效的clientId或者clientSecret"), app
             )
-        token, lifetime = self._issue_token(app, now)
+        token, lifetime = self._apps.issue_token(app, now)
         return Outcome(200, {"accessToken": token, "expireIn": int(lifetime)}, app=app)
 
     def judge_gettoken(self, call: AppCall, now: float) -> Outcome:
@@ -113,11 +120,11 @@ class AppApiMixin(AppsMixin):
         app_key, app_secret = call.query_value("appkey"), call.query_value("appsecret")
         if not app_secret:
             return oapi_error(OapiError(41004, "缺少secret参数", "missing_param"))
-        app = self._app_by_key(app_key)
+        app = self._apps.by_key(app_key)
         if app is None or app_secret != app.app_secret:
-            code = self._options.gettoken_bad_credentials_errcode
+            code = self._ledger.options.gettoken_bad_credentials_errcode
             return oapi_error(OapiError(code, "不合法的corpId或corpSecret", "bad_credentials"), app)
-        token, lifetime = self._issue_token(app, now)
+        token, lifetime = self._apps.issue_token(app, now)
         body = {"errcode": 0, "errmsg": "ok", "access_token": token, "expires_in": int(lifetime)}
         return Outcome(200, body, app=app)
 
@@ -127,7 +134,7 @@ class AppApiMixin(AppsMixin):
         self, call: AppCall, now: float
     ) -> tuple[Outcome | None, AppConfig | None, dict[str, Any]]:
         """Token, JSON body, robotCode and permission: the checks both robot sends share."""
-        app = self._valid_token(call.header_token, now)
+        app = self._apps.valid_token(call.header_token, now)
         if app is None:
             return v1_error(INVALID_TOKEN_V1, reason="invalid_token"), None, {}
         body = _json_object(call)
@@ -154,8 +161,8 @@ class AppApiMixin(AppsMixin):
             key,
             body.get("msgParam"),
             limit=MSG_PARAM_LIMIT,
-            object_ok=self._options.msg_param_object_ok,
-            media_exists=self._media_exists,
+            object_ok=self._ledger.options.msg_param_object_ok,
+            media_exists=self._apps.media_exists,
         )
         if error is not None:
             outcome = v1_error(error, app)
@@ -178,7 +185,7 @@ class AppApiMixin(AppsMixin):
         refused, key, param = self._template(app, body)
         if refused is not None:
             return refused
-        message = self._deliver_robot(app, self._conversations[cid], key, param, now)
+        message = self._apps.deliver_robot(app, self._apps.group(cid), key, param, now)
         body_out = {"processQueryKey": secrets.token_urlsafe(24)}
         return Outcome(200, body_out, app=app, msgtype=key, message_id=message.id)
 
@@ -190,7 +197,7 @@ class AppApiMixin(AppsMixin):
         user_ids = body.get("userIds")
         if not isinstance(user_ids, list) or not user_ids:
             return v1_error(V1Error(400, "invalidParameter.userIds.empty", "userIds不能为空"), app)
-        cap = self._options.oto_user_cap
+        cap = self._ledger.options.oto_user_cap
         if len(user_ids) > cap:
             error = V1Error(400, "invalidParameter.userIds.overMax", f"超过最大限制{cap}")
             return v1_error(error, app)
@@ -202,11 +209,13 @@ class AppApiMixin(AppsMixin):
         for user in dict.fromkeys(str(u) for u in user_ids):
             if user not in known:
                 invalid.append(user)
-            elif self._oto_flow_controlled(app, user, now):
+            elif self._apps.oto_flow_controlled(app, user, now):
                 throttled.append(user)
             else:
-                message = self._deliver_robot(app, self._user_conversation(user), key, param, now)
-                self._oto_reached(app, user, now)
+                message = self._apps.deliver_robot(
+                    app, self._apps.user_conversation(user), key, param, now
+                )
+                self._apps.oto_reached(app, user, now)
                 first = first or message.id
         body_out = {
             "processQueryKey": secrets.token_urlsafe(24),
@@ -217,12 +226,21 @@ class AppApiMixin(AppsMixin):
 
     # -- work notifications (§4) -----------------------------------------------------------
 
+    def _oapi_token(self, call: AppCall, now: float) -> tuple[AppConfig | None, Outcome]:
+        """The app of the ``access_token`` parameter, or the refusal: 41001 when it is missing
+        (§2.5 lists 41001 缺少access_token参数 beside 40014 for a wrong one)."""
+        token = call.query_value("access_token")
+        if not token:
+            return None, oapi_error(MISSING_TOKEN_OAPI)
+        app = self._apps.valid_token(token, now)
+        return app, oapi_error(INVALID_TOKEN_OAPI)
+
     def _oapi_preamble(
         self, call: AppCall, now: float, *, bad_agent: int = 40056
     ) -> tuple[Outcome | None, AppConfig | None, dict[str, Any]]:
-        app = self._valid_token(call.query_value("access_token"), now)
+        app, refused = self._oapi_token(call, now)
         if app is None:
-            return oapi_error(INVALID_TOKEN_OAPI), None, {}
+            return refused, None, {}
         body = _oapi_body(call)
         if body is None:
             return oapi_error(OapiError(40035, "缺少参数 json", "bad_json"), app), app, {}
@@ -267,7 +285,7 @@ class AppApiMixin(AppsMixin):
             msg = None
         if not isinstance(msg, dict):
             return oapi_error(OapiError(40035, "缺少参数 msg", "missing_param"), app)
-        refusal = check_notice_msg(msg, self._media_exists)
+        refusal = check_notice_msg(msg, self._apps.media_exists)
         if refusal is not None:
             outcome = oapi_error(refusal, app)
             return Outcome(
@@ -281,7 +299,7 @@ class AppApiMixin(AppsMixin):
         ):
             error = OapiError(40035, "status_bar 仅支持不超过5个userid", "bad_param")
             return oapi_error(error, app)
-        task = self._new_task(app, now, msg, users, depts, everyone)
+        task = self._apps.new_task(app, now, msg, users, depts, everyone)
         body_out = {"errcode": 0, "errmsg": "ok", "task_id": task.task_id}
         return Outcome(200, body_out, app=app, msgtype=task.msgtype)
 
@@ -291,10 +309,10 @@ class AppApiMixin(AppsMixin):
         if refused is not None or app is None:
             return refused or oapi_error(INVALID_TOKEN_OAPI), None
         try:
-            task = self._tasks.get(int(body.get("task_id", "")))
+            task = self._apps.task(int(body.get("task_id", "")))
         except (TypeError, ValueError):
             task = None
-        window = self._options.notice_query_window
+        window = self._ledger.options.notice_query_window
         if task is None or task.app != app.name or now - task.time > window:
             return oapi_error(OapiError(40035, "不合法的参数 task_id", "bad_task"), app), None
         return None, (app, task)
@@ -321,14 +339,14 @@ class AppApiMixin(AppsMixin):
 
     def judge_upload(self, call: AppCall, now: float) -> Outcome:
         """``POST /media/upload``: multipart ``media`` part plus ``type`` (form or query)."""
-        app = self._valid_token(call.query_value("access_token"), now)
+        app, refused = self._oapi_token(call, now)
         if app is None:
-            return oapi_error(INVALID_TOKEN_OAPI)
+            return refused
         parts = parse_multipart(call.content_type, call.body)
         if parts is None:  # not multipart/form-data: there is no file to take
             return oapi_error(OapiError(41005, "缺少多媒体文件数据", "missing_media"), app)
         kind = form_value(parts, "type") or call.query_value("type")
-        limits = MEDIA_LIMITS[self._options.media_limits]
+        limits = MEDIA_LIMITS[self._ledger.options.media_limits]
         if kind not in limits:
             return oapi_error(OapiError(40004, "不合法的媒体文件类型", "bad_media_type"), app)
         media = next((p for p in parts if p.name == "media" and p.filename is not None), None)
@@ -342,7 +360,7 @@ class AppApiMixin(AppsMixin):
             return oapi_error(OapiError(40005, "不合法的文件类型", "bad_file_type"), app)
         if len(media.data) > max_bytes:
             return oapi_error(OapiError(40006, "不合法的文件大小", "too_large"), app)
-        record = self._store_media(
+        record = self._apps.store_media(
             app,
             kind,
             media.filename or "",

@@ -17,11 +17,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from ._appchecks import OapiError
 from ._apps import app_from_dict, app_from_patch
-from ._appstate import Api, AppAnswer, AppCall, Outcome
+from ._appstate import Api, AppAnswer, AppCall, Outcome, oapi_error
 from ._control import Handler, json_object, json_routes
 from ._faults import gateway_page
-from ._robot import SERVER_HEADER, _DroppedResponse
+from ._robot import ALL_METHODS, SERVER_HEADER, _DroppedResponse, method_not_allowed
+from ._webhook import wrong_method
 
 if TYPE_CHECKING:
     from ._state import Emulator
@@ -30,7 +32,8 @@ __all__ = ["app_routes"]
 
 Judge = Callable[[AppCall, float], Outcome]
 
-_V1_HEADERS = {"Content-Type": "application/json;charset=utf-8"}
+#: §3.4 [OBS]: api.dingtalk.com answers carry ``Content-Type: application/json;charset=utf-8``.
+_V1_MEDIA_TYPE = "application/json;charset=utf-8"
 
 
 def _response(answer: AppAnswer) -> Response:
@@ -42,7 +45,12 @@ def _response(answer: AppAnswer) -> Response:
         )
     if answer.api == "v1":
         headers = {"x-acs-request-id": answer.request_id, "x-acs-trace-id": answer.request_id}
-        return JSONResponse(dict(answer.body), status_code=answer.status, headers=headers)
+        return JSONResponse(
+            dict(answer.body),
+            status_code=answer.status,
+            headers=headers,
+            media_type=_V1_MEDIA_TYPE,
+        )
     return JSONResponse(dict(answer.body), status_code=answer.status, headers=SERVER_HEADER)
 
 
@@ -58,8 +66,29 @@ async def _call_from(request: Request) -> AppCall:
     )
 
 
-def _endpoint(emulator: Emulator, api: Api, judge: Judge) -> Handler:
+def _wrong_method(allowed: str) -> Judge:
+    error = wrong_method(allowed)
+
+    def judge(call: AppCall, now: float) -> Outcome:
+        return oapi_error(OapiError(error.errcode, error.errmsg, error.reason))
+
+    return judge
+
+
+def _endpoint(emulator: Emulator, api: Api, judge: Judge, method: str) -> Handler:
+    refuse = _wrong_method(method)
+    allowed = {method, "HEAD"} if method == "GET" else {method}
+
     async def endpoint(request: Request) -> Response:
+        if request.method not in allowed:
+            # The legacy oapi routes answer a wrong method in their own format, recorded like
+            # any refusal (43001/43002, see EmulatorOptions.wrong_method); v1.0 routes do not
+            # get here (their routes take their one method, as api.dingtalk.com's answer to
+            # others is not known).
+            if emulator.options.wrong_method == "http405":
+                return method_not_allowed(request, method)
+            call = await _call_from(request)
+            return _response(emulator.handle_app_call(call, api, refuse))
         call = await _call_from(request)
         app = emulator.app_for_token(call.token)
         before = emulator.take_fault(path=call.path, robot=app, after_accept=False)
@@ -142,6 +171,10 @@ class _AppControl:
         return JSONResponse(task.to_dict())
 
 
+def _methods(api: Api, method: str) -> list[str]:
+    return ALL_METHODS if api == "oapi" else [method]
+
+
 def app_routes(emulator: Emulator) -> list[BaseRoute]:
     """Return the app API routes and their control endpoints, bound to ``emulator``."""
     api: list[tuple[str, str, Api, Judge]] = [
@@ -170,7 +203,8 @@ def app_routes(emulator: Emulator) -> list[BaseRoute]:
         ("/media/upload", "POST", "oapi", emulator.judge_upload),
     ]
     routes: list[BaseRoute] = [
-        Route(path, _endpoint(emulator, family, judge), methods=[method])
+        # oapi routes take every method and refuse the wrong ones themselves.
+        Route(path, _endpoint(emulator, family, judge, method), methods=_methods(family, method))
         for path, method, family, judge in api
     ]
     control = _AppControl(emulator)

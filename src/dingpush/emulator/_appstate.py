@@ -1,19 +1,19 @@
-"""The apps half of the emulator's state: credentials, tokens, media, notice tasks (§2–§5).
+"""The app area of the emulator: credentials, tokens, media, notice tasks (§2–§5).
 
-:class:`AppsMixin` is mixed into :class:`~dingpush.emulator.Emulator` and shares its lock,
-clock, options, conversations, messages and request log, so app messages land in the same
-conversations the chat view reads and every app request is in ``/_emulator/requests``.
+:class:`AppArea` records into the emulator's :class:`~._ledger.Ledger` (clock, options,
+conversations, messages, the request log), so app messages land in the conversations the chat
+view reads and every app request is in ``/_emulator/requests``. The endpoints' checks are
+:class:`~._appapi.AppApi`'s. Not thread-safe: the ``Emulator`` holds the ledger's lock around
+every call.
 """
 
 from __future__ import annotations
 
 import base64
-import copy
 import dataclasses
 import hashlib
 import json
 import secrets
-import threading
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -30,11 +30,11 @@ from ._apps import (
     MediaRecord,
     NoticeTask,
 )
-from ._config import Clock, EmulatorOptions
-from ._faults import Fault, FaultBook
-from ._records import Conversation, Message, RequestRecord, conversation_id
+from ._faults import Fault
+from ._ledger import Ledger
+from ._records import Conversation, Message, RequestRecord
 
-__all__ = ["AppAnswer", "AppCall", "AppsMixin"]
+__all__ = ["AppAnswer", "AppArea", "AppCall", "Outcome"]
 
 Api = Literal["v1", "oapi"]
 #: DingTalk's "per day" follows China Standard Time (UTC+8) [U: the docs only say 每天].
@@ -123,6 +123,7 @@ def oapi_error(error: OapiError, app: AppConfig | None = None) -> Outcome:
 
 INVALID_TOKEN_V1 = V1Error(400, "InvalidAuthentication", "不合法的access_token")
 INVALID_TOKEN_OAPI = OapiError(40014, "不合法的access_token", "invalid_token")
+MISSING_TOKEN_OAPI = OapiError(41001, "缺少access_token参数", "missing_token")
 # §7 names the codes; the messages are ours (clients must not parse them).
 QPS_LIMIT_V1 = V1Error(
     403, "Forbidden.AccessDenied.QpsLimitForAppkeyAndApi", "应用调用该接口的频率超过了每秒限制"
@@ -137,21 +138,12 @@ def _recent(times: deque[float], window: float, now: float) -> deque[float]:
     return times
 
 
-class AppsMixin:
-    """App registration and the stateful steps of the app APIs; see :class:`Emulator`."""
+class AppArea:
+    """Enterprise apps: registration, tokens, media, notice tasks, and the plumbing of every
+    app request (QPS, recording, delivery); the endpoints' checks are :class:`AppApi`'s."""
 
-    # Provided by Emulator.
-    _lock: threading.Lock
-    _clock: Clock
-    _options: EmulatorOptions
-    _faults: FaultBook
-    _conversations: dict[str, Conversation]
-    _messages: list[Message]
-    _requests: list[RequestRecord]
-    _next_message_id: int
-    _next_request_id: int
-
-    def _init_apps(self) -> None:
+    def __init__(self, ledger: Ledger) -> None:
+        self._ledger = ledger
         self._apps: dict[str, AppConfig] = {}
         self._app_keys: dict[str, str] = {}
         self._app_state: dict[str, _AppState] = {}
@@ -162,50 +154,43 @@ class AppsMixin:
 
     # -- registration --------------------------------------------------------------------
 
-    def add_app(self, app: AppConfig) -> AppConfig:
+    def add(self, app: AppConfig) -> AppConfig:
         """Register ``app``, replacing an app of the same name; its AppKey must be unique."""
-        with self._lock:
-            self._install_app(app)
-            return app
+        self._install(app)
+        return app
 
-    def update_app(self, name: str, **changes: Any) -> AppConfig:
+    def update(self, name: str, changes: Mapping[str, Any]) -> AppConfig:
         """Change some fields of an app, e.g. ``permissions=()`` or a new ``app_secret``."""
         if "name" in changes and changes["name"] != name:
             raise ValueError("an app cannot be renamed; remove it and add a new one")
-        with self._lock:
-            try:
-                app = dataclasses.replace(self._app(name), **changes)
-            except TypeError as exc:
-                raise ValueError(str(exc)) from exc
-            self._install_app(app)
-            return app
+        try:
+            app = dataclasses.replace(self.get(name), **changes)
+        except TypeError as exc:
+            raise ValueError(str(exc)) from exc
+        self._install(app)
+        return app
 
-    def remove_app(self, name: str) -> None:
+    def remove(self, name: str) -> None:
         """Remove an app: its AppKey and tokens become unknown. Its messages stay."""
-        with self._lock:
-            app = self._app(name)
-            state = self._app_state.pop(name)
-            del self._apps[name], self._app_keys[app.app_key]
-            if state.token is not None:
-                self._app_tokens.pop(state.token, None)
+        app = self.get(name)
+        state = self._app_state.pop(name)
+        del self._apps[name], self._app_keys[app.app_key]
+        if state.token is not None:
+            self._app_tokens.pop(state.token, None)
+        self._ledger.changed()
 
-    def app(self, name: str) -> AppConfig:
-        """Return the app called ``name`` (``KeyError`` if there is none)."""
-        with self._lock:
-            return self._app(name)
+    def all(self) -> list[AppConfig]:
+        """Every registered app, in registration order."""
+        return list(self._apps.values())
 
-    def apps(self) -> list[AppConfig]:
-        """Return every registered app, in registration order."""
-        with self._lock:
-            return list(self._apps.values())
-
-    def _app(self, name: str) -> AppConfig:
+    def get(self, name: str) -> AppConfig:
+        """The app called ``name`` (``KeyError`` if there is none)."""
         try:
             return self._apps[name]
         except KeyError:
             raise KeyError(f"no app named {name!r}") from None
 
-    def _install_app(self, app: AppConfig) -> None:
+    def _install(self, app: AppConfig) -> None:
         owner = self._app_keys.get(app.app_key)
         if owner is not None and owner != app.name:
             raise ValueError(f"app_key already belongs to app {owner!r}")
@@ -216,12 +201,13 @@ class AppsMixin:
         self._app_keys[app.app_key] = app.name
         self._app_state.setdefault(app.name, _AppState())
         self._app_conversations(app)
+        self._ledger.changed()
 
     def _app_conversations(self, app: AppConfig) -> None:
         for cid, title in app.groups.items():
-            self._conversations.setdefault(cid, Conversation(cid, "group", title))
+            self._ledger.add_conversation(Conversation(cid, "group", title))
 
-    def _reset_apps(self, *, forget: bool) -> None:
+    def reset(self, *, forget: bool) -> None:
         """Forget tokens, media, tasks and counters; the apps too when ``forget``."""
         if forget:
             self._apps.clear()
@@ -237,65 +223,57 @@ class AppsMixin:
 
     def token_requests(self, app: str | None = None) -> int:
         """How many token requests named this app's AppKey (all apps when ``None``)."""
-        with self._lock:
-            if app is not None:
-                self._app(app)
-                return self._app_state[app].token_requests
-            return sum(state.token_requests for state in self._app_state.values())
+        if app is not None:
+            self.get(app)
+            return self._app_state[app].token_requests
+        return sum(state.token_requests for state in self._app_state.values())
 
     def expire_tokens(self, app: str | None = None) -> None:
         """Make the current access tokens invalid now (all apps when ``None``)."""
-        with self._lock:
-            names = [self._app(app).name] if app is not None else list(self._apps)
-            for name in names:
-                state = self._app_state[name]
-                if state.token is not None:
-                    self._app_tokens.pop(state.token, None)
-                state.token, state.expires_at = None, 0.0
+        names = [self.get(app).name] if app is not None else list(self._apps)
+        for name in names:
+            state = self._app_state[name]
+            if state.token is not None:
+                self._app_tokens.pop(state.token, None)
+            state.token, state.expires_at = None, 0.0
 
     def media(self, media_id: str) -> MediaRecord:
         """Return an uploaded file by its ``media_id`` (``KeyError`` if unknown)."""
-        with self._lock:
-            try:
-                return self._media[media_id]
-            except KeyError:
-                raise KeyError(f"no media {media_id!r}") from None
+        try:
+            return self._media[media_id]
+        except KeyError:
+            raise KeyError(f"no media {media_id!r}") from None
 
     def media_items(self, *, app: str | None = None) -> list[MediaRecord]:
         """Return uploaded files, oldest first."""
-        with self._lock:
-            return [m for m in self._media.values() if app is None or m.app == app]
+        return [m for m in self._media.values() if app is None or m.app == app]
 
     def notice_tasks(self, *, app: str | None = None) -> list[NoticeTask]:
         """Return work-notification tasks, oldest first."""
-        with self._lock:
-            return [t for t in self._tasks.values() if app is None or t.app == app]
+        return [t for t in self._tasks.values() if app is None or t.app == app]
 
     def read_notice(self, task_id: int, user_ids: Iterable[str]) -> NoticeTask:
         """Mark a task's notification as read by these users (``getsendresult`` shows it)."""
-        with self._lock:
-            task = self._tasks.get(task_id)
-            if task is None:
-                raise KeyError(f"no work-notification task {task_id}")
-            read = tuple(dict.fromkeys((*task.read, *(u for u in user_ids if u in task.delivered))))
-            task = dataclasses.replace(task, read=read)
-            self._tasks[task_id] = task
-            return task
+        task = self._tasks.get(task_id)
+        if task is None:
+            raise KeyError(f"no work-notification task {task_id}")
+        read = tuple(dict.fromkeys((*task.read, *(u for u in user_ids if u in task.delivered))))
+        task = dataclasses.replace(task, read=read)
+        self._tasks[task_id] = task
+        return task
 
     def conversation_of_user(self, user_id: str) -> Conversation:
         """Return the one-to-one conversation of a user (app-robot chats, work notifications)."""
-        with self._lock:
-            return self._user_conversation(user_id)
+        return self.user_conversation(user_id)
 
     def app_for_token(self, token: str | None) -> str | None:
         """Return the name of the app a valid token belongs to, or ``None``."""
-        with self._lock:
-            app = self._valid_token(token, self._clock.time())
-            return app.name if app is not None else None
+        app = self.valid_token(token, self._ledger.now())
+        return app.name if app is not None else None
 
     # -- request plumbing ----------------------------------------------------------------
 
-    def handle_app_call(
+    def handle(
         self,
         call: AppCall,
         api: Api,
@@ -305,21 +283,20 @@ class AppsMixin:
         answer_fault: Fault | None = None,
     ) -> AppAnswer:
         """Judge one app request under the lock, record it, and return the answer."""
-        with self._lock:
-            now = self._clock.time()
-            outcome = self._qps_refusal(call, api, now) or handler(call, now)
-            status: int | None = outcome.status
-            body: Mapping[str, Any] | None = outcome.body
-            if answer_fault is not None and answer_fault.kind != "delay":
-                status, body = fault_reply(answer_fault, api)
-            fault = answer_fault or delayed
-            return self._app_answer(call, now, api, outcome, status, body, fault)
+        now = self._ledger.now()
+        outcome = self._qps_refusal(call, api, now) or handler(call, now)
+        status: int | None = outcome.status
+        body: Mapping[str, Any] | None = outcome.body
+        if answer_fault is not None and answer_fault.kind != "delay":
+            status, body = fault_reply(answer_fault, api)
+        fault = answer_fault or delayed
+        return self._app_answer(call, now, api, outcome, status, body, fault)
 
     def _qps_refusal(self, call: AppCall, api: Api, now: float) -> Outcome | None:
         """§7: each app calls each API at most ``api_qps`` times a second; refuse the excess."""
         if call.path in _TOKEN_PATHS:
             return None
-        app = self._valid_token(call.token, now)
+        app = self.valid_token(call.token, now)
         if app is None or not app.api_qps:
             return None
         state = self._app_state[app.name]
@@ -331,7 +308,7 @@ class AppsMixin:
             return v1_error(QPS_LIMIT_V1, app, "qps_throttled")
         return oapi_error(QPS_LIMIT_OAPI, app)
 
-    def _oto_flow_controlled(self, app: AppConfig, user: str, now: float) -> bool:
+    def oto_flow_controlled(self, app: AppConfig, user: str, now: float) -> bool:
         """Whether the app's robot has reached ``user`` ``oto_user_limit`` times lately."""
         if user in app.flow_controlled_users:
             return True
@@ -340,17 +317,16 @@ class AppsMixin:
         sent = self._app_state[app.name].oto_sent.setdefault(user, deque())
         return len(_recent(sent, app.oto_user_window, now)) >= app.oto_user_limit
 
-    def _oto_reached(self, app: AppConfig, user: str, now: float) -> None:
+    def oto_reached(self, app: AppConfig, user: str, now: float) -> None:
         self._app_state[app.name].oto_sent.setdefault(user, deque()).append(now)
 
-    def record_app_fault(self, call: AppCall, fault: Fault, api: Api) -> AppAnswer:
+    def record_fault(self, call: AppCall, fault: Fault, api: Api) -> AppAnswer:
         """Record a request a fault answered before any processing."""
-        with self._lock:
-            now = self._clock.time()
-            app = self._valid_token(call.token, now)
-            status, body = fault_reply(fault, api)
-            outcome = Outcome(status or 0, body or {}, "fault", app)
-            return self._app_answer(call, now, api, outcome, status, body, fault)
+        now = self._ledger.now()
+        app = self.valid_token(call.token, now)
+        status, body = fault_reply(fault, api)
+        outcome = Outcome(status or 0, body or {}, "fault", app)
+        return self._app_answer(call, now, api, outcome, status, body, fault)
 
     def _app_answer(
         self,
@@ -368,8 +344,7 @@ class AppsMixin:
         if body is not None and api == "oapi" and "request_id" not in body:
             body = {**body, "request_id": request_id.lower()[:12]}
         errcode = body.get("errcode") if body is not None else None
-        record = RequestRecord(
-            id=self._next_request_id,
+        record = self._ledger.record(
             time=now,
             path=call.path,
             robot=outcome.app.name if outcome.app is not None else None,
@@ -388,11 +363,9 @@ class AppsMixin:
             message_id=outcome.message_id,
             code=str(body["code"]) if body is not None and "code" in body else None,
         )
-        self._next_request_id += 1
-        self._requests.append(record)
         return AppAnswer(status, body, api, request_id, record)
 
-    def _valid_token(self, token: str | None, now: float) -> AppConfig | None:
+    def valid_token(self, token: str | None, now: float) -> AppConfig | None:
         name = self._app_tokens.get(token or "")
         if name is None:
             return None
@@ -408,27 +381,29 @@ class AppsMixin:
         payload: Mapping[str, Any],
         now: float,
     ) -> Message:
-        self._conversations.setdefault(conversation.id, conversation)
-        message = Message(
-            id=self._next_message_id,
-            conversation_id=conversation.id,
+        return self._ledger.deliver(
+            conversation,
             sender=app.name,
             channel=channel,
             msgtype=msgtype,
-            payload=copy.deepcopy(dict(payload)),
-            time=now,
+            payload=payload,
+            now=now,
         )
-        self._next_message_id += 1
-        self._messages.append(message)
-        return message
 
-    def _user_conversation(self, user: str) -> Conversation:
-        cid = conversation_id("user", user)
-        return self._conversations.get(cid) or Conversation(cid, "user", user)
+    def user_conversation(self, user: str) -> Conversation:
+        """A user's one-to-one conversation (listed once a message lands in it)."""
+        return self._ledger.peek_conversation("user", user)
+
+    def group(self, cid: str) -> Conversation:
+        """A group conversation the app's robot is in (listed with the app)."""
+        return self._ledger.conversations[cid]
+
+    def task(self, task_id: int) -> NoticeTask | None:
+        return self._tasks.get(task_id)
 
     # -- tokens (§2) ---------------------------------------------------------------------
 
-    def _issue_token(self, app: AppConfig, now: float) -> tuple[str, float]:
+    def issue_token(self, app: AppConfig, now: float) -> tuple[str, float]:
         """Same token while valid, its life extended; a new one after expiry (§2.4)."""
         state = self._app_state[app.name]
         if state.token is None or now >= state.expires_at:
@@ -439,7 +414,7 @@ class AppsMixin:
         state.expires_at = now + app.token_lifetime
         return state.token, app.token_lifetime
 
-    def _app_by_key(self, app_key: Any) -> AppConfig | None:
+    def by_key(self, app_key: Any) -> AppConfig | None:
         name = self._app_keys.get(app_key) if isinstance(app_key, str) else None
         if name is None:
             return None
@@ -448,7 +423,7 @@ class AppsMixin:
 
     # -- media (§5) ------------------------------------------------------------------------
 
-    def _store_media(
+    def store_media(
         self, app: AppConfig, kind: str, filename: str, content_type: str, data: bytes, now: float
     ) -> MediaRecord:
         media_id = "$" + base64.urlsafe_b64encode(secrets.token_bytes(18)).decode("ascii")
@@ -458,12 +433,12 @@ class AppsMixin:
         self._media[media_id] = record
         return record
 
-    def _media_exists(self, media_id: str) -> bool:
+    def media_exists(self, media_id: str) -> bool:
         return media_id in self._media
 
     # -- work notifications (§4) ---------------------------------------------------------
 
-    def _new_task(
+    def new_task(
         self,
         app: AppConfig,
         now: float,
@@ -498,7 +473,7 @@ class AppsMixin:
                 reached.append(now)
                 state.seen_today.add((user, day, digest))
                 state.notices_today[(user, day)] = state.notices_today.get((user, day), 0) + 1
-                conversation = self._user_conversation(user)
+                conversation = self.user_conversation(user)
                 self._deliver(app, conversation, WORK_NOTICE_CHANNEL, msgtype, msg, now)
                 delivered.append(user)
         task = NoticeTask(
@@ -516,7 +491,7 @@ class AppsMixin:
         self._next_task_id += 1
         return task
 
-    def _deliver_robot(
+    def deliver_robot(
         self,
         app: AppConfig,
         conversation: Conversation,

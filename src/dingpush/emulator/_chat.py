@@ -10,6 +10,7 @@ and the conversation list, as HTML fragments. Tokens appear masked and secrets n
 from __future__ import annotations
 
 import json
+import re
 import urllib.parse
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -32,11 +33,13 @@ from dingpush.web import (
     view_for,
 )
 
+from ._apps import WORK_NOTICE_CHANNEL, AppConfig
 from ._config import RobotConfig
 from ._records import Conversation, Message, RequestRecord, conversation_id
+from ._robotstate import WEBHOOK_CHANNEL
 from ._state import Emulator
 
-__all__ = ["chat_routes", "explain_rejection"]
+__all__ = ["chat_routes", "explain_rejection", "rejection_title"]
 
 #: How often the event stream looks at the emulator's version, and how long one stream lasts
 #: before the browser reconnects (a bounded stream never holds a server shutdown for long).
@@ -120,7 +123,146 @@ _REASONS: dict[str, tuple[str, str]] = {
     "missing_param": ("Missing field", "A required field is missing or empty (see errmsg)."),
     "unknown_field": ("Unknown field", "The body has a field robot/send does not take."),
     "fault": ("Injected fault", "A fault injected through /_emulator/faults answered this."),
+    "wrong_method": (
+        "Wrong HTTP method",
+        "This endpoint takes {method}; DingTalk answers another method with errcode "
+        "43001/43002 instead of sending anything.",
+    ),
 }
+
+# The app endpoints' refusals (§2–§5), by reason tag or v1.0 code; checked before _REASONS
+# for requests to other paths than /robot/send.
+_APP_REASONS: dict[str, tuple[str, str]] = {
+    "invalidClientIdOrSecret": (
+        "App credentials refused",
+        "No app has this AppKey with this AppSecret. Copy both again from the app's page in "
+        "the developer console (Client ID and Client Secret); the AppSecret changes whenever "
+        "someone resets it.",
+    ),
+    "bad_credentials": (
+        "App credentials refused",
+        "No app has this appkey with this appsecret. Copy both again from the app's page in "
+        "the developer console; the AppSecret changes whenever someone resets it.",
+    ),
+    "Missingbody": (
+        "Body is not JSON",
+        'The token request takes a JSON body {"appKey": …, "appSecret": …} sent as '
+        "application/json.",
+    ),
+    "invalid_token": (
+        "Access token refused",
+        "The access token is unknown or expired (tokens live two hours). Get a new one and "
+        "send the request again.",
+    ),
+    "missing_token": (
+        "Access token missing",
+        "The oapi endpoints take the app's access token in the URL: ?access_token=….",
+    ),
+    "permission_denied": (
+        "Permission missing",
+        "The app has not been granted qyapi_robot_sendmsg (企业内机器人发送消息权限); add it "
+        "under the app's permissions in the developer console.",
+    ),
+    "qps_throttled": (
+        "Too many calls a second",
+        "The app called this API more times in one second than DingTalk allows (20 for a "
+        "standard organisation); the rest of that second is refused. Pace the calls.",
+    ),
+    "bad_agent": ("Wrong AgentId", "agent_id is not this app's AgentId."),
+    "bad_task": (
+        "Unknown task",
+        "No work-notification task of this app has this task_id, or it is too old to query.",
+    ),
+    "too_many": (
+        "Too many recipients",
+        "A work notification takes at most 100 userids and 20 departments a call.",
+    ),
+    "bad_param": ("Bad parameter", "A parameter has the wrong form (see errmsg)."),
+    "bad_msgtype": (
+        "Unsupported msgtype",
+        "Work notifications take text, image, voice, file, link, oa, markdown and action_card.",
+    ),
+    "bad_media_id": (
+        "Unknown media_id",
+        "The message refers to a media_id this organisation never uploaded; upload the file "
+        "first (media/upload).",
+    ),
+    "missing_media": ("No file", "The upload has no multipart part called media with a file."),
+    "empty_media": ("Empty file", "The uploaded file has no bytes."),
+    "bad_media_type": ("Unknown media type", "type must be image, voice, video or file."),
+    "bad_file_type": (
+        "File type not allowed",
+        "DingTalk does not take files with this extension for this media type.",
+    ),
+}
+# v1.0 codes of the app robot's refusals, by prefix (§3.4).
+_APP_CODE_PREFIXES: tuple[tuple[str, tuple[str, str]], ...] = (
+    (
+        "invalidParameter.robotCode",
+        ("Wrong robotCode", "robotCode must be the app's robot code: its AppKey."),
+    ),
+    (
+        "invalidParameter.msgKey",
+        ("Unknown msgKey", "msgKey must name one of DingTalk's templates (sampleText, …)."),
+    ),
+    (
+        "invalidParameter.msgParam",
+        (
+            "Bad msgParam",
+            "msgParam must be a JSON object in a string, at most 15,000 bytes, with the "
+            "template's fields.",
+        ),
+    ),
+    ("invalidParameter.msgBody", ("Body is not JSON", "Send the body as application/json.")),
+    ("miss.param", ("Missing field", "The template needs a field that is missing (see errmsg).")),
+    (
+        "miss.openConversationId",
+        ("Group missing", "openConversationId is required: the group to send to."),
+    ),
+    (
+        "invalid.openConversationId",
+        ("Unknown group", "openConversationId names no group the app's robot is in."),
+    ),
+    (
+        "invalidParameter.userIds",
+        ("Bad user list", "userIds must list between 1 and 20 users a call."),
+    ),
+)
+
+
+def _title_and_why(record: RequestRecord) -> tuple[str, str]:
+    """The refusal's title and explanation template, in plain words."""
+    if record.path != "/robot/send":
+        found = _APP_REASONS.get(record.reason)
+        if found is None:
+            found = next(
+                (text for prefix, text in _APP_CODE_PREFIXES if record.reason.startswith(prefix)),
+                None,
+            )
+        if record.reason == "too_large":
+            found = _too_large_app(record.path)
+        if found is not None:
+            return found
+    found = _REASONS.get(record.reason)
+    if found is not None:
+        return found
+    return _words(record.reason), "DingTalk refused the request; its answer says why (below)."
+
+
+def _too_large_app(path: str) -> tuple[str, str]:
+    if path.endswith("/media/upload"):
+        return "File too large", "The file is larger than DingTalk takes for its type (§5)."
+    return "Message too large", "A work notification's msg is at most 2,048 bytes (UTF-8)."
+
+
+def _words(code: str) -> str:
+    """``invalidParameter.token.invalid`` → ``Invalid parameter: token invalid``."""
+    parts = [re.sub(r"(?<=[a-z])(?=[A-Z])", " ", part).lower() for part in re.split(r"[._]", code)]
+    parts = [part for part in parts if part]
+    if not parts:
+        return "Refused"
+    head, rest = parts[0].capitalize(), " ".join(parts[1:])
+    return f"{head}: {rest}" if rest else head
 
 
 def _duration(seconds: float) -> str:
@@ -130,9 +272,14 @@ def _duration(seconds: float) -> str:
     return f"{seconds:g} s"
 
 
+def rejection_title(record: RequestRecord) -> str:
+    """The refusal's title in plain words (``App credentials refused``), never a raw code."""
+    return _title_and_why(record)[0]
+
+
 def explain_rejection(record: RequestRecord, robot: RobotConfig | None, limit: int) -> str:
     """Say in words why DingTalk refused ``record``, with what the robot's settings require."""
-    _, template = _REASONS.get(record.reason, ("", ""))
+    _, template = _title_and_why(record)
     keywords = f" ({', '.join(robot.keywords)})" if robot and robot.keywords else ""
     allowlist = f" ({', '.join(robot.ip_allowlist)})" if robot and robot.ip_allowlist else ""
     return template.format(
@@ -144,6 +291,7 @@ def explain_rejection(record: RequestRecord, robot: RobotConfig | None, limit: i
         lockout=_duration(robot.lockout if robot else 600.0),
         size=f"{record.body_size:,}",
         limit=f"{limit:,}",
+        method="GET" if record.path == "/gettoken" else "POST",
     )
 
 
@@ -185,6 +333,11 @@ def _security(robot: RobotConfig) -> str:
     window = "min" if robot.rate_window == 60 else f"{robot.rate_window:g}s"
     parts.append(f"at most {robot.rate_limit}/{window}")
     return " · ".join(parts)
+
+
+def _app_security(app: AppConfig, kind: str) -> str:
+    # The AppKey is not a secret (DingTalk shows it as the Client ID); the AppSecret never shows.
+    return f"{kind} of an enterprise app · AppKey {app.app_key}"
 
 
 def _short(text: str, limit: int = 80) -> str:
@@ -234,6 +387,29 @@ class _ChatView:
     def _robots_of(self, cid: str) -> list[RobotConfig]:
         return [r for r in self.emulator.robots() if conversation_id("group", r.group) == cid]
 
+    def _posters(self, cid: str, shown: Sequence[Message]) -> list[_RobotItem]:
+        """Who posts here: the group's webhook robots, the apps whose robot is in the group,
+        and the apps that sent the messages shown (one-to-one chats, work notifications)."""
+        items = [
+            _RobotItem(r.name, _security(r), r.status if r.status != "active" else "")
+            for r in self._robots_of(cid)
+        ]
+        apps = {app.name: app for app in self.emulator.apps()}
+        listed: set[str] = set()
+        for member in apps.values():
+            if cid in member.groups:
+                items.append(_RobotItem(member.name, _app_security(member, "app robot"), ""))
+                listed.add(member.name)
+        for message in shown:
+            app = apps.get(message.sender)
+            if app is not None and app.name not in listed and message.channel != WEBHOOK_CHANNEL:
+                kind = (
+                    "work notifications" if message.channel == WORK_NOTICE_CHANNEL else "app robot"
+                )
+                items.append(_RobotItem(app.name, _app_security(app, kind), ""))
+                listed.add(app.name)
+        return items
+
     def _rejections(self, cid: str, senders: set[str]) -> list[_RejectionItem]:
         robots = {r.name: r for r in self.emulator.robots()}
         limit = self.emulator.options.body_limit
@@ -245,7 +421,7 @@ class _ChatView:
         ]
         items = []
         for record in reversed(found[-_REJECTIONS_SHOWN:]):
-            title = _REASONS.get(record.reason, (record.reason.replace("_", " ").capitalize(),))[0]
+            title = rejection_title(record)
             robot = robots.get(record.robot or "")
             why = explain_rejection(record, robot, limit)
             items.append(_RejectionItem(record, title, why, time_label(record.time)))
@@ -258,8 +434,8 @@ class _ChatView:
         if cid is None and items:
             current = items[0].conversation
         shown = [m for m in messages if current is not None and m.conversation_id == current.id]
-        robots = self._robots_of(current.id) if current else []
-        senders = {r.name for r in robots} | {m.sender for m in shown}
+        posters = self._posters(current.id, shown) if current else []
+        senders = {p.name for p in posters} | {m.sender for m in shown}
         renderer = self._renderer(request)
         rendered = [
             (
@@ -276,10 +452,7 @@ class _ChatView:
             "messages": rendered,
             "message_count": len(shown),
             "last_id": shown[-1].id if shown else 0,
-            "robots": [
-                _RobotItem(r.name, _security(r), r.status if r.status != "active" else "")
-                for r in robots
-            ],
+            "robots": posters,
             "rejections": self._rejections(current.id, senders) if current else [],
             "version": self.emulator.version,
             **_urls(request),

@@ -34,6 +34,7 @@ RobotStatus = Literal["active", "disabled", "not_in_group", "dissolved"]
 RateWindowKind = Literal["sliding", "fixed"]
 ErrmsgStyle = Literal["english", "description"]
 MediaLimits = Literal["current", "legacy"]
+WrongMethod = Literal["errcode", "http405"]
 
 #: Every human-visible text of the documented message types (§1.3); ``[]`` walks a list.
 DEFAULT_KEYWORD_FIELDS: tuple[str, ...] = (
@@ -67,7 +68,9 @@ class RobotConfig:
 
     ``secret`` enables 加签, ``keywords`` and ``ip_allowlist`` the other two security settings.
     ``status`` other than ``"active"`` makes every send fail with 400102 (disabled), 400106
-    (robot no longer in the group) or 400013 (group dissolved).
+    (robot no longer in the group) or 400013 (group dissolved). ``accept_image`` lets the
+    robot take the undocumented ``image`` msgtype (§1.3, §9.7: DingTalk's support matrix says
+    custom robots cannot send images, so it is refused with 400105 by default).
     """
 
     name: str
@@ -81,6 +84,7 @@ class RobotConfig:
     rate_window: float = 60.0
     lockout: float = 600.0
     status: RobotStatus = "active"
+    accept_image: bool = False
 
     def __post_init__(self) -> None:
         if not self.name or not isinstance(self.name, str):
@@ -105,6 +109,8 @@ class RobotConfig:
             raise ValueError(f"robot {self.name!r}: lockout must be >= 0 seconds")
         if self.status not in get_args(RobotStatus):
             raise ValueError(f"robot {self.name!r}: status must be one of {get_args(RobotStatus)}")
+        if not isinstance(self.accept_image, bool):
+            raise ValueError(f"robot {self.name!r}: accept_image must be true or false")
 
     def __repr__(self) -> str:
         return (
@@ -132,6 +138,7 @@ class RobotConfig:
             "rate_window": self.rate_window,
             "lockout": self.lockout,
             "status": self.status,
+            "accept_image": self.accept_image,
         }
 
 
@@ -206,6 +213,16 @@ class EmulatorOptions:
     #: §4.2/§9.12: seconds a work-notification task can still be queried: 24 hours (the same
     #: page also says 7 days).
     notice_query_window: float = 86_400.0
+    #: §1.3 [C1]: a message @-mentions at most 50 people (atMobiles, atUserIds and the legacy
+    #: atDingtalkIds together). What DingTalk does beyond is not documented, so the message is
+    #: accepted with the first ``at_limit`` mentions and the request log records a finding.
+    #: 0: no cap.
+    at_limit: int = 50
+    #: A request with another method than the endpoint's (GET on ``/robot/send``, POST on
+    #: ``/gettoken``): ``"errcode"`` answers like every oapi error, HTTP 200 with the global
+    #: error table's 43002 需要POST请求 / 43001 需要GET请求 (§1.6, and the table under Sources);
+    #: ``"http405"`` a bare HTTP 405. The live answer is not observed [U].
+    wrong_method: WrongMethod = "errcode"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "keyword_fields", tuple(self.keyword_fields))
@@ -227,6 +244,14 @@ class EmulatorOptions:
             raise ValueError("media_limits must be 'current' or 'legacy'")
         if not self.notice_query_window > 0:
             raise ValueError("notice_query_window must be > 0 seconds")
+        if (
+            not isinstance(self.at_limit, int)
+            or isinstance(self.at_limit, bool)
+            or self.at_limit < 0
+        ):
+            raise ValueError("at_limit must be a number of people >= 0 (0: no cap)")
+        if self.wrong_method not in get_args(WrongMethod):
+            raise ValueError("wrong_method must be 'errcode' or 'http405'")
         for path in self.keyword_fields:
             if not isinstance(path, str) or not _FIELD_PATH_RE.fullmatch(path):
                 raise ValueError(f"keyword field {path!r} is not a dotted path like 'link.title'")

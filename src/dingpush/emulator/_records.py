@@ -147,6 +147,9 @@ class RequestRecord:
     #: The v1.0 error ``code`` (``InvalidAuthentication``…) of an api.dingtalk.com answer,
     #: whose refusals carry a string code instead of an ``errcode``.
     code: str | None = None
+    #: What the emulator noticed about an accepted request that DingTalk documents but does
+    #: not answer with an error (more @-mentions than the cap, §1.3).
+    findings: tuple[str, ...] = ()
 
     @property
     def rejected(self) -> bool:
@@ -173,6 +176,7 @@ class RequestRecord:
             "fault": self.fault,
             "message_id": self.message_id,
             "code": self.code,
+            "findings": list(self.findings),
         }
 
 

@@ -17,8 +17,16 @@ from ._records import RequestRecord
 from ._state import Emulator
 from ._webhook import WebhookCall, query_value
 
-__all__ = ["ConnectionDropped", "install_drop_log_filter", "robot_routes"]
+__all__ = [
+    "ConnectionDropped",
+    "DropFilter",
+    "install_drop_log_filter",
+    "method_not_allowed",
+    "robot_routes",
+]
 
+#: The methods routes that refuse wrong methods themselves take (Starlette's default is GET).
+ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 #: oapi answers carry this header (observed, protocol §8).
 SERVER_HEADER = {"Server": "DingTalk/1.0.0"}
 _SEND_PATH = "/robot/send"
@@ -33,7 +41,7 @@ class ConnectionDropped(httpx.RemoteProtocolError):
     """
 
 
-class _DropFilter(logging.Filter):
+class DropFilter(logging.Filter):
     """Silence uvicorn's traceback for connections the emulator dropped on purpose."""
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -44,8 +52,8 @@ class _DropFilter(logging.Filter):
 def install_drop_log_filter() -> None:
     """Attach the filter to uvicorn's error logger once (it logs every app exception there)."""
     logger = logging.getLogger("uvicorn.error")
-    if not any(isinstance(f, _DropFilter) for f in logger.filters):
-        logger.addFilter(_DropFilter())
+    if not any(isinstance(f, DropFilter) for f in logger.filters):
+        logger.addFilter(DropFilter())
 
 
 class _DroppedResponse(Response):
@@ -93,10 +101,22 @@ async def _call_from(request: Request) -> WebhookCall:
     )
 
 
+def method_not_allowed(request: Request, allowed: str) -> Response:
+    """The bare HTTP 405 of ``EmulatorOptions(wrong_method="http405")``."""
+    body = {"error": "Method Not Allowed", "path": request.url.path}
+    return JSONResponse(body, status_code=405, headers={"Allow": allowed})
+
+
 def robot_routes(emulator: Emulator) -> list[BaseRoute]:
     """Return the routes of the custom-robot webhook, bound to ``emulator``."""
 
     async def send(request: Request) -> Response:
+        if request.method != "POST":
+            # GET, PUT… answer in DingTalk's format (a client such as DingtalkChatbot reads
+            # errcode), unless the options ask for a bare 405.
+            if emulator.options.wrong_method == "http405":
+                return method_not_allowed(request, "POST")
+            return _answer(emulator.record_wrong_method(await _call_from(request)))
         call = await _call_from(request)
         robot = emulator.robot_for_token(query_value(call.query, "access_token"))
         before = emulator.take_fault(path=call.path, robot=robot, after_accept=False)
@@ -110,4 +130,5 @@ def robot_routes(emulator: Emulator) -> list[BaseRoute]:
             await anyio.sleep(after.delay)
         return _answer(record)
 
-    return [Route(_SEND_PATH, send, methods=["POST"])]
+    # Every method: the endpoint answers the wrong ones itself.
+    return [Route(_SEND_PATH, send, methods=ALL_METHODS)]

@@ -34,10 +34,13 @@ __all__ = [
     "parse_body",
     "query_value",
     "reject",
+    "wrong_method",
 ]
 
-#: Message types robot/send accepts: the five documented ones (§1.3), plus ``image`` [U],
-#: which DingtalkChatbot's ``send_image`` sends and the server is known to parse (§1.3, §9.7).
+#: Message types robot/send knows: the five documented ones (§1.3), plus ``image`` [U], which
+#: DingtalkChatbot's ``send_image`` sends and the server is known to parse (§1.3, §9.7). The
+#: official support matrix says custom robots cannot send images, so a robot accepts it only
+#: with ``RobotConfig(accept_image=True)``; otherwise it is refused like an unknown type.
 MSGTYPES = ("text", "link", "markdown", "actionCard", "feedCard", "image")
 
 # reason → (errcode, english errmsg, description errmsg); "{ip}" and "{limit}" are filled in.
@@ -140,6 +143,18 @@ def reject(reason: str, options: EmulatorOptions, *, ip: str | None = None) -> V
     return Verdict(errcode, text.format(ip=ip or "unknown", limit=options.body_limit), reason)
 
 
+#: The official global error table's method errors (43001 需要GET请求, 43002 需要POST请求),
+#: answered like every oapi error: HTTP 200 with an errcode (§1.6). Whether robot/send answers
+#: a GET with them is not confirmed [U]: ``EmulatorOptions.wrong_method`` can pick a bare 405.
+_METHOD_ERRCODES = {"GET": (43001, "需要GET请求"), "POST": (43002, "需要POST请求")}
+
+
+def wrong_method(allowed: str) -> Verdict:
+    """The refusal of a request whose method is not ``allowed`` (``"GET"`` or ``"POST"``)."""
+    errcode, errmsg = _METHOD_ERRCODES[allowed]
+    return Verdict(errcode, errmsg, "wrong_method")
+
+
 def missing(param: str) -> Verdict:
     """Return the 40035 refusal naming a missing (or malformed) parameter."""
     return Verdict(40035, f"缺少参数 {param}", "missing_param")
@@ -173,12 +188,17 @@ def parse_body(body: bytes) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def check_message(payload: Mapping[str, Any], options: EmulatorOptions) -> Verdict | None:
-    """Check ``msgtype`` and the fields it requires, with their exact casing (§1.3)."""
+def check_message(
+    payload: Mapping[str, Any], options: EmulatorOptions, *, accept_image: bool = True
+) -> Verdict | None:
+    """Check ``msgtype`` and the fields it requires, with their exact casing (§1.3).
+
+    ``accept_image``: whether the undocumented ``image`` type passes (see :data:`MSGTYPES`).
+    """
     msgtype = payload.get("msgtype")
     if not isinstance(msgtype, str) or not msgtype:
         return missing("msgtype")
-    if msgtype not in MSGTYPES:
+    if msgtype not in MSGTYPES or (msgtype == "image" and not accept_image):
         return reject("bad_msgtype", options)
     body = payload.get(msgtype)
     if not isinstance(body, Mapping):

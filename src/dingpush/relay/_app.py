@@ -23,6 +23,7 @@ from ._api import ENDPOINTS, routes
 from ._http import HTTPProblem, problem
 from ._openapi import docs_page, document
 from ._relay import Relay
+from ._sandbox import EMULATOR_PREFIX, emulator_app
 
 if typing.TYPE_CHECKING:
     from dingpush.emulator import Emulator
@@ -30,9 +31,6 @@ if typing.TYPE_CHECKING:
 __all__ = ["EMULATOR_PREFIX", "create_app"]
 
 log = logging.getLogger("dingpush.relay")
-
-#: Where the embedded emulator is mounted (``dingpush serve`` with no configuration).
-EMULATOR_PREFIX = "/emulator"
 
 
 def create_app(
@@ -64,9 +62,7 @@ def create_app(
         Route("/openapi.json", openapi, methods=["GET"], include_in_schema=False),
         Route("/docs", docs, methods=["GET"], include_in_schema=False),
     ]
-    if emulator is not None:
-        from dingpush.emulator import create_app as emulator_app
-
+    if emulator is not None:  # the sandbox (see _sandbox.py)
         app_routes.append(Mount(EMULATOR_PREFIX, app=emulator_app(emulator)))
 
     @contextlib.asynccontextmanager

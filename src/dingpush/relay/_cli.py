@@ -6,9 +6,13 @@ import os
 import sys
 from collections.abc import Callable
 
+from dingpush.serving import CannotListen, bind_socket
+
 from ._serve import embedded, serve
 
 __all__ = ["run"]
+
+_PORT_HINT = "choose another port with --port (0 picks a free one)"
 
 
 def _print(text: str) -> None:
@@ -35,11 +39,14 @@ def run(
 
     loaded = load_relay(config, host=host, port=port)
     if loaded is None:
-        setup = embedded(
-            host or "127.0.0.1",
-            8080 if port is None else port,
-            directory=directory,
-        )
+        try:
+            setup = embedded(
+                host or "127.0.0.1",
+                8080 if port is None else port,
+                directory=directory,
+            )
+        except CannotListen as exc:
+            raise exc.with_hint(_PORT_HINT) from None
         serve(
             setup.relay,
             emulator=setup.emulator,
@@ -56,7 +63,19 @@ def run(
         for line in _target_lines(relay, url):
             echo(line)
 
-    serve(relay, ready=ready)
+    relay.settings.check_exposure()
+    try:
+        sock = bind_socket(relay.settings.host, relay.settings.port)
+    except CannotListen as exc:
+        hint = _PORT_HINT
+        if port is None:  # the port came from the file (or its default)
+            hint = f"choose another port with --port, or port = … under [relay] in {origin}"
+            hint += " (0 picks a free one)"
+        raise exc.with_hint(hint) from None
+    try:
+        serve(relay, sock=sock, ready=ready)
+    finally:
+        sock.close()
     return 0
 
 
