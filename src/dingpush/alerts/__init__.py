@@ -37,11 +37,13 @@ from ._payloads import (
 from ._people import Mentions, People, Person, resolve_mentions
 from ._pipeline import AlertMessage, AlertOutcome, Suppressed, process_alerts
 from ._routes import MemoryRepeatLog, RepeatLog, ResolvedRoute, Route, repeat_key, select_routes
+from ._samples import SAMPLES, sample
 from ._settings import AlertSettings
 from ._templates import BUILTIN_TEMPLATES, Rendered, RenderFailure, Templates, TemplateSpec
 
 __all__ = [
     "BUILTIN_TEMPLATES",
+    "SAMPLES",
     "Alert",
     "AlertGroup",
     "AlertMessage",
@@ -81,6 +83,7 @@ __all__ = [
     "repeat_key",
     "resolve_mentions",
     "safe_url",
+    "sample",
     "select_routes",
     "silence_url",
     "truncate_bytes",

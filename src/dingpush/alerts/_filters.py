@@ -20,7 +20,6 @@ import urllib.parse
 import zoneinfo
 
 __all__ = [
-    "Md",
     "escape_markdown",
     "format_duration",
     "format_time",
@@ -31,21 +30,19 @@ __all__ = [
 ]
 
 
-class Md(str):
-    """Text that is already DingTalk markdown: templates print it as it is, unescaped."""
-
-    __slots__ = ()
-
-
-# Characters that open markup in DingTalk's subset or in CommonMark around it: emphasis, links
-# and images, code, headings, quotes, HTML, entities, tables, escapes themselves.
-_INLINE = re.compile(r"([\\`*_\[\]()!#<>&|~{}])")
-_LINE_START = re.compile(r"^(\s*)([-+]|\d+(?=[.)]))")
+# Characters that open markup wherever they stand: emphasis, code, link and image brackets,
+# HTML tags, tables, strikethrough, and the escape character itself. Parentheses need no
+# escape once "]" is escaped, except right after it ("\\](" would still read "](" to a renderer
+# that ignores backslashes), and "!" needs none once "[" is.
+_INLINE = re.compile(r"([\\`*_\[\]<|~])")
+_ENTITY = re.compile(r"&(?=#?\w+;)")
+# What opens a block only at the start of a line: a heading, a quote, a list item.
+_LINE_START = re.compile(r"^(\s*)([-+](?=\s|$)|\d+(?=[.)](?:\s|$))|#|>)")
 _NEWLINES = re.compile(r"\r\n|\r|\n")
 _UNESCAPE = re.compile(r"\\([\\`*_\[\]()!#<>&|~{}.)+-])")
 
 
-def escape_markdown(value: object, *, multiline: bool = False) -> Md:
+def escape_markdown(value: object, *, multiline: bool = False) -> str:
     """Make ``value`` show literally in DingTalk markdown, and mention no one.
 
     Newlines become spaces unless ``multiline``, when each line is escaped on its own and the
@@ -57,11 +54,19 @@ def escape_markdown(value: object, *, multiline: bool = False) -> Md:
         lines = [" ".join(lines)]
     out = []
     for line in lines:
-        line = _INLINE.sub(r"\\\1", line).replace("@", "＠")
+        line = _INLINE.sub(r"\\\1", line).replace("\\](", "\\]\\(").replace("@", "＠")
+        line = _ENTITY.sub("\\\\&", line)
         # "- item", "+ item", "1. item" at the start of a line would open a list.
-        line = _LINE_START.sub(lambda m: f"{m.group(1)}\\{m.group(2)}", line, count=1)
+        line = _LINE_START.sub(_escape_marker, line, count=1)
         out.append(line)
-    return Md("  \n".join(out))
+    return "  \n".join(out)
+
+
+def _escape_marker(match: re.Match[str]) -> str:
+    indent, marker = match.group(1), match.group(2)
+    if marker in "-+#>":
+        return f"{indent}\\{marker}"
+    return f"{indent}{marker}\\"  # "1." → "1\." (the backslash goes before the dot)
 
 
 def unescape_markdown(text: str) -> str:
@@ -136,13 +141,13 @@ def format_time(
 _URL_SCHEMES = ("http", "https", "dingtalk", "mailto", "tel")
 
 
-def safe_url(value: object) -> Md:
+def safe_url(value: object) -> str:
     """``value`` as a link target: http(s)/dingtalk/mailto/tel only (``""`` otherwise), with the
     characters that would end ``(…)`` or break the link percent-encoded."""
     text = "" if value is None else str(value).strip()
     scheme = urllib.parse.urlsplit(text).scheme.lower() if ":" in text else ""
     if scheme not in _URL_SCHEMES:
-        return Md("")
+        return ""
     # An "@" could read as a mention of whoever's id follows it: only an address keeps it.
     safe = "/:?#&=%+,;!$'*~.-_[]" + ("@" if scheme == "mailto" else "")
-    return Md(urllib.parse.quote(text, safe=safe))
+    return urllib.parse.quote(text, safe=safe)

@@ -29,18 +29,23 @@ _ALL = frozenset({"all", "@all", "所有人"})
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Person:
-    """Someone alerts can mention: their DingTalk userId, their mobile, or both."""
+    """Someone alerts can mention: their DingTalk userId, their mobile, or both.
 
-    name: str
+    ``name`` is how routes and labels (``owner="alice"``) refer to them; ``AlertSettings``
+    fills it in from the ``[people.NAME]`` key.
+    """
+
+    name: str = ""
     user_id: str | None = None
     mobile: str | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name.strip():
-            raise ConfigError("people: a person needs a name")
+        if not isinstance(self.name, str):
+            raise ConfigError(f"people: a person's name is a string, got {self.name!r}")
         if self.user_id is None and self.mobile is None:
             raise ConfigError(
-                f"people.{self.name}: give user_id (their DingTalk userId) or mobile, or both"
+                f"people.{self.name or '?'}: give user_id (their DingTalk userId) or mobile, "
+                "or both"
             )
         if self.mobile is not None and not (
             isinstance(self.mobile, str) and MOBILE.fullmatch(self.mobile)
@@ -72,6 +77,8 @@ class People:
         items = people.values() if isinstance(people, Mapping) else people
         self._people: dict[str, Person] = {}
         for person in items:
+            if not person.name.strip():
+                raise ConfigError("people: a person needs a name")
             if person.name in self._people:
                 raise ConfigError(f"people.{person.name}: the name is given twice")
             self._people[person.name] = person

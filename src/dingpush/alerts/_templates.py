@@ -68,13 +68,13 @@ class TemplateSpec:
     """A configured template (the TOML under ``[templates.NAME]``).
 
     Args:
-        name: how routes refer to it.
+        name: how routes refer to it (``AlertSettings`` fills it in from the table's key).
         source: the Jinja2 text, inline.
         file: or a file holding it; relative paths are read from the configuration's folder.
         origin: where it was configured (``dingpush.toml:42``), for error messages.
     """
 
-    name: str
+    name: str = ""
     source: str | None = None
     file: str | None = None
     origin: str | None = None
@@ -82,8 +82,8 @@ class TemplateSpec:
     def __post_init__(self) -> None:
         from dingpush import ConfigError
 
-        if not isinstance(self.name, str) or not self.name.strip():
-            raise ConfigError("templates: a template needs a name")
+        if not isinstance(self.name, str):
+            raise ConfigError(f"templates: a template's name is a string, got {self.name!r}")
         if (self.source is None) == (self.file is None):
             raise ConfigError(
                 f"templates.{self.name}: give source (the template text) or file (a path), "
@@ -298,8 +298,10 @@ def _filters(markup: type[str]) -> dict[str, Callable[..., object]]:
 
 
 def _links(markup: type[str]) -> Callable[..., str]:
-    def links(alert: typing.Any, separator: str = " · ") -> str:
-        """``[Source](…) · [Runbook](…) · [Silence](…)`` (and Grafana's dashboard and panel)."""
+    def links(alert: typing.Any, separator: str = " · ", only: Iterable[str] | None = None) -> str:
+        """``[Source](…) · [Runbook](…) · [Silence](…)`` (and Grafana's dashboard and panel);
+        ``only`` keeps the named ones."""
+        keep = None if only is None else set(only)
         parts = []
         for label, target in (
             ("Source", alert.generator_url),
@@ -309,7 +311,7 @@ def _links(markup: type[str]) -> Callable[..., str]:
             ("Silence", alert.silence_url),
         ):
             href = safe_url(target)
-            if href:
+            if href and (keep is None or label in keep):
                 parts.append(f"[{label}]({href})")
         return markup(separator.join(parts))
 
@@ -416,6 +418,10 @@ class Templates:
         self._configured: list[str] = []
         base = Path(base_dir) if base_dir is not None else Path.cwd()
         for spec in specs:
+            if not spec.name.strip():
+                from dingpush import ConfigError
+
+                raise ConfigError("templates: a template needs a name")
             if spec.name in self._sources:
                 from dingpush import ConfigError
 
@@ -508,6 +514,9 @@ class Templates:
         )
         try:
             text = self._env.concat(template.root_render_func(context))
+        except Exception:
+            # Raise again with the traceback pointing at template lines (as render() does).
+            self._env.handle_exception()
         finally:
             _ZONE.reset(token)
         text = _tidy(text)
