@@ -144,7 +144,8 @@ def test_tracebacks_are_folded_and_secrets_masked(logger: logging.Logger) -> Non
 def test_fold_traceback_keeps_the_exception_and_the_innermost_frames() -> None:
     try:
         try:
-            {}["missing"]
+            empty: dict[str, int] = {}
+            empty["missing"]
         except KeyError as exc:
             raise RuntimeError("lookup failed") from exc
     except RuntimeError:
