@@ -20,6 +20,7 @@ from ._errors import PayloadError, TemplateError
 from ._filters import escape_markdown, format_duration, format_time, safe_url, truncate_bytes
 from ._labels import LabelSet
 from ._matchers import Matcher, parse_matcher, parse_matchers
+from ._migrate import Migration, convert_pwd_config
 from ._payloads import (
     Alert,
     AlertGroup,
@@ -56,6 +57,7 @@ __all__ = [
     "Matcher",
     "MemoryRepeatLog",
     "Mentions",
+    "Migration",
     "Payload",
     "PayloadError",
     "People",
@@ -70,6 +72,7 @@ __all__ = [
     "TemplateError",
     "TemplateSpec",
     "Templates",
+    "convert_pwd_config",
     "escape_markdown",
     "format_duration",
     "format_time",
