@@ -39,6 +39,9 @@ _ENTITY = re.compile(r"&(?=#?\w+;)")
 # What opens a block only at the start of a line: a heading, a quote, a list item.
 _LINE_START = re.compile(r"^(\s*)([-+](?=\s|$)|\d+(?=[.)](?:\s|$))|#|>)")
 _NEWLINES = re.compile(r"\r\n|\r|\n")
+# Text with none of these characters, and no line-start marker, needs no escaping (most labels).
+_ANY_SPECIAL = re.compile(r"[\\`*_\[\]<|~@&\r\n]")
+_MARKER_START = frozenset("#>-+0123456789 \t")
 _UNESCAPE = re.compile(r"\\([\\`*_\[\]()!#<>&|~{}.)+-])")
 
 
@@ -49,6 +52,8 @@ def escape_markdown(value: object, *, multiline: bool = False) -> str:
     lines are joined with DingTalk's hard line break (two spaces, then a newline).
     """
     text = "" if value is None else str(value)
+    if not _ANY_SPECIAL.search(text) and text[:1] not in _MARKER_START:
+        return text
     lines = _NEWLINES.split(text)
     if not multiline:
         lines = [" ".join(lines)]

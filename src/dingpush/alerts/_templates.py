@@ -38,7 +38,8 @@ from ._filters import (
     truncate_bytes,
     unescape_markdown,
 )
-from ._payloads import ReceiverKind
+from ._labels import LabelSet
+from ._payloads import Alert, AlertmanagerPayload, GenericPayload, GrafanaPayload, ReceiverKind
 
 if typing.TYPE_CHECKING:
     import jinja2
@@ -153,6 +154,11 @@ class _RenderState:
 
 # -- the environment ----------------------------------------------------------------------------
 
+#: Types whose public attributes templates may read without the sandbox's generic checks.
+_MODEL_TYPES: frozenset[type] = frozenset(
+    {Alert, AlertmanagerPayload, GrafanaPayload, GenericPayload, LabelSet}
+)
+
 
 def _make_environment(sources: Mapping[str, tuple[str, str]]) -> jinja2.Environment:
     try:
@@ -178,6 +184,13 @@ def _make_environment(sources: Mapping[str, tuple[str, str]]) -> jinja2.Environm
 
     class Sandbox(ImmutableSandboxedEnvironment):
         intercepted_binops = frozenset({"*", "**"})
+
+        def is_safe_attribute(self, obj: object, attr: str, value: object) -> bool:
+            # dingpush's own frozen models expose nothing unsafe but their "_" attributes;
+            # deciding that here skips the sandbox's generic (and costly) checks.
+            if type(obj) in _MODEL_TYPES:
+                return not attr.startswith("_")
+            return super().is_safe_attribute(obj, attr, value)
 
         def call_binop(
             self, context: jinja2.runtime.Context, operator: str, left: object, right: object
