@@ -9,8 +9,7 @@ from __future__ import annotations
 import tomllib
 import typing
 
-from tests._docblocks import ROOT, marked_blocks
-
+from _docblocks import ROOT, marked_blocks
 from dingpush.alerts import (
     AlertSettings,
     Person,
