@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from dingpush._masking import mask
+from dingpush import mask
 
 from ._appapi import AppApiMixin
 from ._apps import AppConfig
