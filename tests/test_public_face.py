@@ -273,3 +273,17 @@ def test_errors_raised_by_a_client_show_their_public_name() -> None:
         """
     )
     assert out.split() == ["dingpush", "dingpush", "dingpush"]
+
+
+def test_an_error_raised_through_lowlevel_shows_its_public_name() -> None:
+    out = _fresh(
+        """
+        from dingpush.lowlevel import check_webhook_message
+        from dingpush._messages._models import Text  # no name of dingpush itself touched
+        try:
+            check_webhook_message(Text("x" * 30_000))
+        except Exception as exc:
+            print(type(exc).__module__, type(exc).__qualname__)
+        """
+    )
+    assert out == "dingpush MessageTooLarge"
