@@ -287,3 +287,17 @@ def test_an_error_raised_through_lowlevel_shows_its_public_name() -> None:
         """
     )
     assert out == "dingpush MessageTooLarge"
+
+
+def test_planning_a_robot_send_loads_no_app_client_and_no_httpx() -> None:
+    out = _fresh(
+        """
+        import sys
+        from dingpush.lowlevel import plan_robot_send
+        (request,) = plan_robot_send("https://oapi.dingtalk.com/robot/send?access_token=t", "hi")
+        assert request.json()["text"] == {"content": "hi"}
+        heavy = ("httpx", "httpcore", "dingpush._apps")
+        print(sorted(m for m in sys.modules if m.startswith(heavy)))
+        """
+    )
+    assert out == "[]"

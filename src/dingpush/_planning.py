@@ -13,23 +13,17 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 
-from dingpush._apps._core import (
-    AppCore,
-    GroupSpec,
-    HttpRequest,
-    NoticeSpec,
-    UsersSpec,
-    needs_upload,
-    upload_source,
-)
-from dingpush._apps._delivery import prepare_parts
-from dingpush._engine._clock import Clock
-from dingpush._engine._split import Splitter
 from dingpush._errors import ConfigError
-from dingpush._messages._models import Message
 from dingpush._robot._core import RobotCore
-from dingpush._robot._target import WebhookTarget
 from dingpush._wire import JSON_HEADERS
+
+if typing.TYPE_CHECKING:
+    # The app family loads only for an app's plan: a robot's dry run stays light.
+    from dingpush._apps._core import GroupSpec, HttpRequest, NoticeSpec, UsersSpec
+    from dingpush._engine._clock import Clock
+    from dingpush._engine._split import Splitter
+    from dingpush._messages._models import Message
+    from dingpush._robot._target import WebhookTarget
 
 __all__ = [
     "ACCESS_TOKEN_PLACEHOLDER",
@@ -112,7 +106,7 @@ def plan_robot_send(
     ]
 
 
-Spec = GroupSpec | UsersSpec | NoticeSpec
+Spec: typing.TypeAlias = "GroupSpec | UsersSpec | NoticeSpec"
 
 
 def plan_app_send(
@@ -142,6 +136,16 @@ def plan_app_send(
     (the send then shows :data:`MEDIA_ID_PLACEHOLDER`); users and recipients are split into
     the calls DingTalk allows, and a split message makes those calls for each part.
     """
+    from dingpush._apps._core import (
+        AppCore,
+        GroupSpec,
+        NoticeSpec,
+        UsersSpec,
+        needs_upload,
+        upload_source,
+    )
+    from dingpush._apps._delivery import prepare_parts
+
     core = AppCore(app_key, app_secret, api_base=api_base, oapi_base=oapi_base)
     chosen = [open_conversation_id is not None, user_ids is not None, agent_id is not None]
     if chosen.count(True) != 1:
@@ -181,6 +185,8 @@ def _planned(request: HttpRequest, note: str, summary: str = "") -> PlannedReque
 def _calls(spec: Spec) -> list[Callable[[Message, str], HttpRequest]]:
     """A request builder per call one message makes: a group one, a chunk of 20 users, or a
     notice call of up to 100 users and 20 departments."""
+    from dingpush._apps._core import GroupSpec, UsersSpec
+
     if isinstance(spec, GroupSpec):
         return [spec.request]
     if isinstance(spec, UsersSpec):
