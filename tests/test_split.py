@@ -11,8 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import dingpush
-from dingpush import At, Link, Markdown, Robot, Splitter, Text
-from dingpush._engine._split import webhook_body_size
+from dingpush import At, Link, Markdown, Robot, Splitter, Text, webhook_body_bytes
 from dingpush._wire import payload_bytes
 from dingpush.testing import EmulatorServer, FakeClock
 
@@ -37,10 +36,10 @@ class TestSplitter:
         # Each newline and quote costs two bytes once JSON-encoded: 15,000 characters of them
         # are ~30,000 bytes on the wire.
         text = '"\n' * 7_500
-        assert len(text.encode()) < LIMIT < webhook_body_size(Text(text))
+        assert len(text.encode()) < LIMIT < webhook_body_bytes(Text(text))
         parts = Splitter().split(Text(text))
         assert len(parts) == 2
-        assert all(webhook_body_size(p) <= LIMIT for p in parts)
+        assert all(webhook_body_bytes(p) <= LIMIT for p in parts)
         assert reassemble(Splitter(), parts) == text
 
     def test_cjk_counts_three_bytes_a_character(self) -> None:
@@ -49,7 +48,7 @@ class TestSplitter:
         assert len(parts) > 1
         for index, part in enumerate(parts, 1):
             assert isinstance(part, Markdown)
-            assert webhook_body_size(part) <= LIMIT
+            assert webhook_body_bytes(part) <= LIMIT
             assert part.title == f"Report ({index}/{len(parts)})"
             assert part.text.startswith(f"({index}/{len(parts)})\n\n")
             # Cut at paragraph breaks: every part but the first starts a section.
@@ -100,7 +99,7 @@ class TestSplitter:
         assert isinstance(parts[9], Text) and parts[9].content.startswith(
             f"[part 10 of {len(parts)}]"
         )
-        assert all(webhook_body_size(p) <= 300 for p in parts)
+        assert all(webhook_body_bytes(p) <= 300 for p in parts)
 
     def test_other_types_cannot_be_split(self) -> None:
         link = Link("t", "x" * 30_000, "https://example.com")
@@ -192,7 +191,7 @@ def test_split_properties(text: str, limit: int, markdown: bool, mention: bool) 
         assert parts[0] is message
         return
     # Every part fits, as the channel measures it.
-    assert all(webhook_body_size(p) <= limit for p in parts)
+    assert all(webhook_body_bytes(p) <= limit for p in parts)
     # The parts carry the original text, in order, once the markers are taken off.
     chunks = [splitter.strip(p, i, len(parts)) for i, p in enumerate(parts, 1)]
     assert "".join(chunks) == text

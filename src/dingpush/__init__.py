@@ -1,31 +1,83 @@
 """dingpush: push messages into DingTalk groups and to DingTalk users.
 
 ``import dingpush`` loads the library alone (its one dependency is httpx); the CLI, the relay
-and the emulator live behind extras.
+and the emulator live behind extras. The names below load on first use (PEP 562): ``from
+dingpush import ConfigError`` imports the errors, not the clients. ``dingpush.lowlevel`` holds
+the building blocks under the clients (request planning, limits, channel mappings, the
+redactor) and ``dingpush.markdown`` DingTalk's markdown parser, for tools built on dingpush.
 """
 
 from __future__ import annotations
 
+import typing
+
 from .__version__ import __description__, __title__, __version__
-from ._apps._async_client import *
-from ._apps._client import *
-from ._apps._tokens import AccessToken, FileTokenCache, TokenCache, default_token_cache_path
-from ._engine._clock import *
-from ._engine._filelimiter import FileRateLimiter
-from ._engine._limiter import MemoryRateLimiter, Rate, RateLimiter, Reservation, default_limiter
-from ._engine._retry import RetryPolicy
-from ._engine._split import Splitter
-from ._errors import *
-from ._markdown._check import MarkdownFinding, check_markdown
-from ._masking import mask
-from ._messages._app_models import *
-from ._messages._channels import msg_param_bytes, notice_msg_bytes
-from ._messages._models import *
-from ._results import *
-from ._robot._client import *
-from ._robot._pool import AsyncRobotPool, RobotPool
-from ._robot._signing import sign
-from ._robot._target import WebhookTarget, parse_robot_target
+from ._lazy import lazy_names
+
+if typing.TYPE_CHECKING:  # what mypy and editors read; at run time _MODULES says the same
+    from ._apps._async_client import AsyncApp, AsyncAppGroup, AsyncAppUsers, AsyncWorkNotice
+    from ._apps._client import App, AppGroup, AppUsers, WorkNotice
+    from ._apps._tokens import AccessToken, FileTokenCache, TokenCache, default_token_cache_path
+    from ._engine._clock import Clock, SystemClock
+    from ._engine._filelimiter import FileRateLimiter
+    from ._engine._limiter import MemoryRateLimiter, Rate, RateLimiter, Reservation, default_limiter
+    from ._engine._retry import RetryPolicy
+    from ._engine._split import Splitter
+    from ._errors import (
+        APIError,
+        BadCredentials,
+        ConfigError,
+        ContentRejected,
+        DingPushError,
+        InvalidAccessToken,
+        InvalidMessage,
+        InvalidRequest,
+        MessageTooLarge,
+        PartialDelivery,
+        PermissionDenied,
+        PlatformThrottled,
+        PoolExhausted,
+        ProtocolError,
+        RateLimited,
+        RobotUnavailable,
+        SecurityRejected,
+        ServerBusy,
+        Timeout,
+        TokenNotFound,
+        TransportError,
+        UnsupportedMessage,
+        UnsupportedMessageType,
+        error_from_reply,
+    )
+    from ._markdown._check import MarkdownFinding, check_markdown
+    from ._masking import mask
+    from ._messages._app_models import OA, File, Image, OAField
+    from ._messages._channels import msg_param_bytes, notice_msg_bytes, webhook_body_bytes
+    from ._messages._models import (
+        ActionCard,
+        At,
+        Button,
+        FeedCard,
+        FeedItem,
+        Link,
+        Markdown,
+        Message,
+        Text,
+        parse_message,
+    )
+    from ._results import (
+        GroupSendResult,
+        NoticeDelivery,
+        NoticeForbidden,
+        NoticeProgress,
+        NoticeSendResult,
+        SendResult,
+        UsersSendResult,
+    )
+    from ._robot._client import AsyncRobot, Robot
+    from ._robot._pool import AsyncRobotPool, RobotPool
+    from ._robot._signing import sign
+    from ._robot._target import WebhookTarget, parse_robot_target
 
 # A plain sort (tests/test_exports.py), not ruff's isort-style one that puts OA first.
 __all__ = [  # noqa: RUF022
@@ -111,12 +163,80 @@ __all__ = [  # noqa: RUF022
     "parse_message",
     "parse_robot_target",
     "sign",
+    "webhook_body_bytes",
 ]
 
-# Show the public names as dingpush.X in reprs, tracebacks and docs (httpx does the same).
-for _name in __all__:
-    if not _name.startswith("__"):
-        _obj = globals()[_name]
-        if getattr(_obj, "__module__", "").startswith("dingpush."):
-            _obj.__module__ = "dingpush"
-del _name, _obj
+#: Where each public name lives; a name's module is imported when the name is first used.
+_MODULES: dict[str, tuple[str, ...]] = {
+    "._apps._async_client": ("AsyncApp", "AsyncAppGroup", "AsyncAppUsers", "AsyncWorkNotice"),
+    "._apps._client": ("App", "AppGroup", "AppUsers", "WorkNotice"),
+    "._apps._tokens": ("AccessToken", "FileTokenCache", "TokenCache", "default_token_cache_path"),
+    "._engine._clock": ("Clock", "SystemClock"),
+    "._engine._filelimiter": ("FileRateLimiter",),
+    "._engine._limiter": (
+        "MemoryRateLimiter",
+        "Rate",
+        "RateLimiter",
+        "Reservation",
+        "default_limiter",
+    ),
+    "._engine._retry": ("RetryPolicy",),
+    "._engine._split": ("Splitter",),
+    "._errors": (
+        "APIError",
+        "BadCredentials",
+        "ConfigError",
+        "ContentRejected",
+        "DingPushError",
+        "InvalidAccessToken",
+        "InvalidMessage",
+        "InvalidRequest",
+        "MessageTooLarge",
+        "PartialDelivery",
+        "PermissionDenied",
+        "PlatformThrottled",
+        "PoolExhausted",
+        "ProtocolError",
+        "RateLimited",
+        "RobotUnavailable",
+        "SecurityRejected",
+        "ServerBusy",
+        "Timeout",
+        "TokenNotFound",
+        "TransportError",
+        "UnsupportedMessage",
+        "UnsupportedMessageType",
+        "error_from_reply",
+    ),
+    "._markdown._check": ("MarkdownFinding", "check_markdown"),
+    "._masking": ("mask",),
+    "._messages._app_models": ("OA", "File", "Image", "OAField"),
+    "._messages._channels": ("msg_param_bytes", "notice_msg_bytes", "webhook_body_bytes"),
+    "._messages._models": (
+        "ActionCard",
+        "At",
+        "Button",
+        "FeedCard",
+        "FeedItem",
+        "Link",
+        "Markdown",
+        "Message",
+        "Text",
+        "parse_message",
+    ),
+    "._results": (
+        "GroupSendResult",
+        "NoticeDelivery",
+        "NoticeForbidden",
+        "NoticeProgress",
+        "NoticeSendResult",
+        "SendResult",
+        "UsersSendResult",
+    ),
+    "._robot._client": ("AsyncRobot", "Robot"),
+    "._robot._pool": ("AsyncRobotPool", "RobotPool"),
+    "._robot._signing": ("sign",),
+    "._robot._target": ("WebhookTarget", "parse_robot_target"),
+}
+
+__getattr__, __dir__ = lazy_names(__name__, _MODULES)

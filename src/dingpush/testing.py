@@ -291,8 +291,8 @@ def dingtalk_emulator(dingtalk_emulator_server: EmulatorServer) -> Iterator[Emul
 
 
 def _restore(server: EmulatorServer) -> None:
-    from dingpush._engine._limiter import reset_default_limiters
     from dingpush.emulator import EmulatorOptions
+    from dingpush.lowlevel import reset_default_limiters
 
     # A request a client gave up on (a timeout) is still being answered: let it finish before
     # forgetting, or it would land in the next test.

@@ -133,3 +133,32 @@ def test_every_digest_fits_and_originals_keep_their_order(
     for digest in digests:
         assert len(digest.originals) >= 2
         assert TARGET.measure(digest.message) <= limit
+
+
+@pytest.mark.anyio
+async def test_a_digest_measured_within_the_limit_is_sent_in_one_request() -> None:
+    # Issue 11 item 6: the relay measured a digest with a 36-character msgUuid while the
+    # client's splitter allows 43, so a digest measured at 19,999 bytes went in two parts.
+    import httpx
+
+    bodies: list[dict[str, object]] = []
+
+    def dingtalk(request: httpx.Request) -> httpx.Response:
+        bodies.append(json.loads(request.content))
+        return httpx.Response(200, json={"errcode": 0, "errmsg": "ok"})
+
+    target = RobotTarget(
+        "ops",
+        "https://oapi.dingtalk.com/robot/send?access_token=abc",
+        keyword="ALERT",
+        transport=httpx.MockTransport(dingtalk),
+    )
+    empty = target.measure(Text("digest "))
+    digest = Text("digest " + "x" * (target.body_limit - 1 - empty))
+    assert target.measure(digest) == target.body_limit - 1
+    try:
+        reply = await target.send(digest, "0f8fad5b-d9cb-469f-a165-70867728950e")
+    finally:
+        await target.aclose()
+    assert len(bodies) == 1
+    assert "parts" not in reply

@@ -1,4 +1,4 @@
-"""``AsyncApp`` and its targets: the asyncio twin of ``_app.py``, over the same ``BaseApp``.
+"""``AsyncApp`` and its recipients: the asyncio twin of ``_app.py``, over the same ``BaseApp``.
 
 Keep it in step with ``_app.py``: same methods, same order, ``await`` where I/O happens
 (tests/test_app_parity.py compares the signatures).
@@ -26,9 +26,9 @@ from ._base import (
     BaseApp,
     Body,
     MediaSource,
+    RecipientsFlow,
     S,
     T,
-    TargetFlow,
     request_args,
     token_not_sent,
 )
@@ -166,13 +166,13 @@ class AsyncApp(BaseApp["httpx.AsyncClient", "httpx.AsyncBaseTransport"]):
     async def _deliver(
         self,
         spec: S,
-        flow: TargetFlow[S, T],
+        flow: RecipientsFlow[S, T],
         message: Message | str,
         msg_uuid: str | None,
         options: SendOptions,
         split: bool | Splitter,
     ) -> T:
-        """Check and cut the message, upload its media, then run the target's flow."""
+        """Check and cut the message, upload its media, then run the recipients' flow."""
         base, prepared = prepare_parts(spec, message, msg_uuid, split)
         parts = [Part(p, await self._resolve(p.message, options, p.msg_uuid)) for p in prepared]
         return await self._run(flow(self._delivery, spec, parts, base, options))
@@ -188,10 +188,10 @@ class AsyncApp(BaseApp["httpx.AsyncClient", "httpx.AsyncBaseTransport"]):
         await self.aclose()
 
 
-class _AsyncTarget(typing.Generic[S, T]):
-    """What the targets of an :class:`AsyncApp` share: the app, the recipients and ``send``."""
+class _AsyncRecipients(typing.Generic[S, T]):
+    """What an :class:`AsyncApp`'s recipients share: :class:`_Recipients`' async twin."""
 
-    _flow: TargetFlow[S, T]
+    _flow: RecipientsFlow[S, T]
 
     def __init__(self, app: AsyncApp, spec: S) -> None:
         self._app = app
@@ -207,7 +207,7 @@ class _AsyncTarget(typing.Generic[S, T]):
         split: bool | Splitter = False,
         retry: RetryTypes | None = None,
     ) -> T:
-        """Send one message; the sync target's ``send`` arguments, waiting without blocking."""
+        """Send one message; the sync recipients' ``send`` arguments, waiting without blocking."""
         options = self._app._delivery.options(wait, max_wait, retry)
         return await self._app._deliver(self._spec, self._flow, message, msg_uuid, options, split)
 
@@ -215,7 +215,7 @@ class _AsyncTarget(typing.Generic[S, T]):
         return self._spec.describe(type(self).__name__)
 
 
-class AsyncAppGroup(_AsyncTarget[GroupSpec, GroupSendResult]):
+class AsyncAppGroup(_AsyncRecipients[GroupSpec, GroupSendResult]):
     """The asyncio twin of :class:`AppGroup`."""
 
     _flow = staticmethod(group_flow)
@@ -225,7 +225,7 @@ class AsyncAppGroup(_AsyncTarget[GroupSpec, GroupSendResult]):
         return self._spec.open_conversation_id
 
 
-class AsyncAppUsers(_AsyncTarget[UsersSpec, UsersSendResult]):
+class AsyncAppUsers(_AsyncRecipients[UsersSpec, UsersSendResult]):
     """The asyncio twin of :class:`AppUsers`."""
 
     _flow = staticmethod(users_flow)
@@ -235,7 +235,7 @@ class AsyncAppUsers(_AsyncTarget[UsersSpec, UsersSendResult]):
         return self._spec.user_ids
 
 
-class AsyncWorkNotice(_AsyncTarget[NoticeSpec, NoticeSendResult]):
+class AsyncWorkNotice(_AsyncRecipients[NoticeSpec, NoticeSendResult]):
     """The asyncio twin of :class:`WorkNotice`."""
 
     _flow = staticmethod(notice_flow)

@@ -69,8 +69,8 @@ Upload = tuple[bytes, str, str, str]
 Body = dict[str, typing.Any]
 T = typing.TypeVar("T")
 S = typing.TypeVar("S", GroupSpec, UsersSpec, NoticeSpec)
-#: ``group_flow``, ``users_flow``, ``notice_flow``: a target's delivery as the engine runs it.
-TargetFlow = Callable[[AppDelivery, S, Sequence[Part], str, SendOptions], Flow[T]]
+#: ``group_flow``, ``users_flow``, ``notice_flow``: the delivery to an app's recipients.
+RecipientsFlow = Callable[[AppDelivery, S, Sequence[Part], str, SendOptions], Flow[T]]
 
 
 def _upload_timeout(timeout: TimeoutTypes) -> typing.Any:

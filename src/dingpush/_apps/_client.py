@@ -1,4 +1,4 @@
-"""The enterprise-app client ``App`` and its targets: a thin sync shell over ``BaseApp``.
+"""The enterprise-app client ``App`` and its recipients: a thin sync shell over ``BaseApp``.
 
 An app (AppKey/AppSecret) sends as its robot into groups (``app.group(cid)``) and one-to-one
 chats (``app.users([...])``), and as work notifications (``app.notify(agent_id, ...)``); it
@@ -32,9 +32,9 @@ from ._base import (
     BaseApp,
     Body,
     MediaSource,
+    RecipientsFlow,
     S,
     T,
-    TargetFlow,
     request_args,
     token_not_sent,
 )
@@ -193,13 +193,13 @@ class App(BaseApp["httpx.Client", "httpx.BaseTransport"]):
     def _deliver(
         self,
         spec: S,
-        flow: TargetFlow[S, T],
+        flow: RecipientsFlow[S, T],
         message: Message | str,
         msg_uuid: str | None,
         options: SendOptions,
         split: bool | Splitter,
     ) -> T:
-        """Check and cut the message, upload its media, then run the target's flow."""
+        """Check and cut the message, upload its media, then run the recipients' flow."""
         base, prepared = prepare_parts(spec, message, msg_uuid, split)
         parts = [Part(p, self._resolve(p.message, options, p.msg_uuid)) for p in prepared]
         return self._run(flow(self._delivery, spec, parts, base, options))
@@ -215,10 +215,15 @@ class App(BaseApp["httpx.Client", "httpx.BaseTransport"]):
         self.close()
 
 
-class _Target(typing.Generic[S, T]):
-    """What the targets of an :class:`App` share: the app, the recipients and ``send``."""
+class _Recipients(typing.Generic[S, T]):
+    """What an :class:`App`'s recipients (a group, users, a work notification) share: the
+    app, the spec of who receives, and ``send``.
 
-    _flow: TargetFlow[S, T]
+    Named apart from ``dingpush.WebhookTarget``, the configuration's targets and the relay's:
+    "target" means those.
+    """
+
+    _flow: RecipientsFlow[S, T]
 
     def __init__(self, app: App, spec: S) -> None:
         self._app = app
@@ -253,7 +258,7 @@ class _Target(typing.Generic[S, T]):
         return self._spec.describe(type(self).__name__)
 
 
-class AppGroup(_Target[GroupSpec, GroupSendResult]):
+class AppGroup(_Recipients[GroupSpec, GroupSendResult]):
     """A group the app's robot posts into; ``send`` returns a :class:`GroupSendResult`."""
 
     _flow = staticmethod(group_flow)
@@ -263,7 +268,7 @@ class AppGroup(_Target[GroupSpec, GroupSendResult]):
         return self._spec.open_conversation_id
 
 
-class AppUsers(_Target[UsersSpec, UsersSendResult]):
+class AppUsers(_Recipients[UsersSpec, UsersSendResult]):
     """Users the app's robot messages one-to-one, 20 a call; see :class:`UsersSendResult`.
 
     ``send`` sends to every user; flow-controlled users get the message again later, up to the
@@ -277,7 +282,7 @@ class AppUsers(_Target[UsersSpec, UsersSendResult]):
         return self._spec.user_ids
 
 
-class WorkNotice(_Target[NoticeSpec, NoticeSendResult]):
+class WorkNotice(_Recipients[NoticeSpec, NoticeSendResult]):
     """Work notifications to users, departments or everyone; see :class:`NoticeSendResult`.
 
     ``send`` queues the notification within DingTalk's recipient limits (§4.1), which it

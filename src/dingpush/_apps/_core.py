@@ -17,13 +17,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from dingpush._engine._clock import SYSTEM_CLOCK, Clock
-from dingpush._errors import BadCredentials, ConfigError, InvalidMessage, ProtocolError
+from dingpush._errors import BadCredentials, ConfigError, ProtocolError
 from dingpush._masking import Redactor, install_log_redaction
-from dingpush._messages._app_models import OA, File, Image
+from dingpush._messages._app_models import File, Image
 from dingpush._messages._channels import (
     MSG_PARAM_LIMIT,
     NOTICE_MSG_LIMIT,
+    app_robot_template,
+    check_app_robot_message,
     check_msg_param,
+    check_notice_message,
     check_notice_msg,
     msg_param_bytes,
     msg_param_json,
@@ -53,8 +56,6 @@ OTO_USERS_PER_CALL = 20
 #: ``asyncsend_v2`` takes at most 100 user ids and 20 departments a call (§4.1).
 NOTICE_USERS_PER_CALL = 100
 NOTICE_DEPTS_PER_CALL = 20
-#: An OA card with a status bar goes to at most 5 users, no departments, not everyone (§4.1).
-STATUS_BAR_MAX_USERS = 5
 
 CONSOLE_HINT = (
     "AppKey and AppSecret are the Client ID and Client Secret under 凭证与基础信息 "
@@ -376,8 +377,8 @@ def _agent_id(value: int | str) -> int:
 
 def _prepare_robot(message: Message | str, msg_uuid: str | None) -> Prepared:
     message = _coerce(message)
-    key, param = msg_param_json(message, placeholder=True)
-    check_msg_param(param)
+    check_app_robot_message(message)
+    key = app_robot_template(message, placeholder=True)[0]
     return Prepared(message, key, msg_uuid or str(uuid.uuid4()))
 
 
@@ -509,18 +510,11 @@ class NoticeSpec:
 
     def prepare(self, message: Message | str, msg_uuid: str | None) -> Prepared:
         message = _coerce(message)
-        msg = notice_msg(message, placeholder=True)
-        check_notice_msg(msg)
-        wide = self.everyone or self.departments or len(self.users) > STATUS_BAR_MAX_USERS
-        if isinstance(message, OA) and message.status_value is not None and wide:
-            raise InvalidMessage(
-                f"oa.status_bar: DingTalk shows a status bar to at most "
-                f"{STATUS_BAR_MAX_USERS} users, no departments and not everyone (§4.1); "
-                "drop status_value= or send to fewer users",
-                field="oa.status_bar",
-                rule=f"at most {STATUS_BAR_MAX_USERS} users",
-            )
-        return Prepared(message, str(msg["msgtype"]), msg_uuid or str(uuid.uuid4()))
+        check_notice_message(
+            message, users=self.users, departments=self.departments, everyone=self.everyone
+        )
+        kind = notice_msg(message, placeholder=True)["msgtype"]
+        return Prepared(message, str(kind), msg_uuid or str(uuid.uuid4()))
 
     def request(
         self, message: Message, call: tuple[Sequence[str], Sequence[str]], token: str

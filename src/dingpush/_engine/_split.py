@@ -21,17 +21,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from dingpush._errors import MessageTooLarge
+from dingpush._messages._channels import webhook_body_bytes
 from dingpush._messages._models import Markdown, Message, Text
-from dingpush._wire import payload_bytes
 
-__all__ = ["Measure", "Splitter", "webhook_body_size"]
+__all__ = ["Measure", "Splitter"]
 
 #: Bytes of a message as its channel counts them.
 Measure = Callable[[Message], int]
 Splittable = Text | Markdown
-
-#: A msgUuid as long as any dingpush sends (a uuid4 plus a part suffix ``-NNNNNN``).
-UUID_ALLOWANCE = "0" * 36 + "-" + "9" * 6
 
 _PARAGRAPH = re.compile(r"\n[ \t]*\n+")
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})", re.MULTILINE)
@@ -39,13 +36,6 @@ _LINK = re.compile(r"!?\[[^\]\n]*\]\([^)\n]*\)")
 _URL = re.compile(r"(?:https?|dingtalk|ftp)://[^\s<>\"'`]+")
 _MENTION = re.compile(r"@[0-9A-Za-z_\-+]+")
 _JOINERS = frozenset("\u200d\u200c\u034f")
-
-
-def webhook_body_size(message: Message) -> int:
-    """Bytes of the robot webhook body dingpush sends for ``message`` (with its msgUuid)."""
-    payload = message.to_payload()
-    payload["msgUuid"] = UUID_ALLOWANCE
-    return len(payload_bytes(payload))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -79,7 +69,7 @@ class Splitter:
         message: Message,
         *,
         limit: int = 20_000,
-        measure: Measure = webhook_body_size,
+        measure: Measure = webhook_body_bytes,
     ) -> tuple[Message, ...]:
         """Return ``(message,)`` when it fits, else its numbered parts, in order.
 

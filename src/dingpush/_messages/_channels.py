@@ -1,36 +1,55 @@
 """Which channel carries which message, and in what shape (protocol §1.3, §3.3, §4.1).
 
-Sans-I/O mappings from dingpush's models to an app robot's ``msgKey``/``msgParam`` and to a
-work notification's ``msg``, the byte measures of both limits, and the refusals that name the
-channel able to carry what this one cannot.
+Sans-I/O mappings from dingpush's models to a webhook body, an app robot's
+``msgKey``/``msgParam`` and a work notification's ``msg``; the byte measure and the check of
+each channel's limit (one function each, used by the clients, their splitters, the CLI's dry run
+and the relay's digests alike); and the refusals that name the channel able to carry what this
+one cannot.
 """
 
 from __future__ import annotations
 
 import json
 import typing
+from collections.abc import Iterable
 
 from dingpush._errors import InvalidMessage, MessageTooLarge, UnsupportedMessage
+from dingpush._wire import payload_bytes
 
 from ._app_models import OA, File, Image
 from ._models import ActionCard, FeedCard, Link, Markdown, Message, Text
 
 __all__ = [
+    "MSGUUID_ALLOWANCE",
     "MSG_PARAM_LIMIT",
     "NOTICE_MSG_LIMIT",
+    "STATUS_BAR_MAX_USERS",
+    "WEBHOOK_BODY_LIMIT",
     "app_robot_template",
+    "check_app_robot_message",
     "check_msg_param",
+    "check_notice_message",
     "check_notice_msg",
+    "check_webhook_message",
     "msg_param_bytes",
     "notice_msg",
     "notice_msg_bytes",
     "refuse_on_webhook",
+    "webhook_body",
+    "webhook_body_bytes",
 ]
 
+#: DingTalk refuses a webhook body over 20,000 bytes with 460101 (protocol §1.5).
+WEBHOOK_BODY_LIMIT = 20_000
 #: An app robot's ``msgParam`` is at most 15,000 bytes (protocol §3.1).
 MSG_PARAM_LIMIT = 15_000
 #: A work notification's ``msg`` is at most 2,048 bytes (protocol §4.1).
 NOTICE_MSG_LIMIT = 2_048
+#: An OA card with a status bar goes to at most 5 users, no departments, not everyone (§4.1).
+STATUS_BAR_MAX_USERS = 5
+#: A msgUuid as long as any dingpush sends (a uuid4 plus a part suffix ``-NNNNNN``): what a
+#: webhook body is measured with before its msgUuid is known.
+MSGUUID_ALLOWANCE = "0" * 36 + "-" + "9" * 6
 
 APP_ROBOT = "app robot"
 WORK_NOTICE = "work notification"
@@ -82,6 +101,50 @@ def refuse_on_webhook(message: Message) -> None:
         raise _unsupported(
             message, WEBHOOK, "OA cards are work notifications: use App(...).notify(agent_id, …)"
         )
+
+
+def webhook_body(message: Message, msg_uuid: str, *, keyword: str | None = None) -> bytes:
+    """The exact body of a webhook send: the payload, its ``msgUuid``, the keyword appended.
+
+    ``keyword`` is added only when the message lacks it (``Message.with_keyword``).
+    """
+    if keyword is not None:
+        message = message.with_keyword(keyword)
+    payload = message.to_payload()
+    payload["msgUuid"] = msg_uuid
+    return payload_bytes(payload)
+
+
+def webhook_body_bytes(message: Message, *, keyword: str | None = None) -> int:
+    """The bytes DingTalk counts against a webhook body's 20,000 for ``message``.
+
+    Measured with the longest ``msgUuid`` dingpush sends, so a message measured within the
+    limit is sent in one request, whatever its msgUuid (a split part's included). The robots'
+    splitter, the CLI's dry run and the relay's digests all measure with it.
+    """
+    return len(webhook_body(message, MSGUUID_ALLOWANCE, keyword=keyword))
+
+
+def _splittable(message: Message, split: bool) -> bool:
+    """Whether a send with ``split`` cuts a too-large ``message`` into parts instead."""
+    return split and isinstance(message, Text | Markdown)
+
+
+def check_webhook_message(
+    message: Message, *, keyword: str | None = None, split: bool = False
+) -> None:
+    """Raise what a webhook send of ``message`` raises before any request.
+
+    ``UnsupportedMessage`` for the types a webhook cannot carry, ``MessageTooLarge`` for a
+    body over 20,000 bytes; with ``split``, a long ``Text``/``Markdown`` passes (its parts
+    will fit).
+    """
+    refuse_on_webhook(message)
+    if _splittable(message, split):
+        return
+    size = webhook_body_bytes(message, keyword=keyword)
+    if size > WEBHOOK_BODY_LIMIT:
+        raise MessageTooLarge.local(size=size, limit=WEBHOOK_BODY_LIMIT, channel="robot webhook")
 
 
 def _refuse_mentions(message: Message, channel: str) -> None:
@@ -270,6 +333,46 @@ def check_msg_param(param: str) -> None:
     if size > MSG_PARAM_LIMIT:
         raise MessageTooLarge.local(
             size=size, limit=MSG_PARAM_LIMIT, channel=APP_ROBOT, field="msgParam"
+        )
+
+
+def check_app_robot_message(message: Message, *, split: bool = False) -> None:
+    """Raise what an app robot's send (group or one-to-one) of ``message`` raises first.
+
+    ``UnsupportedMessage``/``InvalidMessage`` for what an app robot cannot show,
+    ``MessageTooLarge`` for a ``msgParam`` over 15,000 bytes (a local file counts as a typical
+    ``media_id``); with ``split``, a long ``Text``/``Markdown`` passes.
+    """
+    param = msg_param_json(message, placeholder=True)[1]
+    if not _splittable(message, split):
+        check_msg_param(param)
+
+
+def check_notice_message(
+    message: Message,
+    *,
+    users: Iterable[str] = (),
+    departments: Iterable[str | int] = (),
+    everyone: bool = False,
+    split: bool = False,
+) -> None:
+    """Raise what a work notification of ``message`` to these recipients raises first.
+
+    ``UnsupportedMessage``/``InvalidMessage`` for what a work notification cannot show (an OA
+    status bar reaches at most 5 users), ``MessageTooLarge`` for a ``msg`` over 2,048 bytes;
+    with ``split``, a long ``Text``/``Markdown`` passes.
+    """
+    msg = notice_msg(message, placeholder=True)
+    if not _splittable(message, split):
+        check_notice_msg(msg)
+    wide = everyone or bool(tuple(departments)) or len(tuple(users)) > STATUS_BAR_MAX_USERS
+    if isinstance(message, OA) and message.status_value is not None and wide:
+        raise InvalidMessage(
+            f"oa.status_bar: DingTalk shows a status bar to at most {STATUS_BAR_MAX_USERS} "
+            "users, no departments and not everyone (§4.1); drop status_value= or send to "
+            "fewer users",
+            field="oa.status_bar",
+            rule=f"at most {STATUS_BAR_MAX_USERS} users",
         )
 
 

@@ -27,23 +27,25 @@ from dingpush._engine._limiter import (
     default_limiter,
 )
 from dingpush._engine._retry import RetryTypes
-from dingpush._engine._split import UUID_ALLOWANCE, Splitter
+from dingpush._engine._split import Splitter
 from dingpush._errors import MessageTooLarge, PlatformThrottled, RateLimited, SecurityRejected
 from dingpush._masking import Redactor, install_log_redaction
-from dingpush._messages._channels import refuse_on_webhook
+from dingpush._messages._channels import (
+    WEBHOOK_BODY_LIMIT,
+    refuse_on_webhook,
+    webhook_body,
+    webhook_body_bytes,
+)
 from dingpush._messages._models import At, Markdown, Message, Text
 from dingpush._results import SendResult
-from dingpush._wire import parse_oapi_reply, payload_bytes
+from dingpush._wire import parse_oapi_reply
 
 from ._signing import encoded_sign
 from ._target import WebhookTarget, parse_robot_target
 
-__all__ = ["WEBHOOK_BODY_LIMIT", "PreparedSend", "RobotCore"]
+__all__ = ["PreparedSend", "RobotCore"]
 
 logger = logging.getLogger("dingpush")
-
-#: DingTalk refuses a webhook body over 20,000 bytes with 460101 (protocol §1.5).
-WEBHOOK_BODY_LIMIT = 20_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,13 +115,11 @@ class RobotCore(SendDefaults):
         """The message as sent (keyword added when missing) and its exact request body."""
         if self.keyword is not None:
             message = message.with_keyword(self.keyword)
-        payload = message.to_payload()
-        payload["msgUuid"] = msg_uuid
-        return message, payload_bytes(payload)
+        return message, webhook_body(message, msg_uuid)
 
     def body_size(self, message: Message) -> int:
         """Bytes of the body DingTalk would count for ``message`` (the splitter's measure)."""
-        return len(self.body(message, UUID_ALLOWANCE)[1])
+        return webhook_body_bytes(message, keyword=self.keyword)
 
     def prepare(self, message: Message | str, msg_uuid: str | None = None) -> PreparedSend:
         """Build and size-check the body; refuse it before any request when it is too large."""
@@ -181,6 +181,24 @@ class RobotCore(SendDefaults):
         splitter = split if isinstance(split, Splitter) else Splitter()
         return splitter.split(message, limit=self.body_limit, measure=self.body_size)
 
+    def parts(
+        self, message: Message | str, msg_uuid: str | None, split: bool | Splitter
+    ) -> tuple[str, tuple[Message, ...]]:
+        """A send's msgUuid and its parts (``(message,)`` unless it is split); part *i* goes
+        with ``{msgUuid}-{i}``. Refuses what a webhook cannot carry before splitting."""
+        message = self.coerce(message)
+        refuse_on_webhook(message)  # before splitting: no part of it could go either
+        return msg_uuid or str(uuid.uuid4()), self.split(message, split)
+
+    def plan(
+        self, message: Message | str, msg_uuid: str | None, split: bool | Splitter
+    ) -> list[PreparedSend]:
+        """The bodies :meth:`flow` would send, in order, prepared as it prepares them."""
+        base, parts = self.parts(message, msg_uuid, split)
+        if len(parts) == 1:
+            return [self.prepare(parts[0], base)]
+        return [self.prepare(part, f"{base}-{i}") for i, part in enumerate(parts, 1)]
+
     def flow(
         self,
         message: Message | str,
@@ -189,10 +207,7 @@ class RobotCore(SendDefaults):
         split: bool | Splitter,
     ) -> Flow[SendResult]:
         """The whole delivery of one ``send()`` call, parts included, for a driver to run."""
-        message = self.coerce(message)
-        refuse_on_webhook(message)  # before splitting: no part of it could go either
-        base = msg_uuid or str(uuid.uuid4())
-        parts = self.split(message, split)
+        base, parts = self.parts(message, msg_uuid, split)
         if len(parts) == 1:
             return deliver(self, self.prepare(parts[0], base), options)
 

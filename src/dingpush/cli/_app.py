@@ -15,8 +15,7 @@ import typing
 
 import click
 
-from dingpush.__version__ import __version__
-from dingpush._errors import DingPushError
+from dingpush import DingPushError, __version__
 
 from ._common import common_options
 from ._state import State, exit_status

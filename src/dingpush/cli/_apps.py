@@ -8,8 +8,7 @@ import typing
 
 import click
 
-from dingpush._errors import BadCredentials, DingPushError, TransportError
-from dingpush._masking import mask
+from dingpush import BadCredentials, DingPushError, TransportError, mask
 
 from ._check import Finding
 from ._common import common_options, complete_targets

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import click
 
-from dingpush._errors import ConfigError, DingPushError, InvalidMessage
+from dingpush import ConfigError, DingPushError, InvalidMessage
 
 if typing.TYPE_CHECKING:
     from dingpush import Message

@@ -19,12 +19,7 @@ from dataclasses import dataclass
 
 import click
 
-from dingpush._errors import (
-    DingPushError,
-    SecurityRejected,
-    TokenNotFound,
-    TransportError,
-)
+from dingpush import DingPushError, SecurityRejected, TokenNotFound, TransportError
 
 from ._common import common_options, complete_targets
 from ._state import State, get_state
@@ -209,7 +204,7 @@ def send_test(state: State, target: RobotTarget, timeout: float) -> list[Finding
 
 def budget(state: State, target: RobotTarget) -> Finding:
     """The robot's rate budget as every dingpush process here sees it (the shared file)."""
-    from dingpush._engine._limiter import DEFAULT_RATE
+    from dingpush.lowlevel import DEFAULT_RATE
 
     limiter = state.limiter()
     rate = target.rate or DEFAULT_RATE

@@ -17,18 +17,19 @@ from dataclasses import dataclass
 
 import click
 
-from dingpush._errors import InvalidMessage
-from dingpush._markdown._check import MarkdownFinding, check_markdown
-from dingpush._messages._models import (
+from dingpush import (
     ActionCard,
     At,
     Button,
     FeedCard,
     FeedItem,
+    InvalidMessage,
     Link,
     Markdown,
+    MarkdownFinding,
     Message,
     Text,
+    check_markdown,
 )
 
 __all__ = [

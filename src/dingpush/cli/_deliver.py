@@ -7,11 +7,8 @@ import json
 import re
 import typing
 from dataclasses import dataclass, field
-from functools import partial
 
-from dingpush._errors import DingPushError
-from dingpush._messages._models import Message
-from dingpush._wire import JSON_HEADERS
+from dingpush import DingPushError, Message
 from dingpush.config import (
     AppGroupTarget,
     AppUsersTarget,
@@ -22,15 +19,16 @@ from dingpush.config import (
 
 if typing.TYPE_CHECKING:
     from dingpush import UsersSendResult
-    from dingpush._apps._core import HttpRequest
     from dingpush.config import Sender, Target
+    from dingpush.lowlevel import PlannedRequest
 
     from ._state import State
 
 
 @dataclass(frozen=True, slots=True)
-class PlannedRequest:
-    """One HTTP request a send would make, with its credentials masked in ``url``.
+class DryRunRequest:
+    """One request a send would make, as ``--dry-run`` shows it: credentials masked in ``url``
+    and ``headers``.
 
     ``body`` is the exact JSON body; an upload's multipart body is described by ``summary``.
     """
@@ -41,6 +39,20 @@ class PlannedRequest:
     body: bytes | None
     note: str = ""
     summary: str = ""
+
+    @classmethod
+    def shown(cls, planned: PlannedRequest, notes: typing.Iterable[str] = ()) -> DryRunRequest:
+        """``planned`` with its webhook token and signature, or access token, masked; ``notes``
+        (and the part it is, for a split message) in order."""
+        headers = {
+            name: ("****" if name.lower() == "x-acs-dingtalk-access-token" else value)
+            for name, value in planned.headers.items()
+        }
+        if planned.summary:
+            headers = {"Content-Type": "multipart/form-data; boundary=…"}
+        body = None if planned.summary else planned.content
+        note = "; ".join(filter(None, notes))
+        return cls(planned.method, masked_url(planned.url), headers, body, note, planned.summary)
 
     def to_json(self) -> dict[str, object]:
         data: dict[str, object] = {
@@ -100,66 +112,45 @@ class Outcome:
 
 
 def masked_url(url: str) -> str:
-    """A signed webhook URL as a dry run shows it: token masked, the signature hidden."""
-    from dingpush._masking import redact_url
+    """A request URL as a dry run shows it: tokens masked, the signature hidden."""
+    from dingpush.lowlevel import redact_url
 
     return re.sub(r"([?&]sign=)[^&]*", r"\1****", redact_url(url))
 
 
-#: What a dry run shows in place of values it does not have: they exist only after a request.
-ACCESS_TOKEN = "ACCESS_TOKEN"
-MEDIA_ID = "MEDIA_ID_FROM_THE_UPLOAD"
-
-
 def plan(
     target: Target, message: Message, msg_uuid: str | None, *, split: bool = False
-) -> list[PlannedRequest]:
-    """The requests a send would make, built by the same code that sends (no I/O)."""
+) -> list[DryRunRequest]:
+    """The requests a send would make, planned by the library's code that sends (no I/O)."""
     if isinstance(target, RobotTarget | PoolTarget):
         return plan_robot(target, message, msg_uuid, split=split)
     if isinstance(target, AppGroupTarget | AppUsersTarget | WorkNoticeTarget):
         return plan_app(target, message, msg_uuid, split=split)
-    from dingpush._errors import ConfigError
+    from dingpush import ConfigError
 
     raise ConfigError(f"a dry run of {target.kind} targets is not supported by this version")
 
 
 def plan_robot(
     target: RobotTarget | PoolTarget, message: Message, msg_uuid: str | None, *, split: bool
-) -> list[PlannedRequest]:
+) -> list[DryRunRequest]:
     """A robot's request, or one per part of a split message (part i has ``{msgUuid}-{i}``)."""
-    import uuid
-
-    from dingpush._robot._core import RobotCore
+    from dingpush.lowlevel import plan_robot_send
 
     robot = target.members[0] if isinstance(target, PoolTarget) else target
-    core = RobotCore(robot.webhook, keyword=robot.keyword)
+    planned = plan_robot_send(
+        robot.webhook, message, keyword=robot.keyword, msg_uuid=msg_uuid, split=split
+    )
     note = ""
     if isinstance(target, PoolTarget):
         note = (
             f"the pool sends through whichever of its {len(target.members)} robots has a free "
             f"slot; shown for {robot.name}"
         )
-    parts = core.split(core.coerce(message), split)
-    if len(parts) == 1:
-        prepared = core.prepare(parts[0], msg_uuid)
-        return [
-            PlannedRequest("POST", masked_url(core.url()), JSON_HEADERS, prepared.content, note)
-        ]
-    base = msg_uuid or str(uuid.uuid4())
-    planned = []
-    for index, part in enumerate(parts, 1):
-        prepared = core.prepare(part, f"{base}-{index}")
-        part_note = f"part {index} of {len(parts)}" + (f"; {note}" if note and index == 1 else "")
-        planned.append(
-            PlannedRequest(
-                "POST", masked_url(core.url()), JSON_HEADERS, prepared.content, part_note
-            )
-        )
-    return planned
-
-
-Build = typing.Callable[["Message"], "HttpRequest"]
+    return [
+        DryRunRequest.shown(request, [request.note, note if index == 0 else ""])
+        for index, request in enumerate(planned)
+    ]
 
 
 def plan_app(
@@ -168,73 +159,41 @@ def plan_app(
     msg_uuid: str | None,
     *,
     split: bool = False,
-) -> list[PlannedRequest]:
+) -> list[DryRunRequest]:
     """An app's requests: the upload of a local image or file, then one send per call (and
-    per part of a split message), built by the app's own sans-I/O core."""
-    from dingpush._apps._core import AppCore, upload_source
-    from dingpush._apps._delivery import prepare_parts
-    from dingpush._masking import redact_url
+    per part of a split message)."""
+    from dingpush.lowlevel import plan_app_send
 
     settings = target.app
-    core = AppCore(
+    destination: dict[str, typing.Any]
+    if isinstance(target, WorkNoticeTarget):
+        destination = {
+            "agent_id": target.agent_id,
+            "users": target.users,
+            "departments": target.departments,
+            "everyone": target.everyone,
+        }
+    elif isinstance(target, AppGroupTarget):
+        destination = {"open_conversation_id": target.open_conversation_id}
+    else:
+        destination = {"user_ids": target.user_ids}
+    if not isinstance(target, WorkNoticeTarget):
+        destination["robot_code"] = target.robot_code or settings.robot_code
+    planned = plan_app_send(
         settings.app_key,
         settings.app_secret,
+        message,
         api_base=settings.api_base,
         oapi_base=settings.oapi_base,
-        token_cache=None,
+        msg_uuid=msg_uuid,
+        split=split,
+        **destination,
     )
-    spec, builds = _app_calls(core, target)
-    _, parts = prepare_parts(spec, message, msg_uuid, split)
-    planned: list[PlannedRequest] = []
-    for index, part in enumerate(parts, 1):
-        resolved = part.message
-        if getattr(resolved, "needs_upload", False):
-            data, kind, filename, _ = upload_source(typing.cast(typing.Any, resolved))
-            upload = core.upload_request(data, kind, filename, ACCESS_TOKEN)
-            summary = f"multipart: type={kind}, media={filename} ({len(data):,} bytes)"
-            content_type = {"Content-Type": "multipart/form-data; boundary=…"}
-            url = redact_url(upload.url)
-            planned.append(PlannedRequest(upload.method, url, content_type, None, "", summary))
-            resolved = typing.cast(typing.Any, resolved).with_media_id(MEDIA_ID)
-        note = f"part {index} of {len(parts)}" if len(parts) > 1 else ""
-        for build in builds:
-            request = build(resolved)
-            headers = {
-                k: ("****" if k.lower() == "x-acs-dingtalk-access-token" else v)
-                for k, v in request.headers.items()
-            }
-            url = redact_url(request.url)
-            planned.append(PlannedRequest(request.method, url, headers, request.content, note))
     first = "the access token comes from POST /v1.0/oauth2/accessToken (or the token cache) first"
-    planned[0] = dataclasses.replace(
-        planned[0], note="; ".join(filter(None, [first, planned[0].note]))
-    )
-    return planned
-
-
-def _app_calls(
-    core: typing.Any, target: AppGroupTarget | AppUsersTarget | WorkNoticeTarget
-) -> tuple[typing.Any, list[Build]]:
-    """The channel's spec, and a request builder per call one message makes."""
-    from dingpush._apps._core import GroupSpec, NoticeSpec, UsersSpec
-
-    if isinstance(target, WorkNoticeTarget):
-        notice = NoticeSpec(
-            core, target.agent_id, target.users, target.departments, target.everyone
-        )
-        calls: list[Build] = [
-            partial(notice.request, call=call, token=ACCESS_TOKEN) for call in notice.calls
-        ]
-        return notice, calls
-    robot_code = target.robot_code or target.app.robot_code
-    if isinstance(target, AppGroupTarget):
-        group = GroupSpec(core, target.open_conversation_id, robot_code, None)
-        return group, [partial(group.request, token=ACCESS_TOKEN)]
-    users = UsersSpec(core, target.user_ids, robot_code)
-    chunks: list[Build] = [
-        partial(users.request, chunk=chunk, token=ACCESS_TOKEN) for chunk in users.chunks
+    return [
+        DryRunRequest.shown(request, [first if index == 0 else "", request.note])
+        for index, request in enumerate(planned)
     ]
-    return users, chunks
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -274,7 +233,7 @@ class Delivery:
 
 def expected_wait(state: State, target: Target) -> float:
     """Seconds the next send to a robot (or pool) would wait for a free slot; 0 for apps."""
-    from dingpush._engine._limiter import DEFAULT_RATE
+    from dingpush.lowlevel import DEFAULT_RATE
 
     members = (
         [target]

@@ -6,7 +6,7 @@ import typing
 
 import click
 
-from dingpush._masking import mask
+from dingpush import mask
 
 if typing.TYPE_CHECKING:
     from dingpush.emulator import AppConfig

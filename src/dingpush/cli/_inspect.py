@@ -100,7 +100,7 @@ def target_rows(config: Config, target: Target) -> list[Row]:
 
 
 def app_rows(config: Config, app: AppSettings) -> list[Row]:
-    from dingpush._masking import mask
+    from dingpush import mask
 
     prefix = f"apps.{app.name}"
 

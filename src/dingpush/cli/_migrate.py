@@ -13,7 +13,7 @@ import pathlib
 
 import click
 
-from dingpush._errors import ConfigError
+from dingpush import ConfigError
 
 _PWD_HELP = """Convert prometheus-webhook-dingtalk's config.yml into dingpush TOML.
 

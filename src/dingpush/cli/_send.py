@@ -7,7 +7,7 @@ import typing
 
 import click
 
-from dingpush._errors import DingPushError
+from dingpush import DingPushError
 from dingpush.config import AppGroupTarget, AppUsersTarget, RobotTarget, WorkNoticeTarget
 
 from ._common import common_options, complete_targets
@@ -26,7 +26,7 @@ if typing.TYPE_CHECKING:
     from dingpush import Message
     from dingpush.config import Target
 
-    from ._deliver import Outcome, PlannedRequest
+    from ._deliver import DryRunRequest, Outcome
     from ._state import State
 
 _URL_PREFIXES = ("https://", "http://", "dingtalk://")
@@ -253,7 +253,7 @@ def markdown_findings(message: Message) -> list[str]:
 def show_plan(
     state: State,
     target: Target,
-    requests: list[PlannedRequest],
+    requests: list[DryRunRequest],
     warnings: list[str],
     *,
     as_json: bool,

@@ -10,8 +10,8 @@ import typing
 
 import click
 
-from dingpush._errors import APIError, DingPushError, TransportError
-from dingpush._masking import Redactor, install_log_redaction
+from dingpush import APIError, DingPushError, TransportError
+from dingpush.lowlevel import Redactor, install_log_redaction
 
 if typing.TYPE_CHECKING:
     from dingpush import FileRateLimiter

@@ -9,15 +9,29 @@ dingpush``. Look-up order: ``--config``, ``$DINGPUSH_CONFIG``, ``./dingpush.toml
     target = config.resolve("ops")          # or None for the default, or a URL, or app:…
     with open_sender(target) as sender:
         sender.send(Text("deploy finished"))
+
+``open_sender()`` builds the sync client of a target (the CLI's), ``open_async_sender()`` the
+async one (the relay's), from the same arguments.
 """
 
 from __future__ import annotations
 
 import typing
 
-from dingpush._engine._limiter import Rate
+from dingpush import Rate
 
-from ._build import AppSender, Sender, open_app, open_robot, open_sender
+from ._build import (
+    AppSender,
+    AsyncAppSender,
+    AsyncSender,
+    Sender,
+    open_app,
+    open_async_app,
+    open_async_robot,
+    open_async_sender,
+    open_robot,
+    open_sender,
+)
 from ._interpolate import BadReference, MissingVariable, interpolate
 from ._load import (
     ENV_APP_KEY,
@@ -66,6 +80,8 @@ __all__ = [
     "AppSettings",
     "AppTarget",
     "AppUsersTarget",
+    "AsyncAppSender",
+    "AsyncSender",
     "BadReference",
     "Config",
     "ConfigFileError",
@@ -86,6 +102,9 @@ __all__ = [
     "interpolate",
     "load_config",
     "open_app",
+    "open_async_app",
+    "open_async_robot",
+    "open_async_sender",
     "open_robot",
     "open_sender",
     "parse_config",

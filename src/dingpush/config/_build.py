@@ -1,10 +1,17 @@
-"""From a configured target to the library object that sends to it (one delivery path)."""
+"""From a configured target to the library client that sends to it: the one builder.
+
+The CLI opens sync clients (:func:`open_sender`) and the relay async ones
+(:func:`open_async_sender`) from the same arguments, so a target's keyword, rate, cool-down,
+token cache and recipients mean the same wherever it is used (one delivery path). What is not
+configuration — the shared limiter, the retry policy, the longest wait, a test transport — the
+caller passes.
+"""
 
 from __future__ import annotations
 
 import typing
 
-from dingpush._errors import ConfigError
+from dingpush import ConfigError
 
 from ._model import (
     AppGroupTarget,
@@ -19,10 +26,39 @@ from ._model import (
 if typing.TYPE_CHECKING:
     import httpx
 
-    from dingpush import App, AppGroup, AppUsers, Message, RateLimiter, Robot, WorkNotice
-    from dingpush._engine._retry import RetryTypes
+    from dingpush import (
+        App,
+        AppGroup,
+        AppUsers,
+        AsyncApp,
+        AsyncAppGroup,
+        AsyncAppUsers,
+        AsyncRobot,
+        AsyncWorkNotice,
+        Clock,
+        Message,
+        RateLimiter,
+        RetryPolicy,
+        Robot,
+        Splitter,
+        WorkNotice,
+    )
 
-__all__ = ["AppSender", "Sender", "open_app", "open_robot", "open_sender"]
+__all__ = [
+    "AppSender",
+    "AsyncAppSender",
+    "AsyncSender",
+    "Sender",
+    "open_app",
+    "open_async_app",
+    "open_async_robot",
+    "open_async_sender",
+    "open_robot",
+    "open_sender",
+]
+
+#: What ``retry=`` takes, as the clients take it: a policy, a number of attempts, on or off.
+RetryTypes: typing.TypeAlias = "RetryPolicy | int | bool"
 
 
 class Sender(typing.Protocol):
@@ -37,12 +73,92 @@ class Sender(typing.Protocol):
     def __exit__(self, *exc_info: object) -> None: ...
 
 
-def _token_cache(settings: AppSettings) -> bool | str | None:
+class AsyncSender(typing.Protocol):
+    """What :func:`open_async_sender` returns: ``await send(...)``, then ``aclose``."""
+
+    async def send(
+        self,
+        message: Message | str,
+        *,
+        msg_uuid: str | None = None,
+        wait: bool = True,
+        max_wait: float | None = None,
+        split: bool | Splitter = False,
+        retry: RetryTypes | None = None,
+    ) -> typing.Any: ...
+
+    async def aclose(self) -> None: ...
+
+    async def __aenter__(self) -> typing.Self: ...
+
+    async def __aexit__(self, *exc_info: object) -> None: ...
+
+
+def _options(
+    limiter: RateLimiter | None,
+    retry: RetryTypes | None,
+    max_wait: float | None,
+    transport: httpx.BaseTransport | httpx.AsyncBaseTransport | None,
+    timeout: float | None,
+    clock: Clock | None,
+) -> dict[str, typing.Any]:
+    """The caller's settings as client arguments; unset ones keep the clients' defaults."""
+    options: dict[str, typing.Any] = {
+        "limiter": limiter,
+        "transport": transport,
+        "timeout": timeout,
+        "clock": clock,
+    }
+    if retry is not None:
+        options["retry"] = retry
+    if max_wait is not None:
+        options["max_wait"] = max_wait
+    return options
+
+
+def _robot_arguments(target: RobotTarget, options: dict[str, typing.Any]) -> dict[str, typing.Any]:
+    """``Robot``/``AsyncRobot`` arguments of a robot target: its keyword, rate and cool-down."""
+    arguments = {**options, "keyword": target.keyword}
+    if target.rate is not None:
+        arguments["rate"] = target.rate
+    if target.cooldown is not None:
+        arguments["cooldown"] = target.cooldown
+    return arguments
+
+
+def _app_arguments(settings: AppSettings, options: dict[str, typing.Any]) -> dict[str, typing.Any]:
+    """``App``/``AsyncApp`` arguments of ``[apps.NAME]``: its hosts and its token cache."""
+    token_cache: bool | str | None = None
     if settings.token_cache is True:
-        return True
-    if settings.token_cache is False:
-        return None
-    return str(settings.token_cache)
+        token_cache = True
+    elif settings.token_cache is not False:
+        token_cache = str(settings.token_cache)
+    return {
+        **options,
+        "api_base": settings.api_base,
+        "oapi_base": settings.oapi_base,
+        "token_cache": token_cache,
+    }
+
+
+def app_destination(
+    app: typing.Any, target: AppGroupTarget | AppUsersTarget | WorkNoticeTarget
+) -> typing.Any:
+    """The group, users or work notification of ``target`` on ``app`` (sync or async)."""
+    if isinstance(target, WorkNoticeTarget):
+        return app.notify(
+            target.agent_id,
+            users=target.users,
+            departments=target.departments,
+            everyone=target.everyone,
+        )
+    robot_code = target.robot_code or target.app.robot_code
+    if isinstance(target, AppGroupTarget):
+        return app.group(target.open_conversation_id, robot_code=robot_code)
+    return app.users(target.user_ids, robot_code=robot_code)
+
+
+# -- sync: the CLI ------------------------------------------------------------------------------
 
 
 def open_app(
@@ -53,25 +169,30 @@ def open_app(
     max_wait: float | None = None,
     transport: httpx.BaseTransport | None = None,
     timeout: float | None = None,
+    clock: Clock | None = None,
 ) -> App:
     """The :class:`dingpush.App` of ``[apps.NAME]``, with its on-disk token cache by default."""
     from dingpush import App
 
-    options: dict[str, typing.Any] = {"limiter": limiter}
-    if retry is not None:
-        options["retry"] = retry
-    if max_wait is not None:
-        options["max_wait"] = max_wait
-    return App(
-        settings.app_key,
-        settings.app_secret,
-        api_base=settings.api_base,
-        oapi_base=settings.oapi_base,
-        token_cache=_token_cache(settings),
-        timeout=timeout,
-        transport=transport,
-        **options,
-    )
+    options = _options(limiter, retry, max_wait, transport, timeout, clock)
+    return App(settings.app_key, settings.app_secret, **_app_arguments(settings, options))
+
+
+def open_robot(
+    target: RobotTarget,
+    *,
+    limiter: RateLimiter | None = None,
+    retry: RetryTypes | None = None,
+    max_wait: float | None = None,
+    transport: httpx.BaseTransport | None = None,
+    timeout: float | None = None,
+    clock: Clock | None = None,
+) -> Robot:
+    """The :class:`dingpush.Robot` of a robot target, with its ``rate`` and ``cooldown``."""
+    from dingpush import Robot
+
+    options = _options(limiter, retry, max_wait, transport, timeout, clock)
+    return Robot(target.webhook, **_robot_arguments(target, options))
 
 
 class AppSender:
@@ -98,48 +219,6 @@ class AppSender:
 
     def __repr__(self) -> str:
         return f"AppSender({self.target!r})"
-
-
-def _app_target(
-    app: App, target: AppGroupTarget | AppUsersTarget | WorkNoticeTarget
-) -> AppGroup | AppUsers | WorkNotice:
-    if isinstance(target, WorkNoticeTarget):
-        return app.notify(
-            target.agent_id,
-            users=target.users,
-            departments=target.departments,
-            everyone=target.everyone,
-        )
-    robot_code = target.robot_code or target.app.robot_code
-    if isinstance(target, AppGroupTarget):
-        return app.group(target.open_conversation_id, robot_code=robot_code)
-    return app.users(target.user_ids, robot_code=robot_code)
-
-
-def open_robot(
-    target: RobotTarget,
-    *,
-    limiter: RateLimiter | None = None,
-    retry: RetryTypes | None = None,
-    max_wait: float | None = None,
-    transport: httpx.BaseTransport | None = None,
-    timeout: float | None = None,
-) -> Robot:
-    """The :class:`dingpush.Robot` of a robot target, with its ``rate`` and ``cooldown``."""
-    from dingpush import Robot
-
-    options: dict[str, typing.Any] = {"limiter": limiter}
-    if target.rate is not None:
-        options["rate"] = target.rate
-    if target.cooldown is not None:
-        options["cooldown"] = target.cooldown
-    if retry is not None:
-        options["retry"] = retry
-    if max_wait is not None:
-        options["max_wait"] = max_wait
-    return Robot(
-        target.webhook, keyword=target.keyword, transport=transport, timeout=timeout, **options
-    )
 
 
 class _OwningPool:
@@ -177,42 +256,159 @@ def open_sender(
     max_wait: float | None = None,
     transport: httpx.BaseTransport | None = None,
     timeout: float | None = None,
+    clock: Clock | None = None,
 ) -> Sender:
     """Return the client that delivers to ``target``; close it (or use ``with``) when done.
 
     Args:
         target: a resolved target (``Config.resolve()``).
-        limiter: where robots keep their send logs: the process's memory by default; the CLI
-            passes a ``FileRateLimiter`` so that separate processes share each robot's budget.
-        retry: the ``RetryPolicy`` (or number of attempts) of robot sends; the library's
+        limiter: where the clients keep their send logs: the process's memory by default; the
+            CLI passes a ``FileRateLimiter`` so that separate processes share each budget.
+        retry: the ``RetryPolicy`` (or number of attempts) of the sends; the library's
             by default.
-        max_wait: the longest a robot send waits for a slot before raising ``RateLimited``.
+        max_wait: the longest a send waits for a slot before raising ``RateLimited``.
         transport, timeout: httpx settings for every client.
+        clock: where the clients read the time (``dingpush.testing.FakeClock`` in tests).
     """
-    robot_options: dict[str, typing.Any] = {
-        "limiter": limiter,
-        "retry": retry,
-        "max_wait": max_wait,
-        "transport": transport,
-        "timeout": timeout,
-    }
+    options = _options(limiter, retry, max_wait, transport, timeout, clock)
     if isinstance(target, RobotTarget):
-        return open_robot(target, **robot_options)
+        return open_robot(target, **options)
     if isinstance(target, PoolTarget):
         robots: list[Robot] = []
         try:
             for member in target.members:
-                robots.append(open_robot(member, **robot_options))
+                robots.append(open_robot(member, **options))
         except BaseException:
             for robot in robots:
                 robot.close()
             raise
         return _OwningPool(robots)
     if isinstance(target, AppGroupTarget | AppUsersTarget | WorkNoticeTarget):
-        app = open_app(target.app, **robot_options)
+        app = open_app(target.app, **options)
         try:
-            return AppSender(app, _app_target(app, target))
+            return AppSender(app, app_destination(app, target))
         except BaseException:
             app.close()
             raise
+    raise ConfigError(f"{target.kind} targets are not supported by this version of dingpush")
+
+
+# -- async: the relay ---------------------------------------------------------------------------
+
+
+def open_async_app(
+    settings: AppSettings,
+    *,
+    limiter: RateLimiter | None = None,
+    retry: RetryTypes | None = None,
+    max_wait: float | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    timeout: float | None = None,
+    clock: Clock | None = None,
+) -> AsyncApp:
+    """The :class:`dingpush.AsyncApp` of ``[apps.NAME]``: :func:`open_app`'s async twin."""
+    from dingpush import AsyncApp
+
+    options = _options(limiter, retry, max_wait, transport, timeout, clock)
+    return AsyncApp(settings.app_key, settings.app_secret, **_app_arguments(settings, options))
+
+
+def open_async_robot(
+    target: RobotTarget,
+    *,
+    limiter: RateLimiter | None = None,
+    retry: RetryTypes | None = None,
+    max_wait: float | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    timeout: float | None = None,
+    clock: Clock | None = None,
+) -> AsyncRobot:
+    """The :class:`dingpush.AsyncRobot` of a robot target: :func:`open_robot`'s async twin."""
+    from dingpush import AsyncRobot
+
+    options = _options(limiter, retry, max_wait, transport, timeout, clock)
+    return AsyncRobot(target.webhook, **_robot_arguments(target, options))
+
+
+class AsyncAppSender:
+    """An app target that owns its :class:`AsyncApp`: :class:`AppSender`'s async twin."""
+
+    def __init__(
+        self, app: AsyncApp, target: AsyncAppGroup | AsyncAppUsers | AsyncWorkNotice
+    ) -> None:
+        self.app = app
+        self.target = target
+
+    async def send(
+        self, message: Message | str, *, msg_uuid: str | None = None, **options: typing.Any
+    ) -> typing.Any:
+        """Send through the app (``wait``, ``max_wait``, ``split``, ``retry`` as for robots)."""
+        return await self.target.send(message, msg_uuid=msg_uuid, **options)
+
+    async def aclose(self) -> None:
+        await self.app.aclose()
+
+    async def __aenter__(self) -> typing.Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"AsyncAppSender({self.target!r})"
+
+
+class _AsyncOwningPool:
+    """An :class:`dingpush.AsyncRobotPool` over robots built here, closing them with itself."""
+
+    def __init__(self, robots: list[AsyncRobot]) -> None:
+        from dingpush import AsyncRobotPool
+
+        self.robots = robots
+        self.pool = AsyncRobotPool(robots)
+
+    async def send(self, message: Message | str, **options: typing.Any) -> typing.Any:
+        return await self.pool.send(message, **options)
+
+    async def aclose(self) -> None:
+        await self.pool.aclose()
+        for robot in self.robots:
+            await robot.aclose()
+
+    async def __aenter__(self) -> typing.Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"<async pool of {len(self.robots)} robots>"
+
+
+def open_async_sender(
+    target: Target,
+    *,
+    limiter: RateLimiter | None = None,
+    retry: RetryTypes | None = None,
+    max_wait: float | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    timeout: float | None = None,
+    clock: Clock | None = None,
+) -> AsyncSender:
+    """Return the async client that delivers to ``target``; ``aclose`` it when done.
+
+    :func:`open_sender`'s twin, with the same arguments (an async ``transport``). The relay
+    opens its robots and pools here, with its shared limiter, ``retry=False`` (it schedules
+    retries in its outbox) and ``max_wait=0``.
+    """
+    options = _options(limiter, retry, max_wait, transport, timeout, clock)
+    if isinstance(target, RobotTarget):
+        return open_async_robot(target, **options)
+    if isinstance(target, PoolTarget):
+        # An AsyncRobot connects on its first send: one left behind by a failing member
+        # (a bad keyword) holds no connection to close.
+        return _AsyncOwningPool([open_async_robot(m, **options) for m in target.members])
+    if isinstance(target, AppGroupTarget | AppUsersTarget | WorkNoticeTarget):
+        app = open_async_app(target.app, **options)
+        return AsyncAppSender(app, app_destination(app, target))
     raise ConfigError(f"{target.kind} targets are not supported by this version of dingpush")

@@ -8,8 +8,7 @@ import pathlib
 import typing
 from collections.abc import Mapping
 
-from dingpush._errors import ConfigError
-from dingpush._robot._target import parse_robot_target
+from dingpush import ConfigError, parse_robot_target
 
 from ._model import AppSettings, Config, Origin, RobotTarget, SearchStep
 from ._problems import ConfigFileError, Problem, home_relative

@@ -7,8 +7,7 @@ import typing
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
-from dingpush._engine._limiter import Rate
-from dingpush._robot._target import WebhookTarget
+from dingpush import Rate, WebhookTarget
 
 from ._problems import ConfigFileError
 

@@ -8,7 +8,7 @@ import pathlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from dingpush._errors import ConfigError
+from dingpush import ConfigError
 
 __all__ = ["ConfigFileError", "Problem", "did_you_mean", "display_path"]
 

@@ -13,9 +13,7 @@ import typing
 import urllib.parse
 from collections.abc import Callable, Mapping
 
-from dingpush._engine._limiter import Rate
-from dingpush._errors import ConfigError
-from dingpush._robot._target import WebhookTarget, parse_robot_target
+from dingpush import ConfigError, Rate, WebhookTarget, parse_robot_target
 
 from ._interpolate import BadReference, MissingVariable, interpolate
 from ._model import (

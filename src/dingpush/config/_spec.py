@@ -15,9 +15,8 @@ import os
 import urllib.parse
 from collections.abc import Mapping
 
-from dingpush._errors import ConfigError
-from dingpush._masking import redact_url
-from dingpush._robot._target import parse_robot_target
+from dingpush import ConfigError, parse_robot_target
+from dingpush.lowlevel import redact_url
 
 from ._model import (
     AppGroupTarget,

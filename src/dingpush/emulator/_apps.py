@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import KW_ONLY, dataclass, field, fields
 from typing import Any
 
-from dingpush._masking import mask
+from dingpush import mask
 
 from ._config import json_tuples
 from ._records import conversation_id

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from dingpush._masking import mask
+from dingpush import mask
 
 from ._appchecks import OapiError, V1Error
 from ._apps import (

@@ -15,8 +15,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import KW_ONLY, dataclass, field, fields
 from typing import Any, Literal, Protocol, get_args
 
-from dingpush._masking import mask
-from dingpush._robot._signing import SIGNATURE_WINDOW_MS
+from dingpush import mask
+from dingpush.lowlevel import SIGNATURE_WINDOW_MS
 
 __all__ = [
     "DEFAULT_KEYWORD_FIELDS",

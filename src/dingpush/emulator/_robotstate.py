@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from dingpush._masking import mask
+from dingpush import mask
 
 from ._config import RobotConfig
 from ._faults import Fault, fault_answer

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from dingpush._robot._signing import verify_signature
+from dingpush.lowlevel import verify_signature
 
 from ._config import EmulatorOptions, RobotConfig
 

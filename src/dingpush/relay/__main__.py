@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from dingpush._errors import DingPushError
+from dingpush import DingPushError
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -15,8 +15,8 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from dingpush._errors import DingPushError
-from dingpush._messages._models import MAX_MENTIONS, At, Markdown, Message, Text, parse_message
+from dingpush import At, DingPushError, Markdown, Message, Text, parse_message
+from dingpush.lowlevel import MAX_MENTIONS
 
 from .stores import OutboxMessage
 

@@ -27,8 +27,7 @@ import pathlib
 import typing
 from collections.abc import Callable, Mapping
 
-from dingpush._engine._limiter import DEFAULT_COOLDOWN, Rate
-from dingpush._errors import ConfigError
+from dingpush import ConfigError, Rate
 from dingpush.config import (
     AppGroupTarget,
     AppSettings,
@@ -45,6 +44,7 @@ from dingpush.config import (
 )
 from dingpush.config import PoolTarget as ConfigPool
 from dingpush.config import RobotTarget as ConfigRobot
+from dingpush.lowlevel import DEFAULT_COOLDOWN
 
 from ._relay import Relay
 from ._settings import RELAY_RETRY, RelaySettings, parse_duration, parse_size

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from starlette.requests import Request
 from starlette.responses import Response
 
-from dingpush._engine._clock import SYSTEM_CLOCK, Clock
+from dingpush import Clock
+from dingpush.lowlevel import SYSTEM_CLOCK
 
 from ._http import token_matches
 

@@ -13,10 +13,8 @@ import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from dingpush._engine._limiter import Rate
-from dingpush._errors import DingPushError
-from dingpush._messages._channels import app_robot_template, notice_msg
-from dingpush._messages._models import parse_message
+from dingpush import DingPushError, Rate, parse_message
+from dingpush.lowlevel import app_robot_template, notice_msg
 from dingpush.web import TimeLabel, time_label, view_for
 
 from ._relay import Relay

@@ -25,9 +25,15 @@ import logging
 import typing
 from collections.abc import Callable, Mapping
 
-from dingpush._engine._clock import Clock
-from dingpush._errors import DingPushError, PartialDelivery, PlatformThrottled, RateLimited
-from dingpush._messages._models import Message, parse_message
+from dingpush import (
+    Clock,
+    DingPushError,
+    Message,
+    PartialDelivery,
+    PlatformThrottled,
+    RateLimited,
+    parse_message,
+)
 
 from ._coalesce import DIGEST_KIND, backlog_wait, digest_payload, plan_digests, threshold
 from ._metrics import Metrics

@@ -17,7 +17,7 @@ import typing
 from starlette.requests import Request
 from starlette.responses import Response
 
-from dingpush._robot._signing import sign
+from dingpush import sign
 
 from ._http import BodyTooLarge, HTTPProblem, read_body
 from ._relay import Relay

@@ -9,7 +9,7 @@ from __future__ import annotations
 import typing
 from importlib import resources
 
-from dingpush.__version__ import __version__
+from dingpush import __version__
 
 from ._api import Endpoint
 from ._schemas import SCHEMAS

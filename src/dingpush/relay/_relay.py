@@ -13,11 +13,15 @@ import typing
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from dingpush._engine._clock import SYSTEM_CLOCK, Clock
-from dingpush._engine._limiter import MemoryRateLimiter
-from dingpush._errors import InvalidMessage, MessageTooLarge
-from dingpush._masking import Redactor, install_log_redaction
-from dingpush._messages._models import Message, parse_message
+from dingpush import (
+    Clock,
+    InvalidMessage,
+    MemoryRateLimiter,
+    Message,
+    MessageTooLarge,
+    parse_message,
+)
+from dingpush.lowlevel import SYSTEM_CLOCK, Redactor, install_log_redaction
 
 from ._dispatcher import Dispatcher
 from ._http import HTTPProblem, pointer

@@ -7,8 +7,7 @@ import math
 import re
 from dataclasses import dataclass, field
 
-from dingpush._engine._retry import RetryPolicy
-from dingpush._errors import ConfigError
+from dingpush import ConfigError, RetryPolicy
 
 __all__ = ["RELAY_RETRY", "RelaySettings", "is_loopback", "parse_duration", "parse_size"]
 

@@ -4,7 +4,10 @@ A :class:`RelayTarget` wraps one of the library's async clients (one delivery pa
 ``AsyncRobot``, ``AsyncRobotPool`` or an ``AsyncApp`` target. The dispatcher asks it for the
 delay until its next free slot (the limiter's ``delay()``, cool-downs included), sends with
 ``wait=False`` and ``retry=False`` — the relay schedules retries durably in the outbox instead
-of sleeping inside a send — and measures digests with the exact body the client would send.
+of sleeping inside a send. Robots and pools are opened by the configuration's builder
+(``dingpush.config.open_async_sender``), as the CLI opens its clients; what a target accepts
+and how it measures a digest are the library's own checks and measures
+(``dingpush.lowlevel``), so a digest that measures within the limit is sent in one request.
 """
 
 from __future__ import annotations
@@ -14,31 +17,43 @@ import typing
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from dingpush._engine._clock import SYSTEM_CLOCK, Clock
-from dingpush._engine._limiter import DEFAULT_COOLDOWN, DEFAULT_RATE, MemoryRateLimiter, Rate
-from dingpush._errors import ConfigError, MessageTooLarge, RateLimited
-from dingpush._masking import mask
-from dingpush._messages._channels import (
-    check_msg_param,
-    check_notice_msg,
+from dingpush import (
+    Clock,
+    ConfigError,
+    MemoryRateLimiter,
+    Message,
+    Rate,
+    RateLimited,
+    WebhookTarget,
+    mask,
     msg_param_bytes,
-    msg_param_json,
-    notice_msg,
     notice_msg_bytes,
-    refuse_on_webhook,
+    parse_robot_target,
+    webhook_body_bytes,
 )
-from dingpush._messages._models import Markdown, Message, Text
-from dingpush._robot._core import WEBHOOK_BODY_LIMIT
-from dingpush._robot._target import WebhookTarget, parse_robot_target
-from dingpush._wire import payload_bytes
+from dingpush.config import PoolTarget as PoolSettings
+from dingpush.config import RobotTarget as RobotSettings
+from dingpush.config import open_async_sender
+from dingpush.lowlevel import (
+    DEFAULT_APP_RATE,
+    DEFAULT_COOLDOWN,
+    DEFAULT_RATE,
+    MSG_PARAM_LIMIT,
+    NOTICE_MSG_LIMIT,
+    SYSTEM_CLOCK,
+    WEBHOOK_BODY_LIMIT,
+    check_app_robot_message,
+    check_notice_message,
+    check_webhook_message,
+)
 
 if typing.TYPE_CHECKING:
     import httpx
 
-    from dingpush import AsyncApp, AsyncRobot, AsyncRobotPool
+    from dingpush import AsyncApp
+    from dingpush.config import AsyncSender
 
 __all__ = [
-    "APP_MSG_PARAM_LIMIT",
     "MERGEABLE_KINDS",
     "AppTarget",
     "PoolTarget",
@@ -49,15 +64,6 @@ __all__ = [
 
 #: The kinds the coalescer merges into digests; other types are never merged.
 MERGEABLE_KINDS = ("text", "markdown")
-#: An app robot's ``msgParam`` may be 15,000 bytes (protocol §3.1).
-APP_MSG_PARAM_LIMIT = 15_000
-#: A work notification's ``msg`` may be 2,048 bytes (protocol §4.1).
-NOTICE_MSG_LIMIT = 2_048
-#: Per-app QPS of DingTalk's open platform (protocol §7): how coalescing estimates an app
-#: target's pace when the target has no rate of its own.
-DEFAULT_APP_RATE = Rate(20, 1.0)
-#: The length of a UUID: what ``msgUuid`` adds to a webhook body, measured exactly.
-_UUID_PLACEHOLDER = "00000000-0000-0000-0000-000000000000"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -195,23 +201,6 @@ class RelayTarget:
         }
 
 
-def _webhook_measure(message: Message, keyword: str | None) -> int:
-    if keyword is not None:
-        message = message.with_keyword(keyword)
-    payload = message.to_payload()
-    payload["msgUuid"] = _UUID_PLACEHOLDER
-    return len(payload_bytes(payload))
-
-
-def _check_webhook(message: Message, measure: typing.Callable[[Message], int]) -> None:
-    refuse_on_webhook(message)
-    if isinstance(message, Text | Markdown):
-        return  # too long ones are split into parts by the client (split=True)
-    size = measure(message)
-    if size > WEBHOOK_BODY_LIMIT:
-        raise MessageTooLarge.local(size=size, limit=WEBHOOK_BODY_LIMIT, channel="robot webhook")
-
-
 def _send_reply(result: typing.Any) -> dict[str, typing.Any]:
     reply = {"errcode": result.errcode, "errmsg": result.errmsg, "attempts": result.attempts}
     if result.parts:
@@ -219,12 +208,12 @@ def _send_reply(result: typing.Any) -> dict[str, typing.Any]:
     return reply
 
 
-#: The library client behind a webhook target: ``AsyncRobot`` or ``AsyncRobotPool``.
-C = typing.TypeVar("C", "AsyncRobot", "AsyncRobotPool")
+class _Webhooks(RelayTarget):
+    """Custom robots' webhooks (one robot, or a pool): their limit, measure, client and secrets.
 
-
-class _WebhookTarget(RelayTarget, typing.Generic[C]):
-    """Custom robots' webhooks (one robot, or a pool): their limit, measure, client and secrets."""
+    Sends split a long text or markdown (``split=True``), so only other messages are refused
+    for their size.
+    """
 
     def __init__(
         self,
@@ -241,35 +230,39 @@ class _WebhookTarget(RelayTarget, typing.Generic[C]):
         self.keyword = keyword
         self.cooldown = float(cooldown)
         self._transport = transport
-        self._client: C | None = None
+        self._client: AsyncSender | None = None
 
     @property
     def webhooks(self) -> list[WebhookTarget]:
         """The robots behind the target."""
         raise NotImplementedError
 
-    def _open_client(self, **robot_options: typing.Any) -> C:
+    def settings(self) -> RobotSettings | PoolSettings:
+        """The target as the configuration describes it, for the builder to open."""
         raise NotImplementedError
+
+    def _robot(self, name: str, webhook: WebhookTarget) -> RobotSettings:
+        return RobotSettings(
+            name, webhook, keyword=self.keyword, rate=self.rate, cooldown=self.cooldown
+        )
 
     @property
     def body_limit(self) -> int:
         return WEBHOOK_BODY_LIMIT
 
     def measure(self, message: Message) -> int:
-        return _webhook_measure(message, self.keyword)
+        return webhook_body_bytes(message, keyword=self.keyword)
 
     def check(self, message: Message) -> None:
-        _check_webhook(message, self.measure)
+        check_webhook_message(message, keyword=self.keyword, split=True)
 
     def keys(self) -> list[str]:
         return [webhook.key for webhook in self.webhooks]
 
-    def client(self) -> C:
+    def client(self) -> AsyncSender:
         if self._client is None:
-            self._client = self._open_client(
-                keyword=self.keyword,
-                rate=self.rate,
-                cooldown=self.cooldown,
+            self._client = open_async_sender(
+                self.settings(),
                 limiter=self.limiter,
                 retry=False,
                 max_wait=0,
@@ -295,7 +288,7 @@ class _WebhookTarget(RelayTarget, typing.Generic[C]):
                 yield webhook.secret
 
 
-class RobotTarget(_WebhookTarget["AsyncRobot"]):
+class RobotTarget(_Webhooks):
     """A custom robot's webhook, sent through ``AsyncRobot``."""
 
     kind = "robot"
@@ -332,13 +325,11 @@ class RobotTarget(_WebhookTarget["AsyncRobot"]):
     def webhooks(self) -> list[WebhookTarget]:
         return [self.webhook]
 
-    def _open_client(self, **robot_options: typing.Any) -> AsyncRobot:
-        from dingpush import AsyncRobot
-
-        return AsyncRobot(self.webhook, **robot_options)
+    def settings(self) -> RobotSettings:
+        return self._robot(self.name, self.webhook)
 
 
-class PoolTarget(_WebhookTarget["AsyncRobotPool"]):
+class PoolTarget(_Webhooks):
     """Several robots in one group, sent through ``AsyncRobotPool``."""
 
     kind = "pool"
@@ -376,10 +367,9 @@ class PoolTarget(_WebhookTarget["AsyncRobotPool"]):
     def webhooks(self) -> list[WebhookTarget]:
         return self.members
 
-    def _open_client(self, **robot_options: typing.Any) -> AsyncRobotPool:
-        from dingpush import AsyncRobotPool
-
-        return AsyncRobotPool(self.members, **robot_options)
+    def settings(self) -> PoolSettings:
+        robots = tuple(self._robot(f"{self.name}[{i}]", m) for i, m in enumerate(self.members))
+        return PoolSettings(self.name, robots)
 
 
 AppChannel = typing.Literal["app-group", "app-users", "work-notice"]
@@ -420,19 +410,21 @@ class AppTarget(RelayTarget):
         self.own_rate = rate is not None
         self._owns_app = owns_app
         self.user_ids = tuple(users)
+        self.departments = tuple(departments)
+        self.everyone = everyone
         if channel == "app-group":
             if not open_conversation_id:
                 raise ConfigError(f"app-group target {name!r} needs open_conversation_id")
-            self._target: typing.Any = app.group(open_conversation_id, robot_code=robot_code)
+            self._recipients: typing.Any = app.group(open_conversation_id, robot_code=robot_code)
             self._where = f"group {open_conversation_id}"
         elif channel == "app-users":
-            self._target = app.users(self.user_ids, robot_code=robot_code)
+            self._recipients = app.users(self.user_ids, robot_code=robot_code)
             self._where = "users " + ", ".join(self.user_ids)
         else:
             if agent_id is None:
                 raise ConfigError(f"work-notice target {name!r} needs agent_id")
-            self._target = app.notify(
-                agent_id, users=self.user_ids, departments=tuple(departments), everyone=everyone
+            self._recipients = app.notify(
+                agent_id, users=self.user_ids, departments=self.departments, everyone=everyone
             )
             self._where = f"agent {agent_id}"
         self._key = f"relay-target:{name}"
@@ -443,7 +435,7 @@ class AppTarget(RelayTarget):
 
     @property
     def body_limit(self) -> int:
-        return NOTICE_MSG_LIMIT if self.kind == "work-notice" else APP_MSG_PARAM_LIMIT
+        return NOTICE_MSG_LIMIT if self.kind == "work-notice" else MSG_PARAM_LIMIT
 
     def measure(self, message: Message) -> int:
         if self.kind == "work-notice":
@@ -451,10 +443,17 @@ class AppTarget(RelayTarget):
         return msg_param_bytes(message)
 
     def check(self, message: Message) -> None:
+        # Sends split a long text or markdown (split=True), as for webhooks.
         if self.kind == "work-notice":
-            check_notice_msg(notice_msg(message, placeholder=True))
+            check_notice_message(
+                message,
+                users=self.user_ids,
+                departments=self.departments,
+                everyone=self.everyone,
+                split=True,
+            )
         else:
-            check_msg_param(msg_param_json(message, placeholder=True)[1])
+            check_app_robot_message(message, split=True)
 
     def keys(self) -> list[str]:
         return [self._key]
@@ -480,7 +479,7 @@ class AppTarget(RelayTarget):
                 )
             reservation = got
         try:
-            result = await self._target.send(
+            result = await self._recipients.send(
                 message, msg_uuid=msg_uuid, wait=False, retry=False, split=True
             )
         finally:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Collection, Iterable
 
 from markupsafe import Markup, escape
 
-from dingpush._markdown._parse import (
+from dingpush.markdown import (
     Block,
     Break,
     Emphasis,

@@ -17,7 +17,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
-from dingpush._markdown._check import MarkdownFinding, check_markdown
+from dingpush import MarkdownFinding, check_markdown
 
 from ._html import MediaURL, image_src, markdown_html, safe_href, text_html
 from ._views import ActionCardView, MarkdownView, MediaRef, MessageView, view_for

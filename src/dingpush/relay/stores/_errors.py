@@ -13,7 +13,7 @@ DingPushError
 
 from __future__ import annotations
 
-from dingpush._errors import ConfigError, DingPushError
+from dingpush import ConfigError, DingPushError
 
 __all__ = [
     "IncompatibleOutbox",

@@ -13,7 +13,8 @@ import typing
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from dingpush._engine._clock import SYSTEM_CLOCK, Clock
+from dingpush import Clock
+from dingpush.lowlevel import SYSTEM_CLOCK
 
 from ._base import (
     LEASE_EXPIRED_ERROR,

@@ -20,7 +20,8 @@ import threading
 import typing
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 
-from dingpush._engine._clock import SYSTEM_CLOCK, Clock
+from dingpush import Clock
+from dingpush.lowlevel import SYSTEM_CLOCK
 
 from . import _sqlite_ops as ops
 from ._base import (

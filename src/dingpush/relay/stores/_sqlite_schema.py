@@ -17,7 +17,7 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from dingpush._errors import ConfigError
+from dingpush import ConfigError
 
 from ._errors import IncompatibleOutbox, StoreUnavailable
 
