@@ -26,6 +26,7 @@ from ._signing import sign
 from ._split import Splitter
 from ._targets import WebhookTarget, parse_robot_target
 from ._tokens import AccessToken, FileTokenCache, TokenCache, default_token_cache_path
+from ._units import parse_duration, parse_size
 
 # A plain sort (tests/test_exports.py), not ruff's isort-style one that puts OA first.
 __all__ = [  # noqa: RUF022
@@ -108,8 +109,10 @@ __all__ = [  # noqa: RUF022
     "mask",
     "msg_param_bytes",
     "notice_msg_bytes",
+    "parse_duration",
     "parse_message",
     "parse_robot_target",
+    "parse_size",
     "sign",
 ]
 

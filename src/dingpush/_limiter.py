@@ -20,12 +20,12 @@ latest possible arrival; it is free again ``window`` seconds after that stamp.
 from __future__ import annotations
 
 import heapq
-import re
 import threading
 import typing
 from dataclasses import dataclass
 
 from ._clock import SYSTEM_CLOCK, Clock
+from ._units import parse_rate_parts
 
 __all__ = [
     "DEFAULT_COOLDOWN",
@@ -37,9 +37,6 @@ __all__ = [
     "Reservation",
     "default_limiter",
 ]
-
-_RATE_RE = re.compile(r"\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)?\s*(ms|s|sec|m|min|h)?\s*")
-_UNITS = {None: 1.0, "ms": 0.001, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,15 +54,15 @@ class Rate:
 
     @classmethod
     def parse(cls, text: str) -> Rate:
-        """Read ``"20/60s"``, ``"20/min"``, ``"20/1m"``, ``"3/1.5s"`` or ``"100/500ms"``."""
-        match = _RATE_RE.fullmatch(text) if isinstance(text, str) else None
-        if match is None:
-            raise ValueError(
-                f"rate {text!r} is not of the form N/60s, N/min or N/1.5s "
-                "(DingTalk's limit for a custom robot is 20/60s)"
-            )
-        amount = float(match.group(2)) if match.group(2) else 1.0
-        return cls(int(match.group(1)), amount * _UNITS[match.group(3)])
+        """Read ``"20/60s"``, ``"20/min"``, ``"5000/1m"``, ``"3/1.5s"`` or ``"100/500ms"``.
+
+        The period is a duration in the grammar every entry point shares (see
+        ``dingpush.parse_duration``); a bare number is seconds, a unit alone means one of it.
+
+        Raises:
+            ValueError: naming the text and the accepted forms.
+        """
+        return cls(*parse_rate_parts(text))
 
     @classmethod
     def coerce(cls, value: Rate | str) -> Rate:
