@@ -18,6 +18,14 @@ import typing
 from dingpush._limiter import Rate
 
 from ._build import AppSender, Sender, open_app, open_robot, open_sender
+from ._commands import (
+    CONFIG_OPTION,
+    EMULATOR_OPTIONS,
+    SERVE_OPTIONS,
+    Option,
+    add_arguments,
+    option_values,
+)
 from ._interpolate import BadReference, MissingVariable, interpolate
 from ._load import (
     ENV_APP_KEY,
@@ -75,7 +83,9 @@ if typing.TYPE_CHECKING:
 __all__ = [
     "APP_PREFIX",
     "BOOLEAN",
+    "CONFIG_OPTION",
     "DURATION",
+    "EMULATOR_OPTIONS",
     "ENV_APP_KEY",
     "ENV_APP_SECRET",
     "ENV_CONFIG",
@@ -89,6 +99,7 @@ __all__ = [
     "NO_DEFAULT",
     "PORT",
     "RATE",
+    "SERVE_OPTIONS",
     "SIZE",
     "STRINGS",
     "TEXT",
@@ -106,6 +117,7 @@ __all__ = [
     "KeyLocator",
     "Kind",
     "MissingVariable",
+    "Option",
     "Origin",
     "PoolTarget",
     "Problem",
@@ -119,6 +131,7 @@ __all__ = [
     "Unusable",
     "Values",
     "WorkNoticeTarget",
+    "add_arguments",
     "find_config",
     "from_environment",
     "interpolate",
@@ -126,6 +139,7 @@ __all__ = [
     "open_app",
     "open_robot",
     "open_sender",
+    "option_values",
     "parse_config",
     "user_config_path",
 ]

@@ -13,6 +13,7 @@ import inspect
 from ._app import create_app, serve
 from ._apps import ROBOT_PERMISSION, AppConfig, MediaRecord, NoticeTask, parse_app_spec
 from ._appstate import AppAnswer, AppCall
+from ._command import EmulatorCommand
 from ._config import (
     DEFAULT_KEYWORD_FIELDS,
     Clock,
@@ -21,6 +22,7 @@ from ._config import (
     RobotStatus,
     parse_rate,
     parse_robot_spec,
+    split_robot_spec,
 )
 from ._faults import Fault, FaultKind
 from ._records import (
@@ -47,6 +49,7 @@ __all__ = [
     "ConnectionDropped",
     "Conversation",
     "Emulator",
+    "EmulatorCommand",
     "EmulatorOptions",
     "EmulatorStats",
     "Fault",
@@ -64,6 +67,7 @@ __all__ = [
     "parse_rate",
     "parse_robot_spec",
     "serve",
+    "split_robot_spec",
 ]
 
 # Show `dingpush.emulator.Emulator` in reprs and docs, not the private module it lives in.
