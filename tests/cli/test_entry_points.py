@@ -62,7 +62,9 @@ def _click_values(command: click.Command, argv: Sequence[str]) -> dict[str, obje
 
 @pytest.mark.parametrize("argv", EMULATOR_ARGS)
 def test_the_emulator_commands_read_the_same_options(argv: list[str]) -> None:
-    by_argparse = option_values(_argparse_values(emulator_parser(), argv), EMULATOR_OPTIONS)
+    parsed = _argparse_values(emulator_parser(), argv)
+    assert parsed.pop("config") is None  # dingpush's global --config, for python -m
+    by_argparse = option_values(parsed, EMULATOR_OPTIONS)
     by_click = option_values(_click_values(emulator_command, argv), EMULATOR_OPTIONS)
     assert by_argparse == by_click
     assert EmulatorCommand.from_options(by_argparse) == EmulatorCommand.from_options(by_click)
@@ -262,3 +264,104 @@ def test_python_m_dingpush_relay_returns_the_errors_exit_status(
     config = _relay_config(tmp_path, '[relay]\nhost = "0.0.0.0"\n')
     assert relay_main(["--config", config]) == 3
     assert "without API tokens" in capsys.readouterr().err
+
+
+# -- [emulator]: the same command reads the same file ------------------------------------------
+
+EMULATOR_TABLE = """\
+[targets.ops]
+webhook = "http://127.0.0.1:8765/robot/send?access_token=ops-token"
+
+[emulator]
+port = 9
+rate = "5/1s"
+keywords = ["ALERT"]
+
+[emulator.robots.ops]
+secret = "${OPS_SECRET}"
+keywords = ["告警"]
+ip_allowlist = ["127.0.0.1"]
+lockout = "1m"
+
+[emulator.robots.fast]
+token = "fast-token"
+rate = "1000/1s"
+
+[emulator.apps.corp]
+app_key = "dingcorpkey"
+app_secret = "corp-app-secret-0123456789"
+users = ["alice"]
+groups = ["Ops"]
+"""
+
+
+def test_the_emulator_table_gives_robots_with_their_own_keywords(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dingpush.config import emulator_values
+
+    monkeypatch.setenv("OPS_SECRET", SECRET)
+    path = tmp_path / "dingpush.toml"
+    path.write_text(EMULATOR_TABLE, encoding="utf-8")
+    argv = ["--port", "0", "--robot", "extra", "--keyword", "K", "--app-user", "bob"]
+    commands = [
+        EmulatorCommand.from_options(emulator_values(parsed, str(path)))
+        for parsed in (
+            _click_values(emulator_command, argv),
+            _argparse_values(emulator_parser(), argv),
+        )
+    ]
+    assert commands[0] == commands[1]
+    command = commands[0]
+    assert command.port == 0  # the command line wins
+    ops, fast, extra = command.robots
+    assert (ops.name, ops.token, ops.secret) == ("ops", "ops-token", SECRET)
+    assert ops.keywords == ("告警", "ALERT", "K") and ops.ip_allowlist == ("127.0.0.1",)
+    assert (ops.rate_limit, ops.rate_window, ops.lockout) == (5, 1.0, 60.0)
+    assert (fast.token, fast.rate_limit, fast.keywords) == ("fast-token", 1000, ("ALERT", "K"))
+    assert (extra.token, extra.rate_limit, extra.lockout) == ("extra-token", 5, 600.0)
+    [corp] = command.apps
+    assert corp.app_key == "dingcorpkey" and corp.users == ("alice", "bob")
+    assert "corp-app-secret-0123456789" not in "\n".join(command.banner("http://h"))
+
+
+def test_the_cli_keeps_the_emulator_table_for_the_emulator(tmp_path: pathlib.Path) -> None:
+    from dingpush.config import load_config
+
+    path = tmp_path / "dingpush.toml"
+    path.write_text(EMULATOR_TABLE, encoding="utf-8")
+    config = load_config(path, env={})
+    assert list(config.targets) == ["ops"] and config.tables["emulator"]["port"] == 9
+
+
+def test_both_emulator_commands_refuse_a_bad_emulator_table_alike(tmp_path: pathlib.Path) -> None:
+    (tmp_path / "dingpush.toml").write_text(
+        '[emulator]\nrate = "fast"\nkeyword = "x"\n[emulator.robots.ops]\nkeywords = "ALERT"\n'
+        'secret = "${NOT_SET_ANYWHERE}"\n',
+        encoding="utf-8",
+    )
+    results = []
+    for entry in ("dingpush", "dingpush.emulator"):
+        process = subprocess.run(
+            _command(entry, "emulator", "--port", "0"),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+        )
+        results.append((process.returncode, process.stderr))
+    assert results[0] == results[1]
+    code, stderr = results[0]
+    assert code == 3
+    assert stderr.splitlines() == [
+        "Error: the configuration has 4 problems:",
+        "  dingpush.toml:2: emulator.rate: 'fast' is not a rate. Fix: write COUNT/PERIOD, e.g. "
+        '"20/60s" or "20/1m"',
+        "  dingpush.toml:3: emulator.keyword: unknown setting; did you mean 'keywords'? Fix: use "
+        "one of host, port, rate, lockout, rate_errcode, keywords, ip_allowlist, robots, apps",
+        "  dingpush.toml:5: emulator.robots.ops.keywords: must be a list of strings, not a "
+        'string. Fix: write keywords = ["a", "b"]',
+        "  dingpush.toml:6: emulator.robots.ops.secret: refers to ${NOT_SET_ANYWHERE}, which is "
+        "not set. Fix: export NOT_SET_ANYWHERE=… in the environment that runs dingpush, or "
+        "write ${NOT_SET_ANYWHERE:-fallback}",
+    ]

@@ -24,7 +24,7 @@ CASES = [
         "unknown-top-level",
         "tragets = 1\n",
         "dingpush.toml:1: tragets: unknown key; did you mean 'targets'? Fix: the top level takes "
-        "default, [targets.NAME], [apps.NAME] and [relay]",
+        "default, [targets.NAME], [apps.NAME], [relay] and [emulator]",
     ),
     (
         "targets-not-table",

@@ -46,7 +46,7 @@ def click_options(options: Sequence[Option]) -> Callable[[F], F]:
                 *option.flags,
                 option.dest,
                 multiple=option.multiple,
-                default=() if option.multiple else option.default,
+                default=() if option.multiple else None,  # option_values() applies defaults
                 type=_Converted(option) if option.convert is not None else None,
                 metavar=option.metavar,
                 help=option.help_text,

@@ -26,6 +26,7 @@ from ._commands import (
     add_arguments,
     option_values,
 )
+from ._emulator import emulator_values
 from ._interpolate import BadReference, MissingVariable, interpolate
 from ._load import (
     ENV_APP_KEY,
@@ -132,6 +133,7 @@ __all__ = [
     "Values",
     "WorkNoticeTarget",
     "add_arguments",
+    "emulator_values",
     "find_config",
     "from_environment",
     "interpolate",

@@ -4,8 +4,10 @@
 without the CLI) are one command, as are ``dingpush serve`` and ``python -m dingpush.relay``.
 Their options are declared here as data; :func:`add_arguments` turns a declaration into
 argparse arguments and ``dingpush.cli`` turns the same one into click options, so the two entry
-points take the same options, with the same defaults, help and checks, and hand the same
-values (a ``dict`` of ``dest`` → value, tuples for repeatable options) to one function.
+points take the same options, with the same defaults, help and checks. Neither parser fills in
+defaults: :func:`option_values` does, after what the configuration file says (an option given
+on the command line wins; a repeatable one adds to the file's), and hands the same values (a
+``dict`` of ``dest`` → value, tuples for repeatable options) to one function.
 
 Standard library only: the declarations load without click or the server libraries, so the
 CLI's ``--help`` stays fast.
@@ -96,8 +98,6 @@ def add_arguments(parser: argparse.ArgumentParser, options: Sequence[Option]) ->
             kwargs["type"] = _argparse_type(option)
         if option.multiple:
             kwargs["action"] = "append"
-        else:
-            kwargs["default"] = option.default
         parser.add_argument(*option.flags, **kwargs)
 
 
@@ -116,13 +116,29 @@ def _argparse_type(option: Option) -> Callable[[str], typing.Any]:
 
 
 def option_values(
-    parsed: Mapping[str, typing.Any], options: Sequence[Option]
+    parsed: Mapping[str, typing.Any],
+    options: Sequence[Option],
+    settings: Mapping[str, typing.Any] | None = None,
 ) -> dict[str, typing.Any]:
-    """The values of ``options`` from argparse's namespace (as a dict) or click's parameters."""
+    """The values of ``options``: given on the command line, else in ``settings``, else default.
+
+    ``parsed`` is argparse's namespace (as a dict) or click's parameters; ``settings`` what a
+    configuration file says, by ``dest``. A repeatable option's values add to the file's.
+    """
+    settings = settings or {}
     values: dict[str, typing.Any] = {}
     for option in options:
-        value = parsed.get(option.dest)
-        values[option.dest] = tuple(value or ()) if option.multiple else value
+        given = parsed.get(option.dest)
+        if option.multiple:
+            values[option.dest] = (*settings.get(option.dest, ()), *(given or ()))
+        elif given is not None:
+            values[option.dest] = given
+        elif option.dest in settings:
+            values[option.dest] = settings[option.dest]
+        elif option.default is not None and option.convert is not None:
+            values[option.dest] = option.convert(option.default)
+        else:
+            values[option.dest] = option.default
     return values
 
 

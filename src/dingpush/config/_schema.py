@@ -56,10 +56,10 @@ __all__ = ["KEPT_TABLES", "NAME_PATTERN", "TABLES", "TOP_LEVEL", "Schema"]
 #: Target and app names: they appear in ``--to`` and in ``app:NAME/…``.
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
-#: Top-level tables that other parts of dingpush read (the relay reads ``[relay]``): the CLI
-#: keeps them as written, in ``Config.tables``. A new one is added here and declared where it
-#: is read (see docs/architecture.md).
-KEPT_TABLES = ("relay",)
+#: Top-level tables that other parts of dingpush read (the relay reads ``[relay]``, the emulator
+#: commands ``[emulator]``): the CLI keeps them as written, in ``Config.tables``. A new one is
+#: added here and declared where it is read (see docs/architecture.md).
+KEPT_TABLES = ("relay", "emulator")
 TOP_LEVEL = ("default", "targets", "apps", *KEPT_TABLES)
 
 _SECRET_FIX = (
@@ -271,8 +271,8 @@ class Schema:
                 reader.problem(
                     (key,),
                     f"unknown key{did_you_mean(key, TOP_LEVEL)}",
-                    "the top level takes default, [targets.NAME], [apps.NAME] and "
-                    + ", ".join(f"[{t}]" for t in KEPT_TABLES),
+                    "the top level takes default, [targets.NAME], [apps.NAME], "
+                    + " and ".join(f"[{t}]" for t in KEPT_TABLES),
                 )
         apps = reader.each(
             reader.table(data, ("apps",)), ("apps",), self._app, valid_name=_usable_name

@@ -1,7 +1,8 @@
 """``python -m dingpush.emulator``: ``dingpush emulator`` for installs without the CLI's extra.
 
 The same command: the options are declared once (``dingpush.config.EMULATOR_OPTIONS``) and
-read here with argparse, there with click; :class:`EmulatorCommand` builds what both serve.
+read here with argparse, there with click; both read ``[emulator]`` of the configuration file
+the same way (``emulator_values``) and serve what :class:`EmulatorCommand` builds.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import contextlib
 import sys
 from collections.abc import Sequence
 
-from dingpush.config import EMULATOR_OPTIONS, add_arguments, option_values
+from dingpush import DingPushError
+from dingpush.config import CONFIG_OPTION, EMULATOR_OPTIONS, add_arguments, emulator_values
 
 from ._command import EmulatorCommand
 
@@ -23,14 +25,19 @@ def _parser() -> argparse.ArgumentParser:
             "Run a local DingTalk emulator (robot webhooks, app APIs and its /_emulator API)."
         ),
     )
-    add_arguments(parser, EMULATOR_OPTIONS)
+    add_arguments(parser, (*EMULATOR_OPTIONS, CONFIG_OPTION))
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the emulator until Ctrl-C; print where it listens and each robot's webhook URL."""
     parser = _parser()
-    values = option_values(vars(parser.parse_args(argv)), EMULATOR_OPTIONS)
+    parsed = vars(parser.parse_args(argv))
+    try:
+        values = emulator_values(parsed, parsed["config"])
+    except DingPushError as exc:  # the configuration file's [emulator]
+        sys.stderr.write(f"Error: {exc}\n")
+        return exc.exit_code
     try:
         command = EmulatorCommand.from_options(values)
     except ValueError as exc:

@@ -8,7 +8,7 @@ that says how to reach it are built here, once.
 from __future__ import annotations
 
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from dingpush._masking import mask
@@ -38,47 +38,32 @@ class EmulatorCommand:
 
     @classmethod
     def from_options(cls, values: Mapping[str, typing.Any]) -> EmulatorCommand:
-        """Build from the command's option values (``dest`` → value, as both parsers give).
+        """Build from the command's values (``dingpush.config.emulator_values``).
 
         Raises:
             ValueError: what is wrong with a robot or an app, for a usage error.
         """
-        rate = values["rate"]
-        robots: list[RobotConfig] = []
-        for spec in values["robots"] or (DEFAULT_ROBOT,):
-            name, token, secret, keywords = split_robot_spec(spec)
-            robots.append(
-                RobotConfig(
-                    name,
-                    token or f"{name}-token",
-                    secret=secret or None,
-                    keywords=tuple(dict.fromkeys((*keywords, *values["keywords"]))),
-                    ip_allowlist=tuple(values["ips"]),
-                    rate_limit=rate.limit,
-                    rate_window=rate.window,
-                    lockout=values["lockout"],
-                )
-            )
+        robots = [_table_robot(table, values) for table in values.get("robot_tables", ())]
+        specs = values["robots"] or (() if robots else (DEFAULT_ROBOT,))
+        robots += [_spec_robot(spec, values) for spec in specs]
         names = [r.name for r in robots]
         twice = sorted({n for n in names if names.count(n) > 1})
         if twice:
             raise ValueError(f"--robot {twice[0]!r} is given twice: give each robot once")
-        apps = tuple(
-            parse_app_spec(
-                spec, users=tuple(values["app_users"]), groups=tuple(values["app_groups"])
-            )
-            for spec in values["apps"]
-        )
-        given = frozenset(
-            app.name for spec, app in zip(values["apps"], apps, strict=True) if _has_secret(spec)
-        )
+        shared = {"users": tuple(values["app_users"]), "groups": tuple(values["app_groups"])}
+        apps = [_table_app(table, shared) for table in values.get("app_tables", ())]
+        given = {table["name"] for table in values.get("app_tables", ()) if "app_secret" in table}
+        for spec in values["apps"]:
+            apps.append(parse_app_spec(spec, **shared))
+            if _has_secret(spec):
+                given.add(apps[-1].name)
         return cls(
             values["host"],
             values["port"],
             tuple(robots),
-            apps,
+            tuple(apps),
             EmulatorOptions(rate_limit_errcode=values["rate_errcode"]),
-            given,
+            frozenset(given),
         )
 
     def emulator(self) -> Emulator:
@@ -125,6 +110,58 @@ class EmulatorCommand:
                 echo(line)
 
         serve(self.host, self.port, ready=ready, emulator=self.emulator())
+
+
+def _robot(
+    name: str,
+    token: str | None,
+    secret: str | None,
+    keywords: Iterable[str],
+    ips: Iterable[str],
+    values: Mapping[str, typing.Any],
+    rate: typing.Any = None,
+    lockout: float | None = None,
+) -> RobotConfig:
+    rate = rate or values["rate"]
+    return RobotConfig(
+        name,
+        token or f"{name}-token",
+        secret=secret or None,
+        keywords=tuple(dict.fromkeys((*keywords, *values["keywords"]))),
+        ip_allowlist=tuple(dict.fromkeys((*ips, *values["ips"]))),
+        rate_limit=rate.limit,
+        rate_window=rate.window,
+        lockout=values["lockout"] if lockout is None else lockout,
+    )
+
+
+def _spec_robot(spec: str, values: Mapping[str, typing.Any]) -> RobotConfig:
+    name, token, secret, keywords = split_robot_spec(spec)
+    return _robot(name, token, secret, keywords, (), values)
+
+
+def _table_robot(table: Mapping[str, typing.Any], values: Mapping[str, typing.Any]) -> RobotConfig:
+    """``[emulator.robots.NAME]``: its own keys are more specific than the shared ones."""
+    return _robot(
+        table["name"],
+        table.get("token"),
+        table.get("secret"),
+        table["keywords"],
+        table["ip_allowlist"],
+        values,
+        table.get("rate"),
+        table.get("lockout"),
+    )
+
+
+def _table_app(table: Mapping[str, typing.Any], shared: Mapping[str, typing.Any]) -> AppConfig:
+    # Credentials left out are generated like real ones, as for --app NAME.
+    spec = ":".join((table["name"], table.get("app_key", ""), table.get("app_secret", "")))
+    return parse_app_spec(
+        spec,
+        users=tuple(dict.fromkeys((*table["users"], *shared["users"]))),
+        groups=tuple(dict.fromkeys((*table["groups"], *shared["groups"]))),
+    )
 
 
 def _has_secret(app_spec: str) -> bool:
