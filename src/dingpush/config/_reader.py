@@ -39,6 +39,12 @@ from ._problems import ConfigFileError, Problem, did_you_mean
 if typing.TYPE_CHECKING:
     from ._source import ConfigSource, KeyPath
 
+
+def dotted(path: KeyPath) -> str:
+    """A key path as problems show it: ``targets.ops.secret``, ``routes[1].match``."""
+    return "".join(p if p.startswith("[") else "." + p for p in path).lstrip(".")
+
+
 __all__ = [
     "BOOLEAN",
     "DURATION",
@@ -371,9 +377,7 @@ class Reader:
         return self.source.line_of(path)
 
     def problem(self, path: KeyPath, message: str, fix: str = "") -> None:
-        self.problems.append(
-            Problem(self.source.path, self.line(path), ".".join(path), message, fix)
-        )
+        self.problems.append(Problem(self.source.path, self.line(path), dotted(path), message, fix))
 
     def fail(self, path: KeyPath, message: str, fix: str = "") -> typing.NoReturn:
         """Record a problem and give up building the current thing."""
@@ -387,7 +391,7 @@ class Reader:
 
     def record_origin(self, path: KeyPath, variables: tuple[str, ...] = ()) -> None:
         line = self.source.locator.exact(path) or self.line(path)
-        self.origins[".".join(path)] = Origin("file", self.source.path, line, variables)
+        self.origins[dotted(path)] = Origin("file", self.source.path, line, variables)
 
     # -- named things ------------------------------------------------------------------------
 
@@ -434,7 +438,7 @@ class Reader:
                     "use letters, digits, '-', '_' and '.', starting with a letter or digit",
                 )
                 continue
-            value = self.unit(".".join((*section, name)), functools.partial(build, name, entry))
+            value = self.unit(dotted((*section, name)), functools.partial(build, name, entry))
             if value is not None:
                 built[name] = value
         return built
@@ -446,10 +450,22 @@ class Reader:
         value = data.get(path[-1], {})
         if not isinstance(value, dict):
             self.problem(
-                path, f"must be a table, not {type_name(value)}", f"write [{'.'.join(path)}]"
+                path, f"must be a table, not {type_name(value)}", f"write [{dotted(path)}]"
             )
             return {}
         return value
+
+    def items(self, data: Mapping[str, typing.Any], path: KeyPath, spec: Table) -> list[Values]:
+        """Read an array of tables (``[[routes]]``): the n-th is found as ``routes[n]``."""
+        value = data.get(path[-1], [])
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            self.problem(
+                path,
+                f"must be an array of tables, not {type_name(value)}",
+                f"write each one as a [[{dotted(path)}]] table",
+            )
+            return []
+        return [self.fields(entry, (*path, f"[{i}]"), spec) for i, entry in enumerate(value)]
 
     def known(self, table: Mapping[str, typing.Any], path: KeyPath, spec: Table) -> None:
         """A problem for each key of ``table`` that ``spec`` does not declare."""
@@ -490,7 +506,7 @@ class Reader:
         raw = table.get(field.name)
         if raw is None:
             if field.required:
-                self.problem(path, "missing", f"add {field.name} = … to [{'.'.join(path[:-1])}]")
+                self.problem(path, "missing", f"add {field.name} = … to [{dotted(path[:-1])}]")
                 return _BROKEN
             return _ABSENT if field.default is NO_DEFAULT else field.default
         expanded = self.expand(raw, path)
@@ -542,7 +558,7 @@ class Reader:
             problem = Problem(
                 self.source.path,
                 self.line(path),
-                ".".join(path),
+                dotted(path),
                 f"refers to ${{{missing.name}}}, which is not set",
                 f"export {missing.name}=… in the environment that runs dingpush, or write "
                 f"${{{missing.name}:-fallback}}",
