@@ -365,3 +365,23 @@ def test_both_emulator_commands_refuse_a_bad_emulator_table_alike(tmp_path: path
         "not set. Fix: export NOT_SET_ANYWHERE=… in the environment that runs dingpush, or "
         "write ${NOT_SET_ANYWHERE:-fallback}",
     ]
+
+
+def test_the_guides_emulator_table_and_banner_are_what_the_command_reads_and_prints(
+    tmp_path: pathlib.Path,
+) -> None:
+    from dingpush.config import emulator_values
+
+    guide = (pathlib.Path(__file__).parents[2] / "docs" / "cli.md").read_text(encoding="utf-8")
+    section = guide.split("## The emulator", 1)[1]
+    command_line, banner, table = re.findall(r"```\w*\n(.*?)\n```", section, re.DOTALL)[:3]
+    argv = command_line.split()[2:]
+    values = emulator_values(_click_values(emulator_command, argv), env={})
+    assert EmulatorCommand.from_options(values).banner("http://127.0.0.1:8765") == (
+        banner.splitlines()
+    )
+    path = tmp_path / "dingpush.toml"
+    path.write_text(table, encoding="utf-8")
+    values = emulator_values({}, str(path), env={"OPS_SECRET": SECRET})
+    [ops] = EmulatorCommand.from_options(values).robots
+    assert (ops.token, ops.keywords, ops.lockout) == ("ops-token", ("告警", "ALERT"), 600.0)
