@@ -1,9 +1,12 @@
 """dingpush's TOML configuration: named targets, app credentials, and the environment default.
 
-Shared by the CLI and the relay; stdlib only (``tomllib``), and not imported by ``import
-dingpush``. Look-up order: ``--config``, ``$DINGPUSH_CONFIG``, ``./dingpush.toml``,
-``~/.config/dingpush/config.toml``; with no file at all, ``DINGPUSH_WEBHOOK`` (and
-``DINGPUSH_SECRET``) define a robot target named ``default``. See ``docs/cli.md``.
+Shared by the CLI, the relay and the emulator commands; stdlib only (``tomllib``), and not
+imported by ``import dingpush``. Every table is read by one settings reader (``Reader``, from
+``Table`` declarations of ``Field`` objects), and the options of the commands with two entry
+points are declared here once (``EMULATOR_OPTIONS``, ``SERVE_OPTIONS``). Look-up order:
+``--config``, ``$DINGPUSH_CONFIG``, ``./dingpush.toml``, ``~/.config/dingpush/config.toml``;
+with no file at all, ``DINGPUSH_WEBHOOK`` (and ``DINGPUSH_SECRET``) define a robot target named
+``default``. See ``docs/cli.md`` and, for the reader, ``docs/architecture.md``.
 
     config = load_config()
     target = config.resolve("ops")          # or None for the default, or a URL, or app:…

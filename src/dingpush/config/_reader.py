@@ -313,12 +313,6 @@ class Table:
     def keys(self) -> tuple[str, ...]:
         return (*(f.name for f in self.fields), *self.extra)
 
-    def field(self, name: str) -> Field[typing.Any]:
-        for field in self.fields:
-            if field.name == name:
-                return field
-        raise KeyError(name)
-
 
 class Values(dict[str, typing.Any]):
     """The fields of one table that read well, absent ones at their default.

@@ -271,8 +271,8 @@ class Schema:
                 reader.problem(
                     (key,),
                     f"unknown key{did_you_mean(key, TOP_LEVEL)}",
-                    "the top level takes default, [targets.NAME], [apps.NAME], "
-                    + " and ".join(f"[{t}]" for t in KEPT_TABLES),
+                    "the top level takes "
+                    + _listed(("default", "[targets.NAME]", "[apps.NAME]", *_KEPT)),
                 )
         apps = reader.each(
             reader.table(data, ("apps",)), ("apps",), self._app, valid_name=_usable_name
@@ -545,6 +545,13 @@ class Schema:
 _DEFAULT = Field("default", TEXT)
 # The app of a work notification whose app is missing, while its own fields are checked.
 _NO_APP = AppSettings("", "", "")
+
+
+_KEPT = tuple(f"[{name}]" for name in KEPT_TABLES)
+
+
+def _listed(items: tuple[str, ...]) -> str:
+    return ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def _usable_name(name: str) -> bool:
