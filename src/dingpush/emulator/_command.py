@@ -86,6 +86,8 @@ class EmulatorCommand:
                 f"  app {app.name}: AppKey={app.app_key} AppSecret={secret} AgentId={app.agent_id}"
             )
             lines.append(f"    groups: {groups}")
+        if self.apps:
+            lines.append(f"  point apps at it: DINGPUSH_API_BASE={url} DINGPUSH_OAPI_BASE={url}")
         lines.append(f"  chat view: {url}/")
         lines.append(f"  messages: {url}/_emulator/messages   requests: {url}/_emulator/requests")
         if self.robots:
@@ -93,8 +95,6 @@ class EmulatorCommand:
             hook = f"DINGPUSH_WEBHOOK={first.webhook_url(url)}"
             signed = " DINGPUSH_SECRET=<its SEC… secret>" if first.secret else ""
             lines.append(f"  point clients at it: {hook}{signed}")
-        if self.apps:
-            lines.append(f"  point apps at it: DINGPUSH_API_BASE={url} DINGPUSH_OAPI_BASE={url}")
         return lines
 
     def run(self, echo: Callable[[str], None]) -> None:

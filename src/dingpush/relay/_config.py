@@ -289,6 +289,7 @@ def relay_from_config(
     settings, store = _settings(reader, table, host, port)
     per_target = reader.table(table, ("relay", "targets"))
     declared = source.data.get("targets", {})
+    declared = declared if isinstance(declared, dict) else {}  # else a problem of [targets]
     for name, options in per_target.items():
         if name not in declared:
             reader.problem(
@@ -300,7 +301,7 @@ def relay_from_config(
             reader.table(per_target, ("relay", "targets", name))
     targets: list[RelayTarget] = []
     apps = _Apps()
-    for name in declared if isinstance(declared, dict) else ():
+    for name in declared:
         entry = per_target.get(name)
         extra = _options(reader, name, entry if isinstance(entry, dict) else {})
         target = config.targets.get(name) if config is not None else None
