@@ -78,14 +78,6 @@ def _rate_errcode(text: str) -> int:
     return int(text)
 
 
-def _duration(text: str) -> float:
-    return parse_duration(text)
-
-
-def _rate(text: str) -> Rate:
-    return Rate.parse(text)
-
-
 def add_arguments(parser: argparse.ArgumentParser, options: Sequence[Option]) -> None:
     """Declare ``options`` on an argparse parser (read them back with :func:`option_values`)."""
     for option in options:
@@ -215,7 +207,7 @@ EMULATOR_OPTIONS: tuple[Option, ...] = (
         "Messages per period per robot, e.g. 20/60s, 20/min, 100/1s.",
         metavar="COUNT/PERIOD",
         default="20/60s",
-        convert=_rate,
+        convert=Rate.parse,
     ),
     Option(
         ("--lockout",),
@@ -223,7 +215,7 @@ EMULATOR_OPTIONS: tuple[Option, ...] = (
         "How long a throttled robot stays locked: seconds, or e.g. 10m, 30s.",
         metavar="DURATION",
         default="600",
-        convert=_duration,
+        convert=parse_duration,
     ),
     Option(
         ("--rate-errcode",),
