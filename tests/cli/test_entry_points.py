@@ -385,3 +385,16 @@ def test_the_guides_emulator_table_and_banner_are_what_the_command_reads_and_pri
     values = emulator_values({}, str(path), env={"OPS_SECRET": SECRET})
     [ops] = EmulatorCommand.from_options(values).robots
     assert (ops.token, ops.keywords, ops.lockout) == ("ops-token", ("告警", "ALERT"), 600.0)
+
+
+def test_config_is_the_same_option_for_dingpush_and_the_python_m_entry_points() -> None:
+    # dingpush's global --config is declared in cli/_common.py, which every command imports:
+    # it stays free of dingpush.config (not loaded by `dingpush --version`), so the two
+    # declarations are kept equal here.
+    [config] = [p for p in serve_command.params if p.name == "config"]
+    assert isinstance(config, click.Option)
+    assert (tuple(config.opts), config.metavar, config.help) == (
+        CONFIG_OPTION.flags,
+        CONFIG_OPTION.metavar,
+        CONFIG_OPTION.help,
+    )

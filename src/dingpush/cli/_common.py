@@ -7,8 +7,6 @@ import typing
 import click
 from click.shell_completion import CompletionItem
 
-from dingpush.config import CONFIG_OPTION
-
 from ._state import State
 
 F = typing.TypeVar("F", bound=typing.Callable[..., typing.Any])
@@ -35,12 +33,13 @@ def common_options(function: F) -> F:
         help="Print details (configuration, requests, DingTalk's answers); never secrets.",
     )(function)
     return click.option(
-        *CONFIG_OPTION.flags,
-        metavar=CONFIG_OPTION.metavar,
+        "--config",
+        metavar="PATH",
         expose_value=False,
         is_eager=True,
         callback=_set_config,
-        help=CONFIG_OPTION.help,  # python -m dingpush.relay declares it the same way
+        help="The configuration file (default: $DINGPUSH_CONFIG, ./dingpush.toml, "
+        "~/.config/dingpush/config.toml).",
     )(function)
 
 
