@@ -21,15 +21,6 @@ import typing
 from dingpush._limiter import Rate
 
 from ._build import AppSender, Sender, open_app, open_robot, open_sender
-from ._commands import (
-    CONFIG_OPTION,
-    EMULATOR_OPTIONS,
-    SERVE_OPTIONS,
-    Option,
-    add_arguments,
-    option_values,
-)
-from ._emulator import emulator_values
 from ._interpolate import BadReference, MissingVariable, interpolate
 from ._load import (
     ENV_APP_KEY,
@@ -59,29 +50,38 @@ from ._model import (
     WorkNoticeTarget,
 )
 from ._problems import ConfigFileError, Problem
-from ._reader import (
-    BOOLEAN,
-    DURATION,
-    HTTP_URL,
-    INTEGER,
-    NO_DEFAULT,
-    NONEMPTY,
-    PORT,
-    RATE,
-    SIZE,
-    STRINGS,
-    TEXT,
-    Field,
-    Invalid,
-    Kind,
-    Reader,
-    Table,
-    Unusable,
-    Values,
-)
 from ._spec import APP_PREFIX
 
 if typing.TYPE_CHECKING:
+    from ._commands import (
+        CONFIG_OPTION,
+        EMULATOR_OPTIONS,
+        SERVE_OPTIONS,
+        Option,
+        add_arguments,
+        option_values,
+    )
+    from ._emulator import emulator_values
+    from ._reader import (
+        BOOLEAN,
+        DURATION,
+        HTTP_URL,
+        INTEGER,
+        NO_DEFAULT,
+        NONEMPTY,
+        PORT,
+        RATE,
+        SIZE,
+        STRINGS,
+        TEXT,
+        Field,
+        Invalid,
+        Kind,
+        Reader,
+        Table,
+        Unusable,
+        Values,
+    )
     from ._source import ConfigSource, KeyLocator
 
 __all__ = [
@@ -150,10 +150,55 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> typing.Any:
-    # The TOML scanner loads on first use: with no file (the CI case) it is never needed.
-    if name in ("ConfigSource", "KeyLocator"):
-        from . import _source
+#: Names loaded on first use: the TOML scanner (with no file, the CI case, it is never needed),
+#: the reader and the commands' option declarations (``dingpush send`` does not need them).
+_LAZY = {
+    "ConfigSource": "._source",
+    "KeyLocator": "._source",
+    "emulator_values": "._emulator",
+    **dict.fromkeys(
+        (
+            "CONFIG_OPTION",
+            "EMULATOR_OPTIONS",
+            "SERVE_OPTIONS",
+            "Option",
+            "add_arguments",
+            "option_values",
+        ),
+        "._commands",
+    ),
+    **dict.fromkeys(
+        (
+            "BOOLEAN",
+            "DURATION",
+            "HTTP_URL",
+            "INTEGER",
+            "NO_DEFAULT",
+            "NONEMPTY",
+            "PORT",
+            "RATE",
+            "SIZE",
+            "STRINGS",
+            "TEXT",
+            "Field",
+            "Invalid",
+            "Kind",
+            "Reader",
+            "Table",
+            "Unusable",
+            "Values",
+        ),
+        "._reader",
+    ),
+}
 
-        return getattr(_source, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+def __getattr__(name: str) -> typing.Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
