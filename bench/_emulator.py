@@ -26,7 +26,7 @@ class EmulatorProcess:
         )
         assert self._process.stdout is not None
         line = self._process.stdout.readline()
-        if "serving on" not in line:
+        if "listening on" not in line:
             self.close()
             raise RuntimeError(f"the emulator did not start: {line!r}")
         self.url = line.rsplit(" ", 1)[-1].strip()

@@ -20,9 +20,10 @@ if typing.TYPE_CHECKING:  # what mypy and editors read; at run time _MODULES say
     from ._apps._tokens import AccessToken, FileTokenCache, TokenCache, default_token_cache_path
     from ._engine._clock import Clock, SystemClock
     from ._engine._filelimiter import FileRateLimiter
-    from ._engine._limiter import MemoryRateLimiter, Rate, RateLimiter, Reservation, default_limiter
+    from ._engine._limiter import MemoryRateLimiter, RateLimiter, Reservation, default_limiter
     from ._engine._retry import RetryPolicy
     from ._engine._split import Splitter
+    from ._engine._units import Rate, parse_duration, parse_size
     from ._errors import (
         APIError,
         BadCredentials,
@@ -160,8 +161,10 @@ __all__ = [  # noqa: RUF022
     "mask",
     "msg_param_bytes",
     "notice_msg_bytes",
+    "parse_duration",
     "parse_message",
     "parse_robot_target",
+    "parse_size",
     "sign",
     "webhook_body_bytes",
 ]
@@ -175,13 +178,13 @@ _MODULES: dict[str, tuple[str, ...]] = {
     "._engine._filelimiter": ("FileRateLimiter",),
     "._engine._limiter": (
         "MemoryRateLimiter",
-        "Rate",
         "RateLimiter",
         "Reservation",
         "default_limiter",
     ),
     "._engine._retry": ("RetryPolicy",),
     "._engine._split": ("Splitter",),
+    "._engine._units": ("Rate", "parse_duration", "parse_size"),
     "._errors": (
         "APIError",
         "BadCredentials",

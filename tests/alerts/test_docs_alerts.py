@@ -10,6 +10,7 @@ import tomllib
 import typing
 
 from _docblocks import ROOT, marked_blocks
+from dingpush import parse_duration
 from dingpush.alerts import (
     AlertSettings,
     Person,
@@ -18,7 +19,6 @@ from dingpush.alerts import (
     TemplateSpec,
     convert_pwd_config,
 )
-from dingpush.relay._settings import parse_duration
 
 GUIDE = ROOT / "docs" / "alerts.md"
 KINDS = ("alerts-config", "pwd-config")
@@ -29,7 +29,7 @@ def route(table: dict[str, typing.Any]) -> Route:
     if "continue" in fields:
         fields["continue_"] = fields.pop("continue")
     if "repeat_window" in fields:
-        fields["repeat_window"] = parse_duration(fields["repeat_window"], "repeat_window")
+        fields["repeat_window"] = parse_duration(fields["repeat_window"])
     fields["routes"] = [route(child) for child in fields.get("routes", [])]
     return Route(**fields)
 

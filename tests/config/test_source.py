@@ -127,3 +127,12 @@ def test_a_bom_is_accepted(tmp_path: pathlib.Path) -> None:
 def test_an_unreadable_path(tmp_path: pathlib.Path) -> None:
     with pytest.raises(ConfigFileError, match="cannot read the file"):
         ConfigSource.read(tmp_path)
+
+
+def test_each_table_of_an_array_is_found_by_its_index() -> None:
+    locator = KeyLocator(DOCUMENT)
+    assert locator.exact(("relay", "routes", "[0]")) == 24
+    assert locator.exact(("relay", "routes", "[0]", "match")) == 25
+    assert locator.exact(("relay", "routes", "[1]")) == 27
+    assert locator.exact(("relay", "routes", "[1]", "match")) == 28
+    assert locator.line_of(("relay", "routes", "[1]", "target")) == 27

@@ -24,7 +24,7 @@ CASES = [
         "unknown-top-level",
         "tragets = 1\n",
         "dingpush.toml:1: tragets: unknown key; did you mean 'targets'? Fix: the top level takes "
-        "default, [targets.NAME], [apps.NAME] and [relay]",
+        "default, [targets.NAME], [apps.NAME], [relay] and [emulator]",
     ),
     (
         "targets-not-table",
@@ -143,8 +143,8 @@ CASES = [
     (
         "pool-not-list",
         '[targets.p]\nkind = "pool"\nmembers = "ops"\n',
-        "dingpush.toml:3: targets.p.members: must be a list, not a string. Fix: write members = "
-        '["a", "b"]',
+        "dingpush.toml:3: targets.p.members: must be a list of strings, not a string. Fix: write "
+        'members = ["a", "b"]',
     ),
     (
         "pool-member-type",
@@ -313,10 +313,11 @@ def test_every_problem_is_reported_at_once(
         load_config(env={})
     lines = str(caught.value).splitlines()
     assert lines[0] == "the configuration has 4 problems:"
-    assert [p.line for p in caught.value.problems] == [6, 4, 5, 1]
+    # In line order, though the apps are read before the targets and the default after them.
+    assert [p.line for p in caught.value.problems] == [1, 4, 5, 6]
     assert [p.key for p in caught.value.problems] == [
-        "apps.corp.app_secret",
+        "default",
         "targets.ops.secret",
         "targets.ops.keyword",
-        "default",
+        "apps.corp.app_secret",
     ]

@@ -116,13 +116,15 @@ def test_option_validation(kwargs: dict[str, Any]) -> None:
         ("3/1.5s", (3, 1.5)),
         ("100/h", (100, 3600.0)),
         ("5/2", (5, 2.0)),
+        ("5000/1m", (5000, 60.0)),
+        ("3/1d", (3, 86400.0)),  # the grammar every entry point shares (dingpush.Rate.parse)
     ],
 )
 def test_parse_rate(text: str, expected: tuple[int, float]) -> None:
     assert parse_rate(text) == expected
 
 
-@pytest.mark.parametrize("text", ["", "20", "0/60s", "x/60s", "20/0s", "20/60d"])
+@pytest.mark.parametrize("text", ["", "20", "0/60s", "x/60s", "20/0s", "20/60y"])
 def test_parse_rate_rejects(text: str) -> None:
     with pytest.raises(ValueError):
         parse_rate(text)
@@ -135,3 +137,7 @@ def test_parse_robot_spec() -> None:
     generated = parse_robot_spec("ops")
     assert len(generated.token) == 64 and generated.secret is None
     assert parse_robot_spec("ops").token != generated.token
+    keyed = parse_robot_spec("ops:tok::ALERT,告警", keywords=("shared", "ALERT"))
+    assert (keyed.secret, keyed.keywords) == (None, ("ALERT", "告警", "shared"))
+    with pytest.raises(ValueError, match="has no name"):
+        parse_robot_spec(":tok")

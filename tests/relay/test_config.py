@@ -83,7 +83,7 @@ coalesce = false
         ("[relay]\nretry = { max_attempts = 0 }", "relay.retry", 5, "max_attempts"),
         ("[relay.targets.ops]\ncolaesce = true", "relay.targets.ops.colaesce", 5, "coalesce"),
         ('[relay.targets.ops]\ningress_secret = "nosec"', "relay.targets.ops", 4, "SEC"),
-        ('[relay.targets.ops]\nrate = "fast"', "relay.targets.ops.rate", 5, "N/60s"),
+        ('[relay.targets.ops]\nrate = "fast"', "relay.targets.ops.rate", 5, "is not a rate"),
         ("[relay.targets.dev]\ncoalesce = true", "relay.targets.dev", 4, "no [targets.dev]"),
         ('[relay]\nstore = "${NOT_SET_ANYWHERE}"', "relay.store", 5, "${NOT_SET_ANYWHERE}"),
     ],
@@ -184,3 +184,73 @@ def test_a_bad_file_stops_start_up_with_exit_status_3(tmp_path: pathlib.Path) ->
     )
     assert run.returncode == 3
     assert "without API tokens" in run.stderr and "Set api_tokens" in run.stderr
+
+
+@pytest.mark.parametrize(
+    ("relay_table", "key", "message"),
+    [
+        (
+            '[relay]\nretry = { retry_ambiguous = "true" }',
+            "relay.retry.retry_ambiguous",
+            "is the string 'true', not true or false. Fix: write retry_ambiguous = true, "
+            "without quotes",
+        ),
+        (
+            '[relay.targets.ops]\ncoalesce = "false"',
+            "relay.targets.ops.coalesce",
+            "is the string 'false', not true or false. Fix: write coalesce = false, without quotes",
+        ),
+        ("[relay]\nhost = 5", "relay.host", 'must be a string, not an integer. Fix: quote it: "…"'),
+        (
+            '[relay.targets.ops]\nconcurrency = "2"',
+            "relay.targets.ops.concurrency",
+            "is the string '2', not a number. Fix: write concurrency = 2, without quotes",
+        ),
+    ],
+)
+def test_a_string_is_never_taken_for_a_boolean_or_a_number(
+    tmp_path: pathlib.Path, relay_table: str, key: str, message: str
+) -> None:
+    path = _write(tmp_path, f'[targets.ops]\nwebhook = "{WEBHOOK}"\n\n{relay_table}\n')
+    with pytest.raises(ConfigError) as caught:
+        load_relay(path)
+    assert str(caught.value) == f"{path}:5: {key}: {message}"
+
+
+def test_the_targets_and_relay_problems_come_together_in_line_order(
+    tmp_path: pathlib.Path,
+) -> None:
+    path = _write(
+        tmp_path,
+        '[relay]\nport = "x"\n[targets.ops]\nwebhook = "https://oapi.dingtalk.com/robot/send"\n'
+        '[relay.targets.ops]\nrate = "fast"\n',
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_relay(path)
+    lines = str(caught.value).splitlines()
+    assert lines[0] == "the configuration has 3 problems:"
+    assert [line.split(": ", 2)[1] for line in lines[1:]] == [
+        "relay.port",
+        "targets.ops.webhook",
+        "relay.targets.ops.rate",
+    ]
+
+
+def test_values_from_variables_and_the_shared_grammar(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RELAY_PORT", "9001")
+    monkeypatch.setenv("RELAY_COALESCE", "false")
+    path = _write(
+        tmp_path,
+        f'[targets.ops]\nwebhook = "{WEBHOOK}"\n[relay]\nport = "${{RELAY_PORT}}"\n'
+        'retention = "30d"\nmax_body = "512KiB"\nstore = "memory"\n'
+        '[relay.targets.ops]\ncoalesce = "${RELAY_COALESCE}"\nrate = "5000/1m"\n',
+    )
+    loaded = load_relay(path)
+    assert loaded is not None
+    relay = loaded[0]
+    assert (relay.settings.port, relay.settings.retention) == (9001, 30 * 86400.0)
+    assert relay.settings.max_body == 512 * 1024
+    target = relay.targets["ops"]
+    assert target.options.coalesce is False and str(target.rate) == "5000/60s"

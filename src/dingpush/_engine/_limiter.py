@@ -20,12 +20,11 @@ latest possible arrival; it is free again ``window`` seconds after that stamp.
 from __future__ import annotations
 
 import heapq
-import re
 import threading
 import typing
-from dataclasses import dataclass
 
 from ._clock import SYSTEM_CLOCK, Clock
+from ._units import Rate
 
 __all__ = [
     "DEFAULT_COOLDOWN",
@@ -37,43 +36,6 @@ __all__ = [
     "Reservation",
     "default_limiter",
 ]
-
-_RATE_RE = re.compile(r"\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)?\s*(ms|s|sec|m|min|h)?\s*")
-_UNITS = {None: 1.0, "ms": 0.001, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
-
-
-@dataclass(frozen=True, slots=True)
-class Rate:
-    """At most ``limit`` messages in any ``window`` seconds; ``Rate.parse("20/60s")``."""
-
-    limit: int
-    window: float
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.limit, int) or isinstance(self.limit, bool) or self.limit < 1:
-            raise ValueError(f"rate limit must be an integer >= 1, got {self.limit!r}")
-        if not (isinstance(self.window, int | float) and self.window > 0):
-            raise ValueError(f"rate window must be > 0 seconds, got {self.window!r}")
-
-    @classmethod
-    def parse(cls, text: str) -> Rate:
-        """Read ``"20/60s"``, ``"20/min"``, ``"20/1m"``, ``"3/1.5s"`` or ``"100/500ms"``."""
-        match = _RATE_RE.fullmatch(text) if isinstance(text, str) else None
-        if match is None:
-            raise ValueError(
-                f"rate {text!r} is not of the form N/60s, N/min or N/1.5s "
-                "(DingTalk's limit for a custom robot is 20/60s)"
-            )
-        amount = float(match.group(2)) if match.group(2) else 1.0
-        return cls(int(match.group(1)), amount * _UNITS[match.group(3)])
-
-    @classmethod
-    def coerce(cls, value: Rate | str) -> Rate:
-        """Accept a ``Rate`` or its text form, the shorthand every client takes."""
-        return value if isinstance(value, Rate) else cls.parse(value)
-
-    def __str__(self) -> str:
-        return f"{self.limit}/{self.window:g}s"
 
 
 #: DingTalk's limit for a custom robot: 20 messages in any 60 seconds (protocol §1.5).

@@ -1,32 +1,28 @@
-"""``dingpush serve``: the relay, a durable outbox delivering at DingTalk's pace."""
+"""``dingpush serve``: the relay, a durable outbox delivering at DingTalk's pace.
+
+The same command as ``python -m dingpush.relay``: both read the options declared in
+``dingpush.config.SERVE_OPTIONS`` (``--config`` is dingpush's global option here) and call the
+relay's one ``run``.
+"""
 
 from __future__ import annotations
 
+import typing
+
 import click
 
+from dingpush.config import SERVE_OPTIONS, option_values
+
 from ._common import common_options
+from ._options import click_options
 from ._state import State
 
 
 @click.command()
-@click.option(
-    "--host", default=None, help="Address to listen on (default: [relay] host, else 127.0.0.1)."
-)
-@click.option(
-    "--port",
-    type=int,
-    default=None,
-    help="Port (default: [relay] port, else 8080); 0 picks a free one.",
-)
-@click.option(
-    "--directory",
-    default=".",
-    show_default=True,
-    help="Where the embedded defaults keep their outbox file (no configuration file).",
-)
+@click_options(SERVE_OPTIONS)
 @common_options
 @click.pass_obj
-def serve(state: State, host: str | None, port: int | None, directory: str) -> None:
+def serve(state: State, /, **values: typing.Any) -> None:
     """Run the relay: accept messages durably, deliver them at DingTalk's pace (docs/relay.md).
 
     The targets and [relay] come from the configuration file. With none, it runs on embedded
@@ -35,4 +31,4 @@ def serve(state: State, host: str | None, port: int | None, directory: str) -> N
     """
     from dingpush.relay._cli import run
 
-    run(config=state.config_path, host=host, port=port, directory=directory, echo=click.echo)
+    run(config=state.config_path, echo=click.echo, **option_values(values, SERVE_OPTIONS))

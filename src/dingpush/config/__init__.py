@@ -1,9 +1,12 @@
 """dingpush's TOML configuration: named targets, app credentials, and the environment default.
 
-Shared by the CLI and the relay; stdlib only (``tomllib``), and not imported by ``import
-dingpush``. Look-up order: ``--config``, ``$DINGPUSH_CONFIG``, ``./dingpush.toml``,
-``~/.config/dingpush/config.toml``; with no file at all, ``DINGPUSH_WEBHOOK`` (and
-``DINGPUSH_SECRET``) define a robot target named ``default``. See ``docs/cli.md``.
+Shared by the CLI, the relay and the emulator commands; stdlib only (``tomllib``), and not
+imported by ``import dingpush``. Every table is read by one settings reader (``Reader``, from
+``Table`` declarations of ``Field`` objects), and the options of the commands with two entry
+points are declared here once (``EMULATOR_OPTIONS``, ``SERVE_OPTIONS``). Look-up order:
+``--config``, ``$DINGPUSH_CONFIG``, ``./dingpush.toml``, ``~/.config/dingpush/config.toml``;
+with no file at all, ``DINGPUSH_WEBHOOK`` (and ``DINGPUSH_SECRET``) define a robot target named
+``default``. See ``docs/cli.md`` and, for the reader, ``docs/architecture.md``.
 
     config = load_config()
     target = config.resolve("ops")          # or None for the default, or a URL, or app:…
@@ -64,17 +67,60 @@ from ._problems import ConfigFileError, Problem
 from ._spec import APP_PREFIX
 
 if typing.TYPE_CHECKING:
+    from ._commands import (
+        CONFIG_OPTION,
+        EMULATOR_OPTIONS,
+        SERVE_OPTIONS,
+        Option,
+        add_arguments,
+        option_values,
+    )
+    from ._emulator import emulator_values
+    from ._reader import (
+        BOOLEAN,
+        DURATION,
+        HTTP_URL,
+        INTEGER,
+        NO_DEFAULT,
+        NONEMPTY,
+        PORT,
+        RATE,
+        SIZE,
+        STRINGS,
+        TEXT,
+        Field,
+        Invalid,
+        Kind,
+        Reader,
+        Table,
+        Unusable,
+        Values,
+    )
     from ._source import ConfigSource, KeyLocator
 
 __all__ = [
     "APP_PREFIX",
+    "BOOLEAN",
+    "CONFIG_OPTION",
+    "DURATION",
+    "EMULATOR_OPTIONS",
     "ENV_APP_KEY",
     "ENV_APP_SECRET",
     "ENV_CONFIG",
     "ENV_KEYWORD",
     "ENV_SECRET",
     "ENV_WEBHOOK",
+    "HTTP_URL",
+    "INTEGER",
     "KINDS",
+    "NONEMPTY",
+    "NO_DEFAULT",
+    "PORT",
+    "RATE",
+    "SERVE_OPTIONS",
+    "SIZE",
+    "STRINGS",
+    "TEXT",
     "AppGroupTarget",
     "AppSender",
     "AppSettings",
@@ -86,17 +132,27 @@ __all__ = [
     "Config",
     "ConfigFileError",
     "ConfigSource",
+    "Field",
+    "Invalid",
     "KeyLocator",
+    "Kind",
     "MissingVariable",
+    "Option",
     "Origin",
     "PoolTarget",
     "Problem",
     "Rate",
+    "Reader",
     "RobotTarget",
     "SearchStep",
     "Sender",
+    "Table",
     "Target",
+    "Unusable",
+    "Values",
     "WorkNoticeTarget",
+    "add_arguments",
+    "emulator_values",
     "find_config",
     "from_environment",
     "interpolate",
@@ -107,15 +163,61 @@ __all__ = [
     "open_async_sender",
     "open_robot",
     "open_sender",
+    "option_values",
     "parse_config",
     "user_config_path",
 ]
 
 
-def __getattr__(name: str) -> typing.Any:
-    # The TOML scanner loads on first use: with no file (the CI case) it is never needed.
-    if name in ("ConfigSource", "KeyLocator"):
-        from . import _source
+#: Names loaded on first use: the TOML scanner (with no file, the CI case, it is never needed),
+#: the reader and the commands' option declarations (``dingpush send`` does not need them).
+_LAZY = {
+    "ConfigSource": "._source",
+    "KeyLocator": "._source",
+    "emulator_values": "._emulator",
+    **dict.fromkeys(
+        (
+            "CONFIG_OPTION",
+            "EMULATOR_OPTIONS",
+            "SERVE_OPTIONS",
+            "Option",
+            "add_arguments",
+            "option_values",
+        ),
+        "._commands",
+    ),
+    **dict.fromkeys(
+        (
+            "BOOLEAN",
+            "DURATION",
+            "HTTP_URL",
+            "INTEGER",
+            "NO_DEFAULT",
+            "NONEMPTY",
+            "PORT",
+            "RATE",
+            "SIZE",
+            "STRINGS",
+            "TEXT",
+            "Field",
+            "Invalid",
+            "Kind",
+            "Reader",
+            "Table",
+            "Unusable",
+            "Values",
+        ),
+        "._reader",
+    ),
+}
 
-        return getattr(_source, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+def __getattr__(name: str) -> typing.Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value

@@ -132,13 +132,13 @@ def parse_config(
 
     env = os.environ if env is None else env
     schema = Schema(source, env)
-    targets, apps, default, relay = schema.read()
+    targets, apps, default, tables = schema.read()
     return Config(
         path=source.path,
         targets=targets,
         apps=apps,
         default=default,
-        relay=relay,
+        tables=tables,
         origins=schema.origins,
         unresolved=schema.unresolved,
         searched=searched,

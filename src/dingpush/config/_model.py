@@ -218,7 +218,8 @@ class Config:
     targets: Mapping[str, Target]
     apps: Mapping[str, AppSettings]
     default: str | None = None
-    relay: Mapping[str, typing.Any] = field(default_factory=dict)
+    #: Top-level tables read elsewhere (``relay``), kept as written: see ``KEPT_TABLES``.
+    tables: Mapping[str, Mapping[str, typing.Any]] = field(default_factory=dict)
     origins: Mapping[str, Origin] = field(default_factory=dict)
     unresolved: Mapping[str, ConfigFileError] = field(default_factory=dict)
     searched: tuple[SearchStep, ...] = ()
@@ -227,6 +228,11 @@ class Config:
     def __repr__(self) -> str:
         where = str(self.path) if self.path else "environment"
         return f"<Config {where}: {len(self.targets)} targets, {len(self.apps)} apps>"
+
+    @property
+    def relay(self) -> Mapping[str, typing.Any]:
+        """The ``[relay]`` table as written (``dingpush.relay`` reads and checks it)."""
+        return self.tables.get("relay", {})
 
     @property
     def target_names(self) -> list[str]:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from dingpush import ConfigError
 
-__all__ = ["ConfigFileError", "Problem", "did_you_mean", "display_path"]
+__all__ = ["ConfigFileError", "Problem", "closest", "did_you_mean", "display_path"]
 
 
 def display_path(path: pathlib.Path | None) -> str:
@@ -57,10 +57,16 @@ class Problem:
 
 
 class ConfigFileError(ConfigError):
-    """The configuration has problems; each names the file, line, key and fix."""
+    """The configuration has problems; each names the file, line, key and fix.
+
+    They are listed in line order, whatever order they were found in (problems without a line
+    come last).
+    """
 
     def __init__(self, problems: Sequence[Problem]) -> None:
-        self.problems: tuple[Problem, ...] = tuple(problems)
+        self.problems: tuple[Problem, ...] = tuple(
+            sorted(problems, key=lambda p: (p.line is None, p.line or 0))
+        )
         if len(self.problems) == 1:
             text = str(self.problems[0])
         else:
@@ -69,10 +75,16 @@ class ConfigFileError(ConfigError):
         super().__init__(text)
 
 
+def closest(word: str, choices: Iterable[str]) -> str | None:
+    """The one of ``choices`` closest to ``word``, when one is close enough to be a typo."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """Return ``"; did you mean 'x'?"`` for a close match among ``choices``, else ``""``."""
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
+    close = closest(word, choices)
+    return f"; did you mean {close!r}?" if close else ""
 
 
 def home_relative(path: pathlib.Path) -> str:

@@ -3,7 +3,8 @@
 tomllib reports no positions for the values it returns, yet a useful error names the line. The
 :class:`KeyLocator` reads the text once with a small TOML-aware scanner (strings, comments,
 multi-line strings and arrays, inline tables) and records the line where each key, table header
-and inline-table key appears.
+and inline-table key appears. Each table of an array of tables (``[[routes]]``) is also found
+by its index, ``("routes", "[1]", "match")`` for the second one's ``match``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class KeyLocator:
 
     def __init__(self, text: str) -> None:
         self._lines: dict[KeyPath, int] = {}
+        self._arrays: dict[KeyPath, int] = {}
         self._scan(text)
 
     def line_of(self, path: KeyPath) -> int | None:
@@ -50,40 +52,48 @@ class KeyLocator:
 
     def _scan(self, text: str) -> None:
         scanner = _Scanner(text)
-        table: KeyPath = ()
+        tables: tuple[KeyPath, ...] = ((),)
         while not scanner.at_end():
             scanner.skip_blank()
             if scanner.at_end():
                 break
             if scanner.peek() == "[":
-                table = self._header(scanner)
+                tables = self._header(scanner)
             else:
-                self._key_value(scanner, table)
+                self._key_value(scanner, *tables)
             scanner.skip_to_next_line()
 
-    def _header(self, scanner: _Scanner) -> KeyPath:
+    def _header(self, scanner: _Scanner) -> tuple[KeyPath, ...]:
+        """Record a table header; return the paths its keys are found by."""
         line = scanner.line
         array = scanner.startswith("[[")
         scanner.advance(2 if array else 1)
         path = scanner.read_key()
         for end in range(1, len(path) + 1):
             self._record(path[:end], line)
-        return path
+        if not array:
+            return (path,)
+        index = self._arrays.get(path, 0)
+        self._arrays[path] = index + 1
+        indexed = (*path, f"[{index}]")
+        self._record(indexed, line)
+        return (path, indexed)
 
-    def _key_value(self, scanner: _Scanner, prefix: KeyPath) -> None:
+    def _key_value(self, scanner: _Scanner, prefix: KeyPath, *also: KeyPath) -> None:
         line = scanner.line
         key = scanner.read_key()
         if not key:
             return
-        path = prefix + key
-        for end in range(len(prefix) + 1, len(path) + 1):
-            self._record(path[:end], line)
+        for table in (prefix, *also):
+            path = table + key
+            for end in range(len(table) + 1, len(path) + 1):
+                self._record(path[:end], line)
         scanner.skip_spaces()
         if scanner.peek() != "=":
             return
         scanner.advance(1)
         scanner.skip_spaces()
-        self._value(scanner, path)
+        self._value(scanner, prefix + key)
 
     def _value(self, scanner: _Scanner, path: KeyPath) -> None:
         char = scanner.peek()

@@ -14,6 +14,7 @@ import inspect
 from ._app import create_app, serve
 from ._apps import ROBOT_PERMISSION, AppConfig, MediaRecord, NoticeTask, parse_app_spec
 from ._appstate import AppAnswer, AppCall
+from ._command import EmulatorCommand
 from ._config import (
     DEFAULT_KEYWORD_FIELDS,
     Clock,
@@ -22,6 +23,7 @@ from ._config import (
     RobotStatus,
     parse_rate,
     parse_robot_spec,
+    split_robot_spec,
 )
 from ._faults import Fault, FaultKind
 from ._records import (
@@ -50,6 +52,7 @@ __all__ = [
     "ConnectionDropped",
     "Conversation",
     "Emulator",
+    "EmulatorCommand",
     "EmulatorOptions",
     "EmulatorStats",
     "Fault",
@@ -67,6 +70,7 @@ __all__ = [
     "parse_rate",
     "parse_robot_spec",
     "serve",
+    "split_robot_spec",
 ]
 
 # Show `dingpush.emulator.Emulator` in reprs and docs, not the private module it lives in.

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import KW_ONLY, dataclass, field, fields
 from typing import Any, Literal, Protocol, get_args
 
-from dingpush import mask
+from dingpush import Rate, mask
 from dingpush.lowlevel import SIGNATURE_WINDOW_MS
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "parse_rate",
     "parse_robot_spec",
     "robot_from_dict",
+    "split_robot_spec",
 ]
 
 RobotStatus = Literal["active", "disabled", "not_in_group", "dissolved"]
@@ -52,8 +53,8 @@ DEFAULT_KEYWORD_FIELDS: tuple[str, ...] = (
 
 _MAX_KEYWORDS = 10  # §1.2: "最多可以设置10个关键词"
 _FIELD_PATH_RE = re.compile(r"[A-Za-z_]\w*(\[\])?(\.[A-Za-z_]\w*(\[\])?)*")
-_RATE_RE = re.compile(r"\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)?\s*(s|sec|m|min|h)?\s*")
-_RATE_UNITS = {None: 1.0, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
+#: How ``--robot`` describes a robot.
+ROBOT_SPEC = "NAME[:TOKEN[:SECRET[:KEYWORD,…]]]"
 
 
 class Clock(Protocol):
@@ -315,25 +316,37 @@ def _string_tuple(key: str, value: Any) -> tuple[str, ...]:
 
 
 def parse_rate(text: str) -> tuple[int, float]:
-    """Parse ``"20/60s"``, ``"20/min"`` or ``"3/1s"`` into ``(limit, window_seconds)``."""
-    match = _RATE_RE.fullmatch(text)
-    if match is None:
-        raise ValueError(f"rate {text!r} is not of the form N/60s, N/min or N/1.5s")
-    limit = int(match.group(1))
-    amount = float(match.group(2)) if match.group(2) else 1.0
-    window = amount * _RATE_UNITS[match.group(3)]
-    if limit < 1 or window <= 0:
-        raise ValueError(f"rate {text!r} must allow at least one message in a positive window")
-    return limit, window
+    """Parse ``"20/60s"``, ``"20/min"`` or ``"3/1s"`` into ``(limit, window_seconds)``.
+
+    The grammar is dingpush's one (``dingpush.Rate.parse``), so a rate the library, the
+    configuration file and the relay accept is accepted here too.
+    """
+    rate = Rate.parse(text)
+    return rate.limit, rate.window
+
+
+def split_robot_spec(spec: str) -> tuple[str, str, str, tuple[str, ...]]:
+    """Split ``NAME[:TOKEN[:SECRET[:KEYWORD,…]]]``; absent parts are empty.
+
+    The keywords are the robot's own custom keywords (§1.2), separated by commas.
+    """
+    name, token, secret, keywords = [*spec.split(":", 3), "", "", ""][:4]
+    if not name.strip():
+        raise ValueError(f"robot {spec!r} has no name: write {ROBOT_SPEC}")
+    return name, token, secret, tuple(k.strip() for k in keywords.split(",") if k.strip())
 
 
 def parse_robot_spec(spec: str, **settings: Any) -> RobotConfig:
-    """Parse ``NAME[:TOKEN[:SECRET]]``; a missing token is generated like a real one (64 hex)."""
-    name, _, rest = spec.partition(":")
-    token, _, secret = rest.partition(":")
+    """Parse ``NAME[:TOKEN[:SECRET[:KEYWORD,…]]]``; a missing token is generated (64 hex).
+
+    The spec's keywords come before those in ``settings`` (which every robot shares).
+    """
+    name, token, secret, keywords = split_robot_spec(spec)
+    shared = tuple(settings.pop("keywords", ()))
     return RobotConfig(
         name,
         token or secrets.token_hex(32),
         secret=secret or None,
+        keywords=tuple(dict.fromkeys((*keywords, *shared))),
         **settings,
     )

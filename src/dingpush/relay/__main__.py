@@ -1,4 +1,8 @@
-"""``python -m dingpush.relay``: the same as ``dingpush serve``, without click."""
+"""``python -m dingpush.relay``: ``dingpush serve`` without click.
+
+The same command: the options are declared once (``dingpush.config.SERVE_OPTIONS``, plus
+``--config``, which ``dingpush`` takes as a global option) and both call :func:`._cli.run`.
+"""
 
 from __future__ import annotations
 
@@ -7,22 +11,21 @@ import sys
 from collections.abc import Sequence
 
 from dingpush import DingPushError
+from dingpush.config import CONFIG_OPTION, SERVE_OPTIONS, add_arguments, option_values
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m dingpush.relay",
-        description="Serve the dingpush relay; with no configuration, the embedded sandbox.",
+        description="Run the relay: accept messages durably, deliver them at DingTalk's pace; "
+        "with no configuration, the embedded sandbox.",
     )
-    parser.add_argument("--config", help="a dingpush TOML configuration with [relay]")
-    parser.add_argument("--host", help="interface to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, help="port (default 8080; 0 picks a free one)")
-    parser.add_argument("--directory", default=".", help="where the embedded outbox file goes")
-    args = parser.parse_args(argv)
+    add_arguments(parser, (CONFIG_OPTION, *SERVE_OPTIONS))
+    values = option_values(vars(parser.parse_args(argv)), (CONFIG_OPTION, *SERVE_OPTIONS))
     from ._cli import run
 
     try:
-        return run(config=args.config, host=args.host, port=args.port, directory=args.directory)
+        return run(**values)
     except DingPushError as exc:
         sys.stderr.write(f"Error: {exc}\n")
         return exc.exit_code

@@ -29,17 +29,26 @@ from collections.abc import Callable, Mapping
 
 from dingpush import ConfigError, Rate
 from dingpush.config import (
+    BOOLEAN,
+    DURATION,
+    INTEGER,
+    NONEMPTY,
+    PORT,
+    RATE,
+    SIZE,
+    STRINGS,
+    TEXT,
     AppGroupTarget,
     AppSettings,
     AppUsersTarget,
-    BadReference,
     Config,
     ConfigFileError,
-    MissingVariable,
+    Field,
     Problem,
+    Reader,
+    Table,
     WorkNoticeTarget,
     find_config,
-    interpolate,
     parse_config,
 )
 from dingpush.config import PoolTarget as ConfigPool
@@ -47,7 +56,7 @@ from dingpush.config import RobotTarget as ConfigRobot
 from dingpush.lowlevel import DEFAULT_COOLDOWN
 
 from ._relay import Relay
-from ._settings import RELAY_RETRY, RelaySettings, parse_duration, parse_size
+from ._settings import API_TOKEN_FIX, RELAY_RETRY, RelaySettings, api_token_problem
 from ._targets import AppTarget, PoolTarget, RelayTarget, RobotTarget, TargetOptions
 from .stores import MemoryStore, OutboxStore, SQLiteStore
 
@@ -55,196 +64,116 @@ if typing.TYPE_CHECKING:
     from dingpush import AsyncApp
     from dingpush.config import ConfigSource
 
-__all__ = ["RELAY_KEYS", "TARGET_KEYS", "load_relay", "relay_from_config"]
+__all__ = ["RELAY", "RETRY", "TARGET_OPTIONS", "load_relay", "relay_from_config"]
 
 Path = tuple[str, ...]
 
-RELAY_KEYS = (
-    "host",
-    "port",
-    "api_tokens",
-    "store",
-    "coalesce_after",
-    "max_body",
-    "lease",
-    "shutdown_deadline",
-    "retention",
+
+def _positive(seconds: float) -> str | None:
+    return None if seconds > 0 else "must be longer than zero"
+
+
+def _at_least_a_byte(size: int) -> str | None:
+    return None if size >= 1 else "must be at least one byte"
+
+
+#: ``[relay]``: its fields are ``RelaySettings``'s (``retry`` and ``targets`` are tables).
+RELAY = Table(
+    "[relay]",
+    (
+        Field("host", NONEMPTY, help="interface to listen on (default 127.0.0.1)"),
+        Field("port", PORT, help="TCP port (default 8080; 0 picks a free one)"),
+        Field("api_tokens", STRINGS, rule=api_token_problem, fix=API_TOKEN_FIX),
+        Field("store", NONEMPTY, help='the outbox file (beside this file), or "memory"'),
+        Field("coalesce_after", DURATION),
+        Field("max_body", SIZE, rule=_at_least_a_byte, fix='write e.g. "1MiB"'),
+        Field("lease", DURATION, rule=_positive, fix='write e.g. "60s"'),
+        Field("shutdown_deadline", DURATION),
+        Field("retention", DURATION),
+    ),
+    extra=("retry", "targets"),
+    unknown="unknown setting",
+)
+#: ``[relay] retry = {…}``: changes to ``RELAY_RETRY``.
+RETRY = Table(
     "retry",
-    "targets",
+    (
+        Field("max_attempts", INTEGER, example="12"),
+        Field("base_delay", DURATION),
+        Field("max_delay", DURATION),
+        Field("retry_ambiguous", BOOLEAN),
+    ),
+    unknown="unknown setting",
 )
-TARGET_KEYS = (
-    "ingress_token",
-    "ingress_secret",
-    "coalesce",
-    "coalesce_after",
-    "concurrency",
-    "rate",
-    "cooldown",
+#: ``[relay.targets.NAME]``: ``TargetOptions``, plus the relay's own ``rate``/``cooldown``.
+TARGET_OPTIONS = Table(
+    "[relay.targets.NAME]",
+    (
+        Field("ingress_token", TEXT),
+        Field("ingress_secret", TEXT),
+        Field("coalesce", BOOLEAN),
+        Field("coalesce_after", DURATION),
+        Field("concurrency", INTEGER, example="1"),
+        Field("rate", RATE),
+        Field("cooldown", DURATION),
+    ),
+    unknown="unknown setting",
 )
-RETRY_KEYS = ("max_attempts", "base_delay", "max_delay", "retry_ambiguous")
-DURATIONS = ("coalesce_after", "lease", "shutdown_deadline", "retention")
+_OVERRIDES = ("rate", "cooldown")
 
 
-class _Reader:
-    """Reads ``[relay]``; every problem is collected with its line, then raised together."""
-
-    def __init__(self, source: ConfigSource, env: Mapping[str, str]) -> None:
-        self.source = source
-        self.env = env
-        self.problems: list[Problem] = []
-
-    def problem(self, path: Path, message: str, fix: str = "") -> None:
-        full = ("relay", *path)
-        self.problems.append(
-            Problem(self.source.path, self.source.line_of(full), ".".join(full), message, fix)
-        )
-
-    def expand(self, value: typing.Any, path: Path) -> typing.Any:
-        """``${VAR}`` in strings (and lists and tables of them); None and a problem if unset."""
-        if isinstance(value, str):
-            try:
-                return interpolate(value, self.env)[0]
-            except MissingVariable as exc:
-                self.problem(path, f"${{{exc.name}}} is not set", f"export {exc.name}=… first")
-            except BadReference as exc:
-                self.problem(path, str(exc))
-            return None
-        if isinstance(value, list):
-            return [self.expand(v, path) for v in value]
-        if isinstance(value, dict):
-            return {k: self.expand(v, (*path, k)) for k, v in value.items()}
-        return value
-
-    def known(self, table: Mapping[str, typing.Any], allowed: tuple[str, ...], path: Path) -> None:
-        from dingpush.config._problems import did_you_mean
-
-        for name in table:
-            if name not in allowed:
-                self.problem(
-                    (*path, name),
-                    "unknown setting" + did_you_mean(name, allowed),
-                    "the settings here are " + ", ".join(allowed),
-                )
-
-    def read(self, path: Path, parse: Callable[[], typing.Any], fix: str = "") -> typing.Any:
-        """Run ``parse``; a ``ConfigError``/``ValueError`` becomes a problem on ``path``."""
-        try:
-            return parse()
-        except (ConfigError, ValueError, TypeError) as exc:
-            self.problem(path, str(exc), fix)
-            return None
-
-    def table(self, data: Mapping[str, typing.Any], key: str, path: Path) -> dict[str, typing.Any]:
-        value = data.get(key, {})
-        if not isinstance(value, dict):
-            self.problem(
-                (*path, key), "must be a table", f"write [{'.'.join(('relay', *path, key))}]"
-            )
-            return {}
-        return value
-
-
-def _settings(reader: _Reader, table: Mapping[str, typing.Any]) -> RelaySettings:
-    reader.known(table, RELAY_KEYS, ())
-    values: dict[str, typing.Any] = {}
-    if "host" in table:
-        values["host"] = str(table["host"])
-    if "port" in table:
-        port = table["port"]
-        if isinstance(port, int) and not isinstance(port, bool) and 0 <= port <= 65535:
-            values["port"] = port
-        else:
-            reader.problem(("port",), f"{port!r} is not a port number", "write e.g. port = 8080")
-    if "api_tokens" in table:
-        tokens = table["api_tokens"]
-        if isinstance(tokens, list) and all(isinstance(t, str) for t in tokens):
-            short = [t for t in tokens if len(t) < 16]
-            if short:
-                reader.problem(
-                    ("api_tokens",),
-                    "every API token must be at least 16 characters",
-                    "generate one: python -c 'import secrets; print(secrets.token_urlsafe(32))'",
-                )
-            else:
-                values["api_tokens"] = tuple(tokens)
-        elif tokens is not None:
-            reader.problem(("api_tokens",), "must be a list of strings", 'write ["…", "…"]')
-    for key in DURATIONS:
-        if key in table and table[key] is not None:
-            values[key] = reader.read(
-                (key,), functools.partial(parse_duration, table[key], key), 'e.g. "60s"'
-            )
-    if "max_body" in table:
-        values["max_body"] = reader.read(
-            ("max_body",), lambda: parse_size(table["max_body"], "max_body"), 'e.g. "1MiB"'
-        )
-    if "retry" in table:
-        values["retry"] = _retry(reader, table["retry"])
-    values = {k: v for k, v in values.items() if v is not None}
-    return reader.read((), lambda: RelaySettings(**values)) or RelaySettings()
-
-
-def _retry(reader: _Reader, table: typing.Any) -> typing.Any:
-    if not isinstance(table, dict):
-        reader.problem(("retry",), "must be a table", "write retry = { max_attempts = 12 }")
+def _attempt(reader: Reader, path: Path, build: Callable[[], typing.Any]) -> typing.Any:
+    """Run ``build``; what the built object refuses becomes a problem on ``path``."""
+    try:
+        return build()
+    except (ConfigError, ValueError, TypeError) as exc:
+        reader.problem(path, str(exc))
         return None
-    reader.known(table, RETRY_KEYS, ("retry",))
-    changes: dict[str, typing.Any] = {}
-    if "max_attempts" in table:
-        changes["max_attempts"] = table["max_attempts"]
-    if "retry_ambiguous" in table:
-        changes["retry_ambiguous"] = table["retry_ambiguous"] is True
-    for key in ("base_delay", "max_delay"):
-        if key in table:
-            changes[key] = reader.read(
-                ("retry", key), functools.partial(parse_duration, table[key], f"retry.{key}")
+
+
+def _settings(
+    reader: Reader, table: Mapping[str, typing.Any], host: str | None, port: int | None
+) -> tuple[RelaySettings, str | None]:
+    """``RelaySettings`` and the ``store`` of ``[relay]``."""
+    values = dict(reader.fields(table, ("relay",), RELAY))
+    store = values.pop("store", None)
+    if "retry" in table:
+        retry = reader.table(table, ("relay", "retry"))
+        changes = reader.fields(retry, ("relay", "retry"), RETRY)
+        if changes.complete:
+            values["retry"] = _attempt(
+                reader, ("relay", "retry"), lambda: dataclasses.replace(RELAY_RETRY, **changes)
             )
-    return reader.read(("retry",), lambda: dataclasses.replace(RELAY_RETRY, **changes))
+    if "api_tokens" in values:
+        values["api_tokens"] = tuple(values["api_tokens"])
+    if host is not None:
+        values["host"] = host
+    if port is not None:
+        values["port"] = port
+    values = {k: v for k, v in values.items() if v is not None}
+    settings = _attempt(reader, ("relay",), lambda: RelaySettings(**values))
+    return settings or RelaySettings(), store
 
 
 def _options(
-    reader: _Reader, name: str, table: Mapping[str, typing.Any]
+    reader: Reader, name: str, table: Mapping[str, typing.Any]
 ) -> dict[str, typing.Any] | None:
     """``[relay.targets.NAME]`` → ``options``, plus ``rate``/``cooldown`` overrides."""
-    path = ("targets", name)
-    reader.known(table, TARGET_KEYS, path)
-    before = len(reader.problems)
-    options: dict[str, typing.Any] = {}
-    extra: dict[str, typing.Any] = {}
-    for key in ("ingress_token", "ingress_secret"):
-        if table.get(key) is not None:
-            options[key] = str(table[key])
-    if "coalesce" in table:
-        if isinstance(table["coalesce"], bool):
-            options["coalesce"] = table["coalesce"]
-        else:
-            reader.problem((*path, "coalesce"), "must be true or false")
-    if "coalesce_after" in table:
-        options["coalesce_after"] = reader.read(
-            (*path, "coalesce_after"),
-            lambda: parse_duration(table["coalesce_after"], "coalesce_after"),
-        )
-    if "concurrency" in table:
-        options["concurrency"] = table["concurrency"]
-    if "rate" in table:
-        extra["rate"] = reader.read((*path, "rate"), lambda: Rate.parse(str(table["rate"])))
-    if "cooldown" in table:
-        extra["cooldown"] = reader.read(
-            (*path, "cooldown"), lambda: parse_duration(table["cooldown"], "cooldown")
-        )
-    extra["options"] = reader.read(path, lambda: TargetOptions(**options))
-    return None if len(reader.problems) > before else extra
+    path = ("relay", "targets", name)
+    values = reader.fields(table, path, TARGET_OPTIONS)
+    if not values.complete:
+        return None
+    options = {k: v for k, v in values.items() if k not in _OVERRIDES}
+    built = _attempt(reader, path, lambda: TargetOptions(**options))
+    if built is None:
+        return None
+    return {"options": built, **{k: v for k, v in values.items() if k in _OVERRIDES}}
 
 
-def _store(reader: _Reader, value: typing.Any, base: pathlib.Path) -> OutboxStore:
+def _store(value: str | None, base: pathlib.Path) -> OutboxStore:
     if value is None:
         return SQLiteStore(base / "dingpush-outbox.sqlite")
     if value == "memory":
-        return MemoryStore()
-    if not isinstance(value, str) or not value:
-        reader.problem(
-            ("store",), 'must be a file path or "memory"', 'write store = "outbox.sqlite"'
-        )
         return MemoryStore()
     path = pathlib.Path(value.removeprefix("sqlite:")).expanduser()
     return SQLiteStore(path if path.is_absolute() else base / path)
@@ -336,53 +265,64 @@ def _target(
 
 
 def relay_from_config(
-    config: Config,
+    config: Config | None,
     source: ConfigSource,
     *,
     env: Mapping[str, str] | None = None,
     host: str | None = None,
     port: int | None = None,
+    problems: tuple[Problem, ...] = (),
 ) -> Relay:
-    """Build the relay of a loaded configuration; every problem is raised at once."""
+    """Build the relay of a loaded configuration; every problem is raised at once.
+
+    ``config`` is ``None`` when its targets had ``problems``: ``[relay]`` is still read, so
+    that they are reported together with its own.
+    """
     env = os.environ if env is None else env
-    reader = _Reader(source, env)
-    for key, error in sorted(config.unresolved.items()):
-        if key.startswith("targets."):
-            reader.problems.extend(error.problems)  # the relay needs every target it lists
-    table = reader.expand(dict(config.relay), ())
-    per_target = reader.table(table, "targets", ())
-    settings = _settings(reader, table)
-    if host is not None or port is not None:
-        settings = dataclasses.replace(
-            settings,
-            host=settings.host if host is None else host,
-            port=settings.port if port is None else port,
-        )
-    for name in per_target:
-        if name not in config.targets and f"targets.{name}" not in config.unresolved:
+    reader = Reader(source, env, unset="problem")
+    reader.problems.extend(problems)
+    if config is not None:
+        for key, error in sorted(config.unresolved.items()):
+            if key.startswith("targets."):
+                reader.problems.extend(error.problems)  # the relay needs every target it lists
+    table = reader.table(source.data, ("relay",))
+    settings, store = _settings(reader, table, host, port)
+    per_target = reader.table(table, ("relay", "targets"))
+    declared = source.data.get("targets", {})
+    declared = declared if isinstance(declared, dict) else {}  # else a problem of [targets]
+    for name, options in per_target.items():
+        if name not in declared:
             reader.problem(
-                ("targets", name),
+                ("relay", "targets", name),
                 f"there is no [targets.{name}] to relay to",
                 "define the target, or remove this table",
             )
-    apps = _Apps()
+        elif not isinstance(options, dict):
+            reader.table(per_target, ("relay", "targets", name))
     targets: list[RelayTarget] = []
-    for name, target in config.targets.items():
-        extra = _options(reader, name, per_target.get(name) or {})
-        if extra is not None:
-            built = reader.read(
-                ("targets", name), functools.partial(_target, name, target, extra, apps)
+    apps = _Apps()
+    for name in declared:
+        entry = per_target.get(name)
+        extra = _options(reader, name, entry if isinstance(entry, dict) else {})
+        target = config.targets.get(name) if config is not None else None
+        if extra is not None and target is not None:
+            built = _attempt(
+                reader,
+                ("relay", "targets", name),
+                functools.partial(_target, name, target, extra, apps),
             )
             if built is not None:
                 targets.append(built)
-    if not config.targets and not config.unresolved:
+    if not declared and config is not None and not config.unresolved:
         reader.problems.append(
             Problem(source.path, None, "targets", "no [targets.NAME] to relay to", "add one")
         )
-    store = _store(reader, table.get("store"), source.path.parent)
-    if reader.problems:
-        raise ConfigFileError(reader.problems)
-    return Relay(targets, store=store, settings=settings)
+    reader.finish()
+    return Relay(
+        targets,
+        store=_store(store, source.path.parent),
+        settings=settings,
+    )
 
 
 def load_relay(
@@ -395,5 +335,9 @@ def load_relay(
     if found is None:
         return None
     source = ConfigSource.read(found)
-    loaded = parse_config(source)
-    return relay_from_config(loaded, source, host=host, port=port), str(found)
+    try:
+        loaded: Config | None = parse_config(source)
+        problems: tuple[Problem, ...] = ()
+    except ConfigFileError as exc:  # read [relay] too: every problem at once
+        loaded, problems = None, exc.problems
+    return relay_from_config(loaded, source, host=host, port=port, problems=problems), str(found)

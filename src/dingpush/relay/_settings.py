@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import ipaddress
 import math
-import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from dingpush import ConfigError, RetryPolicy
 
-__all__ = ["RELAY_RETRY", "RelaySettings", "is_loopback", "parse_duration", "parse_size"]
+__all__ = [
+    "API_TOKEN_FIX",
+    "RELAY_RETRY",
+    "RelaySettings",
+    "api_token_problem",
+    "is_loopback",
+]
 
 #: Retries of a message in the outbox: a durable queue can afford patience. Twelve attempts
 #: back off from 1 s to 10 minutes (about 1.6 hours in all) before the message is a dead letter.
@@ -17,45 +23,16 @@ RELAY_RETRY = RetryPolicy(
     max_attempts=12, base_delay=1.0, max_delay=600.0, jitter=0.25, max_elapsed=math.inf
 )
 
-_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h|d)?\s*")
-_DURATION_UNITS = {None: 1.0, "ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
-_DURATION_UNITS["d"] = 86400.0
-_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(B|KB|KiB|MB|MiB|GB|GiB)?\s*", re.IGNORECASE)
-_SIZE_UNITS = {
-    "b": 1,
-    "kb": 1000,
-    "kib": 1024,
-    "mb": 1000**2,
-    "mib": 1024**2,
-    "gb": 1000**3,
-    "gib": 1024**3,
-}
+#: The shortest API token the relay accepts: a bearer token must not be guessable.
+API_TOKEN_MIN_LENGTH = 16
+API_TOKEN_FIX = "generate one with python -c 'import secrets; print(secrets.token_urlsafe(32))'"
 
 
-def parse_duration(value: object, name: str) -> float:
-    """Read ``30``, ``"30s"``, ``"5m"``, ``"1.5h"``, ``"7d"`` or ``"250ms"`` as seconds."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = float(value)
-    elif isinstance(value, str) and (match := _DURATION.fullmatch(value)):
-        seconds = float(match.group(1)) * _DURATION_UNITS[match.group(2)]
-    else:
-        raise ConfigError(f'{name} = {value!r} is not a duration: write e.g. 60, "60s" or "5m"')
-    if seconds < 0:
-        raise ConfigError(f"{name} must not be negative")
-    return seconds
-
-
-def parse_size(value: object, name: str) -> int:
-    """Read ``1048576``, ``"1MiB"``, ``"512KB"`` as bytes."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        size = value
-    elif isinstance(value, str) and (match := _SIZE.fullmatch(value)):
-        size = int(float(match.group(1)) * _SIZE_UNITS[(match.group(2) or "b").lower()])
-    else:
-        raise ConfigError(f'{name} = {value!r} is not a size: write e.g. 1048576 or "1MiB"')
-    if size < 1:
-        raise ConfigError(f"{name} must be at least one byte")
-    return size
+def api_token_problem(tokens: Sequence[object]) -> str | None:
+    """What is wrong with a list of API tokens (the one place the rule is written), or None."""
+    if any(not isinstance(t, str) or len(t) < API_TOKEN_MIN_LENGTH for t in tokens):
+        return f"every API token must be at least {API_TOKEN_MIN_LENGTH} characters"
+    return None
 
 
 def is_loopback(host: str) -> bool:
@@ -101,12 +78,9 @@ class RelaySettings:
     stats_window: float = 60.0
 
     def __post_init__(self) -> None:
-        for token in self.api_tokens:
-            if not isinstance(token, str) or len(token) < 16:
-                raise ConfigError(
-                    "every API token must be at least 16 characters: generate one with "
-                    "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
-                )
+        problem = api_token_problem(self.api_tokens)
+        if problem is not None:
+            raise ConfigError(f"{problem}: {API_TOKEN_FIX}")
         for name in ("lease", "idle_poll", "stats_window"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be a positive number of seconds")
