@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 
@@ -111,6 +112,87 @@ class TestPolicy:
     def test_validation(self, kwargs: dict[str, float]) -> None:
         with pytest.raises(ValueError):
             RetryPolicy(**kwargs)  # type: ignore[arg-type]
+
+
+class TestDecide:
+    """``RetryPolicy.decide``: the one decision the engine and the relay's dispatcher act on."""
+
+    POLICY = RetryPolicy(max_attempts=4, base_delay=1, max_delay=8, jitter=0, max_elapsed=100)
+
+    def test_a_transient_failure_is_retried_after_the_back_off(self) -> None:
+        decision = self.POLICY.decide(dingpush.TransportError("reset"), attempt=2, elapsed=3.0)
+        assert decision == dingpush.Decision(
+            kind="retry", reason="transient", delay=2.0, attempt=2, elapsed=3.0
+        )
+        assert str(decision) == "a transient failure: attempt 3 in 2.0 s"
+
+    def test_a_throttle_cools_down_whatever_the_count(self) -> None:
+        throttled = dingpush.RateLimited(130101, "send too fast")
+        decision = self.POLICY.decide(throttled, attempt=99, elapsed=1e9)
+        assert (decision.kind, decision.reason, decision.delay) == ("cool_down", "throttled", None)
+
+    @pytest.mark.parametrize(
+        ("error", "attempt", "elapsed", "idempotent", "reason"),
+        [
+            (dingpush.TokenNotFound(300001, "token is not exist"), 1, 0.0, True, "permanent"),
+            (dingpush.Timeout("read"), 1, 0.0, False, "ambiguous"),
+            (dingpush.ServerBusy(-1, "busy"), 4, 0.0, True, "attempts"),
+            (dingpush.ServerBusy(-1, "busy"), 2, 99.0, True, "horizon"),
+        ],
+    )
+    def test_gives_up_and_says_why(
+        self,
+        error: BaseException,
+        attempt: int,
+        elapsed: float,
+        idempotent: bool,
+        reason: str,
+    ) -> None:
+        decision = self.POLICY.decide(
+            error, attempt=attempt, elapsed=elapsed, idempotent=idempotent
+        )
+        assert (decision.kind, decision.reason, decision.delay) == ("give_up", reason, None)
+
+    def test_an_ambiguous_failure_is_retried_where_a_repeat_is_dropped(self) -> None:
+        assert self.POLICY.decide(dingpush.Timeout("read"), attempt=1, elapsed=0.0).kind == "retry"
+        risky = dataclasses.replace(self.POLICY, retry_ambiguous=True)
+        decision = risky.decide(dingpush.Timeout("read"), attempt=1, elapsed=0.0, idempotent=False)
+        assert decision.kind == "retry"
+
+    def test_a_partial_delivery_is_judged_by_its_cause(self) -> None:
+        partial = dingpush.PartialDelivery(
+            sent=[], total=2, error=dingpush.ServerBusy(-1, "busy"), msg_uuid="m"
+        )
+        assert self.POLICY.decide(partial, attempt=1, elapsed=0.0).kind == "retry"
+
+    def test_an_unknown_exception_is_retried_by_decide_but_not_by_delay(self) -> None:
+        # The relay's outbox retries a bug rather than lose the message; a client never sees one.
+        decision = self.POLICY.decide(ValueError("a bug"), attempt=1, elapsed=0.0)
+        assert (decision.kind, decision.reason) == ("retry", "unknown")
+        assert self.POLICY.delay(1, ValueError("a bug"), 0.0) is None
+
+    def test_without_a_count_only_time_bounds_the_retries(self) -> None:
+        policy = RetryPolicy(
+            max_attempts=None, base_delay=1, max_delay=600, jitter=0, max_elapsed=86400
+        )
+        busy = dingpush.ServerBusy(-1, "busy")
+        assert policy.decide(busy, attempt=10_000, elapsed=0.0).delay == 600
+        assert policy.decide(busy, attempt=10_000, elapsed=86000.0).reason == "horizon"
+        assert policy.pause(10_000) == 600  # the relay's rest between probes: never None
+
+    def test_delay_agrees_with_decide(self) -> None:
+        errors = [
+            dingpush.TransportError("x"),
+            dingpush.ServerBusy(-1, "busy"),
+            dingpush.PlatformThrottled(90002, "banned"),
+            dingpush.TokenNotFound(300001, "x"),
+            dingpush.RateLimited(130101, "x"),
+        ]
+        for error in errors:
+            for attempt in range(1, 6):
+                decision = self.POLICY.decide(error, attempt=attempt, elapsed=0.0, rand=0.5)
+                expected = decision.delay if decision.kind == "retry" else None
+                assert self.POLICY.delay(attempt, error, 0.0, rand=0.5) == expected
 
 
 class TestExactlyOnce:

@@ -13,7 +13,7 @@ from ._apps._tokens import AccessToken, FileTokenCache, TokenCache, default_toke
 from ._engine._clock import *
 from ._engine._filelimiter import FileRateLimiter
 from ._engine._limiter import MemoryRateLimiter, Rate, RateLimiter, Reservation, default_limiter
-from ._engine._retry import RetryPolicy
+from ._engine._retry import Decision, RetryPolicy
 from ._engine._split import Splitter
 from ._errors import *
 from ._markdown._check import MarkdownFinding, check_markdown
@@ -47,6 +47,7 @@ __all__ = [  # noqa: RUF022
     "Clock",
     "ConfigError",
     "ContentRejected",
+    "Decision",
     "DingPushError",
     "FeedCard",
     "FeedItem",
