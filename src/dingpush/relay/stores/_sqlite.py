@@ -27,6 +27,7 @@ from ._base import (
     Attempt,
     BaseStore,
     Claim,
+    DeadLetterFilter,
     Enqueued,
     ErrCode,
     NewMessage,
@@ -239,6 +240,24 @@ class SQLiteStore(BaseStore):
         message = await self._write(lambda conn, now: ops.retry(conn, now, message_id, due_at))
         self._signal.notify()
         return message
+
+    async def retry_many(
+        self,
+        match: DeadLetterFilter,
+        *,
+        limit: int = 1000,
+        due_at: float | None = None,
+        dry_run: bool = False,
+    ) -> list[str]:
+        check_limit(limit)
+        if dry_run:
+            return await self._read(lambda conn: ops.failed_matching(conn, match, limit))
+        retried = await self._write(
+            lambda conn, now: ops.retry_many(conn, now, match, limit, due_at)
+        )
+        if retried:
+            self._signal.notify()
+        return retried
 
     async def digest(self, originals: Sequence[str], message: NewMessage) -> OutboxMessage:
         ids = check_digest_request(originals, message)
