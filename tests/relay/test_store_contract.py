@@ -355,7 +355,7 @@ async def test_retry_many_checks_its_arguments(store: OutboxStore) -> None:
         {"failed_since": 10.0, "failed_before": 10.0},
     ):
         with pytest.raises(ValueError):
-            DeadLetterFilter(**bad)  # type: ignore[arg-type]
+            DeadLetterFilter(**bad)
 
 
 async def test_release_returns_claims_untried(store: OutboxStore) -> None:
