@@ -70,6 +70,7 @@ RELAY_KEYS = (
     "shutdown_deadline",
     "retention",
     "retry",
+    "give_up_after",
     "targets",
 )
 TARGET_KEYS = (
@@ -82,7 +83,7 @@ TARGET_KEYS = (
     "cooldown",
 )
 RETRY_KEYS = ("max_attempts", "base_delay", "max_delay", "retry_ambiguous")
-DURATIONS = ("coalesce_after", "lease", "shutdown_deadline", "retention")
+DURATIONS = ("coalesce_after", "lease", "shutdown_deadline", "retention", "give_up_after")
 
 
 class _Reader:
@@ -186,7 +187,9 @@ def _settings(reader: _Reader, table: Mapping[str, typing.Any]) -> RelaySettings
 
 def _retry(reader: _Reader, table: typing.Any) -> typing.Any:
     if not isinstance(table, dict):
-        reader.problem(("retry",), "must be a table", "write retry = { max_attempts = 12 }")
+        reader.problem(
+            ("retry",), "must be a table", 'write retry = { base_delay = "1s", max_delay = "10m" }'
+        )
         return None
     reader.known(table, RETRY_KEYS, ("retry",))
     changes: dict[str, typing.Any] = {}
