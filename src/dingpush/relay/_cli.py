@@ -6,6 +6,7 @@ import os
 import sys
 from collections.abc import Callable
 
+from ._logging import relay_log_lines
 from ._serve import embedded, serve
 
 __all__ = ["run"]
@@ -40,12 +41,13 @@ def run(
             8080 if port is None else port,
             directory=directory,
         )
-        serve(
-            setup.relay,
-            emulator=setup.emulator,
-            sock=setup.sock,
-            ready=lambda url: echo(setup.banner()),
-        )
+        with relay_log_lines():
+            serve(
+                setup.relay,
+                emulator=setup.emulator,
+                sock=setup.sock,
+                ready=lambda url: echo(setup.banner()),
+            )
         return 0
     relay, origin = loaded
 
@@ -56,7 +58,8 @@ def run(
         for line in _target_lines(relay, url):
             echo(line)
 
-    serve(relay, ready=ready)
+    with relay_log_lines():
+        serve(relay, ready=ready)
     return 0
 
 
