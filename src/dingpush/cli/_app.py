@@ -34,6 +34,7 @@ COMMANDS = {
     "emulator": "._emulator:emulator",
     "serve": "._serve:serve",
     "preview": "._preview:preview",
+    "retry": "._retry:retry",
 }
 
 
