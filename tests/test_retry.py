@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import pathlib
+import re
 import time
 from collections.abc import Callable
 
@@ -299,3 +301,48 @@ class TestPermanentErrors:
             with pytest.raises(getattr(dingpush, error)):
                 robot.send("x")
         assert len(dingtalk_emulator.emulator.requests()) == 1
+
+
+def horizon(policy: RetryPolicy, rand: float) -> tuple[int, float]:
+    """Attempts, and seconds of back-off from the first failure, until ``policy`` gives up on a
+    send whose every attempt fails at once (the jitter drawn as ``rand`` each time)."""
+    busy = dingpush.ServerBusy(-1, "系统繁忙")
+    attempt, elapsed = 1, 0.0
+    while (decision := policy.decide(busy, attempt=attempt, elapsed=elapsed, rand=rand)).delay:
+        attempt, elapsed = attempt + 1, elapsed + decision.delay
+    assert decision.kind == "give_up"
+    return attempt, elapsed
+
+
+class TestHorizon:
+    """The docs state the real horizons; computed here from the policies, they cannot drift."""
+
+    DOCS = pathlib.Path(__file__).parent.parent / "docs"
+
+    def test_the_library_gives_up_when_delivery_md_says(self) -> None:
+        low, high = horizon(RetryPolicy(), 0.0), horizon(RetryPolicy(), 0.999999)
+        assert low[0] == high[0] == 4
+        stated = f"{low[1]:.1f}–{high[1]:.1f} s"
+        assert stated == "3.5–4.4 s"
+        text = (self.DOCS / "delivery.md").read_text(encoding="utf-8")
+        assert text.count(stated) >= 2  # the table and the prose
+
+    def test_the_relay_gives_up_after_give_up_after_as_relay_md_says(self) -> None:
+        from dingpush.relay import RelaySettings
+        from dingpush.relay._settings import RELAY_RETRY, parse_duration
+
+        settings = RelaySettings()
+        text = (self.DOCS / "relay.md").read_text(encoding="utf-8")
+        (row,) = re.findall(r"^\| `give_up_after` \| `([^`]+)` \|", text, re.MULTILINE)
+        assert parse_duration(row, "give_up_after") == settings.give_up_after == 86400
+        assert 'give_up_after = "24h"' in text and "1.6 h" not in text
+        for rand in (0.0, 0.5, 0.999999):
+            attempts, seconds = horizon(settings.retry_policy, rand)
+            # The last attempt comes within the horizon, less than one longest back-off before it.
+            longest = RELAY_RETRY.max_delay * (1 + RELAY_RETRY.jitter)
+            assert settings.give_up_after - longest < seconds <= settings.give_up_after
+            assert attempts > 100  # no count ends it
+        # The policy it replaced: twelve attempts, over before the first half hour (median).
+        old = dataclasses.replace(RELAY_RETRY, max_attempts=12)
+        assert horizon(old, 0.5) == (12, pytest.approx(1750.9, abs=0.1))
+        assert "29 minutes" in text
