@@ -107,7 +107,7 @@ class Outages:
         """A delivery to ``target`` went through: its outage, if any, is over (and returned)."""
         outage = self._current.pop(target, None)
         if outage is not None:
-            log.warning(
+            log.info(
                 "target %s is back after %s and %d failed attempts: its queue drains",
                 target,
                 format_seconds(self.clock.time() - outage.since),
