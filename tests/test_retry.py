@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import pathlib
+import re
 import time
 from collections.abc import Callable
 
@@ -113,6 +116,87 @@ class TestPolicy:
             RetryPolicy(**kwargs)  # type: ignore[arg-type]
 
 
+class TestDecide:
+    """``RetryPolicy.decide``: the one decision the engine and the relay's dispatcher act on."""
+
+    POLICY = RetryPolicy(max_attempts=4, base_delay=1, max_delay=8, jitter=0, max_elapsed=100)
+
+    def test_a_transient_failure_is_retried_after_the_back_off(self) -> None:
+        decision = self.POLICY.decide(dingpush.TransportError("reset"), attempt=2, elapsed=3.0)
+        assert decision == dingpush.Decision(
+            kind="retry", reason="transient", delay=2.0, attempt=2, elapsed=3.0
+        )
+        assert str(decision) == "a transient failure: attempt 3 in 2.0 s"
+
+    def test_a_throttle_cools_down_whatever_the_count(self) -> None:
+        throttled = dingpush.RateLimited(130101, "send too fast")
+        decision = self.POLICY.decide(throttled, attempt=99, elapsed=1e9)
+        assert (decision.kind, decision.reason, decision.delay) == ("cool_down", "throttled", None)
+
+    @pytest.mark.parametrize(
+        ("error", "attempt", "elapsed", "idempotent", "reason"),
+        [
+            (dingpush.TokenNotFound(300001, "token is not exist"), 1, 0.0, True, "permanent"),
+            (dingpush.Timeout("read"), 1, 0.0, False, "ambiguous"),
+            (dingpush.ServerBusy(-1, "busy"), 4, 0.0, True, "attempts"),
+            (dingpush.ServerBusy(-1, "busy"), 2, 99.0, True, "horizon"),
+        ],
+    )
+    def test_gives_up_and_says_why(
+        self,
+        error: BaseException,
+        attempt: int,
+        elapsed: float,
+        idempotent: bool,
+        reason: str,
+    ) -> None:
+        decision = self.POLICY.decide(
+            error, attempt=attempt, elapsed=elapsed, idempotent=idempotent
+        )
+        assert (decision.kind, decision.reason, decision.delay) == ("give_up", reason, None)
+
+    def test_an_ambiguous_failure_is_retried_where_a_repeat_is_dropped(self) -> None:
+        assert self.POLICY.decide(dingpush.Timeout("read"), attempt=1, elapsed=0.0).kind == "retry"
+        risky = dataclasses.replace(self.POLICY, retry_ambiguous=True)
+        decision = risky.decide(dingpush.Timeout("read"), attempt=1, elapsed=0.0, idempotent=False)
+        assert decision.kind == "retry"
+
+    def test_a_partial_delivery_is_judged_by_its_cause(self) -> None:
+        partial = dingpush.PartialDelivery(
+            sent=[], total=2, error=dingpush.ServerBusy(-1, "busy"), msg_uuid="m"
+        )
+        assert self.POLICY.decide(partial, attempt=1, elapsed=0.0).kind == "retry"
+
+    def test_an_unknown_exception_is_retried_by_decide_but_not_by_delay(self) -> None:
+        # The relay's outbox retries a bug rather than lose the message; a client never sees one.
+        decision = self.POLICY.decide(ValueError("a bug"), attempt=1, elapsed=0.0)
+        assert (decision.kind, decision.reason) == ("retry", "unknown")
+        assert self.POLICY.delay(1, ValueError("a bug"), 0.0) is None
+
+    def test_without_a_count_only_time_bounds_the_retries(self) -> None:
+        policy = RetryPolicy(
+            max_attempts=None, base_delay=1, max_delay=600, jitter=0, max_elapsed=86400
+        )
+        busy = dingpush.ServerBusy(-1, "busy")
+        assert policy.decide(busy, attempt=10_000, elapsed=0.0).delay == 600
+        assert policy.decide(busy, attempt=10_000, elapsed=86000.0).reason == "horizon"
+        assert policy.pause(10_000) == 600  # the relay's rest between probes: never None
+
+    def test_delay_agrees_with_decide(self) -> None:
+        errors = [
+            dingpush.TransportError("x"),
+            dingpush.ServerBusy(-1, "busy"),
+            dingpush.PlatformThrottled(90002, "banned"),
+            dingpush.TokenNotFound(300001, "x"),
+            dingpush.RateLimited(130101, "x"),
+        ]
+        for error in errors:
+            for attempt in range(1, 6):
+                decision = self.POLICY.decide(error, attempt=attempt, elapsed=0.0, rand=0.5)
+                expected = decision.delay if decision.kind == "retry" else None
+                assert self.POLICY.delay(attempt, error, 0.0, rand=0.5) == expected
+
+
 class TestExactlyOnce:
     @pytest.mark.parametrize(
         ("fault", "extra"),
@@ -217,3 +301,50 @@ class TestPermanentErrors:
             with pytest.raises(getattr(dingpush, error)):
                 robot.send("x")
         assert len(dingtalk_emulator.emulator.requests()) == 1
+
+
+def horizon(policy: RetryPolicy, rand: float) -> tuple[int, float]:
+    """Attempts, and seconds of back-off from the first failure, until ``policy`` gives up on a
+    send whose every attempt fails at once (the jitter drawn as ``rand`` each time)."""
+    busy = dingpush.ServerBusy(-1, "系统繁忙")
+    attempt, elapsed = 1, 0.0
+    while (decision := policy.decide(busy, attempt=attempt, elapsed=elapsed, rand=rand)).delay:
+        attempt, elapsed = attempt + 1, elapsed + decision.delay
+    assert decision.kind == "give_up"
+    return attempt, elapsed
+
+
+class TestHorizon:
+    """The docs state the real horizons; computed here from the policies, they cannot drift."""
+
+    DOCS = pathlib.Path(__file__).parent.parent / "docs"
+
+    def test_the_library_gives_up_when_delivery_md_says(self) -> None:
+        low, high = horizon(RetryPolicy(), 0.0), horizon(RetryPolicy(), 0.999999)
+        assert low[0] == high[0] == 4
+        stated = f"{low[1]:.1f}–{high[1]:.1f} s"
+        assert stated == "3.5–4.4 s"
+        text = (self.DOCS / "delivery.md").read_text(encoding="utf-8")
+        assert text.count(stated) >= 2  # the table and the prose
+
+    def test_the_relay_gives_up_after_give_up_after_as_relay_md_says(self) -> None:
+        from dingpush import parse_duration
+        from dingpush.relay import RelaySettings
+        from dingpush.relay._settings import RELAY_RETRY
+
+        settings = RelaySettings()
+        text = (self.DOCS / "relay.md").read_text(encoding="utf-8")
+        (row,) = re.findall(r"^\| `give_up_after` \| `([^`]+)` \|", text, re.MULTILINE)
+        assert parse_duration(row) == settings.give_up_after == 86400
+        assert 'give_up_after = "24h"' in text and "1.6 h" not in text
+        for rand in (0.0, 0.5, 0.999999):
+            attempts, seconds = horizon(settings.retry_policy, rand)
+            # The last attempt comes within the horizon, less than one longest back-off before it.
+            longest = RELAY_RETRY.max_delay * (1 + RELAY_RETRY.jitter)
+            assert settings.give_up_after - longest < seconds <= settings.give_up_after
+            assert attempts > 100  # no count ends it
+        # The policy it replaced: twelve attempts, over before the first half hour (median).
+        old = dataclasses.replace(RELAY_RETRY, max_attempts=12)
+        attempts, seconds = horizon(old, 0.5)
+        assert attempts == 12 and round(seconds, 1) == 1750.9
+        assert "29 minutes" in text

@@ -21,7 +21,7 @@ if typing.TYPE_CHECKING:  # what mypy and editors read; at run time _MODULES say
     from ._engine._clock import Clock, SystemClock
     from ._engine._filelimiter import FileRateLimiter
     from ._engine._limiter import MemoryRateLimiter, RateLimiter, Reservation, default_limiter
-    from ._engine._retry import RetryPolicy
+    from ._engine._retry import Decision, RetryPolicy
     from ._engine._split import Splitter
     from ._engine._units import Rate, parse_duration, parse_size
     from ._errors import (
@@ -100,6 +100,7 @@ __all__ = [  # noqa: RUF022
     "Clock",
     "ConfigError",
     "ContentRejected",
+    "Decision",
     "DingPushError",
     "FeedCard",
     "FeedItem",
@@ -182,7 +183,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
         "Reservation",
         "default_limiter",
     ),
-    "._engine._retry": ("RetryPolicy",),
+    "._engine._retry": ("Decision", "RetryPolicy"),
     "._engine._split": ("Splitter",),
     "._engine._units": ("Rate", "parse_duration", "parse_size"),
     "._errors": (

@@ -30,6 +30,7 @@ if typing.TYPE_CHECKING:  # what mypy and editors read; at run time _MODULES say
     from ._apps._delivery import DEFAULT_APP_COOLDOWN, DEFAULT_APP_RATE, DEFAULT_NOTICE_RATE
     from ._engine._clock import SYSTEM_CLOCK
     from ._engine._limiter import DEFAULT_COOLDOWN, DEFAULT_RATE, reset_default_limiters
+    from ._engine._retry import format_seconds
     from ._masking import Redactor, install_log_redaction, redact_url
     from ._messages._channels import (
         MSG_PARAM_LIMIT,
@@ -72,6 +73,7 @@ __all__ = [
     "check_app_robot_message",
     "check_notice_message",
     "check_webhook_message",
+    "format_seconds",
     "install_log_redaction",
     "notice_msg",
     "plan_app_send",
@@ -87,6 +89,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
     "._apps._delivery": ("DEFAULT_APP_COOLDOWN", "DEFAULT_APP_RATE", "DEFAULT_NOTICE_RATE"),
     "._engine._clock": ("SYSTEM_CLOCK",),
     "._engine._limiter": ("DEFAULT_COOLDOWN", "DEFAULT_RATE", "reset_default_limiters"),
+    "._engine._retry": ("format_seconds",),
     "._masking": ("Redactor", "install_log_redaction", "redact_url"),
     "._messages._channels": (
         "MSG_PARAM_LIMIT",

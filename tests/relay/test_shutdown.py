@@ -152,6 +152,8 @@ def test_sigterm_lets_a_send_finish_within_the_deadline(
     finally:
         relay.stop()
     assert "Traceback" not in relay.stderr
+    # One line per delivery outcome, without -v (issue 15).
+    assert f"delivery outcome=delivered target=ops id={message_id} attempts=1" in relay.stderr
     stored = relay.stored(message_id)
     assert stored.status is Status.DELIVERED
     assert [m.msg_uuid for m in slow_robot.emulator.messages()] == [message_id]

@@ -25,6 +25,7 @@ from dingpush.relay.stores._sqlite_schema import (
     unavailable,
 )
 from dingpush.relay.stores._sqlite_writer import Writer
+from dingpush.testing import FakeClock
 
 
 @pytest.fixture
@@ -118,6 +119,40 @@ def test_a_crashing_operation_stops_the_writer_without_leaving_anyone_waiting(
     with pytest.raises(StoreUnavailable, match="writer has stopped"):
         writer.submit(insert("z"))
     assert keys(path) == []
+
+
+def test_the_lock_timeout_is_one_budget_counted_from_submission(path: pathlib.Path) -> None:
+    # A write that arrives while the batch ahead of it waits for the file's lock may only wait
+    # what is left of its own budget: not a whole lock_timeout more (9.4-10 s for 5 s before).
+    clock = FakeClock()
+    writer = Writer(
+        lambda: connect(path, lock_timeout=5.0),
+        lambda conn: None,
+        lambda exc: unavailable(exc, path),
+        max_batch=1,
+        lock_timeout=5.0,
+        monotonic=clock.monotonic,
+    )
+    writer.start().result(timeout=30)
+    try:
+        entered, release = threading.Event(), threading.Event()
+        ahead = writer.submit(hold(entered, release))
+        assert entered.wait(30)
+        budget = writer.submit(lambda conn: conn.execute("PRAGMA busy_timeout").fetchone()[0])
+        clock.advance(4.4)  # the batch ahead spent 4.4 s of the later write's budget
+        release.set()
+        ahead.result(timeout=30)
+        assert budget.result(timeout=30) == 600
+        clock.advance(10)  # a write submitted now has its whole budget
+        assert (
+            writer.submit(lambda c: c.execute("PRAGMA busy_timeout").fetchone()[0]).result(
+                timeout=30
+            )
+            == 5000
+        )
+    finally:
+        writer.close()
+        writer.join()
 
 
 def test_a_failed_setup_fails_the_start(path: pathlib.Path) -> None:

@@ -14,6 +14,7 @@ import pytest
 
 from dingpush.relay.stores import (
     Claim,
+    DeadLetterFilter,
     InvalidTransition,
     LeaseLost,
     MessageNotFound,
@@ -253,6 +254,108 @@ async def test_retry_at_a_later_time(store: OutboxStore, clock: FakeClock) -> No
     assert await store.claim(1, lease=LEASE) == []
     clock.advance(10)
     assert [c.id for c in await store.claim(1, lease=LEASE)] == [message_id]
+
+
+async def _dead_letters(
+    store: OutboxStore, clock: FakeClock, cases: list[tuple[str, str, int | str | None]]
+) -> list[str]:
+    """One dead letter per (target, error, errcode), one second apart, oldest first."""
+    ids = []
+    for target, error, errcode in cases:
+        (message_id,) = await enqueue(store, 1, target=target)
+        await store.fail(await claim_one(store, target=target), error=error, errcode=errcode)
+        ids.append(message_id)
+        clock.advance(1)
+    return ids
+
+
+DEAD = [
+    ("ops", "TokenNotFound: token is not exist", 300001),
+    ("ops", "gave up after 24 h: TransportError: connection refused", None),
+    ("dev", "TokenNotFound: token is not exist", 300001),
+    (
+        "ops",
+        "PermissionDenied: no permission",
+        "Forbidden.AccessDenied.AccessTokenPermissionDenied",
+    ),
+    ("ops", "gave up after 24 h: ServerBusy: 系统繁忙", -1),
+]
+
+
+@pytest.mark.parametrize(
+    ("where", "picked"),
+    [
+        (DeadLetterFilter(), [0, 1, 2, 3, 4]),
+        (DeadLetterFilter(target="ops"), [0, 1, 3, 4]),
+        (DeadLetterFilter(errcode=300001), [0, 2]),
+        (DeadLetterFilter(errcode="300001"), []),  # a string code is not the int one
+        (DeadLetterFilter(errcode="Forbidden.AccessDenied.AccessTokenPermissionDenied"), [3]),
+        (DeadLetterFilter(errcode=-1), [4]),
+        (DeadLetterFilter(error="TransportError"), [1]),
+        (DeadLetterFilter(error="gave up after 24 h", target="ops"), [1, 4]),
+        (DeadLetterFilter(error="transporterror"), []),  # case-sensitive
+        (DeadLetterFilter(failed_since=1001.0), [1, 2, 3, 4]),
+        (DeadLetterFilter(failed_before=1002.0), [0, 1]),
+        (DeadLetterFilter(failed_since=1001.0, failed_before=1003.0, target="ops"), [1]),
+    ],
+    ids=repr,
+)
+async def test_retry_many_takes_the_dead_letters_the_filter_selects(
+    store: OutboxStore, clock: FakeClock, where: DeadLetterFilter, picked: list[int]
+) -> None:
+    clock.set(1000.0)
+    ids = await _dead_letters(store, clock, DEAD)
+    (queued,) = await enqueue(store, 1)  # never taken: not a dead letter
+    wanted = [ids[i] for i in picked]
+    assert await store.retry_many(where, dry_run=True) == wanted
+    statuses = [(await store.get(i)).status for i in ids]
+    assert statuses == [Status.FAILED] * len(ids)  # a dry run changes nothing
+    assert await store.retry_many(where) == wanted  # oldest first
+    for index, message_id in enumerate(ids):
+        message = await store.get(message_id)
+        if index in picked:
+            assert (message.status, message.attempts, message.due_at) == (
+                Status.QUEUED,
+                0,
+                clock.time(),
+            )
+            assert [a.outcome for a in await store.attempts(message_id)] == [Outcome.FAILED]
+        else:
+            assert message.status is Status.FAILED
+    assert (await store.get(queued)).status is Status.QUEUED
+    assert await store.retry_many(where) == []  # nothing left that matches
+
+
+async def test_retry_many_takes_at_most_limit_oldest_first_and_wakes_waiters(
+    store: OutboxStore, clock: FakeClock
+) -> None:
+    ids = await _dead_letters(store, clock, [("ops", "x", None)] * 5)
+    waiter = asyncio.ensure_future(store.wait_for_work(60))
+    await asyncio.sleep(0)
+    later = clock.time() + 30
+    assert await store.retry_many(DeadLetterFilter(), limit=2, due_at=later) == ids[:2]
+    assert await waiter is True
+    assert [(await store.get(i)).due_at for i in ids[:2]] == [later, later]
+    assert await store.retry_many(DeadLetterFilter(), limit=10, dry_run=True) == ids[2:]
+    clock.advance(30)
+    claimed = await store.claim(10, lease=LEASE)
+    assert [c.id for c in claimed] == ids[:2]  # their old order, due together
+
+
+async def test_retry_many_checks_its_arguments(store: OutboxStore) -> None:
+    with pytest.raises(ValueError, match="limit"):
+        await store.retry_many(DeadLetterFilter(), limit=0)
+    for bad in (
+        {"target": ""},
+        {"error": ""},
+        {"errcode": 1.5},
+        {"errcode": True},
+        {"failed_since": "yesterday"},
+        {"failed_since": float("nan")},
+        {"failed_since": 10.0, "failed_before": 10.0},
+    ):
+        with pytest.raises(ValueError):
+            DeadLetterFilter(**bad)
 
 
 async def test_release_returns_claims_untried(store: OutboxStore) -> None:

@@ -250,17 +250,22 @@ def deliver(
             except DingPushError as exc:
                 error = exc
         reservation = None
-        if isinstance(error, RateLimited):
+        spent = clock.monotonic() - started
+        decision = options.retry.decide(
+            error, attempt=attempt, elapsed=failing + spent, idempotent=core.idempotent
+        )
+        if decision.kind == "cool_down":
+            assert isinstance(error, RateLimited)
             core.throttled(error)
             if not (options.wait and resend_throttled):
                 raise error
             continue
         if isinstance(error, PlatformThrottled):
             core.penalised(error)
-        failing += clock.monotonic() - started
-        delay = options.retry.delay(attempt, error, failing, idempotent=core.idempotent)
-        if delay is None:
+        failing += spent
+        if decision.kind == "give_up" or decision.delay is None:
             raise error
+        delay = decision.delay
         logger.info(
             "attempt %d for msgUuid %s to %s failed (%s); retrying in %.2f s",
             attempt,

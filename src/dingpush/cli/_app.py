@@ -34,6 +34,7 @@ COMMANDS = {
     "serve": "._serve:serve",
     "preview": "._preview:preview",
     "migrate": "._migrate:migrate",
+    "retry": "._retry:retry",
 }
 
 

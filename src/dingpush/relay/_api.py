@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from ._bulk_retry import from_json, retry_dead_letters
 from ._http import (
     HTTPProblem,
     authorized,
@@ -260,6 +261,11 @@ async def retry_message(relay: Relay, request: Request) -> Response:
     return json_answer(await retry_failed(relay, request.path_params["id"]))
 
 
+async def retry_messages(relay: Relay, request: Request) -> Response:
+    retry = from_json(relay, await _body(relay, request))
+    return json_answer(await retry_dead_letters(relay, retry))
+
+
 async def list_targets(relay: Relay, request: Request) -> Response:
     return json_answer({"targets": await relay.target_views()})
 
@@ -400,6 +406,29 @@ ENDPOINTS: tuple[Endpoint, ...] = (
             **_STORE_DOWN,
         },
         params=(_ID,),
+    ),
+    Endpoint(
+        "POST",
+        "/v1/messages:retry",
+        "retryMessages",
+        "Queue dead letters again in bulk: by target, error and time",
+        retry_messages,
+        "messages",
+        {
+            200: ("Queued again (or, with dry_run, only counted), oldest first.", "RetryResult"),
+            **_PROBLEMS,
+            404: ("No such target.", "Problem"),
+            413: ("The body is larger than max_body.", "Problem"),
+            **_STORE_DOWN,
+        },
+        body="RetryFilter",
+        description=(
+            "Every failed message the filter selects goes back to the queue with a fresh "
+            "attempt count, as POST /v1/messages/{id}/retry does for one: e.g. "
+            '{"target": "ops", "errcode": 300001} once a revoked token is replaced, or '
+            '{"error": "TransportError", "failed_since": …} after an outage. At most limit '
+            "(1,000 by default) a request; more says whether others are left."
+        ),
     ),
     Endpoint(
         "GET",

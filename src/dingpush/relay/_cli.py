@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from dingpush.serving import CannotListen, bind_socket
 
+from ._logging import relay_log_lines
 from ._serve import embedded, serve
 
 __all__ = ["run"]
@@ -47,12 +48,13 @@ def run(
             )
         except CannotListen as exc:
             raise exc.with_hint(_PORT_HINT) from None
-        serve(
-            setup.relay,
-            emulator=setup.emulator,
-            sock=setup.sock,
-            ready=lambda url: echo(setup.banner()),
-        )
+        with relay_log_lines():
+            serve(
+                setup.relay,
+                emulator=setup.emulator,
+                sock=setup.sock,
+                ready=lambda url: echo(setup.banner()),
+            )
         return 0
     relay, origin = loaded
 
@@ -73,7 +75,8 @@ def run(
             hint += " (0 picks a free one)"
         raise exc.with_hint(hint) from None
     try:
-        serve(relay, sock=sock, ready=ready)
+        with relay_log_lines():
+            serve(relay, sock=sock, ready=ready)
     finally:
         sock.close()
     return 0

@@ -90,6 +90,7 @@ RELAY = Table(
         Field("lease", DURATION, rule=_positive, fix='write e.g. "60s"'),
         Field("shutdown_deadline", DURATION),
         Field("retention", DURATION),
+        Field("give_up_after", DURATION, rule=_positive, fix='write e.g. "24h"'),
     ),
     extra=("retry", "targets"),
     unknown="unknown setting",

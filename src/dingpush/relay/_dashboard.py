@@ -1,4 +1,4 @@
-"""The relay's dashboard at ``/``: its targets, a live list of messages, one message, retry.
+"""The relay's dashboard at ``/``: its targets, a live list of messages, one message, retries.
 
 Server-rendered pages (Jinja2 templates of :mod:`dingpush.web`, the chat view's renderer for
 the preview) and a little plain JavaScript that polls for the parts that change. The data comes
@@ -23,6 +23,7 @@ from starlette.staticfiles import StaticFiles
 from dingpush.web import STATIC_PACKAGE, MessageRenderer, create_environment, findings_for
 
 from ._api import message_detail, message_page, retry_failed
+from ._bulk_retry import from_form, retry_dead_letters
 from ._dashboard_auth import DashboardAuth, Session, safe_next, same_site
 from ._dashboard_views import (
     attempt_rows,
@@ -87,6 +88,9 @@ class _Urls:
     def retry(self, message_id: str) -> str:
         return self.message(message_id) + "/retry"
 
+    def bulk_retry(self) -> str:
+        return f"{self.root}/ui/retry"
+
     def login(self, next: str | None = None) -> str:
         return f"{self.root}/ui/login{self._query({'next': next})}"
 
@@ -107,6 +111,21 @@ async def _form(request: Request) -> dict[str, str]:
     except ValueError:
         raise HTTPProblem(400, "the form has too many fields") from None
     return dict(pairs)
+
+
+_RETRY_FIELDS = ("target", "errcode", "error", "failed_since", "failed_before")
+
+
+def _retried_notice(query: Mapping[str, str]) -> str | None:
+    """After a bulk retry (``?retried=N``): what happened, and whether more are left."""
+    count = query.get("retried", "")
+    if not count.isdigit():
+        return None
+    number = int(count)
+    text = f"Queued again: {number:,} dead letter{'s' if number != 1 else ''}."
+    if query.get("more"):
+        text += " More match the filter: retry again to queue the next ones."
+    return text
 
 
 def _filters(request: Request) -> dict[str, str]:
@@ -208,7 +227,8 @@ class _Dashboard:
 
     async def _home_context(self, request: Request) -> tuple[int, dict[str, typing.Any]]:
         filters = _filters(request)
-        targets = target_rows(await self.relay.target_views())
+        views = await self.relay.target_views()
+        targets = target_rows(views)
         status, error, rows, next_cursor = 200, None, [], None
         try:
             page = await message_page(self.relay, {**filters, "limit": str(PAGE_SIZE)})
@@ -227,6 +247,9 @@ class _Dashboard:
             "error": error,
             "next_cursor": next_cursor,
             "updates_url": urls.updates(**filters),
+            "dead_letters": sum(view["failed"] for view in views),
+            "retry_form": {},
+            "notice": _retried_notice(request.query_params),
         }
 
     async def home(self, request: Request) -> Response:
@@ -317,6 +340,31 @@ class _Dashboard:
         target = _Urls(request).message(message_id) + "?retried=1"
         return RedirectResponse(target, status_code=303)
 
+    async def bulk_retry(self, request: Request) -> Response:
+        """The home page's form: count (preview) or retry the dead letters of a filter."""
+        session = self.auth.session(request)
+        if session is None:
+            return self._to_login(request)
+        form = await _form(request)
+        if not self.auth.form_allowed(request, session, form):
+            return self._forbidden(request)
+        retry = from_form(self.relay, form)
+        result = await retry_dead_letters(self.relay, retry)
+        if not retry.dry_run:
+            query = {"retried": str(result["retried"]), "more": "1" if result["more"] else None}
+            return RedirectResponse(_Urls(request).home(**query), status_code=303)
+        status, context = await self._home_context(request)
+        count = result["retried"]
+        more = " or more" if result["more"] else ""
+        context["notice"] = (
+            f"{count:,}{more} dead letter{'s' if count != 1 else ''} match this filter: "
+            "Retry them to queue them again."
+            if count
+            else "No dead letter matches this filter."
+        )
+        context["retry_form"] = {k: form.get(k, "") for k in _RETRY_FIELDS}
+        return self._page(request, "dashboard/home.html", session, status=status, **context)
+
     def _forbidden(self, request: Request) -> Response:
         return self._error(
             request,
@@ -384,6 +432,7 @@ def dashboard_routes(
     """The dashboard's routes, for ``create_app(relay, extra_routes=…)``.
 
     ``/`` (targets and messages), ``/ui/messages/{id}`` (one message; ``POST …/retry``),
+    ``POST /ui/retry`` (dead letters in bulk, by target, error and time),
     ``/ui/login``, ``/ui/logout``, ``/ui/updates`` and ``/ui/messages/{id}/updates`` (the parts
     that change, for the pages' script) and ``/ui/static/…``. ``links`` adds ``(label, path)``
     entries to the header (the embedded emulator's chat view).
@@ -396,6 +445,7 @@ def dashboard_routes(
         Route("/ui/messages/{id}", guarded(view.message), methods=["GET"]),
         Route("/ui/messages/{id}/updates", guarded(view.message_updates), methods=["GET"]),
         Route("/ui/messages/{id}/retry", guarded(view.retry), methods=["POST"]),
+        Route("/ui/retry", guarded(view.bulk_retry), methods=["POST"]),
         Route("/ui/login", guarded(view.login_page), methods=["GET"]),
         Route("/ui/login", guarded(view.login), methods=["POST"]),
         Route("/ui/logout", guarded(view.logout), methods=["POST"]),

@@ -22,21 +22,25 @@ import contextlib
 import datetime
 import json
 import logging
+import random
 import typing
 from collections.abc import Callable, Mapping
 
 from dingpush import (
     Clock,
+    Decision,
     DingPushError,
-    Message,
     PartialDelivery,
     PlatformThrottled,
     RateLimited,
+    RetryPolicy,
     parse_message,
 )
+from dingpush.lowlevel import format_seconds
 
 from ._coalesce import DIGEST_KIND, backlog_wait, digest_payload, plan_digests, threshold
 from ._metrics import Metrics
+from ._outage import Outages
 from ._settings import RelaySettings
 from ._targets import MERGEABLE_KINDS, RelayTarget
 from .stores import Claim, InvalidTransition, NewMessage, OutboxStore, StoreError
@@ -44,6 +48,8 @@ from .stores import Claim, InvalidTransition, NewMessage, OutboxStore, StoreErro
 __all__ = ["Dispatcher"]
 
 log = logging.getLogger("dingpush.relay")
+#: One line per delivery outcome (delivered, retry, cooldown, failed), at INFO.
+delivery_log = logging.getLogger("dingpush.relay.delivery")
 
 #: The most queued messages one coalescing pass reads (a larger backlog is merged in passes).
 COALESCE_SCAN = 2000
@@ -83,6 +89,8 @@ class Dispatcher:
         self._stopped = asyncio.Event()
         self._hurry = asyncio.Event()
         self._coalesce_checked: dict[str, float] = {}
+        self.policy = settings.retry_policy
+        self.outages = Outages(self.policy, clock)
 
     @property
     def running(self) -> bool:
@@ -170,13 +178,25 @@ class Dispatcher:
 
     async def _step(self, target: RelayTarget) -> float:
         """One turn of a worker; returns how long to sleep before the next (0: go on)."""
+        hold = self.outages.wait(target.name)
+        if hold > 0:
+            return hold  # the target is resting, or another worker's probe is out
+        probe = self.outages.get(target.name) is not None
+        try:
+            return await self._turn(target, probe=probe)
+        finally:
+            if probe:
+                self.outages.abandoned(target.name)  # a probe that did not report
+
+    async def _turn(self, target: RelayTarget, *, probe: bool) -> float:
         wait = target.delay()
-        if wait > COALESCE_LEAD and target.options.coalesce:
-            # Nothing can go before the slot: merge just before it, when the backlog is whole
-            # (merging earlier would send several small digests where one would do).
-            return wait - COALESCE_LEAD
-        if self._should_coalesce(target) and await self._coalesce(target, wait):
-            return 0.0
+        if not probe:  # while a target is down its backlog waits whole: merge it once back
+            if wait > COALESCE_LEAD and target.options.coalesce:
+                # Nothing can go before the slot: merge just before it, when the backlog is
+                # whole (merging earlier would send several small digests where one would do).
+                return wait - COALESCE_LEAD
+            if self._should_coalesce(target) and await self._coalesce(target, wait):
+                return 0.0
         if wait > 0:
             return wait
         claims = await self.store.claim(1, lease=self.settings.lease, target=target.name)
@@ -269,10 +289,10 @@ class Dispatcher:
             try:
                 reply = await target.send(message, claim.id)
             except DingPushError as exc:
-                return await self._settle_error(target, claim, message, exc)
+                return await self._settle_error(target, claim, exc)
             except Exception as exc:  # a bug, or a library error we do not know: retry later
                 log.exception("sending %s to %s failed unexpectedly", claim.id, target.name)
-                await self._retry_or_fail(target, claim, exc, errcode=None)
+                await self._settle_error(target, claim, exc)
                 return 0.0
             await self.store.mark_delivered(claim, reply=reply)
         except asyncio.CancelledError:
@@ -280,86 +300,138 @@ class Dispatcher:
             with contextlib.suppress(StoreError):
                 await asyncio.shield(self.store.release([claim]))
             raise
+        self._reached(target)
         self.metrics.count("delivered", target.name)
         self.metrics.observe_latency(target.name, self.clock.time() - claim.message.created_at)
+        self._log(claim, "delivered", carries=claim.message.carries or None)
         return 0.0
 
-    async def _settle_error(
-        self, target: RelayTarget, claim: Claim, message: Message, exc: DingPushError
-    ) -> float:
+    async def _settle_error(self, target: RelayTarget, claim: Claim, exc: BaseException) -> float:
+        """Act on ``RetryPolicy.decide()``: schedule a retry, cool down, or a dead letter."""
         error = exc.error if isinstance(exc, PartialDelivery) else exc
-        if (
-            isinstance(error, RateLimited)
-            and error.refused_locally
-            and not isinstance(exc, PartialDelivery)
-        ):
+        if isinstance(error, RateLimited) and error.refused_locally and exc is error:
             # No slot after all (another worker, or a budget the client keeps beyond the
             # target's, took it): nothing was sent, no attempt spent; wait for the slot.
             await self.store.release([claim])
             return max((error.retry_at or 0.0) - self.clock.time(), 0.001)
-        if isinstance(error, RateLimited | PlatformThrottled) and not error.refused_locally:
-            self.metrics.count("throttled", target.name)
-        if isinstance(error, RateLimited):
-            retry_at = error.retry_at or self.clock.time() + target.delay()
+        errcode = _errcode(error)
+        jitter = random.random()  # one draw for the message's back-off and the target's rest
+        decision = self.policy.decide(
+            exc,
+            attempt=claim.message.attempts + 1,
+            elapsed=await self._failing_for(claim),
+            idempotent=target.idempotent,
+            rand=jitter,
+        )
+        text = self.redact(f"{type(error).__name__}: {error}")
+        pause = self._note_health(target, error, text, jitter)
+        if decision.kind == "cool_down":
+            assert isinstance(error, RateLimited)
+            if not error.refused_locally:
+                self.metrics.count("throttled", target.name)
+            retry_at = max(error.retry_at or self.clock.time() + target.delay(), self.clock.time())
             await self.store.schedule_retry(
-                claim,
-                retry_at=max(retry_at, self.clock.time()),
-                error=self.redact(str(exc)),
-                errcode=_errcode(error),
+                claim, retry_at=retry_at, error=self.redact(str(exc)), errcode=errcode
             )
             self.metrics.count("retries", target.name)
+            self._log(claim, "cooldown", next_in=retry_at - self.clock.time(), errcode=errcode)
             return 0.0
-        if exc.transient or self.settings.retry.retryable(error):
-            await self._retry_or_fail(target, claim, exc, errcode=_errcode(error))
-        else:
-            await self._fail(target, claim, self.redact(str(exc)), _errcode(error))
-        return 0.0
-
-    async def _retry_or_fail(
-        self, target: RelayTarget, claim: Claim, exc: BaseException, *, errcode: typing.Any
-    ) -> None:
-        attempt = claim.message.attempts + 1
-        error = exc.error if isinstance(exc, PartialDelivery) else exc
-        policy = self.settings.retry
-        # An unknown failure is retried like a transient one, so a bug cannot lose a message.
-        if isinstance(error, DingPushError) and policy.retryable(error):
-            delay = policy.delay(attempt, error, 0.0, idempotent=target.idempotent)
-        elif getattr(error, "maybe_delivered", False) and not (
-            target.idempotent or policy.retry_ambiguous
-        ):
-            delay = None
-        else:
-            delay = policy.backoff(attempt, 0.0)
-        text = self.redact(f"{type(error).__name__}: {error}")
-        if delay is None:
-            why = f"gave up after {attempt} attempts: {text}"
-            if not target.idempotent and getattr(error, "maybe_delivered", False):
-                why = (
-                    f"{text} — DingTalk may have delivered it, and this channel cannot drop a "
-                    "repeat, so it was not retried: retry it by hand if it did not arrive "
-                    "(or set retry_ambiguous in [relay] retry)"
-                )
-            await self._fail(target, claim, why, errcode)
-            return
+        if isinstance(error, PlatformThrottled) and not error.refused_locally:
+            self.metrics.count("throttled", target.name)
+        if decision.kind == "give_up":
+            await self._fail(target, claim, self._gave_up(decision, exc, text), errcode)
+            return 0.0
+        delay = max(decision.delay or 0.0, pause)
         await self.store.schedule_retry(
             claim, retry_at=self.clock.time() + delay, error=text, errcode=errcode
         )
         self.metrics.count("retries", target.name)
-        log.info(
-            "message %s to %s failed (attempt %d, %s); retrying in %.1f s",
-            claim.id,
-            target.name,
-            attempt,
-            type(error).__name__,
-            delay,
-        )
+        self._log(claim, "retry", next_in=delay, errcode=errcode, error=text)
+        return 0.0
+
+    async def _failing_for(self, claim: Claim) -> float:
+        """Seconds since the first attempt of this message's current run (the horizon's start).
+
+        Its attempts since it was enqueued or last retried by hand are the last ``attempts``
+        entries of its history; with none, this is its first attempt.
+        """
+        now = self.clock.time()
+        count = claim.message.attempts
+        if count:
+            history = await self.store.attempts(claim.id)
+            if len(history) >= count:
+                first = history[-count]
+                return max(now - (first.started_at or first.finished_at), 0.0)
+        return max(now - (claim.lease_until - self.settings.lease), 0.0)
+
+    def _note_health(
+        self, target: RelayTarget, error: BaseException, text: str, jitter: float
+    ) -> float:
+        """Tell the outages what a failure says about the target; the pause it starts, if any."""
+        if not isinstance(error, DingPushError) or getattr(error, "refused_locally", False):
+            return 0.0  # a bug, or refused before it left: nothing learnt about the target
+        if isinstance(error, RateLimited | PlatformThrottled) or not RetryPolicy.retryable(error):
+            self._reached(target)  # DingTalk answered: it is up, whatever it said
+            return 0.0
+        return self.outages.failed(target.name, text, rand=jitter)
+
+    def _reached(self, target: RelayTarget) -> None:
+        if self.outages.succeeded(target.name) is not None:
+            self.kick(target.name)  # wake the workers that waited for the probe
+
+    def _gave_up(self, decision: Decision, exc: BaseException, text: str) -> str:
+        """The dead letter's reason, in words."""
+        if decision.reason == "ambiguous":
+            return (
+                f"{text} — DingTalk may have delivered it, and this channel cannot drop a "
+                "repeat, so it was not retried: retry it by hand if it did not arrive "
+                "(or set retry_ambiguous in [relay] retry)"
+            )
+        if decision.reason == "horizon":
+            return (
+                f"gave up after {decision.attempt} attempts over "
+                f"{format_seconds(decision.elapsed)} (give_up_after = "
+                f"{format_seconds(self.settings.give_up_after)}): {text}"
+            )
+        if decision.reason == "attempts":
+            return f"gave up after {decision.attempt} attempts (retry.max_attempts): {text}"
+        return self.redact(str(exc))
 
     async def _fail(
         self, target: RelayTarget, claim: Claim, error: str, errcode: typing.Any
     ) -> None:
         await self.store.fail(claim, error=error, errcode=errcode)
         self.metrics.count("failed", target.name)
-        log.warning("message %s to %s failed for good: %s", claim.id, target.name, error)
+        self._log(claim, "failed", errcode=errcode, error=error)
+
+    def _log(
+        self,
+        claim: Claim,
+        outcome: str,
+        *,
+        next_in: float | None = None,
+        errcode: typing.Any = None,
+        error: str | None = None,
+        carries: int | None = None,
+    ) -> None:
+        """One line per delivery outcome (issue: nothing was logged without ``-v``)."""
+        fields = [
+            f"outcome={outcome}",
+            f"target={claim.message.target}",
+            f"id={claim.id}",
+            f"attempts={claim.message.attempts + 1}",
+            f"latency={self.clock.time() - claim.message.created_at:.3f}s",
+        ]
+        if carries:
+            fields.append(f"carries={carries}")
+        if next_in is not None:
+            fields.append(f"next_in={next_in:.1f}s")
+        if errcode is not None:
+            fields.append(f"errcode={errcode}")
+        if error is not None:
+            fields.append("error=" + json.dumps(error, ensure_ascii=False))
+        level = logging.WARNING if outcome == "failed" else logging.INFO
+        delivery_log.log(level, "%s", self.redact("delivery " + " ".join(fields)))
 
     # -- housekeeping -------------------------------------------------------------------------
 

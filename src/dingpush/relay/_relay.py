@@ -26,6 +26,7 @@ from dingpush.lowlevel import SYSTEM_CLOCK, Redactor, install_log_redaction
 from ._dispatcher import Dispatcher
 from ._http import HTTPProblem, pointer
 from ._metrics import Metrics
+from ._outage import Outage
 from ._settings import RelaySettings
 from ._targets import RelayTarget, registry
 from .stores import (
@@ -262,6 +263,7 @@ class Relay:
                     "window": self.settings.stats_window,
                     "cooldown_until": now + cooling if cooling > 0 else None,
                     "next_slot_in": round(target.delay(), 3),
+                    "outage": _outage_view(self.dispatcher.outages.get(name), self.redact),
                     "last_error": self._masked(figures.last_error) if figures else None,
                     "last_errcode": figures.last_errcode if figures else None,
                     "last_error_at": figures.last_error_at if figures else None,
@@ -272,7 +274,7 @@ class Relay:
 
 
 #: The loggers a relay's records go through; a filter on "dingpush" does not see its children's.
-_LOGGERS = ("dingpush.relay", "dingpush.relay.outbox", "uvicorn.error")
+_LOGGERS = ("dingpush.relay", "dingpush.relay.delivery", "dingpush.relay.outbox", "uvicorn.error")
 
 
 class _SecretFilter(logging.Filter):
@@ -301,6 +303,15 @@ def _new(accepted: Accepted, key: str | None) -> NewMessage:
         payload=accepted.payload,
         idempotency_key=key,
     )
+
+
+def _outage_view(outage: Outage | None, redact: Redactor) -> dict[str, typing.Any] | None:
+    """A target's outage for ``/v1/targets``: failing since, failures, next probe, last error."""
+    if outage is None:
+        return None
+    view = outage.view()
+    view["last_error"] = redact(outage.last_error)
+    return view
 
 
 def _links(message: OutboxMessage, originals: Sequence[OutboxMessage]) -> dict[str, typing.Any]:

@@ -280,6 +280,54 @@ SCHEMAS: dict[str, Schema] = {
             "next_slot_in": {"type": "number"},
             "last_error": {"type": ["string", "null"]},
             "last_errcode": _ERRCODE,
+            "outage": {
+                "type": ["object", "null"],
+                "description": (
+                    "While the target fails for transient causes: its queue rests, and one "
+                    "message (the probe) tries again at next_probe_at."
+                ),
+                "required": ["since", "failures", "next_probe_at", "probing", "last_error"],
+                "properties": {
+                    "since": _TIME,
+                    "failures": {"type": "integer"},
+                    "next_probe_at": _TIME,
+                    "probing": {"type": "boolean"},
+                    "last_error": {"type": "string"},
+                },
+            },
+        },
+    ),
+    "RetryFilter": {
+        "type": "object",
+        "description": "Which dead letters to queue again; every field narrows, {} takes all.",
+        "properties": {
+            "target": {"type": "string", "minLength": 1},
+            "errcode": {
+                "type": ["integer", "string"],
+                "description": 'The last errcode, exactly (300001 and "300001" differ).',
+            },
+            "error": {
+                "type": "string",
+                "minLength": 1,
+                "description": "A piece of the last error's text, case-sensitive.",
+            },
+            "failed_since": {**_TIME, "description": "Failed at or after (epoch seconds)."},
+            "failed_before": {**_TIME, "description": "Failed before (epoch seconds)."},
+            "limit": {"type": "integer", "minimum": 1, "maximum": 10000, "default": 1000},
+            "dry_run": {"type": "boolean", "default": False},
+        },
+        "additionalProperties": False,
+    },
+    "RetryResult": _object(
+        ["retried", "ids", "more", "dry_run"],
+        {
+            "retried": {"type": "integer", "description": "How many were queued again."},
+            "ids": {"type": "array", "items": {"type": "string"}, "description": "Oldest first."},
+            "more": {
+                "type": "boolean",
+                "description": "More dead letters match beyond limit: send the filter again.",
+            },
+            "dry_run": {"type": "boolean"},
         },
     ),
     "TargetList": _object(["targets"], {"targets": {"type": "array", "items": _ref("TargetInfo")}}),

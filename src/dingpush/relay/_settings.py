@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import math
 from collections.abc import Sequence
@@ -17,11 +18,14 @@ __all__ = [
     "is_loopback",
 ]
 
-#: Retries of a message in the outbox: a durable queue can afford patience. Twelve attempts
-#: back off from 1 s to 10 minutes (about 1.6 hours in all) before the message is a dead letter.
+#: Retries of a message in the outbox: a durable queue can afford patience. The back-off goes
+#: from 1 s to 10 minutes; no count of attempts ends it, ``give_up_after`` does (24 h).
 RELAY_RETRY = RetryPolicy(
-    max_attempts=12, base_delay=1.0, max_delay=600.0, jitter=0.25, max_elapsed=math.inf
+    max_attempts=None, base_delay=1.0, max_delay=600.0, jitter=0.25, max_elapsed=math.inf
 )
+#: How long a message that keeps failing for transient causes is retried: a day of DingTalk
+#: (or the network to it) being down costs no message.
+GIVE_UP_AFTER = 24 * 3600.0
 
 #: The shortest API token the relay accepts: a bearer token must not be guessable.
 API_TOKEN_MIN_LENGTH = 16
@@ -57,7 +61,10 @@ class RelaySettings:
         coalesce_after: Seconds a backlog may wait before its text and markdown are merged.
         max_body: The largest request body accepted, in bytes (413 beyond).
         lease: Seconds a claimed message is held before another dispatcher may take it.
-        retry: The retry policy of failed deliveries (``RELAY_RETRY`` by default).
+        retry: The back-off of failed deliveries (``RELAY_RETRY`` by default); its
+            ``max_attempts``, when set, also ends the retries of a message.
+        give_up_after: Seconds a message is retried for transient causes, from its first
+            failure, before it becomes a dead letter (a day by default).
         shutdown_deadline: Seconds in-flight deliveries get to finish at shutdown before they
             are released back to the queue.
         retention: Seconds delivered messages are kept (dead letters are kept until retried).
@@ -72,6 +79,7 @@ class RelaySettings:
     max_body: int = 1024 * 1024
     lease: float = 60.0
     retry: RetryPolicy = RELAY_RETRY
+    give_up_after: float = GIVE_UP_AFTER
     shutdown_deadline: float = 10.0
     retention: float = 7 * 86400.0
     idle_poll: float = 5.0
@@ -81,11 +89,19 @@ class RelaySettings:
         problem = api_token_problem(self.api_tokens)
         if problem is not None:
             raise ConfigError(f"{problem}: {API_TOKEN_FIX}")
-        for name in ("lease", "idle_poll", "stats_window"):
+        for name in ("lease", "idle_poll", "stats_window", "give_up_after"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be a positive number of seconds")
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"port {self.port} is not a TCP port (0-65535)")
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """The policy the dispatcher decides with: ``retry`` bounded by ``give_up_after``."""
+        horizon = min(self.retry.max_elapsed, self.give_up_after)
+        if horizon == self.retry.max_elapsed:
+            return self.retry
+        return dataclasses.replace(self.retry, max_elapsed=horizon)
 
     def check_exposure(self) -> None:
         """Refuse to listen beyond this machine without API tokens."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 from ._base import (
     Attempt,
     Claim,
+    DeadLetterFilter,
     Enqueued,
     ErrCode,
     NewMessage,
@@ -41,6 +42,7 @@ from ._sqlite_writer import WriteStats
 __all__ = [
     "Attempt",
     "Claim",
+    "DeadLetterFilter",
     "Enqueued",
     "ErrCode",
     "IncompatibleOutbox",

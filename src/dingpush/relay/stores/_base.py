@@ -21,6 +21,7 @@ import base64
 import contextlib
 import enum
 import json
+import math
 import threading
 import typing
 import uuid
@@ -33,6 +34,7 @@ from ._errors import InvalidTransition, LeaseLost
 __all__ = [
     "Attempt",
     "Claim",
+    "DeadLetterFilter",
     "Enqueued",
     "ErrCode",
     "NewMessage",
@@ -180,6 +182,75 @@ class Page(typing.Generic[T]):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class DeadLetterFilter:
+    """Which dead letters (``failed`` messages) a bulk retry takes; every field narrows it.
+
+    An empty filter takes every dead letter.
+
+    Args:
+        target: Only messages to this target.
+        errcode: Only messages whose last errcode is exactly this (an int for webhook and oapi
+            answers, a str for the v1.0 API: ``300001`` and ``"300001"`` differ).
+        error: Only messages whose last error contains this text (case-sensitive), e.g.
+            ``"TransportError"`` for those that gave up on the network.
+        failed_since: Only messages that failed at or after this time (epoch seconds).
+        failed_before: Only messages that failed before this time (epoch seconds).
+    """
+
+    target: str | None = None
+    errcode: ErrCode = None
+    error: str | None = None
+    failed_since: float | None = None
+    failed_before: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("target", "error"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value):
+                raise ValueError(f"DeadLetterFilter.{name} must be a non-empty string or None")
+        check_errcode(self.errcode)
+        for name in ("failed_since", "failed_before"):
+            value = getattr(self, name)
+            if value is not None and (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not math.isfinite(value)
+            ):
+                raise ValueError(f"DeadLetterFilter.{name} must be epoch seconds or None")
+        since, before = self.failed_since, self.failed_before
+        if since is not None and before is not None and since >= before:
+            raise ValueError("failed_since must be earlier than failed_before")
+
+    def matches(self, message: OutboxMessage | _Settled) -> bool:
+        """Whether ``message`` is a dead letter this filter takes.
+
+        A failed message's ``updated_at`` is when it failed: nothing changes it until a retry.
+        """
+        return (
+            message.status is Status.FAILED
+            and (self.target is None or message.target == self.target)
+            and (self.errcode is None or _same_errcode(message.last_errcode, self.errcode))
+            and (self.error is None or self.error in (message.last_error or ""))
+            and (self.failed_since is None or message.updated_at >= self.failed_since)
+            and (self.failed_before is None or message.updated_at < self.failed_before)
+        )
+
+
+class _Settled(typing.Protocol):
+    """What a filter reads of a message (a record, or a store's own row)."""
+
+    status: Status
+    target: str
+    last_errcode: ErrCode
+    last_error: str | None
+    updated_at: float
+
+
+def _same_errcode(stored: ErrCode, wanted: ErrCode) -> bool:
+    return type(stored) is type(wanted) and stored == wanted
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TargetStats:
     """What the outbox holds for one target."""
 
@@ -284,6 +355,21 @@ class OutboxStore(typing.Protocol):
 
     async def retry(self, message_id: str, *, due_at: float | None = None) -> OutboxMessage:
         """Queue a ``failed`` message again with a fresh attempt count (its history is kept)."""
+
+    async def retry_many(
+        self,
+        match: DeadLetterFilter,
+        *,
+        limit: int = 1000,
+        due_at: float | None = None,
+        dry_run: bool = False,
+    ) -> list[str]:
+        """Queue again, atomically, up to ``limit`` dead letters ``match`` takes; their ids.
+
+        Oldest first (the order they were enqueued in), each as :meth:`retry` does it: status
+        ``queued``, due at ``due_at`` (now when None), attempts 0, history kept. With
+        ``dry_run`` nothing changes and the answer lists the ids that would be retried.
+        """
 
     async def digest(self, originals: Sequence[str], message: NewMessage) -> OutboxMessage:
         """Atomically store ``message`` as a digest and mark its ``originals`` ``digested``.

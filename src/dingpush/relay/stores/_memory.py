@@ -21,6 +21,7 @@ from ._base import (
     Attempt,
     BaseStore,
     Claim,
+    DeadLetterFilter,
     Enqueued,
     ErrCode,
     NewMessage,
@@ -292,6 +293,30 @@ class MemoryStore(BaseStore):
         message = self._run(operation)
         self._signal.notify()
         return message
+
+    async def retry_many(
+        self,
+        match: DeadLetterFilter,
+        *,
+        limit: int = 1000,
+        due_at: float | None = None,
+        dry_run: bool = False,
+    ) -> list[str]:
+        check_limit(limit)
+
+        def operation(now: float) -> list[str]:
+            rows = sorted((r for r in self._rows.values() if match.matches(r)), key=lambda r: r.seq)
+            picked = rows[:limit]
+            if not dry_run:
+                for row in picked:
+                    row.status, row.updated_at, row.attempts = Status.QUEUED, now, 0
+                    row.due_at = now if due_at is None else due_at
+            return [row.id for row in picked]
+
+        retried = self._run(operation)
+        if retried and not dry_run:
+            self._signal.notify()
+        return retried
 
     async def digest(self, originals: Sequence[str], message: NewMessage) -> OutboxMessage:
         ids = check_digest_request(originals, message)

@@ -28,6 +28,7 @@ from ._base import (
     Attempt,
     BaseStore,
     Claim,
+    DeadLetterFilter,
     Enqueued,
     ErrCode,
     NewMessage,
@@ -68,8 +69,9 @@ class SQLiteStore(BaseStore):
         group_commit: Let concurrent writes share one transaction and one fsync. Off, every
             write commits (and fsyncs) on its own: slower, for comparison only.
         max_batch: The most writes one group commit takes.
-        lock_timeout: Seconds to wait for another process's lock on the file before a write
-            fails with ``StoreUnavailable``.
+        lock_timeout: Seconds a write may wait, from the moment it is asked for, for another
+            process's lock on the file before it fails with ``StoreUnavailable`` (one budget,
+            however many batches are ahead of it).
         readers: Reader threads (and connections) for queries.
         max_size: Refuse writes (``StoreUnavailable``) once the database file would pass this
             many bytes, to keep a flood from filling the disk. None: no limit but the disk.
@@ -119,7 +121,11 @@ class SQLiteStore(BaseStore):
             starting = self._starting
             if starting is None:
                 writer = Writer(
-                    self._connect, self._setup, self._unavailable, max_batch=self._max_batch
+                    self._connect,
+                    self._setup,
+                    self._unavailable,
+                    max_batch=self._max_batch,
+                    lock_timeout=self._lock_timeout,
                 )
                 starting = self._starting = writer.start()
                 self._pending = (
@@ -240,6 +246,24 @@ class SQLiteStore(BaseStore):
         message = await self._write(lambda conn, now: ops.retry(conn, now, message_id, due_at))
         self._signal.notify()
         return message
+
+    async def retry_many(
+        self,
+        match: DeadLetterFilter,
+        *,
+        limit: int = 1000,
+        due_at: float | None = None,
+        dry_run: bool = False,
+    ) -> list[str]:
+        check_limit(limit)
+        if dry_run:
+            return await self._read(lambda conn: ops.failed_matching(conn, match, limit))
+        retried = await self._write(
+            lambda conn, now: ops.retry_many(conn, now, match, limit, due_at)
+        )
+        if retried:
+            self._signal.notify()
+        return retried
 
     async def digest(self, originals: Sequence[str], message: NewMessage) -> OutboxMessage:
         ids = check_digest_request(originals, message)

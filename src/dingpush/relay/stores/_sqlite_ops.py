@@ -18,6 +18,7 @@ from ._base import (
     LEASE_EXPIRED_ERROR,
     Attempt,
     Claim,
+    DeadLetterFilter,
     Enqueued,
     ErrCode,
     NewMessage,
@@ -229,6 +230,33 @@ def retry(
     check_retryable(message_from_row(_one(conn, message_id)))
     params = {"id": message_id, "now": now, "due_at": now if due_at is None else due_at}
     return message_from_row(conn.execute(Q["retry_message"], params).fetchone())
+
+
+def retry_many(
+    conn: sqlite3.Connection,
+    now: float,
+    match: DeadLetterFilter,
+    limit: int,
+    due_at: float | None,
+) -> list[str]:
+    ids = failed_matching(conn, match, limit)
+    params = {"now": now, "due_at": now if due_at is None else due_at}
+    for message_id in ids:
+        conn.execute(Q["retry_message"], {**params, "id": message_id}).fetchone()
+    return ids
+
+
+def failed_matching(conn: sqlite3.Connection, match: DeadLetterFilter, limit: int) -> list[str]:
+    """The ids of the dead letters ``match`` takes, oldest first (reads only)."""
+    params = {
+        "target": match.target,
+        "errcode": match.errcode,
+        "error": match.error,
+        "failed_since": match.failed_since,
+        "failed_before": match.failed_before,
+        "limit": limit,
+    }
+    return [row["id"] for row in conn.execute(Q["failed_matching"], params)]
 
 
 def digest(

@@ -84,6 +84,19 @@ UPDATE messages
  WHERE id = :id
 RETURNING *;
 
+-- name: failed_matching
+-- The dead letters a bulk retry takes, oldest first. A failed message's updated_at is when it
+-- failed. typeof() keeps an int errcode from matching a string one (and the reverse).
+SELECT id FROM messages
+ WHERE status = 'failed'
+   AND (:target IS NULL OR target = :target)
+   AND (:errcode IS NULL OR (last_errcode = :errcode AND typeof(last_errcode) = typeof(:errcode)))
+   AND (:error IS NULL OR instr(last_error, :error) > 0)
+   AND (:failed_since IS NULL OR updated_at >= :failed_since)
+   AND (:failed_before IS NULL OR updated_at < :failed_before)
+ ORDER BY seq
+ LIMIT :limit;
+
 -- name: mark_digested
 UPDATE messages
    SET status = 'digested', digest_id = :digest_id, updated_at = :now

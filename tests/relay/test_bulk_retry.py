@@ -1,0 +1,211 @@
+"""Bulk retry of dead letters: ``POST /v1/messages:retry`` and the dashboard's form."""
+
+from __future__ import annotations
+
+import datetime
+import typing
+
+import httpx
+import pytest
+
+from dingpush.relay import Relay, RobotTarget, TargetOptions
+from dingpush.testing import EmulatorServer, FakeClock
+
+from ._support import eventually, fast_settings, serving, text
+from .test_dashboard import API_TOKEN, ORIGIN, _csrf, _sign_in, dashboard
+
+pytestmark = pytest.mark.anyio
+
+OPTIONS = TargetOptions(coalesce=False)
+
+
+def _relay(emulator: EmulatorServer, clock: FakeClock | None = None, **settings: object) -> Relay:
+    emulator.add_robot("ops")
+    emulator.add_robot("dev")
+    targets = [
+        RobotTarget(name, emulator.webhook_url(name), rate="1000/1s", options=OPTIONS)
+        for name in ("ops", "dev")
+    ]
+    return Relay(targets, settings=fast_settings(**settings), clock=clock)
+
+
+async def _send(api: httpx.AsyncClient, target: str, content: str, **headers: str) -> str:
+    reply = await api.post(
+        "/v1/messages", json={"target": target, "message": text(content)}, headers=headers
+    )
+    assert reply.status_code == 202, reply.text
+    return typing.cast(str, reply.json()["id"])
+
+
+async def _statuses(api: httpx.AsyncClient, ids: list[str], **headers: str) -> list[str]:
+    return [(await api.get(f"/v1/messages/{i}", headers=headers)).json()["status"] for i in ids]
+
+
+async def _dead(api: httpx.AsyncClient, ids: list[str], **headers: str) -> None:
+    async def failed() -> bool:
+        return set(await _statuses(api, ids, **headers)) == {"failed"}
+
+    await eventually(failed, what="the dead letters")
+
+
+async def test_dead_letters_are_retried_by_target_errcode_error_and_time(
+    dingtalk_emulator: EmulatorServer,
+) -> None:
+    emulator = dingtalk_emulator.emulator
+    clock = FakeClock()
+    relay = _relay(dingtalk_emulator, clock)
+    async with serving(relay) as api:
+        # ops: its token is refused (300001) for two messages, then signatures (310000).
+        emulator.inject_fault("errcode", errcode=300001, errmsg="token is not exist", count=2)
+        revoked = [await _send(api, "ops", f"revoked {i}") for i in range(2)]
+        await _dead(api, revoked)
+        started = clock.time()
+        clock.advance(3600)
+        emulator.inject_fault("errcode", errcode=310000, errmsg="sign not match", count=1)
+        (unsigned,) = [await _send(api, "ops", "unsigned")]
+        await _dead(api, [unsigned])
+        emulator.inject_fault("errcode", errcode=300001, errmsg="token is not exist", count=1)
+        (other,) = [await _send(api, "dev", "dev's")]
+        await _dead(api, [other])
+
+        async def retry(**body: object) -> dict[str, typing.Any]:
+            reply = await api.post("/v1/messages:retry", json=body)
+            assert reply.status_code == 200, reply.text
+            return typing.cast(dict[str, typing.Any], reply.json())
+
+        counted = await retry(target="ops", errcode=300001, dry_run=True)
+        assert counted == {"retried": 2, "ids": revoked, "more": False, "dry_run": True}
+        assert await _statuses(api, revoked) == ["failed", "failed"]  # only counted
+        assert (await retry(error="token is not exist", dry_run=True))["ids"] == [*revoked, other]
+        assert (await retry(failed_since=started + 1, dry_run=True))["ids"] == [unsigned, other]
+        assert (await retry(failed_before=started + 1, dry_run=True))["ids"] == revoked
+        assert (await retry(errcode="300001", dry_run=True))["retried"] == 0  # not the int
+        limited = await retry(target="ops", limit=2, dry_run=True)
+        assert limited["ids"] == revoked and limited["more"] is True
+
+        first = await retry(target="ops", errcode=300001, limit=1)
+        assert first == {"retried": 1, "ids": revoked[:1], "more": True, "dry_run": False}
+        rest = await retry(target="ops", errcode=300001)
+        assert rest == {"retried": 1, "ids": revoked[1:], "more": False, "dry_run": False}
+
+        async def delivered() -> bool:
+            return await _statuses(api, revoked) == ["delivered", "delivered"]
+
+        await eventually(delivered, what="the retried messages' delivery")
+        assert await _statuses(api, [unsigned, other]) == ["failed", "failed"]
+        detail = (await api.get(f"/v1/messages/{revoked[0]}")).json()
+        assert [a["outcome"] for a in detail["attempt_history"]] == ["failed", "delivered"]
+        assert (await retry())["ids"] == [unsigned, other]  # {} takes every dead letter
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "where"),
+    [
+        ([], 400, None),
+        ({"status": "failed"}, 400, "/status"),
+        ({"target": "nope"}, 404, "/target"),
+        ({"target": 7}, 400, "/target"),
+        ({"errcode": True}, 400, "/errcode"),
+        ({"errcode": 1.5}, 400, "/errcode"),
+        ({"errcode": 2**70}, 400, "/errcode"),
+        ({"errcode": ""}, 400, "/errcode"),
+        ({"error": ""}, 400, "/error"),
+        ('{"error": "a\\ud800b"}', 400, "/error"),  # JSON text: a lone surrogate
+        ({"failed_since": "yesterday"}, 400, "/failed_since"),
+        ({"failed_since": 10, "failed_before": 5}, 400, None),
+        ({"limit": 0}, 400, "/limit"),
+        ({"limit": 10_001}, 400, "/limit"),
+        ({"dry_run": "yes"}, 400, "/dry_run"),
+    ],
+)
+async def test_a_bad_filter_is_refused_saying_where(
+    dingtalk_emulator: EmulatorServer, body: object, status: int, where: str | None
+) -> None:
+    async with serving(_relay(dingtalk_emulator)) as api:
+        if isinstance(body, str):
+            reply = await api.post(
+                "/v1/messages:retry", content=body, headers={"Content-Type": "application/json"}
+            )
+        else:
+            reply = await api.post("/v1/messages:retry", json=body)
+        assert reply.status_code == status, reply.text
+        assert reply.headers["content-type"] == "application/problem+json"
+        if where is not None:
+            assert reply.json()["pointer"] == where
+
+
+async def test_the_bulk_retry_is_described_and_needs_a_token(
+    dingtalk_emulator: EmulatorServer,
+) -> None:
+    relay = _relay(dingtalk_emulator, api_tokens=(API_TOKEN,))
+    async with serving(relay) as api:
+        assert (await api.post("/v1/messages:retry", json={})).status_code == 401
+        document = (await api.get("/openapi.json")).json()
+        operation = document["paths"]["/v1/messages:retry"]["post"]
+        assert operation["operationId"] == "retryMessages"
+        schema = operation["requestBody"]["content"]["application/json"]["schema"]
+        assert schema == {"$ref": "#/components/schemas/RetryFilter"}
+        fields = document["components"]["schemas"]["RetryFilter"]["properties"]
+        assert set(fields) == {
+            "target",
+            "errcode",
+            "error",
+            "failed_since",
+            "failed_before",
+            "limit",
+            "dry_run",
+        }
+
+
+async def test_the_dashboard_counts_then_retries_with_csrf_and_origin_checks(
+    dingtalk_emulator: EmulatorServer,
+) -> None:
+    emulator = dingtalk_emulator.emulator
+    relay = _relay(dingtalk_emulator, api_tokens=(API_TOKEN,))
+    auth = {"Authorization": f"Bearer {API_TOKEN}"}
+    async with dashboard(relay) as http:
+        emulator.inject_fault("errcode", errcode=300001, errmsg="token is not exist", count=3)
+        ids = [await _send(http, "ops", f"revoked {i}", **auth) for i in range(3)]
+        await _dead(http, ids, **auth)
+        await _sign_in(http)
+        home = await http.get("/")
+        assert "Retry dead letters in bulk (3 now)" in home.text
+        csrf = _csrf(home.text)
+        form = {"csrf": csrf, "target": "ops", "errcode": "300001", "action": "retry"}
+        refusals = [
+            await http.post(
+                "/ui/retry", data={**form, "csrf": "forged"}, headers={"Origin": ORIGIN}
+            ),
+            await http.post("/ui/retry", data=form, headers={"Origin": "http://evil.example"}),
+            await http.post("/ui/retry", data=form, headers={"Sec-Fetch-Site": "cross-site"}),
+        ]
+        assert [r.status_code for r in refusals] == [403, 403, 403]
+        assert await _statuses(http, ids, **auth) == ["failed"] * 3
+
+        since = datetime.datetime.fromtimestamp(relay.clock.time() - 3600).strftime(
+            "%Y-%m-%dT%H:%M"
+        )
+        preview = await http.post(
+            "/ui/retry",
+            data={**form, "action": "preview", "failed_since": since},
+            headers={"Origin": ORIGIN},
+        )
+        assert preview.status_code == 200
+        assert "3 dead letters match this filter" in preview.text
+        assert 'value="300001"' in preview.text and f'value="{since}"' in preview.text
+        assert await _statuses(http, ids, **auth) == ["failed"] * 3
+
+        bad = await http.post(
+            "/ui/retry", data={**form, "failed_since": "soon"}, headers={"Origin": ORIGIN}
+        )
+        assert bad.status_code == 400 and "is not a date and time" in bad.text
+
+        done = await http.post("/ui/retry", data=form, headers={"Origin": ORIGIN})
+        assert done.status_code == 303 and done.headers["location"] == "/?retried=3"
+        notice = await http.get(done.headers["location"])
+        assert "Queued again: 3 dead letters." in notice.text
+
+        async def delivered() -> bool:
+            return await _statuses(http, ids, **auth) == ["delivered"] * 3
+
+        await eventually(delivered, what="the delivery after the bulk retry")
