@@ -72,6 +72,7 @@ from ._base import (
     encode_reply,
 )
 from ._errors import IncompatibleOutbox, StoreError, StoreUnavailable
+from ._postgres_batch import BatchStats, EnqueueBatcher
 from ._postgres_schema import COMPONENT, MIGRATIONS, unavailable
 
 __all__ = ["PostgresStore"]
@@ -144,6 +145,7 @@ class PostgresStore(BaseStore):
         self._channel = f"dingpush_outbox.{schema}"[:63]
         self._instance = uuid.uuid4().hex
         self._pool: psycopg_pool.AsyncConnectionPool[Conn] | None = None
+        self._batcher: EnqueueBatcher | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._announce = asyncio.Event()
         self._listening = asyncio.Event()
@@ -181,6 +183,10 @@ class PostgresStore(BaseStore):
                 await pool.close()
                 raise unavailable(exc, self._where) from exc
             self._pool = pool
+            # Group commit: up to 4 INSERTs in flight, leaving connections for the rest.
+            self._batcher = EnqueueBatcher(
+                self._insert, writers=max(min(4, self._pool_size - 1), 1)
+            )
             self._announce = asyncio.Event()
             self._listening = asyncio.Event()
             self._tasks = [
@@ -195,7 +201,10 @@ class PostgresStore(BaseStore):
     async def aclose(self) -> None:
         async with self._open_lock:
             pool, self._pool = self._pool, None
+            batcher, self._batcher = self._batcher, None
             tasks, self._tasks = self._tasks, []
+        if batcher is not None:
+            await batcher.aclose()
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -203,6 +212,10 @@ class PostgresStore(BaseStore):
                 await task
         if pool is not None:
             await pool.close()
+
+    def write_stats(self) -> BatchStats:
+        """How enqueues have been grouped into INSERTs since opening."""
+        return self._batcher.stats() if self._batcher else BatchStats(0, 0, 0)
 
     def _migrate(self) -> int:
         """Create or upgrade the schema (in a worker thread: it runs once per open)."""
@@ -340,8 +353,11 @@ class PostgresStore(BaseStore):
         if not batch:
             return []
         for _ in range(3):
+            batcher = self._batcher
+            if batcher is None:
+                raise StoreUnavailable(_NOT_OPEN.format(where=self._where))
             try:
-                answers = await self._run(lambda conn, now: ops.enqueue_many(conn, now, batch))
+                answers = await batcher.enqueue(batch)
                 break
             except ops._KeyVanished:
                 continue  # a pruned key's message: inserting again now stores it
@@ -350,6 +366,9 @@ class PostgresStore(BaseStore):
         if any(answer.created for answer in answers):
             self._woke()
         return answers
+
+    async def _insert(self, messages: Sequence[NewMessage]) -> list[Enqueued]:
+        return await self._run(lambda conn, now: ops.enqueue_many(conn, now, messages))
 
     async def claim(self, limit: int, *, lease: float, target: str | None = None) -> list[Claim]:
         check_limit(limit)
