@@ -136,6 +136,7 @@ class PostgresStore(BaseStore):
         self._pool_size = pool_size
         self._lock_timeout = lock_timeout
         self._statement_timeout = statement_timeout
+        self._connect_timeout = connect_timeout
         self._connect_args: dict[str, typing.Any] = {
             # libpq counts whole seconds and treats anything under 2 as 2
             "connect_timeout": max(int(connect_timeout + 0.999), 2),
@@ -174,6 +175,10 @@ class PostgresStore(BaseStore):
                 # is found and replaced before an operation gets it.
                 check=psycopg_pool.AsyncConnectionPool.check_connection,
                 timeout=self._lock_timeout,
+                # While the server is unreachable the pool retries with growing pauses; giving
+                # up after this long lets the next operation start afresh, so the store is
+                # back soon after the server is, even after a long outage.
+                reconnect_timeout=max(10.0, 2 * self._connect_timeout),
                 name=f"dingpush-outbox-{self.schema}",
                 open=False,
             )
@@ -206,10 +211,7 @@ class PostgresStore(BaseStore):
         if batcher is not None:
             await batcher.aclose()
         for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await _stop(task)
         if pool is not None:
             await pool.close()
 
@@ -482,6 +484,19 @@ class PostgresStore(BaseStore):
     async def stats(self, *, window: float = 60.0) -> OutboxStats:
         check_positive("window", window)
         return await self._run(lambda conn, now: ops.stats(conn, now, window))
+
+
+async def _stop(task: asyncio.Task[None]) -> None:
+    """Cancel a background task and wait for its end.
+
+    A cancellation can be swallowed inside psycopg_pool (a connection handed over at the moment
+    it arrives is returned, not refused), so cancel again until the task is over.
+    """
+    while not task.done():
+        task.cancel()
+        await asyncio.wait([task], timeout=0.1)
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("a background task of the outbox failed: %r", task.exception())
 
 
 _NOT_OPEN = (
