@@ -19,6 +19,8 @@ from ._limiter import MemoryRateLimiter, Rate, RateLimiter, Reservation, default
 from ._markdown_check import MarkdownFinding, check_markdown
 from ._masking import mask
 from ._messages import *
+from ._pglimiter import LimiterUnavailable, PostgresRateLimiter
+from ._pgtokens import PostgresTokenCache
 from ._pool import AsyncRobotPool, RobotPool
 from ._retry import RetryPolicy
 from ._robot import *
@@ -58,6 +60,7 @@ __all__ = [  # noqa: RUF022
     "InvalidAccessToken",
     "InvalidMessage",
     "InvalidRequest",
+    "LimiterUnavailable",
     "Link",
     "Markdown",
     "MarkdownFinding",
@@ -74,6 +77,8 @@ __all__ = [  # noqa: RUF022
     "PermissionDenied",
     "PlatformThrottled",
     "PoolExhausted",
+    "PostgresRateLimiter",
+    "PostgresTokenCache",
     "ProtocolError",
     "Rate",
     "RateLimited",

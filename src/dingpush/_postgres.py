@@ -20,8 +20,11 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import re
+import threading
 import typing
+import weakref
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -35,6 +38,7 @@ __all__ = [
     "DEFAULT_SCHEMA",
     "INSTALL_HINT",
     "Migration",
+    "Session",
     "check_schema",
     "describe_dsn",
     "migrate",
@@ -43,6 +47,8 @@ __all__ = [
 ]
 
 log = logging.getLogger("dingpush")
+
+R = typing.TypeVar("R")
 
 #: The schema dingpush's tables live in unless told otherwise.
 DEFAULT_SCHEMA = "dingpush"
@@ -265,3 +271,99 @@ def _lock_key(schema: str) -> int:
     """The advisory lock's second key: the schema's CRC-32 as a signed int4."""
     key = zlib.crc32(schema.encode())
     return key - (1 << 32) if key >= 1 << 31 else key
+
+
+class Session:
+    """One connection of this process to a schema, for the synchronous PostgreSQL parts.
+
+    The rate limiter and the token cache are called from sync and async clients alike, through
+    synchronous protocols; each call is one short statement, so one connection per process,
+    used under a lock, serves them (as ``FileRateLimiter`` does with its SQLite file). It is
+    opened, and the component's tables created or upgraded, on first use; a connection the
+    server dropped (a restart, a failover) is replaced and the call tried once more.
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        schema: str,
+        component: str,
+        steps: Sequence[Migration],
+        what: str,
+        timeout: float,
+        application_name: str,
+    ) -> None:
+        self.schema = check_schema(schema)
+        self.where = f"{describe_dsn(dsn, what)} (schema {schema!r})"
+        self._dsn = dsn
+        self._component = component
+        self._steps = steps
+        self._what = what
+        self._timeout = timeout
+        self._application_name = application_name
+        self._lock = threading.Lock()
+        self._conn: psycopg.Connection[typing.Any] | None = None
+        self._pid = -1
+        self._migrated = False
+        # Close the connection when the owner is dropped unclosed (a cache handed to a client
+        # and never closed), rather than leave it to the garbage collector's warning.
+        self._finalizer: weakref.finalize[typing.Any, typing.Any] | None = None
+
+    def run(self, operation: Callable[[psycopg.Connection[typing.Any]], R]) -> R:
+        """Run ``operation`` on the connection; psycopg's errors come out unchanged."""
+        import psycopg
+
+        with self._lock:
+            for attempt in (1, 2):
+                conn = self._connect()
+                try:
+                    return operation(conn)
+                except psycopg.OperationalError:
+                    if not conn.closed or attempt == 2:
+                        raise
+                    self._conn = None  # dropped by the server: once more on a new one
+            raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        with self._lock:
+            conn, self._conn = self._conn, None
+            if self._finalizer is not None:
+                self._finalizer.detach()
+        if conn is not None:
+            conn.close()
+
+    def _connect(self) -> psycopg.Connection[typing.Any]:
+        import psycopg
+
+        # A connection must not cross a fork: a child opens its own.
+        if self._conn is not None and not self._conn.closed and self._pid == os.getpid():
+            return self._conn
+        conn = psycopg.connect(
+            self._dsn,
+            autocommit=True,
+            connect_timeout=max(int(self._timeout + 0.999), 2),
+            application_name=self._application_name,
+        )
+        try:
+            statement, params = session_settings(
+                self.schema, lock_timeout=self._timeout, statement_timeout=self._timeout
+            )
+            conn.execute(statement, params)
+            if not self._migrated:
+                migrate(
+                    conn,
+                    schema=self.schema,
+                    component=self._component,
+                    steps=self._steps,
+                    what=self._what,
+                )
+                self._migrated = True
+        except BaseException:
+            conn.close()
+            raise
+        if self._finalizer is not None:
+            self._finalizer.detach()
+        self._finalizer = weakref.finalize(self, conn.close)
+        self._conn, self._pid = conn, os.getpid()
+        return conn
