@@ -96,6 +96,8 @@ class PostgresStore(BaseStore):
     many instances start together), and an instance of an older dingpush keeps working on a
     schema a newer one migrated, as long as the newer one says it may.
 
+    Its connections belong to the event loop that opened it: use it from that loop.
+
     Args:
         dsn: The database, as ``postgresql://user@host:5432/dbname`` or ``host=… dbname=…``
             (libpq's ``PG*`` environment variables fill in what it leaves out).
