@@ -12,8 +12,8 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
-from _pgsupport import DSN, drop_schema, scratch_schema
 
+from _pgsupport import DSN, drop_schema, scratch_schema
 from dingpush import ConfigError
 from dingpush._postgres import Migration, describe_dsn, migrate
 
@@ -80,7 +80,7 @@ def test_a_newer_schema_is_used_when_it_allows_this_version(schema: str) -> None
     run(schema, (V1, V2))
     assert run(schema, (V1,)) == 2  # version 1's code runs on an additive version 2
     run(schema, (V1, V2, V3_BREAKING))
-    with pytest.raises(ConfigError, match="needs at least version 3.*upgrade dingpush"):
+    with pytest.raises(ConfigError, match=r"needs at least version 3.*upgrade dingpush"):
         run(schema, (V1, V2))
 
 
