@@ -36,13 +36,14 @@ def require_server() -> None:
     """Fail the calling test (never skip it) when the server cannot be reached."""
     global _reachable
     if _reachable is None:
+        reason = ""
         try:
             with psycopg.connect(DSN, connect_timeout=5) as conn:
                 conn.execute("SELECT 1")
-            _reachable = True
         except psycopg.Error as exc:
-            _reachable = False
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+        _reachable = not reason
+        if reason:
             pytest.fail(
                 f"PostgreSQL is not reachable at {DSN} ({reason}). These tests need a real "
                 "server: start it (service postgresql start) and create the database "
