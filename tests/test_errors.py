@@ -176,6 +176,9 @@ def test_the_documented_errors_table_is_the_code() -> None:
         assert exit_code == cls.exit_code, name
         if cls is RateLimited:
             assert retried == "cool-down"
+        elif cls is dingpush.LimiterUnavailable:
+            # Transient, but raised before any attempt: the caller sends again later.
+            assert retried == "by the caller" and cls.transient
         elif retried != "as its cause":
             assert (retried == "yes") == cls.transient, name
         patterns = _codes_in(cell)

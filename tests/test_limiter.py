@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import pathlib
 import threading
+from collections.abc import Callable, Iterator
 
 import pytest
 
+from _pgsupport import DSN, drop_schema, scratch_schema
 from dingpush import (
     AsyncRobot,
     FileRateLimiter,
     MemoryRateLimiter,
+    PostgresRateLimiter,
     Rate,
     RateLimited,
     RateLimiter,
@@ -41,6 +44,34 @@ def throttles(server: EmulatorServer) -> int:
     return sum(1 for r in server.emulator.requests() if r.reason in ("throttled", "locked"))
 
 
+#: Every limiter keeps the same semantics: the generic tests below run against each.
+LIMITERS: dict[str, Callable[[FakeClock, pathlib.Path], RateLimiter]] = {
+    "memory": lambda clock, tmp_path: MemoryRateLimiter(clock),
+    "file": lambda clock, tmp_path: FileRateLimiter(tmp_path / "limits.sqlite3", clock=clock),
+    "postgres": lambda clock, tmp_path: PostgresRateLimiter(
+        DSN, schema=scratch_schema(), clock=clock
+    ),
+}
+
+
+@pytest.fixture(params=sorted(LIMITERS))
+def make_limiter(
+    request: pytest.FixtureRequest, tmp_path: pathlib.Path
+) -> Iterator[Callable[[FakeClock], RateLimiter]]:
+    made: list[RateLimiter] = []
+
+    def make(clock: FakeClock) -> RateLimiter:
+        made.append(LIMITERS[request.param](clock, tmp_path))
+        return made[-1]
+
+    yield make
+    for limiter in made:
+        if isinstance(limiter, FileRateLimiter | PostgresRateLimiter):
+            limiter.close()
+        if isinstance(limiter, PostgresRateLimiter):
+            drop_schema(limiter.schema)
+
+
 class TestRate:
     @pytest.mark.parametrize(
         ("text", "limit", "window"),
@@ -59,10 +90,12 @@ class TestRate:
         assert Rate.coerce("20/60s") is not None and Rate.coerce(Rate(1, 1)) == Rate(1, 1)
 
 
-class TestMemoryRateLimiter:
-    def test_grants_limit_then_says_how_long_to_wait(self) -> None:
+class TestEveryLimiter:
+    def test_grants_limit_then_says_how_long_to_wait(
+        self, make_limiter: Callable[[FakeClock], RateLimiter]
+    ) -> None:
         clock = FakeClock()
-        limiter = MemoryRateLimiter(clock)
+        limiter = make_limiter(clock)
         rate = Rate(3, 10.0)
         slots = [limiter.reserve("r", rate) for _ in range(3)]
         assert not any(isinstance(s, float) for s in slots)
@@ -77,33 +110,37 @@ class TestMemoryRateLimiter:
         clock.advance(10.0)
         assert limiter.delay("r", rate) == 0.0
 
-    def test_robots_are_independent(self) -> None:
-        limiter = MemoryRateLimiter(FakeClock())
+    def test_robots_are_independent(self, make_limiter: Callable[[FakeClock], RateLimiter]) -> None:
+        limiter = make_limiter(FakeClock())
         rate = Rate(1, 60.0)
         assert not isinstance(limiter.reserve("a", rate), float)
         assert not isinstance(limiter.reserve("b", rate), float)
         assert isinstance(limiter.reserve("a", rate), float)
 
-    def test_completing_twice_counts_once(self) -> None:
+    def test_completing_twice_counts_once(
+        self, make_limiter: Callable[[FakeClock], RateLimiter]
+    ) -> None:
         clock = FakeClock()
-        limiter = MemoryRateLimiter(clock)
+        limiter = make_limiter(clock)
         slot = limiter.reserve("r", Rate(2, 1.0))
         assert not isinstance(slot, float)
         slot.complete()
         slot.complete()
         assert limiter.delay("r", Rate(2, 1.0)) == 0.0
 
-    def test_late_arrival_grace_holds_the_slot_longer(self) -> None:
+    def test_late_arrival_grace_holds_the_slot_longer(
+        self, make_limiter: Callable[[FakeClock], RateLimiter]
+    ) -> None:
         clock = FakeClock()
-        limiter = MemoryRateLimiter(clock)
+        limiter = make_limiter(clock)
         slot = limiter.reserve("r", Rate(1, 1.0))
         assert not isinstance(slot, float)
         slot.complete(extra=5.0)
         assert limiter.delay("r", Rate(1, 1.0)) == pytest.approx(6.0)
 
-    def test_cool_down(self) -> None:
+    def test_cool_down(self, make_limiter: Callable[[FakeClock], RateLimiter]) -> None:
         clock = FakeClock()
-        limiter = MemoryRateLimiter(clock)
+        limiter = make_limiter(clock)
         limiter.cool_down("r", 600.0)
         assert limiter.cooldown_left("r") == 600.0
         assert limiter.reserve("r", Rate(20, 60.0)) == pytest.approx(600.0)
@@ -112,6 +149,8 @@ class TestMemoryRateLimiter:
         assert limiter.cooldown_left("r") == 0.0
         assert not isinstance(limiter.reserve("r", Rate(20, 60.0)), float)
 
+
+class TestMemoryRateLimiter:
     def test_default_limiter_is_one_per_clock(self) -> None:
         clock = FakeClock()
         assert default_limiter() is default_limiter()
@@ -297,15 +336,10 @@ class TestCoolDown:
             Robot(url, **kwargs)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("kind", ["memory", "file"])
-def test_weighted_reservations(kind: str, tmp_path: pathlib.Path) -> None:
+def test_weighted_reservations(make_limiter: Callable[[FakeClock], RateLimiter]) -> None:
     """A work notification to 40 users takes 40 of the app's recipients at once."""
     clock = FakeClock()
-    limiter: RateLimiter = (
-        MemoryRateLimiter(clock)
-        if kind == "memory"
-        else FileRateLimiter(tmp_path / "limits.sqlite3", clock=clock)
-    )
+    limiter = make_limiter(clock)
     rate = Rate(100, 60.0)
     first = limiter.reserve("recipients", rate, 40)
     second = limiter.reserve("recipients", rate, 40)
@@ -323,5 +357,3 @@ def test_weighted_reservations(kind: str, tmp_path: pathlib.Path) -> None:
         limiter.reserve("recipients", rate, 101)
     with pytest.raises(ValueError, match="weight"):
         limiter.delay("recipients", rate, 0)
-    if isinstance(limiter, FileRateLimiter):
-        limiter.close()

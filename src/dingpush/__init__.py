@@ -33,6 +33,7 @@ if typing.TYPE_CHECKING:  # what mypy and editors read; at run time _MODULES say
         InvalidAccessToken,
         InvalidMessage,
         InvalidRequest,
+        LimiterUnavailable,
         MessageTooLarge,
         PartialDelivery,
         PermissionDenied,
@@ -66,6 +67,8 @@ if typing.TYPE_CHECKING:  # what mypy and editors read; at run time _MODULES say
         Text,
         parse_message,
     )
+    from ._postgres._limiter import PostgresRateLimiter
+    from ._postgres._tokens import PostgresTokenCache
     from ._results import (
         GroupSendResult,
         NoticeDelivery,
@@ -112,6 +115,7 @@ __all__ = [  # noqa: RUF022
     "InvalidAccessToken",
     "InvalidMessage",
     "InvalidRequest",
+    "LimiterUnavailable",
     "Link",
     "Markdown",
     "MarkdownFinding",
@@ -128,6 +132,8 @@ __all__ = [  # noqa: RUF022
     "PermissionDenied",
     "PlatformThrottled",
     "PoolExhausted",
+    "PostgresRateLimiter",
+    "PostgresTokenCache",
     "ProtocolError",
     "Rate",
     "RateLimited",
@@ -195,6 +201,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
         "InvalidAccessToken",
         "InvalidMessage",
         "InvalidRequest",
+        "LimiterUnavailable",
         "MessageTooLarge",
         "PartialDelivery",
         "PermissionDenied",
@@ -237,6 +244,8 @@ _MODULES: dict[str, tuple[str, ...]] = {
         "SendResult",
         "UsersSendResult",
     ),
+    "._postgres._limiter": ("PostgresRateLimiter",),
+    "._postgres._tokens": ("PostgresTokenCache",),
     "._robot._client": ("AsyncRobot", "Robot"),
     "._robot._pool": ("AsyncRobotPool", "RobotPool"),
     "._robot._signing": ("sign",),

@@ -7,6 +7,7 @@
     │   └── UnsupportedMessage          the channel cannot carry this type     (exit 2)
     ├── PartialDelivery                 some parts of a split message went out, then one failed
     ├── PoolExhausted                   every member of a RobotPool failed permanently (exit 3)
+    ├── LimiterUnavailable              a shared limiter's database is unreachable; nothing sent
     ├── TransportError                  no usable answer: network, timeout, non-JSON (exit 6)
     │   ├── Timeout
     │   └── ProtocolError               an answer that is not DingTalk's format (HTTP 5xx …)
@@ -50,6 +51,7 @@ __all__ = [
     "InvalidAccessToken",
     "InvalidMessage",
     "InvalidRequest",
+    "LimiterUnavailable",
     "MessageTooLarge",
     "PartialDelivery",
     "PermissionDenied",
@@ -295,6 +297,12 @@ class PoolExhausted(DingPushError):
             f"no robot of the pool is left to send with ({reasons}); fix or replace those "
             "robots (tokens, security settings, group membership) and create the pool again"
         )
+
+
+class LimiterUnavailable(DingPushError):
+    """The shared rate limiter's database cannot be reached: nothing was sent, try later."""
+
+    transient = True
 
 
 class PlatformThrottled(APIError):

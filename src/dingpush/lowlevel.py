@@ -51,6 +51,15 @@ if typing.TYPE_CHECKING:  # what mypy and editors read; at run time _MODULES say
         plan_app_send,
         plan_robot_send,
     )
+    from ._postgres._migrations import (
+        POSTGRES_SCHEMA,
+        Migration,
+        check_schema,
+        describe_dsn,
+        migrate,
+        require_psycopg,
+        session_settings,
+    )
     from ._robot._signing import SIGNATURE_WINDOW_MS, verify_signature
 
 __all__ = [
@@ -64,22 +73,29 @@ __all__ = [
     "MEDIA_ID_PLACEHOLDER",
     "MSG_PARAM_LIMIT",
     "NOTICE_MSG_LIMIT",
+    "POSTGRES_SCHEMA",
     "SIGNATURE_WINDOW_MS",
     "SYSTEM_CLOCK",
     "WEBHOOK_BODY_LIMIT",
+    "Migration",
     "PlannedRequest",
     "Redactor",
     "app_robot_template",
     "check_app_robot_message",
     "check_notice_message",
+    "check_schema",
     "check_webhook_message",
+    "describe_dsn",
     "format_seconds",
     "install_log_redaction",
+    "migrate",
     "notice_msg",
     "plan_app_send",
     "plan_robot_send",
     "redact_url",
+    "require_psycopg",
     "reset_default_limiters",
+    "session_settings",
     "verify_signature",
     "webhook_body",
 ]
@@ -103,6 +119,15 @@ _MODULES: dict[str, tuple[str, ...]] = {
         "webhook_body",
     ),
     "._messages._models": ("MAX_MENTIONS",),
+    "._postgres._migrations": (
+        "POSTGRES_SCHEMA",
+        "Migration",
+        "check_schema",
+        "describe_dsn",
+        "migrate",
+        "require_psycopg",
+        "session_settings",
+    ),
     "._planning": (
         "ACCESS_TOKEN_PLACEHOLDER",
         "MEDIA_ID_PLACEHOLDER",

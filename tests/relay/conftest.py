@@ -1,8 +1,8 @@
 """Fixtures for the relay's tests: every outbox store, on a fake clock.
 
 ``STORES`` is where a backend joins the contract suite: one line that builds it. The PostgreSQL
-store (its own issue) adds ``"postgres": lambda tmp_path, clock: PostgresStore(DSN, clock=clock)``
-here and must pass ``test_store_contract.py`` unchanged.
+store gets a schema of its own per test (``tests/_pgsupport.py``), dropped after the test; the
+server must be reachable, or the test fails saying how to fix that.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from dingpush.relay.stores import MemoryStore, OutboxStore, SQLiteStore
+from _pgsupport import DSN, drop_schema, scratch_schema
+from dingpush.relay.stores import MemoryStore, OutboxStore, PostgresStore, SQLiteStore
 from dingpush.testing import FakeClock
 
 StoreFactory = Callable[[pathlib.Path, FakeClock], OutboxStore]
@@ -20,6 +21,9 @@ StoreFactory = Callable[[pathlib.Path, FakeClock], OutboxStore]
 STORES: dict[str, StoreFactory] = {
     "memory": lambda tmp_path, clock: MemoryStore(clock=clock),
     "sqlite": lambda tmp_path, clock: SQLiteStore(tmp_path / "outbox.sqlite", clock=clock),
+    "postgres": lambda tmp_path, clock: PostgresStore(
+        DSN, schema=scratch_schema(), clock=clock, pool_size=4
+    ),
 }
 
 
@@ -32,5 +36,10 @@ def clock() -> FakeClock:
 async def store(
     request: pytest.FixtureRequest, tmp_path: pathlib.Path, clock: FakeClock
 ) -> AsyncIterator[OutboxStore]:
-    async with STORES[request.param](tmp_path, clock) as opened:
-        yield opened
+    made = STORES[request.param](tmp_path, clock)
+    try:
+        async with made as opened:
+            yield opened
+    finally:
+        if isinstance(made, PostgresStore):
+            drop_schema(made.schema)

@@ -206,11 +206,15 @@ class AppCore:
     def current_token(self) -> str | None:
         """The token to use now, from memory or the cache; ``None`` when one must be fetched."""
         token = self._token
-        if token is None and self.token_cache is not None:
-            token = self.token_cache.load(self._cache_key)
-            if token is not None:
-                self._remember(token)
-        if token is not None and token.fresh(self.clock.time()):
+        now = self.clock.time()
+        # A token due for refresh is looked up in the cache too: another process (another
+        # relay instance) may have refreshed it already, and a shared cache lets one fetch.
+        if (token is None or not token.fresh(now)) and self.token_cache is not None:
+            cached = self.token_cache.load(self._cache_key)
+            if cached is not None and (token is None or cached.expires_at >= token.expires_at):
+                self._remember(cached)
+                token = cached
+        if token is not None and token.fresh(now):
             return token.value
         return None
 

@@ -2,7 +2,8 @@
 
 ``OutboxStore`` is the contract; ``SQLiteStore`` is the embedded default (one file, group
 commit), ``MemoryStore`` keeps everything in memory for tests and ``immediate`` use. Both need the
-standard library only.
+standard library only. ``PostgresStore`` lets several relay instances share one outbox; it needs
+the ``postgres`` extra and is imported on first use.
 
     from dingpush.relay.stores import NewMessage, SQLiteStore
 
@@ -11,6 +12,8 @@ standard library only.
 """
 
 from __future__ import annotations
+
+import typing
 
 from ._base import (
     Attempt,
@@ -39,6 +42,9 @@ from ._memory import MemoryStore
 from ._sqlite import SQLiteStore
 from ._sqlite_writer import WriteStats
 
+if typing.TYPE_CHECKING:
+    from ._postgres import PostgresStore
+
 __all__ = [
     "Attempt",
     "Claim",
@@ -56,6 +62,7 @@ __all__ = [
     "OutboxStore",
     "Outcome",
     "Page",
+    "PostgresStore",
     "SQLiteStore",
     "Status",
     "StoreError",
@@ -66,7 +73,20 @@ __all__ = [
 
 # Show the public names as dingpush.relay.stores.X in reprs and tracebacks.
 for _name in __all__:
-    _obj = globals()[_name]
+    _obj = globals().get(_name)
     if getattr(_obj, "__module__", "").startswith("dingpush.relay.stores."):
         _obj.__module__ = __name__
 del _name, _obj
+
+
+def __getattr__(name: str) -> typing.Any:
+    # PostgresStore loads psycopg: only for those who use it, with a hint when it is missing.
+    if name == "PostgresStore":
+        from dingpush.lowlevel import require_psycopg
+
+        require_psycopg("PostgresStore", pool=True)
+        from ._postgres import PostgresStore
+
+        PostgresStore.__module__ = __name__
+        return PostgresStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
