@@ -18,14 +18,20 @@ from collections.abc import Iterator
 __all__ = ["relay_log_lines"]
 
 
+class _LevelPrefixed(logging.Formatter):
+    """``INFO:     message``: the shape of uvicorn's own lines, without importing uvicorn."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        prefix = f"{record.levelname}:".ljust(9)
+        return f"{prefix} {super().format(record)}"
+
+
 @contextlib.contextmanager
 def relay_log_lines(stream: typing.TextIO | None = None) -> Iterator[logging.Handler]:
     """Print ``dingpush.relay``'s records from INFO up on ``stream`` (stderr) inside the block."""
-    from uvicorn.logging import DefaultFormatter
-
     logger = logging.getLogger("dingpush.relay")
     handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(DefaultFormatter("%(levelprefix)s %(message)s", use_colors=None))
+    handler.setFormatter(_LevelPrefixed("%(message)s"))
     saved = logger.level, logger.propagate
     logger.addHandler(handler)
     # Not also through the CLI's own handler on "dingpush", which would print warnings twice.
