@@ -41,6 +41,7 @@ class Run:
     tool: str
     outcomes: list[tuple[int, bool, float]]
     elapsed: float | None  # None when the run was stopped at its cap
+    cpu: float | None = None  # the worker's CPU seconds from its first send to its last
 
     @property
     def finished(self) -> int:
@@ -79,6 +80,7 @@ class Context:
         assert worker.stdout is not None
         outcomes: list[tuple[int, bool, float]] = []
         elapsed: list[float] = []
+        cpu: list[float] = []
         begun = threading.Event()
 
         def read() -> None:
@@ -89,6 +91,8 @@ class Context:
                     begun.set()
                 elif data.get("done"):
                     elapsed.append(float(data["elapsed"]))
+                    if "cpu" in data:
+                        cpu.append(float(data["cpu"]))
                 else:
                     outcomes.append((int(data["i"]), bool(data["ok"]), float(data["t"])))
             begun.set()
@@ -106,7 +110,7 @@ class Context:
         if worker.returncode not in (0, -9) or (not elapsed and worker.returncode == 0):
             raise RuntimeError(f"bench worker for {tool} failed (exit {worker.returncode})")
         time.sleep(0.05)  # let the emulator finish recording the last request
-        return Run(tool, sorted(outcomes), elapsed[0] if elapsed else None)
+        return Run(tool, sorted(outcomes), elapsed[0] if elapsed else None, cpu[0] if cpu else None)
 
 
 ScenarioFunction = Callable[[Context], Section]

@@ -1,7 +1,8 @@
 """``python -m bench.worker SPEC``: run one tool in this process and report as JSON lines.
 
 Each line is ``{"i": index, "ok": bool, "t": seconds since the first send}``; the last is
-``{"done": true, "elapsed": seconds}``. Lines are flushed as they come when ``stream`` is set,
+``{"done": true, "elapsed": seconds, "cpu": seconds}`` (the
+process's CPU time from the first send on). Lines are flushed as they come when ``stream`` is set,
 so the runner can stop a tool that sleeps past the scenario's cap and still know what it did.
 """
 
@@ -33,9 +34,11 @@ class Recorder:
         self.lines: list[str] = []
         self.lock = threading.Lock()
         self.start = time.perf_counter()
+        self.cpu = time.process_time()
 
     def begin(self) -> None:
         self.start = time.perf_counter()
+        self.cpu = time.process_time()
         if self.stream:  # the runner's cap counts from here, not from interpreter start-up
             sys.stdout.write(json.dumps({"begin": True}) + "\n")
             sys.stdout.flush()
@@ -50,7 +53,8 @@ class Recorder:
                 self.lines.append(line)
 
     def finish(self) -> None:
-        self.lines.append(json.dumps({"done": True, "elapsed": time.perf_counter() - self.start}))
+        elapsed, cpu = time.perf_counter() - self.start, time.process_time() - self.cpu
+        self.lines.append(json.dumps({"done": True, "elapsed": elapsed, "cpu": cpu}))
         sys.stdout.write("\n".join(self.lines) + "\n")
         sys.stdout.flush()
 

@@ -1,0 +1,138 @@
+"""The async clients' transport: dingpush's own against the alternatives, in one run."""
+
+from __future__ import annotations
+
+from bench import Context, Section, median, scenario
+from bench.loadgen import measure
+from bench.transports import available
+
+from .delivery import UNLIMITED, _check_delivered, _fresh
+
+#: (transport name for bench/transports.py, label). ``default`` is what AsyncRobot ships with.
+CANDIDATES = (
+    ("default", "`AsyncRobot`, dingpush's `AsyncioTransport` (the default)"),
+    ("httpcore", "`AsyncRobot`, httpx's `AsyncHTTPTransport` (httpcore), 8 connections"),
+    ("httpcore-2", "`AsyncRobot`, httpcore held to 2 connections"),
+    ("h11", "`AsyncRobot`, `AsyncioTransport` parsing with h11"),
+    ("httptools", "`AsyncRobot`, `AsyncioTransport` parsing with httptools"),
+    ("aiohttp", "`AsyncRobot`, an aiohttp-backed transport (bench/transports.py)"),
+    ("httpx-aiohttp", "`AsyncRobot`, httpx-aiohttp's `AiohttpTransport`"),
+)
+DELAY = 0.02
+LOOPBACK_TARGET, LATENCY_TARGET = 4.0, 7.0
+
+
+def _runs(
+    context: Context,
+    rows: list[tuple[str, str, str]],
+    count: int,
+    repeats: int,
+    delay: float,
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Messages per second and client CPU ms per message of every row, interleaved."""
+    rates: dict[str, list[float]] = {}
+    cpu: dict[str, list[float]] = {}
+    for _ in range(repeats):
+        for key, tool, transport_name in rows:
+            url = _fresh(context, "raw")
+            if delay:
+                context.emulator.inject_fault("delay", delay=delay, count=None)
+            run = context.run_tool(
+                tool,
+                [url],
+                count,
+                rate=UNLIMITED,
+                concurrency=64,
+                peer_limits_off=True,
+                transport=transport_name,
+            )
+            assert run.elapsed is not None
+            _check_delivered(context, "raw", run, count)
+            rates.setdefault(key, []).append(count / run.elapsed)
+            if run.cpu is not None:
+                cpu.setdefault(key, []).append(run.cpu / count * 1000)
+    return rates, cpu
+
+
+def _ceiling(context: Context, seconds: float) -> float:
+    url = _fresh(context, "raw")
+    result = measure(url, seconds, 64)
+    return int(context.emulator.stats("raw")["accepted"]) / float(result["elapsed"])
+
+
+@scenario("transport", order=12)
+def transport(context: Context) -> Section:
+    """AsyncRobot over each candidate transport, loopback and 20 ms, beside the references."""
+    names = [(n, label) for n, label in CANDIDATES if available(n)]
+    missing = [n for n, _ in CANDIDATES if not available(n)]
+    rows: list[tuple[str, str, str]] = [
+        ("DingtalkChatbot", "DingtalkChatbot", ""),
+        *[(n, "dingpush-async", n) for n, _ in names],
+    ]
+    if available("aiohttp"):
+        rows.append(("aiohttp-raw", "aiohttp-raw", ""))
+    labels = {
+        "DingtalkChatbot": "DingtalkChatbot 1.5.7 (reference)",
+        "aiohttp-raw": "raw aiohttp `ClientSession`, no dingpush, no httpx (floor)",
+        **dict(names),
+    }
+    count, latency_count = (100, 30) if context.quick else (1000, 300)
+    repeats, latency_repeats = (1, 1) if context.quick else (5, 3)
+    loop_rates, loop_cpu = _runs(context, rows, count, repeats, 0.0)
+    lat_rates, _ = _runs(context, rows, latency_count, latency_repeats, DELAY)
+    ceiling = _ceiling(context, 1.0 if context.quick else 5.0)
+    dtc, dtc_latency = median(loop_rates["DingtalkChatbot"]), median(lat_rates["DingtalkChatbot"])
+    section = Section(
+        "The async transport: AsyncRobot against the alternatives",
+        f"`AsyncRobot` sends {count} messages with 64 in flight over each transport in turn, "
+        f"median of {repeats} run(s), interleaved so that a noisy neighbour slows every row "
+        f"alike; then {latency_count} messages with the emulator answering {DELAY * 1000:.0f} "
+        f"ms late, median of {latency_repeats}. CPU is the client process's own (user + "
+        "system) per message, from its first send to its last; the emulator's is not in it. "
+        "The alternatives are in `bench/transports.py`.",
+        [
+            "client",
+            "loopback msg/s",
+            "runs",
+            "client CPU ms/msg",
+            "÷ DingtalkChatbot",
+            f"{DELAY * 1000:.0f} ms msg/s",
+            f"÷ DingtalkChatbot at {DELAY * 1000:.0f} ms",
+        ],
+    )
+    for key, _, _ in rows:
+        rate, rate_latency = median(loop_rates[key]), median(lat_rates[key])
+        section.rows.append(
+            [
+                labels[key],
+                f"{rate:.0f}",
+                ", ".join(f"{v:.0f}" for v in loop_rates[key]),
+                f"{median(loop_cpu[key]):.3f}" if key in loop_cpu else "",
+                f"{rate / dtc:.2f}×",
+                f"{rate_latency:.0f}",
+                f"{rate_latency / dtc_latency:.2f}×",
+            ]
+        )
+    section.rows.append(
+        [
+            "emulator ceiling (`bench.loadgen`, 64 connections)",
+            f"{ceiling:.0f}",
+            "",
+            "",
+            f"{ceiling / dtc:.2f}×",
+            "",
+            "",
+        ]
+    )
+    default = median(loop_rates["default"]) / dtc
+    default_latency = median(lat_rates["default"]) / dtc_latency
+    section.notes.append(
+        f"Targets (issue 17): `AsyncRobot` ≥ {LOOPBACK_TARGET:g}× DingtalkChatbot on loopback "
+        f"— measured {default:.2f}×; ≥ {LATENCY_TARGET:g}× at {DELAY * 1000:.0f} ms — measured "
+        f"{default_latency:.2f}×."
+    )
+    if missing:
+        section.notes.append(
+            "Not installed in this run, so not measured: " + ", ".join(missing) + "."
+        )
+    return section
