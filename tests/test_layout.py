@@ -96,7 +96,7 @@ def test_core_families_are_folders() -> None:
     flat = sorted(p.name for p in PACKAGE.glob("_*.py") if not p.name.startswith("__"))
     # Cross-cutting pieces stay at the top; every family lives in its folder.
     assert flat == ["_errors.py", "_masking.py", "_results.py", "_wire.py"], flat
-    for family in ("_apps", "_engine", "_markdown", "_messages", "_robot"):
+    for family in ("_apps", "_engine", "_markdown", "_messages", "_robot", "_transports"):
         assert (PACKAGE / family / "__init__.py").is_file(), family
 
 

@@ -395,7 +395,12 @@ class AsyncioTransport(httpx.AsyncBaseTransport):
         self._count -= 1
 
     def _rebind(self, loop: asyncio.AbstractEventLoop) -> None:
-        """The client moved to another event loop (a second ``asyncio.run``): start afresh."""
+        """The client moved to another event loop (a second ``asyncio.run``): start afresh.
+
+        The old loop's connections cannot be closed from this one; when that loop is closed
+        already, asyncio warns of each ``unclosed transport`` as it collects it (httpx's own
+        transport leaves the same behind). Use one client per event loop.
+        """
         for idle in self._idle.values():
             for connection in idle:
                 connection.abort()
@@ -413,6 +418,9 @@ class AsyncioTransport(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         self._closed = True
+        with contextlib.suppress(RuntimeError):  # under trio there is no asyncio loop
+            if asyncio.get_running_loop() is not self._loop:
+                self._rebind(asyncio.get_running_loop())
         for idle in self._idle.values():
             for connection in idle:
                 connection.close()
