@@ -89,6 +89,10 @@ def dingpush_async(spec: dict[str, typing.Any], report: Report) -> None:
             report.begin()
             await asyncio.gather(*(one(i) for i in range(spec["count"])))
 
+    if spec.get("transport") == "uvloop":
+        import uvloop
+
+        uvloop.install()
     asyncio.run(main())
 
 

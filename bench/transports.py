@@ -7,6 +7,8 @@ the others are the alternatives weighed against it, kept here so the comparison 
   default before; ``httpcore-2``: the same held to 2 connections (the leanest pool setting).
 - ``h11`` / ``httptools``: ``AsyncioTransport`` with the answer parsed by h11 (pure Python, as
   httpcore does) or by httptools (C, llhttp) instead of dingpush's own parser.
+- ``uvloop``: the default transport with uvloop's event loop in place of asyncio's (the
+  worker installs it); what an application that runs on uvloop gets.
 - ``aiohttp``: an aiohttp-backed transport written for this comparison (below);
   ``httpx-aiohttp``: the ready-made one from PyPI. Both need ``pip install aiohttp
   httpx-aiohttp``; without them their rows are left out.
@@ -31,14 +33,19 @@ def available(name: str) -> bool:
     """Whether the packages ``name`` needs are installed."""
     import importlib.util
 
-    needs = {"httptools": "httptools", "aiohttp": "aiohttp", "httpx-aiohttp": "httpx_aiohttp"}
+    needs = {
+        "httptools": "httptools",
+        "uvloop": "uvloop",
+        "aiohttp": "aiohttp",
+        "httpx-aiohttp": "httpx_aiohttp",
+    }
     module = needs.get(name)
     return module is None or importlib.util.find_spec(module) is not None
 
 
 def make(name: str) -> httpx.AsyncBaseTransport | None:
     """The transport called ``name``; ``None`` for dingpush's default choice."""
-    if name == "default":
+    if name in ("default", "uvloop"):
         return None
     if name in ("httpcore", "httpcore-2"):
         connections = 2 if name == "httpcore-2" else MAX_CONNECTIONS

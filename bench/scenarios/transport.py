@@ -15,6 +15,7 @@ CANDIDATES = (
     ("httpcore-2", "`AsyncRobot`, httpcore held to 2 connections"),
     ("h11", "`AsyncRobot`, `AsyncioTransport` parsing with h11"),
     ("httptools", "`AsyncRobot`, `AsyncioTransport` parsing with httptools"),
+    ("uvloop", "`AsyncRobot`, the default transport on uvloop's event loop"),
     ("aiohttp", "`AsyncRobot`, an aiohttp-backed transport (bench/transports.py)"),
     ("httpx-aiohttp", "`AsyncRobot`, httpx-aiohttp's `AiohttpTransport`"),
 )
@@ -131,8 +132,35 @@ def transport(context: Context) -> Section:
         f"— measured {default:.2f}×; ≥ {LATENCY_TARGET:g}× at {DELAY * 1000:.0f} ms — measured "
         f"{default_latency:.2f}×."
     )
+    section.notes += _bounds(context, median(loop_cpu["default"]), ceiling, dtc)
     if missing:
         section.notes.append(
             "Not installed in this run, so not measured: " + ", ".join(missing) + "."
         )
     return section
+
+
+def _bounds(context: Context, cpu_ms: float, ceiling: float, dtc: float) -> list[str]:
+    """What bounds the default row, from its CPU per send and a profiled run of it."""
+    count = 100 if context.quick else 1000
+    url = _fresh(context, "raw")
+    run = context.run_tool(
+        "dingpush-async", [url], count, rate=UNLIMITED, concurrency=64, profile=True
+    )
+    needed = LOOPBACK_TARGET * dtc
+    notes = [
+        f"What bounds the default on loopback: {LOOPBACK_TARGET:g}× DingtalkChatbot is "
+        f"{needed:.0f} messages/s, {1000 / needed:.3f} ms a message. `AsyncRobot` spends "
+        f"{cpu_ms:.3f} ms of its own CPU a message (at most {1000 / cpu_ms:.0f}/s on a core of "
+        f"its own) and the emulator accepts at most {ceiling:.0f}/s; on 2 cores the two share "
+        "the machine with the kernel's loopback work (and here with whatever else runs)."
+    ]
+    if run.profile:
+        total = sum(run.profile.values())
+        shares = sorted(run.profile.items(), key=lambda item: -item[1])
+        parts = ", ".join(f"{name} {seconds / total:.0%}" for name, seconds in shares)
+        notes.append(
+            f"Where `AsyncRobot`'s CPU goes (cProfile on the CPU clock, one more run of {count} "
+            f"messages; proportions only, profiling slows small functions most): {parts}."
+        )
+    return notes
