@@ -404,3 +404,14 @@ class TestEndToEnd:
             result = await ops.group(cid(dingtalk_emulator)).send("hello")
         assert result.attempts == 2
         assert len(dingtalk_emulator.emulator.messages()) == 2  # the duplicate: the risk taken
+
+
+async def test_a_full_pool_makes_room_by_closing_an_idle_connection_elsewhere() -> None:
+    # An app talks to two hosts (api. and oapi.): with every connection idle at the other,
+    # a request must not wait for one to free.
+    with ScriptedServer(keep_answering) as first, ScriptedServer(keep_answering) as second:
+        limits = httpx.Limits(max_connections=1)
+        async with httpx.AsyncClient(transport=transport(limits=limits), timeout=2) as client:
+            for url in (first.url, second.url, first.url):
+                assert (await client.post(url, content=b"{}")).status_code == 200
+    assert (first.connections, second.connections) == (2, 1)

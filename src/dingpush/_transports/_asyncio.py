@@ -313,6 +313,8 @@ class AsyncioTransport(httpx.AsyncBaseTransport):
                     self._discard(connection)
             if self._count < self._max_connections:
                 break
+            if self._evict_idle():  # the pool is full of idle connections to other hosts
+                continue
             if deadline is None:
                 pool = timeouts.get("pool")
                 deadline = None if pool is None else time.monotonic() + pool
@@ -389,6 +391,15 @@ class AsyncioTransport(httpx.AsyncBaseTransport):
         else:
             self._discard(connection)
         self._wake_one()
+
+    def _evict_idle(self) -> bool:
+        """Close the longest-idle connection of any origin; ``False`` when none is idle."""
+        for idle in self._idle.values():
+            if idle:
+                self._idle_count -= 1
+                self._discard(idle.popleft())
+                return True
+        return False
 
     def _discard(self, connection: _Connection) -> None:
         connection.close()
