@@ -415,3 +415,29 @@ async def test_a_full_pool_makes_room_by_closing_an_idle_connection_elsewhere() 
             for url in (first.url, second.url, first.url):
                 assert (await client.post(url, content=b"{}")).status_code == 200
     assert (first.connections, second.connections) == (2, 1)
+
+
+class TestOnUvloop:
+    """The relay's event loop is uvloop's when it is installed (uvicorn picks it)."""
+
+    @pytest.fixture
+    def anyio_backend(self) -> tuple[str, dict[str, bool]]:
+        return ("asyncio", {"use_uvloop": True})
+
+    async def test_sends_and_notices_an_idle_close(self) -> None:
+        import uvloop
+
+        assert isinstance(asyncio.get_running_loop(), uvloop.Loop)
+        await TestNeverSent().test_a_kept_alive_connection_closed_while_idle_is_replaced()
+        await TestNeverSent().test_the_idle_check_sees_a_close_the_event_loop_has_not()
+
+    async def test_over_tls(self) -> None:
+        await TestSendsAndAnswers().test_over_tls_with_the_shared_context()
+        await TestSendsAndAnswers().test_streamed_and_large_bodies_arrive_whole()
+
+    async def test_failures_after_writing(self) -> None:
+        cases = TestMaybeSent()
+        await cases.test_the_server_closes_after_reading_the_request()
+        await cases.test_the_server_resets_after_reading_the_request()
+        await cases.test_the_answer_is_cut_short()
+        await cases.test_a_read_timeout()
