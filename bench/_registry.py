@@ -41,6 +41,8 @@ class Run:
     tool: str
     outcomes: list[tuple[int, bool, float]]
     elapsed: float | None  # None when the run was stopped at its cap
+    cpu: float | None = None  # the worker's CPU seconds from its first send to its last
+    profile: dict[str, float] | None = None  # CPU seconds by layer, when profiled
 
     @property
     def finished(self) -> int:
@@ -79,6 +81,8 @@ class Context:
         assert worker.stdout is not None
         outcomes: list[tuple[int, bool, float]] = []
         elapsed: list[float] = []
+        cpu: list[float] = []
+        profile: list[dict[str, float]] = []
         begun = threading.Event()
 
         def read() -> None:
@@ -87,8 +91,12 @@ class Context:
                 data = json.loads(line)
                 if data.get("begin"):
                     begun.set()
+                elif "profile" in data:
+                    profile.append(data["profile"])
                 elif data.get("done"):
                     elapsed.append(float(data["elapsed"]))
+                    if "cpu" in data:
+                        cpu.append(float(data["cpu"]))
                 else:
                     outcomes.append((int(data["i"]), bool(data["ok"]), float(data["t"])))
             begun.set()
@@ -106,7 +114,13 @@ class Context:
         if worker.returncode not in (0, -9) or (not elapsed and worker.returncode == 0):
             raise RuntimeError(f"bench worker for {tool} failed (exit {worker.returncode})")
         time.sleep(0.05)  # let the emulator finish recording the last request
-        return Run(tool, sorted(outcomes), elapsed[0] if elapsed else None)
+        return Run(
+            tool,
+            sorted(outcomes),
+            elapsed[0] if elapsed else None,
+            cpu[0] if cpu else None,
+            profile[0] if profile else None,
+        )
 
 
 ScenarioFunction = Callable[[Context], Section]

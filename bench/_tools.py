@@ -67,6 +67,10 @@ def dingpush_async(spec: dict[str, typing.Any], report: Report) -> None:
     async def main() -> None:
         options: dict[str, typing.Any] = {"rate": spec["rate"], "secret": spec.get("secret")}
         urls = spec["urls"]
+        if spec.get("transport"):  # the transport scenario's alternatives
+            from .transports import make
+
+            options["transport"] = make(spec["transport"])
         sender = (
             AsyncRobotPool(urls, **options) if len(urls) > 1 else AsyncRobot(urls[0], **options)
         )
@@ -85,6 +89,10 @@ def dingpush_async(spec: dict[str, typing.Any], report: Report) -> None:
             report.begin()
             await asyncio.gather(*(one(i) for i in range(spec["count"])))
 
+    if spec.get("transport") == "uvloop":
+        import uvloop
+
+        uvloop.install()
     asyncio.run(main())
 
 
@@ -139,3 +147,26 @@ def requests_loop(spec: dict[str, typing.Any], report: Report) -> None:
             response = session.post(url, json=payload, timeout=10)
             # What a plain loop usually checks: the HTTP status.
             report(i, response.status_code == 200)
+
+
+@tool("aiohttp-raw")
+def aiohttp_raw(spec: dict[str, typing.Any], report: Report) -> None:
+    """The floor: aiohttp alone posting the robot's JSON, 64 in flight, no dingpush, no httpx."""
+    import aiohttp
+
+    async def main() -> None:
+        in_flight = asyncio.Semaphore(spec.get("concurrency") or spec["count"])
+        connector = aiohttp.TCPConnector(limit=8)
+        async with aiohttp.ClientSession(connector=connector) as session:
+
+            async def one(i: int) -> None:
+                async with in_flight:
+                    payload = {"msgtype": "text", "text": {"content": _text(spec, i)}}
+                    async with session.post(spec["urls"][0], json=payload) as response:
+                        body = await response.json(content_type=None)
+                    report(i, body.get("errcode") == 0)
+
+            report.begin()
+            await asyncio.gather(*(one(i) for i in range(spec["count"])))
+
+    asyncio.run(main())

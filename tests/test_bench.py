@@ -28,7 +28,10 @@ def test_quick_mode_writes_every_scenario_table(tmp_path: pathlib.Path) -> None:
     assert "CPU:" in report and "Python " in report and "DingtalkChatbot 1.5.7" in report
     for title in ("Raw send throughput", "Burst of", "into a pool of 5 robots", "Signed robot"):
         assert f"## {title}" in report or title in report
-    assert report.count("| client |") == 6  # five delivery tables and the relay burst
+    # five delivery tables, the async transport's and the relay burst
+    assert report.count("| client |") == 7
+    assert "## The async transport: AsyncRobot against the alternatives" in report
+    assert "dingpush's `AsyncioTransport` (the default)" in report
     assert "## Outbox ingest (relay)" in report
     assert "## Relay ingest over HTTP" in report and "raw `sqlite3`" in report
     assert "through the relay" in report and "coalescing off" in report
@@ -45,6 +48,7 @@ def test_scenarios_are_registered_for_other_issues_to_extend() -> None:
     assert run.returncode == 0
     assert run.stdout.split() == [
         "raw",
+        "transport",
         "raw-latency",
         "burst",
         "pool",

@@ -105,7 +105,15 @@ def test_core_families_are_folders() -> None:
         "_results.py",
         "_wire.py",
     ], flat
-    for family in ("_apps", "_engine", "_markdown", "_messages", "_postgres", "_robot"):
+    for family in (
+        "_apps",
+        "_engine",
+        "_markdown",
+        "_messages",
+        "_postgres",
+        "_robot",
+        "_transports",
+    ):
         assert (PACKAGE / family / "__init__.py").is_file(), family
 
 

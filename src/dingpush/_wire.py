@@ -214,15 +214,24 @@ def map_transport_errors(redact: Redact, where: str) -> Iterator[None]:
     except DingPushError:
         raise
     except httpx.TimeoutException as exc:
+        sent = not isinstance(exc, never_sent)
         raise Timeout(
-            f"{where} did not answer in time ({type(exc).__name__}); DingTalk may be slow or "
-            "unreachable: check the network or proxy, or raise timeout=",
-            maybe_delivered=not isinstance(exc, never_sent),
+            f"{where} did not answer in time ({type(exc).__name__}{_SENT[sent]}); DingTalk may "
+            "be slow or unreachable: check the network or proxy, or raise timeout=",
+            maybe_delivered=sent,
         ) from exc
     except httpx.HTTPError as exc:
+        sent = not isinstance(exc, never_sent)
         detail = redact(str(exc)) or type(exc).__name__
         raise TransportError(
-            f"could not complete the request to {where}: {detail}; check the network, the "
-            "proxy settings (proxy= or HTTPS_PROXY) and the URL",
-            maybe_delivered=not isinstance(exc, never_sent),
+            f"could not complete the request to {where}: {detail}{_SENT[sent]}; check the "
+            "network, the proxy settings (proxy= or HTTPS_PROXY) and the URL",
+            maybe_delivered=sent,
         ) from exc
+
+
+#: What a transport error's message says of the request: the user decides on a resend by it.
+_SENT = {
+    False: "; the request was not sent",
+    True: "; the request had been sent, so DingTalk may have acted on it",
+}

@@ -68,6 +68,10 @@ class AsyncApp(BaseApp["httpx.AsyncClient", "httpx.AsyncBaseTransport"]):
             return http_client
         import httpx
 
+        from dingpush._transports import default_async_transport
+
+        if transport is None:
+            transport = default_async_transport(options)
         return httpx.AsyncClient(transport=transport, **options)
 
     async def access_token(self) -> str:

@@ -95,6 +95,8 @@ class BaseRobot(typing.Generic[HttpT, TransportT]):
             retry=retry,
             max_wait=max_wait,
         )
+        self._url_text = ""
+        self._url_parsed: typing.Any = None
         self._owns_http = http_client is None
         self._http: HttpT = self._open_http(
             http_client, transport, _http_options(timeout, proxy, trust_env)
@@ -108,6 +110,19 @@ class BaseRobot(typing.Generic[HttpT, TransportT]):
     ) -> HttpT:
         """The HTTP client to send with (``http_client``, or a new one) and the shell's gate."""
         raise NotImplementedError
+
+    def _url(self, core: RobotCore) -> typing.Any:
+        """The request URL as an ``httpx.URL``, parsed again only when it changed.
+
+        httpx parses a ``str`` URL on every request (~40 µs, a tenth of a send's CPU); an
+        unsigned robot's URL never changes. A signed one changes every millisecond.
+        """
+        text = core.url()
+        if text != self._url_text:
+            import httpx
+
+            self._url_text, self._url_parsed = text, httpx.URL(text)
+        return self._url_parsed
 
     @property
     def target(self) -> WebhookTarget:
@@ -181,7 +196,7 @@ class Robot(BaseRobot["httpx.Client", "httpx.BaseTransport"]):
     def _request(self, step: Post[RobotCore, PreparedSend]) -> Reply:
         with self._gate, map_transport_errors(step.core.redact, "DingTalk"):
             response = self._http.post(
-                step.core.url(), content=step.prepared.content, headers=JSON_HEADERS
+                self._url(step.core), content=step.prepared.content, headers=JSON_HEADERS
             )
         return response.status_code, response.content
 
@@ -212,6 +227,10 @@ class AsyncRobot(BaseRobot["httpx.AsyncClient", "httpx.AsyncBaseTransport"]):
             return http_client
         import httpx
 
+        from dingpush._transports import default_async_transport
+
+        if transport is None:
+            transport = default_async_transport(options)
         return httpx.AsyncClient(transport=transport, **options)
 
     async def send(
@@ -240,7 +259,7 @@ class AsyncRobot(BaseRobot["httpx.AsyncClient", "httpx.AsyncBaseTransport"]):
     async def _post(self, step: Post[RobotCore, PreparedSend]) -> Reply:
         with map_transport_errors(step.core.redact, "DingTalk"):
             response = await self._http.post(
-                step.core.url(), content=step.prepared.content, headers=JSON_HEADERS
+                self._url(step.core), content=step.prepared.content, headers=JSON_HEADERS
             )
         return response.status_code, response.content
 
