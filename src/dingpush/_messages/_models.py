@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import re
 import typing
 from collections.abc import Mapping, Sequence
@@ -20,6 +21,7 @@ __all__ = [
     "Markdown",
     "Message",
     "Text",
+    "UnknownField",
     "parse_message",
 ]
 
@@ -30,22 +32,42 @@ Orientation = typing.Literal["vertical", "horizontal"]
 _URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:\S+$")
 
 
-def _require_text(value: object, field: str) -> None:
+# A lone surrogate is not Unicode text: json.loads makes one of "\ud800", UTF-8 cannot carry it.
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
+
+
+def _require_text(value: object, field: str, pointer: str | None = None) -> None:
     if not isinstance(value, str) or not value.strip():
         raise InvalidMessage(
             f"{field}: empty, but DingTalk requires it (protocol §1.3)",
             field=field,
             rule="required",
+            pointer=pointer,
+        )
+    _require_unicode(value, field, pointer)
+
+
+def _require_unicode(value: str, field: str, pointer: str | None = None) -> None:
+    found = _SURROGATE_RE.search(value)
+    if found is not None:
+        raise InvalidMessage(
+            f"{field}: character {found.start() + 1} is a lone surrogate "
+            f"(\\u{ord(found.group()):04x}), which is not Unicode text and cannot be sent as "
+            "UTF-8; a character outside the BMP needs both halves of its surrogate pair",
+            field=field,
+            rule="Unicode text",
+            pointer=pointer,
         )
 
 
-def _require_url(value: object, field: str) -> None:
-    _require_text(value, field)
+def _require_url(value: object, field: str, pointer: str | None = None) -> None:
+    _require_text(value, field, pointer)
     if not _URL_RE.match(typing.cast(str, value)):
         raise InvalidMessage(
             f"{field}: must be an absolute URL such as https://example.com/page, got {value!r}",
             field=field,
             rule="absolute URL",
+            pointer=pointer,
         )
 
 
@@ -74,6 +96,7 @@ class At:
                         field=field,
                         rule="non-empty string",
                     )
+                _require_unicode(value, field)
         count = len(self.mobiles) + len(self.user_ids)
         if count > MAX_MENTIONS:
             raise InvalidMessage(
@@ -100,11 +123,8 @@ class At:
 
     @classmethod
     def from_payload(cls, payload: Mapping[str, typing.Any]) -> At:
-        return cls(
-            mobiles=payload.get("atMobiles") or (),
-            user_ids=payload.get("atUserIds") or payload.get("atDingtalkIds") or (),
-            all=bool(payload.get("isAtAll", False)),
-        )
+        """Read an ``at`` object (protocol §1.3) strictly; see :func:`parse_message`."""
+        return _read_at(JSONObject(payload, "/at", []))
 
     def merged(self, other: At | None) -> At:
         """Return the union of two mention sets, keeping first-seen order."""
@@ -154,6 +174,11 @@ class Message:
 
     @classmethod
     def from_payload(cls, payload: Mapping[str, typing.Any]) -> Message:
+        """Read this type's JSON form strictly (see :func:`parse_message`)."""
+        return cls._from_json(JSONObject(payload, "", []))
+
+    @classmethod
+    def _from_json(cls, root: JSONObject) -> Message:
         raise NotImplementedError
 
     @property
@@ -211,9 +236,8 @@ class Text(Message):
         return payload
 
     @classmethod
-    def from_payload(cls, payload: Mapping[str, typing.Any]) -> Text:
-        body = _section(payload, "text")
-        return cls(body.get("content", ""), at=_parse_at(payload))
+    def _from_json(cls, root: JSONObject) -> Text:
+        return cls(root.object("text").text("content"), at=_parse_at(root))
 
     def searchable_text(self) -> str:
         return self.content
@@ -263,9 +287,9 @@ class Markdown(Message):
         return payload
 
     @classmethod
-    def from_payload(cls, payload: Mapping[str, typing.Any]) -> Markdown:
-        body = _section(payload, "markdown")
-        return cls(body.get("title", ""), body.get("text", ""), at=_parse_at(payload))
+    def _from_json(cls, root: JSONObject) -> Markdown:
+        body = root.object("markdown")
+        return cls(body.text("title"), body.text("text"), at=_parse_at(root))
 
     def searchable_text(self) -> str:
         return f"{self.title}\n{self.text}"
@@ -302,14 +326,14 @@ class Link(Message):
         return {"msgtype": "link", "link": link}
 
     @classmethod
-    def from_payload(cls, payload: Mapping[str, typing.Any]) -> Link:
-        body = _section(payload, "link")
+    def _from_json(cls, root: JSONObject) -> Link:
+        body = root.object("link")
         return cls(
-            body.get("title", ""),
-            body.get("text", ""),
-            body.get("messageUrl", ""),
-            body.get("picUrl") or None,
-            at=_parse_at(payload),
+            body.text("title"),
+            body.text("text"),
+            body.url("messageUrl"),
+            body.optional_url("picUrl"),
+            at=_parse_at(root),
         )
 
     def searchable_text(self) -> str:
@@ -392,20 +416,23 @@ class ActionCard(Message):
         return {"msgtype": "actionCard", "actionCard": card}
 
     @classmethod
-    def from_payload(cls, payload: Mapping[str, typing.Any]) -> ActionCard:
-        body = _section(payload, "actionCard")
+    def _from_json(cls, root: JSONObject) -> ActionCard:
+        body = root.object("actionCard")
+        title, text = body.text("title"), body.text("text")
         button = None
-        if body.get("singleTitle") or body.get("singleURL"):
-            button = Button(body.get("singleTitle", ""), body.get("singleURL", ""))
-        buttons = () if button else tuple(_buttons(body.get("btns")))
+        if body.optional_text("singleTitle") or body.optional_text("singleURL"):
+            button = Button(body.text("singleTitle"), body.url("singleURL"))
+        # DingTalk ignores btns when singleTitle/singleURL are set (protocol §1.3).
+        items = body.objects("btns") if button is None else []
+        buttons = [Button(item.text("title"), item.url("actionURL")) for item in items]
         return cls(
-            body.get("title", ""),
-            body.get("text", ""),
+            title,
+            text,
             button=button,
             buttons=buttons,
-            orientation="horizontal" if str(body.get("btnOrientation", "0")) == "1" else "vertical",
-            hide_avatar=str(body.get("hideAvatar", "0")) == "1",
-            at=_parse_at(payload),
+            orientation="horizontal" if body.flag("btnOrientation") else "vertical",
+            hide_avatar=body.flag("hideAvatar"),
+            at=_parse_at(root),
         )
 
     def searchable_text(self) -> str:
@@ -457,16 +484,13 @@ class FeedCard(Message):
         return {"msgtype": "feedCard", "feedCard": {"links": links}}
 
     @classmethod
-    def from_payload(cls, payload: Mapping[str, typing.Any]) -> FeedCard:
-        links = _section(payload, "feedCard").get("links") or []
-        if not isinstance(links, list):
-            raise _shape_error("feedCard.links", "a list")
-        entries = [_mapping(link, "feedCard.links") for link in links]
+    def _from_json(cls, root: JSONObject) -> FeedCard:
+        links = root.object("feedCard").objects("links")
         items = [
-            FeedItem(e.get("title", ""), e.get("messageURL", ""), e.get("picURL", ""))
-            for e in entries
+            FeedItem(link.text("title"), link.url("messageURL"), link.url("picURL"))
+            for link in links
         ]
-        return cls(items, at=_parse_at(payload))
+        return cls(items, at=_parse_at(root))
 
     def searchable_text(self) -> str:
         return "\n".join(i.title for i in self.items)
@@ -478,48 +502,242 @@ class FeedCard(Message):
         return FeedCard([dataclasses.replace(first, title=f"{first.title} {keyword}"), *rest])
 
 
-def parse_message(payload: Mapping[str, typing.Any]) -> Message:
-    """Parse a robot webhook body (protocol §1.3) into its message model."""
-    if not isinstance(payload, Mapping):
-        raise _shape_error("message", "a JSON object")
-    msgtype = payload.get("msgtype")
-    cls = Message._registry.get(msgtype) if isinstance(msgtype, str) else None
+@dataclass(frozen=True, slots=True)
+class UnknownField:
+    """A field the message's type does not have: ignored, but worth telling the sender."""
+
+    pointer: str  #: its JSON pointer (``/at/isAtALL``)
+    suggestion: str | None = None  #: the field of that object it most resembles
+
+    def __str__(self) -> str:
+        hint = f"; did you mean {self.suggestion}?" if self.suggestion else ""
+        return f"{field_name(self.pointer)} is not a field of this message and was ignored{hint}"
+
+
+def parse_message(
+    payload: Mapping[str, typing.Any], *, unknown: list[UnknownField] | None = None
+) -> Message:
+    """Parse a robot webhook body (protocol §1.3), or an app message's JSON form, strictly.
+
+    Every field must have its JSON type: strings are strings, ``isAtAll`` is ``true`` or
+    ``false``, mention lists are lists of strings, ``btnOrientation``/``hideAvatar`` are
+    ``"0"`` or ``"1"`` (the integers 0 and 1, which DingtalkChatbot sends, too). Nothing is
+    converted by truthiness: ``"isAtAll": "false"`` is refused, not read as ``true``. A
+    violation raises :class:`InvalidMessage` whose ``pointer`` is the JSON pointer of the
+    value and ``rule`` the rule it breaks. ``null`` stands for a field that is not given.
+
+    Fields the message type does not have are ignored, as DingTalk ignores them; pass a list
+    as ``unknown`` to get them (:class:`UnknownField`, in pointer order), so a typo such as
+    ``isAtALL`` is seen.
+    """
+    root = JSONObject(payload, "", [])
+    msgtype = root.optional_text("msgtype")
+    cls = Message._registry.get(msgtype) if msgtype is not None else None
     if cls is None:
         known = ", ".join(sorted(Message._registry, key=str.casefold))
         raise InvalidMessage(
             f"msgtype: {msgtype!r} is not a message type dingpush knows; use one of {known}",
             field="msgtype",
             rule=f"one of {known}",
+            pointer="/msgtype",
         )
-    return cls.from_payload(payload)
+    root.optional_text("msgUuid")  # DingTalk's idempotency key (§1.1): read by the sender
+    message = cls._from_json(root)
+    if unknown is not None:
+        unknown.extend(root.unread())
+    return message
 
 
-def _section(payload: Mapping[str, typing.Any], key: str) -> Mapping[str, typing.Any]:
-    return _mapping(payload.get(key), key)
+def _parse_at(root: JSONObject) -> At | None:
+    at = root.optional_object("at")
+    return None if at is None else (_read_at(at) or None)
 
 
-def _mapping(value: object, field: str) -> Mapping[str, typing.Any]:
-    if not isinstance(value, Mapping):
-        raise _shape_error(field, "a JSON object")
-    return value
+def _read_at(at: JSONObject) -> At:
+    user_ids = at.strings("atUserIds")
+    legacy = at.strings("atDingtalkIds")  # old clients' name for atUserIds (protocol §1.3)
+    return At(
+        mobiles=at.strings("atMobiles"),
+        user_ids=tuple(dict.fromkeys((*user_ids, *legacy))),
+        all=at.boolean("isAtAll"),
+    )
 
 
-def _shape_error(field: str, expected: str) -> InvalidMessage:
-    return InvalidMessage(f"{field}: must be {expected}", field=field, rule=expected)
-
-
-def _parse_at(payload: Mapping[str, typing.Any]) -> At | None:
-    at = payload.get("at")
-    if at is None:
-        return None
-    return At.from_payload(_mapping(at, "at")) or None
-
-
-def _buttons(value: object) -> typing.Iterator[Button]:
+def _describe(value: object) -> str:
     if value is None:
-        return
-    if not isinstance(value, list):
-        raise _shape_error("actionCard.btns", "a list")
-    for item in value:
-        button = _mapping(item, "actionCard.btns")
-        yield Button(button.get("title", ""), button.get("actionURL", ""))
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f"the string {value[:40]!r}" + ("…" if len(value) > 40 else "")
+    if isinstance(value, int | float):
+        return f"the number {value!r}"
+    if isinstance(value, Mapping):
+        return "an object"
+    if isinstance(value, list):
+        return "a list"
+    return type(value).__name__
+
+
+def field_name(pointer: str) -> str:
+    """A JSON pointer as people read a field: ``/at/atMobiles/0`` is ``at.atMobiles[0]``."""
+    name = ""
+    for part in pointer.split("/")[1:]:
+        part = part.replace("~1", "/").replace("~0", "~")
+        name += f"[{part}]" if part.isdigit() else (f".{part}" if name else part)
+    return name
+
+
+class JSONObject:
+    """A JSON object being read into a model: typed getters that note what was read.
+
+    Each getter checks the JSON type of one field and raises :class:`InvalidMessage` with the
+    field's pointer; objects read through it share one list, so :meth:`unread` can name every
+    field nobody asked for.
+    """
+
+    __slots__ = ("_data", "_objects", "_read", "pointer")
+
+    def __init__(self, value: object, pointer: str, objects: list[JSONObject]) -> None:
+        if not isinstance(value, Mapping):
+            raise _type_error(pointer, "a JSON object", value)
+        self._data: Mapping[str, typing.Any] = value
+        self.pointer = pointer
+        self._read: set[str] = set()
+        self._objects = objects
+        objects.append(self)
+
+    def at(self, key: str | int) -> str:
+        """The pointer of ``key`` inside this object."""
+        return f"{self.pointer}/{str(key).replace('~', '~0').replace('/', '~1')}"
+
+    def get(self, key: str) -> object:
+        """The raw value of ``key`` (``None`` when absent), noting that it was read."""
+        self._read.add(key)
+        return self._data.get(key)
+
+    def unread(self) -> list[UnknownField]:
+        """The fields of this object, and of those read through it, that nobody asked for."""
+        found = [
+            UnknownField(o.at(key), _closest(key, o._read))
+            for o in self._objects
+            for key in o._data
+            if key not in o._read
+        ]
+        return sorted(found, key=lambda field: field.pointer)
+
+    # -- strings -------------------------------------------------------------------------------
+
+    def optional_text(self, key: str) -> str | None:
+        """A string, or ``None`` when absent or null."""
+        value = self.get(key)
+        if value is None:
+            return None
+        pointer = self.at(key)
+        if not isinstance(value, str):
+            raise _type_error(pointer, "a string", value)
+        _require_unicode(value, field_name(pointer), pointer)
+        return value
+
+    def text(self, key: str) -> str:
+        """A string that is not blank (DingTalk requires the field)."""
+        pointer = self.at(key)
+        value = self.optional_text(key)
+        _require_text(value, field_name(pointer), pointer)
+        return typing.cast(str, value)
+
+    def url(self, key: str) -> str:
+        """A required absolute URL."""
+        value = self.text(key)
+        _require_url(value, field_name(self.at(key)), self.at(key))
+        return value
+
+    def optional_url(self, key: str) -> str | None:
+        """An absolute URL, or ``None`` when absent, null or empty."""
+        return self.url(key) if self.optional_text(key) else None
+
+    def strings(self, key: str) -> tuple[str, ...]:
+        """A list of strings (empty when absent or null); never a lone string."""
+        value = self.get(key)
+        if value is None:
+            return ()
+        pointer = self.at(key)
+        if not isinstance(value, list):
+            raise _type_error(pointer, "a list of strings", value, example='["13800000000"]')
+        for index, item in enumerate(value):
+            if not isinstance(item, str):
+                raise _type_error(f"{pointer}/{index}", "a string", item, quote=True)
+            _require_unicode(item, field_name(f"{pointer}/{index}"), f"{pointer}/{index}")
+        return tuple(value)
+
+    # -- other types ---------------------------------------------------------------------------
+
+    def boolean(self, key: str) -> bool:
+        """``true`` or ``false``; ``False`` when absent or null."""
+        value = self.get(key)
+        if value is None:
+            return False
+        if not isinstance(value, bool):
+            raise _type_error(self.at(key), "a JSON boolean (true or false)", value)
+        return value
+
+    def flag(self, key: str) -> bool:
+        """DingTalk's ``"0"``/``"1"`` switches (the integers 0 and 1 too); absent is ``"0"``."""
+        value = self.get(key)
+        if value is None:
+            return False
+        if value in ("0", "1") or (type(value) is int and value in (0, 1)):
+            return str(value) == "1"
+        raise _type_error(self.at(key), '"0" or "1"', value)
+
+    def optional_object(self, key: str) -> JSONObject | None:
+        """A nested object, or ``None`` when absent or null."""
+        value = self.get(key)
+        return None if value is None else JSONObject(value, self.at(key), self._objects)
+
+    def object(self, key: str) -> JSONObject:
+        """A required nested object."""
+        value = self.optional_object(key)
+        if value is None:
+            raise _type_error(self.at(key), "a JSON object", None)
+        return value
+
+    def objects(self, key: str) -> list[JSONObject]:
+        """A list of objects (empty when absent or null)."""
+        value = self.get(key)
+        if value is None:
+            return []
+        pointer = self.at(key)
+        if not isinstance(value, list):
+            raise _type_error(pointer, "a list", value)
+        return [JSONObject(item, f"{pointer}/{i}", self._objects) for i, item in enumerate(value)]
+
+
+def _closest(key: str, known: typing.Collection[str]) -> str | None:
+    for name in known:
+        if name.casefold() == key.casefold():
+            return name
+    close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.75)
+    return close[0] if close else None
+
+
+_EXPECTED = {
+    "a JSON boolean (true or false)": "true or false",
+    '"0" or "1"': '"0" or "1" (the integers 0 and 1 are taken too)',
+}
+
+
+def _type_error(
+    pointer: str, rule: str, value: object, *, example: str = "", quote: bool = False
+) -> InvalidMessage:
+    field = field_name(pointer) or "message"
+    expected = _EXPECTED.get(rule, rule)
+    hint = f" such as {example}" if example else ""
+    if quote and isinstance(value, int | float) and not isinstance(value, bool):
+        hint = " (write it in quotes)"
+    return InvalidMessage(
+        f"{field}: must be {expected}{hint}, got {_describe(value)}",
+        field=field,
+        rule=rule,
+        pointer=pointer,
+    )
