@@ -277,8 +277,8 @@ def test_messages_are_frozen() -> None:
 
 # -- strict parsing (issue 11, item 1): JSON types are checked, never converted by truthiness --
 
-_TEXT = {"msgtype": "text", "text": {"content": "no ping"}}
-_CARD = {
+_TEXT: dict[str, typing.Any] = {"msgtype": "text", "text": {"content": "no ping"}}
+_CARD: dict[str, typing.Any] = {
     "msgtype": "actionCard",
     "actionCard": {"title": "t", "text": "x", "singleTitle": "Open", "singleURL": "https://e.com"},
 }

@@ -22,6 +22,7 @@ TOKEN = "relay-api-token-0123456789"
 ROBOT_TOKEN = "robot-token-abcdef0123456789"
 ROBOT_SECRET = "SEC-robot-signing-secret-987654"
 INGRESS = "ingress-token-for-ops"
+JSON = {"Content-Type": "application/json"}
 
 
 def _relay(emulator: EmulatorServer, **settings: typing.Any) -> Relay:
@@ -65,7 +66,12 @@ async def test_a_repeated_idempotency_key_returns_the_first_id(api: httpx.AsyncC
     first = await api.post("/v1/messages", json=body, headers={"Idempotency-Key": "alert-1"})
     again = await api.post("/v1/messages", json=body, headers={"Idempotency-Key": "alert-1"})
     assert first.status_code == again.status_code == 202
-    assert again.json() == {"id": first.json()["id"], "status": "queued", "duplicate": True}
+    assert again.json() == {
+        "id": first.json()["id"],
+        "status": "queued",
+        "duplicate": True,
+        "warnings": [],
+    }
 
 
 async def test_a_batch_is_stored_all_or_none(api: httpx.AsyncClient) -> None:
@@ -117,6 +123,76 @@ BAD_INPUT = [
         "msgtype",
     ),
     (b"\xff\xfe", 400, None, None),
+    # Strict types (issue 11, item 1): nothing is read by truthiness.
+    *(
+        (
+            b'{"target": "ops", "message": {"msgtype": "text", "text": {"content": "no ping"},'
+            b' "at": {"isAtAll": ' + value + b"}}}",
+            422,
+            "/message/at/isAtAll",
+            "at.isAtAll",
+        )
+        for value in (b'"false"', b'"no"', b'"0"', b'""', b"1e400", b"1")
+    ),
+    (
+        b'{"target": "ops", "message": {"msgtype": "text", "text": {"content": "x"},'
+        b' "at": {"atMobiles": "123"}}}',
+        422,
+        "/message/at/atMobiles",
+        "at.atMobiles",
+    ),
+    (
+        b'{"target": "ops", "message": {"msgtype": "actionCard", "actionCard": {"title": "t",'
+        b' "text": "x", "singleTitle": "Go", "singleURL": "https://e.x", "btnOrientation": {}}}}',
+        422,
+        "/message/actionCard/btnOrientation",
+        "actionCard.btnOrientation",
+    ),
+    # Lone surrogates and deep nesting (issue 11, item 4) were 500s.
+    (
+        b'{"target": "ops", "message": {"msgtype": "text", "text": {"content": "a\\ud800b"}}}',
+        400,
+        "/message/text/content",
+        "message.text.content",
+    ),
+    (
+        b'{"target": "ops", "message": {"msgtype": "markdown", "markdown": {"title": "\\udfff",'
+        b' "text": "x"}}}',
+        400,
+        "/message/markdown/title",
+        "message.markdown.title",
+    ),
+    (
+        b'{"target": "ops\\udc00", "message": {"msgtype": "text", "text": {"content": "x"}}}',
+        400,
+        "/target",
+        "target",
+    ),
+    (
+        b'{"target": "ops", "message": {"msgtype": "text", "text": {"content": "x"},'
+        b' "\\ud83d": 1}}',
+        400,
+        "/message/\\ud83d",
+        "message.\\ud83d",
+    ),
+    (b"[" * 100_000 + b"]" * 100_000, 400, "/0" * 32, None),
+    (
+        b'{"target": "ops", "message": {"msgtype": "text", "text": {"content": "x"}, "at": '
+        + b"[" * 3000
+        + b"]" * 3000
+        + b"}}",
+        400,
+        "/message/at" + "/0" * 30,
+        None,
+    ),
+    (
+        b'{"target": "ops", "message": {"msgtype": "text", "text": {"content": "x"}, "n": '
+        + b"7" * 5000
+        + b"}}",
+        400,
+        None,
+        None,
+    ),
 ]
 
 
@@ -124,7 +200,7 @@ BAD_INPUT = [
 async def test_bad_input_is_refused_with_where_and_why(
     api: httpx.AsyncClient, body: bytes, status: int, pointer: str | None, field: str | None
 ) -> None:
-    reply = await api.post("/v1/messages", content=body)
+    reply = await api.post("/v1/messages", content=body, headers=JSON)
     assert reply.status_code == status
     assert reply.headers["content-type"] == "application/problem+json"
     problem = reply.json()
@@ -133,6 +209,58 @@ async def test_bad_input_is_refused_with_where_and_why(
     assert problem.get("field") == field
     if status == 422:
         assert problem["rule"]
+
+
+async def test_unknown_fields_are_accepted_with_warnings_naming_them(
+    api: httpx.AsyncClient,
+) -> None:
+    typo = {**text("no ping"), "at": {"isAtALL": True}}
+    reply = await api.post("/v1/messages", json={"target": "ops", "message": typo, "prio": 1})
+    assert reply.status_code == 202
+    warnings = reply.json()["warnings"]
+    assert [w["pointer"] for w in warnings] == ["/message/at/isAtALL", "/prio"]
+    assert "did you mean isAtAll?" in warnings[0]["detail"]
+    detail = (await api.get(f"/v1/messages/{reply.json()['id']}")).json()
+    assert detail["payload"] == text("no ping")  # stored as understood: no @all
+    clean = await api.post("/v1/messages", json={"target": "ops", "message": text("fine")})
+    assert clean.json()["warnings"] == []
+    batch = await api.post(
+        "/v1/messages:batch",
+        json={
+            "messages": [
+                {"target": "ops", "message": text("a")},
+                {"target": "ops", "message": {**text("b"), "msgUuid": "mine"}},
+            ]
+        },
+    )
+    assert batch.status_code == 202
+    (warning,) = batch.json()["warnings"]
+    assert warning["pointer"] == "/messages/1/message/msgUuid"
+    assert "Idempotency-Key" in warning["detail"] or "idempotency_key" in warning["detail"]
+    spec = (await api.get("/openapi.json")).json()["components"]["schemas"]
+    assert "warnings" in spec["Accepted"]["required"]
+    assert "warnings" in spec["BatchAccepted"]["required"]
+
+
+async def test_lone_surrogates_anywhere_are_a_400_naming_the_field(api: httpx.AsyncClient) -> None:
+    item = '{"target": "ops", "message": {"msgtype": "text", "text": {"content": "x"}}'
+    body = f'{{"messages": [{item}}}, {item}, "idempotency_key": "k\\ud800"}}]}}'
+    batch = await api.post("/v1/messages:batch", content=body.encode(), headers=JSON)
+    assert batch.status_code == 400
+    assert batch.json()["pointer"] == "/messages/1/idempotency_key"
+    assert "lone surrogate" in batch.json()["detail"]
+    ingress = await api.post(
+        f"/robot/send?access_token={INGRESS}",
+        content=b'{"msgtype": "text", "text": {"content": "a\\ud800"}}',
+        headers=JSON,
+    )
+    assert ingress.status_code == 200
+    assert ingress.json()["errcode"] == 40035 and "text.content" in ingress.json()["errmsg"]
+    deep = await api.post(
+        f"/robot/send?access_token={INGRESS}", content=b"[" * 100_000, headers=JSON
+    )
+    assert deep.json()["errcode"] == 40035 and "levels" in deep.json()["errmsg"]
+    assert (await api.get("/v1/messages")).json()["items"] == []
 
 
 async def test_a_body_over_max_body_is_413(dingtalk_emulator: EmulatorServer) -> None:

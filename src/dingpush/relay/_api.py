@@ -20,6 +20,7 @@ from starlette.routing import Route
 from ._http import (
     HTTPProblem,
     authorized,
+    escape_pointer,
     json_answer,
     parse_json,
     problem,
@@ -138,7 +139,9 @@ async def _body(relay: Relay, request: Request) -> typing.Any:
     return parse_json(await read_body(request, relay.settings.max_body))
 
 
-def _envelope(relay: Relay, item: object, where: str = "") -> Accepted:
+def _envelope(
+    relay: Relay, item: object, warnings: list[dict[str, str]], where: str = ""
+) -> Accepted:
     if not isinstance(item, dict):
         raise HTTPProblem(
             400, 'the body must be a JSON object: {"target": …, "message": {…}}', pointer=where
@@ -146,15 +149,50 @@ def _envelope(relay: Relay, item: object, where: str = "") -> Accepted:
     if "message" not in item:
         raise HTTPProblem(400, "message is missing", pointer=f"{where}/message")
     target = relay.target(item.get("target"), f"{where}/target")
-    return relay.check(target, item["message"], f"{where}/message")
+    accepted = relay.check(target, item["message"], f"{where}/message")
+    if "msgUuid" in item["message"]:
+        warnings.append(
+            {
+                "pointer": f"{where}/message/msgUuid",
+                "detail": "msgUuid is ignored: the relay sends the message with its own id as "
+                "msgUuid; to make your retries safe, send an Idempotency-Key header "
+                "(idempotency_key in a batch)",
+            }
+        )
+    for unknown in accepted.unknown:
+        warnings.append({"pointer": f"{where}/message{unknown.pointer}", "detail": str(unknown)})
+    envelope = ("target", "message", "idempotency_key") if where else ("target", "message")
+    _warn_unknown(warnings, item, envelope, where)
+    return accepted
+
+
+def _warn_unknown(
+    warnings: list[dict[str, str]], body: Mapping[str, object], known: Sequence[str], where: str
+) -> None:
+    for key in body:
+        if key not in known:
+            warnings.append(
+                {
+                    "pointer": f"{where}/{escape_pointer(key)}",
+                    "detail": f"{key!r} is not a field of the request and was ignored; "
+                    f"the fields are {', '.join(known)}",
+                }
+            )
 
 
 async def send_message(relay: Relay, request: Request) -> Response:
     key = _key(request)
-    accepted = _envelope(relay, await _body(relay, request))
+    warnings: list[dict[str, str]] = []
+    accepted = _envelope(relay, await _body(relay, request), warnings)
     answer = await relay.enqueue(accepted, key)
     return json_answer(
-        {"id": answer.id, "status": "queued", "duplicate": not answer.created}, status=202
+        {
+            "id": answer.id,
+            "status": "queued",
+            "duplicate": not answer.created,
+            "warnings": warnings,
+        },
+        status=202,
     )
 
 
@@ -169,10 +207,12 @@ async def send_batch(relay: Relay, request: Request) -> Response:
         raise HTTPProblem(
             400, f"a batch carries 1 to {MAX_BATCH} messages, not {len(items)}", pointer="/messages"
         )
+    warnings: list[dict[str, str]] = []
+    _warn_unknown(warnings, body, ("messages",), "")
     batch: list[tuple[Accepted, str | None]] = []
     for index, item in enumerate(items):
         where = f"/messages/{index}"
-        accepted = _envelope(relay, item, where)
+        accepted = _envelope(relay, item, warnings, where)
         key = item.get("idempotency_key")
         if key is not None and (not isinstance(key, str) or not 0 < len(key) <= _KEY_MAX):
             raise HTTPProblem(
@@ -187,6 +227,7 @@ async def send_batch(relay: Relay, request: Request) -> Response:
             "ids": [a.id for a in answers],
             "duplicates": [not a.created for a in answers],
             "status": "queued",
+            "warnings": warnings,
         },
         status=202,
     )

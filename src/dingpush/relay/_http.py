@@ -16,6 +16,9 @@ from collections.abc import Sequence
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from dingpush._messages._json import MAX_DEPTH, lone_surrogate, too_deep
+from dingpush._messages._models import field_name
+
 __all__ = [
     "BodyTooLarge",
     "HTTPProblem",
@@ -109,13 +112,27 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 def parse_json(body: bytes) -> typing.Any:
-    """Parse a request body; a syntax error is a 400 naming where it is."""
+    """Parse a request body; what cannot be read is a 400 naming where it is.
+
+    Syntax errors, nesting deeper than ``MAX_DEPTH`` (bounded before parsing: the parser
+    recurses), numbers Python will not convert, and strings holding a lone surrogate (which
+    no UTF-8 writer takes) are all refused here, before anything stores or echoes the value.
+    """
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise HTTPProblem(400, f"the body is not UTF-8 text (byte {exc.start})") from None
+    offset = too_deep(text)
+    if offset is not None:
+        raise HTTPProblem(
+            400,
+            f"the body nests JSON more than {MAX_DEPTH} levels deep (at character "
+            f"{offset + 1}); a request needs far fewer",
+            pointer=pointer_at(text, offset),
+            rule=f"at most {MAX_DEPTH} levels of nesting",
+        )
     try:
-        return json.loads(text)
+        value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise HTTPProblem(
             400,
@@ -123,6 +140,20 @@ def parse_json(body: bytes) -> typing.Any:
             pointer=pointer_at(text, exc.pos),
             rule="JSON syntax",
         ) from None
+    except ValueError as exc:  # an integer of more than 4,300 digits
+        raise HTTPProblem(400, f"the body has a number the relay cannot read: {exc}") from None
+    where = lone_surrogate(value, text)
+    if where is not None:
+        raise HTTPProblem(
+            400,
+            f"{field_name(where) or 'the body'}: the string holds a lone surrogate (an "
+            "unpaired \\ud800-\\udfff escape), which is not Unicode text; encode characters "
+            "outside the BMP as a surrogate pair or as UTF-8",
+            pointer=where,
+            field=field_name(where) or None,
+            rule="Unicode text",
+        )
+    return value
 
 
 def authorized(request: Request, tokens: Sequence[str]) -> bool:

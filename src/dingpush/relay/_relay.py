@@ -17,7 +17,7 @@ from dingpush._engine._clock import SYSTEM_CLOCK, Clock
 from dingpush._engine._limiter import MemoryRateLimiter
 from dingpush._errors import InvalidMessage, MessageTooLarge
 from dingpush._masking import Redactor, install_log_redaction
-from dingpush._messages._models import Message, parse_message
+from dingpush._messages._models import Message, UnknownField, parse_message
 
 from ._dispatcher import Dispatcher
 from ._http import HTTPProblem, pointer
@@ -48,6 +48,8 @@ class Accepted:
     target: RelayTarget
     message: Message
     payload: str
+    #: Fields of the body the message type does not have (ignored), pointers from the body.
+    unknown: tuple[UnknownField, ...] = ()
 
 
 class Relay:
@@ -144,11 +146,17 @@ class Relay:
         return target
 
     def check(self, target: RelayTarget, body: object, where: str = "/message") -> Accepted:
-        """Parse and check a message for ``target``; 400 for its shape, 422 for its rules."""
+        """Parse and check a message for ``target``; 400 for its shape, 422 for its rules.
+
+        Types are strict (``parse_message``): a wrong one is a 422 whose ``pointer`` names the
+        value and ``rule`` what it must be. Fields the type does not have are ignored and
+        listed in ``Accepted.unknown``.
+        """
         if not isinstance(body, Mapping):
             raise HTTPProblem(400, "message must be a JSON object", pointer=where)
+        unknown: list[UnknownField] = []
         try:
-            message = parse_message(body)
+            message = parse_message(body, unknown=unknown)
             target.check(message)
         except MessageTooLarge as exc:
             raise HTTPProblem(
@@ -156,16 +164,15 @@ class Relay:
             ) from None
         except InvalidMessage as exc:
             field = exc.field or ""
-            parts = [_FIELD_NAMES.get(p, p) for p in field.split(".") if p]
+            if exc.pointer is not None:
+                where += exc.pointer
+            else:  # a model's own rule, named after its fields
+                where += pointer(*(_FIELD_NAMES.get(p, p) for p in field.split(".") if p))
             raise HTTPProblem(
-                422,
-                self.redact(str(exc)),
-                pointer=where + pointer(*parts),
-                field=field or None,
-                rule=exc.rule,
+                422, self.redact(str(exc)), pointer=where, field=field or None, rule=exc.rule
             ) from None
         payload = json.dumps(message.to_payload(), ensure_ascii=False, separators=(",", ":"))
-        return Accepted(target, message, payload)
+        return Accepted(target, message, payload, tuple(unknown))
 
     async def enqueue(self, accepted: Accepted, idempotency_key: str | None) -> Enqueued:
         """Commit one checked message; durable when this returns."""
