@@ -71,7 +71,10 @@ async def test_ingress_refusals_speak_dingtalk(dingtalk_emulator: EmulatorServer
         assert "timestamp" in (await api.post(stale, json=text("x"))).json()["errmsg"]
         good = f"/robot/send?access_token={INGRESS}&timestamp={now_ms}"
         good += "&sign=" + urllib.parse.quote_plus(sign(INGRESS_SECRET, now_ms))
-        assert (await api.post(good, content=b"{nope")).json()["errcode"] == 40035
+        json_type = {"Content-Type": "application/json"}
+        assert (await api.post(good, content=b"{nope", headers=json_type)).json()[
+            "errcode"
+        ] == 40035
         kind = await api.post(good, json={"msgtype": "sms"})
         assert kind.json()["errcode"] == 400105
         first = await api.post(good, json={**text("once"), "msgUuid": "sender-1"})

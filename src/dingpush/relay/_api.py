@@ -20,11 +20,13 @@ from starlette.routing import Route
 from ._http import (
     HTTPProblem,
     authorized,
+    cross_site,
     escape_pointer,
     json_answer,
     parse_json,
     problem,
     read_body,
+    require_json,
     unauthorized,
 )
 from ._ingress import robot_send as _ingress
@@ -96,11 +98,31 @@ def _store_unavailable(exc: StoreUnavailable, relay: Relay) -> HTTPProblem:
     )
 
 
+def _guard(endpoint: Endpoint, relay: Relay, request: Request) -> None:
+    """Refuse what a web page could make the user's browser send to a relay without tokens."""
+    if not relay.settings.api_tokens:
+        why = cross_site(request, relay.hosts)
+        if why is not None:
+            raise HTTPProblem(
+                403,
+                f"refused: this request comes from another site ({why}), and this relay has no "
+                "API tokens, so a web page must not change anything through it. Call it from "
+                "a tool, or set api_tokens in [relay] and send Authorization: Bearer …",
+            )
+    if endpoint.body is not None:
+        require_json(request)
+
+
 def _wrap(endpoint: Endpoint, relay: Relay) -> Callable[[Request], Awaitable[Response]]:
+    # The ingress answers in DingTalk's format and checks the same things itself.
+    guarded = endpoint.method != "GET" and endpoint.tag != "ingress"
+
     async def serve(request: Request) -> Response:
         try:
             if endpoint.auth and not authorized(request, relay.settings.api_tokens):
                 raise unauthorized()
+            if guarded:
+                _guard(endpoint, relay, request)
             return await endpoint.handler(relay, request)
         except HTTPProblem as exc:
             return problem(exc)

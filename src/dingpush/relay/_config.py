@@ -71,6 +71,8 @@ RELAY_KEYS = (
     "retention",
     "retry",
     "targets",
+    "allowed_hosts",
+    "public_url",
 )
 TARGET_KEYS = (
     "ingress_token",
@@ -180,6 +182,15 @@ def _settings(reader: _Reader, table: Mapping[str, typing.Any]) -> RelaySettings
         )
     if "retry" in table:
         values["retry"] = _retry(reader, table["retry"])
+    hosts = table.get("allowed_hosts")
+    if isinstance(hosts, list) and all(isinstance(h, str) for h in hosts):
+        values["allowed_hosts"] = tuple(hosts)
+    elif hosts is not None:
+        reader.problem(("allowed_hosts",), "must be a list of host names", 'write ["relay.lan"]')
+    if isinstance(table.get("public_url"), str):
+        values["public_url"] = table["public_url"]
+    elif table.get("public_url") is not None:
+        reader.problem(("public_url",), "must be a URL", 'write "https://relay.example.com"')
     values = {k: v for k, v in values.items() if v is not None}
     return reader.read((), lambda: RelaySettings(**values)) or RelaySettings()
 

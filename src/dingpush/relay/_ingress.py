@@ -19,7 +19,7 @@ from starlette.responses import Response
 
 from dingpush._robot._signing import sign
 
-from ._http import BodyTooLarge, HTTPProblem, parse_json, read_body
+from ._http import BodyTooLarge, HTTPProblem, cross_site, parse_json, read_body, require_json
 from ._relay import Relay
 from .stores import StoreUnavailable
 
@@ -60,6 +60,20 @@ async def robot_send(relay: Relay, request: Request) -> Response:
         why = _signature_error(secret, query, int(relay.clock.time() * 1000))
         if why is not None:
             return _reply(310000, why)
+    if not relay.settings.api_tokens:
+        # An ingress token is no secret from a page the user opens when it is the sandbox's;
+        # a browser's cross-site post is refused like a failed security check (310000).
+        why = cross_site(request, relay.hosts)
+        if why is not None:
+            return _reply(310000, f"security check failed: cross-site request refused ({why})")
+    try:
+        require_json(request)
+    except HTTPProblem:
+        # DingTalk takes a JSON body (protocol §1.1); 43004 is its answer to any other (§1.6).
+        declared = request.headers.get("content-type") or "none"
+        return _reply(
+            43004, f"无效的HTTP HEADER Content-Type: send application/json, not {declared!r}"
+        )
     try:
         body = await read_body(request, relay.settings.max_body)
     except BodyTooLarge:

@@ -20,7 +20,7 @@ from dingpush._masking import Redactor, install_log_redaction
 from dingpush._messages._models import Message, UnknownField, parse_message
 
 from ._dispatcher import Dispatcher
-from ._http import HTTPProblem, pointer
+from ._http import HTTPProblem, RelayHosts, pointer
 from ._metrics import Metrics
 from ._settings import RelaySettings
 from ._targets import RelayTarget, registry
@@ -74,6 +74,8 @@ class Relay:
     ) -> None:
         self.targets = registry(targets)
         self.settings = settings or RelaySettings()
+        #: The names the relay answers to and its own origins (DNS rebinding, cross-site).
+        self.hosts = RelayHosts.from_settings(self.settings)
         self.clock = clock or SYSTEM_CLOCK
         self.store: OutboxStore = store if store is not None else MemoryStore(clock=self.clock)
         self.metrics = Metrics()
