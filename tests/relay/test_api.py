@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import pathlib
 import sqlite3
@@ -10,10 +11,11 @@ import typing
 import httpx
 import pytest
 
-from dingpush.relay import Relay, RobotTarget, TargetOptions
-from dingpush.relay.stores import SQLiteStore
-from dingpush.testing import EmulatorServer
+from dingpush.relay import Relay, RelayServer, RobotTarget, TargetOptions
+from dingpush.relay.stores import MemoryStore, SQLiteStore, StoreUnavailable
+from dingpush.testing import EmulatorServer, FakeClock
 
+from ._disks import fill, immutable, small_filesystem
 from ._support import eventually, fast_settings, serving, text
 
 pytestmark = pytest.mark.anyio
@@ -292,6 +294,7 @@ async def test_readyz_answers_503_saying_why_while_the_outbox_is_locked_or_close
     relay = _relay(dingtalk_emulator)
     relay.store = SQLiteStore(tmp_path / "outbox.sqlite", lock_timeout=0.05)
     relay.dispatcher.store = relay.store
+    relay.probe_interval = 0.0  # every call probes: the test changes the file between them
     async with serving(relay) as api:
         assert (await api.get("/readyz")).json() == {"status": "ready"}
         outside = sqlite3.connect(tmp_path / "outbox.sqlite", isolation_level=None)
@@ -318,6 +321,122 @@ async def test_readyz_answers_503_saying_why_while_the_outbox_is_locked_or_close
         stopped = await api.get("/readyz")
         assert stopped.status_code == 503
         assert stopped.json()["detail"] == "not ready: the relay is starting or stopping"
+
+
+async def _fill_up(api: httpx.AsyncClient) -> None:
+    # With max_size (no tmpfs to fill): enqueue until the file refuses.
+    for _ in range(200):
+        body = {"target": "ops", "message": text("告警 " * 2000)}
+        if (await api.post("/v1/messages", json=body)).status_code == 503:
+            return
+    raise AssertionError("the outbox never filled up")
+
+
+async def test_readyz_is_503_naming_the_cause_while_the_disk_is_full(
+    dingtalk_emulator: EmulatorServer, tmp_path: pathlib.Path
+) -> None:
+    with small_filesystem() as disk:
+        relay = _relay(dingtalk_emulator)
+        path = (disk or tmp_path) / "outbox.sqlite"
+        relay.store = SQLiteStore(path, max_size=None if disk else 96 * 1024)
+        relay.dispatcher.store = relay.store
+        relay.probe_interval = 0.0
+        async with serving(relay) as api:
+            assert (await api.get("/readyz")).status_code == 200
+            filler = fill(disk) if disk else None
+            if filler is None:
+                await _fill_up(api)
+            body = {"target": "ops", "message": text("告警 " * 2000)}
+            assert (await api.post("/v1/messages", json=body)).status_code == 503
+            ready = await api.get("/readyz")
+            assert ready.status_code == 503, ready.text
+            detail = ready.json()["detail"]
+            assert detail.startswith("not ready: the outbox cannot take writes: ")
+            assert "is full" in detail and "outbox.sqlite" in detail
+            if filler is not None:
+                filler.unlink()
+                assert (await api.get("/readyz")).status_code == 200
+                assert (await api.post("/v1/messages", json=body)).status_code == 202
+
+
+async def test_readyz_is_503_while_the_outbox_file_cannot_be_written(
+    dingtalk_emulator: EmulatorServer, tmp_path: pathlib.Path
+) -> None:
+    relay = _relay(dingtalk_emulator)
+    path = tmp_path / "outbox.sqlite"
+    relay.store = SQLiteStore(path, lock_timeout=0.05)
+    relay.dispatcher.store = relay.store
+    relay.probe_interval = 0.0
+    async with serving(relay) as api:
+        assert (await api.get("/readyz")).status_code == 200
+        with immutable(path.with_name("outbox.sqlite-wal")) as frozen:
+            if not frozen:  # not root: a lock stands in for the file that cannot be written
+                outside = sqlite3.connect(path, isolation_level=None)
+                outside.execute("BEGIN IMMEDIATE")
+            body = {"target": "ops", "message": text("x")}
+            assert (await api.post("/v1/messages", json=body)).status_code == 503
+            ready = await api.get("/readyz")
+            if not frozen:
+                outside.execute("COMMIT")
+                outside.close()
+        assert ready.status_code == 503
+        assert ("I/O error" if frozen else "locked") in ready.json()["detail"]
+        assert (await api.get("/readyz")).status_code == 200
+
+
+async def test_readyz_probes_the_outbox_at_most_once_a_probe_interval(
+    dingtalk_emulator: EmulatorServer,
+) -> None:
+    class Counting(MemoryStore):
+        probes = 0
+
+        async def probe(self) -> None:
+            type(self).probes += 1
+            await super().probe()
+
+    clock = FakeClock()
+    relay = _relay(dingtalk_emulator)
+    relay.clock = clock
+    relay.store = Counting(clock=clock)
+    relay.dispatcher.store = relay.store
+    async with serving(relay) as api:
+        assert Counting.probes == 1  # start-up proved the outbox takes writes
+        for _ in range(20):
+            assert (await api.get("/readyz")).status_code == 200
+        assert Counting.probes == 1  # that proof stands for probe_interval
+        clock.advance(relay.probe_interval)
+        for _ in range(20):
+            assert (await api.get("/readyz")).status_code == 200
+        assert Counting.probes == 2
+
+
+async def test_a_locked_outbox_stops_start_up(
+    dingtalk_emulator: EmulatorServer, tmp_path: pathlib.Path
+) -> None:
+    path = tmp_path / "outbox.sqlite"
+    async with SQLiteStore(path):
+        pass  # the file exists, at the current schema: opening it needs no write
+    relay = _relay(dingtalk_emulator)
+    relay.store = SQLiteStore(path, lock_timeout=0.05)
+    relay.dispatcher.store = relay.store
+    outside = sqlite3.connect(path, isolation_level=None)
+    try:
+        outside.execute("BEGIN IMMEDIATE")  # another relay on the same file
+        with pytest.raises(StoreUnavailable, match="cannot start") as caught:
+            await relay.start()
+        assert "locked by another process" in str(caught.value)
+        assert not relay.started
+        with pytest.raises(StoreUnavailable, match="not open"):
+            await relay.store.ping()  # closed again, nothing left running
+        relay.settings = fast_settings(port=0)
+        with pytest.raises(RuntimeError, match="did not start") as served:
+            await asyncio.to_thread(RelayServer(relay).start)  # what dingpush serve runs
+        assert isinstance(served.value.__cause__, StoreUnavailable)
+    finally:
+        outside.execute("ROLLBACK")
+        outside.close()
+    await relay.start()  # once the other process lets go
+    await relay.aclose()
 
 
 async def test_tokens_are_required_when_configured(dingtalk_emulator: EmulatorServer) -> None:

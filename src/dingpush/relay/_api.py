@@ -332,17 +332,16 @@ async def healthz(relay: Relay, request: Request) -> Response:
 
 
 async def readyz(relay: Relay, request: Request) -> Response:
+    """Ready: started, delivering, and a real write to the outbox commits (probed at most
+    once every ``Relay.probe_interval`` seconds, so a full disk or an immutable file shows)."""
     if not relay.started or not relay.dispatcher.running:
         raise HTTPProblem(503, "not ready: the relay is starting or stopping")
-    try:
-        await relay.store.ping()
-    except StoreUnavailable as exc:
+    why = await relay.outbox_problem()
+    if why is not None:
         # Not the wording of a refused write ("nothing was stored"): a probe stores nothing.
         raise HTTPProblem(
-            503,
-            f"not ready: the outbox cannot take writes: {relay.redact(str(exc))}",
-            headers={"Retry-After": "1"},
-        ) from None
+            503, f"not ready: the outbox cannot take writes: {why}", headers={"Retry-After": "1"}
+        )
     return json_answer({"status": "ready"})
 
 

@@ -31,9 +31,14 @@ from .stores import (
     NewMessage,
     OutboxMessage,
     OutboxStore,
+    StoreUnavailable,
 )
 
-__all__ = ["Accepted", "Relay"]
+__all__ = ["PROBE_INTERVAL", "Accepted", "Relay"]
+
+#: Seconds ``/readyz`` trusts its last probe of the outbox: a probe is a real commit (an
+#: fsync), which an unauthenticated endpoint must not cost on every call.
+PROBE_INTERVAL = 2.0
 
 log = logging.getLogger("dingpush.relay")
 
@@ -100,18 +105,60 @@ class Relay:
             tz=tz,
         )
         self.started = False
+        #: Seconds a probe of the outbox answers for (``/readyz``); tests set 0.
+        self.probe_interval = PROBE_INTERVAL
+        self._probed: tuple[float, str | None] | None = None
 
     def __repr__(self) -> str:
         return f"<Relay {len(self.targets)} targets, store {self.store!r}>"
 
     async def start(self) -> None:
-        """Open the outbox and start delivering."""
+        """Open the outbox, prove it takes writes, and start delivering.
+
+        An outbox that cannot commit (locked by another process, a full disk, a read-only
+        file) stops start-up with ``StoreUnavailable`` saying why, rather than a relay that
+        answers every message with 503.
+        """
         for name in _LOGGERS:
             logging.getLogger(name).addFilter(self._log_filter)
-        await self.store.open()
+        try:
+            await self.store.open()
+            try:
+                await self.store.probe()
+            except StoreUnavailable as exc:
+                await self.store.aclose()
+                raise StoreUnavailable(
+                    f"the relay cannot start: its outbox cannot take writes: {exc}"
+                ) from exc
+        except BaseException:
+            self._remove_log_filter()
+            raise
+        self._probed = (self.clock.monotonic(), None)
         await self.dispatcher.start()
         self.started = True
         log.info("relay started: %d targets", len(self.targets))
+
+    def _remove_log_filter(self) -> None:
+        for name in _LOGGERS:
+            logging.getLogger(name).removeFilter(self._log_filter)
+
+    async def outbox_problem(self) -> str | None:
+        """Why the outbox cannot take writes now, or None; a real write, once an interval.
+
+        The answer of the last :meth:`OutboxStore.probe` stands for ``probe_interval``
+        seconds; concurrent callers may probe together (group commit makes that one commit).
+        """
+        now = self.clock.monotonic()
+        if self._probed is not None and now - self._probed[0] < self.probe_interval:
+            return self._probed[1]
+        try:
+            await self.store.probe()
+        except StoreUnavailable as exc:
+            why: str | None = self.redact(str(exc))
+        else:
+            why = None
+        self._probed = (self.clock.monotonic(), why)
+        return why
 
     async def aclose(self, deadline: float | None = None) -> None:
         """Stop delivering (in-flight sends get ``deadline`` seconds), close everything."""
@@ -122,8 +169,8 @@ class Relay:
                 await target.aclose()
             await self.store.aclose()
             self.started = False
-            for name in _LOGGERS:
-                logging.getLogger(name).removeFilter(self._log_filter)
+            self._probed = None
+            self._remove_log_filter()
 
     async def __aenter__(self) -> Relay:
         await self.start()
