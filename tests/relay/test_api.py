@@ -286,6 +286,7 @@ async def test_a_store_that_cannot_commit_answers_503_never_4xx(
         assert reply.status_code == 503 and reply.headers["retry-after"] == "1"
         ingress = await api.post(f"/robot/send?access_token={INGRESS}", json=body["message"])
         assert ingress.status_code == 503 and ingress.json()["errcode"] == -1
+        assert ingress.headers["retry-after"] == "1"  # as the API's 503 says (issue 11, item 6)
 
 
 async def test_readyz_answers_503_saying_why_while_the_outbox_is_locked_or_closed(

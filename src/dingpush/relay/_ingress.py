@@ -35,6 +35,8 @@ def _reply(errcode: int, errmsg: str, status: int = 200, **extra: typing.Any) ->
         json.dumps(body, ensure_ascii=False, separators=(",", ":")),
         status_code=status,
         media_type="application/json",
+        # A 503 says when to come back, as the API's does: senders that honour it wait.
+        headers={"Retry-After": "1"} if status == 503 else None,
     )
 
 
