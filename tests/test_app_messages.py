@@ -33,7 +33,7 @@ from dingpush import (
     parse_message,
 )
 from dingpush._messages._channels import app_robot_template, notice_msg
-from dingpush._messages._models import UnknownField
+from dingpush._messages._fields import UnknownField
 
 URL = "https://example.com"
 

@@ -19,7 +19,7 @@ from dingpush import (
     Text,
     parse_message,
 )
-from dingpush._messages._models import UnknownField
+from dingpush._messages._fields import UnknownField
 
 # The protocol's own example bodies (§1.3), field for field.
 PROTOCOL_EXAMPLES: list[tuple[dingpush.Message, dict[str, typing.Any]]] = [

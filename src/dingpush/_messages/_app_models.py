@@ -29,8 +29,9 @@ from dataclasses import dataclass, field
 
 from dingpush._errors import InvalidMessage
 
+from ._fields import JSONObject, field_name, require_text, require_url
 from ._media import check_media
-from ._models import JSONObject, Message, _require_text, _require_url, field_name
+from ._models import Message
 
 __all__ = ["OA", "File", "Image", "OAField"]
 
@@ -83,7 +84,7 @@ def _first(body: JSONObject, *keys: str, url: bool = False) -> str | None:
     for key, value in values:
         if value:
             if url:
-                _require_url(value, field_name(body.at(key)), body.at(key))
+                require_url(value, field_name(body.at(key)), body.at(key))
             return value
     return None
 
@@ -113,9 +114,9 @@ class Image(Message):
     def __post_init__(self) -> None:
         _one_source("image", {"url": self.url, "media_id": self.media_id, "data": self.data})
         if self.url is not None:
-            _require_url(self.url, "image.url")
+            require_url(self.url, "image.url")
         if self.media_id is not None:
-            _require_text(self.media_id, "image.media_id")
+            require_text(self.media_id, "image.media_id")
         if self.data is not None:
             data = bytes(self.data)
             object.__setattr__(self, "data", data)
@@ -197,9 +198,9 @@ class File(Message):
     def __post_init__(self) -> None:
         _one_source("file", {"media_id": self.media_id, "data": self.data})
         if self.media_id is not None:
-            _require_text(self.media_id, "file.media_id")
+            require_text(self.media_id, "file.media_id")
         if self.name is not None:
-            _require_text(self.name, "file.name")
+            require_text(self.name, "file.name")
         if self.data is not None:
             data = bytes(self.data)
             object.__setattr__(self, "data", data)
@@ -320,9 +321,9 @@ class OA(Message):
     author: str | None = None
 
     def __post_init__(self) -> None:
-        _require_url(self.message_url, "oa.message_url")
+        require_url(self.message_url, "oa.message_url")
         if self.pc_message_url is not None:
-            _require_url(self.pc_message_url, "oa.pc_message_url")
+            require_url(self.pc_message_url, "oa.pc_message_url")
         for name, color in (("head.bgcolor", self.head_bgcolor), ("status_bar", self.status_bg)):
             if color is not None and not _COLOR_RE.fullmatch(color):
                 raise InvalidMessage(

@@ -15,7 +15,7 @@ import typing
 
 from dingpush._errors import InvalidMessage
 
-from ._models import field_name
+from ._fields import field_name
 
 __all__ = ["MAX_DEPTH", "load_json", "lone_surrogate", "too_deep"]
 

@@ -114,8 +114,8 @@ def read_lines(path: pathlib.Path) -> list[Line]:
 def parse_line(line: Line, resolve: typing.Callable[[str | None], Target]) -> None:
     """Turn a line into its target and message, or record why it cannot be sent."""
     from dingpush import Text, parse_message
+    from dingpush._messages._fields import UnknownField
     from dingpush._messages._json import load_json
-    from dingpush._messages._models import UnknownField
 
     try:
         document = load_json(line.text)

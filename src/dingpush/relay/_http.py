@@ -26,8 +26,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from dingpush._messages._fields import field_name
 from dingpush._messages._json import MAX_DEPTH, lone_surrogate, too_deep
-from dingpush._messages._models import field_name
 
 __all__ = [
     "BodyTooLarge",

@@ -17,7 +17,8 @@ from dingpush._engine._clock import SYSTEM_CLOCK, Clock
 from dingpush._engine._limiter import MemoryRateLimiter
 from dingpush._errors import InvalidMessage, MessageTooLarge
 from dingpush._masking import Redactor, install_log_redaction
-from dingpush._messages._models import Message, UnknownField, parse_message
+from dingpush._messages._fields import UnknownField
+from dingpush._messages._models import Message, parse_message
 
 from ._dispatcher import Dispatcher
 from ._http import HTTPProblem, RelayHosts, pointer
