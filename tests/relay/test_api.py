@@ -258,6 +258,12 @@ async def test_lone_surrogates_anywhere_are_a_400_naming_the_field(api: httpx.As
     )
     assert ingress.status_code == 200
     assert ingress.json()["errcode"] == 40035 and "text.content" in ingress.json()["errmsg"]
+    kind = await api.post(  # found by the fuzzing: a broken msgtype is no unknown msgtype
+        f"/robot/send?access_token={INGRESS}",
+        content=b'{"msgtype": "\\ud800text", "text": {"content": "x"}}',
+        headers=JSON,
+    )
+    assert kind.json()["errcode"] == 40035
     deep = await api.post(
         f"/robot/send?access_token={INGRESS}", content=b"[" * 100_000, headers=JSON
     )

@@ -199,10 +199,9 @@ def plan_app(
         note = f"part {index} of {len(parts)}" if len(parts) > 1 else ""
         for build in builds:
             request = build(resolved)
-            headers = {
-                k: ("****" if k.lower() == "x-acs-dingtalk-access-token" else v)
-                for k, v in request.headers.items()
-            }
+            # The token is the ACCESS_TOKEN placeholder, shown as such in the URL and header
+            # alike (a template, which the redactor leaves; a real token it would mask).
+            headers = dict(request.headers)
             url = redact_url(request.url)
             planned.append(PlannedRequest(request.method, url, headers, request.content, note))
     first = "the access token comes from POST /v1.0/oauth2/accessToken (or the token cache) first"

@@ -87,7 +87,8 @@ async def robot_send(relay: Relay, request: Request) -> Response:
         payload = parse_json(body)
         accepted = relay.check(target, payload, "")
     except HTTPProblem as exc:
-        code = 400105 if exc.field == "msgtype" else 40035
+        # Only a msgtype dingpush does not know is 400105; one that is not text at all is 40035.
+        code = 400105 if exc.status == 422 and exc.field == "msgtype" else 40035
         if exc.rule == "size limit":
             code = 460101
         return _reply(code, exc.detail if code != 40035 else f"缺少参数 json: {exc.detail}")
