@@ -33,6 +33,7 @@ from dingpush import (
     parse_message,
 )
 from dingpush._messages._channels import app_robot_template, notice_msg
+from dingpush._messages._fields import UnknownField
 
 URL = "https://example.com"
 
@@ -167,6 +168,48 @@ def test_json_forms_round_trip_through_parse_message(message: dingpush.Message) 
 def test_bad_base64_is_named() -> None:
     with pytest.raises(InvalidMessage, match=r"image.data: not valid Base64"):
         parse_message({"msgtype": "image", "image": {"data": "***", "fileName": "a.png"}})
+
+
+@pytest.mark.parametrize(
+    ("payload", "pointer", "rule"),
+    [
+        ({"msgtype": "image", "image": {"picURL": 7}}, "/image/picURL", "a string"),
+        ({"msgtype": "image", "image": {"picURL": "no-scheme"}}, "/image/picURL", "absolute URL"),
+        ({"msgtype": "image", "image": {"data": 12}}, "/image/data", "a string"),
+        ({"msgtype": "file", "file": {"mediaId": ["@m"]}}, "/file/mediaId", "a string"),
+        (
+            {"msgtype": "oa", "oa": {"message_url": URL, "body": {"form": [{"key": 1}]}}},
+            "/oa/body/form/0/key",
+            "a string",
+        ),
+        (
+            {
+                "msgtype": "oa",
+                "oa": {"message_url": URL, "body": {"title": "t", "file_count": "x"}},
+            },
+            "/oa/body/file_count",
+            "a whole number",
+        ),
+        (
+            {"msgtype": "oa", "oa": {"message_url": URL, "head": "", "body": {"title": "t"}}},
+            "/oa/head",
+            "a JSON object",
+        ),
+    ],
+)
+def test_app_json_forms_are_read_strictly(
+    payload: dict[str, typing.Any], pointer: str, rule: str
+) -> None:
+    with pytest.raises(InvalidMessage) as info:
+        parse_message(payload)
+    assert (info.value.pointer, info.value.rule) == (pointer, rule)
+
+
+def test_app_json_forms_name_unknown_fields() -> None:
+    unknown: list[UnknownField] = []
+    payload = {"msgtype": "oa", "oa": {"message_url": URL, "body": {"title": "t", "titel": "x"}}}
+    parse_message(payload, unknown=unknown)
+    assert unknown == [UnknownField("/oa/body/titel", "title")]
 
 
 # Every model → msgKey/msgParam, field names exactly as in protocol §3.3.

@@ -19,6 +19,7 @@ from dingpush import (
     Text,
     parse_message,
 )
+from dingpush._messages._fields import UnknownField
 
 # The protocol's own example bodies (§1.3), field for field.
 PROTOCOL_EXAMPLES: list[tuple[dingpush.Message, dict[str, typing.Any]]] = [
@@ -272,3 +273,131 @@ def test_messages_are_frozen() -> None:
     text = Text("x")
     with pytest.raises(AttributeError):
         text.content = "y"  # type: ignore[misc]
+
+
+# -- strict parsing (issue 11, item 1): JSON types are checked, never converted by truthiness --
+
+_TEXT: dict[str, typing.Any] = {"msgtype": "text", "text": {"content": "no ping"}}
+_CARD: dict[str, typing.Any] = {
+    "msgtype": "actionCard",
+    "actionCard": {"title": "t", "text": "x", "singleTitle": "Open", "singleURL": "https://e.com"},
+}
+
+
+@pytest.mark.parametrize("value", ["false", "no", "0", "", "true", 1, 0, 1e400, [], {}, [True]])
+def test_is_at_all_must_be_a_json_boolean(value: object) -> None:
+    with pytest.raises(InvalidMessage) as info:
+        parse_message({**_TEXT, "at": {"isAtAll": value}})
+    assert info.value.pointer == "/at/isAtAll"
+    assert info.value.field == "at.isAtAll"
+    assert info.value.rule == "a JSON boolean (true or false)"
+    assert "at.isAtAll: must be true or false" in str(info.value)
+
+
+def test_is_at_all_true_false_and_null() -> None:
+    assert parse_message({**_TEXT, "at": {"isAtAll": True}}).mentions == At(all=True)
+    assert parse_message({**_TEXT, "at": {"isAtAll": False}}).mentions is None
+    assert parse_message({**_TEXT, "at": {"isAtAll": None}}).mentions is None  # null: not given
+    assert parse_message({**_TEXT, "at": {}}).mentions is None  # DingtalkChatbot sends {}
+
+
+@pytest.mark.parametrize(
+    ("at", "pointer"),
+    [
+        ({"atMobiles": "123"}, "/at/atMobiles"),
+        ({"atMobiles": [13800000000]}, "/at/atMobiles/0"),
+        ({"atUserIds": ["u1", None]}, "/at/atUserIds/1"),
+        ({"atDingtalkIds": {"a": "b"}}, "/at/atDingtalkIds"),
+        ({"atUserIds": True}, "/at/atUserIds"),
+    ],
+)
+def test_mention_lists_are_lists_of_strings(at: dict[str, object], pointer: str) -> None:
+    with pytest.raises(InvalidMessage) as info:
+        parse_message({**_TEXT, "at": at})
+    assert info.value.pointer == pointer
+    assert info.value.rule in ("a list of strings", "a string")
+
+
+@pytest.mark.parametrize(
+    ("value", "horizontal"), [("0", False), ("1", True), (0, False), (1, True), (None, False)]
+)
+def test_btn_orientation_takes_the_strings_and_integers_zero_and_one(
+    value: object, horizontal: bool
+) -> None:
+    card = parse_message({**_CARD, "actionCard": {**_CARD["actionCard"], "btnOrientation": value}})
+    assert isinstance(card, ActionCard)
+    assert card.orientation == ("horizontal" if horizontal else "vertical")
+
+
+@pytest.mark.parametrize("key", ["btnOrientation", "hideAvatar"])
+@pytest.mark.parametrize("value", [{}, [], "", "2", 2, True, False, "true", 1.0, "horizontal"])
+def test_card_flags_refuse_anything_but_zero_and_one(key: str, value: object) -> None:
+    with pytest.raises(InvalidMessage) as info:
+        parse_message({**_CARD, "actionCard": {**_CARD["actionCard"], key: value}})
+    assert info.value.pointer == f"/actionCard/{key}"
+    assert info.value.rule == '"0" or "1"'
+
+
+@pytest.mark.parametrize(
+    ("payload", "pointer"),
+    [
+        ({"msgtype": "text", "text": {"content": 42}}, "/text/content"),
+        ({"msgtype": "text", "text": {"content": ["a"]}}, "/text/content"),
+        ({"msgtype": "markdown", "markdown": {"title": True, "text": "x"}}, "/markdown/title"),
+        (
+            {"msgtype": "link", "link": {"title": "t", "text": "x", "messageUrl": 7}},
+            "/link/messageUrl",
+        ),
+        (
+            {
+                "msgtype": "feedCard",
+                "feedCard": {
+                    "links": [
+                        {"title": "a", "messageURL": "https://e.com", "picURL": "https://e.com"},
+                        {"title": "b", "messageURL": "https://e.com", "picURL": 1},
+                    ]
+                },
+            },
+            "/feedCard/links/1/picURL",
+        ),
+        (
+            {
+                "msgtype": "actionCard",
+                "actionCard": {"title": "t", "text": "x", "btns": [{"title": "", "actionURL": 1}]},
+            },
+            "/actionCard/btns/0/title",
+        ),
+        ({**_TEXT, "msgUuid": 7}, "/msgUuid"),
+        ({**_TEXT, "at": "everyone"}, "/at"),
+    ],
+)
+def test_strings_are_strings_and_errors_point_at_them(
+    payload: dict[str, typing.Any], pointer: str
+) -> None:
+    with pytest.raises(InvalidMessage) as info:
+        parse_message(payload)
+    assert info.value.pointer == pointer
+
+
+def test_unknown_fields_are_reported_not_silently_dropped() -> None:
+    unknown: list[UnknownField] = []
+    message = parse_message(
+        {**_TEXT, "at": {"isAtALL": True, "atMobiles": ["138"]}, "extra": 1}, unknown=unknown
+    )
+    assert message.mentions == At(mobiles=["138"])
+    assert unknown == [UnknownField("/at/isAtALL", "isAtAll"), UnknownField("/extra")]
+    assert str(unknown[0]) == (
+        "at.isAtALL is not a field of this message and was ignored; did you mean isAtAll?"
+    )
+    card: list[UnknownField] = []
+    parse_message(
+        {**_CARD, "actionCard": {**_CARD["actionCard"], "btnOrientaton": "1"}}, unknown=card
+    )
+    assert card == [UnknownField("/actionCard/btnOrientaton", "btnOrientation")]
+
+
+def test_what_to_payload_writes_parses_back_with_nothing_unknown() -> None:
+    for message, _ in PROTOCOL_EXAMPLES:
+        unknown: list[UnknownField] = []
+        assert parse_message(message.to_payload(), unknown=unknown) == message
+        assert unknown == []

@@ -55,6 +55,7 @@ if typing.TYPE_CHECKING:  # what mypy and editors read; at run time _MODULES say
     from ._masking import mask
     from ._messages._app_models import OA, File, Image, OAField
     from ._messages._channels import msg_param_bytes, notice_msg_bytes, webhook_body_bytes
+    from ._messages._fields import UnknownField
     from ._messages._models import (
         ActionCard,
         At,
@@ -154,6 +155,7 @@ __all__ = [  # noqa: RUF022
     "TokenNotFound",
     "TransportError",
     "UnsupportedMessage",
+    "UnknownField",
     "UnsupportedMessageType",
     "UsersSendResult",
     "WebhookTarget",
@@ -223,6 +225,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
     "._masking": ("mask",),
     "._messages._app_models": ("OA", "File", "Image", "OAField"),
     "._messages._channels": ("msg_param_bytes", "notice_msg_bytes", "webhook_body_bytes"),
+    "._messages._fields": ("UnknownField",),
     "._messages._models": (
         "ActionCard",
         "At",

@@ -125,10 +125,21 @@ class InvalidMessage(DingPushError, ValueError):
 
     exit_code = 2
 
-    def __init__(self, message: str, *, field: str | None = None, rule: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        rule: str | None = None,
+        pointer: str | None = None,
+    ) -> None:
         super().__init__(message)
+        #: The field, as people name it (``at.isAtAll``, ``feedCard.links[1].picURL``).
         self.field = field
+        #: The rule it breaks (``required``, ``a JSON boolean (true or false)``…).
         self.rule = rule
+        #: Where the value is in the message's JSON (RFC 6901), when it was read from JSON.
+        self.pointer = pointer
 
 
 class UnsupportedMessage(InvalidMessage):

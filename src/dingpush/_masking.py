@@ -8,11 +8,26 @@ from collections.abc import Iterable
 
 __all__ = ["Redactor", "install_log_redaction", "mask", "redact_url"]
 
-# Query parameters and headers that carry credentials in DingTalk requests.
-_SECRET_PARAMS = ("access_token", "sign", "appsecret", "appSecret", "session")
-_PARAM_RE = re.compile(r"(?P<key>(?:{})=)(?P<value>[^&\s\"'<>]+)".format("|".join(_SECRET_PARAMS)))
+# Query parameters that carry credentials: DingTalk's, apprise's dingtalk:// (?token=, ?secret=)
+# and the dashboard's session cookie. A name counts only at the start of a word, so "redesign="
+# and "assign=" are left alone.
+_SECRET_PARAMS = ("access_token", "sign", "appsecret", "session", "token", "secret")
+# A value is what a query value or a token can hold (RFC 3986 unreserved, %-escapes, and +/= of
+# Base64), plus the … and * of a value masked before. It never takes in the ) closing a
+# markdown link, a quote, or the full stop ending a sentence.
+_VALUE = r"[A-Za-z0-9_~%+/=*…-]+(?:\.[A-Za-z0-9_~%+/=*…-]+)*"
+_PARAM_RE = re.compile(
+    r"(?<![A-Za-z0-9])(?P<key>(?i:{})=)(?P<value>{})".format("|".join(_SECRET_PARAMS), _VALUE)
+)
 _HEADER_RE = re.compile(r"(?i)(x-acs-dingtalk-access-token['\"]?\s*[:=]\s*['\"]?)([^'\"\s,}]+)")
-_DINGTALK_URL_RE = re.compile(r"dingtalk://(?P<userinfo>[^@/\s]+@)?(?P<token>[^/?\s]+)")
+_DINGTALK_URL_RE = re.compile(
+    r"dingtalk://(?:(?P<userinfo>[A-Za-z0-9_~%+=*….-]+)@)?(?P<token>[A-Za-z0-9_~%+=*…-]+)"
+)
+# Words in capitals (TOKEN, SECRET, RELAY_TOKEN) are the templates of help texts, not values:
+# real tokens and secrets are hex or Base64 and always carry digits or lower-case letters.
+_TEMPLATE_RE = re.compile(r"[A-Z][A-Z_]*")
+# DingTalk's own deep links (dingtalk://dingtalkclient/page/link?url=…, protocol §1.3).
+_DINGTALK_HOSTS = ("dingtalkclient",)
 
 
 def mask(value: str | None) -> str:
@@ -29,20 +44,29 @@ def mask(value: str | None) -> str:
 
 
 def redact_url(text: str) -> str:
-    """Mask credential-bearing query parameters, headers and ``dingtalk://`` URLs in ``text``."""
+    """Mask the values of credential query parameters and headers, and ``dingtalk://`` URLs.
+
+    Only the values change: the text around them (a markdown link's ``)``, a closing quote, a
+    sentence's full stop, the templates of a help text) is left exactly as it was.
+    """
     text = _PARAM_RE.sub(lambda m: m.group("key") + _mask_once(m.group("value")), text)
-    text = _HEADER_RE.sub(lambda m: m.group(1) + mask(m.group(2)), text)
+    text = _HEADER_RE.sub(lambda m: m.group(1) + _mask_once(m.group(2)), text)
     return _DINGTALK_URL_RE.sub(_mask_dingtalk_url, text)
 
 
 def _mask_once(value: str) -> str:
     # A value masked before (``6c2a…e9f0``, ``****``) stays as it is: masking is idempotent.
-    return value if value == "****" or "…" in value else mask(value)
+    if "…" in value or set(value) == {"*"} or _TEMPLATE_RE.fullmatch(value):
+        return value
+    return mask(value)
 
 
 def _mask_dingtalk_url(match: re.Match[str]) -> str:
-    userinfo = "****@" if match.group("userinfo") else ""
-    return f"dingtalk://{userinfo}{mask(match.group('token'))}"
+    userinfo, token = match.group("userinfo"), match.group("token")
+    if userinfo is None and token.lower() in _DINGTALK_HOSTS:
+        return match.group()
+    secret = "" if userinfo is None else _mask_once(userinfo) + "@"
+    return f"dingtalk://{secret}{_mask_once(token)}"
 
 
 class Redactor:

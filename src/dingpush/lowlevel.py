@@ -43,6 +43,8 @@ if typing.TYPE_CHECKING:  # what mypy and editors read; at run time _MODULES say
         notice_msg,
         webhook_body,
     )
+    from ._messages._fields import field_name
+    from ._messages._json import MAX_JSON_DEPTH, load_json, lone_surrogate, too_deep
     from ._messages._models import MAX_MENTIONS
     from ._planning import (
         ACCESS_TOKEN_PLACEHOLDER,
@@ -69,6 +71,7 @@ __all__ = [
     "DEFAULT_COOLDOWN",
     "DEFAULT_NOTICE_RATE",
     "DEFAULT_RATE",
+    "MAX_JSON_DEPTH",
     "MAX_MENTIONS",
     "MEDIA_ID_PLACEHOLDER",
     "MSG_PARAM_LIMIT",
@@ -86,8 +89,11 @@ __all__ = [
     "check_schema",
     "check_webhook_message",
     "describe_dsn",
+    "field_name",
     "format_seconds",
     "install_log_redaction",
+    "load_json",
+    "lone_surrogate",
     "migrate",
     "notice_msg",
     "plan_app_send",
@@ -96,6 +102,7 @@ __all__ = [
     "require_psycopg",
     "reset_default_limiters",
     "session_settings",
+    "too_deep",
     "verify_signature",
     "webhook_body",
 ]
@@ -118,6 +125,8 @@ _MODULES: dict[str, tuple[str, ...]] = {
         "notice_msg",
         "webhook_body",
     ),
+    "._messages._fields": ("field_name",),
+    "._messages._json": ("MAX_JSON_DEPTH", "load_json", "lone_surrogate", "too_deep"),
     "._messages._models": ("MAX_MENTIONS",),
     "._postgres._migrations": (
         "POSTGRES_SCHEMA",

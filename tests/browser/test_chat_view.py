@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pathlib
+
 import pytest
-from playwright.sync_api import Dialog, Page, expect
+from playwright.sync_api import Browser, Dialog, Page, expect
 
 from dingpush import (
     ActionCard,
@@ -264,3 +266,33 @@ def test_the_demo_cards_pictures_load(page: Page, dingtalk_emulator: EmulatorSer
         picture.scroll_into_view_if_needed()
         expect(picture).to_have_js_property("complete", True)
         assert picture.evaluate("img => img.naturalWidth") == 320
+
+
+def test_a_preview_page_runs_no_script_even_if_one_slipped_into_it(
+    browser: Browser, tmp_path: pathlib.Path
+) -> None:
+    from dingpush.web import MessageRenderer
+
+    html = MessageRenderer().page(Text("hello").to_payload(), title="Preview")
+    # As if the renderer had let markup through: the page's policy must still stop it.
+    slipped = (
+        '<script>document.title = "ran"</script>'
+        '<img src="data:," onload="document.title = \'ran\'">'
+        '<iframe src="https://example.com/"></iframe>'
+    )
+    path = tmp_path / "preview.html"
+    path.write_text(html.replace("<main", slipped + "<main", 1), encoding="utf-8")
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        refused: list[str] = []
+        page.on("console", lambda message: refused.append(message.text))
+        page.goto(path.as_uri())
+        page.wait_for_load_state("load")
+        assert page.title() == "Preview · dingpush preview"
+        assert any("Content Security Policy" in text for text in refused)
+        # The inlined stylesheet still applies: the page looks as designed.
+        background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+        assert background != "rgba(0, 0, 0, 0)"
+    finally:
+        context.close()

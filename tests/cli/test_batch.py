@@ -109,6 +109,36 @@ def test_batch_json_summary_and_stdin(dingpush: Invoke, env_robot: Robot) -> Non
     assert data["lines"][2]["error"].startswith("unknown key 'bad'")
 
 
+def test_a_batch_reads_json_strictly_and_warns_of_unknown_fields(
+    dingpush: Invoke, env_robot: Robot, home: pathlib.Path
+) -> None:
+    path = write(
+        home / "strict.jsonl",
+        '{"msgtype":"text","text":{"content":"no ping"},"at":{"isAtAll":"false"}}',
+        '{"msgtype":"text","text":{"content":"a\\ud800"}}',
+        "[" * 100_000,
+        '{"msgtype":"text","text":{"content":"typo"},"at":{"isAtALL":true}}',
+        '{"msgtype":"text","text":{"content":"ok"},"at":{"atMobiles":"138"}}',
+    )
+    result = dingpush("send", "--batch", str(path))
+    assert result.exit_code == 2, result.output
+    assert [m.payload["text"] for m in env_robot.server.emulator.messages()] == [
+        {"content": "typo"}
+    ]
+    lines = result.stderr.splitlines()
+    assert lines[0] == (
+        "line 4: warning: at.isAtALL is not a field of this message and was ignored; "
+        "did you mean isAtAll?"
+    )
+    assert lines[1].startswith("sent 1 of 5 in ")
+    assert lines[2] == ("line 1: at.isAtAll: must be true or false, got the string 'false'")
+    assert lines[3].startswith("line 2: ") and "lone surrogate" in lines[3]
+    assert lines[4].startswith("line 3: the JSON nests more than 32 levels deep")
+    assert lines[5].startswith("line 5: at.atMobiles: must be a list of strings")
+    data = json.loads(dingpush("send", "--batch", str(path), "--json", "--dry-run").stdout)
+    assert data["lines"][3]["warnings"] == [lines[0].removeprefix("line 4: warning: ")]
+
+
 def test_batch_dry_run_checks_every_line_and_sends_nothing(
     dingpush: Invoke, env_robot: Robot, other: str, home: pathlib.Path
 ) -> None:

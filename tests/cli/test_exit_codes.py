@@ -192,3 +192,26 @@ def test_rate_limit_from_the_emulator(
     result = run("send", "--to", url, "--no-wait", "two")
     assert result.exit_code == 5
     assert "130101" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("webhook", "expected"),
+    [
+        (
+            "a/b",
+            "give the whole URL starting with https:// or only the value after access_token=. "
+            "Fix: copy",
+        ),
+        ("dingtalk://", "'dingtalk://' has no token: use dingtalk://SECRET@TOKEN/. Fix: copy"),
+        (
+            "https://x.example/hook?sign=abc123)",
+            "the webhook URL 'https://x.example/hook?sign=****)' has no access_token",
+        ),
+    ],
+)
+def test_masking_keeps_the_templates_of_help_texts(
+    run: Runner, home: object, webhook: str, expected: str
+) -> None:
+    result = run("send", "--dry-run", "hi", env={"DINGPUSH_WEBHOOK": webhook})
+    assert result.exit_code == 3
+    assert expected in result.stderr

@@ -25,6 +25,7 @@ def fast_settings(**changes: object) -> RelaySettings:
         "idle_poll": 0.2,
         "lease": 30.0,
         "shutdown_deadline": 5.0,
+        "allowed_hosts": ("relay",),  # the in-process client's base URL, http://relay
     }
     values.update(changes)
     return RelaySettings(**values)  # type: ignore[arg-type]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import pathlib
 import sqlite3
@@ -10,10 +11,11 @@ import typing
 import httpx
 import pytest
 
-from dingpush.relay import Relay, RobotTarget, TargetOptions
-from dingpush.relay.stores import SQLiteStore
-from dingpush.testing import EmulatorServer
+from dingpush.relay import Relay, RelayServer, RobotTarget, TargetOptions
+from dingpush.relay.stores import MemoryStore, SQLiteStore, StoreUnavailable
+from dingpush.testing import EmulatorServer, FakeClock
 
+from ._disks import fill, immutable, small_filesystem
 from ._support import eventually, fast_settings, serving, text
 
 pytestmark = pytest.mark.anyio
@@ -22,6 +24,7 @@ TOKEN = "relay-api-token-0123456789"
 ROBOT_TOKEN = "robot-token-abcdef0123456789"
 ROBOT_SECRET = "SEC-robot-signing-secret-987654"
 INGRESS = "ingress-token-for-ops"
+JSON = {"Content-Type": "application/json"}
 
 
 def _relay(emulator: EmulatorServer, **settings: typing.Any) -> Relay:
@@ -65,7 +68,12 @@ async def test_a_repeated_idempotency_key_returns_the_first_id(api: httpx.AsyncC
     first = await api.post("/v1/messages", json=body, headers={"Idempotency-Key": "alert-1"})
     again = await api.post("/v1/messages", json=body, headers={"Idempotency-Key": "alert-1"})
     assert first.status_code == again.status_code == 202
-    assert again.json() == {"id": first.json()["id"], "status": "queued", "duplicate": True}
+    assert again.json() == {
+        "id": first.json()["id"],
+        "status": "queued",
+        "duplicate": True,
+        "warnings": [],
+    }
 
 
 async def test_a_batch_is_stored_all_or_none(api: httpx.AsyncClient) -> None:
@@ -117,6 +125,76 @@ BAD_INPUT = [
         "msgtype",
     ),
     (b"\xff\xfe", 400, None, None),
+    # Strict types (issue 11, item 1): nothing is read by truthiness.
+    *(
+        (
+            b'{"target": "ops", "message": {"msgtype": "text", "text": {"content": "no ping"},'
+            b' "at": {"isAtAll": ' + value + b"}}}",
+            422,
+            "/message/at/isAtAll",
+            "at.isAtAll",
+        )
+        for value in (b'"false"', b'"no"', b'"0"', b'""', b"1e400", b"1")
+    ),
+    (
+        b'{"target": "ops", "message": {"msgtype": "text", "text": {"content": "x"},'
+        b' "at": {"atMobiles": "123"}}}',
+        422,
+        "/message/at/atMobiles",
+        "at.atMobiles",
+    ),
+    (
+        b'{"target": "ops", "message": {"msgtype": "actionCard", "actionCard": {"title": "t",'
+        b' "text": "x", "singleTitle": "Go", "singleURL": "https://e.x", "btnOrientation": {}}}}',
+        422,
+        "/message/actionCard/btnOrientation",
+        "actionCard.btnOrientation",
+    ),
+    # Lone surrogates and deep nesting (issue 11, item 4) were 500s.
+    (
+        b'{"target": "ops", "message": {"msgtype": "text", "text": {"content": "a\\ud800b"}}}',
+        400,
+        "/message/text/content",
+        "message.text.content",
+    ),
+    (
+        b'{"target": "ops", "message": {"msgtype": "markdown", "markdown": {"title": "\\udfff",'
+        b' "text": "x"}}}',
+        400,
+        "/message/markdown/title",
+        "message.markdown.title",
+    ),
+    (
+        b'{"target": "ops\\udc00", "message": {"msgtype": "text", "text": {"content": "x"}}}',
+        400,
+        "/target",
+        "target",
+    ),
+    (
+        b'{"target": "ops", "message": {"msgtype": "text", "text": {"content": "x"},'
+        b' "\\ud83d": 1}}',
+        400,
+        "/message/\\ud83d",
+        "message.\\ud83d",
+    ),
+    (b"[" * 100_000 + b"]" * 100_000, 400, "/0" * 32, None),
+    (
+        b'{"target": "ops", "message": {"msgtype": "text", "text": {"content": "x"}, "at": '
+        + b"[" * 3000
+        + b"]" * 3000
+        + b"}}",
+        400,
+        "/message/at" + "/0" * 30,
+        None,
+    ),
+    (
+        b'{"target": "ops", "message": {"msgtype": "text", "text": {"content": "x"}, "n": '
+        + b"7" * 5000
+        + b"}}",
+        400,
+        None,
+        None,
+    ),
 ]
 
 
@@ -124,7 +202,7 @@ BAD_INPUT = [
 async def test_bad_input_is_refused_with_where_and_why(
     api: httpx.AsyncClient, body: bytes, status: int, pointer: str | None, field: str | None
 ) -> None:
-    reply = await api.post("/v1/messages", content=body)
+    reply = await api.post("/v1/messages", content=body, headers=JSON)
     assert reply.status_code == status
     assert reply.headers["content-type"] == "application/problem+json"
     problem = reply.json()
@@ -133,6 +211,64 @@ async def test_bad_input_is_refused_with_where_and_why(
     assert problem.get("field") == field
     if status == 422:
         assert problem["rule"]
+
+
+async def test_unknown_fields_are_accepted_with_warnings_naming_them(
+    api: httpx.AsyncClient,
+) -> None:
+    typo = {**text("no ping"), "at": {"isAtALL": True}}
+    reply = await api.post("/v1/messages", json={"target": "ops", "message": typo, "prio": 1})
+    assert reply.status_code == 202
+    warnings = reply.json()["warnings"]
+    assert [w["pointer"] for w in warnings] == ["/message/at/isAtALL", "/prio"]
+    assert "did you mean isAtAll?" in warnings[0]["detail"]
+    detail = (await api.get(f"/v1/messages/{reply.json()['id']}")).json()
+    assert detail["payload"] == text("no ping")  # stored as understood: no @all
+    clean = await api.post("/v1/messages", json={"target": "ops", "message": text("fine")})
+    assert clean.json()["warnings"] == []
+    batch = await api.post(
+        "/v1/messages:batch",
+        json={
+            "messages": [
+                {"target": "ops", "message": text("a")},
+                {"target": "ops", "message": {**text("b"), "msgUuid": "mine"}},
+            ]
+        },
+    )
+    assert batch.status_code == 202
+    (warning,) = batch.json()["warnings"]
+    assert warning["pointer"] == "/messages/1/message/msgUuid"
+    assert "Idempotency-Key" in warning["detail"] or "idempotency_key" in warning["detail"]
+    spec = (await api.get("/openapi.json")).json()["components"]["schemas"]
+    assert "warnings" in spec["Accepted"]["required"]
+    assert "warnings" in spec["BatchAccepted"]["required"]
+
+
+async def test_lone_surrogates_anywhere_are_a_400_naming_the_field(api: httpx.AsyncClient) -> None:
+    item = '{"target": "ops", "message": {"msgtype": "text", "text": {"content": "x"}}'
+    body = f'{{"messages": [{item}}}, {item}, "idempotency_key": "k\\ud800"}}]}}'
+    batch = await api.post("/v1/messages:batch", content=body.encode(), headers=JSON)
+    assert batch.status_code == 400
+    assert batch.json()["pointer"] == "/messages/1/idempotency_key"
+    assert "lone surrogate" in batch.json()["detail"]
+    ingress = await api.post(
+        f"/robot/send?access_token={INGRESS}",
+        content=b'{"msgtype": "text", "text": {"content": "a\\ud800"}}',
+        headers=JSON,
+    )
+    assert ingress.status_code == 200
+    assert ingress.json()["errcode"] == 40035 and "text.content" in ingress.json()["errmsg"]
+    kind = await api.post(  # found by the fuzzing: a broken msgtype is no unknown msgtype
+        f"/robot/send?access_token={INGRESS}",
+        content=b'{"msgtype": "\\ud800text", "text": {"content": "x"}}',
+        headers=JSON,
+    )
+    assert kind.json()["errcode"] == 40035
+    deep = await api.post(
+        f"/robot/send?access_token={INGRESS}", content=b"[" * 100_000, headers=JSON
+    )
+    assert deep.json()["errcode"] == 40035 and "levels" in deep.json()["errmsg"]
+    assert (await api.get("/v1/messages")).json()["items"] == []
 
 
 async def test_a_body_over_max_body_is_413(dingtalk_emulator: EmulatorServer) -> None:
@@ -156,6 +292,7 @@ async def test_a_store_that_cannot_commit_answers_503_never_4xx(
         assert reply.status_code == 503 and reply.headers["retry-after"] == "1"
         ingress = await api.post(f"/robot/send?access_token={INGRESS}", json=body["message"])
         assert ingress.status_code == 503 and ingress.json()["errcode"] == -1
+        assert ingress.headers["retry-after"] == "1"  # as the API's 503 says (issue 11, item 6)
 
 
 async def test_readyz_answers_503_saying_why_while_the_outbox_is_locked_or_closed(
@@ -164,6 +301,7 @@ async def test_readyz_answers_503_saying_why_while_the_outbox_is_locked_or_close
     relay = _relay(dingtalk_emulator)
     relay.store = SQLiteStore(tmp_path / "outbox.sqlite", lock_timeout=0.05)
     relay.dispatcher.store = relay.store
+    relay.probe_interval = 0.0  # every call probes: the test changes the file between them
     async with serving(relay) as api:
         assert (await api.get("/readyz")).json() == {"status": "ready"}
         outside = sqlite3.connect(tmp_path / "outbox.sqlite", isolation_level=None)
@@ -190,6 +328,122 @@ async def test_readyz_answers_503_saying_why_while_the_outbox_is_locked_or_close
         stopped = await api.get("/readyz")
         assert stopped.status_code == 503
         assert stopped.json()["detail"] == "not ready: the relay is starting or stopping"
+
+
+async def _fill_up(api: httpx.AsyncClient) -> None:
+    # With max_size (no tmpfs to fill): enqueue until the file refuses.
+    for _ in range(200):
+        body = {"target": "ops", "message": text("告警 " * 2000)}
+        if (await api.post("/v1/messages", json=body)).status_code == 503:
+            return
+    raise AssertionError("the outbox never filled up")
+
+
+async def test_readyz_is_503_naming_the_cause_while_the_disk_is_full(
+    dingtalk_emulator: EmulatorServer, tmp_path: pathlib.Path
+) -> None:
+    with small_filesystem() as disk:
+        relay = _relay(dingtalk_emulator)
+        path = (disk or tmp_path) / "outbox.sqlite"
+        relay.store = SQLiteStore(path, max_size=None if disk else 96 * 1024)
+        relay.dispatcher.store = relay.store
+        relay.probe_interval = 0.0
+        async with serving(relay) as api:
+            assert (await api.get("/readyz")).status_code == 200
+            filler = fill(disk) if disk else None
+            if filler is None:
+                await _fill_up(api)
+            body = {"target": "ops", "message": text("告警 " * 2000)}
+            assert (await api.post("/v1/messages", json=body)).status_code == 503
+            ready = await api.get("/readyz")
+            assert ready.status_code == 503, ready.text
+            detail = ready.json()["detail"]
+            assert detail.startswith("not ready: the outbox cannot take writes: ")
+            assert "is full" in detail and "outbox.sqlite" in detail
+            if filler is not None:
+                filler.unlink()
+                assert (await api.get("/readyz")).status_code == 200
+                assert (await api.post("/v1/messages", json=body)).status_code == 202
+
+
+async def test_readyz_is_503_while_the_outbox_file_cannot_be_written(
+    dingtalk_emulator: EmulatorServer, tmp_path: pathlib.Path
+) -> None:
+    relay = _relay(dingtalk_emulator)
+    path = tmp_path / "outbox.sqlite"
+    relay.store = SQLiteStore(path, lock_timeout=0.05)
+    relay.dispatcher.store = relay.store
+    relay.probe_interval = 0.0
+    async with serving(relay) as api:
+        assert (await api.get("/readyz")).status_code == 200
+        with immutable(path.with_name("outbox.sqlite-wal")) as frozen:
+            if not frozen:  # not root: a lock stands in for the file that cannot be written
+                outside = sqlite3.connect(path, isolation_level=None)
+                outside.execute("BEGIN IMMEDIATE")
+            body = {"target": "ops", "message": text("x")}
+            assert (await api.post("/v1/messages", json=body)).status_code == 503
+            ready = await api.get("/readyz")
+            if not frozen:
+                outside.execute("COMMIT")
+                outside.close()
+        assert ready.status_code == 503
+        assert ("I/O error" if frozen else "locked") in ready.json()["detail"]
+        assert (await api.get("/readyz")).status_code == 200
+
+
+async def test_readyz_probes_the_outbox_at_most_once_a_probe_interval(
+    dingtalk_emulator: EmulatorServer,
+) -> None:
+    class Counting(MemoryStore):
+        probes = 0
+
+        async def probe(self) -> None:
+            type(self).probes += 1
+            await super().probe()
+
+    clock = FakeClock()
+    relay = _relay(dingtalk_emulator)
+    relay.clock = clock
+    relay.store = Counting(clock=clock)
+    relay.dispatcher.store = relay.store
+    async with serving(relay) as api:
+        assert Counting.probes == 1  # start-up proved the outbox takes writes
+        for _ in range(20):
+            assert (await api.get("/readyz")).status_code == 200
+        assert Counting.probes == 1  # that proof stands for probe_interval
+        clock.advance(relay.probe_interval)
+        for _ in range(20):
+            assert (await api.get("/readyz")).status_code == 200
+        assert Counting.probes == 2
+
+
+async def test_a_locked_outbox_stops_start_up(
+    dingtalk_emulator: EmulatorServer, tmp_path: pathlib.Path
+) -> None:
+    path = tmp_path / "outbox.sqlite"
+    async with SQLiteStore(path):
+        pass  # the file exists, at the current schema: opening it needs no write
+    relay = _relay(dingtalk_emulator)
+    relay.store = SQLiteStore(path, lock_timeout=0.05)
+    relay.dispatcher.store = relay.store
+    outside = sqlite3.connect(path, isolation_level=None)
+    try:
+        outside.execute("BEGIN IMMEDIATE")  # another relay on the same file
+        with pytest.raises(StoreUnavailable, match="cannot start") as caught:
+            await relay.start()
+        assert "locked by another process" in str(caught.value)
+        assert not relay.started
+        with pytest.raises(StoreUnavailable, match="not open"):
+            await relay.store.ping()  # closed again, nothing left running
+        relay.settings = fast_settings(port=0)
+        with pytest.raises(RuntimeError, match="did not start") as served:
+            await asyncio.to_thread(RelayServer(relay).start)  # what dingpush serve runs
+        assert isinstance(served.value.__cause__, StoreUnavailable)
+    finally:
+        outside.execute("ROLLBACK")
+        outside.close()
+    await relay.start()  # once the other process lets go
+    await relay.aclose()
 
 
 async def test_tokens_are_required_when_configured(dingtalk_emulator: EmulatorServer) -> None:

@@ -165,6 +165,24 @@ async def test_the_detail_shows_preview_payload_attempts_and_reply(
         assert missing.status_code == 404 and "No such message" in missing.text
 
 
+async def test_masking_leaves_links_whole_in_the_api_and_the_preview(
+    dingtalk_emulator: EmulatorServer,
+) -> None:
+    side = "dingtalk://dingtalkclient/page/link?url=https%3A%2F%2Fr.example%2Fd&pc_slide=true"
+    text_ = f"[board]({side}) and [report](https://r.example/x?sign=abc123XYZ)"
+    markdown = {"msgtype": "markdown", "markdown": {"title": "Links", "text": text_}}
+    async with dashboard(_relay(dingtalk_emulator)) as http:
+        message_id = await _send(http, "ops", markdown)
+        payload = (await http.get(f"/v1/messages/{message_id}")).json()["payload"]
+        assert payload["markdown"]["text"] == (
+            f"[board]({side}) and [report](https://r.example/x?sign=****)"
+        )
+        html = (await http.get(f"/ui/messages/{message_id}")).text
+        assert 'href="https://r.example/d"' in html  # the side-panel link, unwrapped
+        assert 'href="https://r.example/x?sign=****"' in html  # still a link, not text
+        assert "dingtalk://****" not in html
+
+
 # -- sign-in ------------------------------------------------------------------------------------
 
 

@@ -12,9 +12,9 @@ from dingpush.relay._dashboard_auth import (
     MAX_SESSIONS,
     DashboardAuth,
     safe_next,
-    same_site,
 )
 from dingpush.relay._dashboard_views import channel_payload, target_rows
+from dingpush.relay._http import RelayHosts
 from dingpush.testing import EmulatorServer, FakeClock
 from dingpush.web import ActionCardView, view_for
 
@@ -88,7 +88,8 @@ def test_an_open_dashboard_has_one_session_and_no_sign_in() -> None:
     ],
 )
 def test_same_site(headers: dict[str, str], allowed: bool) -> None:
-    assert same_site(_request(headers=headers)) is allowed
+    auth = DashboardAuth([], hosts=RelayHosts(frozenset({"relay.example"})))
+    assert auth.same_site(_request(headers=headers)) is allowed
 
 
 @pytest.mark.parametrize(

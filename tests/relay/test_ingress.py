@@ -71,7 +71,10 @@ async def test_ingress_refusals_speak_dingtalk(dingtalk_emulator: EmulatorServer
         assert "timestamp" in (await api.post(stale, json=text("x"))).json()["errmsg"]
         good = f"/robot/send?access_token={INGRESS}&timestamp={now_ms}"
         good += "&sign=" + urllib.parse.quote_plus(sign(INGRESS_SECRET, now_ms))
-        assert (await api.post(good, content=b"{nope")).json()["errcode"] == 40035
+        json_type = {"Content-Type": "application/json"}
+        assert (await api.post(good, content=b"{nope", headers=json_type)).json()[
+            "errcode"
+        ] == 40035
         kind = await api.post(good, json={"msgtype": "sms"})
         assert kind.json()["errcode"] == 400105
         first = await api.post(good, json={**text("once"), "msgUuid": "sender-1"})
@@ -84,3 +87,28 @@ async def test_ingress_refusals_speak_dingtalk(dingtalk_emulator: EmulatorServer
         for answer in (unknown, unsigned, first):
             assert "SEC-the-real-robot-secret" not in answer.text
             assert INGRESS_SECRET not in answer.text
+
+
+@pytest.mark.anyio
+async def test_the_ingress_refuses_loose_types_with_dingtalks_40035(
+    dingtalk_emulator: EmulatorServer,
+) -> None:
+    # 40035 缺少参数 json is DingTalk's code for a body it cannot take (protocol §1.6).
+    relay = _relay(dingtalk_emulator)
+    async with serving(relay) as api:
+        url = f"/robot/send?access_token={INGRESS}"
+        for value in ("false", "no", "0", "", 1):
+            body = {**text("no ping"), "at": {"isAtAll": value}}
+            answer = await api.post(url, json=body)
+            assert answer.status_code == 200
+            assert answer.json()["errcode"] == 40035
+            assert "at.isAtAll" in answer.json()["errmsg"]
+        mobiles = await api.post(url, json={**text("x"), "at": {"atMobiles": "123"}})
+        assert mobiles.json()["errcode"] == 40035
+        # Unknown fields are ignored, as DingTalk ignores them (protocol §9.6 leaves it open).
+        extra = await api.post(url, json={**text("fine"), "at": {"isAtALL": True}, "x": 1})
+        assert extra.json()["errcode"] == 0
+        page = (await api.get("/v1/messages")).json()["items"]
+        assert len(page) == 1
+        stored = (await api.get(f"/v1/messages/{page[0]['id']}")).json()["payload"]
+        assert stored == text("fine")

@@ -26,6 +26,8 @@ from dingpush.relay.stores import (
 from dingpush.relay.stores import _sqlite_ops as ops
 from dingpush.testing import FakeClock
 
+from ._disks import fill, immutable, small_filesystem
+
 pytestmark = pytest.mark.anyio
 
 
@@ -194,6 +196,46 @@ async def test_a_full_store_fails_the_whole_batch(
         assert count(outside) == 0  # nothing of the failed batch was stored
         await store.enqueue(new("fits"))  # the store carries on once the flood has passed
         assert count(outside) == 1
+
+
+async def test_the_probe_fails_on_a_full_disk_where_ping_did_not(tmp_path: pathlib.Path) -> None:
+    with small_filesystem() as disk:
+        where = disk or tmp_path
+        async with SQLiteStore(
+            where / "outbox.sqlite", lock_timeout=0.05, max_size=None if disk else 64 * 1024
+        ) as store:
+            await store.probe()
+            filler = fill(disk) if disk else None
+            if filler is None:  # no tmpfs (not root): fill the store up to its max_size
+                with contextlib.suppress(StoreUnavailable):
+                    for _ in range(100):
+                        await store.enqueue(new("x" * 8000))
+            with pytest.raises(StoreUnavailable, match="full"):
+                await store.enqueue(new("y" * 8000))
+            with pytest.raises(StoreUnavailable, match="is full"):
+                await store.probe()
+            if filler is not None:
+                filler.unlink()
+                await store.probe()  # ready again once there is room
+
+
+async def test_the_probe_fails_on_an_immutable_file(
+    path: pathlib.Path, outside: sqlite3.Connection
+) -> None:
+    async with SQLiteStore(path, lock_timeout=0.05) as store:
+        await store.enqueue(new())
+        with immutable(path.with_name(path.name + "-wal")) as frozen:
+            if not frozen:  # not root: the lock stands in for a file that cannot be written
+                outside.execute("BEGIN IMMEDIATE")
+            with pytest.raises(StoreUnavailable, match=r"I/O error|locked"):
+                await store.enqueue(new())
+            with pytest.raises(StoreUnavailable, match=r"I/O error|locked"):
+                await store.probe()
+            if not frozen:
+                outside.execute("COMMIT")
+        await store.probe()
+        await store.enqueue(new())
+        assert count(outside) == 2
 
 
 async def test_enqueue_many_is_atomic(path: pathlib.Path, outside: sqlite3.Connection) -> None:

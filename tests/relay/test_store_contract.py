@@ -604,6 +604,20 @@ async def test_ping_and_closing(store: OutboxStore) -> None:
     await store.ping()
 
 
+async def test_probe_commits_a_write_and_leaves_no_trace(store: OutboxStore) -> None:
+    # PostgresStore too: probe() is what /readyz and start-up ask (see OutboxStore.probe).
+    await store.probe()
+    await store.probe()
+    assert (await store.list_messages()).items == ()
+    assert (await store.stats()).targets == {}
+    assert await store.wait_for_work(0.01) is False  # a probe wakes no dispatcher
+    await store.aclose()
+    with pytest.raises(StoreUnavailable, match=r"closed|not open"):
+        await store.probe()
+    await store.open()  # the fixture closes it again
+    await store.probe()
+
+
 async def test_wait_for_work_wakes_on_enqueue(store: OutboxStore) -> None:
     assert await store.wait_for_work(0.01) is False
     waiter = asyncio.ensure_future(store.wait_for_work(60))

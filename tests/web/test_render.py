@@ -348,6 +348,23 @@ def test_helpers() -> None:
     assert str(text_html("<b>")) == "&lt;b&gt;"
 
 
+def test_the_preview_page_carries_a_strict_content_security_policy(
+    renderer: MessageRenderer,
+) -> None:
+    # The renderer escapes everything; the policy is the net under it (issue 11, item 6).
+    page = renderer.page(Text("hello").to_payload())
+    head = page[: page.index("</head>")]
+    found = re.search(r'<meta http-equiv="Content-Security-Policy" content="([^"]+)">', head)
+    assert found is not None
+    assert head.index("Content-Security-Policy") < head.index("<style>")  # before any content
+    policy = dict(directive.partition(" ")[::2] for directive in found.group(1).split("; "))
+    assert policy["default-src"] == "'none'"  # hence no script, no connect, no frame
+    assert "script-src" not in policy
+    assert policy["style-src"] == "'unsafe-inline'"  # the inlined stylesheet, OA colours
+    assert policy["img-src"] == "http: https: data:"
+    assert policy["base-uri"] == "'none'" and policy["form-action"] == "'none'"
+
+
 def test_preview_page_stands_alone_and_lists_findings(renderer: MessageRenderer) -> None:
     payload = Markdown("Report", "a\n\n| a | b |\n|---|---|\n| 1 | 2 |").to_payload()
     page = renderer.page(payload, title="Weekly <report>")

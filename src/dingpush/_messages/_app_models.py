@@ -29,8 +29,9 @@ from dataclasses import dataclass, field
 
 from dingpush._errors import InvalidMessage
 
+from ._fields import JSONObject, field_name, require_text, require_url
 from ._media import check_media
-from ._models import Message, _mapping, _require_text, _require_url, _section
+from ._models import Message
 
 __all__ = ["OA", "File", "Image", "OAField"]
 
@@ -61,16 +62,31 @@ def _one_source(kind: str, sources: Mapping[str, object]) -> None:
         )
 
 
-def _decode_data(body: Mapping[str, typing.Any], field_name: str) -> bytes | None:
-    data = body.get("data")
+def _decode_data(body: JSONObject) -> bytes | None:
+    data = body.optional_text("data")
     if data is None:
         return None
     try:
-        return base64.b64decode(str(data), validate=True)
+        return base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError):
+        pointer = body.at("data")
         raise InvalidMessage(
-            f"{field_name}.data: not valid Base64", field=f"{field_name}.data", rule="base64"
+            f"{field_name(pointer)}: not valid Base64",
+            field=field_name(pointer),
+            rule="base64",
+            pointer=pointer,
         ) from None
+
+
+def _first(body: JSONObject, *keys: str, url: bool = False) -> str | None:
+    """The first non-empty of ``keys`` (dingpush reads both spellings of a field)."""
+    values = [(key, body.optional_text(key)) for key in keys]
+    for key, value in values:
+        if value:
+            if url:
+                require_url(value, field_name(body.at(key)), body.at(key))
+            return value
+    return None
 
 
 def _digest(data: bytes | None) -> str | None:
@@ -98,9 +114,9 @@ class Image(Message):
     def __post_init__(self) -> None:
         _one_source("image", {"url": self.url, "media_id": self.media_id, "data": self.data})
         if self.url is not None:
-            _require_url(self.url, "image.url")
+            require_url(self.url, "image.url")
         if self.media_id is not None:
-            _require_text(self.media_id, "image.media_id")
+            require_text(self.media_id, "image.media_id")
         if self.data is not None:
             data = bytes(self.data)
             object.__setattr__(self, "data", data)
@@ -140,13 +156,13 @@ class Image(Message):
         return {"msgtype": "image", "image": body}
 
     @classmethod
-    def from_payload(cls, payload: Mapping[str, typing.Any]) -> Image:
-        body = _section(payload, "image")
+    def _from_json(cls, root: JSONObject) -> Image:
+        body = root.object("image")
         return cls(
-            url=body.get("picURL") or body.get("photoURL"),
-            media_id=body.get("mediaId") or body.get("media_id"),
-            data=_decode_data(body, "image"),
-            filename=body.get("fileName"),
+            url=_first(body, "picURL", "photoURL", url=True),
+            media_id=_first(body, "mediaId", "media_id"),
+            data=_decode_data(body),
+            filename=body.optional_text("fileName"),
         )
 
     def searchable_text(self) -> str:
@@ -182,9 +198,9 @@ class File(Message):
     def __post_init__(self) -> None:
         _one_source("file", {"media_id": self.media_id, "data": self.data})
         if self.media_id is not None:
-            _require_text(self.media_id, "file.media_id")
+            require_text(self.media_id, "file.media_id")
         if self.name is not None:
-            _require_text(self.name, "file.name")
+            require_text(self.name, "file.name")
         if self.data is not None:
             data = bytes(self.data)
             object.__setattr__(self, "data", data)
@@ -227,12 +243,12 @@ class File(Message):
         return {"msgtype": "file", "file": body}
 
     @classmethod
-    def from_payload(cls, payload: Mapping[str, typing.Any]) -> File:
-        body = _section(payload, "file")
+    def _from_json(cls, root: JSONObject) -> File:
+        body = root.object("file")
         return cls(
-            media_id=body.get("mediaId") or body.get("media_id"),
-            name=body.get("fileName"),
-            data=_decode_data(body, "file"),
+            media_id=_first(body, "mediaId", "media_id"),
+            name=body.optional_text("fileName"),
+            data=_decode_data(body),
         )
 
     def searchable_text(self) -> str:
@@ -245,6 +261,29 @@ class File(Message):
         if self.data is not None:
             return f"File(name={self.name!r}, {len(self.data):,} bytes)"
         return f"File(media_id={self.media_id!r}, name={self.name!r})"
+
+
+def _optional(parent: JSONObject, key: str) -> JSONObject:
+    """An optional part of an OA message; an absent one reads as empty."""
+    return parent.optional_object(key) or JSONObject({}, parent.at(key), [])
+
+
+def _count(body: JSONObject, key: str) -> int | None:
+    # to_payload writes file_count as a string of digits (§4.1); a JSON integer is taken too.
+    value = body.get(key)
+    if value is None or value == "":
+        return None
+    if type(value) is int and value >= 0:
+        return value
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return int(value)
+    pointer = body.at(key)
+    raise InvalidMessage(
+        f'{field_name(pointer)}: must be a whole number such as "3", got {value!r}',
+        field=field_name(pointer),
+        rule="a whole number",
+        pointer=pointer,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,9 +321,9 @@ class OA(Message):
     author: str | None = None
 
     def __post_init__(self) -> None:
-        _require_url(self.message_url, "oa.message_url")
+        require_url(self.message_url, "oa.message_url")
         if self.pc_message_url is not None:
-            _require_url(self.pc_message_url, "oa.pc_message_url")
+            require_url(self.pc_message_url, "oa.pc_message_url")
         for name, color in (("head.bgcolor", self.head_bgcolor), ("status_bar", self.status_bg)):
             if color is not None and not _COLOR_RE.fullmatch(color):
                 raise InvalidMessage(
@@ -331,32 +370,35 @@ class OA(Message):
         return {"msgtype": "oa", "oa": oa}
 
     @classmethod
-    def from_payload(cls, payload: Mapping[str, typing.Any]) -> OA:
-        oa = _section(payload, "oa")
-        head = _mapping(oa.get("head") or {}, "oa.head")
-        status = _mapping(oa.get("status_bar") or {}, "oa.status_bar")
-        body = _mapping(oa.get("body") or {}, "oa.body")
-        rich = _mapping(body.get("rich") or {}, "oa.body.rich")
-        rows = body.get("form") or []
-        if not isinstance(rows, list):
-            raise InvalidMessage("oa.body.form: must be a list", field="oa.body.form")
-        form = [OAField(str(r.get("key", "")), str(r.get("value", ""))) for r in rows]
-        file_count = body.get("file_count")
+    def _from_json(cls, root: JSONObject) -> OA:
+        oa = root.object("oa")
+        message_url = oa.url("message_url")
+        pc_message_url = oa.optional_url("pc_message_url")
+        head, status, body = (
+            _optional(oa, "head"),
+            _optional(oa, "status_bar"),
+            _optional(oa, "body"),
+        )
+        rich = _optional(body, "rich")
+        form = [
+            OAField(row.optional_text("key") or "", row.optional_text("value") or "")
+            for row in body.objects("form")
+        ]
         return cls(
-            message_url=oa.get("message_url", ""),
-            pc_message_url=oa.get("pc_message_url"),
-            head_text=str(head.get("text", "")),
-            head_bgcolor=str(head.get("bgcolor", "FFBBBBBB")),
-            status_value=status.get("status_value"),
-            status_bg=status.get("status_bg"),
-            title=body.get("title"),
+            message_url=message_url,
+            pc_message_url=pc_message_url,
+            head_text=head.optional_text("text") or "",
+            head_bgcolor=head.optional_text("bgcolor") or "FFBBBBBB",
+            status_value=status.optional_text("status_value"),
+            status_bg=status.optional_text("status_bg"),
+            title=body.optional_text("title"),
             form=form,
-            rich_num=rich.get("num"),
-            rich_unit=rich.get("unit") or None,
-            content=body.get("content"),
-            image=body.get("image"),
-            file_count=int(file_count) if file_count not in (None, "") else None,
-            author=body.get("author"),
+            rich_num=rich.optional_text("num"),
+            rich_unit=rich.optional_text("unit") or None,
+            content=body.optional_text("content"),
+            image=body.optional_text("image"),
+            file_count=_count(body, "file_count"),
+            author=body.optional_text("author"),
         )
 
     def searchable_text(self) -> str:

@@ -10,6 +10,14 @@ from dataclasses import KW_ONLY, dataclass
 
 from dingpush._errors import InvalidMessage
 
+from ._fields import (
+    JSONObject,
+    UnknownField,
+    require_text,
+    require_unicode,
+    require_url,
+)
+
 __all__ = [
     "ActionCard",
     "At",
@@ -27,26 +35,6 @@ __all__ = [
 MAX_MENTIONS = 50
 
 Orientation = typing.Literal["vertical", "horizontal"]
-_URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:\S+$")
-
-
-def _require_text(value: object, field: str) -> None:
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidMessage(
-            f"{field}: empty, but DingTalk requires it (protocol §1.3)",
-            field=field,
-            rule="required",
-        )
-
-
-def _require_url(value: object, field: str) -> None:
-    _require_text(value, field)
-    if not _URL_RE.match(typing.cast(str, value)):
-        raise InvalidMessage(
-            f"{field}: must be an absolute URL such as https://example.com/page, got {value!r}",
-            field=field,
-            rule="absolute URL",
-        )
 
 
 def _strings(value: str | Sequence[str]) -> tuple[str, ...]:
@@ -74,6 +62,7 @@ class At:
                         field=field,
                         rule="non-empty string",
                     )
+                require_unicode(value, field)
         count = len(self.mobiles) + len(self.user_ids)
         if count > MAX_MENTIONS:
             raise InvalidMessage(
@@ -100,11 +89,8 @@ class At:
 
     @classmethod
     def from_payload(cls, payload: Mapping[str, typing.Any]) -> At:
-        return cls(
-            mobiles=payload.get("atMobiles") or (),
-            user_ids=payload.get("atUserIds") or payload.get("atDingtalkIds") or (),
-            all=bool(payload.get("isAtAll", False)),
-        )
+        """Read an ``at`` object (protocol §1.3) strictly; see :func:`parse_message`."""
+        return _read_at(JSONObject(payload, "/at", []))
 
     def merged(self, other: At | None) -> At:
         """Return the union of two mention sets, keeping first-seen order."""
@@ -154,6 +140,11 @@ class Message:
 
     @classmethod
     def from_payload(cls, payload: Mapping[str, typing.Any]) -> Message:
+        """Read this type's JSON form strictly (see :func:`parse_message`)."""
+        return cls._from_json(JSONObject(payload, "", []))
+
+    @classmethod
+    def _from_json(cls, root: JSONObject) -> Message:
         raise NotImplementedError
 
     @property
@@ -195,7 +186,7 @@ class Text(Message):
     at: At | None = None
 
     def __post_init__(self) -> None:
-        _require_text(self.content, "text.content")
+        require_text(self.content, "text.content")
 
     @property
     def mentions(self) -> At | None:
@@ -211,9 +202,8 @@ class Text(Message):
         return payload
 
     @classmethod
-    def from_payload(cls, payload: Mapping[str, typing.Any]) -> Text:
-        body = _section(payload, "text")
-        return cls(body.get("content", ""), at=_parse_at(payload))
+    def _from_json(cls, root: JSONObject) -> Text:
+        return cls(root.object("text").text("content"), at=_parse_at(root))
 
     def searchable_text(self) -> str:
         return self.content
@@ -234,8 +224,8 @@ class Markdown(Message):
     at: At | None = None
 
     def __post_init__(self) -> None:
-        _require_text(self.title, "markdown.title")
-        _require_text(self.text, "markdown.text")
+        require_text(self.title, "markdown.title")
+        require_text(self.text, "markdown.text")
 
     @property
     def mentions(self) -> At | None:
@@ -246,7 +236,7 @@ class Markdown(Message):
         cls, title: str, image_url: str, *, text: str = "", at: At | None = None
     ) -> Markdown:
         """Show an image by URL through a webhook robot, which cannot upload files."""
-        _require_url(image_url, "image_url")
+        require_url(image_url, "image_url")
         body = f"![{title}]({image_url})"
         return cls(title, f"{text}\n\n{body}" if text else body, at=at)
 
@@ -263,9 +253,9 @@ class Markdown(Message):
         return payload
 
     @classmethod
-    def from_payload(cls, payload: Mapping[str, typing.Any]) -> Markdown:
-        body = _section(payload, "markdown")
-        return cls(body.get("title", ""), body.get("text", ""), at=_parse_at(payload))
+    def _from_json(cls, root: JSONObject) -> Markdown:
+        body = root.object("markdown")
+        return cls(body.text("title"), body.text("text"), at=_parse_at(root))
 
     def searchable_text(self) -> str:
         return f"{self.title}\n{self.text}"
@@ -289,11 +279,11 @@ class Link(Message):
 
     def __post_init__(self, at: At | None) -> None:
         _refuse_mentions("link", at)
-        _require_text(self.title, "link.title")
-        _require_text(self.text, "link.text")
-        _require_url(self.message_url, "link.messageUrl")
+        require_text(self.title, "link.title")
+        require_text(self.text, "link.text")
+        require_url(self.message_url, "link.messageUrl")
         if self.pic_url is not None:
-            _require_url(self.pic_url, "link.picUrl")
+            require_url(self.pic_url, "link.picUrl")
 
     def to_payload(self) -> dict[str, typing.Any]:
         link = {"title": self.title, "text": self.text, "messageUrl": self.message_url}
@@ -302,14 +292,14 @@ class Link(Message):
         return {"msgtype": "link", "link": link}
 
     @classmethod
-    def from_payload(cls, payload: Mapping[str, typing.Any]) -> Link:
-        body = _section(payload, "link")
+    def _from_json(cls, root: JSONObject) -> Link:
+        body = root.object("link")
         return cls(
-            body.get("title", ""),
-            body.get("text", ""),
-            body.get("messageUrl", ""),
-            body.get("picUrl") or None,
-            at=_parse_at(payload),
+            body.text("title"),
+            body.text("text"),
+            body.url("messageUrl"),
+            body.optional_url("picUrl"),
+            at=_parse_at(root),
         )
 
     def searchable_text(self) -> str:
@@ -327,8 +317,8 @@ class Button:
     url: str
 
     def __post_init__(self) -> None:
-        _require_text(self.title, "button.title")
-        _require_url(self.url, "button.url")
+        require_text(self.title, "button.title")
+        require_url(self.url, "button.url")
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,8 +345,8 @@ class ActionCard(Message):
                 rule="no mentions in actionCard",
             )
         object.__setattr__(self, "buttons", tuple(self.buttons))
-        _require_text(self.title, "actionCard.title")
-        _require_text(self.text, "actionCard.text")
+        require_text(self.title, "actionCard.title")
+        require_text(self.text, "actionCard.text")
         if self.button is None and not self.buttons:
             raise InvalidMessage(
                 "actionCard.btns: give button=Button(title, url) for a whole-card jump or "
@@ -392,20 +382,23 @@ class ActionCard(Message):
         return {"msgtype": "actionCard", "actionCard": card}
 
     @classmethod
-    def from_payload(cls, payload: Mapping[str, typing.Any]) -> ActionCard:
-        body = _section(payload, "actionCard")
+    def _from_json(cls, root: JSONObject) -> ActionCard:
+        body = root.object("actionCard")
+        title, text = body.text("title"), body.text("text")
         button = None
-        if body.get("singleTitle") or body.get("singleURL"):
-            button = Button(body.get("singleTitle", ""), body.get("singleURL", ""))
-        buttons = () if button else tuple(_buttons(body.get("btns")))
+        if body.optional_text("singleTitle") or body.optional_text("singleURL"):
+            button = Button(body.text("singleTitle"), body.url("singleURL"))
+        # DingTalk ignores btns when singleTitle/singleURL are set (protocol §1.3).
+        items = body.objects("btns") if button is None else []
+        buttons = [Button(item.text("title"), item.url("actionURL")) for item in items]
         return cls(
-            body.get("title", ""),
-            body.get("text", ""),
+            title,
+            text,
             button=button,
             buttons=buttons,
-            orientation="horizontal" if str(body.get("btnOrientation", "0")) == "1" else "vertical",
-            hide_avatar=str(body.get("hideAvatar", "0")) == "1",
-            at=_parse_at(payload),
+            orientation="horizontal" if body.flag("btnOrientation") else "vertical",
+            hide_avatar=body.flag("hideAvatar"),
+            at=_parse_at(root),
         )
 
     def searchable_text(self) -> str:
@@ -425,9 +418,9 @@ class FeedItem:
     pic_url: str
 
     def __post_init__(self) -> None:
-        _require_text(self.title, "feedCard.links.title")
-        _require_url(self.message_url, "feedCard.links.messageURL")
-        _require_url(self.pic_url, "feedCard.links.picURL")
+        require_text(self.title, "feedCard.links.title")
+        require_url(self.message_url, "feedCard.links.messageURL")
+        require_url(self.pic_url, "feedCard.links.picURL")
 
 
 @dataclass(frozen=True, slots=True)
@@ -457,16 +450,13 @@ class FeedCard(Message):
         return {"msgtype": "feedCard", "feedCard": {"links": links}}
 
     @classmethod
-    def from_payload(cls, payload: Mapping[str, typing.Any]) -> FeedCard:
-        links = _section(payload, "feedCard").get("links") or []
-        if not isinstance(links, list):
-            raise _shape_error("feedCard.links", "a list")
-        entries = [_mapping(link, "feedCard.links") for link in links]
+    def _from_json(cls, root: JSONObject) -> FeedCard:
+        links = root.object("feedCard").objects("links")
         items = [
-            FeedItem(e.get("title", ""), e.get("messageURL", ""), e.get("picURL", ""))
-            for e in entries
+            FeedItem(link.text("title"), link.url("messageURL"), link.url("picURL"))
+            for link in links
         ]
-        return cls(items, at=_parse_at(payload))
+        return cls(items, at=_parse_at(root))
 
     def searchable_text(self) -> str:
         return "\n".join(i.title for i in self.items)
@@ -478,48 +468,50 @@ class FeedCard(Message):
         return FeedCard([dataclasses.replace(first, title=f"{first.title} {keyword}"), *rest])
 
 
-def parse_message(payload: Mapping[str, typing.Any]) -> Message:
-    """Parse a robot webhook body (protocol §1.3) into its message model."""
-    if not isinstance(payload, Mapping):
-        raise _shape_error("message", "a JSON object")
-    msgtype = payload.get("msgtype")
-    cls = Message._registry.get(msgtype) if isinstance(msgtype, str) else None
+def parse_message(
+    payload: Mapping[str, typing.Any], *, unknown: list[UnknownField] | None = None
+) -> Message:
+    """Parse a robot webhook body (protocol §1.3), or an app message's JSON form, strictly.
+
+    Every field must have its JSON type: strings are strings, ``isAtAll`` is ``true`` or
+    ``false``, mention lists are lists of strings, ``btnOrientation``/``hideAvatar`` are
+    ``"0"`` or ``"1"`` (the integers 0 and 1, which DingtalkChatbot sends, too). Nothing is
+    converted by truthiness: ``"isAtAll": "false"`` is refused, not read as ``true``. A
+    violation raises :class:`InvalidMessage` whose ``pointer`` is the JSON pointer of the
+    value and ``rule`` the rule it breaks. ``null`` stands for a field that is not given.
+
+    Fields the message type does not have are ignored, as DingTalk ignores them; pass a list
+    as ``unknown`` to get them (:class:`UnknownField`, in pointer order), so a typo such as
+    ``isAtALL`` is seen.
+    """
+    root = JSONObject(payload, "", [])
+    msgtype = root.optional_text("msgtype")
+    cls = Message._registry.get(msgtype) if msgtype is not None else None
     if cls is None:
         known = ", ".join(sorted(Message._registry, key=str.casefold))
         raise InvalidMessage(
             f"msgtype: {msgtype!r} is not a message type dingpush knows; use one of {known}",
             field="msgtype",
             rule=f"one of {known}",
+            pointer="/msgtype",
         )
-    return cls.from_payload(payload)
+    root.optional_text("msgUuid")  # DingTalk's idempotency key (§1.1): read by the sender
+    message = cls._from_json(root)
+    if unknown is not None:
+        unknown.extend(root.unread())
+    return message
 
 
-def _section(payload: Mapping[str, typing.Any], key: str) -> Mapping[str, typing.Any]:
-    return _mapping(payload.get(key), key)
+def _parse_at(root: JSONObject) -> At | None:
+    at = root.optional_object("at")
+    return None if at is None else (_read_at(at) or None)
 
 
-def _mapping(value: object, field: str) -> Mapping[str, typing.Any]:
-    if not isinstance(value, Mapping):
-        raise _shape_error(field, "a JSON object")
-    return value
-
-
-def _shape_error(field: str, expected: str) -> InvalidMessage:
-    return InvalidMessage(f"{field}: must be {expected}", field=field, rule=expected)
-
-
-def _parse_at(payload: Mapping[str, typing.Any]) -> At | None:
-    at = payload.get("at")
-    if at is None:
-        return None
-    return At.from_payload(_mapping(at, "at")) or None
-
-
-def _buttons(value: object) -> typing.Iterator[Button]:
-    if value is None:
-        return
-    if not isinstance(value, list):
-        raise _shape_error("actionCard.btns", "a list")
-    for item in value:
-        button = _mapping(item, "actionCard.btns")
-        yield Button(button.get("title", ""), button.get("actionURL", ""))
+def _read_at(at: JSONObject) -> At:
+    user_ids = at.strings("atUserIds")
+    legacy = at.strings("atDingtalkIds")  # old clients' name for atUserIds (protocol §1.3)
+    return At(
+        mobiles=at.strings("atMobiles"),
+        user_ids=tuple(dict.fromkeys((*user_ids, *legacy))),
+        all=at.boolean("isAtAll"),
+    )

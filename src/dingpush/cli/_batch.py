@@ -44,6 +44,8 @@ class Line:
     msg_uuid: str | None = None
     error: str = ""
     exit_code: int = 0
+    #: Fields the line's message has but its type does not (ignored), in words.
+    warnings: list[str] = field(default_factory=list)
     result: dict[str, object] = field(default_factory=dict)
     sent: bool = False
     attempted: bool = False
@@ -79,6 +81,8 @@ class Line:
             data.update(self.result, waited=round(self.waited, 3))
         elif self.error:
             data.update(error=self.error, exit_code=self.exit_code)
+        if self.warnings:
+            data["warnings"] = self.warnings
         return data
 
 
@@ -109,10 +113,14 @@ def read_lines(path: pathlib.Path) -> list[Line]:
 
 def parse_line(line: Line, resolve: typing.Callable[[str | None], Target]) -> None:
     """Turn a line into its target and message, or record why it cannot be sent."""
-    from dingpush import Text, parse_message
+    from dingpush import Text, UnknownField, parse_message
+    from dingpush.lowlevel import load_json
 
     try:
-        document = json.loads(line.text)
+        document = load_json(line.text)
+    except InvalidMessage as exc:  # nested too deeply, or a lone surrogate
+        line.fail(exc)
+        return
     except ValueError as exc:
         line.fail(f"not JSON: {exc}")
         return
@@ -137,14 +145,16 @@ def parse_line(line: Line, resolve: typing.Callable[[str | None], Target]) -> No
             return
     elif isinstance(body, dict):
         line.msg_uuid = body.get("msgUuid")
+    ignored: list[UnknownField] = []
     try:
         line.target = resolve(to)
         if isinstance(body, str):
             line.message = Text(body)
         else:
-            line.message = parse_message(body)
+            line.message = parse_message(body, unknown=ignored)
     except DingPushError as exc:
         line.fail(exc)
+    line.warnings = [str(field) for field in ignored]
 
 
 class Senders:
@@ -319,6 +329,9 @@ def run_batch(
         if isinstance(line.target, RobotTarget) and line.message is not None:
             webhook = line.target.webhook
             line.message = apply_defaults(line.message, webhook.mentions, webhook.markdown)
+        if not (as_json or quiet):
+            for warning in line.warnings:
+                state.err(f"line {line.number}: warning: {warning}")
     started = time.monotonic()
     if dry_run:
         return dry_run_summary(state, lines, as_json=as_json, delivery=delivery)
@@ -359,6 +372,7 @@ def dry_run_summary(state: State, lines: list[Line], *, as_json: bool, delivery:
                     {"line": line.number, "ok": not line.error, **line.result}
                     | ({"target": line.target.name} if line.target else {})
                     | ({"error": line.error} if line.error else {})
+                    | ({"warnings": line.warnings} if line.warnings else {})
                     for line in lines
                 ],
             }

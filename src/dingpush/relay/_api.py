@@ -21,10 +21,13 @@ from ._bulk_retry import from_json, retry_dead_letters
 from ._http import (
     HTTPProblem,
     authorized,
+    cross_site,
+    escape_pointer,
     json_answer,
     parse_json,
     problem,
     read_body,
+    require_json,
     unauthorized,
 )
 from ._ingress import robot_send as _ingress
@@ -96,11 +99,31 @@ def _store_unavailable(exc: StoreUnavailable, relay: Relay) -> HTTPProblem:
     )
 
 
+def _guard(endpoint: Endpoint, relay: Relay, request: Request) -> None:
+    """Refuse what a web page could make the user's browser send to a relay without tokens."""
+    if not relay.settings.api_tokens:
+        why = cross_site(request, relay.hosts)
+        if why is not None:
+            raise HTTPProblem(
+                403,
+                f"refused: this request comes from another site ({why}), and this relay has no "
+                "API tokens, so a web page must not change anything through it. Call it from "
+                "a tool, or set api_tokens in [relay] and send Authorization: Bearer …",
+            )
+    if endpoint.body is not None:
+        require_json(request)
+
+
 def _wrap(endpoint: Endpoint, relay: Relay) -> Callable[[Request], Awaitable[Response]]:
+    # The ingress answers in DingTalk's format and checks the same things itself.
+    guarded = endpoint.method != "GET" and endpoint.tag != "ingress"
+
     async def serve(request: Request) -> Response:
         try:
             if endpoint.auth and not authorized(request, relay.settings.api_tokens):
                 raise unauthorized()
+            if guarded:
+                _guard(endpoint, relay, request)
             return await endpoint.handler(relay, request)
         except HTTPProblem as exc:
             return problem(exc)
@@ -139,7 +162,9 @@ async def _body(relay: Relay, request: Request) -> typing.Any:
     return parse_json(await read_body(request, relay.settings.max_body))
 
 
-def _envelope(relay: Relay, item: object, where: str = "") -> Accepted:
+def _envelope(
+    relay: Relay, item: object, warnings: list[dict[str, str]], where: str = ""
+) -> Accepted:
     if not isinstance(item, dict):
         raise HTTPProblem(
             400, 'the body must be a JSON object: {"target": …, "message": {…}}', pointer=where
@@ -147,15 +172,50 @@ def _envelope(relay: Relay, item: object, where: str = "") -> Accepted:
     if "message" not in item:
         raise HTTPProblem(400, "message is missing", pointer=f"{where}/message")
     target = relay.target(item.get("target"), f"{where}/target")
-    return relay.check(target, item["message"], f"{where}/message")
+    accepted = relay.check(target, item["message"], f"{where}/message")
+    if "msgUuid" in item["message"]:
+        warnings.append(
+            {
+                "pointer": f"{where}/message/msgUuid",
+                "detail": "msgUuid is ignored: the relay sends the message with its own id as "
+                "msgUuid; to make your retries safe, send an Idempotency-Key header "
+                "(idempotency_key in a batch)",
+            }
+        )
+    for unknown in accepted.unknown:
+        warnings.append({"pointer": f"{where}/message{unknown.pointer}", "detail": str(unknown)})
+    envelope = ("target", "message", "idempotency_key") if where else ("target", "message")
+    _warn_unknown(warnings, item, envelope, where)
+    return accepted
+
+
+def _warn_unknown(
+    warnings: list[dict[str, str]], body: Mapping[str, object], known: Sequence[str], where: str
+) -> None:
+    for key in body:
+        if key not in known:
+            warnings.append(
+                {
+                    "pointer": f"{where}/{escape_pointer(key)}",
+                    "detail": f"{key!r} is not a field of the request and was ignored; "
+                    f"the fields are {', '.join(known)}",
+                }
+            )
 
 
 async def send_message(relay: Relay, request: Request) -> Response:
     key = _key(request)
-    accepted = _envelope(relay, await _body(relay, request))
+    warnings: list[dict[str, str]] = []
+    accepted = _envelope(relay, await _body(relay, request), warnings)
     answer = await relay.enqueue(accepted, key)
     return json_answer(
-        {"id": answer.id, "status": "queued", "duplicate": not answer.created}, status=202
+        {
+            "id": answer.id,
+            "status": "queued",
+            "duplicate": not answer.created,
+            "warnings": warnings,
+        },
+        status=202,
     )
 
 
@@ -170,10 +230,12 @@ async def send_batch(relay: Relay, request: Request) -> Response:
         raise HTTPProblem(
             400, f"a batch carries 1 to {MAX_BATCH} messages, not {len(items)}", pointer="/messages"
         )
+    warnings: list[dict[str, str]] = []
+    _warn_unknown(warnings, body, ("messages",), "")
     batch: list[tuple[Accepted, str | None]] = []
     for index, item in enumerate(items):
         where = f"/messages/{index}"
-        accepted = _envelope(relay, item, where)
+        accepted = _envelope(relay, item, warnings, where)
         key = item.get("idempotency_key")
         if key is not None and (not isinstance(key, str) or not 0 < len(key) <= _KEY_MAX):
             raise HTTPProblem(
@@ -188,6 +250,7 @@ async def send_batch(relay: Relay, request: Request) -> Response:
             "ids": [a.id for a in answers],
             "duplicates": [not a.created for a in answers],
             "status": "queued",
+            "warnings": warnings,
         },
         status=202,
     )
@@ -275,17 +338,16 @@ async def healthz(relay: Relay, request: Request) -> Response:
 
 
 async def readyz(relay: Relay, request: Request) -> Response:
+    """Ready: started, delivering, and a real write to the outbox commits (probed at most
+    once every ``Relay.probe_interval`` seconds, so a full disk or an immutable file shows)."""
     if not relay.started or not relay.dispatcher.running:
         raise HTTPProblem(503, "not ready: the relay is starting or stopping")
-    try:
-        await relay.store.ping()
-    except StoreUnavailable as exc:
+    why = await relay.outbox_problem()
+    if why is not None:
         # Not the wording of a refused write ("nothing was stored"): a probe stores nothing.
         raise HTTPProblem(
-            503,
-            f"not ready: the outbox cannot take writes: {relay.redact(str(exc))}",
-            headers={"Retry-After": "1"},
-        ) from None
+            503, f"not ready: the outbox cannot take writes: {why}", headers={"Retry-After": "1"}
+        )
     return json_answer({"status": "ready"})
 
 

@@ -15,12 +15,13 @@ from collections.abc import AsyncIterator, Sequence
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from ._api import ENDPOINTS, routes
-from ._http import HTTPProblem, problem
+from ._http import HostGuard, HTTPProblem, problem
 from ._openapi import docs_page, document
 from ._relay import Relay
 from ._sandbox import EMULATOR_PREFIX, emulator_app
@@ -79,6 +80,7 @@ def create_app(
     app = Starlette(
         routes=app_routes,
         lifespan=lifespan,
+        middleware=[Middleware(HostGuard, hosts=relay.hosts)],
         exception_handlers={
             HTTPException: _http_error,
             Exception: _unexpected,

@@ -91,6 +91,12 @@ RELAY = Table(
         Field("shutdown_deadline", DURATION),
         Field("retention", DURATION),
         Field("give_up_after", DURATION, rule=_positive, fix='write e.g. "24h"'),
+        Field(
+            "allowed_hosts",
+            STRINGS,
+            help='the names clients reach the relay by, beyond its own (["*"]: any)',
+        ),
+        Field("public_url", NONEMPTY, help="the URL the relay is reached at, e.g. behind a proxy"),
     ),
     extra=("retry", "targets"),
     unknown="unknown setting",
@@ -145,8 +151,9 @@ def _settings(
             values["retry"] = _attempt(
                 reader, ("relay", "retry"), lambda: dataclasses.replace(RELAY_RETRY, **changes)
             )
-    if "api_tokens" in values:
-        values["api_tokens"] = tuple(values["api_tokens"])
+    for key in ("api_tokens", "allowed_hosts"):
+        if key in values:
+            values[key] = tuple(values[key])
     if host is not None:
         values["host"] = host
     if port is not None:

@@ -24,7 +24,7 @@ from dingpush.web import STATIC_PACKAGE, MessageRenderer, create_environment, fi
 
 from ._api import message_detail, message_page, retry_failed
 from ._bulk_retry import from_form, retry_dead_letters
-from ._dashboard_auth import DashboardAuth, Session, safe_next, same_site
+from ._dashboard_auth import DashboardAuth, Session, safe_next
 from ._dashboard_views import (
     attempt_rows,
     channel_payload,
@@ -141,7 +141,7 @@ class _Dashboard:
         self.relay = relay
         self.links = tuple(links)
         self.poll_ms = poll_ms
-        self.auth = DashboardAuth(relay.settings.api_tokens, clock=relay.clock)
+        self.auth = DashboardAuth(relay.settings.api_tokens, hosts=relay.hosts, clock=relay.clock)
         self.environment = create_environment()
         self.renderer = MessageRenderer(environment=self.environment)
 
@@ -400,7 +400,7 @@ class _Dashboard:
         next_url = safe_next(form.get("next"), _Urls(request).root)
         if not self.auth.required:
             return RedirectResponse(next_url, status_code=303)
-        if not same_site(request):
+        if not self.auth.same_site(request):
             return self._forbidden(request)
         session_id = self.auth.sign_in(form.get("token", "").strip())
         if session_id is None:

@@ -24,7 +24,7 @@ from starlette.responses import Response
 from dingpush import Clock
 from dingpush.lowlevel import SYSTEM_CLOCK
 
-from ._http import token_matches
+from ._http import LOOPBACK_NAMES, RelayHosts, cross_site, own_page, token_matches
 
 __all__ = ["COOKIE", "DashboardAuth", "Session", "safe_next"]
 
@@ -54,6 +54,9 @@ class DashboardAuth:
 
     Args:
         tokens: The relay's API tokens; none means the dashboard is open (no sign-in).
+        hosts: The relay's names and own origins (``Relay.hosts``; loopback names when
+            omitted): a form is accepted only from a page at one of them, whatever the
+            request's ``Host`` says.
         clock: Where time comes from (sessions expire after ``lifetime`` seconds).
         lifetime: How long a sign-in lasts.
     """
@@ -62,10 +65,12 @@ class DashboardAuth:
         self,
         tokens: Sequence[str],
         *,
+        hosts: RelayHosts | None = None,
         clock: Clock | None = None,
         lifetime: float = SESSION_LIFETIME,
     ) -> None:
         self._tokens = tuple(tokens)
+        self._hosts = hosts or RelayHosts(frozenset(LOOPBACK_NAMES))
         self._clock = clock or SYSTEM_CLOCK
         self._lifetime = lifetime
         self._sessions: dict[str, Session] = {}
@@ -152,31 +157,26 @@ class DashboardAuth:
     def form_allowed(self, request: Request, session: Session, form: dict[str, str]) -> bool:
         """Whether a form post comes from this dashboard's own page in this session."""
         given = form.get("csrf", "")
-        return same_site(request) and hmac.compare_digest(given.encode(), session.csrf.encode())
+        return self.same_site(request) and hmac.compare_digest(
+            given.encode(), session.csrf.encode()
+        )
 
+    def same_site(self, request: Request) -> bool:
+        """False when the browser says the request comes from another site.
 
-def same_site(request: Request) -> bool:
-    """False when the browser says the request comes from another site (Origin, Fetch Metadata).
-
-    Browsers send ``Origin`` with every form post; a request without it (a tool, not a
-    browser) still needs the session's CSRF token.
-    """
-    if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
-        return False
-    origin = request.headers.get("origin")
-    if origin is None:
-        referer = request.headers.get("referer")
-        if referer is None:
-            return True
-        parts = urllib.parse.urlsplit(referer)
-        origin = f"{parts.scheme}://{parts.netloc}"
-    return origin == own_origin(request)
-
-
-def own_origin(request: Request) -> str:
-    """The origin the browser sees this relay at (``http://127.0.0.1:8080``)."""
-    host = request.headers.get("host") or request.url.netloc
-    return f"{request.url.scheme}://{host}"
+        ``Origin`` (or, without it, ``Referer``) must be one of the relay's own origins, which
+        come from its settings (``RelayHosts``), never from the request's ``Host``: a
+        DNS-rebinding page sends its own name there. Browsers send ``Origin`` with every form
+        post; a request without it (a tool, not a browser) still needs the CSRF token.
+        """
+        if cross_site(request, self._hosts) is not None:
+            return False
+        if request.headers.get("origin") is None:
+            referer = request.headers.get("referer")
+            if referer is not None:
+                parts = urllib.parse.urlsplit(referer)
+                return own_page(request, self._hosts, f"{parts.scheme}://{parts.netloc}")
+        return True
 
 
 def safe_next(value: str | None, root: str) -> str:

@@ -19,7 +19,7 @@ from starlette.responses import Response
 
 from dingpush import sign
 
-from ._http import BodyTooLarge, HTTPProblem, read_body
+from ._http import BodyTooLarge, HTTPProblem, cross_site, parse_json, read_body, require_json
 from ._relay import Relay
 from .stores import StoreUnavailable
 
@@ -35,6 +35,8 @@ def _reply(errcode: int, errmsg: str, status: int = 200, **extra: typing.Any) ->
         json.dumps(body, ensure_ascii=False, separators=(",", ":")),
         status_code=status,
         media_type="application/json",
+        # A 503 says when to come back, as the API's does: senders that honour it wait.
+        headers={"Retry-After": "1"} if status == 503 else None,
     )
 
 
@@ -60,21 +62,36 @@ async def robot_send(relay: Relay, request: Request) -> Response:
         why = _signature_error(secret, query, int(relay.clock.time() * 1000))
         if why is not None:
             return _reply(310000, why)
+    if not relay.settings.api_tokens:
+        # An ingress token is no secret from a page the user opens when it is the sandbox's;
+        # a browser's cross-site post is refused like a failed security check (310000).
+        why = cross_site(request, relay.hosts)
+        if why is not None:
+            return _reply(310000, f"security check failed: cross-site request refused ({why})")
+    try:
+        require_json(request)
+    except HTTPProblem:
+        # DingTalk takes a JSON body (protocol §1.1); 43004 is its answer to any other (§1.6).
+        declared = request.headers.get("content-type") or "none"
+        return _reply(
+            43004, f"无效的HTTP HEADER Content-Type: send application/json, not {declared!r}"
+        )
     try:
         body = await read_body(request, relay.settings.max_body)
     except BodyTooLarge:
         return _reply(460101, f"body too large: over the relay's {relay.settings.max_body} bytes")
+    # A body DingTalk could not take is 40035 缺少参数 json, an unknown msgtype 400105 and an
+    # oversized one 460101 (protocol §1.6); wrong JSON types (strict, see parse_message) are
+    # refused with 40035 too. Unknown fields are ignored, as DingTalk seems to (§9.6).
     try:
-        payload = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return _reply(40035, f"缺少参数 json: the body is not a JSON object ({exc})")
-    try:
+        payload = parse_json(body)
         accepted = relay.check(target, payload, "")
     except HTTPProblem as exc:
-        code = 400105 if exc.field == "msgtype" else 40035
+        # Only a msgtype dingpush does not know is 400105; one that is not text at all is 40035.
+        code = 400105 if exc.status == 422 and exc.field == "msgtype" else 40035
         if exc.rule == "size limit":
             code = 460101
-        return _reply(code, exc.detail)
+        return _reply(code, exc.detail if code != 40035 else f"缺少参数 json: {exc.detail}")
     key = request.headers.get("idempotency-key") or None
     msg_uuid = payload.get("msgUuid") if isinstance(payload, dict) else None
     if key is None and isinstance(msg_uuid, str) and msg_uuid:

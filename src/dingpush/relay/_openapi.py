@@ -12,6 +12,7 @@ from importlib import resources
 from dingpush import __version__
 
 from ._api import Endpoint
+from ._http import OPEN_PATHS
 from ._schemas import SCHEMAS
 
 __all__ = ["docs_page", "document"]
@@ -31,14 +32,31 @@ def _content(schema: str | None, media_type: str) -> dict[str, typing.Any]:
     return {kind: {"schema": {"$ref": f"#/components/schemas/{schema}"}}}
 
 
+def _guard_answers(endpoint: Endpoint) -> dict[int, tuple[str, str | None]]:
+    """What HostGuard and the API's guard answer on this operation (``_http``, ``_api``)."""
+    answers: dict[int, tuple[str, str | None]] = {}
+    if endpoint.path not in OPEN_PATHS:
+        answers[421] = ("The Host names no name of this relay (see allowed_hosts).", "Problem")
+    if endpoint.method != "GET" and endpoint.tag != "ingress":
+        answers[403] = (
+            "Without API tokens: a browser's request from another site (Origin, "
+            "Sec-Fetch-Site) changes nothing.",
+            "Problem",
+        )
+        if endpoint.body is not None:
+            answers[415] = ("The body is not declared as application/json.", "Problem")
+    return answers
+
+
 def _operation(endpoint: Endpoint) -> dict[str, typing.Any]:
+    responses = {**_guard_answers(endpoint), **endpoint.responses}
     operation: dict[str, typing.Any] = {
         "operationId": endpoint.operation_id,
         "summary": endpoint.summary,
         "tags": [endpoint.tag],
         "responses": {
             str(status): {"description": text, "content": _content(schema, endpoint.media_type)}
-            for status, (text, schema) in sorted(endpoint.responses.items())
+            for status, (text, schema) in sorted(responses.items())
         },
     }
     if endpoint.description:

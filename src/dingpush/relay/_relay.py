@@ -19,12 +19,13 @@ from dingpush import (
     MemoryRateLimiter,
     Message,
     MessageTooLarge,
+    UnknownField,
     parse_message,
 )
 from dingpush.lowlevel import SYSTEM_CLOCK, Redactor, install_log_redaction
 
 from ._dispatcher import Dispatcher
-from ._http import HTTPProblem, pointer
+from ._http import HTTPProblem, RelayHosts, pointer
 from ._metrics import Metrics
 from ._outage import Outage
 from ._settings import RelaySettings
@@ -36,9 +37,14 @@ from .stores import (
     NewMessage,
     OutboxMessage,
     OutboxStore,
+    StoreUnavailable,
 )
 
-__all__ = ["Accepted", "Relay"]
+__all__ = ["PROBE_INTERVAL", "Accepted", "Relay"]
+
+#: Seconds ``/readyz`` trusts its last probe of the outbox: a probe is a real commit (an
+#: fsync), which an unauthenticated endpoint must not cost on every call.
+PROBE_INTERVAL = 2.0
 
 log = logging.getLogger("dingpush.relay")
 
@@ -53,6 +59,8 @@ class Accepted:
     target: RelayTarget
     message: Message
     payload: str
+    #: Fields of the body the message type does not have (ignored), pointers from the body.
+    unknown: tuple[UnknownField, ...] = ()
 
 
 class Relay:
@@ -77,6 +85,8 @@ class Relay:
     ) -> None:
         self.targets = registry(targets)
         self.settings = settings or RelaySettings()
+        #: The names the relay answers to and its own origins (DNS rebinding, cross-site).
+        self.hosts = RelayHosts.from_settings(self.settings)
         self.clock = clock or SYSTEM_CLOCK
         self.store: OutboxStore = store if store is not None else MemoryStore(clock=self.clock)
         self.metrics = Metrics()
@@ -101,18 +111,60 @@ class Relay:
             tz=tz,
         )
         self.started = False
+        #: Seconds a probe of the outbox answers for (``/readyz``); tests set 0.
+        self.probe_interval = PROBE_INTERVAL
+        self._probed: tuple[float, str | None] | None = None
 
     def __repr__(self) -> str:
         return f"<Relay {len(self.targets)} targets, store {self.store!r}>"
 
     async def start(self) -> None:
-        """Open the outbox and start delivering."""
+        """Open the outbox, prove it takes writes, and start delivering.
+
+        An outbox that cannot commit (locked by another process, a full disk, a read-only
+        file) stops start-up with ``StoreUnavailable`` saying why, rather than a relay that
+        answers every message with 503.
+        """
         for name in _LOGGERS:
             logging.getLogger(name).addFilter(self._log_filter)
-        await self.store.open()
+        try:
+            await self.store.open()
+            try:
+                await self.store.probe()
+            except StoreUnavailable as exc:
+                await self.store.aclose()
+                raise StoreUnavailable(
+                    f"the relay cannot start: its outbox cannot take writes: {exc}"
+                ) from exc
+        except BaseException:
+            self._remove_log_filter()
+            raise
+        self._probed = (self.clock.monotonic(), None)
         await self.dispatcher.start()
         self.started = True
         log.info("relay started: %d targets", len(self.targets))
+
+    def _remove_log_filter(self) -> None:
+        for name in _LOGGERS:
+            logging.getLogger(name).removeFilter(self._log_filter)
+
+    async def outbox_problem(self) -> str | None:
+        """Why the outbox cannot take writes now, or None; a real write, once an interval.
+
+        The answer of the last :meth:`OutboxStore.probe` stands for ``probe_interval``
+        seconds; concurrent callers may probe together (group commit makes that one commit).
+        """
+        now = self.clock.monotonic()
+        if self._probed is not None and now - self._probed[0] < self.probe_interval:
+            return self._probed[1]
+        try:
+            await self.store.probe()
+        except StoreUnavailable as exc:
+            why: str | None = self.redact(str(exc))
+        else:
+            why = None
+        self._probed = (self.clock.monotonic(), why)
+        return why
 
     async def aclose(self, deadline: float | None = None) -> None:
         """Stop delivering (in-flight sends get ``deadline`` seconds), close everything."""
@@ -123,8 +175,8 @@ class Relay:
                 await target.aclose()
             await self.store.aclose()
             self.started = False
-            for name in _LOGGERS:
-                logging.getLogger(name).removeFilter(self._log_filter)
+            self._probed = None
+            self._remove_log_filter()
 
     async def __aenter__(self) -> Relay:
         await self.start()
@@ -149,11 +201,17 @@ class Relay:
         return target
 
     def check(self, target: RelayTarget, body: object, where: str = "/message") -> Accepted:
-        """Parse and check a message for ``target``; 400 for its shape, 422 for its rules."""
+        """Parse and check a message for ``target``; 400 for its shape, 422 for its rules.
+
+        Types are strict (``parse_message``): a wrong one is a 422 whose ``pointer`` names the
+        value and ``rule`` what it must be. Fields the type does not have are ignored and
+        listed in ``Accepted.unknown``.
+        """
         if not isinstance(body, Mapping):
             raise HTTPProblem(400, "message must be a JSON object", pointer=where)
+        unknown: list[UnknownField] = []
         try:
-            message = parse_message(body)
+            message = parse_message(body, unknown=unknown)
             target.check(message)
         except MessageTooLarge as exc:
             raise HTTPProblem(
@@ -161,16 +219,15 @@ class Relay:
             ) from None
         except InvalidMessage as exc:
             field = exc.field or ""
-            parts = [_FIELD_NAMES.get(p, p) for p in field.split(".") if p]
+            if exc.pointer is not None:
+                where += exc.pointer
+            else:  # a model's own rule, named after its fields
+                where += pointer(*(_FIELD_NAMES.get(p, p) for p in field.split(".") if p))
             raise HTTPProblem(
-                422,
-                self.redact(str(exc)),
-                pointer=where + pointer(*parts),
-                field=field or None,
-                rule=exc.rule,
+                422, self.redact(str(exc)), pointer=where, field=field or None, rule=exc.rule
             ) from None
         payload = json.dumps(message.to_payload(), ensure_ascii=False, separators=(",", ":"))
-        return Accepted(target, message, payload)
+        return Accepted(target, message, payload, tuple(unknown))
 
     async def enqueue(self, accepted: Accepted, idempotency_key: str | None) -> Enqueued:
         """Commit one checked message; durable when this returns."""

@@ -18,6 +18,13 @@ _URL: Schema = {"type": "string", "format": "uri", "pattern": r"^https?://\S+$"}
 _TIME: Schema = {"type": "number", "description": "Seconds since the epoch."}
 _MAYBE_TIME: Schema = {"type": ["number", "null"], "description": "Seconds since the epoch."}
 _ERRCODE: Schema = {"type": ["integer", "string", "null"]}
+# DingTalk's switches are the strings "0"/"1" (protocol §1.3); DingtalkChatbot sends 0/1.
+_FLAG: Schema = {"enum": ["0", "1", 0, 1], "description": '"0" or "1"; the integers 0 and 1 too.'}
+_WARNINGS: Schema = {
+    "type": "array",
+    "items": {"$ref": "#/components/schemas/Warning"},
+    "description": "Fields that were ignored (unknown to the message type or the request).",
+}
 
 
 def _ref(name: str) -> Schema:
@@ -60,8 +67,8 @@ _MESSAGES: dict[str, Schema] = {
                     "type": "array",
                     "items": _object(["title", "actionURL"], {"title": _TEXT, "actionURL": _URL}),
                 },
-                "btnOrientation": {"type": "string", "enum": ["0", "1"]},
-                "hideAvatar": {"type": "string", "enum": ["0", "1"]},
+                "btnOrientation": _FLAG,
+                "hideAvatar": _FLAG,
             },
         ),
     ),
@@ -150,7 +157,13 @@ SCHEMAS: dict[str, Schema] = {
         "properties": {
             "atMobiles": {"type": "array", "items": _TEXT, "maxItems": 50},
             "atUserIds": {"type": "array", "items": _TEXT, "maxItems": 50},
-            "isAtAll": {"type": "boolean"},
+            "atDingtalkIds": {
+                "type": "array",
+                "items": _TEXT,
+                "maxItems": 50,
+                "description": "Old clients' name for atUserIds.",
+            },
+            "isAtAll": {"type": "boolean", "description": "A JSON boolean; nothing else."},
         },
     },
     **_MESSAGES,
@@ -193,19 +206,28 @@ SCHEMAS: dict[str, Schema] = {
         },
     ),
     "Accepted": _object(
-        ["id", "status", "duplicate"],
+        ["id", "status", "duplicate", "warnings"],
         {
             "id": {"type": "string"},
             "status": {"type": "string", "const": "queued"},
             "duplicate": {"type": "boolean", "description": "The Idempotency-Key was seen."},
+            "warnings": _WARNINGS,
         },
     ),
     "BatchAccepted": _object(
-        ["ids", "duplicates", "status"],
+        ["ids", "duplicates", "status", "warnings"],
         {
             "ids": {"type": "array", "items": {"type": "string"}},
             "duplicates": {"type": "array", "items": {"type": "boolean"}},
             "status": {"type": "string", "const": "queued"},
+            "warnings": _WARNINGS,
+        },
+    ),
+    "Warning": _object(
+        ["pointer", "detail"],
+        {
+            "pointer": {"type": "string", "description": "JSON pointer of the ignored field."},
+            "detail": {"type": "string"},
         },
     ),
     "Problem": _object(

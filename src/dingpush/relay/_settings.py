@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import math
+import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -70,6 +71,12 @@ class RelaySettings:
         retention: Seconds delivered messages are kept (dead letters are kept until retried).
         idle_poll: The longest a dispatcher sleeps without looking at the outbox.
         stats_window: The window, in seconds, of "sent recently" in ``/v1/targets``.
+        allowed_hosts: ``Host`` names the relay answers to besides ``host``, ``localhost``,
+            ``127.0.0.1``, ``[::1]`` and ``public_url``'s; others get 421 (DNS rebinding).
+            ``"*"`` answers to any name, and needs ``api_tokens``.
+        public_url: Where browsers and callers reach the relay when that is not ``host`` and
+            ``port`` (a reverse proxy, ``https://relay.example.com``): its name is allowed and
+            its origin is the dashboard's own.
     """
 
     host: str = "127.0.0.1"
@@ -84,6 +91,8 @@ class RelaySettings:
     retention: float = 7 * 86400.0
     idle_poll: float = 5.0
     stats_window: float = 60.0
+    allowed_hosts: tuple[str, ...] = ()
+    public_url: str | None = None
 
     def __post_init__(self) -> None:
         problem = api_token_problem(self.api_tokens)
@@ -94,6 +103,18 @@ class RelaySettings:
                 raise ConfigError(f"{name} must be a positive number of seconds")
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"port {self.port} is not a TCP port (0-65535)")
+        if "*" in self.allowed_hosts and not self.api_tokens:
+            raise ConfigError(
+                'allowed_hosts = ["*"] answers to any name, so any web page could reach the '
+                "relay through DNS rebinding: list the names instead, or set api_tokens"
+            )
+        if self.public_url is not None:
+            parts = urllib.parse.urlsplit(self.public_url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ConfigError(
+                    f"public_url = {self.public_url!r} is not an http(s) URL: write where "
+                    'browsers reach the relay, e.g. "https://relay.example.com"'
+                )
 
     @property
     def retry_policy(self) -> RetryPolicy:

@@ -311,7 +311,22 @@ class OutboxStore(typing.Protocol):
     ) -> None: ...
 
     async def ping(self) -> None:
-        """Check the store can take writes now; raise ``StoreUnavailable`` if not."""
+        """Check the store is open and its write path alive; raise ``StoreUnavailable`` if not.
+
+        It writes nothing, so it cannot see what only a commit meets: use :meth:`probe`.
+        """
+
+    async def probe(self) -> None:
+        """Prove that a write can commit now; raise ``StoreUnavailable`` naming why not.
+
+        Write something real and commit it (a row of a scratch table, removed in the same
+        transaction or the next), through the path every other write takes, so that whatever
+        blocks a commit fails it: a full disk or quota, an I/O error, a read-only or immutable
+        file, a lock held beyond the lock timeout, a lost connection, a closed store. Leave
+        nothing a reader can see and wake no dispatcher. The relay calls it before it starts
+        serving (a store that cannot commit stops start-up) and for ``/readyz``, at most
+        once every few seconds.
+        """
 
     async def enqueue(self, message: NewMessage) -> Enqueued:
         """Store one message as ``queued``; a known idempotency key returns the first id."""

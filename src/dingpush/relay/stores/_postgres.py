@@ -351,6 +351,14 @@ class PostgresStore(BaseStore):
 
         await self._run(probe)
 
+    async def probe(self) -> None:
+        """Prove that a write can commit now; raise ``StoreUnavailable`` naming why not.
+
+        ``ping()``'s write, deleted again and committed: the commit writes and flushes WAL, which
+        a full disk or a read-only database refuses, and leaves no row. No NOTIFY is sent.
+        """
+        await self._transaction(lambda conn, now: ops.probe(conn, now, commit=True))
+
     # -- writes -------------------------------------------------------------------------------
 
     async def enqueue_many(self, messages: Sequence[NewMessage]) -> list[Enqueued]:

@@ -276,10 +276,16 @@ async def prune(conn: Conn, before: float) -> int:
             return removed
 
 
-async def probe(conn: Conn, now: float) -> None:
-    """Inside a transaction the caller rolls back: take the enqueue lock and write a row."""
+async def probe(conn: Conn, now: float, *, commit: bool = False) -> None:
+    """Inside a transaction: take the enqueue lock and write a row.
+
+    With ``commit`` the row is deleted again, so that the caller's commit writes and flushes
+    WAL (what a full disk refuses) and leaves nothing; otherwise the caller rolls back.
+    """
     await conn.execute(Q["probe_lock"])
     await conn.execute(Q["probe_write"], {"now": now})
+    if commit:
+        await conn.execute(Q["probe_clear"])
 
 
 async def notify(conn: Conn, channel: str, payload: str) -> None:

@@ -293,8 +293,12 @@ SELECT count(*) FROM gone;
 LOCK TABLE messages IN ROW EXCLUSIVE MODE;
 
 -- name: probe_write
--- ... and write a row, in a transaction the caller rolls back.
+-- ... and write a row (ping rolls it back; probe deletes it and commits).
 INSERT INTO readiness_probe (at) VALUES (%(now)s);
+
+-- name: probe_clear
+-- The probe's rows gone again, in the transaction that wrote them: nothing stays to be seen.
+DELETE FROM readiness_probe;
 
 -- name: notify
 SELECT pg_notify(%(channel)s, %(payload)s);

@@ -194,8 +194,13 @@ class SQLiteStore(BaseStore):
         return await asyncio.wrap_future(pool.submit(operation))
 
     async def ping(self) -> None:
-        # Through the writer: ready means the writer is alive and can take the file's lock.
+        # Through the writer: the writer is alive and can take the file's lock.
         await self._write(ops.ping)
+
+    async def probe(self) -> None:
+        # A real write, committed like any other: a full disk, an I/O error or an immutable
+        # file fails it where ping's empty transaction writes no page and passes.
+        await self._write(ops.probe)
 
     # -- writes -------------------------------------------------------------------------------
 

@@ -293,6 +293,12 @@ def ping(conn: sqlite3.Connection, now: float) -> None:
     conn.execute(Q["ping"]).fetchone()
 
 
+def probe(conn: sqlite3.Connection, now: float) -> None:
+    """Write a row and remove it in the same transaction: the commit must write a page."""
+    conn.execute(Q["probe_write"], {"now": now})
+    conn.execute(Q["probe_remove"])
+
+
 # -- reads (on a reader thread) ----------------------------------------------------------------
 
 

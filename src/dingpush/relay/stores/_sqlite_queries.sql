@@ -178,3 +178,12 @@ DELETE FROM messages WHERE status = 'delivered' AND delivered_at < :before;
 
 -- name: ping
 SELECT count(*) FROM messages WHERE seq < 0;
+
+-- name: probe_write
+-- The readiness probe's scratch row: '' is no target's name, and the row is removed in the
+-- same transaction, so no reader ever sees it; the page it dirtied is still written and
+-- synced at the commit, which is what a full disk or an unwritable file refuses.
+INSERT INTO target_errors (target, error, errcode, at) VALUES ('', 'readiness probe', NULL, :now);
+
+-- name: probe_remove
+DELETE FROM target_errors WHERE target = '';

@@ -267,12 +267,12 @@ def unavailable(exc: sqlite3.Error, path: pathlib.Path | str) -> StoreUnavailabl
     elif name == "SQLITE_FULL":
         text = (
             f"the outbox {where} is full (the disk, or the store's max_size): free space or "
-            "raise the limit; nothing was stored"
+            "raise the limit"
         )
     elif name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN")):
         text = f"the outbox {where} cannot be written ({exc}): check the file's permissions"
     elif name.startswith("SQLITE_IOERR"):
-        text = f"an I/O error on the outbox {where} ({exc}): check the disk; nothing was stored"
+        text = f"an I/O error on the outbox {where} ({exc}): check the disk"
     else:
         text = f"the outbox {where} is unavailable: {exc}"
     return StoreUnavailable(text)

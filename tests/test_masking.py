@@ -1,0 +1,82 @@
+"""The redactor: secrets and secret query values masked, every other character left as it was."""
+
+from __future__ import annotations
+
+import pytest
+
+from dingpush._masking import Redactor, redact_url
+
+TOKEN = "6c2a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7ee9f0"
+SECRET = "SEC5b1e2d3c4b5a69788796a5b4c3d2e1f0a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5"
+
+MASKED = [
+    (
+        f"https://oapi.dingtalk.com/robot/send?access_token={TOKEN}",
+        "https://oapi.dingtalk.com/robot/send?access_token=6c2a…e9f0",
+    ),
+    (
+        f"POST /robot/send?access_token={TOKEN}&timestamp=1700000000000&sign=TSZb%2FLc%3D done",
+        "POST /robot/send?access_token=6c2a…e9f0&timestamp=1700000000000&sign=**** done",
+    ),
+    # A masked value ends where a query value ends: the ) of a markdown link stays.
+    (
+        "[report](https://r.example/x?sign=abc123XYZ) then",
+        "[report](https://r.example/x?sign=****) then",
+    ),
+    (
+        "[s](https://r.example/?a=1&session=q8Zr0-AbCdEf_123456789)",
+        "[s](https://r.example/?a=1&session=q8Zr…6789)",
+    ),
+    (
+        "Set-Cookie: dingpush_session=Zr0AbCdEf123456789x; Path=/",
+        "Set-Cookie: dingpush_session=Zr0A…789x; Path=/",
+    ),
+    (
+        "https://oapi.dingtalk.com/gettoken?appkey=dingabc&appsecret=Xy9_zzzzQQQQ1234abcd.",
+        "https://oapi.dingtalk.com/gettoken?appkey=dingabc&appsecret=Xy9_…abcd.",
+    ),
+    (
+        '{"x-acs-dingtalk-access-token": "a1b2c3d4e5f6a7b8c9d0"}',
+        '{"x-acs-dingtalk-access-token": "a1b2…c9d0"}',
+    ),
+    (f"dingtalk://{SECRET}@{TOKEN}/13800000000", "dingtalk://****@6c2a…e9f0/13800000000"),
+    (f"'dingtalk://{TOKEN}/'", "'dingtalk://6c2a…e9f0/'"),
+    (
+        f"dingtalk://x@y/?token={TOKEN}&secret={SECRET}",
+        "dingtalk://****@****/?token=6c2a…e9f0&secret=****",
+    ),
+]
+
+UNCHANGED = [
+    # DingTalk's own deep link (protocol §1.3) carries no secret.
+    "[open](dingtalk://dingtalkclient/page/link?url=https%3A%2F%2Fexample.com%2Fr&pc_slide=false)",
+    "dingtalk://dingtalkclient/action/openapp?corpid=ding123&container_type=work_platform",
+    # Help texts: the templates the user needs, and their punctuation.
+    "give the whole URL starting with https:// or only the value after access_token=. Fix: copy it",
+    "'dingtalk://' has no token: use dingtalk://SECRET@TOKEN/",
+    "http://RELAY/robot/send?access_token=RELAY_TOKEN&timestamp=…&sign=…",
+    "set access_token=<token> or sign=${SIGN} in the URL",
+    "the query access_token= is empty",
+    "redesign=yes and assign=later are not credentials",
+    # Masking is idempotent.
+    "https://oapi.dingtalk.com/robot/send?access_token=6c2a…e9f0&sign=****",
+    "dingtalk://****@6c2a…e9f0/13800000000",
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), MASKED)
+def test_secret_values_are_masked(text: str, expected: str) -> None:
+    assert redact_url(text) == expected
+    assert redact_url(expected) == expected
+
+
+@pytest.mark.parametrize("text", UNCHANGED)
+def test_text_without_secrets_is_left_exactly_as_it_was(text: str) -> None:
+    assert redact_url(text) == text
+    assert Redactor([TOKEN, SECRET])(text) == text
+
+
+def test_configured_secrets_are_masked_wherever_they_appear() -> None:
+    redact = Redactor([TOKEN, SECRET, "relay-api-token-0123456789"])
+    text = f'{{"text": "line\\n{SECRET}", "token": "{TOKEN}"}} Bearer relay-api-token-0123456789.'
+    assert redact(text) == '{"text": "line\\n****", "token": "6c2a…e9f0"} Bearer rela…6789.'
