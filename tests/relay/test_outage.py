@@ -68,7 +68,12 @@ def _relay(
     options = TargetOptions(coalesce=coalesce, concurrency=concurrency)
     target = RobotTarget("ops", emulator.webhook_url("ops"), rate=rate, options=options)
     # The relay's own back-off and horizon: only the clock is fake.
-    values: dict[str, typing.Any] = {"idle_poll": 0.05, "lease": 3600.0, **settings}
+    values: dict[str, typing.Any] = {
+        "idle_poll": 0.05,
+        "lease": 3600.0,
+        "allowed_hosts": ("relay",),  # the in-process client's base URL, http://relay
+        **settings,
+    }
     return Relay([target], settings=RelaySettings(**values), clock=clock)
 
 
@@ -257,7 +262,8 @@ async def test_each_delivery_outcome_is_one_log_line_with_secrets_masked(
     dingtalk_emulator.add_robot("ops", token=token)
     emulator = dingtalk_emulator.emulator
     target = RobotTarget("ops", dingtalk_emulator.webhook_url("ops"), rate="1000/1s")
-    relay = Relay([target], settings=RelaySettings(idle_poll=0.05), clock=clock)
+    settings = RelaySettings(idle_poll=0.05, allowed_hosts=("relay",))
+    relay = Relay([target], settings=settings, clock=clock)
     caplog.set_level(logging.INFO, logger="dingpush.relay.delivery")
     async with serving(relay) as api:
         emulator.inject_fault("errcode", errcode=-1, errmsg=f"busy ({token})", count=1)

@@ -44,8 +44,17 @@ class DryRunRequest:
     def shown(cls, planned: PlannedRequest, notes: typing.Iterable[str] = ()) -> DryRunRequest:
         """``planned`` with its webhook token and signature, or access token, masked; ``notes``
         (and the part it is, for a split message) in order."""
+        from dingpush.lowlevel import ACCESS_TOKEN_PLACEHOLDER
+
+        # A plan carries the ACCESS_TOKEN placeholder, shown as in the URL; anything else in
+        # the token header would be a real token, and is masked.
         headers = {
-            name: ("****" if name.lower() == "x-acs-dingtalk-access-token" else value)
+            name: (
+                "****"
+                if name.lower() == "x-acs-dingtalk-access-token"
+                and value != ACCESS_TOKEN_PLACEHOLDER
+                else value
+            )
             for name, value in planned.headers.items()
         }
         if planned.summary:
