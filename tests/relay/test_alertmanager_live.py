@@ -13,6 +13,9 @@ from dingpush.alerts import AlertSettings, Route
 from dingpush.relay import AlertReceivers, Relay, RelayServer, RelaySettings, RobotTarget
 from dingpush.testing import EmulatorServer
 
+#: A real Alertmanager takes seconds (group_wait, its retry back-off): `make test` runs these.
+pytestmark = pytest.mark.slow
+
 ROBOT_TOKEN = "robot-token-alertmanager-0123456789"
 
 
