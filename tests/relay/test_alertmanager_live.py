@@ -8,6 +8,8 @@ import pathlib
 import time
 import typing
 
+import pytest
+
 from _alertmanager import Alertmanager, alert, free_port
 from dingpush.alerts import AlertSettings, Route
 from dingpush.relay import AlertReceivers, Relay, RelayServer, RelaySettings, RobotTarget
