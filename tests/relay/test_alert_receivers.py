@@ -367,3 +367,44 @@ def test_check_separates_errors_from_mention_warnings() -> None:
     assert len(warnings) == 1 and "cannot @-mention" in warnings[0]
     errors, _ = receivers.check({"ops": "robot"})
     assert any("no target named 'oncall'" in e for e in errors)
+
+
+class _CountingLog:
+    """A repeat log of our own (as a shared one would be): seen and remembered are recorded."""
+
+    def __init__(self) -> None:
+        self.remembered: list[tuple[str, float, float]] = []
+
+    def seen(self, key: str, now: float) -> bool:
+        return any(k == key and now < at + window for k, at, window in self.remembered)
+
+    def remember(self, key: str, now: float, window: float) -> None:
+        self.remembered.append((key, now, window))
+
+
+async def test_another_repeat_log_plugs_in_behind_the_protocol(
+    dingtalk_emulator: EmulatorServer, clock: FakeClock
+) -> None:
+    log = _CountingLog()
+    dingtalk_emulator.add_robot("ops", ROBOT_TOKEN)
+    dingtalk_emulator.add_robot("oncall", ONCALL_TOKEN)
+    relay = Relay(
+        [
+            RobotTarget("ops", dingtalk_emulator.webhook_url("ops")),
+            RobotTarget("oncall", dingtalk_emulator.webhook_url("oncall")),
+        ],
+        store=MemoryStore(clock=clock),
+        settings=fast_settings(),
+        clock=clock,
+        alerts=AlertReceivers(_settings(repeat_window=3600.0), repeats=log),
+    )
+    async with serving(relay) as http:
+        _, firing = sample("alertmanager-firing")
+        assert len((await http.post("/alertmanager/ops", json=firing)).json()["messages"]) == 1
+        assert [window for _, _, window in log.remembered] == [3600.0]
+        clock.advance(700)  # past the dedup bucket, within the window: held back by the log
+        held = (await http.post("/alertmanager/ops", json=firing)).json()
+        assert held["messages"] == [] and len(held["suppressed"]) == 1
+        clock.advance(3600)
+        again = (await http.post("/alertmanager/ops", json=firing)).json()
+        assert len(again["messages"]) == 1

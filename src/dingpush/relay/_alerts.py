@@ -95,7 +95,8 @@ class AlertReceivers:
         settings: ``[routes]``, ``[templates]`` and ``[people]``.
         tokens: per route table, the token a caller may present instead of an API token.
         repeats: where sent notifications are remembered for ``repeat_window`` (memory by
-            default; a shared implementation lets several relays agree).
+            default; a shared implementation lets several relays agree; its blocking calls
+            are made in a worker thread).
         base_dir: where relative template files are read from.
         dedup_window: seconds within which a re-sent notification is the same message.
         templates: compiled templates (``settings`` are compiled when omitted).
@@ -124,6 +125,7 @@ class AlertReceivers:
         self.templates = templates
         self.people = People(settings.people.values())
         self.repeats: RepeatLog = repeats if repeats is not None else MemoryRepeatLog()
+        self._memory_log = isinstance(self.repeats, MemoryRepeatLog)
         self.dedup_window = dedup_window
 
     @property
@@ -222,7 +224,8 @@ class AlertReceivers:
         raw = await read_body(request, relay.settings.max_body)
         body = raw  # the alert parsers read JSON strictly themselves (pointer, 400/422)
         try:
-            if len(raw) > OFF_LOOP_BYTES:
+            # A repeat log other than memory (a shared one) may block on I/O: off the loop too.
+            if len(raw) > OFF_LOOP_BYTES or not self._memory_log:
                 outcome = await asyncio.to_thread(self.process, kind, table, body, relay)
             else:
                 outcome = self.process(kind, table, body, relay)
@@ -250,7 +253,10 @@ class AlertReceivers:
             key = self.idempotency_key(item.repeat_key, item.target, index, now)
             batch.append((accepted, key))
         answers = await relay.enqueue_many(batch) if batch else []
-        outcome.remember(self.repeats, now)
+        if self._memory_log:
+            outcome.remember(self.repeats, now)
+        else:
+            await asyncio.to_thread(outcome.remember, self.repeats, now)
         failed_routes = {f.route for f in outcome.render_failures}
         for failure in outcome.render_failures:
             log.warning("alert template failed: %s", relay.redact(str(failure)))
