@@ -4,6 +4,7 @@ path, over HTTP, delivered to the emulator; idempotency, repeats, auth, 4xx/5xx 
 from __future__ import annotations
 
 import json
+import pathlib
 import typing
 
 import pytest
@@ -408,3 +409,39 @@ async def test_another_repeat_log_plugs_in_behind_the_protocol(
         clock.advance(3600)
         again = (await http.post("/alertmanager/ops", json=firing)).json()
         assert len(again["messages"]) == 1
+
+
+async def test_a_migrated_pwd_configuration_serves_its_path_with_only_the_host_changed(
+    dingtalk_emulator: EmulatorServer,
+    tmp_path: pathlib.Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from dingpush.alerts import convert_pwd_config
+    from dingpush.relay._config import load_relay
+
+    migration = convert_pwd_config(
+        "targets:\n"
+        "  webhook1:\n"
+        "    url: https://oapi.dingtalk.com/robot/send?access_token=pwdtoken0123456789abcdef\n"
+        "    secret: SEC0123456789abcdef0123456789abcdef\n"
+        "    mention:\n"
+        "      mobiles: ['15600008827']\n"
+    )
+    dingtalk_emulator.add_robot(
+        "webhook1", "pwdtoken0123456789abcdef", secret="SEC0123456789abcdef0123456789abcdef"
+    )
+    base = dingtalk_emulator.webhook_url("webhook1").partition("?")[0]
+    toml = migration.toml.replace("https://oapi.dingtalk.com/robot/send", base)
+    toml += '\n[relay]\nallowed_hosts = ["relay"]\nstore = "memory"\n'
+    (tmp_path / "dingpush.toml").write_text(toml, encoding="utf-8")
+    for name, value in migration.env.items():
+        monkeypatch.setenv(name, value)
+    loaded = load_relay(str(tmp_path / "dingpush.toml"))
+    assert loaded is not None
+    async with serving(loaded[0]) as http:
+        _, firing = sample("alertmanager-firing")
+        reply = await http.post("/dingtalk/webhook1/send", json=firing)
+        assert reply.status_code == 200, reply.text
+        (sent,) = await _delivered(dingtalk_emulator, "webhook1", 1)
+        assert "HighCPU" in sent.payload["markdown"]["text"]
+        assert sent.at.mobiles == ("15600008827",)
