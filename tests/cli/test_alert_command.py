@@ -16,7 +16,7 @@ from .conftest import Runner
 
 CONFIG = """
 [targets.ops]
-webhook = "https://oapi.dingtalk.com/robot/send?access_token=0123456789abcdef0123"
+webhook = "https://oapi.dingtalk.com/robot/send?access_token=${OPS_TOKEN_NOT_SET_HERE}"
 
 [people.alice]
 user_id = "manager4220"
@@ -34,6 +34,7 @@ def _config(home: pathlib.Path) -> str:
 
 
 def test_render_prints_the_message_its_size_and_mentions(home: pathlib.Path, run: Runner) -> None:
+    # The target's token is an unset variable: rendering sends nothing and does not need it.
     config = _config(home)
     _, body = sample("alertmanager-firing")
     (home / "alert.json").write_text(json.dumps(body), encoding="utf-8")
@@ -116,3 +117,16 @@ def test_alert_test_without_a_relay_is_a_transport_error(home: pathlib.Path, run
     result = run("alert", "test", "--route", "ops", "--relay", "http://127.0.0.1:9")
     assert result.exit_code == 6
     assert "cannot reach the relay" in result.output
+
+
+def test_render_stops_on_a_template_that_does_not_compile(home: pathlib.Path, run: Runner) -> None:
+    path = home / "dingpush.toml"
+    path.write_text(
+        CONFIG + 'template = "broken"\n\n[templates.broken]\nsource = "{{ .Labels.x }}"\n',
+        encoding="utf-8",
+    )
+    result = run(
+        "--config", str(path), "alert", "render", "--route", "ops", "--sample", "grafana-firing"
+    )
+    assert result.exit_code == 3
+    assert "templates.broken" in result.output and "Go template" in result.output

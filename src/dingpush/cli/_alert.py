@@ -78,8 +78,7 @@ def render(
     from dingpush.alerts import sample as builtin_sample
 
     state = get_state()
-    relay = _relay(state)
-    receivers = relay.alerts
+    receivers, target_kinds = _alert_settings(state)
     if receivers is None or table not in receivers.routes:
         known = ", ".join(sorted(receivers.routes)) if receivers is not None else "none"
         raise click.UsageError(f"no route table named {table!r} (the route tables: {known})")
@@ -101,7 +100,7 @@ def render(
             people=receivers.people,
             templates=receivers.templates,
             name=table,
-            target_kinds={name: t.kind for name, t in relay.targets.items()},
+            target_kinds=target_kinds,
         )
     except PayloadError as exc:
         raise click.UsageError(f"{exc} (at {exc.pointer or '/'})") from None
@@ -227,16 +226,30 @@ def test_command(table: str, sample: str, relay_url: str, token: str | None, as_
         state.err(f"note: {text}")
 
 
-def _relay(state: State) -> typing.Any:
-    from dingpush.relay._config import load_relay
+def _alert_settings(state: State) -> tuple[typing.Any, dict[str, str]]:
+    """The file's alert receivers and its targets' kinds, read as the relay reads them, but
+    without the targets' secrets: rendering sends nothing, so unset ``${VARS}`` do not matter."""
+    import os
 
-    loaded = load_relay(state.config_path)
-    if loaded is None:
+    from dingpush.config import ConfigSource, Reader, find_config
+    from dingpush.relay._alerts_config import read_alerts
+
+    found, _ = find_config(state.config_path)
+    if found is None:
         raise ConfigError(
             "no configuration file: alert routes live in dingpush.toml's [routes.NAME] "
             "(see docs/alerts.md); pass --config FILE"
         )
-    return loaded[0]
+    source = ConfigSource.read(found)
+    declared = source.data.get("targets", {})
+    kinds = {
+        str(name): str(entry.get("kind", "robot")) if isinstance(entry, dict) else "robot"
+        for name, entry in (declared.items() if isinstance(declared, dict) else ())
+    }
+    reader = Reader(source, os.environ)
+    receivers = read_alerts(reader, source.data, source.path.parent, kinds)
+    reader.finish()
+    return receivers, kinds
 
 
 def _post(url: str, path: str, body: object, token: str | None) -> dict[str, typing.Any]:
