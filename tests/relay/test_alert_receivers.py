@@ -335,7 +335,8 @@ async def test_a_failing_template_still_delivers_and_is_counted(
         reply = await http.post("/alertmanager/ops", json=firing)
         assert reply.status_code == 200
         assert "typo" in reply.json()["render_failures"][0]
-        await _delivered(dingtalk_emulator, "ops", 1)
+        (sent,) = await _delivered(dingtalk_emulator, "ops", 1)
+        assert "template 'typo'" in sent.payload["markdown"]["text"].splitlines()[-1]
         metrics = (await http.get("/metrics")).text
         assert 'dingpush_relay_alert_render_failures_total{target="ops"} 1' in metrics
         assert 'dingpush_relay_alerts_total{target="ops"} 1' in metrics
