@@ -446,3 +446,20 @@ async def test_a_migrated_pwd_configuration_serves_its_path_with_only_the_host_c
         (sent,) = await _delivered(dingtalk_emulator, "webhook1", 1)
         assert "HighCPU" in sent.payload["markdown"]["text"]
         assert sent.at.mobiles == ("15600008827",)
+
+
+async def test_the_receivers_are_described_in_openapi(
+    dingtalk_emulator: EmulatorServer, clock: FakeClock
+) -> None:
+    async with serving(_relay(dingtalk_emulator, clock)) as http:
+        spec = (await http.get("/openapi.json")).json()
+        for path in (
+            "/alertmanager/{route}",
+            "/alertmanager/{route}/{token}",
+            "/grafana/{route}",
+            "/hooks/{route}",
+            "/dingtalk/{route}/send",
+        ):
+            answers = spec["paths"][path]["post"]["responses"]
+            assert {"200", "400", "422", "503"} <= set(answers), path
+        assert spec["paths"]["/hooks/{route}/{token}"]["post"]["security"] == []

@@ -312,3 +312,105 @@ def _endpoint(
             )
 
     return serve
+
+
+_ANSWER_SCHEMA: dict[str, typing.Any] = {
+    "type": "object",
+    "required": ["status", "messages", "suppressed", "render_failures", "problems"],
+    "properties": {
+        "status": {"const": "queued"},
+        "messages": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "string"},
+                    "target": {"type": "string"},
+                    "route": {"type": "string"},
+                    "template": {"type": "string"},
+                    "alerts": {"type": "integer"},
+                    "duplicate": {"type": "boolean"},
+                },
+            },
+        },
+        "suppressed": {"type": "array", "items": {"type": "object"}},
+        "render_failures": {"type": "array", "items": {"type": "string"}},
+        "problems": {"type": "array", "items": {"type": "string"}},
+    },
+}
+_SUMMARIES = {
+    "alertmanager": "Alertmanager's webhook (version 4), through route table {route}",
+    "dingtalk": "prometheus-webhook-dingtalk's path: Alertmanager's webhook, route table {route}",
+    "grafana": "Grafana's webhook contact point, through route table {route}",
+    "hooks": "Any JSON, rendered by route table {route}'s template",
+}
+
+
+async def _not_served(relay: Relay, request: Request) -> Response:  # pragma: no cover
+    raise AssertionError("described only: the receivers are served by AlertReceivers")
+
+
+def openapi_paths() -> dict[str, dict[str, typing.Any]]:
+    """The receivers' operations for ``/openapi.json`` (``create_app`` adds them when served)."""
+    from ._api import Endpoint, Param
+    from ._openapi import _operation
+
+    route = Param("route", "path", {"type": "string"}, "A route table ([routes.NAME]).", True)
+    token = Param(
+        "token",
+        "path",
+        {"type": "string"},
+        "The route table's token, for senders without headers.",
+        True,
+    )
+    answers: dict[int, tuple[str, str | None]] = {
+        200: ("Every message committed to the outbox (or held back as a repeat).", None),
+        400: ("Not JSON; `pointer` says where. Never stored: do not retry.", "Problem"),
+        401: ("No API token, nor the route's token.", "Problem"),
+        404: ("No such route table.", "Problem"),
+        413: ("The body is larger than max_body.", "Problem"),
+        422: (
+            "JSON that breaks the sender's schema; `pointer` and `rule`. Never stored.",
+            "Problem",
+        ),
+        503: ("The outbox cannot commit now; nothing was stored. Retry.", "Problem"),
+    }
+    paths: dict[str, dict[str, typing.Any]] = {}
+    for prefix in _KINDS:
+        variants = (
+            [("/dingtalk/{route}/send", (route,))]
+            if prefix == "dingtalk"
+            else [
+                (f"/{prefix}/{{route}}", (route,)),
+                (f"/{prefix}/{{route}}/{{token}}", (route, token)),
+            ]
+        )
+        for path, params in variants:
+            endpoint = Endpoint(
+                "POST",
+                path,
+                f"alerts_{prefix}{'_token' if len(params) > 1 else ''}",
+                _SUMMARIES[prefix].format(route="{route}"),
+                _not_served,
+                "alerts",
+                answers,
+                params=params,
+                description="Answers 200 only once every message the body made is committed; "
+                "see docs/alerts.md.",
+            )
+            operation = _operation(endpoint)
+            operation["responses"]["200"]["content"] = {
+                "application/json": {"schema": _ANSWER_SCHEMA}
+            }
+            operation["responses"]["415"] = {
+                "description": "The body is not declared as application/json.",
+                "content": operation["responses"]["400"]["content"],
+            }
+            operation["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": {}}},
+            }
+            if len(params) > 1:
+                operation["security"] = []  # the token in the path stands for it
+            paths[path] = {"post": operation}
+    return paths

@@ -48,6 +48,10 @@ def create_app(
     beside the API (the dashboard mounts itself this way; ``app.state.relay`` is the relay).
     """
     spec = document(ENDPOINTS, auth=bool(relay.settings.api_tokens))
+    if relay.alerts is not None:
+        from ._alerts import openapi_paths
+
+        spec["paths"].update(openapi_paths())
 
     async def openapi(request: Request) -> Response:
         return JSONResponse(spec)
