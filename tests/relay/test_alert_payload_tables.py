@@ -5,6 +5,7 @@ stored); templates stay in their sandbox behind the receivers too."""
 
 from __future__ import annotations
 
+import json
 import typing
 
 import pytest
@@ -187,6 +188,11 @@ async def test_a_documented_payload_is_routed_rendered_and_mentioned(
         assert "root:" not in shown
 
 
+def _surrogate_label() -> bytes:
+    text = json.dumps(_am())
+    return text.replace('"HighCPU"', '"High\\ud83dCPU"', 1).encode()
+
+
 MALFORMED = [
     ("am-not-json", "/alertmanager/ops", b"version: 4", 400),
     ("am-empty", "/alertmanager/ops", b"", 400),
@@ -211,6 +217,12 @@ MALFORMED = [
     ),
     ("grafana-alerts-missing", "/grafana/ops", b'{"status":"firing"}', 422),
     ("generic-number", "/hooks/ops", b"42", 422),
+    # Bodies no schema describes (the relay's rule for every body): never a 5xx, never stored.
+    ("hook-lone-surrogate", "/hooks/ops", b'{"title": "\\ud800 disk"}', 400),
+    ("am-lone-surrogate-label", "/alertmanager/ops", _surrogate_label(), 400),
+    ("grafana-lone-surrogate-key", "/grafana/ops", b'{"\\udfff": 1}', 400),
+    ("hook-33-levels", "/hooks/ops", b'{"a": ' + b"[" * 33 + b"]" * 33 + b"}", 400),
+    ("am-100000-levels", "/alertmanager/ops", b"[" * 100_000 + b"]" * 100_000, 400),
 ]
 
 
