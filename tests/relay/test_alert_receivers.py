@@ -463,3 +463,17 @@ async def test_the_receivers_are_described_in_openapi(
             answers = spec["paths"][path]["post"]["responses"]
             assert {"200", "400", "422", "503"} <= set(answers), path
         assert spec["paths"]["/hooks/{route}/{token}"]["post"]["security"] == []
+
+
+async def test_a_route_token_in_the_path_is_never_echoed(
+    dingtalk_emulator: EmulatorServer, clock: FakeClock
+) -> None:
+    relay = _relay(dingtalk_emulator, clock, tokens={"ops": ROUTE_TOKEN}, api_tokens=(API_TOKEN,))
+    async with serving(relay) as http:
+        for reply in (
+            await http.get(f"/alertmanager/ops/{ROUTE_TOKEN}"),  # 405
+            await http.post(f"/alertmanager/ops/{ROUTE_TOKEN}/more", json={}),  # 404
+            await http.post(f"/alertmanager/ops/{ROUTE_TOKEN}", content=b"{", headers=JSON),
+        ):
+            assert reply.status_code in (400, 404, 405), reply.text
+            assert ROUTE_TOKEN not in reply.text

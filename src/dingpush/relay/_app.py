@@ -103,6 +103,9 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         detail = f"{request.method} is not allowed on {request.url.path!r}: see /docs"
     else:
         detail = str(exc.detail) if isinstance(exc, HTTPException) else "error"
+    relay = getattr(request.app.state, "relay", None)
+    if relay is not None:  # a path may carry a secret (an alert route's token): never echo it
+        detail = relay.redact(detail)
     return problem(HTTPProblem(status, detail))
 
 

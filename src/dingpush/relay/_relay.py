@@ -102,6 +102,8 @@ class Relay:
             target.bind(self.limiter, self.clock)
         secrets = [s for t in self.targets.values() for s in t.secrets()]
         secrets += list(self.settings.api_tokens)
+        if alerts is not None:  # a route's token may sit in a path: mask it wherever it shows
+            secrets += list(alerts.tokens.values())
         self.redact = Redactor(secrets)
         install_log_redaction()
         self._log_filter = _SecretFilter(self.redact)
