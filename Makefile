@@ -20,8 +20,9 @@ $(STAMP): pyproject.toml
 run: $(STAMP) ## start the relay on embedded defaults (with a local DingTalk emulator) and send one message of every type through it
 	$(BIN)/python -m dingpush.demo
 
-test: $(STAMP) ## run the whole test suite (installs Debian's chromium for the browser tests when missing)
+test: $(STAMP) ## run the whole test suite (installs Debian's chromium and prometheus-alertmanager when missing)
 	@scripts/ensure-chromium
+	@scripts/ensure-alertmanager
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)

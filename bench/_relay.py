@@ -43,6 +43,7 @@ class RelayProcess:
 
     Args:
         cpu: Pin the process to this one CPU (``sched_setaffinity``), to measure one core.
+        extra: More TOML appended to the configuration (the alert benchmarks' ``[routes]``).
     """
 
     def __init__(
@@ -51,10 +52,12 @@ class RelayProcess:
         *,
         store: str = "outbox.sqlite",
         cpu: int | None = None,
+        extra: str = "",
     ) -> None:
         self._dir = tempfile.TemporaryDirectory(prefix="dingpush-bench-relay-")
         folder = pathlib.Path(self._dir.name)
-        (folder / "dingpush.toml").write_text(_config(targets, store), encoding="utf-8")
+        config = _config(targets, store) + extra  # extra: more tables ([routes.NAME]…)
+        (folder / "dingpush.toml").write_text(config, encoding="utf-8")
         self._cpu = cpu
         self.process = subprocess.Popen(
             [sys.executable, "-m", "dingpush.relay", "--config", "dingpush.toml"],

@@ -289,7 +289,13 @@ def test_a_render_failure_falls_back_and_says_where(clock: FakeClock) -> None:
     assert "dingpush.toml:40:3" in str(failure)
     (message,) = outcome.messages
     assert message.template == "alertmanager"  # the alert was not lost
-    assert "CPU above 90% on web-01" in message.message.to_payload()["markdown"]["text"]
+    text = message.message.to_payload()["markdown"]["text"]
+    assert "CPU above 90% on web-01" in text
+    # The failure is on the message too: the group sees that its template needs fixing.
+    assert text.splitlines()[-1] == (
+        "> ⚠️ template 'mine' (dingpush.toml:40:3) failed: UndefinedError: "
+        "'no\\_such\\_variable' is undefined; shown with the builtin template 'alertmanager'"
+    )
 
 
 def test_an_empty_rendering_falls_back(clock: FakeClock) -> None:

@@ -14,6 +14,8 @@ import re
 import typing
 from collections.abc import Mapping, Sequence
 
+from dingpush.lowlevel import MAX_JSON_DEPTH, lone_surrogate, too_deep
+
 from ._errors import PayloadError
 
 __all__ = ["Reader", "load_json", "pointer_join"]
@@ -66,7 +68,17 @@ def load_json(body: bytes | str, *, source: str) -> object:
     """Decode a request body: UTF-8 JSON, no ``NaN``/``Infinity``, no key given twice."""
     try:
         text = body.decode("utf-8") if isinstance(body, bytes | bytearray) else body
-        return json.loads(text, parse_constant=_refuse_constant, object_pairs_hook=_no_duplicates)
+        deep = too_deep(text)  # the parser recurses: bound the nesting before parsing
+        if deep is not None:
+            raise PayloadError(
+                f"{source} payload: the body nests JSON more than {MAX_JSON_DEPTH} levels deep "
+                f"(at character {deep + 1})",
+                pointer="",
+                rule=f"at most {MAX_JSON_DEPTH} levels of nesting",
+                source=source,
+                status=400,
+            )
+        value = json.loads(text, parse_constant=_refuse_constant, object_pairs_hook=_no_duplicates)
     except UnicodeDecodeError as exc:
         raise PayloadError(
             f"{source} payload: the body is not UTF-8 (byte {exc.start}); send JSON in UTF-8",
@@ -84,6 +96,8 @@ def load_json(body: bytes | str, *, source: str) -> object:
             status=400,
         ) from None
     except (ValueError, RecursionError) as exc:
+        if isinstance(exc, PayloadError):
+            raise
         raise PayloadError(
             f"{source} payload: not acceptable JSON: {exc}",
             pointer="",
@@ -91,6 +105,17 @@ def load_json(body: bytes | str, *, source: str) -> object:
             source=source,
             status=400,
         ) from None
+    where = lone_surrogate(value, text)
+    if where is not None:  # no UTF-8 writer (the outbox, DingTalk) takes one
+        raise PayloadError(
+            f"{source} payload: {where or 'the body'} holds a lone surrogate (an unpaired "
+            "\\ud800-\\udfff escape), which is not Unicode text",
+            pointer=where,
+            rule="Unicode text",
+            source=source,
+            status=400,
+        )
+    return value
 
 
 class Reader:

@@ -12,6 +12,7 @@ each route gets one message with the alerts it took (its own common labels, its 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import hashlib
 import json
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 
 from dingpush import ActionCard, Clock, Markdown, Message, SystemClock
 
-from ._filters import resolve_timezone
+from ._filters import escape_markdown, resolve_timezone
 from ._labels import LabelSet
 from ._payloads import (
     Alert,
@@ -231,6 +232,17 @@ def _message(rendered: Rendered, mentions: Mentions, route: str, problems: list[
     return Markdown(rendered.title, f"{rendered.text}\n\n{links}", at=mentions.at or None)
 
 
+def _noted(rendered: Rendered, failure: RenderFailure) -> Rendered:
+    """The fallback rendering with the failure on the message itself, last, as a quote: whoever
+    reads the alert in the group sees that its template needs fixing."""
+    where = f" ({failure.file}:{failure.line})" if failure.file and failure.line else ""
+    note = escape_markdown(
+        f"⚠️ template {failure.template!r}{where} failed: {failure.error}; "
+        f"shown with the builtin template {failure.fallback!r}"
+    )
+    return dataclasses.replace(rendered, text=f"{rendered.text}\n\n> {note}")
+
+
 def _without_mentions(message: Message) -> Message:
     if isinstance(message, Markdown):
         return Markdown(message.title, message.text)
@@ -300,6 +312,7 @@ class _Run:
         )
         if rendered.failure is not None:
             self.failures.append(rendered.failure)
+            rendered = _noted(rendered, rendered.failure)
         message = _message(rendered, mentions, route.path, self.problems)
         plain: Message | None = None
         for target in route.targets:

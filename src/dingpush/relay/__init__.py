@@ -17,6 +17,7 @@ import importlib
 import typing
 
 if typing.TYPE_CHECKING:
+    from ._alerts import AlertReceivers
     from ._app import create_app
     from ._dashboard import dashboard_routes
     from ._relay import Relay
@@ -26,6 +27,7 @@ if typing.TYPE_CHECKING:
 
 __all__ = [
     "RELAY_RETRY",
+    "AlertReceivers",
     "AppTarget",
     "PoolTarget",
     "Relay",
@@ -40,6 +42,7 @@ __all__ = [
 ]
 
 _WHERE = {
+    "AlertReceivers": "._alerts",
     "create_app": "._app",
     "dashboard_routes": "._dashboard",
     "Relay": "._relay",

@@ -48,6 +48,10 @@ def create_app(
     beside the API (the dashboard mounts itself this way; ``app.state.relay`` is the relay).
     """
     spec = document(ENDPOINTS, auth=bool(relay.settings.api_tokens))
+    if relay.alerts is not None:
+        from ._alerts import openapi_paths
+
+        spec["paths"].update(openapi_paths())
 
     async def openapi(request: Request) -> Response:
         return JSONResponse(spec)
@@ -59,6 +63,7 @@ def create_app(
 
     app_routes: list[BaseRoute] = [
         *routes(relay),
+        *(relay.alerts.starlette_routes(relay) if relay.alerts is not None else ()),
         *extra_routes,
         Route("/openapi.json", openapi, methods=["GET"], include_in_schema=False),
         Route("/docs", docs, methods=["GET"], include_in_schema=False),
@@ -98,6 +103,9 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         detail = f"{request.method} is not allowed on {request.url.path!r}: see /docs"
     else:
         detail = str(exc.detail) if isinstance(exc, HTTPException) else "error"
+    relay = getattr(request.app.state, "relay", None)
+    if relay is not None:  # a path may carry a secret (an alert route's token): never echo it
+        detail = relay.redact(detail)
     return problem(HTTPProblem(status, detail))
 
 

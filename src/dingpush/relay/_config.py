@@ -325,11 +325,19 @@ def relay_from_config(
         reader.problems.append(
             Problem(source.path, None, "targets", "no [targets.NAME] to relay to", "add one")
         )
+    alerts = None
+    if any(key in source.data for key in ("routes", "templates", "people")):
+        from ._alerts_config import read_alerts  # [routes], [templates], [people]
+
+        kinds = dict.fromkeys(declared, "robot")  # a broken target is reported once
+        kinds.update({t.name: t.kind for t in targets})
+        alerts = read_alerts(reader, source.data, source.path.parent, kinds)
     reader.finish()
     return Relay(
         targets,
         store=_store(store, source.path.parent),
         settings=settings,
+        alerts=alerts,
     )
 
 

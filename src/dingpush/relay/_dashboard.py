@@ -34,6 +34,7 @@ from ._dashboard_views import (
     target_rows,
 )
 from ._http import HTTPProblem, read_body
+from ._playground import playground_routes
 from ._relay import Relay
 from .stores import InvalidTransition, MessageNotFound, Status, StoreUnavailable
 
@@ -433,7 +434,8 @@ def dashboard_routes(
 
     ``/`` (targets and messages), ``/ui/messages/{id}`` (one message; ``POST …/retry``),
     ``POST /ui/retry`` (dead letters in bulk, by target, error and time),
-    ``/ui/login``, ``/ui/logout``, ``/ui/updates`` and ``/ui/messages/{id}/updates`` (the parts
+    ``/ui/playground`` (the alert template playground), ``/ui/login``, ``/ui/logout``,
+    ``/ui/updates`` and ``/ui/messages/{id}/updates`` (the parts
     that change, for the pages' script) and ``/ui/static/…``. ``links`` adds ``(label, path)``
     entries to the header (the embedded emulator's chat view).
     """
@@ -449,5 +451,6 @@ def dashboard_routes(
         Route("/ui/login", guarded(view.login_page), methods=["GET"]),
         Route("/ui/login", guarded(view.login), methods=["POST"]),
         Route("/ui/logout", guarded(view.logout), methods=["POST"]),
+        *playground_routes(view),
         Mount("/ui/static", app=StaticFiles(packages=[STATIC_PACKAGE]), name="dashboard-static"),
     ]

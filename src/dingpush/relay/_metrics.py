@@ -25,6 +25,8 @@ _COUNTERS = {
     "digests": "Digest messages made by coalescing.",
     "throttled": "Throttle replies from DingTalk (130101/410100 and the platform's QPS limits).",
     "retries": "Delivery attempts that failed and were scheduled again.",
+    "alerts": "Alerts the alert receivers turned into messages (per target).",
+    "alert_render_failures": "Messages rendered with the builtin template after theirs failed.",
 }
 
 

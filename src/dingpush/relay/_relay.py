@@ -40,6 +40,9 @@ from .stores import (
     StoreUnavailable,
 )
 
+if typing.TYPE_CHECKING:
+    from ._alerts import AlertReceivers
+
 __all__ = ["PROBE_INTERVAL", "Accepted", "Relay"]
 
 #: Seconds ``/readyz`` trusts its last probe of the outbox: a probe is a real commit (an
@@ -72,6 +75,8 @@ class Relay:
         settings: Listening, auth, pacing and retry settings.
         clock: Where time comes from.
         tz: The time zone of digest headers (the machine's when None).
+        alerts: The alert receivers' routes, templates and people (``/alertmanager/…``,
+            ``/grafana/…``, ``/hooks/…``, ``/dingtalk/…/send``); none without.
     """
 
     def __init__(
@@ -82,8 +87,10 @@ class Relay:
         settings: RelaySettings | None = None,
         clock: Clock | None = None,
         tz: datetime.tzinfo | None = None,
+        alerts: AlertReceivers | None = None,
     ) -> None:
         self.targets = registry(targets)
+        self.alerts = alerts
         self.settings = settings or RelaySettings()
         #: The names the relay answers to and its own origins (DNS rebinding, cross-site).
         self.hosts = RelayHosts.from_settings(self.settings)
@@ -95,6 +102,8 @@ class Relay:
             target.bind(self.limiter, self.clock)
         secrets = [s for t in self.targets.values() for s in t.secrets()]
         secrets += list(self.settings.api_tokens)
+        if alerts is not None:  # a route's token may sit in a path: mask it wherever it shows
+            secrets += list(alerts.tokens.values())
         self.redact = Redactor(secrets)
         install_log_redaction()
         self._log_filter = _SecretFilter(self.redact)
