@@ -186,7 +186,7 @@ def send(
         )
     except DingPushError as exc:
         if as_json:
-            state.json({"ok": False, "error": error_json(exc)})
+            state.json({"ok": False, "error": error_json(exc, state)})
             state.detail_error(exc)
             raise click.exceptions.Exit(exit_status(exc)) from None
         raise
@@ -242,6 +242,7 @@ def resolve(state: State, spec: str | None) -> Target:
     else:
         target = state.config().resolve(spec)
     state.add_secrets(target.secrets())
+    state.target = target
     return target
 
 

@@ -13,9 +13,11 @@ import click
 from dingpush import APIError, DingPushError, TransportError
 from dingpush.lowlevel import Redactor, install_log_redaction
 
+from ._advice import cli_message, origin_line
+
 if typing.TYPE_CHECKING:
     from dingpush import FileRateLimiter
-    from dingpush.config import Config
+    from dingpush.config import Config, Target
 
 
 class State:
@@ -28,6 +30,8 @@ class State:
         self._limiter: FileRateLimiter | None = None
         self._secrets: list[str] = []
         self.redact = Redactor()
+        #: The target the command resolved, so that an error can say where its settings are.
+        self.target: Target | None = None
 
     # -- configuration ---------------------------------------------------------------------
 
@@ -106,11 +110,16 @@ class State:
 
     def report(self, exc: DingPushError) -> None:
         """Print an error in one or two lines; ``--verbose`` adds the details, never secrets."""
-        self.err(f"Error: {exc}")
-        hint = cli_hint(exc)
-        if hint:
-            self.err(f"  {hint}")
+        self.err(f"Error: {self.message(exc)}")
+        for hint in (origin_line(exc, self.target, self._config), cli_hint(exc)):
+            if hint:
+                self.err(f"  {hint}")
         self.detail_error(exc)
+
+    def message(self, exc: DingPushError) -> str:
+        """``exc``'s message with its fix in command-line terms (``--split``, not
+        ``split=True``; ``DINGPUSH_KEYWORD`` or the file line, not ``keyword='…'``)."""
+        return cli_message(exc, self.target, self._config)
 
     def detail_error(self, exc: DingPushError) -> None:
         if self.verbose:
@@ -136,14 +145,12 @@ class _EchoHandler(logging.Handler):
 
 def cli_hint(exc: DingPushError) -> str:
     """The command-line form of advice the library gives in Python terms."""
-    from dingpush import MessageTooLarge, RateLimited
+    from dingpush import RateLimited
 
-    if isinstance(exc, MessageTooLarge) and exc.size is not None:
-        return "--split sends a text or markdown message in numbered parts that each fit"
     if isinstance(exc, RateLimited) and exc.refused_locally:
         return (
-            '--max-wait SECONDS waits longer for a slot; a pool target (kind = "pool") '
-            "spreads messages over several robots of the group"
+            'a pool target (kind = "pool") spreads messages over several robots of the group; '
+            "`dingpush serve` queues them"
         )
     return ""
 
@@ -176,16 +183,19 @@ def error_details(exc: DingPushError) -> list[str]:
     return lines
 
 
-def error_json(exc: DingPushError) -> dict[str, object]:
-    """The ``--json`` form of an error."""
+def error_json(exc: DingPushError, state: State | None = None) -> dict[str, object]:
+    """The ``--json`` form of an error (its fix in command-line terms, given ``state``)."""
     data: dict[str, object] = {
         "type": type(exc).__name__,
-        "message": str(exc),
+        "message": state.message(exc) if state is not None else str(exc),
         "exit_code": exit_status(exc),
         "transient": exc.transient,
     }
     if isinstance(exc, APIError):
         data.update(errcode=exc.errcode, errmsg=exc.errmsg, request_id=exc.request_id)
+        data["refused_locally"] = exc.refused_locally
+    if exc.advice is not None:
+        data["advice"] = {"setting": exc.advice.setting}
     sent = getattr(exc, "sent", None)  # PartialDelivery: the parts that went out
     if sent is not None:
         data["parts_sent"] = [part.msg_uuid for part in sent]
