@@ -93,6 +93,17 @@ class Outcome:
     def line(self) -> str:
         """The one line ``send`` prints on success."""
         extra = self.extra
+        parts = typing.cast(list[dict[str, typing.Any]], extra.get("parts") or [])
+        if parts:
+            key, name = (
+                ("process_query_key", "processQueryKey")
+                if "process_query_key" in parts[0]
+                else ("task_id", "task")
+                if "task_id" in parts[0]
+                else ("msg_uuid", "msgUuid")
+            )
+            keys = ", ".join(str(part.get(key)) for part in parts)
+            return f"sent {self.msgtype} to {self.target} in {len(parts)} parts ({name} {keys})"
         if "task_ids" in extra:
             tasks = ", ".join(str(t) for t in typing.cast(list[int], extra["task_ids"]))
             detail = (
@@ -279,6 +290,8 @@ def outcome(target: Target, message: Message, result: object) -> Outcome:
 
     extra: dict[str, object] = {}
     if isinstance(result, SendResult):
+        if result.parts:  # a split message: say it went in parts, and which
+            extra["parts"] = [{"msg_uuid": part.msg_uuid} for part in result.parts]
         return Outcome(
             target.name,
             target.kind,
@@ -286,6 +299,7 @@ def outcome(target: Target, message: Message, result: object) -> Outcome:
             result.msg_uuid,
             result.errcode,
             result.errmsg,
+            extra,
         )
     if dataclasses.is_dataclass(result) and not isinstance(result, type):
         extra = dataclasses.asdict(result)

@@ -1,0 +1,71 @@
+"""What a new user meets in the first ten minutes (issue 15): a split says it split, --json
+covers usage errors, help texts fit their command, and errors read as sentences."""
+
+from __future__ import annotations
+
+import json
+
+from dingpush import MessageTooLarge
+from dingpush.lowlevel import check_notice_message
+
+from .conftest import Invoke, Robot, Runner
+from .test_delivery import LONG
+
+
+def test_split_says_it_split(dingpush: Invoke, env_robot: Robot) -> None:
+    result = dingpush("send", "--split", "--msg-uuid", "X", input=LONG.encode())
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "sent text to default in 2 parts (msgUuid X-1, X-2)\n"
+    result = dingpush("send", "--split", "--msg-uuid", "Y", "--json", input=LONG.encode())
+    document = json.loads(result.stdout)
+    assert document["msg_uuid"] == "Y"
+    assert document["parts"] == [{"msg_uuid": "Y-1"}, {"msg_uuid": "Y-2"}]
+
+
+def test_a_message_that_fits_has_no_parts(run: Runner, env_robot: Robot) -> None:
+    result = run("send", "--split", "--json", "--msg-uuid", "Z", "short")
+    assert "parts" not in json.loads(result.stdout)
+    assert run("send", "--split", "--msg-uuid", "W", "short").stdout == (
+        "sent text to default (msgUuid W)\n"
+    )
+
+
+def test_json_covers_usage_errors(dingpush: Invoke, env_robot: Robot) -> None:
+    result = dingpush("send", "--json", "--card", "x")
+    assert result.exit_code == 2
+    error = json.loads(result.stdout)["error"]
+    assert error["type"] == "UsageError" and error["exit_code"] == 2
+    assert "--button" in error["message"]
+    result = dingpush("send", "--json", "--no-such-option", "x")
+    assert result.exit_code == 2
+    assert json.loads(result.stdout)["ok"] is False
+    # Without --json (or with it only after --, as the text) click's usage text stays.
+    result = dingpush("send", "--card", "x")
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert "Usage: dingpush send" in result.stderr
+    assert env_robot.payloads() == []
+
+
+def test_preview_help_does_not_say_send(run: Runner) -> None:
+    text = run("preview", "--help").stdout
+    assert "Send " not in text
+    assert "A markdown message (DingTalk's subset)." in text
+
+
+def test_sentences_start_in_upper_case(run: Runner, env_robot: Robot) -> None:
+    env_robot.server.emulator.update_robot("ops", secret="SEC-another-one")
+    result = run("send", "hello")
+    assert "310000 sign not match. The robot has signing (加签) enabled" in result.stderr
+
+
+def test_too_large_errcodes_are_the_channels_own() -> None:
+    from dingpush import Text
+
+    try:
+        check_notice_message(Text("长" * 1000), users=["u1"])
+    except MessageTooLarge as exc:
+        assert (exc.errcode, exc.refused_locally) == (34016, True)
+        assert str(exc).startswith("not sent: the msg is ")
+        assert "the work notification takes at most 2,048" in str(exc)
+    else:
+        raise AssertionError("a 3,000-byte work notification was not refused")
