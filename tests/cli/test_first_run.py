@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from dingpush import MessageTooLarge
 from dingpush.lowlevel import check_notice_message
 
@@ -69,3 +71,33 @@ def test_too_large_errcodes_are_the_channels_own() -> None:
         assert "the work notification takes at most 2,048" in str(exc)
     else:
         raise AssertionError("a 3,000-byte work notification was not refused")
+
+
+@pytest.mark.parametrize(
+    ("webhook", "phrase"),
+    [
+        ("not a url at all", "is not a webhook: give the URL starting with https://"),
+        ("abc/def", "is neither a webhook URL nor a bare access_token"),
+        ("ftp://host/robot/send?access_token=abc", "is not a webhook URL"),
+        ("https://oapi.dingtalk.com/robot/send?access_token=a%20b", "has characters no webhook"),
+        ("tok'en", "is not a webhook"),
+    ],
+)
+def test_nonsense_webhooks_are_refused(
+    run: Runner, home: object, webhook: str, phrase: str
+) -> None:
+    result = run("send", "--dry-run", "hi", env={"DINGPUSH_WEBHOOK": webhook})
+    assert result.exit_code == 3, result.output
+    assert result.stdout == ""
+    assert phrase in result.stderr
+    result = run("send", "--dry-run", "--to", webhook, "hi")
+    assert result.exit_code == 3, result.output
+
+
+def test_real_looking_tokens_pass(run: Runner, home: object) -> None:
+    for token in (
+        "0f3c9a7e5b1d4c2a8e6f0b9d7c5a3e1f2b4d6f8a0c2e4a6c8e0a2c4e6a8c0e2a",
+        "sandbox-token",
+    ):
+        result = run("send", "--dry-run", "hi", env={"DINGPUSH_WEBHOOK": token})
+        assert result.exit_code == 0, result.output

@@ -237,7 +237,7 @@ def _send_one(
 
 def resolve(state: State, spec: str | None) -> Target:
     """Resolve ``--to``; a URL needs no configuration file, so a broken one does not block it."""
-    if spec is not None and spec.strip().startswith(_URL_PREFIXES):
+    if spec is not None and (spec.strip().startswith(_URL_PREFIXES) or "://" in spec):
         target = state.empty_config().resolve(spec)
     else:
         target = state.config().resolve(spec)
