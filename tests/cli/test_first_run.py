@@ -101,3 +101,62 @@ def test_real_looking_tokens_pass(run: Runner, home: object) -> None:
     ):
         result = run("send", "--dry-run", "hi", env={"DINGPUSH_WEBHOOK": token})
         assert result.exit_code == 0, result.output
+
+
+def on_terminal(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
+    """Run ``python -m dingpush ARGS`` with stderr on a pseudo-terminal: (status, out, err)."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    leader, follower = pty.openpty()
+    with subprocess.Popen(
+        [sys.executable, "-m", "dingpush", *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=follower,
+        env={**os.environ, **env},
+    ) as process:
+        os.close(follower)
+        err = b""
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # the terminal closed with the process
+                break
+            if not chunk:
+                break
+            err += chunk
+        out = process.stdout.read() if process.stdout else b""
+        status = process.wait(timeout=60)
+    os.close(leader)
+    return status, out.decode(), err.decode().replace("\r\n", "\n")
+
+
+def closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_retries_are_said_on_a_terminal(home: object) -> None:
+    env = {"DINGPUSH_WEBHOOK": f"http://127.0.0.1:{closed_port()}/robot/send?access_token=abc"}
+    status, out, err = on_terminal("send", "--retries", "2", "hi", env=env)
+    assert (status, out) == (6, "")
+    lines = err.splitlines()
+    assert [line.split(" in ")[0] for line in lines[:2]] == ["retrying (1/2)", "retrying (2/2)"]
+    assert all(line.endswith(" s after connection refused…") for line in lines[:2])
+    assert lines[2].startswith("Error: could not complete the request")
+    # Not with --quiet or --json, and not when stderr is not a terminal (a log file).
+    for flag in ("--quiet", "--json"):
+        status, out, err = on_terminal("send", flag, "--retries", "1", "hi", env=env)
+        assert status == 6 and "retrying" not in err
+
+
+def test_retries_are_silent_in_a_log(run: Runner, home: object) -> None:
+    env: dict[str, str | None] = {"DINGPUSH_WEBHOOK": f"http://127.0.0.1:{closed_port()}/robot/send?access_token=abc"}
+    result = run("send", "--retries", "1", "hi", env=env)
+    assert result.exit_code == 6 and "retrying" not in result.stderr

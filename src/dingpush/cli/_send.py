@@ -20,7 +20,7 @@ from ._compose import (
     read_text,
 )
 from ._deliver import Delivery
-from ._state import error_json, exit_status, get_state, stdin_is_interactive
+from ._state import error_json, exit_status, get_state, stderr_is_terminal, stdin_is_interactive
 
 if typing.TYPE_CHECKING:
     from dingpush import Message
@@ -145,6 +145,7 @@ def send(
         timeout=timeout,
         quiet=quiet or as_json,
     )
+    state.progress = not delivery.quiet and stderr_is_terminal()
     if batch is not None:
         given = [
             name

@@ -32,6 +32,8 @@ class State:
         self.redact = Redactor()
         #: The target the command resolved, so that an error can say where its settings are.
         self.target: Target | None = None
+        #: Whether to say on stderr what a send is doing (a retry): a terminal, not --quiet.
+        self.progress = False
 
     # -- configuration ---------------------------------------------------------------------
 
@@ -135,12 +137,38 @@ class _EchoHandler(logging.Handler):
         self.state = state
 
     def emit(self, record: logging.LogRecord) -> None:
-        # Warnings (a throttled robot resting, a pool member taken out) always show; the
-        # rest only with --verbose.
-        if record.levelno >= logging.WARNING:
+        # Warnings (a throttled robot resting, a pool member taken out) always show; a retry
+        # on a terminal; the rest only with --verbose.
+        retry = getattr(record, "dingpush_retry", None)
+        if retry is not None and self.state.progress and not self.state.verbose:
+            self.state.err(retry_line(*retry))
+        elif record.levelno >= logging.WARNING:
             self.state.err(f"warning: {record.getMessage()}")
         else:
             self.state.detail(f"{record.name}: {record.getMessage()}")
+
+
+def retry_line(attempt: int, attempts: int | None, error: DingPushError, delay: float) -> str:
+    """``retrying (2/3) after connection refused…``: what a send that is not done yet does."""
+    of = f"/{attempts - 1}" if attempts else ""
+    return f"retrying ({attempt}{of}) in {delay:.1f} s after {failure_words(error)}…"
+
+
+def failure_words(error: DingPushError) -> str:
+    """A failure in a few words: ``connection refused``, ``a time-out``, ``HTTP 502``."""
+    import re
+
+    from dingpush import ProtocolError, Timeout
+
+    if isinstance(error, APIError):
+        return f"{error.errcode} {error.errmsg}".strip()
+    if isinstance(error, Timeout):
+        return "a time-out"
+    if isinstance(error, ProtocolError) and error.status_code is not None:
+        return f"HTTP {error.status_code}"
+    cause = error.__cause__
+    text = re.sub(r"^\[Errno -?\d+\]\s*", "", str(cause)) if cause is not None else ""
+    return (text or type(error).__name__).rstrip(".").lower() if text else "a network error"
 
 
 def cli_hint(exc: DingPushError) -> str:
@@ -221,6 +249,15 @@ def stdin_is_interactive() -> bool:
     try:
         return stream.isatty()
     except (AttributeError, ValueError):  # closed or replaced streams
+        return False
+
+
+def stderr_is_terminal() -> bool:
+    """Whether stderr is a terminal (a person watching, not a log file or a pipe)."""
+    stream = sys.stderr
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
         return False
 
 
