@@ -4,6 +4,7 @@ covers usage errors, help texts fit their command, and errors read as sentences.
 from __future__ import annotations
 
 import json
+import pathlib
 
 import pytest
 
@@ -157,6 +158,45 @@ def test_retries_are_said_on_a_terminal(home: object) -> None:
 
 
 def test_retries_are_silent_in_a_log(run: Runner, home: object) -> None:
-    env: dict[str, str | None] = {"DINGPUSH_WEBHOOK": f"http://127.0.0.1:{closed_port()}/robot/send?access_token=abc"}
+    env: dict[str, str | None] = {
+        "DINGPUSH_WEBHOOK": f"http://127.0.0.1:{closed_port()}/robot/send?access_token=abc"
+    }
     result = run("send", "--retries", "1", "hi", env=env)
     assert result.exit_code == 6 and "retrying" not in result.stderr
+
+
+def test_a_wait_that_will_not_happen_is_not_announced(
+    run: Runner, robot: Robot, home: pathlib.Path
+) -> None:
+    (home / "dingpush.toml").write_text(
+        f'[targets.ops]\nwebhook = "{robot.url}"\nsecret = "{robot.secret}"\nrate = "1/60s"\n'
+    )
+    assert run("send", "--to", "ops", "one").exit_code == 0
+    result = run("send", "--to", "ops", "--max-wait", "2", "two")
+    assert result.exit_code == 5
+    assert result.stderr.startswith("Error: not sent to ")  # no "waiting 60 s…" first
+    assert "waiting" not in result.stderr and "20 messages a minute" not in result.stderr
+
+
+def test_the_wait_names_the_configured_rate_and_the_cool_down(
+    run: Runner, robot: Robot, home: pathlib.Path
+) -> None:
+    (home / "dingpush.toml").write_text(
+        f'[targets.ops]\nwebhook = "{robot.url}"\nsecret = "{robot.secret}"\nrate = "1/2s"\n'
+    )
+    assert run("send", "--to", "ops", "one").exit_code == 0
+    result = run("send", "--to", "ops", "two")
+    assert result.exit_code == 0, result.output
+    assert result.stderr.startswith("waiting 2 s for a free slot of ops (its rate is 1/2s ")
+    assert "20 messages a minute" not in result.stderr
+    (home / "dingpush.toml").write_text(
+        f'[targets.ops]\nwebhook = "{robot.url}"\nsecret = "{robot.secret}"\n'
+        'cooldown = "4s"\n'
+    )
+    robot.server.emulator.inject_fault("errcode", errcode=130101, count=1, robot="ops")
+    assert run("send", "--to", "ops", "--no-wait", "three").exit_code == 5
+    result = run("send", "--to", "ops", "four")
+    assert result.exit_code == 0, result.output
+    assert "DingTalk throttled the robot, and it rests until its cool-down is over" in (
+        result.stderr
+    )

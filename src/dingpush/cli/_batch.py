@@ -218,7 +218,7 @@ def deliver(
             continue
         line.msg_uuid = line.msg_uuid or str(uuid.uuid4())
         try:
-            waited = expected_wait(state, line.target)
+            waited = expected_wait(state, line.target).seconds
             line.attempted = True
             result = senders.send(line.target, line.message, line.msg_uuid)
             done = outcome(line.target, line.message, result)

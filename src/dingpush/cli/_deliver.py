@@ -251,8 +251,17 @@ class Delivery:
         return typing.cast(typing.Any, sender).send(message, msg_uuid=msg_uuid, **options)
 
 
-def expected_wait(state: State, target: Target) -> float:
-    """Seconds the next send to a robot (or pool) would wait for a free slot; 0 for apps."""
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """What the next send to a robot (or pool) will wait for, and why."""
+
+    seconds: float
+    #: Why: the robot's configured rate, or the cool-down after DingTalk throttled it.
+    reason: str
+
+
+def expected_wait(state: State, target: Target) -> Wait:
+    """How long the next send to a robot (or pool) would wait for a free slot; 0 for apps."""
     from dingpush.lowlevel import DEFAULT_RATE
 
     members = (
@@ -263,22 +272,35 @@ def expected_wait(state: State, target: Target) -> float:
         else []
     )
     if not members:
-        return 0.0
+        return Wait(0.0, "")
     limiter = state.limiter()
-    return min(limiter.delay(m.webhook.key, m.rate or DEFAULT_RATE) for m in members)
+    waits = []
+    for member in members:
+        rate = member.rate or DEFAULT_RATE
+        if limiter.cooldown_left(member.webhook.key) > 0:
+            reason = "DingTalk throttled the robot, and it rests until its cool-down is over"
+        else:
+            reason = f"its rate is {rate} messages"
+        waits.append(Wait(limiter.delay(member.webhook.key, rate), reason))
+    return min(waits, key=lambda wait: wait.seconds)
 
 
 def send(
     state: State, target: Target, message: Message, *, msg_uuid: str | None, delivery: Delivery
 ) -> Outcome:
     """Deliver ``message`` to ``target`` through the library and describe the result."""
+    from dingpush.lowlevel import DEFAULT_MAX_WAIT
+
     with delivery.open(state, target) as sender:
         state.detail(f"sending a {message.msgtype} message to {target.name} ({target.destination})")
         wait = expected_wait(state, target)
-        if wait > 1 and delivery.wait and not delivery.quiet:
+        limit = DEFAULT_MAX_WAIT if delivery.max_wait is None else delivery.max_wait
+        # Only a wait that will happen is announced: past --max-wait the send fails at once,
+        # and its error says when the next slot is.
+        if 1 < wait.seconds <= limit and delivery.wait and not delivery.quiet:
             state.err(
-                f"waiting {wait:.0f} s for a free slot of {target.name} (DingTalk allows a robot "
-                "20 messages a minute; the budget is shared by every dingpush process here)"
+                f"waiting {wait.seconds:.0f} s for a free slot of {target.name} ({wait.reason}; "
+                "the budget is shared by every dingpush process here)"
             )
         result = delivery.send(sender, target, message, msg_uuid)
     return outcome(target, message, result)
