@@ -190,8 +190,7 @@ def test_the_wait_names_the_configured_rate_and_the_cool_down(
     assert result.stderr.startswith("waiting 2 s for a free slot of ops (its rate is 1/2s ")
     assert "20 messages a minute" not in result.stderr
     (home / "dingpush.toml").write_text(
-        f'[targets.ops]\nwebhook = "{robot.url}"\nsecret = "{robot.secret}"\n'
-        'cooldown = "4s"\n'
+        f'[targets.ops]\nwebhook = "{robot.url}"\nsecret = "{robot.secret}"\ncooldown = "4s"\n'
     )
     robot.server.emulator.inject_fault("errcode", errcode=130101, count=1, robot="ops")
     assert run("send", "--to", "ops", "--no-wait", "three").exit_code == 5
