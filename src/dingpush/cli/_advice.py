@@ -8,6 +8,7 @@ at the file and line the setting came from (``keyword = "…" at dingpush.toml:1
 
 from __future__ import annotations
 
+import dataclasses
 import typing
 
 if typing.TYPE_CHECKING:
@@ -71,7 +72,8 @@ def where(advice: Advice, target: Target | None, config: Config | None) -> str:
         # Not set: add it to the table that defines the target, when a file does.
         anchor = _table_origin(config, table)
         if anchor is not None:
-            return f'add {key} = "{advice.value}" to [{table}] ({anchor})'
+            line = dataclasses.replace(anchor, variables=(), note="")  # the line, not its ${VAR}
+            return f'add {key} = "{advice.value}" to [{table}] ({line})'
     return f"set {variable}='{advice.value}'"
 
 
