@@ -113,3 +113,26 @@ def test_the_library_keeps_python_wording(env_robot: Robot) -> None:
         client.send("hello")
     assert "pass keyword='…'" in str(caught.value)
     assert caught.value.advice == dingpush.Advice("keyword", "pass keyword='…'")
+
+
+def test_the_cases_cover_docs_delivery_table() -> None:
+    import re
+
+    from _docblocks import ROOT
+
+    table = (ROOT / "docs" / "delivery.md").read_text(encoding="utf-8")
+    start = table.index("<!-- errors table")
+    classes = set(re.findall(r"^\| `(\w+)` \|", table[start:], flags=re.MULTILINE))
+    covered = {type(e).__name__ for e in [*errors(), *transport_errors()]}
+    assert classes and classes <= covered, classes - covered
+
+
+def test_a_batch_line_names_the_fix_in_command_line_terms(run: Runner, env_robot: Robot) -> None:
+    import json
+
+    env_robot.server.emulator.update_robot("ops", keywords=("告警",))
+    result = run("send", "--batch", "-", "--json", input='"a"\n')
+    error = json.loads(result.stdout)["lines"][0]["error"]
+    assert "set DINGPUSH_KEYWORD='…'" in error and "keyword='" not in error.replace(
+        "DINGPUSH_KEYWORD='", ""
+    )

@@ -224,6 +224,7 @@ def deliver(
             done = outcome(line.target, line.message, result)
         except DingPushError as exc:
             line.fail(exc)
+            line.error = state.message(exc, line.target)  # the fix in command-line terms
             state.detail(f"line {line.number}: {exc}")
         except KeyboardInterrupt:
             robot = line.target.kind in ("robot", "pool")

@@ -118,10 +118,11 @@ class State:
                 self.err(f"  {hint}")
         self.detail_error(exc)
 
-    def message(self, exc: DingPushError) -> str:
+    def message(self, exc: DingPushError, target: Target | None = None) -> str:
         """``exc``'s message with its fix in command-line terms (``--split``, not
-        ``split=True``; ``DINGPUSH_KEYWORD`` or the file line, not ``keyword='…'``)."""
-        return cli_message(exc, self.target, self._config)
+        ``split=True``; ``DINGPUSH_KEYWORD`` or the file line, not ``keyword='…'``), for
+        ``target`` (default: the command's)."""
+        return cli_message(exc, target or self.target, self._config)
 
     def detail_error(self, exc: DingPushError) -> None:
         if self.verbose:
