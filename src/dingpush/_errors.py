@@ -89,6 +89,7 @@ Setting = typing.Literal[
     "max_wait",
     "msg_uuid",
     "at",
+    "mention_all",
 ]
 
 

@@ -136,3 +136,11 @@ def test_a_batch_line_names_the_fix_in_command_line_terms(run: Runner, env_robot
     assert "set DINGPUSH_KEYWORD='…'" in error and "keyword='" not in error.replace(
         "DINGPUSH_KEYWORD='", ""
     )
+
+
+def test_too_many_mentions_name_the_at_all_option(run: Runner, env_robot: Robot) -> None:
+    mentions = [arg for n in range(51) for arg in ("--at", f"138000000{n:02d}")]
+    result = run("send", "--dry-run", *mentions, "hi")
+    assert result.exit_code == 2
+    assert "use --at-all or split the mentions" in result.stderr
+    assert "all=True" not in result.stderr

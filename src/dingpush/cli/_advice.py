@@ -21,6 +21,7 @@ _OPTIONS: dict[str, str] = {
     "proxy": "HTTPS_PROXY",
     "split": "use --split",
     "at": "drop --at and --at-all",
+    "mention_all": "use --at-all",
 }
 
 #: The environment variable of each target setting, for a target that has no file.
