@@ -144,3 +144,24 @@ def test_too_many_mentions_name_the_at_all_option(run: Runner, env_robot: Robot)
     assert result.exit_code == 2
     assert "use --at-all or split the mentions" in result.stderr
     assert "all=True" not in result.stderr
+
+
+def test_quoted_errors_are_said_in_command_line_terms_too(tmp_path: pathlib.Path) -> None:
+    from dingpush import _errors
+    from dingpush.config import load_config
+
+    (tmp_path / "dingpush.toml").write_text(
+        '[targets.a]\nwebhook = "aaa"\n[targets.b]\nwebhook = "bbb"\n'
+        '[targets.both]\nkind = "pool"\nmembers = ["a", "b"]\n'
+    )
+    config = load_config(tmp_path / "dingpush.toml")
+    keyword = _errors.error_from_reply(310000, "keywords not in content")
+    pool = dingpush.PoolExhausted({"a": keyword, "b": keyword})
+    text = cli_message(pool, config.resolve("both"), config)
+    assert text.count('set keyword = "…" in the robots of the pool (a, b)') == 2
+    assert "keyword='" not in text
+    too_large = dingpush.MessageTooLarge(460101, "too long")
+    partial = dingpush.PartialDelivery(sent=[], total=2, error=too_large, msg_uuid="m")
+    text = cli_message(partial, config.resolve("a"), config)
+    assert "Use --split" in text and "with --msg-uuid m" in text
+    assert "split=True" not in text and "msg_uuid=" not in text

@@ -37,16 +37,28 @@ _VARIABLES: dict[str, str] = {
 def cli_message(exc: DingPushError, target: Target | None, config: Config | None) -> str:
     """``str(exc)`` with its Python-worded fix said in command-line terms."""
     text = str(exc)
-    advice = exc.advice
-    if advice is None or not advice.phrase:
-        return text
-    words = cli_words(advice, target, config)
-    for phrase in (advice.phrase, advice.phrase[:1].upper() + advice.phrase[1:]):
-        if phrase in text:
-            if phrase[:1].isupper():
-                words = words[:1].upper() + words[1:]
-            return text.replace(phrase, words)
+    for advice in _advice_of(exc):
+        if not advice.phrase:
+            continue
+        words = cli_words(advice, target, config)
+        for phrase in (advice.phrase, advice.phrase[:1].upper() + advice.phrase[1:]):
+            if phrase in text:
+                said = words[:1].upper() + words[1:] if phrase[:1].isupper() else words
+                text = text.replace(phrase, said)
     return text
+
+
+def _advice_of(exc: DingPushError) -> list[Advice]:
+    """The advice of ``exc`` and of the errors its message quotes (a split message's failed
+    part, a pool's members)."""
+    from dingpush import PartialDelivery, PoolExhausted
+
+    errors = [exc]
+    if isinstance(exc, PartialDelivery):
+        errors.append(exc.error)
+    if isinstance(exc, PoolExhausted):
+        errors.extend(exc.errors.values())
+    return [e.advice for e in errors if e.advice is not None]
 
 
 def cli_words(advice: Advice, target: Target | None, config: Config | None) -> str:
@@ -63,6 +75,10 @@ def cli_words(advice: Advice, target: Target | None, config: Config | None) -> s
 def where(advice: Advice, target: Target | None, config: Config | None) -> str:
     """How to set a target's setting: at its file line, in its variable, or in the table."""
     variable = _VARIABLES.get(advice.setting, advice.setting.upper())
+    members = getattr(target, "members", None)
+    if members and advice.setting in ("keyword", "secret"):
+        names = ", ".join(member.name for member in members)
+        return f'set {advice.setting} = "{advice.value}" in the robots of the pool ({names})'
     key, table = _config_key(advice.setting, target)
     origin = _origin(config, f"{table}.{key}") if key else None
     if origin is not None and origin.kind == "file":
