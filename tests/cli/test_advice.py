@@ -98,7 +98,7 @@ def test_a_missing_keyword_is_added_to_the_target_table(
 def test_environment_settings_are_named_as_variables(run: Runner, env_robot: Robot) -> None:
     env_robot.server.emulator.update_robot("ops", keywords=("告警",))
     result = run("send", "hello")
-    assert "set DINGPUSH_KEYWORD='…' (one of them" in result.stderr
+    assert "pass --keyword WORD or set DINGPUSH_KEYWORD='…' (one of them" in result.stderr
     result = run("send", "hello", env={"DINGPUSH_SECRET": None})
     assert "set DINGPUSH_SECRET='SEC…' as shown under 加签" in result.stderr
     assert TOKEN not in result.output
@@ -165,3 +165,22 @@ def test_quoted_errors_are_said_in_command_line_terms_too(tmp_path: pathlib.Path
     text = cli_message(partial, config.resolve("a"), config)
     assert "Use --split" in text and "with --msg-uuid m" in text
     assert "split=True" not in text and "msg_uuid=" not in text
+
+
+def test_keyword_given_as_an_option(run: Runner, env_robot: Robot) -> None:
+    env_robot.server.emulator.update_robot("ops", keywords=("告警",))
+    result = run("send", "--keyword", "告警", "disk full")
+    assert result.exit_code == 0, result.output
+    assert env_robot.contents() == ["disk full\n告警"]
+    result = run("send", "--keyword", "deploy", "disk full")
+    assert result.exit_code == 4
+    assert "pass --keyword WORD (it is appended when missing)" in result.stderr
+    assert "keyword='" not in result.stderr
+    result = run("send", "--keyword", "x", "--to", "app:nope/group/cid", "hi")
+    assert result.exit_code in (2, 3)
+
+
+def test_keyword_in_a_dry_run(run: Runner, env_robot: Robot) -> None:
+    result = run("send", "--dry-run", "--keyword", "告警", "disk full")
+    assert result.exit_code == 0
+    assert "告警" in result.stdout

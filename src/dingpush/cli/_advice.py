@@ -12,6 +12,8 @@ import dataclasses
 import typing
 
 if typing.TYPE_CHECKING:
+    from collections.abc import Collection
+
     from dingpush import Advice, DingPushError
     from dingpush.config import Config, Origin, Target
 
@@ -34,13 +36,27 @@ _VARIABLES: dict[str, str] = {
 }
 
 
-def cli_message(exc: DingPushError, target: Target | None, config: Config | None) -> str:
-    """``str(exc)`` with its Python-worded fix said in command-line terms."""
+#: The target settings ``send`` also takes as an option.
+_SEND_OPTIONS: dict[str, str] = {"keyword": "--keyword"}
+
+
+def cli_message(
+    exc: DingPushError,
+    target: Target | None,
+    config: Config | None,
+    *,
+    given: Collection[str] = (),
+) -> str:
+    """``str(exc)`` with its Python-worded fix said in command-line terms; ``given`` names
+    the settings the command line gave as options (``keyword`` for ``--keyword``)."""
     text = str(exc)
     for advice in _advice_of(exc):
         if not advice.phrase:
             continue
-        words = cli_words(advice, target, config)
+        if advice.setting in given:
+            words = f"pass {_SEND_OPTIONS[advice.setting]} WORD"
+        else:
+            words = cli_words(advice, target, config)
         for phrase in (advice.phrase, advice.phrase[:1].upper() + advice.phrase[1:]):
             if phrase in text:
                 said = words[:1].upper() + words[1:] if phrase[:1].isupper() else words
@@ -91,6 +107,9 @@ def where(advice: Advice, target: Target | None, config: Config | None) -> str:
         if anchor is not None:
             line = dataclasses.replace(anchor, variables=(), note="")  # the line, not its ${VAR}
             return f'add {key} = "{advice.value}" to [{table}] ({line})'
+    option = _SEND_OPTIONS.get(advice.setting)
+    if option is not None and origin is None:  # nothing set it: the option is the quickest
+        return f"pass {option} WORD or set {variable}='{advice.value}'"
     return f"set {variable}='{advice.value}'"
 
 

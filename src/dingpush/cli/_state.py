@@ -34,6 +34,8 @@ class State:
         self.target: Target | None = None
         #: Whether to say on stderr what a send is doing (a retry): a terminal, not --quiet.
         self.progress = False
+        #: The target settings given as options (``--keyword``): an error's fix names them.
+        self.given: set[str] = set()
 
     # -- configuration ---------------------------------------------------------------------
 
@@ -122,7 +124,7 @@ class State:
         """``exc``'s message with its fix in command-line terms (``--split``, not
         ``split=True``; ``DINGPUSH_KEYWORD`` or the file line, not ``keyword='…'``), for
         ``target`` (default: the command's)."""
-        return cli_message(exc, target or self.target, self._config)
+        return cli_message(exc, target or self.target, self._config, given=self.given)
 
     def detail_error(self, exc: DingPushError) -> None:
         if self.verbose:
