@@ -78,7 +78,11 @@ def test_oapi_base_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         ("", {}, "empty"),
         ("https://oapi.dingtalk.com/robot/send", {}, "no access_token"),
         (f"http://oapi.dingtalk.com/robot/send?access_token={TOKEN}", {}, "https:// only"),
-        ("ftp://example.com/robot/send?access_token=x", {}, "not an http"),
+        (
+            "ftp://example.com/robot/send?access_token=x",
+            {},
+            "is not a webhook URL: a robot target is an https://",
+        ),
         ("oapi.dingtalk.com/robot/send?access_token=x", {}, "neither a webhook URL"),
         (TOKEN, {"secret": "0123456789abcdef"}, "does not start with SEC"),
         (TOKEN, {"base_url": "localhost:9"}, "not an http"),

@@ -25,6 +25,7 @@ if typing.TYPE_CHECKING:  # what mypy and editors read; at run time _MODULES say
     from ._engine._split import Splitter
     from ._engine._units import Rate, parse_duration, parse_size
     from ._errors import (
+        Advice,
         APIError,
         BadCredentials,
         ConfigError,
@@ -89,6 +90,7 @@ __all__ = [  # noqa: RUF022
     "APIError",
     "AccessToken",
     "ActionCard",
+    "Advice",
     "App",
     "AppGroup",
     "AppUsers",
@@ -196,6 +198,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
     "._engine._units": ("Rate", "parse_duration", "parse_size"),
     "._errors": (
         "APIError",
+        "Advice",
         "BadCredentials",
         "ConfigError",
         "ContentRejected",

@@ -35,6 +35,7 @@ from __future__ import annotations
 import datetime
 import typing
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 if typing.TYPE_CHECKING:
     # The one import cycle of the core, for annotations only: PartialDelivery names the
@@ -44,6 +45,7 @@ if typing.TYPE_CHECKING:
 
 __all__ = [
     "APIError",
+    "Advice",
     "BadCredentials",
     "ConfigError",
     "ContentRejected",
@@ -72,6 +74,41 @@ __all__ = [
 
 SecurityReason = typing.Literal["keyword", "signature", "timestamp", "ip", "unknown"]
 
+#: The settings an error's fix can name; each front end says them in its own terms (the
+#: library as ``keyword='…'``, the CLI as ``DINGPUSH_KEYWORD`` or ``keyword = "…"`` at the
+#: file and line the target came from).
+Setting = typing.Literal[
+    "keyword",
+    "secret",
+    "webhook",
+    "app_key",
+    "app_secret",
+    "timeout",
+    "proxy",
+    "split",
+    "max_wait",
+    "msg_uuid",
+    "at",
+    "mention_all",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Advice:
+    """The setting that fixes an error, as data: ``exc.advice``.
+
+    ``phrase`` is the words of the error's message that name the fix in Python terms (``pass
+    keyword='…'``); a front end that speaks another language (the CLI's options, variables and
+    file keys) replaces exactly that phrase, and never has to parse the message.
+    """
+
+    #: Which setting to change.
+    setting: Setting
+    #: The phrase of the message that says it in Python terms.
+    phrase: str
+    #: The value to show in the fix (``'…'`` when the user must supply it).
+    value: str = "…"
+
 
 class DingPushError(Exception):
     """Something went wrong in dingpush."""
@@ -87,6 +124,8 @@ class DingPushError(Exception):
     #: (a read time-out, a connection cut after the request went out, a gateway's error page).
     #: ``False`` when DingTalk answered (a refusal is an answer) or the request never left.
     maybe_delivered: bool = False
+    #: The setting that fixes this error, when one does (see :class:`Advice`); ``None`` otherwise.
+    advice: Advice | None = None
 
     def __init__(self, message: str | None = None) -> None:
         super().__init__(message or (self.__doc__ or type(self).__name__).strip())
@@ -116,6 +155,8 @@ class BadCredentials(ConfigError):
         super().__init__(message)
         #: Which credential is wrong, when it can be told: ``app_key``, ``app_secret``.
         self.credential = credential
+        if credential != "unknown":
+            self.advice = Advice(credential, "")
         self.errcode = errcode
         self.request_id = request_id
 
@@ -208,7 +249,8 @@ class APIError(DingPushError):
         advice = self.hint if hint is None else hint
         text = f"DingTalk refused the request: {errcode} {errmsg}".rstrip()
         if advice:
-            text = f"{text}. {advice}"
+            # DingTalk's errmsg ends a sentence; the advice starts the next one.
+            text = f"{text}. {advice[:1].upper()}{advice[1:]}"
         if request_id:
             text = f"{text} (request id {request_id})"
         super().__init__(text)
@@ -252,10 +294,12 @@ class RateLimited(APIError):
         exc = cls("local", "no send slot", retry_at=retry_at)
         exc.refused_locally = True
         when = datetime.datetime.fromtimestamp(retry_at).strftime("%H:%M:%S")
+        phrase = "Pass a larger max_wait="
         exc.args = (
             f"not sent to {target}: {reason}; the next slot is at {when} (in {wait:.1f} s). "
-            f"Pass a larger max_wait= to wait for it, {advice}",
+            f"{phrase} to wait for it, {advice}",
         )
+        exc.advice = Advice("max_wait", phrase)
         return exc
 
 
@@ -285,10 +329,12 @@ class PartialDelivery(DingPushError):
         self.maybe_delivered = error.maybe_delivered
         failed = len(self.sent) + 1
         if advice is None:
+            phrase = f"with msg_uuid={msg_uuid!r}"
             advice = (
-                f"send the same message again with msg_uuid={msg_uuid!r} to deliver the rest: "
+                f"send the same message again {phrase} to deliver the rest: "
                 "each part keeps its msgUuid, so DingTalk drops the parts it already has"
             )
+            self.advice = Advice("msg_uuid", phrase, msg_uuid)
         super().__init__(
             f"parts 1-{len(self.sent)} of {total} were delivered, part {failed} failed: {error} "
             f"— {advice}"
@@ -331,15 +377,23 @@ class ServerBusy(APIError):
     hint = "DingTalk reported a temporary failure; retry later (at most 3 times)"
 
 
+_KEYWORD_PHRASE = "pass keyword='…'"
+_SECRET_PHRASE = "pass secret='SEC…'"
+#: The setting each security refusal names, with the phrase of its hint that names it.
+SECURITY_ADVICE: dict[str, Advice] = {
+    "keyword": Advice("keyword", _KEYWORD_PHRASE),
+    "signature": Advice("secret", _SECRET_PHRASE, "SEC…"),
+}
+
 _SECURITY_HINTS: dict[str, str] = {
     "keyword": (
         "the robot is secured by custom keywords and the message contains none of them: "
-        "pass keyword='…' (it is appended when missing) or put one in the text"
+        f"{_KEYWORD_PHRASE} (it is appended when missing) or put one in the text"
     ),
     "signature": (
-        "the robot has signing (加签) enabled and the signature did not match: pass the "
-        "secret exactly as shown under 加签 in the robot's security settings (it starts "
-        "with SEC), and do not URL-encode the sign twice"
+        "the robot has signing (加签) enabled and the signature did not match: "
+        f"{_SECRET_PHRASE} exactly as shown under 加签 in the robot's security settings, "
+        "and do not URL-encode the sign twice"
     ),
     "timestamp": (
         "the signature's timestamp is more than an hour away from DingTalk's clock: "
@@ -368,6 +422,7 @@ class SecurityRejected(APIError):
     ) -> None:
         #: Which setting refused: ``keyword``, ``signature``, ``timestamp``, ``ip`` or ``unknown``.
         self.reason: SecurityReason = reason or security_reason(errmsg)
+        self.advice = SECURITY_ADVICE.get(self.reason)
         super().__init__(
             errcode,
             errmsg,
@@ -385,6 +440,7 @@ class TokenNotFound(APIError):
         "use the access_token value from the robot's webhook URL (group settings → robots); "
         "an AppKey, an app access token or the whole URL is not a webhook token"
     )
+    advice = Advice("webhook", "")
 
 
 class InvalidAccessToken(APIError):
@@ -408,12 +464,14 @@ class RobotUnavailable(APIError):
 
     exit_code = 3
     hint = "re-enable the robot or add it to the group again, then update the webhook"
+    advice = Advice("webhook", "")
 
 
 class MessageTooLarge(APIError):
     """The message is larger than the channel accepts."""
 
     hint = "pass split=True to send it in parts, or shorten it"
+    advice: Advice | None = Advice("split", "pass split=True")
 
     def __init__(
         self,
@@ -431,17 +489,36 @@ class MessageTooLarge(APIError):
         super().__init__(errcode, errmsg, hint=hint, request_id=request_id, status_code=status_code)
 
     @classmethod
-    def local(cls, *, size: int, limit: int, channel: str, field: str = "body") -> MessageTooLarge:
-        """Refuse a message before any request: ``size`` bytes against ``limit``."""
-        exc = cls(
-            460101,
-            f"the {field} is {size:,} bytes, over the {channel} limit of {limit:,} bytes "
-            "(bytes, not characters: CJK text takes 3 bytes a character)",
-            size=size,
-            limit=limit,
-        )
+    def local(
+        cls, *, size: int, limit: int, channel: str, field: str = "body", splittable: bool = True
+    ) -> MessageTooLarge:
+        """Refuse a message before any request: ``size`` bytes against ``limit``.
+
+        Nothing reached DingTalk, so the message does not say "DingTalk refused"; ``errcode``
+        is the code the channel itself would answer (:data:`TOO_LARGE_ERRCODES`), as data.
+        """
+        errcode = TOO_LARGE_ERRCODES.get(channel, 460101)
+        what = f"the {field} is {size:,} bytes, over the {channel} limit of {limit:,} bytes"
+        exc = cls(errcode, what, size=size, limit=limit)
         exc.refused_locally = True
+        advice = "shorten it"
+        if splittable:
+            advice = "pass split=True to send it in parts, or shorten it"
+        else:
+            exc.advice = None
+        exc.args = (
+            f"not sent: the {field} is {size:,} bytes, the {channel} takes at most {limit:,} "
+            f"(bytes, not characters: CJK text takes 3 bytes a character); {advice}",
+        )
         return exc
+
+
+#: The errcode each channel answers for a body over its limit (protocol §1.5, §3.4, §4.1).
+TOO_LARGE_ERRCODES: dict[str, int | str] = {
+    "robot webhook": 460101,
+    "app robot": "invalidParameter.msgParam.tooLong",
+    "work notification": 34016,
+}
 
 
 class UnsupportedMessageType(APIError):

@@ -9,7 +9,14 @@ import typing
 from collections.abc import Callable, Iterator, Mapping
 
 from .__version__ import __version__
-from ._errors import DingPushError, ProtocolError, Timeout, TransportError, error_from_reply
+from ._errors import (
+    Advice,
+    DingPushError,
+    ProtocolError,
+    Timeout,
+    TransportError,
+    error_from_reply,
+)
 
 __all__ = [
     "JSON_HEADERS",
@@ -215,19 +222,27 @@ def map_transport_errors(redact: Redact, where: str) -> Iterator[None]:
         raise
     except httpx.TimeoutException as exc:
         sent = not isinstance(exc, never_sent)
-        raise Timeout(
+        error: TransportError = Timeout(
             f"{where} did not answer in time ({type(exc).__name__}{_SENT[sent]}); DingTalk may "
-            "be slow or unreachable: check the network or proxy, or raise timeout=",
+            f"be slow or unreachable: check the network or proxy, or {_TIMEOUT.phrase}",
             maybe_delivered=sent,
-        ) from exc
+        )
+        error.advice = _TIMEOUT
+        raise error from exc
     except httpx.HTTPError as exc:
         sent = not isinstance(exc, never_sent)
         detail = redact(str(exc)) or type(exc).__name__
-        raise TransportError(
+        error = TransportError(
             f"could not complete the request to {where}: {detail}{_SENT[sent]}; check the "
-            "network, the proxy settings (proxy= or HTTPS_PROXY) and the URL",
+            f"network, the proxy settings ({_PROXY.phrase}) and the URL",
             maybe_delivered=sent,
-        ) from exc
+        )
+        error.advice = _PROXY
+        raise error from exc
+
+
+_TIMEOUT = Advice("timeout", "raise timeout=")
+_PROXY = Advice("proxy", "proxy= or HTTPS_PROXY")
 
 
 #: What a transport error's message says of the request: the user decides on a resend by it.

@@ -29,7 +29,12 @@ from ._lazy import lazy_names
 if typing.TYPE_CHECKING:  # what mypy and editors read; at run time _MODULES says the same
     from ._apps._delivery import DEFAULT_APP_COOLDOWN, DEFAULT_APP_RATE, DEFAULT_NOTICE_RATE
     from ._engine._clock import SYSTEM_CLOCK
-    from ._engine._limiter import DEFAULT_COOLDOWN, DEFAULT_RATE, reset_default_limiters
+    from ._engine._limiter import (
+        DEFAULT_COOLDOWN,
+        DEFAULT_MAX_WAIT,
+        DEFAULT_RATE,
+        reset_default_limiters,
+    )
     from ._engine._retry import format_seconds
     from ._masking import Redactor, install_log_redaction, redact_url
     from ._messages._channels import (
@@ -69,6 +74,7 @@ __all__ = [
     "DEFAULT_APP_COOLDOWN",
     "DEFAULT_APP_RATE",
     "DEFAULT_COOLDOWN",
+    "DEFAULT_MAX_WAIT",
     "DEFAULT_NOTICE_RATE",
     "DEFAULT_RATE",
     "MAX_JSON_DEPTH",
@@ -111,7 +117,12 @@ __all__ = [
 _MODULES: dict[str, tuple[str, ...]] = {
     "._apps._delivery": ("DEFAULT_APP_COOLDOWN", "DEFAULT_APP_RATE", "DEFAULT_NOTICE_RATE"),
     "._engine._clock": ("SYSTEM_CLOCK",),
-    "._engine._limiter": ("DEFAULT_COOLDOWN", "DEFAULT_RATE", "reset_default_limiters"),
+    "._engine._limiter": (
+        "DEFAULT_COOLDOWN",
+        "DEFAULT_MAX_WAIT",
+        "DEFAULT_RATE",
+        "reset_default_limiters",
+    ),
     "._engine._retry": ("format_seconds",),
     "._masking": ("Redactor", "install_log_redaction", "redact_url"),
     "._messages._channels": (

@@ -91,8 +91,16 @@ def test_exit_status_by_error_class(
     result = dingpush("send", "--timeout", "1", "--retries", "0", "--no-wait", "hello")
     assert result.exit_code == code, result.output
     assert result.stdout == ""
-    *warnings, error = result.stderr.strip().splitlines()
-    assert error.startswith("Error: ") and phrase in error
+    lines = result.stderr.strip().splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("Error: "))
+    warnings, error, notes = lines[:at], lines[at], lines[at + 1 :]
+    assert phrase in error
+    # A wrong webhook says where it came from, in command-line terms.
+    assert notes == (
+        ["  the webhook comes from $DINGPUSH_WEBHOOK: fix it there"]
+        if cls in ("TokenNotFound", "RobotUnavailable")
+        else []
+    )
     # A throttle also says, once, that the robot now rests (the library's warning).
     assert [w.split(" (errcode")[0] for w in warnings] == (
         [f"warning: DingTalk throttled {env_robot.server.url}/robot/send?access_token=0f3c…0e2a"]
@@ -100,7 +108,13 @@ def test_exit_status_by_error_class(
         else []
     )
     assert TOKEN not in result.output and SECRET not in result.output
+    # The fix is said in command-line terms, never the library's Python arguments.
+    for python in PYTHON_WORDS:
+        assert python not in result.output
     settle(env_robot)
+
+
+PYTHON_WORDS = ("split=True", "keyword='", "secret='", "timeout=", "proxy=", "max_wait=", "at=")
 
 
 def settle(robot: Robot) -> None:
@@ -126,7 +140,13 @@ def test_json_errors(
     assert data["error"]["type"] == cls and data["error"]["exit_code"] == code
     assert phrase in data["error"]["message"]
     assert TOKEN not in result.output and SECRET not in result.output
+    # The fix is said in command-line terms, never the library's Python arguments.
+    for python in PYTHON_WORDS:
+        assert python not in result.output
     settle(env_robot)
+
+
+PYTHON_WORDS = ("split=True", "keyword='", "secret='", "timeout=", "proxy=", "max_wait=", "at=")
 
 
 def test_verbose_adds_details_never_secrets(dingpush: Invoke, env_robot: Robot) -> None:
@@ -178,7 +198,9 @@ def test_usage_errors_exit_2(dingpush: Invoke, env_robot: Robot) -> None:
 def test_locally_too_large_is_refused_before_sending(run: Runner, env_robot: Robot) -> None:
     result = run("send", "长" * 7000)
     assert result.exit_code == 4
-    assert "over the robot webhook limit of 20,000 bytes" in result.stderr
+    assert "not sent: the body is 21,089 bytes, the robot webhook takes at most 20,000" in (
+        result.stderr
+    )
     assert "split" in result.stderr
     assert env_robot.server.emulator.requests() == []
 

@@ -191,6 +191,10 @@ def test_check_send_test_diagnoses(
     assert result.exit_code == code
     failed = [line for line in result.stdout.splitlines() if line.strip().startswith("FAIL")]
     assert len(failed) == 1 and check in failed[0]
+    # The fix in command-line terms: the file line of the setting, not keyword='…'.
+    assert "keyword='" not in result.stdout and "secret='" not in result.stdout
+    if check == "secret matches":
+        assert 'set secret = "SEC…" at dingpush.toml:' in result.stdout
     no_secrets(result.output)
 
 

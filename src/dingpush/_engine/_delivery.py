@@ -273,6 +273,8 @@ def deliver(
             core.display,
             type(error).__name__,
             delay,
+            # As data, for a front end that says it in its own words (the CLI on a terminal).
+            extra={"dingpush_retry": (attempt, options.retry.max_attempts, error, delay)},
         )
         yield Sleep(delay)
         failing += delay

@@ -89,6 +89,7 @@ class Splitter:
                 size=size,
                 limit=limit,
                 channel=f"{message.msgtype} message (only Text and Markdown can be split)",
+                splittable=False,
             )
         text = message.content if isinstance(message, Text) else message.text
         cuts = _Cuts(text, markdown=isinstance(message, Markdown))

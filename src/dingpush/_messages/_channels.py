@@ -13,7 +13,7 @@ import json
 import typing
 from collections.abc import Iterable
 
-from dingpush._errors import InvalidMessage, MessageTooLarge, UnsupportedMessage
+from dingpush._errors import Advice, InvalidMessage, MessageTooLarge, UnsupportedMessage
 from dingpush._wire import payload_bytes
 
 from ._app_models import OA, File, Image
@@ -149,12 +149,14 @@ def check_webhook_message(
 
 def _refuse_mentions(message: Message, channel: str) -> None:
     if message.mentions:
-        raise UnsupportedMessage(
+        error = UnsupportedMessage(
             f"{_a(channel)} cannot @-mention people (DingTalk ignores 'at' outside webhook "
             "robots): drop at=, or send through a custom robot webhook (Robot), which can",
             field="at",
             rule=f"no mentions on a {channel}",
         )
+        error.advice = Advice("at", "drop at=")
+        raise error
 
 
 def _media_ref(message: Image | File, placeholder: bool) -> str:

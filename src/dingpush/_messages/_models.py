@@ -8,7 +8,7 @@ import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass
 
-from dingpush._errors import InvalidMessage
+from dingpush._errors import Advice, InvalidMessage
 
 from ._fields import (
     JSONObject,
@@ -65,12 +65,14 @@ class At:
                 require_unicode(value, field)
         count = len(self.mobiles) + len(self.user_ids)
         if count > MAX_MENTIONS:
-            raise InvalidMessage(
+            error = InvalidMessage(
                 f"at: {count} people named, but DingTalk mentions at most {MAX_MENTIONS} in one "
                 "message; use all=True or split the mentions over several messages",
                 field="at",
                 rule=f"at most {MAX_MENTIONS} mentions",
             )
+            error.advice = Advice("mention_all", "use all=True")
+            raise error
 
     def __bool__(self) -> bool:
         return bool(self.mobiles or self.user_ids or self.all)

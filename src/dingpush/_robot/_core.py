@@ -28,7 +28,13 @@ from dingpush._engine._limiter import (
 )
 from dingpush._engine._retry import RetryTypes
 from dingpush._engine._split import Splitter
-from dingpush._errors import MessageTooLarge, PlatformThrottled, RateLimited, SecurityRejected
+from dingpush._errors import (
+    SECURITY_ADVICE,
+    MessageTooLarge,
+    PlatformThrottled,
+    RateLimited,
+    SecurityRejected,
+)
 from dingpush._masking import Redactor, install_log_redaction
 from dingpush._messages._channels import (
     WEBHOOK_BODY_LIMIT,
@@ -165,14 +171,16 @@ class RobotCore(SendDefaults):
             )
         elif exc.reason == "keyword" and self.keyword is None:
             hint = (
-                "the robot is secured by custom keywords: pass keyword='…' with one of them "
-                "(dingpush appends it when a message lacks it)"
+                "the robot is secured by custom keywords: pass keyword='…' (one of them; "
+                "dingpush appends it when a message lacks it)"
             )
         if hint is None:
             return exc
-        return SecurityRejected(
+        explained = SecurityRejected(
             exc.errcode, exc.errmsg, reason=exc.reason, hint=hint, status_code=exc.status_code
         )
+        explained.advice = SECURITY_ADVICE["keyword" if exc.reason == "keyword" else "signature"]
+        return explained
 
     def split(self, message: Message, split: bool | Splitter) -> tuple[Message, ...]:
         """The parts to send: ``(message,)`` unless it is too large and splitting is on."""

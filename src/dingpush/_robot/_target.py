@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import re
 import urllib.parse
 from dataclasses import dataclass, field
 
@@ -79,11 +80,27 @@ def parse_robot_target(
                 f"{mask(target)!r} is neither a webhook URL nor a bare access_token: give the "
                 "whole URL starting with https:// or only the value after access_token="
             )
+        if not _TOKEN.fullmatch(target):
+            raise ConfigError(
+                f"{mask(target)!r} is not a webhook: give the URL starting with https:// "
+                f"(https://oapi.dingtalk.com{_WEBHOOK_PATH}?access_token=…) or only its "
+                "access_token, which is letters and digits (DingTalk's are 64 hex characters)"
+            )
         parsed = WebhookTarget(oapi_base(base_url) + _WEBHOOK_PATH, target)
+    if not _TOKEN.fullmatch(parsed.token):
+        raise ConfigError(
+            f"the access_token {mask(parsed.token)!r} has characters no webhook token has "
+            "(spaces, slashes, quotes…): copy the webhook URL again from the robot's settings"
+        )
     if secret is not None:
         parsed = dataclasses.replace(parsed, secret=secret)
     _check_secret(parsed.secret)
     return parsed
+
+
+#: What a webhook token looks like: DingTalk's are 64 hex characters; emulators and tests use
+#: names (``sandbox-token``), so letters, digits, ``-``, ``_`` and ``.`` pass, nothing else.
+_TOKEN = re.compile(r"[A-Za-z0-9._~-]+")
 
 
 def _parse_webhook_url(url: str) -> WebhookTarget:
@@ -91,7 +108,10 @@ def _parse_webhook_url(url: str) -> WebhookTarget:
     query = urllib.parse.parse_qs(parts.query)
     token = (query.get("access_token") or [""])[0]
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ConfigError(f"{redact_url(url)!r} is not an http(s) webhook URL")
+        raise ConfigError(
+            f"{redact_url(url)!r} is not a webhook URL: a robot target is an https:// webhook "
+            "URL, a dingtalk://SECRET@TOKEN URL or a bare access_token"
+        )
     if not token:
         raise ConfigError(
             f"the webhook URL {redact_url(url)!r} has no access_token: copy the whole URL from the "

@@ -57,6 +57,10 @@ class DingPushGroup(click.Group):
         self.add_command(command, cmd_name)
         return command
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["dingpush.args"] = list(args)
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: click.Context) -> typing.Any:
         state = ctx.ensure_object(State)
         state.capture_logs(ctx, "dingpush", logging.DEBUG)
@@ -65,6 +69,49 @@ class DingPushGroup(click.Group):
         except DingPushError as exc:
             state.report(exc)
             raise click.exceptions.Exit(exit_status(exc)) from None
+        except ModuleNotFoundError as exc:
+            extra = missing_extra(exc, ctx.invoked_subcommand)
+            if extra is None:
+                raise
+            raise click.ClickException(
+                f"dingpush {ctx.invoked_subcommand} needs {exc.name}, which the 'cli' extra does "
+                f"not install: pip install 'dingpush[{extra}]'"
+            ) from None
+        except click.UsageError as exc:
+            if not wants_json(ctx.meta.get("dingpush.args", [])):
+                raise
+            # docs/cli.md: with --json, every error is a JSON document on stdout, usage too.
+            state.json({"ok": False, "error": usage_json(exc)})
+            raise click.exceptions.Exit(exc.exit_code) from None
+
+
+#: The packages of the servers, which ``pip install 'dingpush[cli]'`` leaves out.
+SERVER_PACKAGES = frozenset({"starlette", "uvicorn", "jinja2", "markupsafe", "anyio"})
+
+
+def missing_extra(exc: ModuleNotFoundError, command: str | None) -> str | None:
+    """The extra that installs the server package a command missed (``None``: not ours)."""
+    if (exc.name or "").partition(".")[0] not in SERVER_PACKAGES:
+        return None
+    return "relay" if command in ("serve", "retry") else "emulator"
+
+
+def wants_json(args: list[str]) -> bool:
+    """Whether the command line asked for ``--json`` (before a ``--`` that ends options)."""
+    return "--json" in args[: args.index("--")] if "--" in args else "--json" in args
+
+
+def usage_json(exc: click.UsageError) -> dict[str, object]:
+    """The ``--json`` form of a usage error, shaped as the other errors are."""
+    data: dict[str, object] = {
+        "type": "UsageError",
+        "message": exc.format_message(),
+        "exit_code": exc.exit_code,
+        "transient": False,
+    }
+    if exc.ctx is not None:
+        data["usage"] = exc.ctx.get_usage()
+    return data
 
 
 @click.group(cls=DingPushGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -136,11 +136,11 @@ def check_app_target(target: AppTarget, *, send: bool, timeout: float) -> list[F
         with open_app(uncached, timeout=timeout) as app:
             app.access_token()
     except BadCredentials as exc:
-        return [Finding("credentials", "fail", str(exc), exc.exit_code)]
+        return [Finding("credentials", "fail", get_state().message(exc, target), exc.exit_code)]
     except TransportError as exc:
-        return [Finding("reachable", "fail", str(exc), exc.exit_code)]
+        return [Finding("reachable", "fail", get_state().message(exc, target), exc.exit_code)]
     except DingPushError as exc:
-        return [Finding("credentials", "fail", str(exc), exc.exit_code)]
+        return [Finding("credentials", "fail", get_state().message(exc, target), exc.exit_code)]
     findings.append(
         Finding(
             "credentials",
@@ -155,7 +155,10 @@ def check_app_target(target: AppTarget, *, send: bool, timeout: float) -> list[F
         with open_sender(target, timeout=timeout) as sender:
             result = sender.send(Text(f"dingpush check: a test message to {target.name}"))
     except DingPushError as exc:
-        return [*findings, Finding("test message", "fail", str(exc), exc.exit_code)]
+        return [
+            *findings,
+            Finding("test message", "fail", get_state().message(exc, target), exc.exit_code),
+        ]
     invalid = [*getattr(result, "invalid_user_ids", ()), *getattr(result, "filtered_user_ids", ())]
     if invalid:
         findings.append(

@@ -218,12 +218,13 @@ def deliver(
             continue
         line.msg_uuid = line.msg_uuid or str(uuid.uuid4())
         try:
-            waited = expected_wait(state, line.target)
+            waited = expected_wait(state, line.target).seconds
             line.attempted = True
             result = senders.send(line.target, line.message, line.msg_uuid)
             done = outcome(line.target, line.message, result)
         except DingPushError as exc:
             line.fail(exc)
+            line.error = state.message(exc, line.target)  # the fix in command-line terms
             state.detail(f"line {line.number}: {exc}")
         except KeyboardInterrupt:
             robot = line.target.kind in ("robot", "pool")

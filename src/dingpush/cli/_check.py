@@ -177,7 +177,7 @@ def send_test(state: State, target: RobotTarget, timeout: float) -> list[Finding
         with robot:
             result = robot.send(Text(text), wait=False)
     except TokenNotFound as exc:
-        return [Finding("token accepted", "fail", str(exc), exc.exit_code)]
+        return [Finding("token accepted", "fail", state.message(exc, target), exc.exit_code)]
     except SecurityRejected as exc:
         names = {
             "keyword": "keyword required",
@@ -188,10 +188,10 @@ def send_test(state: State, target: RobotTarget, timeout: float) -> list[Finding
         }
         return [
             Finding("token accepted", "ok", "DingTalk knows the token"),
-            Finding(names[exc.reason], "fail", str(exc), 3),
+            Finding(names[exc.reason], "fail", state.message(exc, target), 3),
         ]
     except DingPushError as exc:
-        return [Finding("test message", "fail", str(exc), exc.exit_code)]
+        return [Finding("test message", "fail", state.message(exc, target), exc.exit_code)]
     return [
         Finding(
             "test message",

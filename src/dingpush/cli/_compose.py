@@ -56,16 +56,14 @@ _EMPHASIS = re.compile(r"\*+|`+|~~")
 # -- the options that shape a message (send and preview take the same) ---------------------------
 
 _MESSAGE_OPTIONS = (
-    click.option("-m", "--markdown", is_flag=True, help="Send markdown (DingTalk's subset)."),
+    click.option("-m", "--markdown", is_flag=True, help="A markdown message (DingTalk's subset)."),
     click.option(
         "--title",
         help="Title of a markdown, link, card or image message (default: the first line).",
     ),
-    click.option(
-        "--link", metavar="URL", help="Send a link card opening URL; TEXT is its summary."
-    ),
+    click.option("--link", metavar="URL", help="A link card opening URL; TEXT is its summary."),
     click.option("--pic", metavar="URL", help="Picture of a --link card."),
-    click.option("--card", is_flag=True, help="Send an action card; TEXT is its markdown body."),
+    click.option("--card", is_flag=True, help="An action card; TEXT is its markdown body."),
     click.option(
         "--button",
         "buttons",
@@ -75,18 +73,18 @@ _MESSAGE_OPTIONS = (
     ),
     click.option("--horizontal", is_flag=True, help="Lay card buttons side by side."),
     click.option("--hide-avatar", is_flag=True, help="Hide the robot's avatar on a card."),
-    click.option("--feed", is_flag=True, help="Send a feed card made of --item entries."),
+    click.option("--feed", is_flag=True, help="A feed card made of --item entries."),
     click.option(
         "--item", "items", multiple=True, metavar="TITLE|URL|PIC", help="A feed entry (repeatable)."
     ),
     click.option(
-        "--image", metavar="PATH|URL", help="Send a picture (a URL for robots; a file for apps)."
+        "--image", metavar="PATH|URL", help="A picture message (a URL for robots; a file for apps)."
     ),
     click.option(
         "--file",
         metavar="PATH",
         type=click.Path(exists=True, dir_okay=False, path_type=pathlib.Path),
-        help="Send a file (app targets; to send a file's text, use --input).",
+        help="A file message (app targets; for the text of a file, use --input).",
     ),
     click.option(
         "--at",

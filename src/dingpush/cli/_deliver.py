@@ -93,6 +93,17 @@ class Outcome:
     def line(self) -> str:
         """The one line ``send`` prints on success."""
         extra = self.extra
+        parts = typing.cast(list[dict[str, typing.Any]], extra.get("parts") or [])
+        if parts:
+            key, name = (
+                ("process_query_key", "processQueryKey")
+                if "process_query_key" in parts[0]
+                else ("task_id", "task")
+                if "task_id" in parts[0]
+                else ("msg_uuid", "msgUuid")
+            )
+            keys = ", ".join(str(part.get(key)) for part in parts)
+            return f"sent {self.msgtype} to {self.target} in {len(parts)} parts ({name} {keys})"
         if "task_ids" in extra:
             tasks = ", ".join(str(t) for t in typing.cast(list[int], extra["task_ids"]))
             detail = (
@@ -240,8 +251,17 @@ class Delivery:
         return typing.cast(typing.Any, sender).send(message, msg_uuid=msg_uuid, **options)
 
 
-def expected_wait(state: State, target: Target) -> float:
-    """Seconds the next send to a robot (or pool) would wait for a free slot; 0 for apps."""
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """What the next send to a robot (or pool) will wait for, and why."""
+
+    seconds: float
+    #: Why: the robot's configured rate, or the cool-down after DingTalk throttled it.
+    reason: str
+
+
+def expected_wait(state: State, target: Target) -> Wait:
+    """How long the next send to a robot (or pool) would wait for a free slot; 0 for apps."""
     from dingpush.lowlevel import DEFAULT_RATE
 
     members = (
@@ -252,22 +272,35 @@ def expected_wait(state: State, target: Target) -> float:
         else []
     )
     if not members:
-        return 0.0
+        return Wait(0.0, "")
     limiter = state.limiter()
-    return min(limiter.delay(m.webhook.key, m.rate or DEFAULT_RATE) for m in members)
+    waits = []
+    for member in members:
+        rate = member.rate or DEFAULT_RATE
+        if limiter.cooldown_left(member.webhook.key) > 0:
+            reason = "DingTalk throttled the robot, and it rests until its cool-down is over"
+        else:
+            reason = f"its rate is {rate} messages"
+        waits.append(Wait(limiter.delay(member.webhook.key, rate), reason))
+    return min(waits, key=lambda wait: wait.seconds)
 
 
 def send(
     state: State, target: Target, message: Message, *, msg_uuid: str | None, delivery: Delivery
 ) -> Outcome:
     """Deliver ``message`` to ``target`` through the library and describe the result."""
+    from dingpush.lowlevel import DEFAULT_MAX_WAIT
+
     with delivery.open(state, target) as sender:
         state.detail(f"sending a {message.msgtype} message to {target.name} ({target.destination})")
         wait = expected_wait(state, target)
-        if wait > 1 and delivery.wait and not delivery.quiet:
+        limit = DEFAULT_MAX_WAIT if delivery.max_wait is None else delivery.max_wait
+        # Only a wait that will happen is announced: past --max-wait the send fails at once,
+        # and its error says when the next slot is.
+        if 1 < wait.seconds <= limit and delivery.wait and not delivery.quiet:
             state.err(
-                f"waiting {wait:.0f} s for a free slot of {target.name} (DingTalk allows a robot "
-                "20 messages a minute; the budget is shared by every dingpush process here)"
+                f"waiting {wait.seconds:.0f} s for a free slot of {target.name} ({wait.reason}; "
+                "the budget is shared by every dingpush process here)"
             )
         result = delivery.send(sender, target, message, msg_uuid)
     return outcome(target, message, result)
@@ -279,6 +312,8 @@ def outcome(target: Target, message: Message, result: object) -> Outcome:
 
     extra: dict[str, object] = {}
     if isinstance(result, SendResult):
+        if result.parts:  # a split message: say it went in parts, and which
+            extra["parts"] = [{"msg_uuid": part.msg_uuid} for part in result.parts]
         return Outcome(
             target.name,
             target.kind,
@@ -286,6 +321,7 @@ def outcome(target: Target, message: Message, result: object) -> Outcome:
             result.msg_uuid,
             result.errcode,
             result.errmsg,
+            extra,
         )
     if dataclasses.is_dataclass(result) and not isinstance(result, type):
         extra = dataclasses.asdict(result)

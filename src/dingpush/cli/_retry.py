@@ -133,7 +133,7 @@ def retry(
     except DingPushError as exc:
         if not as_json:
             raise
-        state.json({"ok": False, "error": error_json(exc)})
+        state.json({"ok": False, "error": error_json(exc, state)})
         raise click.exceptions.Exit(exit_status(exc)) from None
     if as_json:
         state.json({"ok": True, **result})

@@ -20,7 +20,7 @@ from ._compose import (
     read_text,
 )
 from ._deliver import Delivery
-from ._state import error_json, exit_status, get_state, stdin_is_interactive
+from ._state import error_json, exit_status, get_state, stderr_is_terminal, stdin_is_interactive
 
 if typing.TYPE_CHECKING:
     from dingpush import Message
@@ -68,6 +68,12 @@ Examples:
     "-e", "--escapes", is_flag=True, help="Turn \\n, \\t, \\r and \\\\ in TEXT into characters."
 )
 @message_options
+@click.option(
+    "--keyword",
+    metavar="WORD",
+    help="One of the robot's custom keywords, appended when the text lacks it (robot and "
+    "pool targets; default: the target's keyword, or $DINGPUSH_KEYWORD).",
+)
 @click.option(
     "--split",
     is_flag=True,
@@ -122,6 +128,7 @@ def send(
     to: str | None,
     input_path: pathlib.Path | None,
     escapes: bool,
+    keyword: str | None,
     split: bool,
     no_wait: bool,
     max_wait: float | None,
@@ -145,10 +152,16 @@ def send(
         timeout=timeout,
         quiet=quiet or as_json,
     )
+    state.progress = not delivery.quiet and stderr_is_terminal()
     if batch is not None:
         given = [
             name
-            for name, value in (("TEXT", text), ("--input", input_path), ("--msg-uuid", msg_uuid))
+            for name, value in (
+                ("TEXT", text),
+                ("--input", input_path),
+                ("--msg-uuid", msg_uuid),
+                ("--keyword", keyword),
+            )
             if value is not None
         ]
         if given or options != MessageOptions():
@@ -179,6 +192,7 @@ def send(
             to=to,
             input_path=input_path,
             escapes=escapes,
+            keyword=keyword,
             msg_uuid=msg_uuid,
             delivery=delivery,
             dry_run=dry_run,
@@ -186,7 +200,7 @@ def send(
         )
     except DingPushError as exc:
         if as_json:
-            state.json({"ok": False, "error": error_json(exc)})
+            state.json({"ok": False, "error": error_json(exc, state)})
             state.detail_error(exc)
             raise click.exceptions.Exit(exit_status(exc)) from None
         raise
@@ -206,6 +220,7 @@ def _send_one(
     to: str | None,
     input_path: pathlib.Path | None,
     escapes: bool,
+    keyword: str | None,
     msg_uuid: str | None,
     delivery: Delivery,
     dry_run: bool,
@@ -213,6 +228,8 @@ def _send_one(
 ) -> Outcome | None:
     """Resolve, read, compose, then describe (dry run) or deliver one message."""
     target = resolve(state, to)
+    if keyword is not None:
+        target = with_keyword(state, target, keyword)
     body = read_text(
         text,
         input_path,
@@ -237,11 +254,32 @@ def _send_one(
 
 def resolve(state: State, spec: str | None) -> Target:
     """Resolve ``--to``; a URL needs no configuration file, so a broken one does not block it."""
-    if spec is not None and spec.strip().startswith(_URL_PREFIXES):
+    if spec is not None and (spec.strip().startswith(_URL_PREFIXES) or "://" in spec):
         target = state.empty_config().resolve(spec)
     else:
         target = state.config().resolve(spec)
     state.add_secrets(target.secrets())
+    state.target = target
+    return target
+
+
+def with_keyword(state: State, target: Target, keyword: str) -> Target:
+    """``target`` with ``--keyword`` in place of its own (a pool's robots all take it)."""
+    import dataclasses
+
+    from dingpush.config import PoolTarget
+
+    if not keyword.strip():
+        raise click.BadParameter("the keyword is empty", param_hint="--keyword")
+    state.given.add("keyword")
+    if isinstance(target, RobotTarget):
+        target = dataclasses.replace(target, keyword=keyword)
+    elif isinstance(target, PoolTarget):
+        members = tuple(dataclasses.replace(m, keyword=keyword) for m in target.members)
+        target = dataclasses.replace(target, members=members)
+    else:
+        raise click.UsageError(f"--keyword is for robot targets; {target.name} is {target.kind}")
+    state.target = target
     return target
 
 

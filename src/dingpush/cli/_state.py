@@ -13,9 +13,11 @@ import click
 from dingpush import APIError, DingPushError, TransportError
 from dingpush.lowlevel import Redactor, install_log_redaction
 
+from ._advice import cli_message, origin_line
+
 if typing.TYPE_CHECKING:
     from dingpush import FileRateLimiter
-    from dingpush.config import Config
+    from dingpush.config import Config, Target
 
 
 class State:
@@ -28,6 +30,12 @@ class State:
         self._limiter: FileRateLimiter | None = None
         self._secrets: list[str] = []
         self.redact = Redactor()
+        #: The target the command resolved, so that an error can say where its settings are.
+        self.target: Target | None = None
+        #: Whether to say on stderr what a send is doing (a retry): a terminal, not --quiet.
+        self.progress = False
+        #: The target settings given as options (``--keyword``): an error's fix names them.
+        self.given: set[str] = set()
 
     # -- configuration ---------------------------------------------------------------------
 
@@ -106,11 +114,17 @@ class State:
 
     def report(self, exc: DingPushError) -> None:
         """Print an error in one or two lines; ``--verbose`` adds the details, never secrets."""
-        self.err(f"Error: {exc}")
-        hint = cli_hint(exc)
-        if hint:
-            self.err(f"  {hint}")
+        self.err(f"Error: {self.message(exc)}")
+        for hint in (origin_line(exc, self.target, self._config), cli_hint(exc)):
+            if hint:
+                self.err(f"  {hint}")
         self.detail_error(exc)
+
+    def message(self, exc: DingPushError, target: Target | None = None) -> str:
+        """``exc``'s message with its fix in command-line terms (``--split``, not
+        ``split=True``; ``DINGPUSH_KEYWORD`` or the file line, not ``keyword='…'``), for
+        ``target`` (default: the command's)."""
+        return cli_message(exc, target or self.target, self._config, given=self.given)
 
     def detail_error(self, exc: DingPushError) -> None:
         if self.verbose:
@@ -126,24 +140,48 @@ class _EchoHandler(logging.Handler):
         self.state = state
 
     def emit(self, record: logging.LogRecord) -> None:
-        # Warnings (a throttled robot resting, a pool member taken out) always show; the
-        # rest only with --verbose.
-        if record.levelno >= logging.WARNING:
+        # Warnings (a throttled robot resting, a pool member taken out) always show; a retry
+        # on a terminal; the rest only with --verbose.
+        retry = getattr(record, "dingpush_retry", None)
+        if retry is not None and self.state.progress and not self.state.verbose:
+            self.state.err(retry_line(*retry))
+        elif record.levelno >= logging.WARNING:
             self.state.err(f"warning: {record.getMessage()}")
         else:
             self.state.detail(f"{record.name}: {record.getMessage()}")
 
 
+def retry_line(attempt: int, attempts: int | None, error: DingPushError, delay: float) -> str:
+    """``retrying (2/3) after connection refused…``: what a send that is not done yet does."""
+    of = f"/{attempts - 1}" if attempts else ""
+    return f"retrying ({attempt}{of}) in {delay:.1f} s after {failure_words(error)}…"
+
+
+def failure_words(error: DingPushError) -> str:
+    """A failure in a few words: ``connection refused``, ``a time-out``, ``HTTP 502``."""
+    import re
+
+    from dingpush import ProtocolError, Timeout
+
+    if isinstance(error, APIError):
+        return f"{error.errcode} {error.errmsg}".strip()
+    if isinstance(error, Timeout):
+        return "a time-out"
+    if isinstance(error, ProtocolError) and error.status_code is not None:
+        return f"HTTP {error.status_code}"
+    cause = error.__cause__
+    text = re.sub(r"^\[Errno -?\d+\]\s*", "", str(cause)) if cause is not None else ""
+    return (text or type(error).__name__).rstrip(".").lower() if text else "a network error"
+
+
 def cli_hint(exc: DingPushError) -> str:
     """The command-line form of advice the library gives in Python terms."""
-    from dingpush import MessageTooLarge, RateLimited
+    from dingpush import RateLimited
 
-    if isinstance(exc, MessageTooLarge) and exc.size is not None:
-        return "--split sends a text or markdown message in numbered parts that each fit"
     if isinstance(exc, RateLimited) and exc.refused_locally:
         return (
-            '--max-wait SECONDS waits longer for a slot; a pool target (kind = "pool") '
-            "spreads messages over several robots of the group"
+            'a pool target (kind = "pool") spreads messages over several robots of the group; '
+            "`dingpush serve` queues them"
         )
     return ""
 
@@ -176,16 +214,19 @@ def error_details(exc: DingPushError) -> list[str]:
     return lines
 
 
-def error_json(exc: DingPushError) -> dict[str, object]:
-    """The ``--json`` form of an error."""
+def error_json(exc: DingPushError, state: State | None = None) -> dict[str, object]:
+    """The ``--json`` form of an error (its fix in command-line terms, given ``state``)."""
     data: dict[str, object] = {
         "type": type(exc).__name__,
-        "message": str(exc),
+        "message": state.message(exc) if state is not None else str(exc),
         "exit_code": exit_status(exc),
         "transient": exc.transient,
     }
     if isinstance(exc, APIError):
         data.update(errcode=exc.errcode, errmsg=exc.errmsg, request_id=exc.request_id)
+        data["refused_locally"] = exc.refused_locally
+    if exc.advice is not None:
+        data["advice"] = {"setting": exc.advice.setting}
     sent = getattr(exc, "sent", None)  # PartialDelivery: the parts that went out
     if sent is not None:
         data["parts_sent"] = [part.msg_uuid for part in sent]
@@ -211,6 +252,15 @@ def stdin_is_interactive() -> bool:
     try:
         return stream.isatty()
     except (AttributeError, ValueError):  # closed or replaced streams
+        return False
+
+
+def stderr_is_terminal() -> bool:
+    """Whether stderr is a terminal (a person watching, not a log file or a pipe)."""
+    stream = sys.stderr
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
         return False
 
 

@@ -112,6 +112,8 @@ def resolve_target(
             )
         webhook = parse_robot_target(spec, secret=secret)
         return RobotTarget(webhook.display, webhook, keyword=env.get("DINGPUSH_KEYWORD") or None)
+    if "://" in spec:  # a URL, not a name: say which schemes a robot target takes
+        parse_robot_target(spec)
     return named_target(config, spec)
 
 
