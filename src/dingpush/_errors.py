@@ -19,6 +19,8 @@
         ├── TokenNotFound               300001 / 300005 / 400101: not a webhook token
         ├── InvalidAccessToken          40014 / 40001 / 42001 / 33001 / InvalidAuthentication
         ├── PermissionDenied            Forbidden.AccessDenied.* / robotCode.auth / 43007
+        ├── QueryKeyExpired             processQueryKey past DingTalk's 24 h window (§11)
+        ├── DingQuotaExhausted          SMS/phone DING without the paid quota (§14)
         ├── RobotUnavailable            400102 / 400106 / 400013: disabled, removed, dissolved
         ├── MessageTooLarge             460101, or refused locally before any request
         ├── UnsupportedMessageType      400105
@@ -48,6 +50,7 @@ __all__ = [
     "ConfigError",
     "ContentRejected",
     "DingPushError",
+    "DingQuotaExhausted",
     "InvalidAccessToken",
     "InvalidMessage",
     "InvalidRequest",
@@ -58,6 +61,7 @@ __all__ = [
     "PlatformThrottled",
     "PoolExhausted",
     "ProtocolError",
+    "QueryKeyExpired",
     "RateLimited",
     "RobotUnavailable",
     "SecurityRejected",
@@ -403,6 +407,31 @@ class PermissionDenied(APIError):
     )
 
 
+class QueryKeyExpired(APIError):
+    """The message's ``processQueryKey`` is past DingTalk's window (protocol §11).
+
+    One-to-one messages can be recalled, and read status queried, only within 24 hours of
+    sending; a key DingTalk has not indexed yet (just after the send) gets the same code.
+    """
+
+    hint = (
+        "DingTalk recalls one-to-one messages and reports read status only within 24 hours "
+        "of sending (protocol §11); a key from the last second may not be indexed yet: "
+        "try again in a few seconds"
+    )
+
+
+class DingQuotaExhausted(APIError):
+    """An SMS or phone DING was refused for want of the paid quota (protocol §14)."""
+
+    exit_code = 3
+    hint = (
+        "SMS and phone DINGs need the organisation's paid DING quota (admin console → "
+        "增值服务 › 产品专区, the OpenAPI发DING额度 and the SMS/phone 权益包); an in-app DING "
+        "(remind_type='app') needs none: send one, or pass fallback=True to fall back to it"
+    )
+
+
 class RobotUnavailable(APIError):
     """The robot is disabled, no longer in the group, or the group was dissolved."""
 
@@ -537,6 +566,19 @@ _ERRCODES: dict[int | str, type[DingPushError]] = {
     "contain.notAllowed.text": ContentRejected,
     "contain.notAllowed.picture": ContentRejected,
     "contain.notAllowed.content": ContentRejected,
+    # Recall and read status of app-robot messages (protocol §11)
+    "robot.processQueryKey.expired": QueryKeyExpired,
+    "processQueryKey.expireTime": QueryKeyExpired,
+    "not.allowed.robotCode": PermissionDenied,
+    "unauthorized": InvalidAccessToken,
+    "auth.error": InvalidAccessToken,
+    # DING messages (protocol §14)
+    "ding.serverquota.insufficient": DingQuotaExhausted,
+    "phoneding.reachlimit": DingQuotaExhausted,
+    "volume.lack": DingQuotaExhausted,
+    "toomuch.msg": RateLimited,
+    # Everything else of §11/§14 (invalid.processQueryKey, miss.staffId,
+    # ding.receivercount.limit, recall.ding.exception …) is an InvalidRequest by its 400.
 }
 
 

@@ -170,6 +170,37 @@ class _AppControl:
         task = self.emulator.read_notice(task_id, [str(u) for u in users])
         return JSONResponse(task.to_dict())
 
+    # -- the people of §11/§14: read messages, read and confirm DINGs ----------------------
+
+    async def list_app_messages(self, request: Request) -> Response:
+        keys = self.emulator.app_messages()
+        return JSONResponse({"app_messages": [k.to_dict() for k in keys]})
+
+    async def read_app_message(self, request: Request) -> Response:
+        """``{"process_query_key": …, "users": [...]}``: these users read the message."""
+        data = await json_object(request, optional=True)
+        key, users = data.get("process_query_key"), data.get("users")
+        if not isinstance(key, str) or not isinstance(users, list):
+            raise ValueError("give 'process_query_key' (a string) and 'users' (a list)")
+        sent = self.emulator.read_app_message(key, [str(u) for u in users])
+        return JSONResponse(sent.to_dict())
+
+    async def list_dings(self, request: Request) -> Response:
+        return JSONResponse({"dings": [d.to_dict() for d in self.emulator.dings()]})
+
+    async def read_ding(self, request: Request) -> Response:
+        """``{"users": [...], "confirm": false}``: these receivers read (confirm) the DING."""
+        data = await json_object(request, optional=True)
+        users = data.get("users")
+        if not isinstance(users, list):
+            raise ValueError("'users' must be a list of userIds")
+        ding = self.emulator.read_ding(
+            request.path_params["ding_id"],
+            [str(u) for u in users],
+            confirm=data.get("confirm") is True,
+        )
+        return JSONResponse(ding.to_dict())
+
 
 def _methods(api: Api, method: str) -> list[str]:
     return ALL_METHODS if api == "oapi" else [method]
@@ -182,6 +213,15 @@ def app_routes(emulator: Emulator) -> list[BaseRoute]:
         ("/gettoken", "GET", "oapi", emulator.judge_gettoken),
         ("/v1.0/robot/groupMessages/send", "POST", "v1", emulator.judge_group_send),
         ("/v1.0/robot/oToMessages/batchSend", "POST", "v1", emulator.judge_batch_send),
+        # §11: recall and read status; the paths' casing differs, as on DingTalk.
+        ("/v1.0/robot/groupMessages/recall", "POST", "v1", emulator.judge_group_recall),
+        ("/v1.0/robot/otoMessages/batchRecall", "POST", "v1", emulator.judge_oto_recall),
+        ("/v1.0/robot/groupMessages/query", "POST", "v1", emulator.judge_group_query),
+        ("/v1.0/robot/oToMessages/readStatus", "GET", "v1", emulator.judge_oto_read),
+        # §14: DING.
+        ("/v1.0/robot/ding/send", "POST", "v1", emulator.judge_ding_send),
+        ("/v1.0/robot/ding/recall", "POST", "v1", emulator.judge_ding_recall),
+        ("/v1.0/robot/ding/readStatuses/query", "POST", "v1", emulator.judge_ding_read),
         (
             "/topapi/message/corpconversation/asyncsend_v2",
             "POST",
@@ -220,5 +260,9 @@ def app_routes(emulator: Emulator) -> list[BaseRoute]:
             ("/media/{media_id:path}", "GET", control.get_media),
             ("/notices", "GET", control.list_notices),
             ("/notices/{task_id}/read", "POST", control.read_notice),
+            ("/app-messages", "GET", control.list_app_messages),
+            ("/app-messages/read", "POST", control.read_app_message),
+            ("/dings", "GET", control.list_dings),
+            ("/dings/{ding_id}/read", "POST", control.read_ding),
         ]
     )

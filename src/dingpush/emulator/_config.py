@@ -224,6 +224,14 @@ class EmulatorOptions:
     #: error table's 43002 需要POST请求 / 43001 需要GET请求 (§1.6, and the table under Sources);
     #: ``"http405"`` a bare HTTP 405. The live answer is not observed [U].
     wrong_method: WrongMethod = "errcode"
+    #: §11.2: seconds a one-to-one app-robot message can be recalled (24 h); §11.3/§11.4:
+    #: read status is also asked within it ("assume 24 h").
+    oto_recall_window: float = 86_400.0
+    #: §11.1 [U]: DingTalk states no recall time limit for group messages; seconds, or None.
+    group_recall_window: float | None = None
+    #: §11 [U]: an unknown key in a recall is listed in ``failedResult`` as ``SYSTEM_ERROR``
+    #: (True) or refused with 400 ``invalid.processQueryKey`` (False).
+    unknown_key_as_failed: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "keyword_fields", tuple(self.keyword_fields))

@@ -15,6 +15,7 @@ and returns immutable snapshots. Nothing awaits while holding the lock.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -24,6 +25,7 @@ from ._appstate import Api, AppAnswer, AppArea, AppCall, Outcome
 from ._config import Clock, EmulatorOptions, RobotConfig
 from ._faults import Fault, FaultKind
 from ._ledger import Ledger, SystemClock
+from ._oncall import Ding, SentKey
 from ._records import Conversation, EmulatorStats, Message, RequestRecord
 from ._robotstate import WEBHOOK_CHANNEL, RobotArea
 from ._webhook import WebhookCall, wrong_method
@@ -219,6 +221,49 @@ class Emulator:
         with self._lock:
             return self._apps.read_notice(task_id, user_ids)
 
+    # -- the people: read, confirm (§11, §14) ----------------------------------------------
+
+    def read_app_message(self, process_query_key: str, user_ids: Iterable[str]) -> SentKey:
+        """These users read an app robot's message (``groupMessages/query``, §11.3/§11.4)."""
+        with self._lock:
+            sent = self._app_api.oncall.read_message(
+                process_query_key, list(user_ids), self._ledger.now()
+            )
+            self._ledger.changed()
+            return dataclasses.replace(sent, read=dict(sent.read))
+
+    def app_messages(self) -> list[SentKey]:
+        """Every app-robot message's key, recipients, readers and recall state (§11)."""
+        with self._lock:
+            return [
+                dataclasses.replace(k, read=dict(k.read))
+                for k in self._app_api.oncall.keys.values()
+            ]
+
+    def dings(self) -> list[Ding]:
+        """Every DING sent (§14): receivers, reminder type, who read and who confirmed."""
+        with self._lock:
+            return [
+                dataclasses.replace(d, read=dict(d.read), confirmed=dict(d.confirmed))
+                for d in self._app_api.oncall.dings.values()
+            ]
+
+    def read_ding(
+        self, open_ding_id: str, user_ids: Iterable[str], *, confirm: bool = False
+    ) -> Ding:
+        """These receivers read (and, with ``confirm``, confirmed) a DING (§14.4)."""
+        with self._lock:
+            ding = self._app_api.oncall.read_ding(
+                open_ding_id, list(user_ids), self._ledger.now(), confirm=confirm
+            )
+            self._ledger.changed()
+            return dataclasses.replace(ding, read=dict(ding.read), confirmed=dict(ding.confirmed))
+
+    def recalled_message_ids(self) -> set[int]:
+        """The ids of messages their robot recalled (the chat view shows them as recalled)."""
+        with self._lock:
+            return self._app_api.oncall.recalled_message_ids()
+
     def conversation_of_user(self, user_id: str) -> Conversation:
         """Return the one-to-one conversation of a user (app-robot chats, work notifications)."""
         with self._lock:
@@ -355,6 +400,7 @@ class Emulator:
         """
         with self._lock:
             self._ledger.clear()
+            self._app_api.oncall.reset()
             self._robots.reset(forget=robots)
             self._apps.reset(forget=robots if apps is None else apps)
 
@@ -437,3 +483,31 @@ class Emulator:
     def judge_upload(self, call: AppCall, now: float) -> Outcome:
         """``POST /media/upload`` (§5)."""
         return self._app_api.judge_upload(call, now)
+
+    def judge_group_recall(self, call: AppCall, now: float) -> Outcome:
+        """``groupMessages/recall`` (§11.1)."""
+        return self._app_api.judge_group_recall(call, now)
+
+    def judge_oto_recall(self, call: AppCall, now: float) -> Outcome:
+        """``otoMessages/batchRecall`` (§11.2)."""
+        return self._app_api.judge_oto_recall(call, now)
+
+    def judge_group_query(self, call: AppCall, now: float) -> Outcome:
+        """``groupMessages/query`` (§11.3)."""
+        return self._app_api.judge_group_query(call, now)
+
+    def judge_oto_read(self, call: AppCall, now: float) -> Outcome:
+        """``oToMessages/readStatus`` (§11.4)."""
+        return self._app_api.judge_oto_read(call, now)
+
+    def judge_ding_send(self, call: AppCall, now: float) -> Outcome:
+        """``robot/ding/send`` (§14.1)."""
+        return self._app_api.judge_ding_send(call, now)
+
+    def judge_ding_recall(self, call: AppCall, now: float) -> Outcome:
+        """``robot/ding/recall`` (§14.2)."""
+        return self._app_api.judge_ding_recall(call, now)
+
+    def judge_ding_read(self, call: AppCall, now: float) -> Outcome:
+        """``robot/ding/readStatuses/query`` (§14.3)."""
+        return self._app_api.judge_ding_read(call, now)
