@@ -27,6 +27,7 @@ if typing.TYPE_CHECKING:  # what mypy and editors read; at run time _MODULES say
     from ._errors import (
         APIError,
         BadCredentials,
+        CallbackRejected,
         ConfigError,
         ContentRejected,
         DingPushError,
@@ -72,6 +73,9 @@ if typing.TYPE_CHECKING:  # what mypy and editors read; at run time _MODULES say
     )
     from ._postgres._limiter import PostgresRateLimiter
     from ._postgres._tokens import PostgresTokenCache
+    from ._receive._client import StreamClient
+    from ._receive._incoming import IncomingMessage, callback_sign, parse_incoming, verify_callback
+    from ._receive._stream import BOT_TOPIC, Backoff
     from ._results import (
         DingReadStatus,
         DingResult,
@@ -108,8 +112,11 @@ __all__ = [  # noqa: RUF022
     "AsyncRobotPool",
     "AsyncWorkNotice",
     "At",
+    "BOT_TOPIC",
+    "Backoff",
     "BadCredentials",
     "Button",
+    "CallbackRejected",
     "Clock",
     "ConfigError",
     "ContentRejected",
@@ -126,6 +133,7 @@ __all__ = [  # noqa: RUF022
     "GroupReadStatus",
     "GroupSendResult",
     "Image",
+    "IncomingMessage",
     "InvalidAccessToken",
     "InvalidMessage",
     "InvalidRequest",
@@ -164,6 +172,7 @@ __all__ = [  # noqa: RUF022
     "SendResult",
     "ServerBusy",
     "Splitter",
+    "StreamClient",
     "SystemClock",
     "Text",
     "Timeout",
@@ -181,6 +190,7 @@ __all__ = [  # noqa: RUF022
     "__description__",
     "__title__",
     "__version__",
+    "callback_sign",
     "check_markdown",
     "default_limiter",
     "default_token_cache_path",
@@ -189,10 +199,12 @@ __all__ = [  # noqa: RUF022
     "msg_param_bytes",
     "notice_msg_bytes",
     "parse_duration",
+    "parse_incoming",
     "parse_message",
     "parse_robot_target",
     "parse_size",
     "sign",
+    "verify_callback",
     "webhook_body_bytes",
 ]
 
@@ -215,6 +227,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
     "._errors": (
         "APIError",
         "BadCredentials",
+        "CallbackRejected",
         "ConfigError",
         "ContentRejected",
         "DingPushError",
@@ -275,6 +288,14 @@ _MODULES: dict[str, tuple[str, ...]] = {
         "UsersSendResult",
     ),
     "._postgres._limiter": ("PostgresRateLimiter",),
+    "._receive._client": ("StreamClient",),
+    "._receive._incoming": (
+        "IncomingMessage",
+        "callback_sign",
+        "parse_incoming",
+        "verify_callback",
+    ),
+    "._receive._stream": ("BOT_TOPIC", "Backoff"),
     "._postgres._tokens": ("PostgresTokenCache",),
     "._robot._client": ("AsyncRobot", "Robot"),
     "._robot._pool": ("AsyncRobotPool", "RobotPool"),

@@ -8,6 +8,7 @@
     ├── PartialDelivery                 some parts of a split message went out, then one failed
     ├── PoolExhausted                   every member of a RobotPool failed permanently (exit 3)
     ├── LimiterUnavailable              a shared limiter's database is unreachable; nothing sent
+    ├── CallbackRejected                an HTTP callback's sign or timestamp is wrong (§12.2)
     ├── TransportError                  no usable answer: network, timeout, non-JSON (exit 6)
     │   ├── Timeout
     │   └── ProtocolError               an answer that is not DingTalk's format (HTTP 5xx …)
@@ -47,6 +48,7 @@ if typing.TYPE_CHECKING:
 __all__ = [
     "APIError",
     "BadCredentials",
+    "CallbackRejected",
     "ConfigError",
     "ContentRejected",
     "DingPushError",
@@ -318,6 +320,20 @@ class LimiterUnavailable(DingPushError):
     """The shared rate limiter's database cannot be reached: nothing was sent, try later."""
 
     transient = True
+
+
+class CallbackRejected(DingPushError):
+    """A message said to come from DingTalk failed its check (protocol §12.2).
+
+    ``reason`` is ``"signature"``, ``"timestamp"``, ``"missing"`` (no headers) or ``"body"``
+    (not a robot message). Answer the request with HTTP 403 and do not act on it.
+    """
+
+    def __init__(
+        self, message: str, *, reason: typing.Literal["signature", "timestamp", "missing", "body"]
+    ) -> None:
+        self.reason = reason
+        super().__init__(message)
 
 
 class PlatformThrottled(APIError):

@@ -14,6 +14,7 @@ from dingpush._engine._delivery import Flow, Post, SendOptions, arun
 from dingpush._engine._retry import RetryTypes
 from dingpush._engine._split import Splitter
 from dingpush._messages._models import Message
+from dingpush._receive._incoming import IncomingMessage
 from dingpush._results import (
     DingReadStatus,
     DingResult,
@@ -244,6 +245,38 @@ class AsyncApp(BaseApp["httpx.AsyncClient", "httpx.AsyncBaseTransport"]):
     ) -> DingReadStatus:
         """Who has read a DING (§14.3); DingTalk tells read, not confirmed (§14.4)."""
         return await self._run(self._ding_read(ding, robot_code))
+
+    async def reply(
+        self, incoming: IncomingMessage, message: Message | str
+    ) -> GroupSendResult | UsersSendResult | None:
+        """Answer a message a person sent the robot, in the same chat (§12.4).
+
+        Through the message's ``sessionWebhook`` while it lives (90 minutes; no
+        ``processQueryKey`` then: ``None``), and through the app's robot API after (the
+        group, or the sender one-to-one), which returns the send's result.
+        """
+        from dingpush._errors import TokenNotFound
+        from dingpush._wire import parse_oapi_reply
+
+        request = self._session_request(incoming, message)
+        if request is not None:
+            response = await self._send(request)
+            try:
+                parse_oapi_reply(
+                    response.status_code, response.content, self._core.redact, what="sessionWebhook"
+                )
+                return None
+            except TokenNotFound:  # 300001: the session ended early (§12.4)
+                pass
+        group, users = self._reply_target(incoming)
+        if group is not None:
+            return await self._deliver(
+                group, group_flow, message, None, self._delivery.defaults(), False
+            )
+        assert users is not None
+        return await self._deliver(
+            users, users_flow, message, None, self._delivery.defaults(), False
+        )
 
     # -- I/O ------------------------------------------------------------------------------
 

@@ -23,6 +23,9 @@ from dingpush._engine._limiter import DEFAULT_MAX_WAIT, Rate, RateLimiter
 from dingpush._engine._retry import RetryTypes
 from dingpush._errors import DingPushError, DingQuotaExhausted, InvalidAccessToken, TransportError
 from dingpush._messages._app_models import _read
+from dingpush._messages._channels import check_webhook_message
+from dingpush._messages._models import Message
+from dingpush._receive._incoming import IncomingMessage
 from dingpush._results import (
     DingReadStatus,
     DingResult,
@@ -36,10 +39,12 @@ from dingpush._results import (
 )
 from dingpush._wire import (
     DEFAULT_CONNECT_TIMEOUT,
+    JSON_HEADERS,
     HttpT,
     TransportT,
     http_options,
     map_transport_errors,
+    payload_bytes,
 )
 
 from . import _oncall as oncall
@@ -50,6 +55,7 @@ from ._core import (
     NoticeSpec,
     TokenCacheTypes,
     UsersSpec,
+    _coerce,
 )
 from ._delivery import (
     DEFAULT_APP_COOLDOWN,
@@ -398,6 +404,35 @@ class BaseApp(typing.Generic[HttpT, TransportT]):
                 raise oncall.ding_permission(exc) from None
             statuses |= oncall.ding_read_answer(body)
         return DingReadStatus(ids, statuses)
+
+    # -- replies to incoming messages (§12.4) ----------------------------------------------------
+
+    def _session_request(
+        self, incoming: IncomingMessage, message: Message | str
+    ) -> HttpRequest | None:
+        """A reply through the message's sessionWebhook while it lives (§12.4); else None."""
+        if not incoming.session_alive(self._core.clock.time()):
+            return None
+        message = _coerce(message)
+        check_webhook_message(message)
+        body = payload_bytes(message.to_payload())
+        return HttpRequest(
+            "POST", incoming.session_webhook, JSON_HEADERS, body, "oapi", "sessionWebhook"
+        )
+
+    def _reply_target(self, incoming: IncomingMessage) -> tuple[GroupSpec | None, UsersSpec | None]:
+        """Where a reply goes through the app API when the session is gone."""
+        robot_code = incoming.robot_code or None
+        if incoming.is_group:
+            return GroupSpec(self._core, incoming.conversation_id, robot_code, None), None
+        if not incoming.sender_user_id:
+            from dingpush._errors import ConfigError
+
+            raise ConfigError(
+                "the session webhook expired and the sender has no userId (an external user, "
+                "or the robot is not published): DingTalk cannot be asked to answer them"
+            )
+        return None, UsersSpec(self._core, [incoming.sender_user_id], robot_code)
 
     def _checked_upload(self, source: MediaSource, kind: str, filename: str | None) -> Upload:
         """``upload()``'s arguments, read and checked (size, format)."""

@@ -36,6 +36,7 @@ from ._appstate import (
 )
 from ._ledger import Ledger
 from ._oncall import OnCallArea, robot_denied
+from ._stream import StreamGateway
 
 __all__ = ["AppApi"]
 
@@ -231,6 +232,29 @@ class AppApi:
             "flowControlledStaffIdList": throttled,
         }
         return Outcome(200, body_out, app=app, msgtype=key, message_id=first)
+
+    # -- Stream mode (§13.1) ----------------------------------------------------------------
+
+    def judge_stream_open(self, call: AppCall, now: float, gateway: StreamGateway) -> Outcome:
+        """``POST /v1.0/gateway/connections/open``: clientId/clientSecret, no token (§13.1)."""
+        body = _json_object(call)
+        if body is None:
+            return v1_error(V1Error(400, "Missingbody", "body is mandatory for this action"))
+        app = self._apps.by_key(body.get("clientId"))
+        if app is None or body.get("clientSecret") != app.app_secret:
+            # §13.1: bad-credential errors are undocumented [U]; the token endpoint's code.
+            return v1_error(
+                V1Error(400, "invalidClientIdOrSecret", "无效的clientId或者clientSecret"), app
+            )
+        subscriptions: list[tuple[str, str]] = []
+        for item in body.get("subscriptions") or ():
+            if isinstance(item, dict) and item.get("type") in ("EVENT", "CALLBACK"):
+                subscriptions.append((str(item["type"]), str(item.get("topic", ""))))
+        if not subscriptions:
+            error = V1Error(400, "invalidParameter.subscriptions", "subscriptions不能为空")
+            return v1_error(error, app)
+        ticket = gateway.issue_ticket(app.name, app.app_key, tuple(subscriptions), now)
+        return Outcome(200, {"endpoint": gateway.endpoint(), "ticket": ticket}, app=app)
 
     # -- recall, read status, DING (§11, §14) ------------------------------------------------
 

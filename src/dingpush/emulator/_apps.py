@@ -83,6 +83,8 @@ class AppConfig:
         permissions: granted API permissions; without ``qyapi_robot_sendmsg`` the robot send,
             recall and read-status APIs answer 403 (§3.4, §11), without ``Premium.Ding.Write``
             the DING APIs (§14).
+        callback_url: the app robot's receiving mode: empty for Stream mode (§13, the
+            default), or the URL of HTTP mode, which gets signed callbacks (§12).
         paid_ding: whether the organisation bought the SMS/phone DING quota (§14); without
             it ``remindType`` 2 and 3 answer 400 ``ding.serverquota.insufficient``.
         token_lifetime: seconds an access token lives (7200 on DingTalk, §2.4).
@@ -112,6 +114,7 @@ class AppConfig:
     groups: Mapping[str, str] = field(default_factory=dict)
     permissions: tuple[str, ...] = (ROBOT_PERMISSION, DING_PERMISSION)
     paid_ding: bool = True
+    callback_url: str = ""
     token_lifetime: float = 7200.0
     flow_controlled_users: tuple[str, ...] = ()
     notice_daily_cap: int = 500
@@ -180,6 +183,7 @@ class AppConfig:
             "groups": dict(self.groups),
             "permissions": list(self.permissions),
             "paid_ding": self.paid_ding,
+            "callback_url": self.callback_url,
             "token_lifetime": self.token_lifetime,
             "flow_controlled_users": list(self.flow_controlled_users),
             "notice_daily_cap": self.notice_daily_cap,

@@ -232,6 +232,19 @@ class EmulatorOptions:
     #: §11 [U]: an unknown key in a recall is listed in ``failedResult`` as ``SYSTEM_ERROR``
     #: (True) or refused with 400 ``invalid.processQueryKey`` (False).
     unknown_key_as_failed: bool = False
+    #: §13.3: seconds after which an unacked Stream frame is sent again, same messageId
+    #: ("about 60 s", Node SDK comment and a duplicate report).
+    stream_redelivery_after: float = 60.0
+    #: §13.1/§13.2: seconds between the gateway's SYSTEM ``ping`` frames [U: SDKs ping each 60 s].
+    stream_ping_interval: float = 60.0
+    #: §13.4 [U]: seconds a ``connections/open`` ticket can be used (once).
+    stream_ticket_lifetime: float = 90.0
+    #: §12.4: seconds a ``sessionWebhook`` lives: 90 minutes in all three official samples (one
+    #: user claims about 30 s).
+    session_webhook_lifetime: float = 5_400.0
+    #: §12.3 [U]: seconds the emulator waits for an HTTP callback's answer (the event-push
+    #: HTTP mode requires 2,500 ms).
+    callback_timeout: float = 2.5
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "keyword_fields", tuple(self.keyword_fields))
