@@ -35,6 +35,10 @@ COMMANDS = {
     "preview": "._preview:preview",
     "migrate": "._migrate:migrate",
     "retry": "._retry:retry",
+    "recall": "._oncall:recall",
+    "read-status": "._oncall:read_status",
+    "ding": "._oncall:ding",
+    "listen": "._oncall:listen",
 }
 
 
