@@ -256,3 +256,17 @@ def test_control_api_plays_the_people(server: EmulatorServer) -> None:
 def test_names_are_public() -> None:
     for name in ("RecallResult", "DingReadStatus", "UserReadStatus", "RemindType"):
         assert name in dingpush.__all__
+
+
+def test_people_read_by_themselves_after_a_delay(server: EmulatorServer) -> None:
+    clock = FakeClock()
+    server.emulator.clock = clock
+    server.emulator.options = dataclasses_replace(server, auto_read_after=30.0)
+    with server.app_client("ops") as app:
+        sent = app.users(["alice", "bob"]).send("x")
+        ding = app.ding("alice", "x")
+        assert app.read_status(sent).read_user_ids == ()
+        clock.advance(30)
+        assert app.read_status(sent).read_user_ids == ("alice", "bob")
+        assert app.ding_read_status(ding).read_user_ids == ("alice",)
+    assert server.emulator.dings()[0].confirmed == {}

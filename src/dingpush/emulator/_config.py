@@ -232,6 +232,9 @@ class EmulatorOptions:
     #: §11 [U]: an unknown key in a recall is listed in ``failedResult`` as ``SYSTEM_ERROR``
     #: (True) or refused with 400 ``invalid.processQueryKey`` (False).
     unknown_key_as_failed: bool = False
+    #: The chat view's people read every app-robot message and DING this many seconds after
+    #: it was sent (None: only when told to, per user, in the chat view or the control API).
+    auto_read_after: float | None = None
     #: §13.3: seconds after which an unacked Stream frame is sent again, same messageId
     #: ("about 60 s", Node SDK comment and a duplicate report).
     stream_redelivery_after: float = 60.0

@@ -142,6 +142,23 @@ class OnCallArea:
         self.keys.clear()
         self.dings.clear()
 
+    def settle(self, now: float) -> None:
+        """``EmulatorOptions.auto_read_after``: everyone has read what is old enough."""
+        delay = self._ledger.options.auto_read_after
+        if delay is None:
+            return
+        for sent in self.keys.values():
+            if sent.recalled_at is None and now >= sent.sent_at + delay:
+                for user in sent.recipients:
+                    sent.read.setdefault(user, sent.sent_at + delay)
+        for ding in self.dings.values():
+            if ding.recalled_at is None and now >= ding.sent_at + delay:
+                for user in ding.receivers:
+                    ding.read.setdefault(user, ding.sent_at + delay)
+
+    def key_of_message(self, message_id: int) -> SentKey | None:
+        return next((k for k in self.keys.values() if message_id in k.message_ids), None)
+
     # -- what the sends register -----------------------------------------------------------
 
     def register(
@@ -262,6 +279,7 @@ class OnCallArea:
                 400, "invalidParameter.processQueryKey.missing", "processQueryKey不能为空"
             )
             return None, v1_error(error, app)
+        self.settle(now)
         sent = self.keys.get(key)
         if sent is None or sent.kind != kind or sent.robot_code != app.robot_code:
             error = V1Error(400, "invalid.processQueryKey", "processQueryKey不合法")
@@ -403,6 +421,7 @@ class OnCallArea:
 
     def judge_ding_read(self, app: AppConfig, body: Mapping[str, Any], now: float) -> Outcome:
         """``robot/ding/readStatuses/query`` (§14.3): READ/UNREAD a receiver, no confirmed."""
+        self.settle(now)
         ding = self._ding_of(app, body)
         if isinstance(ding, Outcome):
             return ding

@@ -388,14 +388,23 @@ class Emulator:
     def app_messages(self) -> list[SentKey]:
         """Every app-robot message's key, recipients, readers and recall state (§11)."""
         with self._lock:
+            self._app_api.oncall.settle(self._ledger.now())
             return [
                 dataclasses.replace(k, read=dict(k.read))
                 for k in self._app_api.oncall.keys.values()
             ]
 
+    def app_message_of(self, message_id: int) -> SentKey | None:
+        """The key, recipients and readers of the app-robot message shown as ``message_id``."""
+        with self._lock:
+            self._app_api.oncall.settle(self._ledger.now())
+            sent = self._app_api.oncall.key_of_message(message_id)
+            return dataclasses.replace(sent, read=dict(sent.read)) if sent else None
+
     def dings(self) -> list[Ding]:
         """Every DING sent (§14): receivers, reminder type, who read and who confirmed."""
         with self._lock:
+            self._app_api.oncall.settle(self._ledger.now())
             return [
                 dataclasses.replace(d, read=dict(d.read), confirmed=dict(d.confirmed))
                 for d in self._app_api.oncall.dings.values()
