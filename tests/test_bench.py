@@ -37,6 +37,8 @@ def test_quick_mode_writes_every_scenario_table(tmp_path: pathlib.Path) -> None:
     assert "through the relay" in report and "coalescing off" in report
     assert "targets at their limit, one relay process on one core" in report
     assert "## CLI cold start" in report
+    assert "## Stream mode: reconnect and chat → handler → reply" in report
+    assert "dingpush StreamClient" in report
     for peer in ("DingtalkChatbot 1.5.7", "apprise", "plain `requests.Session` loop"):
         assert peer in report
 
@@ -58,4 +60,5 @@ def test_scenarios_are_registered_for_other_issues_to_extend() -> None:
         "relay-burst",
         "relay-targets",
         "cli-cold-start",
+        "stream",
     ]
