@@ -127,3 +127,16 @@ def test_listen_prints_user_ids_and_conversation_ids(corp: EmulatorServer) -> No
     ]
     assert lines[0]["conversation_id"] == CID and lines[0]["text"] == "hello"
     assert b"listening" in err and APP_SECRET.encode() not in out + err
+
+
+def test_listen_names_the_extra_when_websockets_is_missing(corp: EmulatorServer) -> None:
+    # As if `pip install dingpush[cli]` without the stream extra: websockets cannot be imported.
+    code = (
+        "import sys; sys.modules['websockets'] = None; "
+        "from dingpush.cli import main; sys.argv = ['dingpush', 'listen', '--to', 'corp']; sys.exit(main())"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, env=dict(os.environ), timeout=60
+    )
+    assert done.returncode == 3
+    assert b"pip install 'dingpush[stream]'" in done.stderr
