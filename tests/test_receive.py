@@ -341,3 +341,23 @@ async def test_gateway_pings_are_answered(server: EmulatorServer, client: Stream
         await post(server, "after pings", user="bob")
         await until(lambda: client.session.received == 1, "the message")
     assert client.failures == 0
+
+
+@pytest.mark.anyio
+async def test_a_connection_dropped_at_once_is_backed_off_from(server: EmulatorServer) -> None:
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        await asyncio.sleep(0)
+
+    backoff = Backoff(initial=0.5, jitter=0)
+    client = StreamClient(
+        APP_KEY, APP_SECRET, api_base=server.url, sleep=sleep, backoff=backoff, stable_after=60
+    )
+    async with Receiver(client) as receiver:
+        await until(lambda: client.connections == 1, "connected")
+        server.emulator.stream.drop("ops")  # before it was up for stable_after seconds
+        await post(server, "again", user="bob")
+        await until(lambda: len(receiver.got) == 1, "the message")
+    assert slept == [0.5] and client.connections == 2

@@ -190,16 +190,21 @@ class StreamClient:
                     self._ws = ws
                     self.connections += 1
                     connected_at = loop.time()
+                    asked = False
                     async for raw in ws:
                         reaction = self.session.receive(raw)
                         if reaction.reply is not None:
                             await ws.send(reaction.reply)  # ack first (§13.3)
                         if reaction.reconnect:
                             logger.info("the Stream gateway asked to reconnect")
+                            asked = True
                             break
                         if reaction.message is not None:
                             yield reaction.message
-                failures = 0  # closed by the gateway or a disconnect frame: again at once
+                # Asked to, or closed after a stable connection: again at once. A gateway that
+                # closes every connection at once is backed off from, not hammered.
+                lived = loop.time() - connected_at
+                failures = 0 if asked or lived >= self.stable_after else failures + 1
             except (BadCredentials, ConfigError):
                 raise
             except APIError as exc:
