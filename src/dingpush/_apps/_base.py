@@ -21,7 +21,13 @@ from dingpush._engine._clock import Clock
 from dingpush._engine._delivery import Flow, SendOptions
 from dingpush._engine._limiter import DEFAULT_MAX_WAIT, Rate, RateLimiter
 from dingpush._engine._retry import RetryTypes
-from dingpush._errors import DingPushError, DingQuotaExhausted, InvalidAccessToken, TransportError
+from dingpush._errors import (
+    ConfigError,
+    DingPushError,
+    DingQuotaExhausted,
+    InvalidAccessToken,
+    TransportError,
+)
 from dingpush._messages._app_models import _read
 from dingpush._messages._channels import check_webhook_message
 from dingpush._messages._models import Message
@@ -300,8 +306,6 @@ class BaseApp(typing.Generic[HttpT, TransportT]):
         if cid is None:
             return (yield from self._users_read(keys, robot_code))
         if len(keys) > 1:
-            from dingpush._errors import ConfigError
-
             raise ConfigError(
                 f"{len(keys)} keys given: a group's read list is asked one message at a time"
             )
@@ -350,8 +354,6 @@ class BaseApp(typing.Generic[HttpT, TransportT]):
         """A DING (§14.1); with ``fallback``, an in-app one when SMS/phone has no quota."""
         users = oncall.user_ids(user_ids)
         if not users:
-            from dingpush._errors import ConfigError
-
             raise ConfigError("a DING needs receivers: give the userIds to ring")
         text = oncall.ding_content(content)
         asked = oncall.remind_type(remind_type)
@@ -426,8 +428,6 @@ class BaseApp(typing.Generic[HttpT, TransportT]):
         if incoming.is_group:
             return GroupSpec(self._core, incoming.conversation_id, robot_code, None), None
         if not incoming.sender_user_id:
-            from dingpush._errors import ConfigError
-
             raise ConfigError(
                 "the session webhook expired and the sender has no userId (an external user, "
                 "or the robot is not published): DingTalk cannot be asked to answer them"

@@ -11,7 +11,7 @@ import typing
 import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
 
-from dingpush._errors import ConfigError, DingPushError, PermissionDenied
+from dingpush._errors import ConfigError, DingPushError, PermissionDenied, ProtocolError
 from dingpush._results import (
     DingResult,
     GroupReadStatus,
@@ -266,8 +266,6 @@ def ding_answer(body: Mapping[str, typing.Any]) -> tuple[str, dict[str, list[str
     """``{"openDingId": …, "failedList": {reason: [userIds]}}``; a missing map: no failures."""
     ding_id = body.get("openDingId")
     if not isinstance(ding_id, str | int) or not str(ding_id):
-        from dingpush._errors import ProtocolError
-
         raise ProtocolError("DingTalk's robot/ding/send answered without an openDingId")
     failed = body.get("failedList")
     failed = failed if isinstance(failed, Mapping) else {}

@@ -195,9 +195,9 @@ class StreamGateway:
             if not targets:
                 self._pending.setdefault(app, []).append(frame)
                 return frame.message_id
-            # One connection of the app gets it, as DingTalk balances between an app's clients.
-            target = targets[frame.deliveries % len(targets)]
-            self._send_soon(target, frame)
+            # One connection of the app gets it (DingTalk spreads frames over an app's clients;
+            # how is not documented [U]): the first, here.
+            self._send_soon(targets[0], frame)
         return frame.message_id
 
     def _send_soon(self, connection: _Connection, frame: _Frame | None) -> None:
