@@ -21,6 +21,7 @@ from dingpush import (
     Backoff,
     BadCredentials,
     CallbackRejected,
+    GroupSendResult,
     IncomingMessage,
     StreamClient,
     UsersSendResult,
@@ -361,3 +362,17 @@ async def test_a_connection_dropped_at_once_is_backed_off_from(server: EmulatorS
         await post(server, "again", user="bob")
         await until(lambda: len(receiver.got) == 1, "the message")
     assert slept == [0.5] and client.connections == 2
+
+
+def test_sync_app_replies_by_session_then_by_the_robot_api(server: EmulatorServer) -> None:
+    clock = FakeClock(time.time())
+    server.emulator.clock = clock
+    body = server.emulator.post_as_user("ops", "alice", "ack", group=GROUP)
+    message = parse_incoming(body or {})
+    with server.app_client("ops", clock=clock) as app:
+        assert app.reply(message, "acknowledged by alice") is None  # the session webhook
+        clock.advance(90 * 60)
+        later = app.reply(message, "still on it")  # the session is over: the group, by API
+    assert isinstance(later, GroupSendResult) and later.open_conversation_id == cid(server)
+    shown = [(m.channel, m.payload.get("msgKey")) for m in server.emulator.messages()]
+    assert shown == [("person", None), ("session-webhook", None), ("app-robot", "sampleText")]

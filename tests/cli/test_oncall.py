@@ -133,7 +133,8 @@ def test_listen_names_the_extra_when_websockets_is_missing(corp: EmulatorServer)
     # As if `pip install dingpush[cli]` without the stream extra: websockets cannot be imported.
     code = (
         "import sys; sys.modules['websockets'] = None; "
-        "from dingpush.cli import main; sys.argv = ['dingpush', 'listen', '--to', 'corp']; sys.exit(main())"
+        "from dingpush.cli import main; "
+        "sys.argv = ['dingpush', 'listen', '--to', 'corp']; sys.exit(main())"
     )
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, env=dict(os.environ), timeout=60
