@@ -28,8 +28,8 @@ def test_quick_mode_writes_every_scenario_table(tmp_path: pathlib.Path) -> None:
     assert "CPU:" in report and "Python " in report and "DingtalkChatbot 1.5.7" in report
     for title in ("Raw send throughput", "Burst of", "into a pool of 5 robots", "Signed robot"):
         assert f"## {title}" in report or title in report
-    # five delivery tables, the async transport's and the relay burst
-    assert report.count("| client |") == 7
+    # five delivery tables, the async transport's, the relay burst and Stream mode's
+    assert report.count("| client |") == 8
     assert "## The async transport: AsyncRobot against the alternatives" in report
     assert "dingpush's `AsyncioTransport` (the default)" in report
     assert "## Outbox ingest (relay)" in report
@@ -41,6 +41,8 @@ def test_quick_mode_writes_every_scenario_table(tmp_path: pathlib.Path) -> None:
     assert "`POST /v1/messages` (peer, same run)" in report
     assert "-alert storm from a real Alertmanager, through the relay" in report
     assert "## CLI cold start" in report
+    assert "## Stream mode: reconnect and chat → handler → reply" in report
+    assert "dingpush StreamClient" in report
     for peer in ("DingtalkChatbot 1.5.7", "apprise", "plain `requests.Session` loop"):
         assert peer in report
 
@@ -65,4 +67,5 @@ def test_scenarios_are_registered_for_other_issues_to_extend() -> None:
         "alert-ingest",
         "alert-storm",
         "cli-cold-start",
+        "stream",
     ]

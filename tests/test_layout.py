@@ -112,6 +112,7 @@ def test_core_families_are_folders() -> None:
         "_markdown",
         "_messages",
         "_postgres",
+        "_receive",
         "_robot",
         "_transports",
     ):

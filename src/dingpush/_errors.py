@@ -8,6 +8,7 @@
     ├── PartialDelivery                 some parts of a split message went out, then one failed
     ├── PoolExhausted                   every member of a RobotPool failed permanently (exit 3)
     ├── LimiterUnavailable              a shared limiter's database is unreachable; nothing sent
+    ├── CallbackRejected                an HTTP callback's sign or timestamp is wrong (§12.2)
     ├── TransportError                  no usable answer: network, timeout, non-JSON (exit 6)
     │   ├── Timeout
     │   └── ProtocolError               an answer that is not DingTalk's format (HTTP 5xx …)
@@ -19,6 +20,8 @@
         ├── TokenNotFound               300001 / 300005 / 400101: not a webhook token
         ├── InvalidAccessToken          40014 / 40001 / 42001 / 33001 / InvalidAuthentication
         ├── PermissionDenied            Forbidden.AccessDenied.* / robotCode.auth / 43007
+        ├── QueryKeyExpired             processQueryKey past DingTalk's 24 h window (§11)
+        ├── DingQuotaExhausted          SMS/phone DING without the paid quota (§14)
         ├── RobotUnavailable            400102 / 400106 / 400013: disabled, removed, dissolved
         ├── MessageTooLarge             460101, or refused locally before any request
         ├── UnsupportedMessageType      400105
@@ -47,9 +50,11 @@ __all__ = [
     "APIError",
     "Advice",
     "BadCredentials",
+    "CallbackRejected",
     "ConfigError",
     "ContentRejected",
     "DingPushError",
+    "DingQuotaExhausted",
     "InvalidAccessToken",
     "InvalidMessage",
     "InvalidRequest",
@@ -60,6 +65,7 @@ __all__ = [
     "PlatformThrottled",
     "PoolExhausted",
     "ProtocolError",
+    "QueryKeyExpired",
     "RateLimited",
     "RobotUnavailable",
     "SecurityRejected",
@@ -362,6 +368,20 @@ class LimiterUnavailable(DingPushError):
     transient = True
 
 
+class CallbackRejected(DingPushError):
+    """A message said to come from DingTalk failed its check (protocol §12.2).
+
+    ``reason`` is ``"signature"``, ``"timestamp"``, ``"missing"`` (no headers) or ``"body"``
+    (not a robot message). Answer the request with HTTP 403 and do not act on it.
+    """
+
+    def __init__(
+        self, message: str, *, reason: typing.Literal["signature", "timestamp", "missing", "body"]
+    ) -> None:
+        self.reason = reason
+        super().__init__(message)
+
+
 class PlatformThrottled(APIError):
     """DingTalk's per-app or per-API call rate was exceeded; a short back-off clears it."""
 
@@ -456,6 +476,31 @@ class PermissionDenied(APIError):
     hint = (
         "grant the app the permission in the developer console (open-dev.dingtalk.com → "
         "your app → permissions), publish the app, and check robotCode equals the AppKey"
+    )
+
+
+class QueryKeyExpired(APIError):
+    """The message's ``processQueryKey`` is past DingTalk's window (protocol §11).
+
+    One-to-one messages can be recalled, and read status queried, only within 24 hours of
+    sending; a key DingTalk has not indexed yet (just after the send) gets the same code.
+    """
+
+    hint = (
+        "DingTalk recalls one-to-one messages and reports read status only within 24 hours "
+        "of sending (protocol §11); a key from the last second may not be indexed yet: "
+        "try again in a few seconds"
+    )
+
+
+class DingQuotaExhausted(APIError):
+    """An SMS or phone DING was refused for want of the paid quota (protocol §14)."""
+
+    exit_code = 3
+    hint = (
+        "SMS and phone DINGs need the organisation's paid DING quota (admin console → "
+        "增值服务 › 产品专区, the OpenAPI发DING额度 and the SMS/phone 权益包); an in-app DING "
+        "(remind_type='app') needs none: send one, or pass fallback=True to fall back to it"
     )
 
 
@@ -614,6 +659,19 @@ _ERRCODES: dict[int | str, type[DingPushError]] = {
     "contain.notAllowed.text": ContentRejected,
     "contain.notAllowed.picture": ContentRejected,
     "contain.notAllowed.content": ContentRejected,
+    # Recall and read status of app-robot messages (protocol §11)
+    "robot.processQueryKey.expired": QueryKeyExpired,
+    "processQueryKey.expireTime": QueryKeyExpired,
+    "not.allowed.robotCode": PermissionDenied,
+    "unauthorized": InvalidAccessToken,
+    "auth.error": InvalidAccessToken,
+    # DING messages (protocol §14)
+    "ding.serverquota.insufficient": DingQuotaExhausted,
+    "phoneding.reachlimit": DingQuotaExhausted,
+    "volume.lack": DingQuotaExhausted,
+    "toomuch.msg": RateLimited,
+    # Everything else of §11/§14 (invalid.processQueryKey, miss.staffId,
+    # ding.receivercount.limit, recall.ding.exception …) is an InvalidRequest by its 400.
 }
 
 

@@ -8,17 +8,29 @@ import them from here, which keeps the results below everything that produces th
 from __future__ import annotations
 
 import typing
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 __all__ = [
+    "DingReadStatus",
+    "DingResult",
+    "GroupReadStatus",
     "GroupSendResult",
     "NoticeDelivery",
     "NoticeForbidden",
     "NoticeProgress",
     "NoticeSendResult",
+    "RecallResult",
+    "RemindType",
     "SendResult",
+    "UserReadStatus",
+    "UsersReadStatus",
     "UsersSendResult",
 ]
+
+#: How a DING reaches its receivers (protocol §14.1 ``remindType`` 1/2/3): in the app (free),
+#: by SMS or by a phone call (both paid, and 20 receivers a call).
+RemindType = typing.Literal["app", "sms", "call"]
 
 #: The flow-control codes of ``forbidden_list`` (protocol §4.3).
 FORBIDDEN_REASONS: typing.Mapping[str, str] = {
@@ -182,3 +194,126 @@ class NoticeProgress:
     @property
     def done(self) -> bool:
         return self.status == 2
+
+
+@dataclass(frozen=True, slots=True)
+class RecallResult:
+    """What a recall of app-robot messages did (protocol §11.1, §11.2).
+
+    ``recalled`` lists the keys DingTalk recalled; ``failed`` maps each key it did not to
+    DingTalk's reason (e.g. ``SYSTEM_ERROR``). Keys go 20 a call; ``attempts`` counts the calls.
+    """
+
+    recalled: tuple[str, ...]
+    failed: Mapping[str, str] = field(default_factory=dict, hash=False)
+    #: The group's openConversationId for a group recall; ``None`` for one-to-one messages.
+    open_conversation_id: str | None = None
+    attempts: int = 1
+
+    @property
+    def ok(self) -> bool:
+        """Whether every key was recalled."""
+        return not self.failed
+
+
+@dataclass(frozen=True, slots=True)
+class GroupReadStatus:
+    """Who in a group has read an app robot's message (``groupMessages/query``, §11.3).
+
+    ``send_status`` is DingTalk's ``SUCCESS``, ``RECALLED`` or ``PROCESSING``; the read list
+    comes in pages of up to 200, which dingpush fetches in turn (``pages`` of them).
+    """
+
+    process_query_key: str
+    open_conversation_id: str
+    send_status: str
+    read_user_ids: tuple[str, ...]
+    pages: int = 1
+
+    @property
+    def recalled(self) -> bool:
+        return self.send_status == "RECALLED"
+
+
+@dataclass(frozen=True, slots=True)
+class UserReadStatus:
+    """One recipient of a one-to-one message and whether they read it (§11.4)."""
+
+    user_id: str
+    name: str
+    read: bool
+
+
+@dataclass(frozen=True, slots=True)
+class UsersReadStatus:
+    """Who read an app robot's one-to-one message (``oToMessages/readStatus``, §11.4).
+
+    A send to more than 20 users took several keys; their statuses are merged here.
+    """
+
+    process_query_keys: tuple[str, ...]
+    send_status: str
+    users: tuple[UserReadStatus, ...]
+
+    @property
+    def read_user_ids(self) -> tuple[str, ...]:
+        return tuple(user.user_id for user in self.users if user.read)
+
+    @property
+    def unread_user_ids(self) -> tuple[str, ...]:
+        return tuple(user.user_id for user in self.users if not user.read)
+
+    @property
+    def recalled(self) -> bool:
+        return self.send_status == "RECALLED"
+
+
+@dataclass(frozen=True, slots=True)
+class DingResult:
+    """A DING DingTalk accepted (``robot/ding/send``, protocol §14.1).
+
+    ``failed`` maps DingTalk's reason to the users it did not reach. Receivers go 200 a call
+    in the app and 20 by SMS or phone, so a long list takes several ``open_ding_ids``.
+    ``fell_back_from`` names the reminder type asked for when the organisation had no quota
+    for it and ``fallback=True`` sent an in-app DING instead.
+    """
+
+    open_ding_ids: tuple[str, ...]
+    remind_type: RemindType
+    user_ids: tuple[str, ...]
+    failed: Mapping[str, tuple[str, ...]] = field(default_factory=dict, hash=False)
+    fell_back_from: RemindType | None = None
+
+    @property
+    def open_ding_id(self) -> str:
+        """The id of the first call (the only one up to 200 in-app or 20 SMS/phone receivers)."""
+        return self.open_ding_ids[0]
+
+    @property
+    def failed_user_ids(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(user for users in self.failed.values() for user in users))
+
+    @property
+    def reached_user_ids(self) -> tuple[str, ...]:
+        failed = set(self.failed_user_ids)
+        return tuple(user for user in self.user_ids if user not in failed)
+
+
+@dataclass(frozen=True, slots=True)
+class DingReadStatus:
+    """Who has read a DING (``robot/ding/readStatuses/query``, protocol §14.3).
+
+    DingTalk reports *read*, not *confirmed* (§14.4): a person who opened the DING counts as
+    read whether or not they confirmed it. ``statuses`` keeps DingTalk's value per user.
+    """
+
+    open_ding_ids: tuple[str, ...]
+    statuses: Mapping[str, str] = field(default_factory=dict, hash=False)
+
+    @property
+    def read_user_ids(self) -> tuple[str, ...]:
+        return tuple(user for user, status in self.statuses.items() if status != "UNREAD")
+
+    @property
+    def unread_user_ids(self) -> tuple[str, ...]:
+        return tuple(user for user, status in self.statuses.items() if status == "UNREAD")

@@ -229,13 +229,16 @@ class EmulatorServer:
         oto_user_limit: int = 0,
         oto_user_window: float = 60.0,
         notice_recipients_per_minute: int = 5000,
+        paid_ding: bool = True,
     ) -> AppConfig:
         """Register an enterprise app and return it (credentials are generated when not given).
 
         ``groups`` are group titles (or ``{openConversationId: title}``) the app's robot is in;
         read their ids from ``app.groups``. Point a client at it with :meth:`app_client`.
         """
-        from dingpush.emulator import ROBOT_PERMISSION, AppConfig
+        from dingpush.emulator import DING_PERMISSION, ROBOT_PERMISSION, AppConfig
+
+        granted = (ROBOT_PERMISSION, DING_PERMISSION) if permissions is None else permissions
 
         app = AppConfig(
             name,
@@ -247,7 +250,7 @@ class EmulatorServer:
             # AppConfig normalises these (ids to str, titles to {openConversationId: title}).
             departments=cast(Any, dict(departments or {})),
             groups=cast(Any, groups if isinstance(groups, Mapping) else tuple(groups)),
-            permissions=(ROBOT_PERMISSION,) if permissions is None else tuple(permissions),
+            permissions=tuple(granted),
             token_lifetime=token_lifetime,
             flow_controlled_users=tuple(flow_controlled_users),
             notice_daily_cap=notice_daily_cap,
@@ -255,6 +258,7 @@ class EmulatorServer:
             oto_user_limit=oto_user_limit,
             oto_user_window=oto_user_window,
             notice_recipients_per_minute=notice_recipients_per_minute,
+            paid_ding=paid_ding,
         )
         return self.emulator.add_app(app)
 

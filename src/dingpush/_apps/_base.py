@@ -15,22 +15,45 @@ import logging
 import os
 import typing
 from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 
 from dingpush._engine._clock import Clock
 from dingpush._engine._delivery import Flow, SendOptions
 from dingpush._engine._limiter import DEFAULT_MAX_WAIT, Rate, RateLimiter
 from dingpush._engine._retry import RetryTypes
-from dingpush._errors import InvalidAccessToken, TransportError
+from dingpush._errors import (
+    ConfigError,
+    DingPushError,
+    DingQuotaExhausted,
+    InvalidAccessToken,
+    TransportError,
+)
 from dingpush._messages._app_models import _read
-from dingpush._results import NoticeDelivery, NoticeProgress
+from dingpush._messages._channels import check_webhook_message
+from dingpush._messages._models import Message
+from dingpush._receive._incoming import IncomingMessage
+from dingpush._results import (
+    DingReadStatus,
+    DingResult,
+    GroupReadStatus,
+    NoticeDelivery,
+    NoticeProgress,
+    RecallResult,
+    RemindType,
+    UserReadStatus,
+    UsersReadStatus,
+)
 from dingpush._wire import (
     DEFAULT_CONNECT_TIMEOUT,
+    JSON_HEADERS,
     HttpT,
     TransportT,
     http_options,
     map_transport_errors,
+    payload_bytes,
 )
 
+from . import _oncall as oncall
 from ._core import (
     AppCore,
     GroupSpec,
@@ -38,6 +61,7 @@ from ._core import (
     NoticeSpec,
     TokenCacheTypes,
     UsersSpec,
+    _coerce,
 )
 from ._delivery import (
     DEFAULT_APP_COOLDOWN,
@@ -188,6 +212,227 @@ class BaseApp(typing.Generic[HttpT, TransportT]):
     def _send_progress(self, agent_id: int | str, task_id: int) -> Flow[NoticeProgress]:
         body = yield from self._query("getsendprogress", agent_id, task_id)
         return self._core.progress(agent_id, task_id, body)
+
+    # -- on call: recall, read status, DING (protocol §11, §14) -------------------------------
+
+    def _v1_call(
+        self, path: str, what: str, build: Callable[[str], HttpRequest], label: str, *, idem: bool
+    ) -> Flow[Body]:
+        channel = self._delivery.channel(path, what, idempotent=idem)
+        return call_flow(channel, AppCall(build, label), self._delivery.defaults())
+
+    def _recall(
+        self, source: oncall.KeySource, group: str | None, robot_code: str | None
+    ) -> Flow[RecallResult]:
+        """Recall messages 20 keys a call (§11.1, §11.2); a failure carries ``.partial``."""
+        keys, cid = oncall.keys_of(source), oncall.group_of(source, group)
+        code = robot_code or self._core.app_key
+        path = oncall.GROUP_RECALL_PATH if cid else oncall.OTO_RECALL_PATH
+        recalled: list[str] = []
+        failed: dict[str, str] = {}
+        calls = 0
+        for chunk in oncall.recall_chunks(keys):
+            # Recalling twice only reports the key as failed: a retry is harmless.
+            try:
+                body = yield from self._v1_call(
+                    path,
+                    path.rsplit("/", 2)[-2] + "/" + path.rsplit("/", 1)[-1],
+                    partial(oncall.recall_request, self._core, code, cid, chunk),
+                    f"recall of {len(chunk)} keys",
+                    idem=True,
+                )
+            except DingPushError as exc:
+                error = oncall.recall_permission(exc)
+                if calls:
+                    error.partial = RecallResult(tuple(recalled), dict(failed), cid, calls)
+                raise error from None
+            calls += 1
+            done, refused = oncall.recall_answer(body)
+            recalled += done
+            failed |= refused
+        return RecallResult(tuple(recalled), failed, cid, calls)
+
+    def _group_read(
+        self, key: str, group: str, robot_code: str | None, size: int
+    ) -> Flow[GroupReadStatus]:
+        """Every page of a group message's read list (§11.3)."""
+        code = robot_code or self._core.app_key
+        size = oncall.page_size(size)
+        users: list[str] = []
+        cursor: str | None = ""
+        status, pages = "SUCCESS", 0
+        while cursor is not None:
+            try:
+                body = yield from self._v1_call(
+                    oncall.GROUP_QUERY_PATH,
+                    "groupMessages/query",
+                    partial(oncall.group_read_request, self._core, code, group, key, cursor, size),
+                    "read status",
+                    idem=True,
+                )
+            except DingPushError as exc:
+                raise oncall.recall_permission(exc) from None
+            status, page, cursor = oncall.group_read_page(body)
+            users += page
+            pages += 1
+        return oncall.group_read_status(key, group, status, users, pages)
+
+    def _users_read(self, keys: tuple[str, ...], robot_code: str | None) -> Flow[UsersReadStatus]:
+        """One ``oToMessages/readStatus`` per key (§11.4), merged."""
+        code = robot_code or self._core.app_key
+        statuses: list[str] = []
+        users: dict[str, UserReadStatus] = {}
+        for key in keys:
+            try:
+                body = yield from self._v1_call(
+                    oncall.OTO_READ_PATH,
+                    "oToMessages/readStatus",
+                    partial(oncall.oto_read_request, self._core, code, key),
+                    "read status",
+                    idem=True,
+                )
+            except DingPushError as exc:
+                raise oncall.recall_permission(exc) from None
+            status, page = oncall.oto_read_answer(body)
+            statuses.append(status)
+            for user in page:
+                users.setdefault(user.user_id, user)
+        return UsersReadStatus(keys, oncall.merge_status(statuses), tuple(users.values()))
+
+    def _read_status(
+        self, source: oncall.KeySource, group: str | None, robot_code: str | None, size: int
+    ) -> Flow[GroupReadStatus | UsersReadStatus]:
+        keys, cid = oncall.keys_of(source), oncall.group_of(source, group)
+        if cid is None:
+            return (yield from self._users_read(keys, robot_code))
+        if len(keys) > 1:
+            raise ConfigError(
+                f"{len(keys)} keys given: a group's read list is asked one message at a time"
+            )
+        return (yield from self._group_read(keys[0], cid, robot_code, size))
+
+    def _ding_once(
+        self,
+        users: tuple[str, ...],
+        content: str,
+        kind: RemindType,
+        voice: str | None,
+        code: str,
+    ) -> Flow[tuple[list[str], dict[str, list[str]]]]:
+        ids: list[str] = []
+        failed: dict[str, list[str]] = {}
+        for chunk in oncall.ding_chunks(users, kind):
+            # Not idempotent: a DING sent twice rings twice.
+            try:
+                body = yield from self._v1_call(
+                    oncall.DING_PATH,
+                    "robot/ding/send",
+                    partial(oncall.ding_request, self._core, code, chunk, content, kind, voice),
+                    f"DING to {len(chunk)} users",
+                    idem=False,
+                )
+            except DingPushError as exc:
+                error = oncall.ding_permission(exc)
+                if ids:
+                    error.partial = DingResult(tuple(ids), kind, users, {})
+                raise error from None
+            ding_id, refused = oncall.ding_answer(body)
+            ids.append(ding_id)
+            for reason, who in refused.items():
+                failed.setdefault(reason, []).extend(who)
+        return ids, failed
+
+    def _ding(
+        self,
+        user_ids: str | typing.Iterable[str],
+        content: str,
+        remind_type: RemindType | int,
+        call_voice: str | None,
+        fallback: bool,
+        robot_code: str | None,
+    ) -> Flow[DingResult]:
+        """A DING (§14.1); with ``fallback``, an in-app one when SMS/phone has no quota."""
+        users = oncall.user_ids(user_ids)
+        if not users:
+            raise ConfigError("a DING needs receivers: give the userIds to ring")
+        text = oncall.ding_content(content)
+        asked = oncall.remind_type(remind_type)
+        voice = oncall.call_voice(call_voice, asked)
+        code = robot_code or self._core.app_key
+        try:
+            ids, failed = yield from self._ding_once(users, text, asked, voice, code)
+            kind = asked
+        except DingQuotaExhausted:
+            if not fallback or asked == "app":
+                raise
+            logger.warning("no %s DING quota: falling back to an in-app DING", asked)
+            kind = "app"
+            ids, failed = yield from self._ding_once(users, text, kind, None, code)
+        return oncall.ding_result(ids, kind, users, failed, asked)
+
+    def _recall_ding(self, source: str | DingResult, robot_code: str | None) -> Flow[list[str]]:
+        """§14.2: recall each call's DING; the recalled ids."""
+        code = robot_code or self._core.app_key
+        done: list[str] = []
+        for ding_id in oncall.ding_ids(source):
+            try:
+                body = yield from self._v1_call(
+                    oncall.DING_RECALL_PATH,
+                    "robot/ding/recall",
+                    partial(oncall.ding_recall_request, self._core, code, ding_id),
+                    "DING recall",
+                    idem=True,
+                )
+            except DingPushError as exc:
+                raise oncall.ding_permission(exc) from None
+            done.append(str(body.get("openDingId") or ding_id))
+        return done
+
+    def _ding_read(self, source: str | DingResult, robot_code: str | None) -> Flow[DingReadStatus]:
+        """§14.3: who has read the DING (read, not confirmed: §14.4)."""
+        code = robot_code or self._core.app_key
+        ids = oncall.ding_ids(source)
+        statuses: dict[str, str] = {}
+        for ding_id in ids:
+            try:
+                body = yield from self._v1_call(
+                    oncall.DING_READ_PATH,
+                    "robot/ding/readStatuses/query",
+                    partial(oncall.ding_read_request, self._core, code, ding_id),
+                    "DING read status",
+                    idem=True,
+                )
+            except DingPushError as exc:
+                raise oncall.ding_permission(exc) from None
+            statuses |= oncall.ding_read_answer(body)
+        return DingReadStatus(ids, statuses)
+
+    # -- replies to incoming messages (§12.4) ----------------------------------------------------
+
+    def _session_request(
+        self, incoming: IncomingMessage, message: Message | str
+    ) -> HttpRequest | None:
+        """A reply through the message's sessionWebhook while it lives (§12.4); else None."""
+        if not incoming.session_alive(self._core.clock.time()):
+            return None
+        message = _coerce(message)
+        check_webhook_message(message)
+        body = payload_bytes(message.to_payload())
+        return HttpRequest(
+            "POST", incoming.session_webhook, JSON_HEADERS, body, "oapi", "sessionWebhook"
+        )
+
+    def _reply_target(self, incoming: IncomingMessage) -> tuple[GroupSpec | None, UsersSpec | None]:
+        """Where a reply goes through the app API when the session is gone."""
+        robot_code = incoming.robot_code or None
+        if incoming.is_group:
+            return GroupSpec(self._core, incoming.conversation_id, robot_code, None), None
+        if not incoming.sender_user_id:
+            raise ConfigError(
+                "the session webhook expired and the sender has no userId (an external user, "
+                "or the robot is not published): DingTalk cannot be asked to answer them"
+            )
+        return None, UsersSpec(self._core, [incoming.sender_user_id], robot_code)
 
     def _checked_upload(self, source: MediaSource, kind: str, filename: str | None) -> Upload:
         """``upload()``'s arguments, read and checked (size, format)."""

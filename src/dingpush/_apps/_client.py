@@ -20,11 +20,18 @@ from dingpush._engine._delivery import Flow, Post, SendOptions, run
 from dingpush._engine._retry import RetryTypes
 from dingpush._engine._split import Splitter
 from dingpush._messages._models import Message
+from dingpush._receive._incoming import IncomingMessage
 from dingpush._results import (
+    DingReadStatus,
+    DingResult,
+    GroupReadStatus,
     GroupSendResult,
     NoticeDelivery,
     NoticeProgress,
     NoticeSendResult,
+    RecallResult,
+    RemindType,
+    UsersReadStatus,
     UsersSendResult,
 )
 
@@ -48,6 +55,7 @@ from ._delivery import (
     prepare_parts,
     users_flow,
 )
+from ._oncall import KeySource
 
 if typing.TYPE_CHECKING:
     import httpx
@@ -158,6 +166,136 @@ class App(BaseApp["httpx.Client", "httpx.BaseTransport"]):
     def send_progress(self, agent_id: int | str, task_id: int) -> NoticeProgress:
         """How far DingTalk is with a work-notification task."""
         return self._run(self._send_progress(agent_id, task_id))
+
+    # -- on call (protocol §11, §14) ------------------------------------------------------
+
+    def recall(
+        self,
+        messages: KeySource,
+        *,
+        group: str | None = None,
+        robot_code: str | None = None,
+    ) -> RecallResult:
+        """Recall app-robot messages: a send's result, or ``processQueryKey``s (§11).
+
+        Group messages need ``group=`` (the openConversationId) unless a group send's result
+        is given; keys go 20 a call. One-to-one messages can be recalled only within 24 hours
+        (``QueryKeyExpired`` after). Keys DingTalk did not recall are in ``result.failed``.
+        """
+        return self._run(self._recall(messages, group, robot_code))
+
+    @typing.overload
+    def read_status(
+        self,
+        message: GroupSendResult,
+        *,
+        group: str | None = None,
+        robot_code: str | None = None,
+        page_size: int = 200,
+    ) -> GroupReadStatus: ...
+    @typing.overload
+    def read_status(
+        self,
+        message: UsersSendResult,
+        *,
+        group: None = None,
+        robot_code: str | None = None,
+        page_size: int = 200,
+    ) -> UsersReadStatus: ...
+    @typing.overload
+    def read_status(
+        self,
+        message: str,
+        *,
+        group: str,
+        robot_code: str | None = None,
+        page_size: int = 200,
+    ) -> GroupReadStatus: ...
+    @typing.overload
+    def read_status(
+        self,
+        message: str | typing.Iterable[str],
+        *,
+        group: None = None,
+        robot_code: str | None = None,
+        page_size: int = 200,
+    ) -> UsersReadStatus: ...
+    def read_status(
+        self,
+        message: KeySource,
+        *,
+        group: str | None = None,
+        robot_code: str | None = None,
+        page_size: int = 200,
+    ) -> GroupReadStatus | UsersReadStatus:
+        """Who read an app-robot message (§11.3, §11.4).
+
+        A group message (its result, or its key with ``group=``) gives the whole read list,
+        fetched ``page_size`` users a page; a one-to-one message each recipient's status.
+        """
+        return self._run(self._read_status(message, group, robot_code, page_size))
+
+    def ding(
+        self,
+        user_ids: str | Iterable[str],
+        content: str,
+        *,
+        remind_type: RemindType | int = "app",
+        call_voice: str | None = None,
+        fallback: bool = False,
+        robot_code: str | None = None,
+    ) -> DingResult:
+        """Send a DING (§14.1): ``"app"`` (in-app, free), ``"sms"`` or ``"call"`` (a phone call).
+
+        SMS and phone DINGs need the organisation's paid DING quota: without it DingTalk
+        refuses them (``DingQuotaExhausted``), or, with ``fallback=True``, an in-app DING goes
+        instead (``result.fell_back_from`` says so). The app needs the permission
+        ``Premium.Ding.Write``. A DING is not retried after an ambiguous failure: it would ring
+        twice.
+        """
+        return self._run(
+            self._ding(user_ids, content, remind_type, call_voice, fallback, robot_code)
+        )
+
+    def recall_ding(
+        self, ding: str | DingResult, *, robot_code: str | None = None
+    ) -> tuple[str, ...]:
+        """Recall a DING (§14.2), by the robot that sent it; the recalled ``openDingId``s."""
+        return tuple(self._run(self._recall_ding(ding, robot_code)))
+
+    def ding_read_status(
+        self, ding: str | DingResult, *, robot_code: str | None = None
+    ) -> DingReadStatus:
+        """Who has read a DING (§14.3); DingTalk tells read, not confirmed (§14.4)."""
+        return self._run(self._ding_read(ding, robot_code))
+
+    def reply(
+        self, incoming: IncomingMessage, message: Message | str
+    ) -> GroupSendResult | UsersSendResult | None:
+        """Answer a message a person sent the robot, in the same chat (§12.4).
+
+        Through the message's ``sessionWebhook`` while it lives (90 minutes; no
+        ``processQueryKey`` then: ``None``), and through the app's robot API after (the
+        group, or the sender one-to-one), which returns the send's result.
+        """
+        from dingpush._errors import TokenNotFound
+        from dingpush._wire import parse_oapi_reply
+
+        request = self._session_request(incoming, message)
+        if request is not None:
+            response = self._send(request)
+            try:
+                parse_oapi_reply(
+                    response.status_code, response.content, self._core.redact, what="sessionWebhook"
+                )
+                return None
+            except TokenNotFound:  # 300001: the session ended early (§12.4)
+                pass
+        group, users = self._reply_target(incoming)
+        if group is not None:
+            return self._deliver(group, group_flow, message, None, self._delivery.defaults(), False)
+        assert users is not None
+        return self._deliver(users, users_flow, message, None, self._delivery.defaults(), False)
 
     # -- I/O ------------------------------------------------------------------------------
 

@@ -36,6 +36,10 @@ COMMANDS = {
     "migrate": "._migrate:migrate",
     "retry": "._retry:retry",
     "alert": "._alert:alert",
+    "recall": "._oncall:recall",
+    "read-status": "._oncall:read_status",
+    "ding": "._oncall:ding",
+    "listen": "._oncall:listen",
 }
 
 

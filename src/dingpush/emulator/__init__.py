@@ -12,7 +12,14 @@ from __future__ import annotations
 import inspect
 
 from ._app import create_app, serve
-from ._apps import ROBOT_PERMISSION, AppConfig, MediaRecord, NoticeTask, parse_app_spec
+from ._apps import (
+    DING_PERMISSION,
+    ROBOT_PERMISSION,
+    AppConfig,
+    MediaRecord,
+    NoticeTask,
+    parse_app_spec,
+)
 from ._appstate import AppAnswer, AppCall
 from ._command import EmulatorCommand
 from ._config import (
@@ -41,6 +48,7 @@ from ._webhook import MSGTYPES, WebhookCall
 
 __all__ = [
     "DEFAULT_KEYWORD_FIELDS",
+    "DING_PERMISSION",
     "MSGTYPES",
     "ROBOT_PERMISSION",
     "SAMPLE_PICTURES",

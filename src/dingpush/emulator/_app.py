@@ -144,11 +144,20 @@ def serve_on(
     uvicorn server to stop; ``console_logging=False`` leaves logging to pytest).
     """
     settings = dataclasses.replace(SERVER_SETTINGS, console_logging=console_logging)
-    return serve_app(
-        create_app(emulator),
-        sock,
-        settings=settings,
-        ready=ready,
-        control=control,
-        log_filters=(DropFilter(),),
-    )
+
+    def served(url: str) -> None:
+        emulator.base_url = url  # sessionWebhooks (§12.4) point here
+        if ready is not None:
+            ready(url)
+
+    try:
+        return serve_app(
+            create_app(emulator),
+            sock,
+            settings=settings,
+            ready=served,
+            control=control,
+            log_filters=(DropFilter(),),
+        )
+    finally:
+        emulator.close()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import urllib.parse
 from collections.abc import Mapping
 from typing import Any
@@ -36,6 +35,8 @@ from ._appstate import (
     v1_error,
 )
 from ._ledger import Ledger
+from ._oncall import OnCallArea, robot_denied
+from ._stream import StreamGateway
 
 __all__ = ["AppApi"]
 
@@ -98,6 +99,8 @@ class AppApi:
     def __init__(self, apps: AppArea, ledger: Ledger) -> None:
         self._apps = apps
         self._ledger = ledger
+        #: Keys, reads, recalls and DINGs (§11, §14).
+        self.oncall = OnCallArea(ledger)
 
     # -- tokens (§2) -----------------------------------------------------------------------
 
@@ -131,7 +134,7 @@ class AppApi:
     # -- app robot (§3) ----------------------------------------------------------------------
 
     def _robot_preamble(
-        self, call: AppCall, now: float
+        self, call: AppCall, now: float, *, robot_permission: bool = True
     ) -> tuple[Outcome | None, AppConfig | None, dict[str, Any]]:
         """Token, JSON body, robotCode and permission: the checks both robot sends share."""
         app = self._apps.valid_token(call.header_token, now)
@@ -149,7 +152,7 @@ class AppApi:
             # §3: the robotCode must be the token's app's (its AppKey for internal apps).
             error = V1Error(400, "invalidParameter.robotCode.auth", "robotCode与应用不匹配")
             return v1_error(error, app), app, body
-        if not app.can_send_as_robot:
+        if robot_permission and not app.can_send_as_robot:
             return v1_error(_PERMISSION_DENIED, app, "permission_denied"), app, body
         return None, app, body
 
@@ -186,7 +189,9 @@ class AppApi:
         if refused is not None:
             return refused
         message = self._apps.deliver_robot(app, self._apps.group(cid), key, param, now)
-        body_out = {"processQueryKey": secrets.token_urlsafe(24)}
+        readers = app.known_users()
+        query_key = self.oncall.register(app, "group", cid, readers, [message.id], now)
+        body_out = {"processQueryKey": query_key}
         return Outcome(200, body_out, app=app, msgtype=key, message_id=message.id)
 
     def judge_batch_send(self, call: AppCall, now: float) -> Outcome:
@@ -206,6 +211,8 @@ class AppApi:
             return refused
         known = set(app.known_users())
         invalid, throttled, first = [], [], None
+        reached: list[str] = []
+        ids: list[int] = []
         for user in dict.fromkeys(str(u) for u in user_ids):
             if user not in known:
                 invalid.append(user)
@@ -217,12 +224,99 @@ class AppApi:
                 )
                 self._apps.oto_reached(app, user, now)
                 first = first or message.id
+                reached.append(user)
+                ids.append(message.id)
         body_out = {
-            "processQueryKey": secrets.token_urlsafe(24),
+            "processQueryKey": self.oncall.register(app, "oto", None, reached, ids, now),
             "invalidStaffIdList": invalid,
             "flowControlledStaffIdList": throttled,
         }
         return Outcome(200, body_out, app=app, msgtype=key, message_id=first)
+
+    # -- Stream mode (§13.1) ----------------------------------------------------------------
+
+    def judge_stream_open(self, call: AppCall, now: float, gateway: StreamGateway) -> Outcome:
+        """``POST /v1.0/gateway/connections/open``: clientId/clientSecret, no token (§13.1)."""
+        body = _json_object(call)
+        if body is None:
+            return v1_error(V1Error(400, "Missingbody", "body is mandatory for this action"))
+        app = self._apps.by_key(body.get("clientId"))
+        if app is None or body.get("clientSecret") != app.app_secret:
+            # §13.1: bad-credential errors are undocumented [U]; the token endpoint's code.
+            return v1_error(
+                V1Error(400, "invalidClientIdOrSecret", "无效的clientId或者clientSecret"), app
+            )
+        subscriptions: list[tuple[str, str]] = []
+        for item in body.get("subscriptions") or ():
+            if isinstance(item, dict) and item.get("type") in ("EVENT", "CALLBACK"):
+                subscriptions.append((str(item["type"]), str(item.get("topic", ""))))
+        if not subscriptions:
+            error = V1Error(400, "invalidParameter.subscriptions", "subscriptions不能为空")
+            return v1_error(error, app)
+        ticket = gateway.issue_ticket(app.name, app.app_key, tuple(subscriptions), now)
+        return Outcome(200, {"endpoint": gateway.endpoint(), "ticket": ticket}, app=app)
+
+    # -- recall, read status, DING (§11, §14) ------------------------------------------------
+
+    def _oncall_preamble(
+        self, call: AppCall, now: float, *, robot_permission: bool = True
+    ) -> tuple[Outcome | None, AppConfig | None, dict[str, Any]]:
+        refused, app, body = self._robot_preamble(call, now, robot_permission=robot_permission)
+        if refused is not None or app is None:
+            return refused or v1_error(INVALID_TOKEN_V1), None, body
+        return None, app, body
+
+    def judge_group_recall(self, call: AppCall, now: float) -> Outcome:
+        """``POST /v1.0/robot/groupMessages/recall`` (§11.1)."""
+        refused, app, body = self._oncall_preamble(call, now)
+        if app is None:
+            return refused or v1_error(INVALID_TOKEN_V1)
+        return self.oncall.judge_recall(app, body, now, group=True)
+
+    def judge_oto_recall(self, call: AppCall, now: float) -> Outcome:
+        """``POST /v1.0/robot/otoMessages/batchRecall`` (§11.2)."""
+        refused, app, body = self._oncall_preamble(call, now)
+        if app is None:
+            return refused or v1_error(INVALID_TOKEN_V1)
+        return self.oncall.judge_recall(app, body, now, group=False)
+
+    def judge_group_query(self, call: AppCall, now: float) -> Outcome:
+        """``POST /v1.0/robot/groupMessages/query`` (§11.3)."""
+        refused, app, body = self._oncall_preamble(call, now)
+        if app is None:
+            return refused or v1_error(INVALID_TOKEN_V1)
+        return self.oncall.judge_group_query(app, body, now)
+
+    def judge_oto_read(self, call: AppCall, now: float) -> Outcome:
+        """``GET /v1.0/robot/oToMessages/readStatus`` (§11.4): query parameters, no body."""
+        app = self._apps.valid_token(call.header_token, now)
+        if app is None:
+            return v1_error(INVALID_TOKEN_V1, reason="invalid_token")
+        denied = robot_denied(app)
+        if denied is not None:
+            return denied
+        return self.oncall.judge_oto_read(app, call, now)
+
+    def judge_ding_send(self, call: AppCall, now: float) -> Outcome:
+        """``POST /v1.0/robot/ding/send`` (§14.1)."""
+        refused, app, body = self._oncall_preamble(call, now, robot_permission=False)
+        if app is None:
+            return refused or v1_error(INVALID_TOKEN_V1)
+        return self.oncall.judge_ding_send(app, body, now)
+
+    def judge_ding_recall(self, call: AppCall, now: float) -> Outcome:
+        """``POST /v1.0/robot/ding/recall`` (§14.2)."""
+        refused, app, body = self._oncall_preamble(call, now, robot_permission=False)
+        if app is None:
+            return refused or v1_error(INVALID_TOKEN_V1)
+        return self.oncall.judge_ding_recall(app, body, now)
+
+    def judge_ding_read(self, call: AppCall, now: float) -> Outcome:
+        """``POST /v1.0/robot/ding/readStatuses/query`` (§14.3)."""
+        refused, app, body = self._oncall_preamble(call, now, robot_permission=False)
+        if app is None:
+            return refused or v1_error(INVALID_TOKEN_V1)
+        return self.oncall.judge_ding_read(app, body, now)
 
     # -- work notifications (§4) -----------------------------------------------------------
 

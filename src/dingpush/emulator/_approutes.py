@@ -170,6 +170,89 @@ class _AppControl:
         task = self.emulator.read_notice(task_id, [str(u) for u in users])
         return JSONResponse(task.to_dict())
 
+    # -- the people of §11/§14: read messages, read and confirm DINGs ----------------------
+
+    async def list_app_messages(self, request: Request) -> Response:
+        keys = self.emulator.app_messages()
+        return JSONResponse({"app_messages": [k.to_dict() for k in keys]})
+
+    async def read_app_message(self, request: Request) -> Response:
+        """``{"process_query_key": …, "users": [...]}``: these users read the message."""
+        data = await json_object(request, optional=True)
+        key, users = data.get("process_query_key"), data.get("users")
+        if not isinstance(key, str) or not isinstance(users, list):
+            raise ValueError("give 'process_query_key' (a string) and 'users' (a list)")
+        sent = self.emulator.read_app_message(key, [str(u) for u in users])
+        return JSONResponse(sent.to_dict())
+
+    async def list_dings(self, request: Request) -> Response:
+        return JSONResponse({"dings": [d.to_dict() for d in self.emulator.dings()]})
+
+    async def read_ding(self, request: Request) -> Response:
+        """``{"users": [...], "confirm": false}``: these receivers read (confirm) the DING."""
+        data = await json_object(request, optional=True)
+        users = data.get("users")
+        if not isinstance(users, list):
+            raise ValueError("'users' must be a list of userIds")
+        ding = self.emulator.read_ding(
+            request.path_params["ding_id"],
+            [str(u) for u in users],
+            confirm=data.get("confirm") is True,
+        )
+        return JSONResponse(ding.to_dict())
+
+    # -- the people of §12/§13: post to the robot; the Stream gateway -----------------------
+
+    async def post_as_user(self, request: Request) -> Response:
+        """``{"app", "user", "text", "group": cid or title or null, "mention": true}``."""
+        data = await json_object(request, optional=True)
+        app, user, text = data.get("app"), data.get("user"), data.get("text")
+        group, mention = data.get("group"), data.get("mention", True)
+        if not all(isinstance(v, str) and v for v in (app, user, text)):
+            raise ValueError("give 'app', 'user' and 'text' (non-empty strings)")
+        if group is not None and not isinstance(group, str):
+            raise ValueError("'group' must be an openConversationId or a title")
+        # A callback to an HTTP-mode app is a blocking request: off the event loop.
+        body = await anyio.to_thread.run_sync(
+            lambda: self.emulator.post_as_user(
+                str(app), str(user), str(text), group=group, mention=mention is not False
+            )
+        )
+        return JSONResponse({"delivered": body is not None, "body": body})
+
+    async def list_callbacks(self, request: Request) -> Response:
+        return JSONResponse({"callbacks": [c.to_dict() for c in self.emulator.callbacks()]})
+
+    async def stream_state(self, request: Request) -> Response:
+        app = request.query_params.get("app") or None
+        gateway = self.emulator.stream
+        return JSONResponse(
+            {
+                "connections": gateway.connections(app),
+                "opened": gateway.opened,
+                "redelivered": gateway.redelivered,
+                "pending": gateway.pending(app) if app else None,
+            }
+        )
+
+    async def drop_stream(self, request: Request) -> Response:
+        """``{"app": name or null, "mid_frame": false}``: cut the app's connections."""
+        data = await json_object(request, optional=True)
+        app = data.get("app")
+        count = self.emulator.stream.drop(
+            str(app) if app else None, mid_frame=data.get("mid_frame") is True
+        )
+        return JSONResponse({"dropped": count})
+
+    async def ignore_acks(self, request: Request) -> Response:
+        """``{"app": name, "count": n}``: the gateway ignores the app's next n acks (§13.3)."""
+        data = await json_object(request, optional=True)
+        app, count = data.get("app"), data.get("count", 1)
+        if not isinstance(app, str) or not isinstance(count, int):
+            raise ValueError("give 'app' (a name) and 'count' (an integer)")
+        self.emulator.stream.ignore_acks(app, count)
+        return JSONResponse({"app": app, "count": count})
+
 
 def _methods(api: Api, method: str) -> list[str]:
     return ALL_METHODS if api == "oapi" else [method]
@@ -182,6 +265,18 @@ def app_routes(emulator: Emulator) -> list[BaseRoute]:
         ("/gettoken", "GET", "oapi", emulator.judge_gettoken),
         ("/v1.0/robot/groupMessages/send", "POST", "v1", emulator.judge_group_send),
         ("/v1.0/robot/oToMessages/batchSend", "POST", "v1", emulator.judge_batch_send),
+        # §11: recall and read status; the paths' casing differs, as on DingTalk.
+        ("/v1.0/robot/groupMessages/recall", "POST", "v1", emulator.judge_group_recall),
+        ("/v1.0/robot/otoMessages/batchRecall", "POST", "v1", emulator.judge_oto_recall),
+        ("/v1.0/robot/groupMessages/query", "POST", "v1", emulator.judge_group_query),
+        ("/v1.0/robot/oToMessages/readStatus", "GET", "v1", emulator.judge_oto_read),
+        # §13.1: Stream mode; §12.4: replies through a sessionWebhook.
+        ("/v1.0/gateway/connections/open", "POST", "v1", emulator.judge_stream_open),
+        ("/robot/sendBySession", "POST", "oapi", emulator.judge_session_send),
+        # §14: DING.
+        ("/v1.0/robot/ding/send", "POST", "v1", emulator.judge_ding_send),
+        ("/v1.0/robot/ding/recall", "POST", "v1", emulator.judge_ding_recall),
+        ("/v1.0/robot/ding/readStatuses/query", "POST", "v1", emulator.judge_ding_read),
         (
             "/topapi/message/corpconversation/asyncsend_v2",
             "POST",
@@ -220,5 +315,14 @@ def app_routes(emulator: Emulator) -> list[BaseRoute]:
             ("/media/{media_id:path}", "GET", control.get_media),
             ("/notices", "GET", control.list_notices),
             ("/notices/{task_id}/read", "POST", control.read_notice),
+            ("/app-messages", "GET", control.list_app_messages),
+            ("/app-messages/read", "POST", control.read_app_message),
+            ("/dings", "GET", control.list_dings),
+            ("/dings/{ding_id}/read", "POST", control.read_ding),
+            ("/people/post", "POST", control.post_as_user),
+            ("/callbacks", "GET", control.list_callbacks),
+            ("/stream", "GET", control.stream_state),
+            ("/stream/drop", "POST", control.drop_stream),
+            ("/stream/ignore-acks", "POST", control.ignore_acks),
         ]
     )

@@ -32,6 +32,8 @@ __all__ = [
 
 #: 企业内机器人发送消息权限, required by the app-robot send APIs (protocol §3).
 ROBOT_PERMISSION = "qyapi_robot_sendmsg"
+#: §14: sending and recalling DINGs (企业机器人发送撤回DING消息).
+DING_PERMISSION = "Premium.Ding.Write"
 #: Channel names of app messages in :class:`~dingpush.emulator.Message` records.
 APP_ROBOT_CHANNEL = "app-robot"
 WORK_NOTICE_CHANNEL = "work-notice"
@@ -78,8 +80,13 @@ class AppConfig:
         groups: the groups its robot is in: titles (ids derived as for webhook robots, so a
             webhook robot of the same group title posts into the same conversation) or
             ``{openConversationId: title}``.
-        permissions: granted API permissions; without ``qyapi_robot_sendmsg`` the robot send
-            APIs answer 403 (§3.4).
+        permissions: granted API permissions; without ``qyapi_robot_sendmsg`` the robot send,
+            recall and read-status APIs answer 403 (§3.4, §11), without ``Premium.Ding.Write``
+            the DING APIs (§14).
+        callback_url: the app robot's receiving mode: empty for Stream mode (§13, the
+            default), or the URL of HTTP mode, which gets signed callbacks (§12).
+        paid_ding: whether the organisation bought the SMS/phone DING quota (§14); without
+            it ``remindType`` 2 and 3 answer 400 ``ding.serverquota.insufficient``.
         token_lifetime: seconds an access token lives (7200 on DingTalk, §2.4).
         flow_controlled_users: userIds that batchSend always reports as flow-controlled (§3.2).
         notice_daily_cap: work notifications a user may get from the app a day (500, §4.1).
@@ -105,7 +112,9 @@ class AppConfig:
     users: tuple[str, ...] = ()
     departments: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     groups: Mapping[str, str] = field(default_factory=dict)
-    permissions: tuple[str, ...] = (ROBOT_PERMISSION,)
+    permissions: tuple[str, ...] = (ROBOT_PERMISSION, DING_PERMISSION)
+    paid_ding: bool = True
+    callback_url: str = ""
     token_lifetime: float = 7200.0
     flow_controlled_users: tuple[str, ...] = ()
     notice_daily_cap: int = 500
@@ -173,6 +182,8 @@ class AppConfig:
             "departments": {k: list(v) for k, v in self.departments.items()},
             "groups": dict(self.groups),
             "permissions": list(self.permissions),
+            "paid_ding": self.paid_ding,
+            "callback_url": self.callback_url,
             "token_lifetime": self.token_lifetime,
             "flow_controlled_users": list(self.flow_controlled_users),
             "notice_daily_cap": self.notice_daily_cap,

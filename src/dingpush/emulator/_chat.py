@@ -19,7 +19,13 @@ from typing import Any
 import anyio
 from markupsafe import Markup
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -35,6 +41,7 @@ from dingpush.web import (
 
 from ._apps import WORK_NOTICE_CHANNEL, AppConfig
 from ._config import RobotConfig
+from ._oncall import REMIND_NAMES, Ding, SentKey
 from ._records import Conversation, Message, RequestRecord, conversation_id
 from ._robotstate import WEBHOOK_CHANNEL
 from ._state import Emulator
@@ -345,6 +352,52 @@ def _short(text: str, limit: int = 80) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
+@dataclass(frozen=True, slots=True)
+class _MessageState:
+    """What the people did with an app robot's message: who read it, whether it was recalled."""
+
+    message_id: int
+    key: str
+    recalled: bool
+    read: tuple[str, ...]
+    unread: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _DingItem:
+    ding: Ding
+    remind: str
+    receivers: tuple[tuple[str, str], ...]  # (userId, "unread" | "read" | "confirmed")
+    when: TimeLabel | None
+
+
+_REMIND_WORDS = {"app": "in-app DING", "sms": "SMS DING", "call": "phone DING"}
+#: How many unread recipients of a group message get a "read" button each.
+_READERS_SHOWN = 12
+
+
+def _message_state(sent: SentKey, message_id: int) -> _MessageState:
+    unread = tuple(u for u in sent.recipients if u not in sent.read)
+    return _MessageState(
+        message_id, sent.key, sent.recalled_at is not None, tuple(sent.read), unread
+    )
+
+
+def _ding_item(ding: Ding) -> _DingItem:
+    receivers = tuple(
+        (user, "confirmed" if user in ding.confirmed else "read" if user in ding.read else "unread")
+        for user in ding.receivers
+    )
+    remind = REMIND_NAMES.get(ding.remind_type, str(ding.remind_type))
+    return _DingItem(ding, _REMIND_WORDS.get(remind, remind), receivers, time_label(ding.sent_at))
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """A URL-encoded form (the chat view's own forms), without python-multipart."""
+    body = (await request.body()).decode("utf-8", "replace")
+    return dict(urllib.parse.parse_qsl(body, keep_blank_values=True))
+
+
 class _ChatView:
     """Request handlers of the chat view, bound to one emulator."""
 
@@ -410,6 +463,30 @@ class _ChatView:
                 listed.add(app.name)
         return items
 
+    def _app_names(self) -> set[str]:
+        return {app.name for app in self.emulator.apps()}
+
+    def _states(self, shown: Sequence[Message]) -> dict[int, _MessageState]:
+        states = {}
+        for message in shown:
+            if message.channel == WEBHOOK_CHANNEL or message.channel == WORK_NOTICE_CHANNEL:
+                continue
+            sent = self.emulator.app_message_of(message.id)
+            if sent is not None:
+                states[message.id] = _message_state(sent, message.id)
+        return states
+
+    def _people(self, conversation: Conversation) -> list[str]:
+        """Who can post here: the users of the apps whose robot is in the group; in a
+        one-to-one chat, its person."""
+        if conversation.kind != "group":
+            return [conversation.title]
+        people: dict[str, None] = {}
+        for app in self.emulator.apps():
+            if conversation.id in app.groups:
+                people.update(dict.fromkeys(app.known_users()))
+        return list(people)
+
     def _rejections(self, cid: str, senders: set[str]) -> list[_RejectionItem]:
         robots = {r.name: r for r in self.emulator.robots()}
         limit = self.emulator.options.body_limit
@@ -437,11 +514,18 @@ class _ChatView:
         posters = self._posters(current.id, shown) if current else []
         senders = {p.name for p in posters} | {m.sender for m in shown}
         renderer = self._renderer(request)
+        states = self._states(shown[-_MESSAGES_SHOWN:])
+        state_template = self.environment.get_template("emulator/_state.html")
         rendered = [
             (
                 m.id,
                 renderer.render(
                     m.payload, sender=m.sender, time=m.time, channel=m.channel, message_id=m.id
+                )
+                + Markup(
+                    state_template.render(
+                        state=states.get(m.id), conversation=current, **_urls(request)
+                    )
                 ),
             )
             for m in shown[-_MESSAGES_SHOWN:]
@@ -453,6 +537,10 @@ class _ChatView:
             "message_count": len(shown),
             "last_id": shown[-1].id if shown else 0,
             "robots": posters,
+            "states": states,
+            "people": self._people(current) if current else [],
+            "robot_names": [p.name for p in posters if p.name in self._app_names()],
+            "dings": [_ding_item(d) for d in reversed(self.emulator.dings()[-20:])],
             "rejections": self._rejections(current.id, senders) if current else [],
             "version": self.emulator.version,
             **_urls(request),
@@ -487,7 +575,14 @@ class _ChatView:
             return JSONResponse({"error": f"no conversation {cid!r}"}, 404)
         fragments = {
             name: self.environment.get_template(f"emulator/_{name}.html").render(**context)
-            for name in ("conversations", "rejections", "robots")
+            for name in ("conversations", "rejections", "robots", "dings")
+        }
+        state_template = self.environment.get_template("emulator/_state.html")
+        states = {
+            str(mid): state_template.render(
+                state=state, conversation=context["conversation"], **_urls(request)
+            )
+            for mid, state in context["states"].items()
         }
         new = [html for mid, html in context["messages"] if mid > after]
         body = {
@@ -495,9 +590,60 @@ class _ChatView:
             "last_id": context["last_id"],
             "count": context["message_count"],
             "messages": [str(Markup("<li>%s</li>") % html) for html in new],
+            "states": states,
             **fragments,
         }
         return JSONResponse(body, headers={"Cache-Control": "no-store"})
+
+    # -- the people (§11–§14): post, read, confirm ------------------------------------------
+
+    def _back(self, request: Request, cid: str) -> Response:
+        return RedirectResponse(_Urls(request).conversation(cid), status_code=303)
+
+    async def post(self, request: Request) -> Response:
+        """A person writes into the conversation (``@robot`` to reach it in a group)."""
+        cid = request.path_params["conversation_id"]
+        form = await _form(request)
+        user, text, robot = form.get("user", ""), form.get("text", "").strip(), form.get("robot")
+        if not user or not text:
+            return JSONResponse({"error": "give 'user' and 'text'"}, 400)
+        conversation = next((c for c in self.emulator.conversations() if c.id == cid), None)
+        if conversation is None:
+            return JSONResponse({"error": f"no conversation {cid!r}"}, 404)
+        apps = [a for a in self.emulator.apps() if robot in (None, "", a.name)]
+        if conversation.kind == "group":
+            apps = [a for a in apps if cid in a.groups]
+        app = next((a for a in apps if user in a.known_users()), None)
+        if app is None:
+            return JSONResponse({"error": f"no app robot here that {user!r} can write to"}, 400)
+        group = cid if conversation.kind == "group" else None
+        mention = form.get("mention") == "on" or group is None
+        await anyio.to_thread.run_sync(
+            lambda: self.emulator.post_as_user(app.name, user, text, group=group, mention=mention)
+        )
+        return self._back(request, cid)
+
+    async def read(self, request: Request) -> Response:
+        """A person reads an app robot's message (``groupMessages/query`` will say so)."""
+        cid = request.path_params["conversation_id"]
+        form = await _form(request)
+        try:
+            self.emulator.read_app_message(form.get("key", ""), [form.get("user", "")])
+        except KeyError as exc:
+            return JSONResponse({"error": str(exc)}, 404)
+        return self._back(request, cid)
+
+    async def read_ding(self, request: Request) -> Response:
+        """A person reads (and, with ``confirm``, confirms) a DING."""
+        cid = request.path_params["conversation_id"]
+        form = await _form(request)
+        try:
+            self.emulator.read_ding(
+                form.get("ding", ""), [form.get("user", "")], confirm=form.get("confirm") == "on"
+            )
+        except KeyError as exc:
+            return JSONResponse({"error": str(exc)}, 404)
+        return self._back(request, cid)
 
     async def events(self, request: Request) -> Response:
         """Server-sent events: ``change`` with the emulator's version whenever it moves."""
@@ -538,6 +684,15 @@ class _Urls:
     def conversation(self, cid: str) -> str:
         return f"{self.root}/_emulator/chat/{urllib.parse.quote(cid, safe='')}"
 
+    def post(self, cid: str) -> str:
+        return self.conversation(cid) + "/post"
+
+    def read(self, cid: str) -> str:
+        return self.conversation(cid) + "/read"
+
+    def read_ding(self, cid: str) -> str:
+        return self.conversation(cid) + "/ding-read"
+
     def updates(self, cid: str) -> str:
         return self.conversation(cid) + "/updates"
 
@@ -558,6 +713,9 @@ def chat_routes(emulator: Emulator) -> list[BaseRoute]:
         Route("/_emulator/chat/events", view.events, methods=["GET"], name="emulator-events"),
         Route("/_emulator/chat/{conversation_id}", view.conversation, methods=["GET"]),
         Route("/_emulator/chat/{conversation_id}/updates", view.updates, methods=["GET"]),
+        Route("/_emulator/chat/{conversation_id}/post", view.post, methods=["POST"]),
+        Route("/_emulator/chat/{conversation_id}/read", view.read, methods=["POST"]),
+        Route("/_emulator/chat/{conversation_id}/ding-read", view.read_ding, methods=["POST"]),
         Mount(
             "/_emulator/static",
             app=StaticFiles(packages=[STATIC_PACKAGE]),

@@ -224,6 +224,30 @@ class EmulatorOptions:
     #: error table's 43002 需要POST请求 / 43001 需要GET请求 (§1.6, and the table under Sources);
     #: ``"http405"`` a bare HTTP 405. The live answer is not observed [U].
     wrong_method: WrongMethod = "errcode"
+    #: §11.2: seconds a one-to-one app-robot message can be recalled (24 h); §11.3/§11.4:
+    #: read status is also asked within it ("assume 24 h").
+    oto_recall_window: float = 86_400.0
+    #: §11.1 [U]: DingTalk states no recall time limit for group messages; seconds, or None.
+    group_recall_window: float | None = None
+    #: §11 [U]: an unknown key in a recall is listed in ``failedResult`` as ``SYSTEM_ERROR``
+    #: (True) or refused with 400 ``invalid.processQueryKey`` (False).
+    unknown_key_as_failed: bool = False
+    #: The chat view's people read every app-robot message and DING this many seconds after
+    #: it was sent (None: only when told to, per user, in the chat view or the control API).
+    auto_read_after: float | None = None
+    #: §13.3: seconds after which an unacked Stream frame is sent again, same messageId
+    #: ("about 60 s", Node SDK comment and a duplicate report).
+    stream_redelivery_after: float = 60.0
+    #: §13.1/§13.2: seconds between the gateway's SYSTEM ``ping`` frames [U: SDKs ping each 60 s].
+    stream_ping_interval: float = 60.0
+    #: §13.4 [U]: seconds a ``connections/open`` ticket can be used (once).
+    stream_ticket_lifetime: float = 90.0
+    #: §12.4: seconds a ``sessionWebhook`` lives: 90 minutes in all three official samples (one
+    #: user claims about 30 s).
+    session_webhook_lifetime: float = 5_400.0
+    #: §12.3 [U]: seconds the emulator waits for an HTTP callback's answer (the event-push
+    #: HTTP mode requires 2,500 ms).
+    callback_timeout: float = 2.5
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "keyword_fields", tuple(self.keyword_fields))

@@ -15,6 +15,9 @@ and returns immutable snapshots. Nothing awaits while holding the lock.
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import secrets
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -24,8 +27,20 @@ from ._appstate import Api, AppAnswer, AppArea, AppCall, Outcome
 from ._config import Clock, EmulatorOptions, RobotConfig
 from ._faults import Fault, FaultKind
 from ._ledger import Ledger, SystemClock
+from ._oncall import Ding, SentKey
+from ._people import (
+    PERSON_CHANNEL,
+    SESSION_CHANNEL,
+    Callback,
+    Session,
+    callback_headers,
+    incoming_body,
+    judge_session,
+    reply_payload,
+)
 from ._records import Conversation, EmulatorStats, Message, RequestRecord
 from ._robotstate import WEBHOOK_CHANNEL, RobotArea
+from ._stream import BOT_TOPIC, StreamGateway, StreamSettings
 from ._webhook import WebhookCall, wrong_method
 
 __all__ = ["WEBHOOK_CHANNEL", "Emulator"]
@@ -55,6 +70,12 @@ class Emulator:
         self._robots = RobotArea(self._ledger)
         self._apps = AppArea(self._ledger)
         self._app_api = AppApi(self._apps, self._ledger)
+        #: §13: the Stream gateway, a WebSocket server of its own started on first use.
+        self.stream = StreamGateway(self._stream_settings)
+        #: The URL this emulator is served at (set by ``serve_on``): sessionWebhooks use it.
+        self.base_url = "http://127.0.0.1"
+        self._sessions: dict[str, Session] = {}
+        self._callbacks: list[Callback] = []
         for robot in robots:
             self.add_robot(robot)
         for app in apps:
@@ -219,6 +240,192 @@ class Emulator:
         with self._lock:
             return self._apps.read_notice(task_id, user_ids)
 
+    # -- the people: post to the robot (§12, §13) -------------------------------------------
+
+    def _stream_settings(self) -> StreamSettings:
+        options = self._ledger.options
+        return StreamSettings(
+            options.stream_redelivery_after,
+            options.stream_ping_interval,
+            options.stream_ticket_lifetime,
+        )
+
+    def close(self) -> None:
+        """Stop the Stream gateway's thread and connections (``serve_on`` does it at exit)."""
+        self.stream.close()
+
+    def post_as_user(
+        self, app: str, user: str, text: str, *, group: str | None = None, mention: bool = True
+    ) -> dict[str, Any] | None:
+        """``user`` writes ``text`` to the app's robot: in ``group`` (an openConversationId or
+        title) with ``@robot`` when ``mention``, else in the robot's one-to-one chat.
+
+        The message shows in the chat. A group message reaches the robot only when it
+        mentions it (§12); then DingTalk's body (§12.1) goes out over the Stream gateway, or
+        as a signed callback to the app's ``callback_url``. Returns that body, or ``None``
+        when the robot does not receive the message.
+        """
+        with self._lock:
+            config = self._apps.get(app)
+            now = self._ledger.now()
+            if group is not None:
+                cid = (
+                    group
+                    if group in config.groups
+                    else next((c for c, title in config.groups.items() if title == group), None)
+                )
+                if cid is None:
+                    raise KeyError(f"app {app!r}'s robot is not in the group {group!r}")
+                conversation = self._apps.group(cid)
+            else:
+                conversation = self._apps.user_conversation(user)
+            shown = f"@{config.name} {text}" if group is not None and mention else text
+            self._ledger.deliver(
+                conversation,
+                sender=user,
+                channel=PERSON_CHANNEL,
+                msgtype="text",
+                payload={"msgtype": "text", "text": {"content": shown}},
+                now=now,
+            )
+            if group is not None and not mention:
+                return None
+            session_id = secrets.token_hex(16)
+            expires = now + self._ledger.options.session_webhook_lifetime
+            self._sessions[session_id] = Session(session_id, config.name, conversation, expires)
+            body = incoming_body(
+                config,
+                conversation,
+                user,
+                text,
+                group=group is not None,
+                session_url=f"{self.base_url}/robot/sendBySession?session={session_id}",
+                session_expires_at=expires,
+                now=now,
+            )
+            callback_url = config.callback_url
+        if callback_url:
+            self._call_back(config, callback_url, body, conversation)
+        else:
+            self.stream.push(config.name, BOT_TOPIC, body)
+        return body
+
+    def _call_back(
+        self, config: AppConfig, url: str, body: dict[str, Any], conversation: Conversation
+    ) -> None:
+        """§12.1/§12.2: a signed POST; a synchronous answer that is a message is a reply."""
+        import httpx
+
+        status: int | None = None
+        error: str | None = None
+        reply = None
+        try:
+            response = httpx.post(
+                url,
+                content=json.dumps(body, ensure_ascii=False).encode(),
+                headers=callback_headers(config, self._ledger.now()),
+                timeout=self._ledger.options.callback_timeout,
+            )
+            status = response.status_code
+            if status == 200:
+                reply = reply_payload(response.content)
+        except httpx.HTTPError as exc:
+            error = type(exc).__name__
+        with self._lock:
+            if reply is not None:
+                self._ledger.deliver(
+                    conversation,
+                    sender=config.name,
+                    channel=SESSION_CHANNEL,
+                    msgtype=str(reply["msgtype"]),
+                    payload=reply,
+                    now=self._ledger.now(),
+                )
+            self._callbacks.append(Callback(config.name, url, status, error, reply is not None))
+
+    def callbacks(self) -> list[Callback]:
+        """The HTTP callbacks made (§12), in order, with their answers."""
+        with self._lock:
+            return list(self._callbacks)
+
+    def judge_session_send(self, call: AppCall, now: float) -> Outcome:
+        """``POST /robot/sendBySession`` (§12.4): a reply into the chat the session names."""
+        session, refused = judge_session(self._sessions, call, now)
+        if session is None:
+            return refused or Outcome(200, {"errcode": 300001, "errmsg": "session 不存在"})
+        app = self._apps.get(session.app)
+        payload = reply_payload(call.body)
+        if payload is None:
+            return Outcome(200, {"errcode": 40035, "errmsg": "缺少参数 json"}, app=app)
+        self._ledger.deliver(
+            session.conversation,
+            sender=app.name,
+            channel=SESSION_CHANNEL,
+            msgtype=str(payload["msgtype"]),
+            payload=payload,
+            now=now,
+        )
+        return Outcome(
+            200, {"errcode": 0, "errmsg": "ok"}, app=app, msgtype=str(payload["msgtype"])
+        )
+
+    def judge_stream_open(self, call: AppCall, now: float) -> Outcome:
+        """``POST /v1.0/gateway/connections/open`` (§13.1): credentials in, endpoint and a
+        single-use ticket out; no access token."""
+        return self._app_api.judge_stream_open(call, now, self.stream)
+
+    # -- the people: read, confirm (§11, §14) ----------------------------------------------
+
+    def read_app_message(self, process_query_key: str, user_ids: Iterable[str]) -> SentKey:
+        """These users read an app robot's message (``groupMessages/query``, §11.3/§11.4)."""
+        with self._lock:
+            sent = self._app_api.oncall.read_message(
+                process_query_key, list(user_ids), self._ledger.now()
+            )
+            self._ledger.changed()
+            return dataclasses.replace(sent, read=dict(sent.read))
+
+    def app_messages(self) -> list[SentKey]:
+        """Every app-robot message's key, recipients, readers and recall state (§11)."""
+        with self._lock:
+            self._app_api.oncall.settle(self._ledger.now())
+            return [
+                dataclasses.replace(k, read=dict(k.read))
+                for k in self._app_api.oncall.keys.values()
+            ]
+
+    def app_message_of(self, message_id: int) -> SentKey | None:
+        """The key, recipients and readers of the app-robot message shown as ``message_id``."""
+        with self._lock:
+            self._app_api.oncall.settle(self._ledger.now())
+            sent = self._app_api.oncall.key_of_message(message_id)
+            return dataclasses.replace(sent, read=dict(sent.read)) if sent else None
+
+    def dings(self) -> list[Ding]:
+        """Every DING sent (§14): receivers, reminder type, who read and who confirmed."""
+        with self._lock:
+            self._app_api.oncall.settle(self._ledger.now())
+            return [
+                dataclasses.replace(d, read=dict(d.read), confirmed=dict(d.confirmed))
+                for d in self._app_api.oncall.dings.values()
+            ]
+
+    def read_ding(
+        self, open_ding_id: str, user_ids: Iterable[str], *, confirm: bool = False
+    ) -> Ding:
+        """These receivers read (and, with ``confirm``, confirmed) a DING (§14.4)."""
+        with self._lock:
+            ding = self._app_api.oncall.read_ding(
+                open_ding_id, list(user_ids), self._ledger.now(), confirm=confirm
+            )
+            self._ledger.changed()
+            return dataclasses.replace(ding, read=dict(ding.read), confirmed=dict(ding.confirmed))
+
+    def recalled_message_ids(self) -> set[int]:
+        """The ids of messages their robot recalled (the chat view shows them as recalled)."""
+        with self._lock:
+            return self._app_api.oncall.recalled_message_ids()
+
     def conversation_of_user(self, user_id: str) -> Conversation:
         """Return the one-to-one conversation of a user (app-robot chats, work notifications)."""
         with self._lock:
@@ -355,6 +562,11 @@ class Emulator:
         """
         with self._lock:
             self._ledger.clear()
+            self._app_api.oncall.reset()
+            self._sessions.clear()
+            self._callbacks.clear()
+        self.stream.reset()
+        with self._lock:
             self._robots.reset(forget=robots)
             self._apps.reset(forget=robots if apps is None else apps)
 
@@ -437,3 +649,31 @@ class Emulator:
     def judge_upload(self, call: AppCall, now: float) -> Outcome:
         """``POST /media/upload`` (§5)."""
         return self._app_api.judge_upload(call, now)
+
+    def judge_group_recall(self, call: AppCall, now: float) -> Outcome:
+        """``groupMessages/recall`` (§11.1)."""
+        return self._app_api.judge_group_recall(call, now)
+
+    def judge_oto_recall(self, call: AppCall, now: float) -> Outcome:
+        """``otoMessages/batchRecall`` (§11.2)."""
+        return self._app_api.judge_oto_recall(call, now)
+
+    def judge_group_query(self, call: AppCall, now: float) -> Outcome:
+        """``groupMessages/query`` (§11.3)."""
+        return self._app_api.judge_group_query(call, now)
+
+    def judge_oto_read(self, call: AppCall, now: float) -> Outcome:
+        """``oToMessages/readStatus`` (§11.4)."""
+        return self._app_api.judge_oto_read(call, now)
+
+    def judge_ding_send(self, call: AppCall, now: float) -> Outcome:
+        """``robot/ding/send`` (§14.1)."""
+        return self._app_api.judge_ding_send(call, now)
+
+    def judge_ding_recall(self, call: AppCall, now: float) -> Outcome:
+        """``robot/ding/recall`` (§14.2)."""
+        return self._app_api.judge_ding_recall(call, now)
+
+    def judge_ding_read(self, call: AppCall, now: float) -> Outcome:
+        """``robot/ding/readStatuses/query`` (§14.3)."""
+        return self._app_api.judge_ding_read(call, now)

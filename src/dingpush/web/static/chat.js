@@ -56,6 +56,13 @@
     replace("rejections", data.rejections);
     replace("conversations", data.conversations);
     replace("robots", data.robots);
+    replace("dings", data.dings);
+    Object.keys(data.states || {}).forEach(function (id) {
+      var element = document.getElementById("state-" + id);
+      if (element) {
+        element.outerHTML = data.states[id];
+      }
+    });
     var empty = document.getElementById("no-messages");
     if (empty) {
       empty.hidden = count > 0;
