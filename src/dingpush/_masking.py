@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import typing
 from collections.abc import Iterable
 
 __all__ = ["Redactor", "install_log_redaction", "mask", "redact_url"]
@@ -72,20 +73,53 @@ def _mask_dingtalk_url(match: re.Match[str]) -> str:
 class Redactor:
     """Replace known secret values, and credential-shaped URL parts, in text."""
 
-    __slots__ = ("_secrets",)
+    __slots__ = ("_any", "_secrets")
 
     def __init__(self, secrets: Iterable[str | None] = ()) -> None:
         # Longest first, so a secret that contains another is masked whole.
         self._secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
+        # A relay with 500 targets holds ~1,000 secrets: testing each with ``in`` cost ~40 µs a
+        # call, on every log line. One pattern over all of them (a trie, so the regex engine
+        # follows one branch per character) tells in ~1.5 µs whether any occurs at all.
+        self._any: re.Pattern[str] | None = None
+        if len(self._secrets) > _FEW:
+            try:
+                self._any = _trie_pattern(self._secrets)
+            except (RecursionError, re.error):  # secrets too long to nest: test each instead
+                self._any = None
 
     def __call__(self, text: str) -> str:
-        for secret in self._secrets:
-            if secret in text:
-                text = text.replace(secret, mask(secret))
+        if self._any is None or self._any.search(text) is not None:
+            for secret in self._secrets:
+                if secret in text:
+                    text = text.replace(secret, mask(secret))
         return redact_url(text)
 
     def __repr__(self) -> str:
         return f"Redactor(<{len(self._secrets)} secrets>)"
+
+
+#: Up to this many secrets, testing each with ``in`` is faster than one pattern over them all.
+_FEW = 8
+
+
+def _trie_pattern(words: Iterable[str]) -> re.Pattern[str]:
+    """A pattern that finds any of ``words``: their trie, one alternative per next character."""
+    root: dict[str, typing.Any] = {}
+    for word in words:
+        node = root
+        for char in word:
+            node = node.setdefault(char, {})
+        node[""] = {}  # a word ends here
+
+    def branch(node: dict[str, typing.Any]) -> str:
+        alternatives = [re.escape(char) + branch(child) for char, child in node.items() if char]
+        if not alternatives:
+            return ""
+        body = alternatives[0] if len(alternatives) == 1 else f"(?:{'|'.join(alternatives)})"
+        return f"(?:{body})?" if "" in node else body
+
+    return re.compile(branch(root))
 
 
 class _RedactingFilter(logging.Filter):
