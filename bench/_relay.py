@@ -60,10 +60,11 @@ class RelayProcess:
         folder = pathlib.Path(self._dir.name)
         (folder / "dingpush.toml").write_text(_config(targets, store), encoding="utf-8")
         self._cpu = cpu
-        profiling = [] if profile is None else ["-m", "cProfile", "-o", profile]
+        module = ["dingpush.relay"] if profile is None else ["bench._profiled_relay", profile]
         self.process = subprocess.Popen(
-            [python, *profiling, "-m", "dingpush.relay", "--config", "dingpush.toml"],
+            [python, "-m", *module, "--config", "dingpush.toml"],
             cwd=folder,
+            env={**os.environ, "PYTHONPATH": str(pathlib.Path(__file__).parent.parent)},
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,

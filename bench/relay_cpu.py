@@ -120,8 +120,9 @@ def main(argv: list[str] | None = None) -> int:
                         f"({result.per_message_ms:.3f} ms/message; {threads})",
                         flush=True,
                     )
-                    if profile and os.path.exists(profile):
-                        pstats.Stats(profile).sort_stats("tottime").print_stats(25)
+                    for path in [] if profile is None else [profile, f"{profile}.writer"]:
+                        if os.path.exists(path):
+                            pstats.Stats(path).sort_stats("tottime").print_stats(30)
         finally:
             os.sched_setaffinity(emulator.pid, everywhere)
     return 0

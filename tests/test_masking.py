@@ -101,3 +101,16 @@ def test_a_redactor_of_secrets_too_long_for_one_pattern_still_masks_them() -> No
     redact = Redactor(secrets)
     assert redact._any is None
     assert redact(f"[{secrets[7]}]") == f"[{mask(secrets[7])}]"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "see ?ACCESS_TOKEN=6c2a0123456789abcdef0123456789e9f0 there",
+        "X-Acs-Dingtalk-Access-Token: 6c2a0123456789abcdef0123456789e9f0",
+        "sıgn=6c2a0123456789abcdef0123456789e9f0 ſecret=6c2a0123456789abcdef0123456789e9f0",
+    ],
+)
+def test_a_credential_is_masked_whatever_its_case_or_letters(text: str) -> None:
+    """The ASCII shortcut (no "token=" etc.: no pattern runs) never skips a match."""
+    assert "0123456789abcdef" not in redact_url(text)

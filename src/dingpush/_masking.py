@@ -20,6 +20,8 @@ _VALUE = r"[A-Za-z0-9_~%+/=*…-]+(?:\.[A-Za-z0-9_~%+/=*…-]+)*"
 _PARAM_RE = re.compile(
     r"(?<![A-Za-z0-9])(?P<key>(?i:{})=)(?P<value>{})".format("|".join(_SECRET_PARAMS), _VALUE)
 )
+#: What every match of _PARAM_RE contains, lower-cased ("access_token=" holds "token=", …).
+_PARAM_NEEDLES = ("token=", "sign=", "secret=", "session=")
 _HEADER_RE = re.compile(r"(?i)(x-acs-dingtalk-access-token['\"]?\s*[:=]\s*['\"]?)([^'\"\s,}]+)")
 _DINGTALK_URL_RE = re.compile(
     r"dingtalk://(?:(?P<userinfo>[A-Za-z0-9_~%+=*….-]+)@)?(?P<token>[A-Za-z0-9_~%+=*…-]+)"
@@ -50,9 +52,17 @@ def redact_url(text: str) -> str:
     Only the values change: the text around them (a markdown link's ``)``, a closing quote, a
     sentence's full stop, the templates of a help text) is left exactly as it was.
     """
-    text = _PARAM_RE.sub(lambda m: m.group("key") + _mask_once(m.group("value")), text)
-    text = _HEADER_RE.sub(lambda m: m.group(1) + _mask_once(m.group(2)), text)
-    return _DINGTALK_URL_RE.sub(_mask_dingtalk_url, text)
+    # In ASCII text each pattern runs only where its fixed part occurs (most log lines hold
+    # none). Other text always goes through them: ignoring case, the patterns also match
+    # letters such as ı and ſ that lower() does not turn into i and s.
+    lower = text.lower() if text.isascii() else None
+    if lower is None or any(key in lower for key in _PARAM_NEEDLES):
+        text = _PARAM_RE.sub(lambda m: m.group("key") + _mask_once(m.group("value")), text)
+    if lower is None or "x-acs-dingtalk-access-token" in lower:
+        text = _HEADER_RE.sub(lambda m: m.group(1) + _mask_once(m.group(2)), text)
+    if lower is None or "dingtalk://" in text:
+        text = _DINGTALK_URL_RE.sub(_mask_dingtalk_url, text)
+    return text
 
 
 def _mask_once(value: str) -> str:
