@@ -70,7 +70,7 @@ def run_once(
             ]
             relay.http.post("/v1/messages:batch", json={"messages": batch}).raise_for_status()
         relay.wait(
-            lambda: sum(relay.delivered().values()) >= total, timeout=window * 3 + 600, every=0.5
+            lambda: sum(relay.delivered().values()) >= total, timeout=window * 3 + 600, every=2.0
         )
         elapsed = time.monotonic() - started
         used = relay.cpu_seconds() - cpu_before
