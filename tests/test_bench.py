@@ -57,5 +57,6 @@ def test_scenarios_are_registered_for_other_issues_to_extend() -> None:
         "relay-ingest",
         "relay-burst",
         "relay-targets",
+        "relay-cpu",
         "cli-cold-start",
     ]
