@@ -44,6 +44,8 @@ class RelayProcess:
     Args:
         cpu: Pin the process to this one CPU (``sched_setaffinity``), to measure one core.
         extra: More TOML appended to the configuration (the alert benchmarks' ``[routes]``).
+        python: The interpreter that runs the relay (another checkout's venv, to compare).
+        profile: Run the relay under ``cProfile`` and write its stats to this file on exit.
     """
 
     def __init__(
@@ -53,15 +55,19 @@ class RelayProcess:
         store: str = "outbox.sqlite",
         cpu: int | None = None,
         extra: str = "",
+        python: str = sys.executable,
+        profile: str | None = None,
     ) -> None:
         self._dir = tempfile.TemporaryDirectory(prefix="dingpush-bench-relay-")
         folder = pathlib.Path(self._dir.name)
         config = _config(targets, store) + extra  # extra: more tables ([routes.NAME]…)
         (folder / "dingpush.toml").write_text(config, encoding="utf-8")
         self._cpu = cpu
+        module = ["dingpush.relay"] if profile is None else ["bench._profiled_relay", profile]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "dingpush.relay", "--config", "dingpush.toml"],
+            [python, "-m", *module, "--config", "dingpush.toml"],
             cwd=folder,
+            env={**os.environ, "PYTHONPATH": str(pathlib.Path(__file__).parent.parent)},
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,
@@ -86,6 +92,21 @@ class RelayProcess:
         parts = fields.split()
         ticks = os.sysconf("SC_CLK_TCK")
         return (int(parts[11]) + int(parts[12])) / ticks
+
+    def thread_cpu(self) -> dict[str, float]:
+        """CPU seconds by thread: ``main`` (the event loop) and the others by their name."""
+        ticks = os.sysconf("SC_CLK_TCK")
+        totals: dict[str, float] = {}
+        for task in pathlib.Path(f"/proc/{self.process.pid}/task").iterdir():
+            try:
+                name = (task / "comm").read_text().strip()
+                if task.name == str(self.process.pid):
+                    name = "main"
+                parts = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:  # the thread ended meanwhile
+                continue
+            totals[name] = totals.get(name, 0.0) + (int(parts[11]) + int(parts[12])) / ticks
+        return totals
 
     def delivered(self) -> dict[str, int]:
         """Messages delivered per target, from the relay's own metrics."""

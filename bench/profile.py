@@ -36,8 +36,11 @@ def profiler() -> cProfile.Profile:
     return cProfile.Profile(time.process_time)
 
 
-def layers(profile: cProfile.Profile) -> dict[str, float]:
-    """CPU seconds by layer."""
+def layers(
+    profile: cProfile.Profile | str, table: typing.Sequence[tuple[str, str]] = LAYERS
+) -> dict[str, float]:
+    """CPU seconds by layer (``table``: (substring, layer), first match wins); ``profile``
+    may be a stats file."""
     raw: typing.Any = pstats.Stats(profile)
     stats: dict[Func, tuple[int, int, float, float, dict[Func, typing.Any]]] = raw.stats
     memo: dict[Func, str] = {}
@@ -46,7 +49,7 @@ def layers(profile: cProfile.Profile) -> dict[str, float]:
         if func in memo:
             return memo[func]
         where = f"{func[0]}:{func[2]}"
-        for needle, name in LAYERS:
+        for needle, name in table:
             if needle in where:
                 memo[func] = name
                 return name

@@ -66,6 +66,7 @@ def test_scenarios_are_registered_for_other_issues_to_extend() -> None:
         "alert-render",
         "alert-ingest",
         "alert-storm",
+        "relay-cpu",
         "cli-cold-start",
         "stream",
     ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dingpush._masking import Redactor, redact_url
+from dingpush._masking import Redactor, mask, redact_url
 
 TOKEN = "6c2a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7ee9f0"
 SECRET = "SEC5b1e2d3c4b5a69788796a5b4c3d2e1f0a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5"
@@ -80,3 +80,37 @@ def test_configured_secrets_are_masked_wherever_they_appear() -> None:
     redact = Redactor([TOKEN, SECRET, "relay-api-token-0123456789"])
     text = f'{{"text": "line\\n{SECRET}", "token": "{TOKEN}"}} Bearer relay-api-token-0123456789.'
     assert redact(text) == '{"text": "line\\n****", "token": "6c2a…e9f0"} Bearer rela…6789.'
+
+
+def test_a_redactor_of_many_secrets_masks_each_and_leaves_other_text_alone() -> None:
+    """Past a few secrets one pattern finds them (a relay of 500 targets holds ~1,000)."""
+    tokens = [f"{n:04x}" + "ab" * 30 for n in range(600)]
+    secrets = [f"SEC{n:04x}" + "cd" * 30 for n in range(600)]
+    redact = Redactor([*tokens, *secrets, "short-secret", "short-secret-longer"])
+    assert redact._any is not None
+    for text in UNCHANGED:
+        assert redact(text) == text
+    text = f"a {tokens[599]} b {secrets[0]}. c short-secret-longer d short-secret"
+    masked = redact(text)
+    assert masked == f"a {mask(tokens[599])} b ****. c shor…nger d ****"
+    assert tokens[599] not in masked and "short-secret" not in masked
+
+
+def test_a_redactor_of_secrets_too_long_for_one_pattern_still_masks_them() -> None:
+    secrets = [f"{n:02d}" + "x" * 5000 for n in range(20)]
+    redact = Redactor(secrets)
+    assert redact._any is None
+    assert redact(f"[{secrets[7]}]") == f"[{mask(secrets[7])}]"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "see ?ACCESS_TOKEN=6c2a0123456789abcdef0123456789e9f0 there",
+        "X-Acs-Dingtalk-Access-Token: 6c2a0123456789abcdef0123456789e9f0",
+        "sıgn=6c2a0123456789abcdef0123456789e9f0 ſecret=6c2a0123456789abcdef0123456789e9f0",
+    ],
+)
+def test_a_credential_is_masked_whatever_its_case_or_letters(text: str) -> None:
+    """The ASCII shortcut (no "token=" etc.: no pattern runs) never skips a match."""
+    assert "0123456789abcdef" not in redact_url(text)

@@ -273,3 +273,28 @@ class TestSendingParts:
             m.payload["text"]["content"].startswith("(")
             for m in dingtalk_emulator.emulator.messages()
         )
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(
+    content=st.text(min_size=1, max_size=400).filter(str.strip),
+    uuid=st.sampled_from(["u", "0123abcd-aaaa-bbbb-cccc-0123456789ab", "a" * 60, 'q"uote', "中"]),
+    keyword=st.sampled_from([None, "告警", '"kw"']),
+    limit=st.integers(min_value=80, max_value=600),
+)
+def test_a_whole_send_is_built_once_and_is_what_the_splitter_would_send(
+    content: str, uuid: str, keyword: str | None, limit: int
+) -> None:
+    """The shortcut past the splitter's measure sends the same body, and only when it fits."""
+    from dingpush._robot._core import RobotCore
+
+    core = RobotCore("t", keyword=keyword, body_limit=limit, clock=FakeClock())
+    message = Text(content)
+    whole = core._whole(message, uuid)
+    fits = core.body_size(message) <= limit
+    if whole is not None:
+        assert fits
+        assert whole.content == core.prepare(message, uuid).content
+        assert whole.msg_uuid == uuid and whole.message == core.prepare(message, uuid).message
+    elif uuid.replace("-", "").isalnum() and uuid.isascii() and len(uuid) <= 43:
+        assert not fits  # a plain msgUuid is left to the splitter only when it must split

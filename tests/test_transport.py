@@ -114,6 +114,35 @@ class TestSendsAndAnswers:
                     assert response.json() == {"errcode": 0, "errmsg": "ok"}
         assert server.connections == 1 and len(server.requests) == 3
 
+    async def test_a_robot_sends_the_bytes_httpx_would_past_its_client_layer(self) -> None:
+        """AsyncRobot posts through the transport directly: same request line, headers, body."""
+        with ScriptedServer(keep_answering) as server:
+            async with AsyncRobot(server.url, retry=ONCE) as robot:
+                assert robot._direct is not None
+                await robot.send("hello")
+            options = http_options(None, None, True)
+            async with httpx.AsyncClient(transport=transport(), **options) as c:
+                sent = server.requests[0]
+                await c.post(server.url, content=sent.body, headers=dingpush._wire.JSON_HEADERS)
+        direct, through_httpx = server.requests
+        assert direct.head == through_httpx.head and direct.body == through_httpx.body
+        assert b"User-Agent: dingpush/" in direct.head and b"Content-Length: " in direct.head
+
+    async def test_a_robot_reads_a_gzip_answer_on_the_direct_path(self) -> None:
+        packed = gzip.compress(OK_BODY)
+
+        def gzipped(peer: Peer, index: int) -> None:
+            peer.read_request()
+            peer.send(
+                b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n%b"
+                % (len(packed), packed)
+            )
+
+        with ScriptedServer(gzipped) as server:
+            async with AsyncRobot(server.url, retry=ONCE) as robot:
+                result = await robot.send("hello")
+        assert (result.errcode, result.errmsg) == (0, "ok")
+
     async def test_chunked_gzip_answer(self) -> None:
         packed = gzip.compress(OK_BODY)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import typing
 from collections.abc import Iterable
 
 __all__ = ["Redactor", "install_log_redaction", "mask", "redact_url"]
@@ -19,6 +20,8 @@ _VALUE = r"[A-Za-z0-9_~%+/=*…-]+(?:\.[A-Za-z0-9_~%+/=*…-]+)*"
 _PARAM_RE = re.compile(
     r"(?<![A-Za-z0-9])(?P<key>(?i:{})=)(?P<value>{})".format("|".join(_SECRET_PARAMS), _VALUE)
 )
+#: What every match of _PARAM_RE contains, lower-cased ("access_token=" holds "token=", …).
+_PARAM_NEEDLES = ("token=", "sign=", "secret=", "session=")
 _HEADER_RE = re.compile(r"(?i)(x-acs-dingtalk-access-token['\"]?\s*[:=]\s*['\"]?)([^'\"\s,}]+)")
 _DINGTALK_URL_RE = re.compile(
     r"dingtalk://(?:(?P<userinfo>[A-Za-z0-9_~%+=*….-]+)@)?(?P<token>[A-Za-z0-9_~%+=*…-]+)"
@@ -49,9 +52,17 @@ def redact_url(text: str) -> str:
     Only the values change: the text around them (a markdown link's ``)``, a closing quote, a
     sentence's full stop, the templates of a help text) is left exactly as it was.
     """
-    text = _PARAM_RE.sub(lambda m: m.group("key") + _mask_once(m.group("value")), text)
-    text = _HEADER_RE.sub(lambda m: m.group(1) + _mask_once(m.group(2)), text)
-    return _DINGTALK_URL_RE.sub(_mask_dingtalk_url, text)
+    # In ASCII text each pattern runs only where its fixed part occurs (most log lines hold
+    # none). Other text always goes through them: ignoring case, the patterns also match
+    # letters such as ı and ſ that lower() does not turn into i and s.
+    lower = text.lower() if text.isascii() else None
+    if lower is None or any(key in lower for key in _PARAM_NEEDLES):
+        text = _PARAM_RE.sub(lambda m: m.group("key") + _mask_once(m.group("value")), text)
+    if lower is None or "x-acs-dingtalk-access-token" in lower:
+        text = _HEADER_RE.sub(lambda m: m.group(1) + _mask_once(m.group(2)), text)
+    if lower is None or "dingtalk://" in text:
+        text = _DINGTALK_URL_RE.sub(_mask_dingtalk_url, text)
+    return text
 
 
 def _mask_once(value: str) -> str:
@@ -72,20 +83,53 @@ def _mask_dingtalk_url(match: re.Match[str]) -> str:
 class Redactor:
     """Replace known secret values, and credential-shaped URL parts, in text."""
 
-    __slots__ = ("_secrets",)
+    __slots__ = ("_any", "_secrets")
 
     def __init__(self, secrets: Iterable[str | None] = ()) -> None:
         # Longest first, so a secret that contains another is masked whole.
         self._secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
+        # A relay with 500 targets holds ~1,000 secrets: testing each with ``in`` cost ~40 µs a
+        # call, on every log line. One pattern over all of them (a trie, so the regex engine
+        # follows one branch per character) tells in ~1.5 µs whether any occurs at all.
+        self._any: re.Pattern[str] | None = None
+        if len(self._secrets) > _FEW:
+            try:
+                self._any = _trie_pattern(self._secrets)
+            except (RecursionError, re.error):  # secrets too long to nest: test each instead
+                self._any = None
 
     def __call__(self, text: str) -> str:
-        for secret in self._secrets:
-            if secret in text:
-                text = text.replace(secret, mask(secret))
+        if self._any is None or self._any.search(text) is not None:
+            for secret in self._secrets:
+                if secret in text:
+                    text = text.replace(secret, mask(secret))
         return redact_url(text)
 
     def __repr__(self) -> str:
         return f"Redactor(<{len(self._secrets)} secrets>)"
+
+
+#: Up to this many secrets, testing each with ``in`` is faster than one pattern over them all.
+_FEW = 8
+
+
+def _trie_pattern(words: Iterable[str]) -> re.Pattern[str]:
+    """A pattern that finds any of ``words``: their trie, one alternative per next character."""
+    root: dict[str, typing.Any] = {}
+    for word in words:
+        node = root
+        for char in word:
+            node = node.setdefault(char, {})
+        node[""] = {}  # a word ends here
+
+    def branch(node: dict[str, typing.Any]) -> str:
+        alternatives = [re.escape(char) + branch(child) for char, child in node.items() if char]
+        if not alternatives:
+            return ""
+        body = alternatives[0] if len(alternatives) == 1 else f"(?:{'|'.join(alternatives)})"
+        return f"(?:{body})?" if "" in node else body
+
+    return re.compile(branch(root))
 
 
 class _RedactingFilter(logging.Filter):

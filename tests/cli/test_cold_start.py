@@ -1,4 +1,7 @@
-"""A dry run starts light: no httpx, no server library, no Rich (a real subprocess checks)."""
+"""A dry run starts light: no httpx, no server library, no Rich (a real subprocess checks).
+
+Nor the markdown checker, which a plain text message does not need (~4 ms of import).
+"""
 
 from __future__ import annotations
 
@@ -17,7 +20,8 @@ CODE = textwrap.dedent(
     from dingpush.cli import main
     code = main(sys.argv[1:])
     heavy = ("httpx", "httpcore", "anyio", "h11", "starlette", "uvicorn", "jinja2", "rich",
-             "pygments", "dingpush.emulator", "dingpush.testing", "dingpush.web")
+             "pygments", "dingpush.emulator", "dingpush.testing", "dingpush.web",
+             "dingpush._markdown")
     loaded = sorted(m for m, module in sys.modules.items() if module is not None
                     and any(m == h or m.startswith(h + ".") for h in heavy))
     print(json.dumps({"code": code, "loaded": loaded}), file=sys.stderr)

@@ -237,3 +237,25 @@ async def test_a_lone_write_does_not_wait_for_company(path: pathlib.Path) -> Non
     async with SQLiteStore(path) as store:
         await asyncio.wait_for(store.ping(), timeout=30)  # no timer holds a lone write back
         assert store.write_stats().transactions == 1
+
+
+def test_asyncio_callers_of_one_batch_are_answered_together_and_a_refusal_is_theirs_alone(
+    writer: Writer, path: pathlib.Path
+) -> None:
+    """submit_async: a batch's futures settle on their loop; a refusal undoes only its own."""
+    entered, release = threading.Event(), threading.Event()
+    writer.submit(insert("a")).result(timeout=30)
+
+    async def main() -> list[Any]:
+        loop = asyncio.get_running_loop()
+        writer.submit(hold(entered, release))
+        assert await asyncio.to_thread(entered.wait, 30)
+        # max_batch=2: "b" and the duplicate "a" share a batch, "c" comes in the next one
+        futures = [writer.submit_async(insert(k), loop) for k in ("b", "a", "c")]
+        release.set()
+        return await asyncio.gather(*futures, return_exceptions=True)
+
+    first, duplicate, last = asyncio.run(main())
+    assert (first, last) == (1, 1)
+    assert isinstance(duplicate, sqlite3.IntegrityError)
+    assert keys(path) == ["a", "b", "c"]

@@ -151,17 +151,19 @@ class JSONObject:
         value = self.get(key)
         if value is None:
             return None
-        pointer = self.at(key)
         if not isinstance(value, str):
-            raise _type_error(pointer, "a string", value)
-        require_unicode(value, field_name(pointer), pointer)
+            raise _type_error(self.at(key), "a string", value)
+        if _SURROGATE_RE.search(value) is not None:  # names are built only for the error
+            pointer = self.at(key)
+            require_unicode(value, field_name(pointer), pointer)
         return value
 
     def text(self, key: str) -> str:
         """A string that is not blank (DingTalk requires the field)."""
-        pointer = self.at(key)
         value = self.optional_text(key)
-        require_text(value, field_name(pointer), pointer)
+        if value is None or not value.strip():
+            pointer = self.at(key)
+            require_text(value, field_name(pointer), pointer)
         return typing.cast(str, value)
 
     def url(self, key: str) -> str:

@@ -37,6 +37,8 @@ def too_deep(text: str, max_depth: int = MAX_JSON_DEPTH) -> int | None:
     Brackets inside strings do not count. Broken JSON is scanned as far as it goes; the parser
     reports its syntax afterwards.
     """
+    if text.count("[") + text.count("{") <= max_depth:
+        return None  # fewer opening brackets in all than levels allowed (most bodies)
     brackets = _NOT_BRACKET.sub("", _STRING.sub("", text))
     if not brackets or max(itertools.accumulate(map(_STEP.__getitem__, brackets))) <= max_depth:
         return None

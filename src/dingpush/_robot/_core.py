@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 import urllib.parse
 import uuid
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from dingpush._errors import (
 )
 from dingpush._masking import Redactor, install_log_redaction
 from dingpush._messages._channels import (
+    MSGUUID_ALLOWANCE,
     WEBHOOK_BODY_LIMIT,
     refuse_on_webhook,
     webhook_body,
@@ -50,6 +52,9 @@ from ._signing import encoded_sign
 from ._target import WebhookTarget, parse_robot_target
 
 __all__ = ["PreparedSend", "RobotCore"]
+
+#: A msgUuid JSON writes as it is (no escape), one byte a character: uuid4s and relay ids.
+_PLAIN = re.compile(r"[A-Za-z0-9_.:-]+")
 
 logger = logging.getLogger("dingpush")
 
@@ -215,6 +220,10 @@ class RobotCore(SendDefaults):
         split: bool | Splitter,
     ) -> Flow[SendResult]:
         """The whole delivery of one ``send()`` call, parts included, for a driver to run."""
+        if split is True:
+            whole = self._whole(message, msg_uuid)
+            if whole is not None:
+                return deliver(self, whole, options)
         base, parts = self.parts(message, msg_uuid, split)
         if len(parts) == 1:
             return deliver(self, self.prepare(parts[0], base), options)
@@ -223,6 +232,25 @@ class RobotCore(SendDefaults):
             return deliver(self, self.prepare(part, part_uuid), options)
 
         return deliver_parts(parts, base, self.target.display, one)
+
+    def _whole(self, message: Message | str, msg_uuid: str | None) -> PreparedSend | None:
+        """The send of a message the default splitter leaves whole, its body built once.
+
+        The splitter measures the body with the longest msgUuid (``MSGUUID_ALLOWANCE``), then
+        :meth:`prepare` builds it again: two encodings of every message a relay sends. For a
+        msgUuid JSON writes as it is, the measure follows from the real body's length. None:
+        the message must be split (or refused), which :meth:`parts` does as before.
+        """
+        msg_uuid = msg_uuid or str(uuid.uuid4())
+        if not _PLAIN.fullmatch(msg_uuid):
+            return None
+        message = self.coerce(message)
+        refuse_on_webhook(message)
+        sent, content = self.body(message, msg_uuid)
+        measured = len(content) - len(msg_uuid) + len(MSGUUID_ALLOWANCE)
+        if max(measured, len(content)) > self.body_limit:
+            return None
+        return PreparedSend(sent, msg_uuid, content)
 
     @property
     def display(self) -> str:

@@ -26,14 +26,15 @@ import typing
 
 import httpx
 
-from ._http11 import ParseError, ResponseParser, request_head
+from ._http11 import Headers, ParseError, ResponseParser, request_head
 
-__all__ = ["AsyncioTransport"]
+__all__ = ["AsyncioTransport", "post_headers"]
 
 _DEFAULT_PORTS = {b"http": 80, b"https": 443}
 #: Bodies below this are copied after the head into one write; larger ones are written apart.
 _JOIN_BELOW = 64 * 1024
 Origin = tuple[bytes, str, int]
+Timeouts = typing.Mapping[str, float | None]
 
 
 class _Connection(asyncio.Protocol):
@@ -211,27 +212,69 @@ class AsyncioTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         try:
-            loop = asyncio.get_running_loop()
+            asyncio.get_running_loop()
         except RuntimeError:  # not asyncio (trio): httpcore speaks anyio
             return await self._other_library().handle_async_request(request)
-        if loop is not self._loop:
-            self._rebind(loop)
-        if self._closed:
-            raise httpx.ConnectError("the HTTP client was closed")
-        url = request.url
-        scheme = url.raw_scheme
-        if scheme not in _DEFAULT_PORTS:
-            raise httpx.UnsupportedProtocol(f"dingpush sends only http:// and https://, not {url}")
-        origin = (scheme, url.host, url.port or _DEFAULT_PORTS[scheme])
-        timeouts = request.extensions.get("timeout", {})
-        try:
-            head = request_head(request.method.encode("ascii"), url.raw_path, request.headers.raw)
-        except (ValueError, UnicodeEncodeError) as exc:
-            raise httpx.LocalProtocolError(str(exc)) from None
         try:
             body: bytes | None = request.content
         except httpx.RequestNotRead:
             body = None  # a streamed body: sent as it is read
+        parser = await self._roundtrip(
+            request.method, request.url, request.headers.raw, body, request.extensions, request
+        )
+        return _response(parser)
+
+    async def post(
+        self, url: httpx.URL, headers: Headers, content: bytes, timeouts: Timeouts
+    ) -> tuple[int, bytes]:
+        """POST ``content`` to ``url`` with these raw ``headers``: (status, decoded body).
+
+        The same exchange as :meth:`handle_async_request`, and the same exceptions, without an
+        ``httpx.Request`` and ``httpx.Response`` around it: a client that owns this transport
+        (``AsyncRobot``, ``AsyncApp``) posts through here, which saves most of httpx's client
+        layer per send (cookies, hooks, redirects, auth, headers merged again). ``headers``
+        must already hold ``Host`` and ``Content-Length`` (:func:`post_headers`).
+        """
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # not asyncio (trio): through httpx's own transport
+            request = httpx.Request(
+                "POST", url, headers=headers, content=content, extensions={"timeout": timeouts}
+            )
+            answer = await self._other_library().handle_async_request(request)
+            return answer.status_code, await answer.aread()
+        parser = await self._roundtrip(b"POST", url, headers, content, {"timeout": timeouts})
+        for name, _ in parser.headers:
+            if name.lower() == b"content-encoding":  # compressed: let httpx decode it
+                answer = _response(parser)
+                return answer.status_code, await answer.aread()
+        return parser.status, parser.body
+
+    async def _roundtrip(
+        self,
+        method: str | bytes,
+        url: httpx.URL,
+        headers: Headers,
+        body: bytes | None,
+        extensions: typing.Mapping[str, typing.Any],
+        request: httpx.Request | None = None,
+    ) -> ResponseParser:
+        """One exchange on a pooled connection; ``request`` streams a body that is ``None``."""
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._rebind(loop)
+        if self._closed:
+            raise httpx.ConnectError("the HTTP client was closed")
+        scheme = url.raw_scheme
+        if scheme not in _DEFAULT_PORTS:
+            raise httpx.UnsupportedProtocol(f"dingpush sends only http:// and https://, not {url}")
+        origin = (scheme, url.host, url.port or _DEFAULT_PORTS[scheme])
+        timeouts = extensions.get("timeout", {})
+        verb = method if isinstance(method, bytes) else method.encode("ascii")
+        try:
+            head = request_head(verb, url.raw_path, headers)
+        except (ValueError, UnicodeEncodeError) as exc:
+            raise httpx.LocalProtocolError(str(exc)) from None
         connection = await self._acquire(origin, timeouts)
         if connection.closed:  # closed as it connected, before a byte was written: say so
             self._discard(connection)
@@ -240,28 +283,28 @@ class AsyncioTransport(httpx.AsyncBaseTransport):
         # From here on some of the request may reach the server: failures are "maybe sent".
         reusable = False
         try:
-            parser = await self._exchange(connection, request, head, body, timeouts)
+            parser = await self._exchange(
+                connection, request, head, body, timeouts, head_only=verb == b"HEAD"
+            )
             reusable = parser.keep_alive
         finally:
             connection.end()
             self._release(connection, reusable)
-        return httpx.Response(
-            parser.status,
-            headers=parser.headers,
-            stream=httpx.ByteStream(parser.body),
-            extensions={"http_version": b"HTTP/1.1", "reason_phrase": parser.reason},
-        )
+        return parser
 
     async def _exchange(
         self,
         connection: _Connection,
-        request: httpx.Request,
+        request: httpx.Request | None,
         head: bytes,
         body: bytes | None,
-        timeouts: dict[str, float | None],
+        timeouts: Timeouts,
+        *,
+        head_only: bool,
     ) -> ResponseParser:
-        answer = connection.begin(head_only=request.method == "HEAD")
+        answer = connection.begin(head_only=head_only)
         if body is None:
+            assert request is not None  # only a request's stream leaves the body unknown
             connection.write(head)
             await self._write_stream(connection, request, timeouts.get("write"))
         elif len(body) < _JOIN_BELOW:
@@ -298,7 +341,7 @@ class AsyncioTransport(httpx.AsyncBaseTransport):
 
     # -- the pool -----------------------------------------------------------------------------
 
-    async def _acquire(self, origin: Origin, timeouts: dict[str, float | None]) -> _Connection:
+    async def _acquire(self, origin: Origin, timeouts: Timeouts) -> _Connection:
         """A connection to ``origin`` with nothing written to it yet: kept alive, or new."""
         deadline: float | None = None
         while True:
@@ -440,6 +483,27 @@ class AsyncioTransport(httpx.AsyncBaseTransport):
         self._idle_count = 0
         if self._fallback is not None:
             await self._fallback.aclose()
+
+
+def _response(parser: ResponseParser) -> httpx.Response:
+    return httpx.Response(
+        parser.status,
+        headers=parser.headers,
+        stream=httpx.ByteStream(parser.body),
+        extensions={"http_version": b"HTTP/1.1", "reason_phrase": parser.reason},
+    )
+
+
+def post_headers(client: httpx.AsyncClient, url: httpx.URL, headers: Headers) -> Headers:
+    """The raw headers httpx would send with a POST from ``client`` to ``url``, but the length.
+
+    ``Host``, the client's own headers (``User-Agent``, ``Accept-Encoding``, …) and ``headers``
+    merged over them, in httpx's order; the caller adds ``Content-Length`` for each body.
+    """
+    request = client.build_request("POST", url, headers=headers, content=b"")
+    return [
+        (name, value) for name, value in request.headers.raw if name.lower() != b"content-length"
+    ]
 
 
 def _time_out(answer: asyncio.Future[ResponseParser]) -> None:

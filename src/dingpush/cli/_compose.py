@@ -26,11 +26,12 @@ from dingpush import (
     InvalidMessage,
     Link,
     Markdown,
-    MarkdownFinding,
     Message,
     Text,
-    check_markdown,
 )
+
+if typing.TYPE_CHECKING:
+    from dingpush import MarkdownFinding
 
 __all__ = [
     "MessageOptions",
@@ -108,6 +109,10 @@ def message_options(function: F) -> F:
 def check_message(message: Message) -> list[MarkdownFinding]:
     """What DingTalk will not draw in a markdown or action-card message (none for others)."""
     if isinstance(message, Markdown | ActionCard):
+        # Imported here: the markdown checker's module costs ~4 ms to import, which a plain
+        # text send (the CLI's cold start, issue 17) need not pay.
+        from dingpush import check_markdown
+
         return check_markdown(message.text, title=message.title)
     return []
 

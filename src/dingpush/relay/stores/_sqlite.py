@@ -184,8 +184,8 @@ class SQLiteStore(BaseStore):
         if writer is None:
             raise StoreUnavailable(_NOT_OPEN.format(path=str(self.path)))
         clock = self._clock
-        future = writer.submit(lambda conn: operation(conn, clock.time()))
-        return await asyncio.wrap_future(future)
+        loop = asyncio.get_running_loop()
+        return await writer.submit_async(lambda conn: operation(conn, clock.time()), loop)
 
     async def _read(self, operation: Callable[[sqlite3.Connection], R]) -> R:
         pool = self._pool
