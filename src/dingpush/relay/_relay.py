@@ -19,6 +19,7 @@ from dingpush import (
     MemoryRateLimiter,
     Message,
     MessageTooLarge,
+    RateLimiter,
     UnknownField,
     parse_message,
 )
@@ -39,6 +40,9 @@ from .stores import (
     OutboxStore,
     StoreUnavailable,
 )
+
+if typing.TYPE_CHECKING:
+    from ._fleet import Fleet
 
 __all__ = ["PROBE_INTERVAL", "Accepted", "Relay"]
 
@@ -72,6 +76,9 @@ class Relay:
         settings: Listening, auth, pacing and retry settings.
         clock: Where time comes from.
         tz: The time zone of digest headers (the machine's when None).
+        fleet: An instance's share of a fleet on PostgreSQL (``[relay] store =
+            "postgresql://…"``): its outbox, the robots' budgets shared by every instance
+            (instead of a limiter in memory); closed with the relay. Excludes ``store``.
     """
 
     def __init__(
@@ -82,19 +89,29 @@ class Relay:
         settings: RelaySettings | None = None,
         clock: Clock | None = None,
         tz: datetime.tzinfo | None = None,
+        fleet: Fleet | None = None,
     ) -> None:
+        if fleet is not None and store is not None:
+            raise ValueError("a relay in a fleet uses the fleet's store: pass fleet or store")
         self.targets = registry(targets)
+        self.fleet = fleet
         self.settings = settings or RelaySettings()
         #: The names the relay answers to and its own origins (DNS rebinding, cross-site).
         self.hosts = RelayHosts.from_settings(self.settings)
         self.clock = clock or SYSTEM_CLOCK
+        if fleet is not None:
+            store = fleet.store
         self.store: OutboxStore = store if store is not None else MemoryStore(clock=self.clock)
         self.metrics = Metrics()
-        self.limiter = MemoryRateLimiter(self.clock)
+        self.limiter: RateLimiter = (
+            fleet.limiter if fleet is not None else MemoryRateLimiter(self.clock)
+        )
         for target in self.targets.values():
             target.bind(self.limiter, self.clock)
         secrets = [s for t in self.targets.values() for s in t.secrets()]
         secrets += list(self.settings.api_tokens)
+        if fleet is not None:
+            secrets += fleet.secrets()
         self.redact = Redactor(secrets)
         install_log_redaction()
         self._log_filter = _SecretFilter(self.redact)
@@ -174,6 +191,8 @@ class Relay:
             for target in self.targets.values():
                 await target.aclose()
             await self.store.aclose()
+            if self.fleet is not None:
+                self.fleet.close()
             self.started = False
             self._probed = None
             self._remove_log_filter()

@@ -1,0 +1,142 @@
+"""What relay instances on one PostgreSQL database share: the outbox, the budgets, the tokens.
+
+``[relay] store = "postgresql://…"`` makes a relay one instance of a fleet. From the one URL
+and schema this module builds, for that instance:
+
+- the outbox, :class:`~dingpush.relay.stores.PostgresStore` (one queue for every instance);
+- the robots' budgets, :class:`dingpush.PostgresRateLimiter` (a robot's 20 messages a
+  minute shared by all instances; a cool-down after a throttle reply rests it everywhere);
+- the apps' tokens, :class:`dingpush.PostgresTokenCache` (one token fetch per app for the
+  fleet).
+
+A path, ``sqlite:PATH`` or ``memory`` keeps the single-machine relay: its own limiter in
+memory and the apps' token files. The URL's password is a secret like any other: the relay's
+redactor masks it, and reprs and messages name only ``host:port/dbname``.
+"""
+
+from __future__ import annotations
+
+import typing
+from dataclasses import dataclass
+
+from dingpush import Clock, ConfigError
+
+if typing.TYPE_CHECKING:
+    from dingpush import PostgresRateLimiter, PostgresTokenCache
+
+    from .stores import PostgresStore
+
+__all__ = ["Fleet", "StoreChoice", "is_postgres_url"]
+
+_SCHEMES = ("postgresql://", "postgres://")
+#: Settings that only a PostgreSQL store reads.
+POSTGRES_ONLY = ("pool_size", "statement_timeout", "schema")
+
+
+def is_postgres_url(value: str) -> bool:
+    """Whether ``[relay] store`` (or ``--store``) names a PostgreSQL database."""
+    return value.strip().lower().startswith(_SCHEMES)
+
+
+def dsn_password(dsn: str) -> str | None:
+    """The password written in a DSN (URL or ``key=value``), for the redactor; None without."""
+    from psycopg import ProgrammingError
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        password = conninfo_to_dict(dsn).get("password")
+    except ProgrammingError:
+        return None
+    return str(password) if password else None
+
+
+@dataclass(frozen=True, slots=True)
+class StoreChoice:
+    """``[relay] store`` and the settings of a PostgreSQL store, as read from the file."""
+
+    store: str | None = None
+    pool_size: int | None = None
+    statement_timeout: float | None = None
+    schema: str | None = None
+
+    @property
+    def postgres(self) -> bool:
+        return self.store is not None and is_postgres_url(self.store)
+
+    def misplaced(self) -> list[str]:
+        """The PostgreSQL-only settings given for a store that is not PostgreSQL."""
+        if self.postgres:
+            return []
+        return [name for name in POSTGRES_ONLY if getattr(self, name) is not None]
+
+
+class Fleet:
+    """One relay instance's share of a fleet on PostgreSQL: store, limiter, token cache.
+
+    Args:
+        dsn: The database (``postgresql://user:password@host:5432/dbname``).
+        schema: The schema every instance of the fleet uses (``dingpush`` by default).
+        pool_size: The store's most connections.
+        statement_timeout: Seconds after which the server cancels a statement.
+        clock: Where time comes from. None: the system clock for the outbox and the
+            database's clock for the budgets (one clock for the whole fleet); tests inject one.
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        schema: str | None = None,
+        pool_size: int | None = None,
+        statement_timeout: float | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        from dingpush import PostgresRateLimiter, PostgresTokenCache
+
+        from .stores import PostgresStore
+
+        self.dsn = dsn
+        options: dict[str, typing.Any] = {}
+        if schema is not None:
+            options["schema"] = schema
+        store_options = dict(options)
+        if pool_size is not None:
+            store_options["pool_size"] = pool_size
+        if statement_timeout is not None:
+            store_options["statement_timeout"] = statement_timeout
+        self.store: PostgresStore = PostgresStore(
+            dsn, clock=clock, application_name="dingpush-relay", **store_options
+        )
+        self.schema: str = self.store.schema
+        self.limiter: PostgresRateLimiter = PostgresRateLimiter(
+            dsn, clock=clock, application_name="dingpush-relay-limiter", **options
+        )
+        self.tokens: PostgresTokenCache = PostgresTokenCache(dsn, **options)
+
+    def __repr__(self) -> str:
+        return f"<Fleet {self.store!r}>"
+
+    def secrets(self) -> list[str]:
+        """The password of the database URL, for the relay's redactor."""
+        password = dsn_password(self.dsn)
+        return [password] if password else []
+
+    def close(self) -> None:
+        """Close the limiter's and the token cache's connections (the store closes itself)."""
+        self.limiter.close()
+        self.tokens.close()
+
+
+def fleet_from_choice(choice: StoreChoice, clock: Clock | None = None) -> Fleet:
+    """The fleet of a PostgreSQL ``StoreChoice``; ``ConfigError`` for a URL psycopg refuses."""
+    assert choice.store is not None and choice.postgres
+    try:
+        return Fleet(
+            choice.store,
+            schema=choice.schema,
+            pool_size=choice.pool_size,
+            statement_timeout=choice.statement_timeout,
+            clock=clock,
+        )
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None

@@ -1,0 +1,153 @@
+"""``[relay] store = "postgresql://…"``: the relay as one instance of a fleet on PostgreSQL.
+
+The configuration's settings of a PostgreSQL store, the errors when they are misplaced or
+wrong, the password of the URL masked everywhere, and what the instance builds from the one
+URL: the outbox, the robots' budgets and the apps' token cache, all shared through the
+database (two instances' targets read one budget).
+"""
+
+from __future__ import annotations
+
+import pathlib
+from collections.abc import Iterator
+
+import psycopg.conninfo
+import pytest
+
+from _pgsupport import DSN, drop_schema, scratch_schema
+from dingpush import ConfigError, PostgresRateLimiter, PostgresTokenCache, Rate
+from dingpush.relay import AppTarget, Relay
+from dingpush.relay._config import load_relay
+from dingpush.relay.stores import PostgresStore, SQLiteStore
+
+pytestmark = pytest.mark.anyio
+
+WEBHOOK = "https://oapi.dingtalk.com/robot/send?access_token=0123456789abcdef0123"
+PASSWORD = "pw-never-shown-4711"
+
+
+@pytest.fixture
+def schema() -> Iterator[str]:
+    name = scratch_schema()
+    yield name
+    drop_schema(name)
+
+
+def _url() -> str:
+    # Trust authentication ignores the password; the relay must still never show it.
+    return psycopg.conninfo.make_conninfo(DSN, password=PASSWORD)
+
+
+def _as_url() -> str:
+    parts = psycopg.conninfo.conninfo_to_dict(_url())
+    return (
+        f"postgresql://{parts.get('user', 'postgres')}:{PASSWORD}@{parts.get('host')}:"
+        f"{parts.get('port', 5432)}/{parts.get('dbname')}"
+    )
+
+
+def _write(tmp_path: pathlib.Path, relay: str, extra: str = "") -> str:
+    path = tmp_path / "dingpush.toml"
+    path.write_text(
+        f'[targets.ops]\nwebhook = "{WEBHOOK}"\n{extra}\n[relay]\n{relay}\n', encoding="utf-8"
+    )
+    return str(path)
+
+
+def _load(path: str, store: str | None = None) -> Relay:
+    loaded = load_relay(path, store=store)
+    assert loaded is not None
+    return loaded[0]
+
+
+async def test_a_database_url_makes_the_relay_an_instance_of_a_fleet(
+    tmp_path: pathlib.Path, schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", _as_url())
+    path = _write(
+        tmp_path,
+        f'store = "${{DATABASE_URL}}"\nschema = "{schema}"\npool_size = 3\n'
+        'statement_timeout = "5s"\ntarget_lease = "7s"',
+        extra='[apps.corp]\napp_key = "dingappkey0123456789"\n'
+        'app_secret = "app-secret-0123456789-abcdefghijklmnop"\n'
+        '[targets.group]\nkind = "app-group"\napp = "corp"\n'
+        'open_conversation_id = "cid6KeBBLoveMJOGXoYKF5x7EeiodoA=="\n',
+    )
+    relay = _load(path)
+    try:
+        assert relay.fleet is not None
+        assert isinstance(relay.store, PostgresStore) and relay.store.schema == schema
+        assert isinstance(relay.limiter, PostgresRateLimiter) and relay.limiter.schema == schema
+        assert all(target.limiter is relay.limiter for target in relay.targets.values())
+        group = relay.targets["group"]
+        assert isinstance(group, AppTarget)
+        cache = group.app._core.token_cache
+        assert isinstance(cache, PostgresTokenCache) and cache is relay.fleet.tokens
+        assert relay.settings.target_lease == 7.0
+        shown = repr(relay) + repr(relay.store) + repr(relay.limiter) + repr(relay.fleet)
+        assert PASSWORD not in shown
+        assert PASSWORD not in relay.redact(f"could not connect with {_as_url()}")
+        async with relay:  # it opens, migrates and takes writes
+            assert await relay.outbox_problem() is None
+    finally:
+        await relay.aclose()
+
+
+async def test_two_instances_share_one_budget_per_robot(
+    tmp_path: pathlib.Path, schema: str
+) -> None:
+    path = _write(tmp_path, f'schema = "{schema}"\n[relay.targets.ops]\nrate = "3/60s"')
+    one, two = _load(path, store=DSN), _load(path, store=DSN)
+    try:
+        ops_one, ops_two = one.targets["ops"], two.targets["ops"]
+        (key,) = ops_one.keys()
+        for _ in range(3):
+            reservation = one.limiter.reserve(key, Rate(3, 60))
+            assert not isinstance(reservation, float)
+            reservation.complete()
+        # The other instance sees the robot's window spent, and a cool-down recorded by one.
+        assert ops_two.delay() > 55
+        two.limiter.cool_down(key, 600)
+        assert ops_one.cooldown_left() > 590
+    finally:
+        await one.aclose()
+        await two.aclose()
+
+
+def test_store_on_the_command_line_replaces_the_file_s(tmp_path: pathlib.Path) -> None:
+    path = _write(tmp_path, 'store = "memory"')
+    relay = _load(path, store=str(tmp_path / "elsewhere.sqlite"))
+    assert isinstance(relay.store, SQLiteStore)
+    assert relay.store.path == tmp_path / "elsewhere.sqlite" and relay.fleet is None
+
+
+@pytest.mark.parametrize(
+    ("relay_table", "key", "message"),
+    [
+        ("pool_size = 4", "relay.pool_size", "applies to a PostgreSQL store only"),
+        ('store = "memory"\nschema = "x"', "relay.schema", "applies to a PostgreSQL store only"),
+        ('statement_timeout = "5s"', "relay.statement_timeout", "PostgreSQL store only"),
+        ('store = "postgresql://h/db"\npool_size = 0', "relay.pool_size", "at least 1"),
+        ('target_lease = "0s"', "relay.target_lease", "must be longer than zero"),
+        (
+            'store = "postgresql://h/db"\nschema = "Not A Schema!"',
+            "relay.store",
+            "schema",
+        ),
+    ],
+)
+def test_store_settings_are_checked_with_the_line_and_the_fix(
+    tmp_path: pathlib.Path, relay_table: str, key: str, message: str
+) -> None:
+    path = _write(tmp_path, relay_table)
+    with pytest.raises(ConfigError) as caught:
+        load_relay(path)
+    text = str(caught.value)
+    assert f": {key}: " in text and message in text, text
+
+
+def test_a_bad_url_is_a_problem_that_never_shows_its_password(tmp_path: pathlib.Path) -> None:
+    path = _write(tmp_path, f'store = "postgresql://u:{PASSWORD}@h/db?nosuch=1"')
+    with pytest.raises(ConfigError) as caught:
+        load_relay(path)
+    assert "relay.store" in str(caught.value) and PASSWORD not in str(caught.value)
