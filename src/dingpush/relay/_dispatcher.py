@@ -39,6 +39,7 @@ from dingpush import (
 from dingpush.lowlevel import format_seconds
 
 from ._coalesce import DIGEST_KIND, backlog_wait, digest_payload, plan_digests, threshold
+from ._leases import TargetLeases, needs_lease
 from ._metrics import Metrics
 from ._outage import Outages
 from ._settings import RelaySettings
@@ -74,8 +75,11 @@ class Dispatcher:
         clock: Clock,
         redact: Callable[[str], str],
         tz: datetime.tzinfo | None = None,
+        leases: TargetLeases | None = None,
     ) -> None:
         self.store = store
+        #: In a fleet: which targets this instance serves alone (digests, order).
+        self.leases = leases
         self.targets = targets
         self.settings = settings
         self.metrics = metrics
@@ -139,6 +143,8 @@ class Dispatcher:
                 task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._workers.clear()
+        if self.leases is not None:
+            await self.leases.release()
 
     def hurry(self) -> None:
         """Stop waiting for in-flight sends: a running or later :meth:`stop` releases them now."""
@@ -189,8 +195,13 @@ class Dispatcher:
                 self.outages.abandoned(target.name)  # a probe that did not report
 
     async def _turn(self, target: RelayTarget, *, probe: bool) -> float:
+        alone = True  # in a fleet, only the holder of the target's lease merges and orders
+        if self.leases is not None and needs_lease(target):
+            alone = await self.leases.hold(target.name)
+            if not alone and target.options.concurrency == 1:
+                return self.leases.recheck
         wait = target.delay()
-        if not probe:  # while a target is down its backlog waits whole: merge it once back
+        if not probe and alone:  # a target that is down keeps its backlog whole: merge it later
             if wait > COALESCE_LEAD and target.options.coalesce:
                 # Nothing can go before the slot: merge just before it, when the backlog is
                 # whole (merging earlier would send several small digests where one would do).

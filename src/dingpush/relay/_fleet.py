@@ -24,6 +24,7 @@ from dingpush import Clock, ConfigError
 if typing.TYPE_CHECKING:
     from dingpush import PostgresRateLimiter, PostgresTokenCache
 
+    from ._leases import TargetLeases
     from .stores import PostgresStore
 
 __all__ = ["Fleet", "StoreChoice", "is_postgres_url"]
@@ -115,6 +116,12 @@ class Fleet:
 
     def __repr__(self) -> str:
         return f"<Fleet {self.store!r}>"
+
+    def leases(self, seconds: float) -> TargetLeases:
+        """This instance's target leases, ``seconds`` long, in the fleet's outbox."""
+        from ._leases import TargetLeases
+
+        return TargetLeases(self.store, seconds=seconds)
 
     def secrets(self) -> list[str]:
         """The password of the database URL, for the relay's redactor."""

@@ -126,6 +126,7 @@ class Relay:
             clock=self.clock,
             redact=self.redact,
             tz=tz,
+            leases=None if fleet is None else fleet.leases(self.settings.target_lease),
         )
         self.started = False
         #: Seconds a probe of the outbox answers for (``/readyz``); tests set 0.
