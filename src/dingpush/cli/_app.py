@@ -35,6 +35,7 @@ COMMANDS = {
     "preview": "._preview:preview",
     "migrate": "._migrate:migrate",
     "retry": "._retry:retry",
+    "outbox": "._outbox:outbox",
 }
 
 

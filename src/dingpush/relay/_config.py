@@ -55,7 +55,7 @@ from dingpush.config import PoolTarget as ConfigPool
 from dingpush.config import RobotTarget as ConfigRobot
 from dingpush.lowlevel import DEFAULT_COOLDOWN
 
-from ._fleet import POSTGRES_ONLY, Fleet, StoreChoice, fleet_from_choice
+from ._fleet import POSTGRES_ONLY, Fleet, StoreChoice, fleet_from_choice, postgres_store
 from ._relay import Relay
 from ._settings import API_TOKEN_FIX, RELAY_RETRY, RelaySettings, api_token_problem
 from ._targets import AppTarget, PoolTarget, RelayTarget, RobotTarget, TargetOptions
@@ -65,7 +65,7 @@ if typing.TYPE_CHECKING:
     from dingpush import AsyncApp
     from dingpush.config import ConfigSource
 
-__all__ = ["RELAY", "RETRY", "TARGET_OPTIONS", "load_relay", "relay_from_config"]
+__all__ = ["RELAY", "RETRY", "TARGET_OPTIONS", "load_relay", "outbox_store", "relay_from_config"]
 
 Path = tuple[str, ...]
 
@@ -393,3 +393,49 @@ def load_relay(
         loaded, problems = None, exc.problems
     relay = relay_from_config(loaded, source, host=host, port=port, store=store, problems=problems)
     return relay, str(found)
+
+
+def outbox_store(config: str | None, store: str | None = None) -> tuple[OutboxStore, str]:
+    """The outbox a relay's configuration names (``dingpush outbox …``), and where it is.
+
+    ``store`` (``--store``) replaces ``[relay] store``; the file's ``schema``, ``pool_size``
+    and ``statement_timeout`` still apply to a PostgreSQL URL. Without a configuration file
+    and ``--store``, the embedded default's ``dingpush-outbox.sqlite`` in this directory.
+    Only ``[relay]`` is read: the targets need not be resolvable.
+    """
+    from dingpush.config import ConfigSource
+
+    choice = StoreChoice(store)
+    base = pathlib.Path.cwd()
+    found, _ = find_config(config)
+    if found is not None:
+        source = ConfigSource.read(found)
+        reader = Reader(source, os.environ, unset="problem")
+        table = reader.table(source.data, ("relay",))
+        values = reader.fields(table, ("relay",), RELAY, skip=_UNNEEDED)
+        read = StoreChoice(
+            values.get("store"), **{name: values.get(name) for name in POSTGRES_ONLY}
+        )
+        choice = read if store is None else dataclasses.replace(read, store=store)
+        for name in choice.misplaced():
+            reader.problem(("relay", name), "applies to a PostgreSQL store only")
+        reader.finish()
+        base = found.parent
+    if choice.store == "memory":
+        raise ConfigError(
+            'the outbox is "memory": it lives inside the relay process and ends with it; '
+            "pass --store PATH or --store postgresql://…"
+        )
+    if choice.postgres:
+        from dingpush.lowlevel import describe_dsn
+
+        outbox = postgres_store(choice)
+        where = describe_dsn(choice.store or "", "the outbox")
+        return outbox, f"postgresql {where}, schema {outbox.schema}"
+    built = _store(choice.store, base)
+    assert isinstance(built, SQLiteStore)
+    return built, str(built.path)
+
+
+#: ``[relay]`` fields ``outbox_store`` does not need (they may name unset variables).
+_UNNEEDED = tuple(f.name for f in RELAY.fields if f.name not in ("store", *POSTGRES_ONLY))

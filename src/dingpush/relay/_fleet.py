@@ -134,6 +134,20 @@ class Fleet:
         self.tokens.close()
 
 
+def postgres_store(choice: StoreChoice) -> PostgresStore:
+    """The outbox alone of a PostgreSQL ``StoreChoice`` (``dingpush outbox …``)."""
+    from .stores import PostgresStore
+
+    assert choice.store is not None and choice.postgres
+    options: dict[str, typing.Any] = {
+        name: getattr(choice, name) for name in POSTGRES_ONLY if getattr(choice, name) is not None
+    }
+    try:
+        return PostgresStore(choice.store, application_name="dingpush-outbox-cli", **options)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def fleet_from_choice(choice: StoreChoice, clock: Clock | None = None) -> Fleet:
     """The fleet of a PostgreSQL ``StoreChoice``; ``ConfigError`` for a URL psycopg refuses."""
     assert choice.store is not None and choice.postgres
