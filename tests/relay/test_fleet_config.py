@@ -77,7 +77,9 @@ async def test_a_database_url_makes_the_relay_an_instance_of_a_fleet(
     try:
         assert relay.fleet is not None
         assert isinstance(relay.store, PostgresStore) and relay.store.schema == schema
-        assert isinstance(relay.limiter, PostgresRateLimiter) and relay.limiter.schema == schema
+        shared = relay.fleet.shared_limiter
+        assert isinstance(shared, PostgresRateLimiter) and shared.schema == schema
+        assert relay.limiter is relay.fleet.limiter and relay.fleet.limiter.limiter is shared
         assert all(target.limiter is relay.limiter for target in relay.targets.values())
         group = relay.targets["group"]
         assert isinstance(group, AppTarget)

@@ -30,6 +30,7 @@ from dingpush import (
     Clock,
     Decision,
     DingPushError,
+    LimiterUnavailable,
     PartialDelivery,
     PlatformThrottled,
     RateLimited,
@@ -173,7 +174,7 @@ class Dispatcher:
                 pause = await self._step(target)
             except asyncio.CancelledError:
                 raise
-            except StoreError as exc:
+            except (StoreError, LimiterUnavailable) as exc:  # the database (of a fleet) is away
                 log.warning("outbox unavailable for %s: %s", target.name, self.redact(str(exc)))
                 pause = ERROR_PAUSE
             except Exception:

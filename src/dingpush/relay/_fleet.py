@@ -16,10 +16,12 @@ redactor masks it, and reprs and messages name only ``host:port/dbname``.
 
 from __future__ import annotations
 
+import logging
+import time
 import typing
 from dataclasses import dataclass
 
-from dingpush import Clock, ConfigError
+from dingpush import Clock, ConfigError, LimiterUnavailable, Rate, RateLimiter, Reservation
 
 if typing.TYPE_CHECKING:
     from dingpush import PostgresRateLimiter, PostgresTokenCache
@@ -27,7 +29,13 @@ if typing.TYPE_CHECKING:
     from ._leases import TargetLeases
     from .stores import PostgresStore
 
-__all__ = ["Fleet", "StoreChoice", "is_postgres_url"]
+__all__ = ["Fleet", "GuardedLimiter", "StoreChoice", "is_postgres_url"]
+
+log = logging.getLogger("dingpush.relay")
+
+#: Seconds the relay stops asking an unreachable limiter database: its calls are synchronous,
+#: and each could hold the event loop (every request, every target) up to its timeout.
+LIMITER_REST = 1.0
 
 _SCHEMES = ("postgresql://", "postgres://")
 #: Settings that only a PostgreSQL store reads.
@@ -71,6 +79,62 @@ class StoreChoice:
         return [name for name in POSTGRES_ONLY if getattr(self, name) is not None]
 
 
+class GuardedLimiter:
+    """``PostgresRateLimiter`` as a relay's event loop can bear it when the database is away.
+
+    Its calls are synchronous round trips. After one fails (``LimiterUnavailable``), calls for
+    the next ``LIMITER_REST`` seconds fail at once, without a round trip: the loop keeps
+    answering requests (503s, ``/readyz``) instead of waiting out a connect timeout per call.
+    ``cooldown_left`` answers 0.0 meanwhile (a view); ``reserve``/``delay`` raise, so the
+    dispatcher pauses and nothing is sent.
+    """
+
+    def __init__(self, limiter: RateLimiter, *, rest: float = LIMITER_REST) -> None:
+        self.limiter = limiter
+        self._rest = rest
+        self._down_until = 0.0
+        self._why = ""
+
+    def __repr__(self) -> str:
+        return f"GuardedLimiter({self.limiter!r})"
+
+    def _check(self) -> None:
+        if time.monotonic() < self._down_until:
+            raise LimiterUnavailable(self._why)
+
+    def _failed(self, exc: LimiterUnavailable) -> None:
+        self._down_until = time.monotonic() + self._rest
+        self._why = str(exc)
+
+    def reserve(self, key: str, rate: Rate, weight: int = 1) -> Reservation | float:
+        self._check()
+        try:
+            return self.limiter.reserve(key, rate, weight)
+        except LimiterUnavailable as exc:
+            self._failed(exc)
+            raise
+
+    def delay(self, key: str, rate: Rate, weight: int = 1) -> float:
+        self._check()
+        try:
+            return self.limiter.delay(key, rate, weight)
+        except LimiterUnavailable as exc:
+            self._failed(exc)
+            raise
+
+    def cool_down(self, key: str, seconds: float) -> None:
+        self.limiter.cool_down(key, seconds)  # best effort: it logs what it cannot record
+
+    def cooldown_left(self, key: str) -> float:
+        try:
+            self._check()
+            return self.limiter.cooldown_left(key)
+        except LimiterUnavailable as exc:
+            if time.monotonic() >= self._down_until:
+                self._failed(exc)
+            return 0.0
+
+
 class Fleet:
     """One relay instance's share of a fleet on PostgreSQL: store, limiter, token cache.
 
@@ -81,6 +145,10 @@ class Fleet:
         statement_timeout: Seconds after which the server cancels a statement.
         clock: Where time comes from. None: the system clock for the outbox and the
             database's clock for the budgets (one clock for the whole fleet); tests inject one.
+        lock_timeout: Seconds an operation waits for a connection or a lock (the store's
+            ``lock_timeout``, the limiter's and token cache's ``timeout``).
+        application_name: How the instance's sessions show in ``pg_stat_activity`` (the
+            limiter's and token cache's get ``-limiter``/``-tokens`` appended).
     """
 
     def __init__(
@@ -91,6 +159,8 @@ class Fleet:
         pool_size: int | None = None,
         statement_timeout: float | None = None,
         clock: Clock | None = None,
+        lock_timeout: float | None = None,
+        application_name: str = "dingpush-relay",
     ) -> None:
         from dingpush import PostgresRateLimiter, PostgresTokenCache
 
@@ -105,14 +175,21 @@ class Fleet:
             store_options["pool_size"] = pool_size
         if statement_timeout is not None:
             store_options["statement_timeout"] = statement_timeout
+        if lock_timeout is not None:
+            store_options["lock_timeout"] = lock_timeout
+            options["timeout"] = lock_timeout
         self.store: PostgresStore = PostgresStore(
-            dsn, clock=clock, application_name="dingpush-relay", **store_options
+            dsn, clock=clock, application_name=application_name, **store_options
         )
         self.schema: str = self.store.schema
-        self.limiter: PostgresRateLimiter = PostgresRateLimiter(
-            dsn, clock=clock, application_name="dingpush-relay-limiter", **options
+        self.shared_limiter: PostgresRateLimiter = PostgresRateLimiter(
+            dsn, clock=clock, application_name=f"{application_name}-limiter", **options
         )
-        self.tokens: PostgresTokenCache = PostgresTokenCache(dsn, **options)
+        #: What the relay's targets use: the shared limiter, failing fast while it is away.
+        self.limiter = GuardedLimiter(self.shared_limiter)
+        self.tokens: PostgresTokenCache = PostgresTokenCache(
+            dsn, application_name=f"{application_name}-tokens", **options
+        )
 
     def __repr__(self) -> str:
         return f"<Fleet {self.store!r}>"
@@ -130,7 +207,7 @@ class Fleet:
 
     def close(self) -> None:
         """Close the limiter's and the token cache's connections (the store closes itself)."""
-        self.limiter.close()
+        self.shared_limiter.close()
         self.tokens.close()
 
 
