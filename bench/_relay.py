@@ -24,12 +24,12 @@ class BenchTarget:
     coalesce_after: str | None = None
 
 
-def _config(targets: Sequence[BenchTarget], store: str) -> str:
+def _config(targets: Sequence[BenchTarget], store: str, extra: Sequence[str] = ()) -> str:
     lines: list[str] = []
     for t in targets:
         lines += [f"[targets.{t.name}]", 'kind = "robot"', f'webhook = "{t.url}"']
         lines += [f'rate = "{t.rate}"', ""]
-    lines += ["[relay]", "port = 0", f'store = "{store}"', 'lease = "60s"', ""]
+    lines += ["[relay]", "port = 0", f'store = "{store}"', 'lease = "60s"', *extra, ""]
     for t in targets:
         lines += [f"[relay.targets.{t.name}]", f"coalesce = {'true' if t.coalesce else 'false'}"]
         if t.coalesce_after is not None:
@@ -43,6 +43,7 @@ class RelayProcess:
 
     Args:
         cpu: Pin the process to this one CPU (``sched_setaffinity``), to measure one core.
+        extra: More lines of ``[relay]`` (a PostgreSQL store's ``schema``, ``target_lease``…).
     """
 
     def __init__(
@@ -51,10 +52,12 @@ class RelayProcess:
         *,
         store: str = "outbox.sqlite",
         cpu: int | None = None,
+        extra: Sequence[str] = (),
     ) -> None:
         self._dir = tempfile.TemporaryDirectory(prefix="dingpush-bench-relay-")
         folder = pathlib.Path(self._dir.name)
-        (folder / "dingpush.toml").write_text(_config(targets, store), encoding="utf-8")
+        config = _config(targets, store, extra)
+        (folder / "dingpush.toml").write_text(config, encoding="utf-8")
         self._cpu = cpu
         self.process = subprocess.Popen(
             [sys.executable, "-m", "dingpush.relay", "--config", "dingpush.toml"],
@@ -108,6 +111,11 @@ class RelayProcess:
                 return True
             time.sleep(every)
         return check()
+
+    def kill(self) -> None:
+        """``kill -9``: no shutdown, no lease given up."""
+        self.process.kill()
+        self.process.wait(timeout=30)
 
     def close(self) -> None:
         if getattr(self, "http", None) is not None:

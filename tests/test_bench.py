@@ -36,6 +36,8 @@ def test_quick_mode_writes_every_scenario_table(tmp_path: pathlib.Path) -> None:
     assert "## Relay ingest over HTTP" in report and "raw `sqlite3`" in report
     assert "through the relay" in report and "coalescing off" in report
     assert "targets at their limit, one relay process on one core" in report
+    assert "## Several relays on PostgreSQL: ingest over HTTP" in report
+    assert "across 3 relays on PostgreSQL" in report and "## Failover: kill -9" in report
     assert "## CLI cold start" in report
     for peer in ("DingtalkChatbot 1.5.7", "apprise", "plain `requests.Session` loop"):
         assert peer in report
@@ -57,5 +59,8 @@ def test_scenarios_are_registered_for_other_issues_to_extend() -> None:
         "relay-ingest",
         "relay-burst",
         "relay-targets",
+        "fleet-ingest",
+        "fleet-dispatch",
+        "fleet-failover",
         "cli-cold-start",
     ]

@@ -198,6 +198,10 @@ class Dispatcher:
     async def _turn(self, target: RelayTarget, *, probe: bool) -> float:
         alone = True  # in a fleet, only the holder of the target's lease merges and orders
         if self.leases is not None and needs_lease(target):
+            if not self.leases.holds(target.name):
+                idle = await self._idle_for(target)  # take a lease for work only
+                if idle is not None:
+                    return idle
             alone = await self.leases.hold(target.name)
             if not alone and target.options.concurrency == 1:
                 return self.leases.recheck
@@ -213,11 +217,16 @@ class Dispatcher:
             return wait
         claims = await self.store.claim(1, lease=self.settings.lease, target=target.name)
         if not claims:
-            due = await self.store.next_due(target=target.name)
-            if due is None:
-                return self.settings.idle_poll
-            return min(max(due - self.clock.time(), 0.001), self.settings.idle_poll)
+            return await self._idle_for(target) or 0.001
         return await self._deliver(target, claims[0])
+
+    async def _idle_for(self, target: RelayTarget) -> float | None:
+        """How long to sleep when ``target`` has nothing due; None when something is."""
+        due = await self.store.next_due(target=target.name)
+        if due is None:
+            return self.settings.idle_poll
+        wait = due - self.clock.time()
+        return None if wait <= 0 else min(wait, self.settings.idle_poll)
 
     async def _idle(self, wake: asyncio.Event, seconds: float) -> None:
         wake_task = asyncio.ensure_future(wake.wait())

@@ -13,7 +13,9 @@ of it, takes the target over: the failover time is at most about ``4/3 × target
 clean shutdown gives the leases up at once.
 
 Between the answers of the database this keeps what it learnt for a third of the lease, so a
-busy target costs one statement per third of a lease, not one per message.
+busy target costs one statement per third of a lease, not one per message. An instance asks
+for a target's lease only when the target has a message due (the dispatcher looks first), so
+the instances that see the work share the targets, rather than the first to start taking all.
 """
 
 from __future__ import annotations
@@ -79,6 +81,10 @@ class TargetLeases:
     def recheck(self) -> float:
         """Seconds between two asks for a target another instance holds."""
         return self.seconds / 3
+
+    def holds(self, target: str) -> bool:
+        """Whether this instance holds ``target``'s lease, as last learnt (no round trip)."""
+        return self._held.get(target, -1.0) > self._monotonic()
 
     def held(self) -> list[str]:
         """The targets this instance believes it holds."""
