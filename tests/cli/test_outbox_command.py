@@ -136,3 +136,15 @@ def test_a_bad_duration_is_a_usage_error(home: pathlib.Path, run: Runner) -> Non
     result = run("outbox", "prune", "--store", "x.sqlite", "--older-than", "soon")
     assert result.exit_code == 2 and "not a duration" in result.output
     assert not (home / "x.sqlite").exists()
+
+
+def test_config_show_masks_the_password_of_the_store_url(home: pathlib.Path, run: Runner) -> None:
+    (home / "dingpush.toml").write_text(
+        '[targets.ops]\nwebhook = "https://x.example/robot/send?access_token=abc"\n'
+        f'[relay]\nstore = "{_url()}"\n',
+        encoding="utf-8",
+    )
+    for args in (("config", "show"), ("config", "show", "--json")):
+        result = run(*args)
+        assert result.exit_code == 0, result.output
+        assert PASSWORD not in result.output and "store" in result.output
