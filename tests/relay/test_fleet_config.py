@@ -9,15 +9,24 @@ database (two instances' targets read one budget).
 from __future__ import annotations
 
 import pathlib
+import typing
 from collections.abc import Iterator
 
 import psycopg.conninfo
 import pytest
 
 from _pgsupport import DSN, drop_schema, scratch_schema
-from dingpush import ConfigError, PostgresRateLimiter, PostgresTokenCache, Rate
+from dingpush import (
+    ConfigError,
+    LimiterUnavailable,
+    PostgresRateLimiter,
+    PostgresTokenCache,
+    Rate,
+    Reservation,
+)
 from dingpush.relay import AppTarget, Relay
 from dingpush.relay._config import load_relay
+from dingpush.relay._fleet import GuardedLimiter
 from dingpush.relay.stores import PostgresStore, SQLiteStore
 
 pytestmark = pytest.mark.anyio
@@ -153,3 +162,42 @@ def test_a_bad_url_is_a_problem_that_never_shows_its_password(tmp_path: pathlib.
     with pytest.raises(ConfigError) as caught:
         load_relay(path)
     assert "relay.store" in str(caught.value) and PASSWORD not in str(caught.value)
+
+
+class _Away:
+    """A limiter whose database is unreachable: every call fails, and is counted."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def _fail(self) -> typing.NoReturn:
+        self.calls += 1
+        raise LimiterUnavailable("the rate limiter's database cannot be used now")
+
+    def reserve(self, key: str, rate: Rate, weight: int = 1) -> Reservation | float:
+        self._fail()
+
+    def delay(self, key: str, rate: Rate, weight: int = 1) -> float:
+        self._fail()
+
+    def cool_down(self, key: str, seconds: float) -> None:
+        self._fail()
+
+    def cooldown_left(self, key: str) -> float:
+        self._fail()
+
+
+def test_an_unreachable_limiter_fails_fast_instead_of_holding_the_event_loop() -> None:
+    away = _Away()
+    guarded = GuardedLimiter(away, rest=60)
+    with pytest.raises(LimiterUnavailable):
+        guarded.delay("robot", Rate(20, 60))
+    for _ in range(5):  # no round trip while it rests
+        with pytest.raises(LimiterUnavailable, match="cannot be used now"):
+            guarded.reserve("robot", Rate(20, 60))
+        assert guarded.cooldown_left("robot") == 0.0  # a view: nothing to show
+    assert away.calls == 1
+    guarded = GuardedLimiter(away, rest=0)
+    with pytest.raises(LimiterUnavailable):
+        guarded.delay("robot", Rate(20, 60))
+    assert away.calls == 2  # after its rest it asks the database again
