@@ -196,6 +196,7 @@ def test_an_unreachable_limiter_fails_fast_instead_of_holding_the_event_loop() -
         with pytest.raises(LimiterUnavailable, match="cannot be used now"):
             guarded.reserve("robot", Rate(20, 60))
         assert guarded.cooldown_left("robot") == 0.0  # a view: nothing to show
+        guarded.cool_down("robot", 600)  # best effort: a warning, no round trip
     assert away.calls == 1
     guarded = GuardedLimiter(away, rest=0)
     with pytest.raises(LimiterUnavailable):

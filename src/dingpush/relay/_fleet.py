@@ -123,6 +123,9 @@ class GuardedLimiter:
             raise
 
     def cool_down(self, key: str, seconds: float) -> None:
+        if time.monotonic() < self._down_until:  # the database is away: do not wait for it
+            log.warning("could not record the cool-down of a robot: %s", self._why)
+            return
         self.limiter.cool_down(key, seconds)  # best effort: it logs what it cannot record
 
     def cooldown_left(self, key: str) -> float:
