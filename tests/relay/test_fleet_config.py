@@ -9,6 +9,8 @@ database (two instances' targets read one budget).
 from __future__ import annotations
 
 import pathlib
+import subprocess
+import sys
 import typing
 from collections.abc import Iterator
 
@@ -202,3 +204,31 @@ def test_an_unreachable_limiter_fails_fast_instead_of_holding_the_event_loop() -
     with pytest.raises(LimiterUnavailable):
         guarded.delay("robot", Rate(20, 60))
     assert away.calls == 2  # after its rest it asks the database again
+
+
+def test_dingpush_serve_store_runs_an_instance_and_never_prints_the_password(
+    tmp_path: pathlib.Path, schema: str
+) -> None:
+    config = _write(tmp_path, f'port = 0\nschema = "{schema}"')
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dingpush", "--config", config, "serve", "--store", _as_url()],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        lines = []
+        for line in process.stdout:
+            lines.append(line)
+            if line.strip().startswith("outbox:"):
+                break
+        output = "".join(lines)
+        assert "dingpush relay listening on " in output, output
+        assert "PostgresStore(" in output and f"schema '{schema}'" in output
+        assert PASSWORD not in output
+    finally:
+        process.terminate()
+        rest, _ = process.communicate(timeout=60)
+    assert process.returncode == 0 and PASSWORD not in rest
