@@ -24,12 +24,12 @@ class BenchTarget:
     coalesce_after: str | None = None
 
 
-def _config(targets: Sequence[BenchTarget], store: str) -> str:
+def _config(targets: Sequence[BenchTarget], store: str, extra: Sequence[str] = ()) -> str:
     lines: list[str] = []
     for t in targets:
         lines += [f"[targets.{t.name}]", 'kind = "robot"', f'webhook = "{t.url}"']
         lines += [f'rate = "{t.rate}"', ""]
-    lines += ["[relay]", "port = 0", f'store = "{store}"', 'lease = "60s"', ""]
+    lines += ["[relay]", "port = 0", f'store = "{store}"', 'lease = "60s"', *extra, ""]
     for t in targets:
         lines += [f"[relay.targets.{t.name}]", f"coalesce = {'true' if t.coalesce else 'false'}"]
         if t.coalesce_after is not None:
@@ -54,13 +54,16 @@ class RelayProcess:
         *,
         store: str = "outbox.sqlite",
         cpu: int | None = None,
-        extra: str = "",
+        extra: str | Sequence[str] = "",
         python: str = sys.executable,
         profile: str | None = None,
     ) -> None:
         self._dir = tempfile.TemporaryDirectory(prefix="dingpush-bench-relay-")
         folder = pathlib.Path(self._dir.name)
-        config = _config(targets, store) + extra  # extra: more tables ([routes.NAME]…)
+        if isinstance(extra, str):  # more tables ([routes.NAME]…)
+            config = _config(targets, store, ()) + extra
+        else:  # more lines of [relay]
+            config = _config(targets, store, extra)
         (folder / "dingpush.toml").write_text(config, encoding="utf-8")
         self._cpu = cpu
         module = ["dingpush.relay"] if profile is None else ["bench._profiled_relay", profile]
@@ -132,6 +135,11 @@ class RelayProcess:
                 return True
             time.sleep(every)
         return check()
+
+    def kill(self) -> None:
+        """``kill -9``: no shutdown, no lease given up."""
+        self.process.kill()
+        self.process.wait(timeout=30)
 
     def close(self) -> None:
         if getattr(self, "http", None) is not None:

@@ -15,6 +15,7 @@ import os
 import secrets
 import threading
 import time
+import typing
 
 import psycopg
 import psycopg.conninfo
@@ -166,3 +167,41 @@ async def wait_until_blocked(application_name: str, *, timeout: float = 30.0) ->
             if time.monotonic() > deadline:
                 raise AssertionError(f"no session of {application_name!r} ever waited for a lock")
             await asyncio.sleep(0.02)
+
+
+class ThreadedProxy:
+    """A :class:`Proxy` on an event loop of its own thread.
+
+    For code under test that talks to the database synchronously from the test's event loop
+    (``PostgresRateLimiter``): a proxy on that same loop could not pump its bytes meanwhile.
+    """
+
+    def __init__(self) -> None:
+        self._proxy = Proxy()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+
+    @property
+    def dsn(self) -> str:
+        return self._proxy.dsn
+
+    def _call(
+        self, work: typing.Callable[[], typing.Coroutine[typing.Any, typing.Any, None]]
+    ) -> None:
+        asyncio.run_coroutine_threadsafe(work(), self._loop).result(timeout=30)
+
+    def start(self) -> None:
+        self._call(self._proxy.start)
+
+    def cut(self) -> None:
+        self._call(self._proxy.cut)
+
+    def restore(self) -> None:
+        self._call(self._proxy.restore)
+
+    def close(self) -> None:
+        self.cut()
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=30)
+        self._loop.close()

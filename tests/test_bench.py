@@ -40,6 +40,8 @@ def test_quick_mode_writes_every_scenario_table(tmp_path: pathlib.Path) -> None:
     assert "## Alertmanager ingest over HTTP (relay)" in report
     assert "`POST /v1/messages` (peer, same run)" in report
     assert "-alert storm from a real Alertmanager, through the relay" in report
+    assert "## Several relays on PostgreSQL: ingest over HTTP" in report
+    assert "across 3 relays on PostgreSQL" in report and "## Failover: kill -9" in report
     assert "## CLI cold start" in report
     assert "## Stream mode: reconnect and chat → handler → reply" in report
     assert "dingpush StreamClient" in report
@@ -67,6 +69,9 @@ def test_scenarios_are_registered_for_other_issues_to_extend() -> None:
         "alert-ingest",
         "alert-storm",
         "relay-cpu",
+        "fleet-ingest",
+        "fleet-dispatch",
+        "fleet-failover",
         "cli-cold-start",
         "stream",
     ]

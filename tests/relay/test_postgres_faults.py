@@ -14,21 +14,25 @@ import typing
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
+import httpx
 import psycopg
 import pytest
 
 from _pgsupport import (
     DSN,
     Proxy,
+    ThreadedProxy,
     drop_schema,
     scratch_schema,
     terminate_backends,
     wait_until_blocked,
 )
+from dingpush.relay import Relay, RobotTarget, TargetOptions
+from dingpush.relay._fleet import Fleet
 from dingpush.relay.stores import NewMessage, PostgresStore, Status, StoreUnavailable
-from dingpush.testing import FakeClock
+from dingpush.testing import EmulatorServer, FakeClock
 
-from ._support import eventually
+from ._support import eventually, fast_settings, serving, text
 
 pytestmark = pytest.mark.anyio
 
@@ -224,3 +228,116 @@ async def test_a_statement_timeout_never_leaves_a_message_claimed_forever(
         clock.advance(LEASE)
         assert await store.requeue_expired() == [message_id]
         assert [c.id for c in await store.claim(1, lease=LEASE)] == [message_id]
+
+
+# -- the relay on a fleet's database: 503 while it cannot commit, nothing lost ------------------
+
+
+def _fleet_relay(schema: str, app_name: str, emulator: EmulatorServer, *, dsn: str = DSN) -> Relay:
+    target = RobotTarget(
+        "ops",
+        emulator.webhook_url("ops"),
+        rate="1000/1s",
+        options=TargetOptions(coalesce=False, concurrency=4),
+    )
+    fleet = Fleet(dsn, schema=schema, pool_size=4, lock_timeout=0.5, application_name=app_name)
+    # A short message lease: a claim cut off with its connection comes back soon.
+    relay = Relay([target], fleet=fleet, settings=fast_settings(lease=2.0))
+    relay.probe_interval = 0
+    return relay
+
+
+async def _post(api: httpx.AsyncClient, key: str) -> int:
+    reply = await api.post(
+        "/v1/messages",
+        json={"target": "ops", "message": text(f"message {key}")},
+        headers={"Idempotency-Key": key},
+    )
+    assert reply.status_code in (202, 503), reply.text  # never a 500, never a lie
+    return reply.status_code
+
+
+async def _delivered_once(emulator: EmulatorServer, api: httpx.AsyncClient, count: int) -> None:
+    await eventually(
+        lambda: len(emulator.emulator.messages(robot="ops")) >= count,
+        timeout=90,
+        what=f"{count} deliveries",
+    )
+    uuids = [str(m.msg_uuid) for m in emulator.emulator.messages(robot="ops")]
+    assert len(uuids) == len(set(uuids)) == count  # each exactly once
+
+
+async def test_the_relay_answers_503_while_the_database_is_gone_and_loses_nothing(
+    schema: str, app_name: str, dingtalk_emulator: EmulatorServer
+) -> None:
+    dingtalk_emulator.add_robot("ops", rate_limit=1000, rate_window=1)
+    proxy = ThreadedProxy()  # the limiter's sync calls must not wait for this loop
+    proxy.start()
+    relay = _fleet_relay(schema, app_name, dingtalk_emulator, dsn=proxy.dsn)
+    try:
+        await _outage(relay, proxy, dingtalk_emulator)
+    finally:
+        proxy.close()
+    assert await count(schema, "payload LIKE %s", "%during%") == 0
+
+
+async def _outage(relay: Relay, proxy: ThreadedProxy, emulator: EmulatorServer) -> None:
+    async with serving(relay) as api:
+        accepted = [f"before-{i}" for i in range(10)]
+        assert [await _post(api, key) for key in accepted] == [202] * 10
+        await asyncio.to_thread(proxy.cut)
+        assert await _post(api, "during") == 503  # not committed: never a 202
+        ready = await api.get("/readyz")
+        assert ready.status_code == 503 and "outbox" in ready.text
+        await asyncio.to_thread(proxy.restore)
+
+        async def accepts() -> bool:
+            return await _post(api, "after") == 202
+
+        await eventually(accepts, timeout=60, what="the relay accepting again")
+        assert (await api.get("/readyz")).status_code == 200
+        await _delivered_once(emulator, api, 11)  # the dispatcher resumed by itself
+
+
+async def test_killed_sessions_mid_ingest_and_mid_dispatch_lose_and_duplicate_nothing(
+    schema: str, app_name: str, dingtalk_emulator: EmulatorServer
+) -> None:
+    dingtalk_emulator.add_robot("ops", rate_limit=1000, rate_window=1)
+    relay = _fleet_relay(schema, app_name, dingtalk_emulator)
+    keys = [f"k-{i}" for i in range(120)]
+    killed = 0
+    async with serving(relay) as api:
+        stop = asyncio.Event()
+
+        async def killer() -> None:
+            nonlocal killed
+            while not stop.is_set():
+                for name in (app_name, f"{app_name}-limiter"):
+                    killed += await asyncio.to_thread(terminate_backends, name)
+                await asyncio.sleep(0.05)
+
+        async def client(mine: list[str]) -> None:
+            for key in mine:  # a sender retries a 503 with the same key until accepted
+                while await _post(api, key) != 202:
+                    await asyncio.sleep(0.02)
+
+        killing = asyncio.create_task(killer())
+        await asyncio.gather(*(client(keys[i::6]) for i in range(6)))
+        await eventually(
+            lambda: len(dingtalk_emulator.emulator.messages(robot="ops")) >= 60,
+            timeout=60,
+            what="deliveries while sessions are killed",
+        )
+        stop.set()
+        await killing
+        await _delivered_once(dingtalk_emulator, api, len(keys))
+
+        async def all_settled() -> bool:
+            # A send whose settle was cut off is sent again (the same msgUuid, dropped by
+            # DingTalk as a repeat) once its lease runs out, and then settled.
+            return await count(schema, "status <> 'delivered'") == 0
+
+        await eventually(all_settled, timeout=60, what="every message settled as delivered")
+        await _delivered_once(dingtalk_emulator, api, len(keys))
+    assert killed > 0
+    assert await count(schema) == len(keys)  # one message per idempotency key

@@ -40,6 +40,7 @@ COMMANDS = {
     "read-status": "._oncall:read_status",
     "ding": "._oncall:ding",
     "listen": "._oncall:listen",
+    "outbox": "._outbox:outbox",
 }
 
 

@@ -140,8 +140,14 @@ def relay_rows(config: Config) -> list[Row]:
         shown: object = "****" if _SENSITIVE_KEY.search(key) and value else value
         if isinstance(value, dict):
             shown = "{…}"
+        elif isinstance(shown, str):
+            shown = _URL_PASSWORD.sub(r"\1****@", shown)  # store = "postgresql://u:pw@…"
         rows.append((key, shown, _origin(config, f"relay.{key}", "file")))
     return rows
+
+
+#: The password of a URL (``scheme://user:password@host``), as a group to keep what precedes.
+_URL_PASSWORD = re.compile(r"(://[^/:@\s]*:)[^@\s]*@")
 
 
 @click.group("config")

@@ -165,6 +165,13 @@ SERVE_OPTIONS: tuple[Option, ...] = (
         metavar="DIR",
         default=".",
     ),
+    Option(
+        ("--store",),
+        "store",
+        "The outbox instead of [relay] store: a file, or postgresql://… to run as one "
+        "instance of a fleet sharing that database.",
+        metavar="PATH|URL",
+    ),
 )
 
 #: ``dingpush emulator`` and ``python -m dingpush.emulator``.

@@ -27,6 +27,7 @@ def run(
     host: str | None = None,
     port: int | None = None,
     directory: str = ".",
+    store: str | None = None,
     echo: Callable[[str], None] = _print,
 ) -> int:
     """Serve the relay until interrupted; the embedded sandbox when there is no configuration.
@@ -34,17 +35,19 @@ def run(
     A configuration file is looked up like the CLI's (``--config``, ``$DINGPUSH_CONFIG``,
     ``./dingpush.toml``, the user's); with none, the relay runs on embedded defaults: an
     SQLite outbox in ``directory`` and the emulator, mounted in the same process, playing
-    DingTalk for a ``sandbox`` target.
+    DingTalk for a ``sandbox`` target. ``store`` replaces the outbox of either (a file, or a
+    ``postgresql://`` URL: the relay becomes one instance of a fleet on that database).
     """
     from ._config import load_relay
 
-    loaded = load_relay(config, host=host, port=port)
+    loaded = load_relay(config, host=host, port=port, store=store)
     if loaded is None:
         try:
             setup = embedded(
                 host or "127.0.0.1",
                 8080 if port is None else port,
                 directory=directory,
+                store=store,
             )
         except CannotListen as exc:
             raise exc.with_hint(_PORT_HINT) from None

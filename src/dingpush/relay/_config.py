@@ -8,7 +8,7 @@ each with the file, the line and the fix::
     [relay]
     host = "0.0.0.0"
     api_tokens = ["${RELAY_API_TOKEN}"]
-    store = "/var/lib/dingpush/outbox.sqlite"      # or "memory"
+    store = "/var/lib/dingpush/outbox.sqlite"      # or "memory", or "${DATABASE_URL}"
     coalesce_after = "60s"
 
     [relay.targets.ops]                # per target, all optional
@@ -55,6 +55,7 @@ from dingpush.config import PoolTarget as ConfigPool
 from dingpush.config import RobotTarget as ConfigRobot
 from dingpush.lowlevel import DEFAULT_COOLDOWN
 
+from ._fleet import POSTGRES_ONLY, Fleet, StoreChoice, fleet_from_choice, postgres_store
 from ._relay import Relay
 from ._settings import API_TOKEN_FIX, RELAY_RETRY, RelaySettings, api_token_problem
 from ._targets import AppTarget, PoolTarget, RelayTarget, RobotTarget, TargetOptions
@@ -64,13 +65,17 @@ if typing.TYPE_CHECKING:
     from dingpush import AsyncApp
     from dingpush.config import ConfigSource
 
-__all__ = ["RELAY", "RETRY", "TARGET_OPTIONS", "load_relay", "relay_from_config"]
+__all__ = ["RELAY", "RETRY", "TARGET_OPTIONS", "load_relay", "outbox_store", "relay_from_config"]
 
 Path = tuple[str, ...]
 
 
 def _positive(seconds: float) -> str | None:
     return None if seconds > 0 else "must be longer than zero"
+
+
+def _at_least_one(count: int) -> str | None:
+    return None if count >= 1 else "must be at least 1"
 
 
 def _at_least_a_byte(size: int) -> str | None:
@@ -84,7 +89,15 @@ RELAY = Table(
         Field("host", NONEMPTY, help="interface to listen on (default 127.0.0.1)"),
         Field("port", PORT, help="TCP port (default 8080; 0 picks a free one)"),
         Field("api_tokens", STRINGS, rule=api_token_problem, fix=API_TOKEN_FIX),
-        Field("store", NONEMPTY, help='the outbox file (beside this file), or "memory"'),
+        Field(
+            "store",
+            NONEMPTY,
+            help='the outbox file (beside this file), "memory", or a postgresql:// URL',
+        ),
+        Field("pool_size", INTEGER, rule=_at_least_one, fix="write e.g. 10"),
+        Field("statement_timeout", DURATION, rule=_positive, fix='write e.g. "30s"'),
+        Field("schema", NONEMPTY, help="the PostgreSQL schema the fleet shares"),
+        Field("target_lease", DURATION, rule=_positive, fix='write e.g. "15s"'),
         Field("coalesce_after", DURATION),
         Field("max_body", SIZE, rule=_at_least_a_byte, fix='write e.g. "1MiB"'),
         Field("lease", DURATION, rule=_positive, fix='write e.g. "60s"'),
@@ -140,10 +153,12 @@ def _attempt(reader: Reader, path: Path, build: Callable[[], typing.Any]) -> typ
 
 def _settings(
     reader: Reader, table: Mapping[str, typing.Any], host: str | None, port: int | None
-) -> tuple[RelaySettings, str | None]:
-    """``RelaySettings`` and the ``store`` of ``[relay]``."""
+) -> tuple[RelaySettings, StoreChoice]:
+    """``RelaySettings`` and the store settings of ``[relay]``."""
     values = dict(reader.fields(table, ("relay",), RELAY))
-    store = values.pop("store", None)
+    store = StoreChoice(
+        values.pop("store", None), **{name: values.pop(name, None) for name in POSTGRES_ONLY}
+    )
     if "retry" in table:
         retry = reader.table(table, ("relay", "retry"))
         changes = reader.fields(retry, ("relay", "retry"), RETRY)
@@ -179,6 +194,7 @@ def _options(
 
 
 def _store(value: str | None, base: pathlib.Path) -> OutboxStore:
+    """The single-machine outbox of ``[relay] store`` (PostgreSQL goes through ``Fleet``)."""
     if value is None:
         return SQLiteStore(base / "dingpush-outbox.sqlite")
     if value == "memory":
@@ -194,8 +210,9 @@ def _rate(value: Rate | str | None) -> Rate | None:
 class _Apps:
     """One ``AsyncApp`` per ``[apps.NAME]``, shared by the targets that use it."""
 
-    def __init__(self) -> None:
+    def __init__(self, fleet: Fleet | None = None) -> None:
         self._apps: dict[str, AsyncApp] = {}
+        self._fleet = fleet
 
     def get(self, settings: AppSettings) -> tuple[AsyncApp, bool]:
         from dingpush import AsyncApp
@@ -203,12 +220,18 @@ class _Apps:
         if settings.name in self._apps:
             return self._apps[settings.name], False
         cache: typing.Any = settings.token_cache
+        if cache is False:
+            cache = None
+        elif self._fleet is not None:  # one token fetch per app for the whole fleet
+            cache = self._fleet.tokens
+        elif cache is not True:
+            cache = str(cache)
         app = AsyncApp(
             settings.app_key,
             settings.app_secret,
             api_base=settings.api_base,
             oapi_base=settings.oapi_base,
-            token_cache=None if cache is False else (True if cache is True else str(cache)),
+            token_cache=cache,
         )
         self._apps[settings.name] = app
         return app, True  # the first target owns (closes) the shared client
@@ -279,12 +302,14 @@ def relay_from_config(
     env: Mapping[str, str] | None = None,
     host: str | None = None,
     port: int | None = None,
+    store: str | None = None,
     problems: tuple[Problem, ...] = (),
 ) -> Relay:
     """Build the relay of a loaded configuration; every problem is raised at once.
 
     ``config`` is ``None`` when its targets had ``problems``: ``[relay]`` is still read, so
-    that they are reported together with its own.
+    that they are reported together with its own. ``store`` (``dingpush serve --store``)
+    replaces ``[relay] store``.
     """
     env = os.environ if env is None else env
     reader = Reader(source, env, unset="problem")
@@ -294,7 +319,18 @@ def relay_from_config(
             if key.startswith("targets."):
                 reader.problems.extend(error.problems)  # the relay needs every target it lists
     table = reader.table(source.data, ("relay",))
-    settings, store = _settings(reader, table, host, port)
+    settings, choice = _settings(reader, table, host, port)
+    if store is not None:
+        choice = dataclasses.replace(choice, store=store)
+    for name in choice.misplaced():
+        reader.problem(
+            ("relay", name),
+            "applies to a PostgreSQL store only",
+            'set store = "postgresql://…" (or "${DATABASE_URL}"), or remove it',
+        )
+    fleet = None
+    if choice.postgres:
+        fleet = _attempt(reader, ("relay", "store"), lambda: fleet_from_choice(choice))
     per_target = reader.table(table, ("relay", "targets"))
     declared = source.data.get("targets", {})
     declared = declared if isinstance(declared, dict) else {}  # else a problem of [targets]
@@ -308,7 +344,7 @@ def relay_from_config(
         elif not isinstance(options, dict):
             reader.table(per_target, ("relay", "targets", name))
     targets: list[RelayTarget] = []
-    apps = _Apps()
+    apps = _Apps(fleet)
     for name in declared:
         entry = per_target.get(name)
         extra = _options(reader, name, entry if isinstance(entry, dict) else {})
@@ -332,17 +368,28 @@ def relay_from_config(
         kinds = dict.fromkeys(declared, "robot")  # a broken target is reported once
         kinds.update({t.name: t.kind for t in targets})
         alerts = read_alerts(reader, source.data, source.path.parent, kinds)
-    reader.finish()
+    try:
+        reader.finish()
+    except ConfigFileError:
+        if fleet is not None:
+            fleet.close()
+        raise
+    if fleet is not None:
+        return Relay(targets, fleet=fleet, settings=settings, alerts=alerts)
     return Relay(
         targets,
-        store=_store(store, source.path.parent),
+        store=_store(choice.store, source.path.parent),
         settings=settings,
         alerts=alerts,
     )
 
 
 def load_relay(
-    config: str | None, *, host: str | None = None, port: int | None = None
+    config: str | None,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    store: str | None = None,
 ) -> tuple[Relay, str] | None:
     """The relay of the configuration file (looked up like the CLI's), or None without one."""
     from dingpush.config import ConfigSource
@@ -356,4 +403,51 @@ def load_relay(
         problems: tuple[Problem, ...] = ()
     except ConfigFileError as exc:  # read [relay] too: every problem at once
         loaded, problems = None, exc.problems
-    return relay_from_config(loaded, source, host=host, port=port, problems=problems), str(found)
+    relay = relay_from_config(loaded, source, host=host, port=port, store=store, problems=problems)
+    return relay, str(found)
+
+
+def outbox_store(config: str | None, store: str | None = None) -> tuple[OutboxStore, str]:
+    """The outbox a relay's configuration names (``dingpush outbox …``), and where it is.
+
+    ``store`` (``--store``) replaces ``[relay] store``; the file's ``schema``, ``pool_size``
+    and ``statement_timeout`` still apply to a PostgreSQL URL. Without a configuration file
+    and ``--store``, the embedded default's ``dingpush-outbox.sqlite`` in this directory.
+    Only ``[relay]`` is read: the targets need not be resolvable.
+    """
+    from dingpush.config import ConfigSource
+
+    choice = StoreChoice(store)
+    base = pathlib.Path.cwd()
+    found, _ = find_config(config)
+    if found is not None:
+        source = ConfigSource.read(found)
+        reader = Reader(source, os.environ, unset="problem")
+        table = reader.table(source.data, ("relay",))
+        values = reader.fields(table, ("relay",), RELAY, skip=_UNNEEDED)
+        read = StoreChoice(
+            values.get("store"), **{name: values.get(name) for name in POSTGRES_ONLY}
+        )
+        choice = read if store is None else dataclasses.replace(read, store=store)
+        for name in choice.misplaced():
+            reader.problem(("relay", name), "applies to a PostgreSQL store only")
+        reader.finish()
+        base = found.parent
+    if choice.store == "memory":
+        raise ConfigError(
+            'the outbox is "memory": it lives inside the relay process and ends with it; '
+            "pass --store PATH or --store postgresql://…"
+        )
+    if choice.postgres:
+        from dingpush.lowlevel import describe_dsn
+
+        outbox = postgres_store(choice)
+        where = describe_dsn(choice.store or "", "the outbox")
+        return outbox, f"postgresql {where}, schema {outbox.schema}"
+    built = _store(choice.store, base)
+    assert isinstance(built, SQLiteStore)
+    return built, str(built.path)
+
+
+#: ``[relay]`` fields ``outbox_store`` does not need (they may name unset variables).
+_UNNEEDED = tuple(f.name for f in RELAY.fields if f.name not in ("store", *POSTGRES_ONLY))

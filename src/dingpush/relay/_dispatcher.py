@@ -30,6 +30,7 @@ from dingpush import (
     Clock,
     Decision,
     DingPushError,
+    LimiterUnavailable,
     PartialDelivery,
     PlatformThrottled,
     RateLimited,
@@ -39,6 +40,7 @@ from dingpush import (
 from dingpush.lowlevel import format_seconds
 
 from ._coalesce import DIGEST_KIND, backlog_wait, digest_payload, plan_digests, threshold
+from ._leases import TargetLeases, needs_lease
 from ._metrics import Metrics
 from ._outage import Outages
 from ._settings import RelaySettings
@@ -74,8 +76,11 @@ class Dispatcher:
         clock: Clock,
         redact: Callable[[str], str],
         tz: datetime.tzinfo | None = None,
+        leases: TargetLeases | None = None,
     ) -> None:
         self.store = store
+        #: In a fleet: which targets this instance serves alone (digests, order).
+        self.leases = leases
         self.targets = targets
         self.settings = settings
         self.metrics = metrics
@@ -139,6 +144,8 @@ class Dispatcher:
                 task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._workers.clear()
+        if self.leases is not None:
+            await self.leases.release()
 
     def hurry(self) -> None:
         """Stop waiting for in-flight sends: a running or later :meth:`stop` releases them now."""
@@ -167,7 +174,7 @@ class Dispatcher:
                 pause = await self._step(target)
             except asyncio.CancelledError:
                 raise
-            except StoreError as exc:
+            except (StoreError, LimiterUnavailable) as exc:  # the database (of a fleet) is away
                 log.warning("outbox unavailable for %s: %s", target.name, self.redact(str(exc)))
                 pause = ERROR_PAUSE
             except Exception:
@@ -189,8 +196,17 @@ class Dispatcher:
                 self.outages.abandoned(target.name)  # a probe that did not report
 
     async def _turn(self, target: RelayTarget, *, probe: bool) -> float:
+        alone = True  # in a fleet, only the holder of the target's lease merges and orders
+        if self.leases is not None and needs_lease(target):
+            if not self.leases.holds(target.name):
+                idle = await self._idle_for(target)  # take a lease for work only
+                if idle is not None:
+                    return idle
+            alone = await self.leases.hold(target.name)
+            if not alone and target.options.concurrency == 1:
+                return self.leases.recheck
         wait = target.delay()
-        if not probe:  # while a target is down its backlog waits whole: merge it once back
+        if not probe and alone:  # a target that is down keeps its backlog whole: merge it later
             if wait > COALESCE_LEAD and target.options.coalesce:
                 # Nothing can go before the slot: merge just before it, when the backlog is
                 # whole (merging earlier would send several small digests where one would do).
@@ -201,11 +217,16 @@ class Dispatcher:
             return wait
         claims = await self.store.claim(1, lease=self.settings.lease, target=target.name)
         if not claims:
-            due = await self.store.next_due(target=target.name)
-            if due is None:
-                return self.settings.idle_poll
-            return min(max(due - self.clock.time(), 0.001), self.settings.idle_poll)
+            return await self._idle_for(target) or 0.001
         return await self._deliver(target, claims[0])
+
+    async def _idle_for(self, target: RelayTarget) -> float | None:
+        """How long to sleep when ``target`` has nothing due; None when something is."""
+        due = await self.store.next_due(target=target.name)
+        if due is None:
+            return self.settings.idle_poll
+        wait = due - self.clock.time()
+        return None if wait <= 0 else min(wait, self.settings.idle_poll)
 
     async def _idle(self, wake: asyncio.Event, seconds: float) -> None:
         wake_task = asyncio.ensure_future(wake.wait())

@@ -19,6 +19,7 @@ from dingpush import (
     MemoryRateLimiter,
     Message,
     MessageTooLarge,
+    RateLimiter,
     UnknownField,
     parse_message,
 )
@@ -42,6 +43,7 @@ from .stores import (
 
 if typing.TYPE_CHECKING:
     from ._alerts import AlertReceivers
+    from ._fleet import Fleet
 
 __all__ = ["PROBE_INTERVAL", "Accepted", "Relay"]
 
@@ -77,6 +79,9 @@ class Relay:
         tz: The time zone of digest headers (the machine's when None).
         alerts: The alert receivers' routes, templates and people (``/alertmanager/…``,
             ``/grafana/…``, ``/hooks/…``, ``/dingtalk/…/send``); none without.
+        fleet: An instance's share of a fleet on PostgreSQL (``[relay] store =
+            "postgresql://…"``): its outbox, the robots' budgets shared by every instance
+            (instead of a limiter in memory); closed with the relay. Excludes ``store``.
     """
 
     def __init__(
@@ -88,22 +93,32 @@ class Relay:
         clock: Clock | None = None,
         tz: datetime.tzinfo | None = None,
         alerts: AlertReceivers | None = None,
+        fleet: Fleet | None = None,
     ) -> None:
+        if fleet is not None and store is not None:
+            raise ValueError("a relay in a fleet uses the fleet's store: pass fleet or store")
         self.targets = registry(targets)
         self.alerts = alerts
+        self.fleet = fleet
         self.settings = settings or RelaySettings()
         #: The names the relay answers to and its own origins (DNS rebinding, cross-site).
         self.hosts = RelayHosts.from_settings(self.settings)
         self.clock = clock or SYSTEM_CLOCK
+        if fleet is not None:
+            store = fleet.store
         self.store: OutboxStore = store if store is not None else MemoryStore(clock=self.clock)
         self.metrics = Metrics()
-        self.limiter = MemoryRateLimiter(self.clock)
+        self.limiter: RateLimiter = (
+            fleet.limiter if fleet is not None else MemoryRateLimiter(self.clock)
+        )
         for target in self.targets.values():
             target.bind(self.limiter, self.clock)
         secrets = [s for t in self.targets.values() for s in t.secrets()]
         secrets += list(self.settings.api_tokens)
         if alerts is not None:  # a route's token may sit in a path: mask it wherever it shows
             secrets += list(alerts.tokens.values())
+        if fleet is not None:
+            secrets += fleet.secrets()
         self.redact = Redactor(secrets)
         install_log_redaction()
         self._log_filter = _SecretFilter(self.redact)
@@ -118,6 +133,7 @@ class Relay:
             clock=self.clock,
             redact=self.redact,
             tz=tz,
+            leases=None if fleet is None else fleet.leases(self.settings.target_lease),
         )
         self.started = False
         #: Seconds a probe of the outbox answers for (``/readyz``); tests set 0.
@@ -183,6 +199,8 @@ class Relay:
             for target in self.targets.values():
                 await target.aclose()
             await self.store.aclose()
+            if self.fleet is not None:
+                self.fleet.close()
             self.started = False
             self._probed = None
             self._remove_log_filter()

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from dingpush.serving import base_url, bind_socket
 
+from ._fleet import Fleet, is_postgres_url
 from ._relay import Relay
 from ._settings import RelaySettings
 from ._targets import RobotTarget, TargetOptions
@@ -88,12 +89,14 @@ def embedded(
     directory: pathlib.Path | str = ".",
     settings: RelaySettings | None = None,
     sock: socket.socket | None = None,
+    store: str | None = None,
 ) -> Embedded:
     """The embedded default: an SQLite outbox in ``directory`` and an emulator with ``sandbox``.
 
     The emulator is mounted in the relay's own app under ``/emulator`` and plays DingTalk for
     the ``sandbox`` target. The socket is bound here (the target's URL needs the real port),
     unless ``sock`` is given; a port in use raises :class:`dingpush.serving.PortInUse`.
+    ``store`` replaces the outbox file: another path, or a ``postgresql://`` URL.
     """
     from dingpush.emulator import Emulator, RobotConfig
 
@@ -116,8 +119,13 @@ def embedded(
             options=TargetOptions(ingress_token=SANDBOX_INGRESS_TOKEN),
             description="the embedded emulator's sandbox group",
         )
-        store = SQLiteStore(pathlib.Path(directory) / "dingpush-outbox.sqlite")
-        relay = Relay([target], store=store, settings=settings)
+        if store is not None and is_postgres_url(store):
+            relay = Relay([target], fleet=Fleet(store), settings=settings)
+        else:
+            path = pathlib.Path(directory) / "dingpush-outbox.sqlite"
+            if store is not None:
+                path = pathlib.Path(store.removeprefix("sqlite:")).expanduser()
+            relay = Relay([target], store=SQLiteStore(path), settings=settings)
     except BaseException:
         sock.close()
         raise

@@ -62,6 +62,10 @@ class RelaySettings:
         coalesce_after: Seconds a backlog may wait before its text and markdown are merged.
         max_body: The largest request body accepted, in bytes (413 beyond).
         lease: Seconds a claimed message is held before another dispatcher may take it.
+        target_lease: Seconds an instance of a fleet (a PostgreSQL outbox) holds a target's
+            lease: the one instance that coalesces its backlog and, for ``concurrency = 1``,
+            sends in its order. It is renewed while held; when its holder dies another
+            instance takes the target over within about this long.
         retry: The back-off of failed deliveries (``RELAY_RETRY`` by default); its
             ``max_attempts``, when set, also ends the retries of a message.
         give_up_after: Seconds a message is retried for transient causes, from its first
@@ -85,6 +89,7 @@ class RelaySettings:
     coalesce_after: float = 60.0
     max_body: int = 1024 * 1024
     lease: float = 60.0
+    target_lease: float = 15.0
     retry: RetryPolicy = RELAY_RETRY
     give_up_after: float = GIVE_UP_AFTER
     shutdown_deadline: float = 10.0
@@ -98,7 +103,7 @@ class RelaySettings:
         problem = api_token_problem(self.api_tokens)
         if problem is not None:
             raise ConfigError(f"{problem}: {API_TOKEN_FIX}")
-        for name in ("lease", "idle_poll", "stats_window", "give_up_after"):
+        for name in ("lease", "target_lease", "idle_poll", "stats_window", "give_up_after"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be a positive number of seconds")
         if not 0 <= self.port <= 65535:

@@ -24,6 +24,7 @@ from dingpush import (
     Message,
     Rate,
     RateLimited,
+    RateLimiter,
     WebhookTarget,
     mask,
     msg_param_bytes,
@@ -121,7 +122,7 @@ class RelayTarget:
         self.options = options or TargetOptions()
         self.description = description
         self.clock: Clock = SYSTEM_CLOCK
-        self.limiter: MemoryRateLimiter = MemoryRateLimiter()
+        self.limiter: RateLimiter = MemoryRateLimiter()
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} {self.destination}>"
@@ -166,7 +167,7 @@ class RelayTarget:
 
     # -- shared --------------------------------------------------------------------------------
 
-    def bind(self, limiter: MemoryRateLimiter, clock: Clock) -> None:
+    def bind(self, limiter: RateLimiter, clock: Clock) -> None:
         """Share the relay's limiter and clock: the dispatcher and the client read one log."""
         self.limiter = limiter
         self.clock = clock

@@ -88,6 +88,20 @@ log = logging.getLogger("dingpush.relay.outbox")
 NOTIFY_SPACING = 0.01
 _LISTEN_RETRY = (0.1, 5.0)  # first and longest pause before the listener reconnects
 
+_DB_NOW = "extract(epoch FROM clock_timestamp())"
+# Taken when free or run out, renewed by its holder, left alone otherwise: no row, not held.
+_HOLD_TARGET = f"""
+INSERT INTO target_leases AS l (target, holder, until, taken_at)
+VALUES (%(target)s, %(holder)s, {_DB_NOW} + %(seconds)s, {_DB_NOW})
+ON CONFLICT (target) DO UPDATE
+   SET holder = excluded.holder, until = excluded.until,
+       taken_at = CASE WHEN l.holder = excluded.holder THEN l.taken_at ELSE excluded.taken_at END
+ WHERE l.holder = excluded.holder OR l.until <= {_DB_NOW}
+RETURNING holder
+"""
+_RELEASE_TARGETS = "DELETE FROM target_leases WHERE holder = %(holder)s"
+_TARGET_HOLDERS = f"SELECT target, holder FROM target_leases WHERE until > {_DB_NOW}"
+
 
 class PostgresStore(BaseStore):
     """The outbox in a PostgreSQL schema, for one relay or several sharing it.
@@ -418,6 +432,41 @@ class PostgresStore(BaseStore):
         if requeued:
             self._woke()
         return requeued
+
+    # -- target leases (one instance of a fleet serves a target alone) -------------------------
+
+    async def hold_target(self, target: str, holder: str, seconds: float) -> bool:
+        """Take or renew ``target``'s lease for ``holder`` for ``seconds``; whether it holds it.
+
+        One statement: it takes the lease when no one holds it or its holder's ran out
+        (on the database's clock), renews it when ``holder`` has it, and leaves it otherwise.
+        """
+        check_positive("seconds", seconds)
+        params = {"target": target, "holder": holder, "seconds": float(seconds)}
+
+        async def hold(conn: Conn, now: float) -> bool:
+            cursor = await conn.execute(_HOLD_TARGET, params)
+            return await cursor.fetchone() is not None
+
+        return await self._run(hold)
+
+    async def release_targets(self, holder: str) -> int:
+        """Give up every target lease ``holder`` has (a clean shutdown); how many there were."""
+
+        async def release(conn: Conn, now: float) -> int:
+            cursor = await conn.execute(_RELEASE_TARGETS, {"holder": holder})
+            return cursor.rowcount
+
+        return await self._run(release)
+
+    async def target_holders(self) -> dict[str, str]:
+        """Each target whose lease is held now, and its holder."""
+
+        async def holders(conn: Conn, now: float) -> dict[str, str]:
+            cursor = await conn.execute(_TARGET_HOLDERS)
+            return {row["target"]: row["holder"] for row in await cursor.fetchall()}
+
+        return await self._run(holders)
 
     async def retry(self, message_id: str, *, due_at: float | None = None) -> OutboxMessage:
         message = await self._run(lambda conn, now: ops.retry(conn, now, message_id, due_at))

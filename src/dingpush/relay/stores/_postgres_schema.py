@@ -93,6 +93,21 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE TABLE readiness_probe (at double precision NOT NULL)",
         ),
     ),
+    Migration(
+        2,
+        "target leases: which instance of a fleet serves a target alone",
+        (
+            # until: epoch seconds on the database's clock (the fleet's one clock).
+            """
+            CREATE TABLE target_leases (
+                target   text PRIMARY KEY,
+                holder   text NOT NULL,
+                until    double precision NOT NULL,
+                taken_at double precision NOT NULL
+            )
+            """,
+        ),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version
