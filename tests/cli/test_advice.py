@@ -36,6 +36,9 @@ def errors() -> list[dingpush.DingPushError]:
         made.append(_errors.error_from_reply(code, "keywords not in content"))
     made.append(_errors.error_from_reply(310000, "sign not match"))
     made.append(_errors.error_from_reply(40035, "bad"))
+    made.append(_errors.QueryKeyExpired(-1, "processQueryKey expired"))
+    made.append(_errors.DingQuotaExhausted(-1, "no quota"))
+    made.append(_errors.CallbackRejected("wrong sign", reason="signature"))
     return made
 
 
