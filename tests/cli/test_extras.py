@@ -46,7 +46,7 @@ def test_the_cli_extra_pulls_no_server() -> None:
     ]
     names = {req.split(">")[0].split("[")[0].split(";")[0].strip() for req in extras["cli"]}
     assert names == {"click", "rich", "pyyaml"}
-    assert "dingpush[cli,emulator,relay,postgres]" in extras["dev"]
+    assert "dingpush[cli,emulator,relay,postgres,stream]" in extras["dev"]
 
 
 def test_sending_needs_no_server(tmp_path: pathlib.Path) -> None:
