@@ -110,6 +110,8 @@ RELAY = Table(
             help='the names clients reach the relay by, beyond its own (["*"]: any)',
         ),
         Field("public_url", NONEMPTY, help="the URL the relay is reached at, e.g. behind a proxy"),
+        Field("escalation_poll", DURATION, rule=_positive, fix='write e.g. "1s"'),
+        Field("escalation_lease", DURATION, rule=_positive, fix='write e.g. "60s"'),
     ),
     extra=("retry", "targets"),
     unknown="unknown setting",
