@@ -223,22 +223,22 @@ class Escalation:
         self, incident: Incident, policy: Policy, step: Step, now: float
     ) -> TimelineEvent:
         assert step.ding is not None
-        person = self.oncall.person(step.ding, now)
+        name, person = self.oncall.person(step.ding, now)
         target = self._ding_target(incident, policy)
         if target is None or not person.user_id:
             why = (
                 "no app target to DING through (give the policy via = …)"
                 if target is None
-                else (f"{person.name} has no user_id")
+                else (f"{name} has no user_id")
             )
-            return TimelineEvent(now, EventKind.NOTE, person.name, f"DING not sent: {why}")
+            return TimelineEvent(now, EventKind.NOTE, name, f"DING not sent: {why}")
         request = {
             "user_ids": [person.user_id],
             "content": _ding_text(incident),
             "remind_type": step.remind,
             "fallback": step.fallback == "app",
             "incident": incident.number,
-            "who": person.name,
+            "who": name,
         }
         answer = await self.relay.enqueue_raw(
             NewMessage(
@@ -250,10 +250,8 @@ class Escalation:
         )
         await self.incidents.attach_messages(incident.number, [answer.id])
         words = _REMIND_WORDS.get(step.remind, step.remind)
-        detail = f"{words} DING to {person.name}" + (
-            f" (via {step.ding})" if step.ding != person.name else ""
-        )
-        return TimelineEvent(now, EventKind.DING, person.name, detail)
+        detail = f"{words} DING to {name}" + (f" (via {step.ding})" if step.ding != name else "")
+        return TimelineEvent(now, EventKind.DING, name, detail)
 
     async def _notify(self, incident: Incident, step: Step, now: float) -> TimelineEvent:
         assert step.notify is not None

@@ -301,11 +301,12 @@ class OnCall:
             )
         return None
 
-    def person(self, name: str, at: float) -> Person:
-        """Whom ``name`` (a schedule, or a person) means at UNIX time ``at``."""
+    def person(self, name: str, at: float) -> tuple[str, Person]:
+        """Whom ``name`` (a schedule, or a person) means at UNIX time ``at``: their name in
+        the directory and their entry."""
         schedule = self.schedules.get(name)
         chosen = schedule.on_call(at) if schedule is not None else name
         try:
-            return self.people[chosen]
+            return chosen, self.people[chosen]
         except KeyError:
             raise ConfigError(f"{chosen!r} is not in [people]") from None
