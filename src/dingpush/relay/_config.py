@@ -364,7 +364,9 @@ def relay_from_config(
             Problem(source.path, None, "targets", "no [targets.NAME] to relay to", "add one")
         )
     alerts = None
-    if any(key in source.data for key in ("routes", "templates", "people")):
+    if any(
+        key in source.data for key in ("routes", "templates", "people", "policies", "schedules")
+    ):
         from ._alerts_config import read_alerts  # [routes], [templates], [people]
 
         kinds = dict.fromkeys(declared, "robot")  # a broken target is reported once
