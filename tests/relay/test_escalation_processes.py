@@ -81,7 +81,7 @@ def _config(path: pathlib.Path, emulator: EmulatorServer, store: list[str]) -> p
 
 def _alert(group: int) -> dict[str, typing.Any]:
     _, body = sample("alertmanager-firing")
-    body = json.loads(json.dumps(body))
+    body = typing.cast(dict[str, typing.Any], json.loads(json.dumps(body)))
     body["groupKey"] = f'{{}}:{{alertname="HighCPU",n="{group}"}}'
     body["commonLabels"]["n"] = str(group)
     for alert in body["alerts"]:
