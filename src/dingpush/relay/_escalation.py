@@ -97,9 +97,14 @@ class Escalation:
     # -- alerts in ------------------------------------------------------------------------------
 
     async def notified(
-        self, messages: Sequence[AlertMessage], answers: Sequence[Enqueued]
+        self, messages: Sequence[AlertMessage], answers: Sequence[Enqueued], *, kind: str = ""
     ) -> list[Incident]:
-        """Open (or join) the incident of each firing notification; close resolved ones."""
+        """Open (or join) the incident of each firing notification; close resolved ones.
+
+        Alertmanager and Grafana notifications open an incident on every route (one without
+        a policy never escalates, but can be acknowledged and silenced); a generic hook's, which
+        never resolves, only on a route with a policy.
+        """
         now = self.clock.time()
         groups: dict[tuple[str, str], list[tuple[AlertMessage, Enqueued]]] = {}
         for item, answer in zip(messages, answers, strict=True):
@@ -114,6 +119,8 @@ class Escalation:
                 continue
             name = self.policies.get(route)
             policy = self.oncall.policies.get(name) if name is not None else None
+            if policy is None and kind == "generic":
+                continue
             incident = await self.incidents.open_incident(
                 route=route,
                 group_key=group_key,
