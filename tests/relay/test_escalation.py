@@ -55,6 +55,7 @@ def build(
     *,
     store: MemoryStore | None = None,
     paid_ding: bool = True,
+    permissions: tuple[str, ...] | None = None,
 ) -> Relay:
     server.emulator.clock = clock
     server.add_app(
@@ -64,6 +65,7 @@ def build(
         users=("alice", "bob", "manager4220"),
         groups=["Ops", "Leads"],
         paid_ding=paid_ding,
+        permissions=permissions,
     )
     groups = list(server.emulator.app("ops").groups)
 
@@ -332,4 +334,25 @@ async def test_a_route_without_policy_opens_incidents_that_never_escalate(
         _, resolved = sample("alertmanager-resolved")
         assert (await http.post("/alertmanager/plain", json=resolved)).status_code == 200
         assert (await the_incident(relay)).state is IncidentState.RESOLVED
+    assert dings(dingtalk_emulator) == []
+
+
+async def test_a_ding_the_app_may_not_send_is_noted_on_the_timeline(
+    dingtalk_emulator: EmulatorServer, clock: FakeClock
+) -> None:
+    relay = build(dingtalk_emulator, clock, policy(), permissions=("qyapi_robot_sendmsg",))
+    async with serving(relay) as http:
+        await fire(http)
+        incident = await the_incident(relay)
+        clock.advance(300)
+        assert await engine(relay).tick() == 1
+
+        async def noted() -> list[str]:
+            current = await relay.incidents.get(incident.number)
+            assert current is not None
+            return [e.detail for e in current.timeline if e.kind is EventKind.NOTE]
+
+        await eventually(noted, what="the failed DING's note")
+        (note,) = await noted()
+        assert note.startswith("the DING to alice failed") and "Premium.Ding.Write" in note
     assert dings(dingtalk_emulator) == []
