@@ -352,7 +352,10 @@ async def test_a_ding_the_app_may_not_send_is_noted_on_the_timeline(
             assert current is not None
             return [e.detail for e in current.timeline if e.kind is EventKind.NOTE]
 
-        await eventually(noted, what="the failed DING's note")
+        async def any_note() -> bool:
+            return bool(await noted())
+
+        await eventually(any_note, what="the failed DING's note")
         (note,) = await noted()
         assert note.startswith("the DING to alice failed") and "Premium.Ding.Write" in note
     assert dings(dingtalk_emulator) == []
