@@ -175,6 +175,7 @@ async def test_read_within_the_delay_means_no_ding_when_the_policy_waits_for_rea
         after = await relay.incidents.get(incident.number)
         assert after is not None and after.timeline[-1].kind is EventKind.READ
         assert after.timeline[-1].who == "bob" and after.due_at is None
+        assert after.timeline[-1].detail == "read by bob: escalation stopped"
         assert dings(dingtalk_emulator) == []
 
 
@@ -358,4 +359,20 @@ async def test_a_ding_the_app_may_not_send_is_noted_on_the_timeline(
         await eventually(any_note, what="the failed DING's note")
         (note,) = await noted()
         assert note.startswith("the DING to alice failed") and "Premium.Ding.Write" in note
+    assert dings(dingtalk_emulator) == []
+
+
+async def test_an_incident_acknowledged_after_its_claim_gets_no_ding(
+    dingtalk_emulator: EmulatorServer, clock: FakeClock
+) -> None:
+    relay = build(dingtalk_emulator, clock, policy())
+    async with serving(relay) as http:
+        await fire(http)
+        clock.advance(300)
+        (claimed,) = await relay.incidents.claim_due(now=clock.time(), holder="h", lease=60)
+        await relay.incidents.acknowledge(claimed.number, who="bob", via="chat", now=clock.time())
+        assert await engine(relay).escalate(claimed) is None
+        after = await relay.incidents.get(claimed.number)
+        assert after is not None and after.state is IncidentState.ACKNOWLEDGED
+        assert EventKind.DING not in kinds(after) and len(after.message_ids) == 1
     assert dings(dingtalk_emulator) == []
