@@ -9,23 +9,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Iterator
 
 import pytest
 
 from _appsupport import APP_KEY, APP_SECRET, GROUP, USERS
-from _pgsupport import DSN, drop_schema, scratch_schema
+from _pgsupport import DSN
 from dingpush import AccessToken, App, AsyncApp, PostgresTokenCache
 from dingpush.testing import EmulatorServer, FakeClock
 
 TOKEN_PATH = "/v1.0/oauth2/accessToken"
-
-
-@pytest.fixture
-def schema() -> Iterator[str]:
-    name = scratch_schema()
-    yield name
-    drop_schema(name)
 
 
 @pytest.fixture

@@ -19,26 +19,18 @@ import sys
 import threading
 import time
 import typing
-from collections.abc import Iterator
 
 import httpx
 import psycopg
 import pytest
 
-from _pgsupport import DSN, drop_schema, scratch_schema
+from _pgsupport import DSN
 from dingpush.testing import EmulatorServer
 
 from ._support import text
 
 ROBOTS = tuple(f"r{i}" for i in range(10))
 MESSAGES = 3000
-
-
-@pytest.fixture
-def schema() -> Iterator[str]:
-    name = scratch_schema()
-    yield name
-    drop_schema(name)
 
 
 def _config(path: pathlib.Path, emulator: EmulatorServer, schema: str) -> pathlib.Path:
