@@ -44,6 +44,7 @@ from .stores import (
 if typing.TYPE_CHECKING:
     from ._alerts import AlertReceivers
     from ._fleet import Fleet
+    from ._incidents import IncidentStore
 
 __all__ = ["PROBE_INTERVAL", "Accepted", "Relay"]
 
@@ -82,6 +83,9 @@ class Relay:
         fleet: An instance's share of a fleet on PostgreSQL (``[relay] store =
             "postgresql://…"``): its outbox, the robots' budgets shared by every instance
             (instead of a limiter in memory); closed with the relay. Excludes ``store``.
+        incidents: Where the on-call loop's incidents live (``_incidents.IncidentStore``):
+            the API and dashboard list and acknowledge them, recalls go on their timelines.
+            None: the relay has no incidents (``/v1/incidents`` answers 404).
     """
 
     def __init__(
@@ -94,12 +98,16 @@ class Relay:
         tz: datetime.tzinfo | None = None,
         alerts: AlertReceivers | None = None,
         fleet: Fleet | None = None,
+        incidents: IncidentStore | None = None,
     ) -> None:
         if fleet is not None and store is not None:
             raise ValueError("a relay in a fleet uses the fleet's store: pass fleet or store")
         self.targets = registry(targets)
         self.alerts = alerts
         self.fleet = fleet
+        self.incidents = incidents
+        #: The zone the dashboard shows times in (digest headers use it too); local when None.
+        self.tz = tz
         self.settings = settings or RelaySettings()
         #: The names the relay answers to and its own origins (DNS rebinding, cross-site).
         self.hosts = RelayHosts.from_settings(self.settings)
@@ -293,6 +301,7 @@ class Relay:
             "last_errcode": message.last_errcode,
             "digest_id": message.digest_id,
             "carries": message.carries,
+            "recalled": _recall_view(message),
         }
 
     def detail(
@@ -398,6 +407,20 @@ def _outage_view(outage: Outage | None, redact: Redactor) -> dict[str, typing.An
     return view
 
 
+def _recall_view(message: OutboxMessage) -> dict[str, typing.Any] | None:
+    """When, by whom and how far a delivered message was recalled; None if it was not."""
+    recall = (message.reply or {}).get("recall")
+    if not isinstance(recall, Mapping):
+        return None
+    return {
+        "at": recall.get("at"),
+        "by": recall.get("by"),
+        "via": recall.get("via"),
+        "keys": len(recall.get("recalled") or ()),
+        "failed": len(recall.get("failed") or {}),
+    }
+
+
 def _links(message: OutboxMessage, originals: Sequence[OutboxMessage]) -> dict[str, typing.Any]:
     base = "/v1/messages/"
     links: dict[str, typing.Any] = {"self": base + message.id}
@@ -407,4 +430,6 @@ def _links(message: OutboxMessage, originals: Sequence[OutboxMessage]) -> dict[s
         links["originals"] = [base + o.id for o in originals]
     if str(message.status) == "failed":
         links["retry"] = base + message.id + "/retry"
+    if str(message.status) in ("queued", "delivered", "digested"):
+        links["recall"] = base + message.id + "/recall"
     return links
