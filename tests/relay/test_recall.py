@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import re
 import typing
 
 import httpx
 import pytest
 
 from dingpush import AsyncApp, Text
-from dingpush.relay import AppTarget, Relay, RobotTarget
+from dingpush.relay import AppTarget, Relay, RobotTarget, create_app, dashboard_routes
 from dingpush.relay._coalesce import DIGEST_KIND, digest_payload
 from dingpush.relay.stores import MemoryStore, NewMessage, Status
 from dingpush.testing import EmulatorServer, FakeClock
@@ -19,6 +21,8 @@ pytestmark = pytest.mark.anyio
 
 API_TOKENS = ("first-api-token-0123456789", "second-api-token-0123456789")
 USERS = ("alice", "bob")
+ORIGIN = "http://relay"
+_ORIGIN = {"Origin": ORIGIN}
 
 
 def _app(server: EmulatorServer) -> tuple[AsyncApp, str]:
@@ -225,3 +229,61 @@ async def test_the_recall_is_in_the_openapi_document(dingtalk_emulator: Emulator
     assert operation["requestBody"]["required"] is False
     assert {"200", "404", "409", "502"} <= set(operation["responses"])
     assert "RecallResult" in document["components"]["schemas"]
+
+
+# -- the dashboard's Recall button ----------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def _dashboard(relay: Relay) -> typing.AsyncIterator[httpx.AsyncClient]:
+    app = create_app(relay, extra_routes=dashboard_routes(relay))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=ORIGIN) as http:
+            signed = await http.post(
+                "/ui/login", data={"token": API_TOKENS[1], "next": "/"}, headers=_ORIGIN
+            )
+            assert signed.status_code == 303
+            yield http
+
+
+def _csrf(html: str) -> str:
+    match = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert match, "the page has no CSRF field"
+    return match.group(1)
+
+
+async def test_the_dashboard_recalls_after_asking(dingtalk_emulator: EmulatorServer) -> None:
+    async with _dashboard(_relay(dingtalk_emulator)) as http:
+        http.headers.update(_auth())
+        message_id = await _delivered(http, "group", text("wrong group, sorry"))
+        hook_id = await _delivered(http, "hook", text("hello"))
+        del http.headers["Authorization"]
+        page = await http.get(f"/ui/messages/{message_id}")
+        assert f"/ui/messages/{message_id}/recall" in page.text and "Recall…" in page.text
+        assert "/recall" not in (await http.get(f"/ui/messages/{hook_id}")).text
+
+        confirm = await http.get(f"/ui/messages/{message_id}/recall")
+        assert confirm.status_code == 200 and "for everyone" in confirm.text
+        csrf = _csrf(confirm.text)
+        path = f"/ui/messages/{message_id}/recall"
+        forged = await http.post(path, data={"csrf": "x"}, headers=_ORIGIN)
+        assert forged.status_code == 403
+        elsewhere = await http.post(
+            path, data={"csrf": csrf}, headers={"Origin": "https://evil.example"}
+        )
+        assert elsewhere.status_code == 403
+        assert not _recalled_keys(dingtalk_emulator)
+
+        done = await http.post(path, data={"csrf": csrf, "by": ""}, headers=_ORIGIN)
+        assert done.status_code == 303
+        page = await http.get(done.headers["location"])
+        assert "Recalled: DingTalk took the message out of the chat." in page.text
+        assert "by api token #2 via dashboard" in page.text
+        assert "Recall…" not in page.text
+        assert len(_recalled_keys(dingtalk_emulator)) == 1
+
+        refused = await http.post(
+            f"/ui/messages/{hook_id}/recall", data={"csrf": csrf}, headers=_ORIGIN
+        )
+        assert refused.status_code == 409 and "webhook robots cannot recall" in refused.text
