@@ -52,6 +52,7 @@ from ._base import (
     with_recall,
 )
 from ._errors import MessageNotFound, StoreUnavailable
+from ._incidents_memory import MemoryIncidentStore
 
 __all__ = ["MemoryStore"]
 
@@ -125,6 +126,8 @@ class MemoryStore(BaseStore):
         self._errors: dict[str, tuple[str, ErrCode, float]] = {}
         self._seq = itertools.count(1)
         self._closed = False
+        #: The on-call loop's incidents, in memory too.
+        self.incidents = MemoryIncidentStore()
 
     def __repr__(self) -> str:
         return f"MemoryStore(<{len(self._rows)} messages>)"
