@@ -174,11 +174,15 @@ async def get_incident(relay: Relay, request: Request) -> Response:
 async def acknowledge_incident(relay: Relay, incident: Incident, *, who: str, via: str) -> Incident:
     """Acknowledge an incident (the API and the dashboard), and tell its group who took it.
 
-    A resolved incident cannot be acknowledged (409); a second acknowledgement keeps the first
-    one and tells nobody again.
+    A resolved or silenced incident cannot be acknowledged (409); a second acknowledgement
+    keeps the first one and tells nobody again.
     """
     if incident.state is IncidentState.RESOLVED:
         raise HTTPProblem(409, f"incident {incident.number} is resolved already")
+    if incident.state is IncidentState.SILENCED:
+        raise HTTPProblem(
+            409, f"incident {incident.number} is silenced: its escalation has stopped already"
+        )
     before = incident.acknowledged_by
     acked = typing.cast(
         Incident,
