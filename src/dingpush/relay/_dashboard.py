@@ -24,6 +24,7 @@ from dingpush.web import STATIC_PACKAGE, MessageRenderer, create_environment, fi
 
 from ._api import message_detail, message_page, retry_failed
 from ._bulk_retry import from_form, retry_dead_letters
+from ._dashboard_alerts import alerts_routes
 from ._dashboard_auth import DashboardAuth, Session, safe_next
 from ._dashboard_views import (
     attempt_rows,
@@ -511,7 +512,8 @@ def dashboard_routes(
     ``/`` (targets and messages), ``/ui/messages/{id}`` (one message; ``POST …/retry``;
     ``…/recall``: a confirmation page, and ``POST`` recalls),
     ``POST /ui/retry`` (dead letters in bulk, by target, error and time),
-    ``/ui/playground`` (the alert template playground), ``/ui/login``, ``/ui/logout``,
+    ``/ui/playground`` (the alert template playground), ``/ui/alerts`` (the on-call loop's
+    incidents, ``_dashboard_alerts``), ``/ui/login``, ``/ui/logout``,
     ``/ui/updates`` and ``/ui/messages/{id}/updates`` (the parts
     that change, for the pages' script) and ``/ui/static/…``. ``links`` adds ``(label, path)``
     entries to the header (the embedded emulator's chat view).
@@ -531,5 +533,6 @@ def dashboard_routes(
         Route("/ui/login", guarded(view.login), methods=["POST"]),
         Route("/ui/logout", guarded(view.logout), methods=["POST"]),
         *playground_routes(view),
+        *alerts_routes(view),
         Mount("/ui/static", app=StaticFiles(packages=[STATIC_PACKAGE]), name="dashboard-static"),
     ]
