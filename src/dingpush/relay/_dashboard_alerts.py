@@ -221,7 +221,7 @@ class _Alerts:
 
     # -- one incident --------------------------------------------------------------------------
 
-    async def _incident_context(self, request: Request) -> dict[str, typing.Any]:
+    async def _incident_context(self, request: Request, who: str) -> dict[str, typing.Any]:
         incident = await find_incident(self.relay, request.path_params["number"])
         urls = self._urls(request)
         base = f"{urls.root}/ui/alerts/{incident.number}"
@@ -236,6 +236,7 @@ class _Alerts:
             "ack_url": base + "/ack",
             "recall_url": base + "/recall",
             "updates_url": base + "/updates",
+            "who": who,
             "notice": None,
             "problem": None,
         }
@@ -244,22 +245,20 @@ class _Alerts:
         session = self.dashboard.auth.session(request)
         if session is None:
             return self.dashboard._to_login(request)
-        context = await self._incident_context(request)
+        context = await self._incident_context(request, session.label)
         done = request.query_params.get("done", "")
         context["notice"] = _NOTICES.get(done)
         if done == "recalled":
             count = request.query_params.get("count", "")
             if count.isdigit():
                 context["notice"] = f"Recalled {count} message{'s' if count != '1' else ''}."
-        return self.dashboard._page(
-            request, "dashboard/incident.html", session, who=session.label, **context
-        )
+        return self.dashboard._page(request, "dashboard/incident.html", session, **context)
 
     async def incident_updates(self, request: Request) -> Response:
         session = self.dashboard.auth.session(request)
         if session is None:
             return JSONResponse({"login": self._urls(request).login()}, status_code=401)
-        context = await self._incident_context(request)
+        context = await self._incident_context(request, session.label)
         names = {
             "incident-facts": "dashboard/_incident_facts.html",
             "incident-timeline": "dashboard/_timeline.html",
@@ -280,14 +279,13 @@ class _Alerts:
     async def _refused(
         self, request: Request, session: typing.Any, exc: HTTPProblem, what: str
     ) -> Response:
-        context = await self._incident_context(request)
+        context = await self._incident_context(request, session.label)
         context["problem"] = f"{what}: {self.relay.redact(exc.detail)}"
         return self.dashboard._page(
             request,
             "dashboard/incident.html",
             session,
             status=exc.status,
-            who=session.label,
             **context,
         )
 
@@ -310,12 +308,11 @@ class _Alerts:
         session = self.dashboard.auth.session(request)
         if session is None:
             return self.dashboard._to_login(request)
-        context = await self._incident_context(request)
+        context = await self._incident_context(request, session.label)
         return self.dashboard._page(
             request,
             "dashboard/incident_recall.html",
             session,
-            who=session.label,
             **{**context, "page_title": f"Recall incident #{context['incident'].number}?"},
         )
 
