@@ -551,7 +551,6 @@ ENDPOINTS: tuple[Endpoint, ...] = (
             200: ("Incidents (without their timelines).", "IncidentList"),
             400: _PROBLEMS[400],
             401: _PROBLEMS[401],
-            404: ("This relay keeps no incidents (no escalation policy).", "Problem"),
             **_STORE_DOWN,
         },
         params=(

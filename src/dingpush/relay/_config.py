@@ -110,6 +110,8 @@ RELAY = Table(
             help='the names clients reach the relay by, beyond its own (["*"]: any)',
         ),
         Field("public_url", NONEMPTY, help="the URL the relay is reached at, e.g. behind a proxy"),
+        Field("escalation_poll", DURATION, rule=_positive, fix='write e.g. "1s"'),
+        Field("escalation_lease", DURATION, rule=_positive, fix='write e.g. "60s"'),
     ),
     extra=("retry", "targets"),
     unknown="unknown setting",
@@ -362,7 +364,9 @@ def relay_from_config(
             Problem(source.path, None, "targets", "no [targets.NAME] to relay to", "add one")
         )
     alerts = None
-    if any(key in source.data for key in ("routes", "templates", "people")):
+    if any(
+        key in source.data for key in ("routes", "templates", "people", "policies", "schedules")
+    ):
         from ._alerts_config import read_alerts  # [routes], [templates], [people]
 
         kinds = dict.fromkeys(declared, "robot")  # a broken target is reported once

@@ -189,15 +189,13 @@ class _Alerts:
     async def _list_context(self, request: Request) -> dict[str, typing.Any]:
         chosen = request.query_params.get("state", "").strip()
         states: Sequence[IncidentState] = parse_states([chosen]) if chosen else ACTIVE
-        rows: list[IncidentRow] = []
-        if self.relay.incidents is not None:
-            found = await self.relay.incidents.list_incidents(states=states, limit=_LIST_LIMIT)
-            rows = [incident_row(self.relay, i) for i in found]
+        found = await self.relay.incidents.list_incidents(states=states, limit=_LIST_LIMIT)
+        rows = [incident_row(self.relay, i) for i in found]
         urls = self._urls(request)
         return {
             "page_title": "Alerts",
             "incidents": rows,
-            "enabled": self.relay.incidents is not None,
+            "policies": self.relay.escalation is not None,
             "state": chosen,
             "states": [s.value for s in IncidentState],
             "updates_url": f"{urls.root}/ui/alerts/updates"

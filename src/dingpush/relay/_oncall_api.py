@@ -9,6 +9,7 @@ without tokens.
 
 from __future__ import annotations
 
+import hashlib
 import typing
 from collections.abc import Mapping, Sequence
 
@@ -119,15 +120,6 @@ def incident_view(incident: Incident, *, timeline: bool = False) -> dict[str, ty
     return view
 
 
-def _store(relay: Relay) -> typing.Any:
-    if relay.incidents is None:
-        raise HTTPProblem(
-            404,
-            "this relay keeps no incidents: give a route an escalation policy (docs/oncall.md)",
-        )
-    return relay.incidents
-
-
 def parse_states(values: Sequence[str]) -> list[IncidentState]:
     states: list[IncidentState] = []
     for value in values:
@@ -148,14 +140,14 @@ def parse_number(value: str) -> int:
 
 async def find_incident(relay: Relay, value: str) -> Incident:
     number = parse_number(value)
-    incident = await _store(relay).get(number)
+    incident = await relay.incidents.get(number)
     if incident is None:
         raise HTTPProblem(404, f"no incident {number}")
-    return typing.cast(Incident, incident)
+    return incident
 
 
 async def list_incidents(relay: Relay, request: Request) -> Response:
-    store = _store(relay)
+    store = relay.incidents
     query = request.query_params
     states = parse_states(query.getlist("state"))
     target = query.get("target") or None
@@ -184,17 +176,22 @@ async def acknowledge_incident(relay: Relay, incident: Incident, *, who: str, vi
             409, f"incident {incident.number} is silenced: its escalation has stopped already"
         )
     before = incident.acknowledged_by
-    acked = typing.cast(
-        Incident,
-        await _store(relay).acknowledge(incident.number, who=who, via=via, now=relay.clock.time()),
+    acked = await relay.incidents.acknowledge(
+        incident.number, who=who, via=via, now=relay.clock.time()
     )
     if before is None and acked.acknowledged_by is not None:
-        await _announce(relay, acked, f"#{acked.number} {acked.title}: acknowledged by {who}")
+        await _announce(relay, acked, f"#{acked.number} acknowledged by {acked.acknowledged_by}")
     return acked
 
 
 async def _announce(relay: Relay, incident: Incident, text: str) -> None:
-    """A short text to the incident's targets, through the outbox (so it is paced and durable)."""
+    """A short text to the incident's targets, through the outbox (so it is paced and durable).
+
+    The wording and the idempotency key (``incident:N:TARGET:sha256(text)[:16]``) are those
+    of the chat commands' and ack links' announcements, so the group is told once however
+    the incident was acknowledged.
+    """
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
     batch: list[tuple[Accepted, str | None]] = []
     for name in incident.targets:
         target = relay.targets.get(name)
@@ -205,7 +202,7 @@ async def _announce(relay: Relay, incident: Incident, text: str) -> None:
             accepted = relay.check(target, body)
         except HTTPProblem:  # a keyword robot may refuse it: the timeline still has it
             continue
-        batch.append((accepted, None))
+        batch.append((accepted, f"incident:{incident.number}:{name}:{digest}"))
     if batch:
         await relay.enqueue_many(batch)
 

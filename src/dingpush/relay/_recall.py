@@ -165,8 +165,6 @@ async def _on_timeline(
     relay: Relay, message_ids: Sequence[str], now: float, who: str, detail: str
 ) -> None:
     """A RECALLED event on the incident each message belongs to (each incident once)."""
-    if relay.incidents is None:
-        return
     seen: set[int] = set()
     for message_id in message_ids:
         incident = await relay.incidents.find_by_message(message_id)

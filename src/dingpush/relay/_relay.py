@@ -26,7 +26,9 @@ from dingpush import (
 from dingpush.lowlevel import SYSTEM_CLOCK, Redactor, install_log_redaction
 
 from ._dispatcher import Dispatcher
+from ._escalation import Escalation
 from ._http import HTTPProblem, RelayHosts, pointer
+from ._incidents import IncidentStore
 from ._metrics import Metrics
 from ._outage import Outage
 from ._settings import RelaySettings
@@ -34,6 +36,7 @@ from ._targets import RelayTarget, registry
 from .stores import (
     Attempt,
     Enqueued,
+    MemoryIncidentStore,
     MemoryStore,
     NewMessage,
     OutboxMessage,
@@ -83,9 +86,9 @@ class Relay:
         fleet: An instance's share of a fleet on PostgreSQL (``[relay] store =
             "postgresql://…"``): its outbox, the robots' budgets shared by every instance
             (instead of a limiter in memory); closed with the relay. Excludes ``store``.
-        incidents: Where the on-call loop's incidents live (``_incidents.IncidentStore``):
-            the API and dashboard list and acknowledge them, recalls go on their timelines.
-            None: the relay has no incidents (``/v1/incidents`` answers 404).
+        incidents: Where the on-call loop's incidents live; the outbox store's own
+            (``store.incidents``: the same file or schema) by default. The API and the
+            dashboard list and acknowledge them; recalls go on their timelines.
     """
 
     def __init__(
@@ -105,7 +108,6 @@ class Relay:
         self.targets = registry(targets)
         self.alerts = alerts
         self.fleet = fleet
-        self.incidents = incidents
         #: The zone the dashboard shows times in (digest headers use it too); local when None.
         self.tz = tz
         self.settings = settings or RelaySettings()
@@ -143,6 +145,17 @@ class Relay:
             tz=tz,
             leases=None if fleet is None else fleet.leases(self.settings.target_lease),
         )
+        #: The on-call loop's incidents (opened by alerts, escalated, acknowledged).
+        self.incidents: IncidentStore = (
+            incidents
+            if incidents is not None
+            else getattr(self.store, "incidents", None) or MemoryIncidentStore()
+        )
+        #: The escalation engine, when the alerts have policies or schedules.
+        self.escalation: Escalation | None = None
+        if alerts is not None and alerts.oncall is not None:
+            self.escalation = Escalation(self, alerts.oncall, alerts.policies, self.incidents)
+            self.dispatcher.on_settled = self.escalation.settled
         self.started = False
         #: Seconds a probe of the outbox answers for (``/readyz``); tests set 0.
         self.probe_interval = PROBE_INTERVAL
@@ -174,6 +187,8 @@ class Relay:
             raise
         self._probed = (self.clock.monotonic(), None)
         await self.dispatcher.start()
+        if self.escalation is not None:
+            self.escalation.start()
         self.started = True
         log.info("relay started: %d targets", len(self.targets))
 
@@ -202,6 +217,8 @@ class Relay:
     async def aclose(self, deadline: float | None = None) -> None:
         """Stop delivering (in-flight sends get ``deadline`` seconds), close everything."""
         try:
+            if self.escalation is not None:
+                await self.escalation.stop()
             await self.dispatcher.stop(deadline)
         finally:
             for target in self.targets.values():
@@ -275,6 +292,14 @@ class Relay:
         answers = await self.store.enqueue_many([_new(a, key) for a, key in batch])
         self._accepted([(a, answer) for (a, _), answer in zip(batch, answers, strict=True)])
         return answers
+
+    async def enqueue_raw(self, message: NewMessage) -> Enqueued:
+        """Commit a message that is no chat message (a DING of an escalation step)."""
+        answer = await self.store.enqueue(message)
+        if answer.created:
+            self.metrics.count("accepted", message.target)
+            self.dispatcher.kick(message.target)
+        return answer
 
     def _accepted(self, pairs: Sequence[tuple[Accepted, Enqueued]]) -> None:
         for accepted, answer in pairs:
