@@ -153,6 +153,8 @@ async def test_recall_an_incidents_messages(dingtalk_emulator: EmulatorServer) -
 
         await eventually(delivered, what="the delivery")
         await store.attach_messages(number, [message_id])
+        message_page = await http.get(f"/ui/messages/{message_id}")
+        assert f'/ui/alerts/{number}">#{number} DiskFull on db-1</a>' in message_page.text
         confirm = await http.get(f"/ui/alerts/{number}/recall")
         assert confirm.status_code == 200 and "for everyone" in confirm.text
         done = await http.post(

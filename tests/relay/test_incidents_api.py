@@ -151,3 +151,16 @@ async def test_a_relay_without_policies_has_no_incidents(dingtalk_emulator: Emul
         listed = await api.get("/v1/incidents")
         assert listed.status_code == 200 and listed.json() == {"items": []}
         assert (await api.post("/v1/incidents/1/ack")).status_code == 404
+
+
+async def test_a_secret_in_an_alert_is_masked(dingtalk_emulator: EmulatorServer) -> None:
+    store = MemoryIncidentStore()
+    number = await _open(store, f"login with {API_TOKENS[0]} failed")
+    async with serving(_relay(dingtalk_emulator, store), headers=_auth()) as api:
+        answers = [
+            (await api.get("/v1/incidents")).text,
+            (await api.get(f"/v1/incidents/{number}")).text,
+            (await api.post(f"/v1/incidents/{number}/ack")).text,
+        ]
+    for text_ in answers:
+        assert API_TOKENS[0] not in text_ and "login with" in text_

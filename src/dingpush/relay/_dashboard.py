@@ -308,10 +308,20 @@ class _Dashboard:
             "reply_json": None if detail["reply"] is None else pretty_json(detail["reply"]),
             "retryable": row.status.value == Status.FAILED,
             "recallable": self._recallable(detail),
+            "incident": await self._incident_of(message_id, detail),
             "recalled": detail["recalled"],
             "notice": None,
             "problem": None,
         }
+
+    async def _incident_of(self, message_id: str, detail: Mapping[str, typing.Any]) -> typing.Any:
+        """The incident the message (or the digest it went out in) is about, if any."""
+        for candidate in (message_id, detail.get("digest_id"), *detail["originals"]):
+            if candidate:
+                incident = await self.relay.incidents.find_by_message(candidate)
+                if incident is not None:
+                    return incident
+        return None
 
     def _recallable(self, detail: Mapping[str, typing.Any]) -> bool:
         """An app-robot message in the chat (or on its way) that was not recalled yet."""

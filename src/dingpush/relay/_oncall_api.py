@@ -10,6 +10,7 @@ without tokens.
 from __future__ import annotations
 
 import hashlib
+import json
 import typing
 from collections.abc import Mapping, Sequence
 
@@ -146,6 +147,11 @@ async def find_incident(relay: Relay, value: str) -> Incident:
     return incident
 
 
+def _masked(relay: Relay, view: typing.Any) -> typing.Any:
+    """A view with every configured secret masked (an alert's title or label may quote one)."""
+    return json.loads(relay.redact(json.dumps(view, ensure_ascii=False)))
+
+
 async def list_incidents(relay: Relay, request: Request) -> Response:
     store = relay.incidents
     query = request.query_params
@@ -155,12 +161,12 @@ async def list_incidents(relay: Relay, request: Request) -> Response:
     if not limit.isdigit() or not 1 <= int(limit) <= _LIST_MAX:
         raise HTTPProblem(400, f"limit must be a whole number from 1 to {_LIST_MAX}", field="limit")
     found = await store.list_incidents(states=states, target=target, limit=int(limit))
-    return json_answer({"items": [incident_view(i) for i in found]})
+    return json_answer(_masked(relay, {"items": [incident_view(i) for i in found]}))
 
 
 async def get_incident(relay: Relay, request: Request) -> Response:
     incident = await find_incident(relay, request.path_params["number"])
-    return json_answer(incident_view(incident, timeline=True))
+    return json_answer(_masked(relay, incident_view(incident, timeline=True)))
 
 
 async def acknowledge_incident(relay: Relay, incident: Incident, *, who: str, via: str) -> Incident:
@@ -211,4 +217,4 @@ async def ack_incident(relay: Relay, request: Request) -> Response:
     who = await caller(relay, request)
     incident = await find_incident(relay, request.path_params["number"])
     acked = await acknowledge_incident(relay, incident, who=who, via="api")
-    return json_answer(incident_view(acked, timeline=True))
+    return json_answer(_masked(relay, incident_view(acked, timeline=True)))
