@@ -1,4 +1,5 @@
-"""The dashboard's Alerts in Chromium: an incident's page, Acknowledge, the timeline updating."""
+"""The dashboard's on-call pages in Chromium: acknowledge an incident and watch its timeline, and
+recall a message from its page (the emulator's chat view then shows it recalled)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import contextlib
 from collections.abc import Coroutine, Iterator
 from typing import Any, TypeVar
 
+import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
@@ -104,3 +106,35 @@ def test_acknowledge_an_incident_and_watch_its_timeline(
     expect(timeline.locator('li[data-kind="resolved"]')).to_have_count(1, timeout=LIVE)
     expect(page.locator('[data-field="state"]')).to_contain_text("resolved", timeout=LIVE)
     expect(page.locator("script", has_text="alert(1)")).to_have_count(0)  # text, not markup
+
+
+def test_recall_a_message_from_its_page_and_see_it_recalled_in_the_chat(
+    page: Page,
+    served: tuple[RelayServer, MemoryIncidentStore],
+    dingtalk_emulator: EmulatorServer,
+    screenshot: Screenshot,
+) -> None:
+    server, _ = served
+    message = {"msgtype": "text", "text": {"content": "deploying 1.4.2 to prod"}}
+    reply = httpx.post(
+        f"{server.url}/v1/messages", json={"target": "group", "message": message}, timeout=10
+    )
+    message_id = reply.json()["id"]
+    page.goto(f"{server.url}/ui/messages/{message_id}")
+    expect(page.locator('[data-field="status"]')).to_contain_text("delivered", timeout=LIVE)
+    recall = page.get_by_role("link", name="Recall…")  # comes with the delivery, live
+    expect(recall).to_be_visible(timeout=LIVE)
+    recall.click()
+
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Recall message")
+    assert_accessible(page)
+    page.get_by_label("Recalled by").fill("alice")
+    page.get_by_role("button", name="Recall").click()
+    expect(page.get_by_role("status").filter(has_text="Recalled")).to_be_visible()
+    expect(page.locator('[data-field="recalled"]')).to_contain_text("by alice via dashboard")
+    expect(page.get_by_role("link", name="Recall…")).to_have_count(0)
+    screenshot("recalled")
+
+    cid = next(iter(dingtalk_emulator.emulator.app("ops-app").groups))
+    page.goto(f"{dingtalk_emulator.url}/_emulator/chat/{cid}")
+    expect(page.locator(".msg-state__recalled")).to_have_count(1, timeout=LIVE)
