@@ -9,7 +9,7 @@ import typing
 import httpx
 import pytest
 
-from dingpush import AsyncApp, Text
+from dingpush import AsyncApp, RecallResult, ServerBusy, Text
 from dingpush.relay import AppTarget, Relay, RobotTarget, create_app, dashboard_routes
 from dingpush.relay._coalesce import DIGEST_KIND, digest_payload
 from dingpush.relay.stores import MemoryStore, NewMessage, Status
@@ -287,3 +287,30 @@ async def test_the_dashboard_recalls_after_asking(dingtalk_emulator: EmulatorSer
             f"/ui/messages/{hook_id}/recall", data={"csrf": csrf}, headers=_ORIGIN
         )
         assert refused.status_code == 409 and "webhook robots cannot recall" in refused.text
+
+
+class _BusyAfterOneCall(AppTarget):
+    """DingTalk recalls the first 20 keys, then is busy (the library's partial result)."""
+
+    async def recall(self, keys: typing.Sequence[str], *, group: str | None) -> RecallResult:
+        error = ServerBusy("system.error", "system busy")
+        error.partial = RecallResult(tuple(keys[:20]), {}, group, 1)
+        raise error
+
+
+async def test_keys_recalled_before_a_failure_are_kept(dingtalk_emulator: EmulatorServer) -> None:
+    app, cid = _app(dingtalk_emulator)
+    target = _BusyAfterOneCall("group", app, "app-group", open_conversation_id=cid, owns_app=True)
+    store = MemoryStore()
+    payload = '{"msgtype":"text","text":{"content":"x"}}'
+    enqueued = await store.enqueue(NewMessage(target="group", kind="text", payload=payload))
+    (claim,) = await store.claim(1, lease=60, target="group")
+    keys = [f"key{i:02d}" for i in range(25)]
+    await store.mark_delivered(claim, reply={"process_query_keys": keys})
+    relay = Relay([target], store=store, settings=fast_settings(api_tokens=API_TOKENS))
+    async with serving(relay, headers=_auth()) as api:
+        busy = await api.post(f"/v1/messages/{enqueued.id}/recall")
+        assert busy.status_code == 503 and busy.headers["retry-after"]
+        assert "retry later" in busy.json()["detail"]
+        recall = (await store.get(enqueued.id)).reply["recall"]  # type: ignore[index]
+    assert recall["recalled"] == keys[:20]

@@ -19,7 +19,7 @@ import logging
 import typing
 from collections.abc import Mapping, Sequence
 
-from dingpush import APIError, DingPushError, QueryKeyExpired, RetryPolicy
+from dingpush import APIError, DingPushError, QueryKeyExpired, RecallResult, RetryPolicy
 
 from ._http import HTTPProblem
 from ._incidents import EventKind, TimelineEvent
@@ -125,6 +125,18 @@ async def recall_message(
             f"only within 24 hours of sending (protocol §11.2). {relay.redact(str(exc))}",
         ) from None
     except DingPushError as exc:
+        # Keys recalled by the calls before the failing one are recalled: keep them, so a
+        # second recall asks only for the rest.
+        partial = getattr(exc, "partial", None)
+        if isinstance(partial, RecallResult) and partial.recalled:
+            record = {
+                "at": now,
+                "by": who,
+                "via": via,
+                "recalled": [*done, *partial.recalled],
+                "failed": dict(partial.failed),
+            }
+            await relay.store.note_recall(message.id, record)
         raise _dingtalk_problem(relay, exc) from None
     recalled = [*done, *result.recalled]
     failed = dict(result.failed)
