@@ -326,12 +326,13 @@ class _Dashboard:
     def _recallable(self, detail: Mapping[str, typing.Any]) -> bool:
         """An app-robot message in the chat (or on its way) that was not recalled yet."""
         target = self.relay.targets.get(detail["target"])
-        return (
-            target is not None
-            and target.recall_refusal() is None
-            and detail["recalled"] is None
-            and "recall" in detail["links"]
-        )
+        if target is None or target.recall_refusal() is not None:
+            return False
+        recalled = detail["recalled"]
+        if recalled is not None:  # some parts DingTalk did not take back: they may be retried
+            reply = detail["reply"] or {}
+            return int(recalled["keys"]) < len(reply.get("process_query_keys") or ())
+        return "recall" in detail["links"]
 
     async def message(self, request: Request) -> Response:
         session = self.auth.session(request)
