@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 import typing
@@ -314,3 +315,17 @@ async def test_keys_recalled_before_a_failure_are_kept(dingtalk_emulator: Emulat
         assert "retry later" in busy.json()["detail"]
         recall = (await store.get(enqueued.id)).reply["recall"]  # type: ignore[index]
     assert recall["recalled"] == keys[:20]
+
+
+async def test_two_recalls_at_once_record_one_recall(dingtalk_emulator: EmulatorServer) -> None:
+    async with serving(_relay(dingtalk_emulator), headers=_auth()) as api:
+        message_id = await _delivered(api, "group", text("twice"))
+        first, second = await asyncio.gather(
+            api.post(f"/v1/messages/{message_id}/recall", json={"by": "alice"}),
+            api.post(f"/v1/messages/{message_id}/recall", json={"by": "bob"}),
+        )
+        answers = sorted([first.json(), second.json()], key=lambda a: bool(a.get("already")))
+        assert answers[0]["outcome"] == "recalled" and not answers[0]["failed"]
+        assert answers[1]["already"] is True
+        detail = (await api.get(f"/v1/messages/{message_id}")).json()
+        assert detail["recalled"]["keys"] == 1 and detail["recalled"]["failed"] == 0

@@ -15,8 +15,10 @@ The API (``POST /v1/messages/{id}/recall``) and the dashboard's Recall button bo
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import typing
+import weakref
 from collections.abc import Mapping, Sequence
 
 from dingpush import APIError, DingPushError, QueryKeyExpired, RecallResult, RetryPolicy
@@ -44,6 +46,11 @@ def _recalled_before(message: OutboxMessage) -> Mapping[str, typing.Any] | None:
     return recall if isinstance(recall, Mapping) else None
 
 
+#: One recall at a time per relay: two people pressing Recall together must not each record
+#: what the other's call did as "failed" (DingTalk reports a key recalled twice as failed).
+_LOCKS: weakref.WeakKeyDictionary[Relay, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
 async def recall_message(
     relay: Relay, message_id: str, *, who: str, via: str
 ) -> dict[str, typing.Any]:
@@ -52,6 +59,12 @@ async def recall_message(
     Raises ``HTTPProblem``: 409 when the message cannot be recalled (a webhook robot's, being
     sent, failed, past DingTalk's 24 h window), 502/503 when DingTalk refused or failed.
     """
+    lock = _LOCKS.setdefault(relay, asyncio.Lock())
+    async with lock:
+        return await _recall(relay, message_id, who=who, via=via)
+
+
+async def _recall(relay: Relay, message_id: str, *, who: str, via: str) -> dict[str, typing.Any]:
     asked = await relay.store.get(message_id)
     message = asked
     if asked.status is Status.DIGESTED and asked.digest_id:
