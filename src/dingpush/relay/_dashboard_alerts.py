@@ -250,6 +250,12 @@ class _Alerts:
             count = request.query_params.get("count", "")
             if count.isdigit():
                 context["notice"] = f"Recalled {count} message{'s' if count != '1' else ''}."
+                kept = request.query_params.get("kept", "")
+                if kept.isdigit() and kept != "0":
+                    context["notice"] += (
+                        f" {kept} could not be (a webhook robot's, or not delivered): "
+                        "see each message's page."
+                    )
         return self.dashboard._page(request, "dashboard/incident.html", session, **context)
 
     async def incident_updates(self, request: Request) -> Response:
@@ -341,7 +347,8 @@ class _Alerts:
             problem = HTTPProblem(409, " · ".join(problems))
             return await self._refused(request, session, problem, "Not recalled")
         root = self._urls(request).root
-        target = f"{root}/ui/alerts/{incident.number}?done=recalled&count={recalled}"
+        query = f"done=recalled&count={recalled}&kept={len(problems)}"
+        target = f"{root}/ui/alerts/{incident.number}?{query}"
         return RedirectResponse(target, status_code=303)
 
 
