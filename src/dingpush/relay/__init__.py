@@ -20,6 +20,7 @@ if typing.TYPE_CHECKING:
     from ._alerts import AlertReceivers
     from ._app import create_app
     from ._dashboard import dashboard_routes
+    from ._oncall import OnCall, Override, Policy, Schedule, Step
     from ._relay import Relay
     from ._serve import RelayServer, serve
     from ._settings import RELAY_RETRY, RelaySettings
@@ -29,12 +30,17 @@ __all__ = [
     "RELAY_RETRY",
     "AlertReceivers",
     "AppTarget",
+    "OnCall",
+    "Override",
+    "Policy",
     "PoolTarget",
     "Relay",
     "RelayServer",
     "RelaySettings",
     "RelayTarget",
     "RobotTarget",
+    "Schedule",
+    "Step",
     "TargetOptions",
     "create_app",
     "dashboard_routes",
@@ -45,6 +51,11 @@ _WHERE = {
     "AlertReceivers": "._alerts",
     "create_app": "._app",
     "dashboard_routes": "._dashboard",
+    "OnCall": "._oncall",
+    "Override": "._oncall",
+    "Policy": "._oncall",
+    "Schedule": "._oncall",
+    "Step": "._oncall",
     "Relay": "._relay",
     "serve": "._serve",
     "RelayServer": "._serve",

@@ -266,7 +266,7 @@ class AlertReceivers:
         if relay.escalation is not None and outcome.messages:
             # After the commit and before answering: a failure here is a 503, and the
             # sender's retry finds the same messages (their keys) and the same incident.
-            await relay.escalation.notified(outcome.messages, answers)
+            await relay.escalation.notified(outcome.messages, answers, kind=outcome.kind)
         if self._memory_log:
             outcome.remember(self.repeats, now)
         else:

@@ -97,9 +97,14 @@ class Escalation:
     # -- alerts in ------------------------------------------------------------------------------
 
     async def notified(
-        self, messages: Sequence[AlertMessage], answers: Sequence[Enqueued]
+        self, messages: Sequence[AlertMessage], answers: Sequence[Enqueued], *, kind: str = ""
     ) -> list[Incident]:
-        """Open (or join) the incident of each firing notification; close resolved ones."""
+        """Open (or join) the incident of each firing notification; close resolved ones.
+
+        Alertmanager and Grafana notifications open an incident on every route (one without
+        a policy never escalates, but can be acknowledged and silenced); a generic hook's, which
+        never resolves, only on a route with a policy.
+        """
         now = self.clock.time()
         groups: dict[tuple[str, str], list[tuple[AlertMessage, Enqueued]]] = {}
         for item, answer in zip(messages, answers, strict=True):
@@ -114,6 +119,8 @@ class Escalation:
                 continue
             name = self.policies.get(route)
             policy = self.oncall.policies.get(name) if name is not None else None
+            if policy is None and kind == "generic":
+                continue
             incident = await self.incidents.open_incident(
                 route=route,
                 group_key=group_key,
@@ -187,9 +194,13 @@ class Escalation:
         if policy.wait_for == "read":
             readers = await self._readers(incident)
             if readers:
-                who = ", ".join(readers)
-                event = TimelineEvent(now, EventKind.READ, who, "read: escalation stopped")
+                detail = f"read by {', '.join(readers)}: escalation stopped"
+                event = TimelineEvent(now, EventKind.READ, readers[0], detail)
                 return await self._advance(incident, None, event)
+        # Acknowledged (or resolved) since the claim, while DingTalk was asked? Then no DING.
+        current = await self.incidents.get(incident.number)
+        if current is None or not current.state.escalates or current.step != incident.step:
+            return None
         if step.ding is not None:
             event = await self._ding(incident, policy, step, now)
         else:
