@@ -37,21 +37,22 @@ __all__ = ["EVENT_SIGNS", "STATE_SIGNS", "alerts_routes", "zone_for"]
 
 #: A sign and a word for each kind of timeline entry: never told by colour or icon alone.
 EVENT_SIGNS: Mapping[EventKind, tuple[str, str]] = {
-    EventKind.OPENED: ("🔥", "opened"),
+    # Signs of common fonts (no emoji font needed), like the outbox's status signs.
+    EventKind.OPENED: ("⚑", "opened"),
     EventKind.SENT: ("✉", "sent"),
-    EventKind.READ: ("👁", "read by"),
-    EventKind.DING: ("📞", "DING'd"),
-    EventKind.NOTIFIED: ("📣", "notified"),
-    EventKind.ACKNOWLEDGED: ("✋", "acknowledged"),
-    EventKind.SILENCED: ("🔕", "silenced"),
+    EventKind.READ: ("◉", "read by"),
+    EventKind.DING: ("☎", "DING'd"),
+    EventKind.NOTIFIED: ("➜", "notified"),
+    EventKind.ACKNOWLEDGED: ("☑", "acknowledged"),
+    EventKind.SILENCED: ("⊘", "silenced"),
     EventKind.RESOLVED: ("✓", "resolved"),
-    EventKind.RECALLED: ("⎌", "recalled"),
+    EventKind.RECALLED: ("↶", "recalled"),
     EventKind.NOTE: ("•", "note"),
 }
 STATE_SIGNS: Mapping[IncidentState, str] = {
     IncidentState.OPEN: "!",
-    IncidentState.ACKNOWLEDGED: "✋",
-    IncidentState.SILENCED: "🔕",
+    IncidentState.ACKNOWLEDGED: "☑",
+    IncidentState.SILENCED: "⊘",
     IncidentState.RESOLVED: "✓",
 }
 #: What the list shows unless ``?state=`` says otherwise: every incident not closed.
