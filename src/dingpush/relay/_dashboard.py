@@ -20,7 +20,13 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from dingpush.web import STATIC_PACKAGE, MessageRenderer, create_environment, findings_for
+from dingpush.web import (
+    STATIC_PACKAGE,
+    MessageRenderer,
+    create_environment,
+    findings_for,
+    time_label,
+)
 
 from ._api import message_detail, message_page, retry_failed
 from ._bulk_retry import from_form, retry_dead_letters
@@ -310,6 +316,7 @@ class _Dashboard:
             "recallable": self._recallable(detail),
             "incident": await self._incident_of(message_id, detail),
             "recalled": detail["recalled"],
+            "recalled_at": time_label((detail["recalled"] or {}).get("at")),
             "notice": None,
             "problem": None,
         }
