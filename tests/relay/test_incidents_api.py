@@ -10,8 +10,8 @@ import pytest
 
 from dingpush import AsyncApp
 from dingpush.relay import AppTarget, Relay
-from dingpush.relay._incidents import IncidentState
-from dingpush.relay.stores import MemoryIncidentStore
+from dingpush.relay._incidents import Incident, IncidentState
+from dingpush.relay.stores import IncidentNotFound, MemoryIncidentStore
 from dingpush.testing import EmulatorServer
 
 from ._support import eventually, fast_settings, serving, text
@@ -164,3 +164,18 @@ async def test_a_secret_in_an_alert_is_masked(dingtalk_emulator: EmulatorServer)
         ]
     for text_ in answers:
         assert API_TOKENS[0] not in text_ and "login with" in text_
+
+
+class _Vanishing(MemoryIncidentStore):
+    """An incident that is gone by the time it is acknowledged (another instance's cleanup)."""
+
+    async def acknowledge(self, number: int, *, who: str, via: str, now: float) -> Incident:
+        raise IncidentNotFound(number)
+
+
+async def test_an_incident_gone_meanwhile_is_a_404(dingtalk_emulator: EmulatorServer) -> None:
+    store = _Vanishing()
+    number = await _open(store, "DiskFull on db-1")
+    async with serving(_relay(dingtalk_emulator, store), headers=_auth()) as api:
+        gone = await api.post(f"/v1/incidents/{number}/ack")
+    assert gone.status_code == 404 and f"no incident {number}" in gone.json()["detail"]

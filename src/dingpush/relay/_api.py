@@ -34,6 +34,7 @@ from ._ingress import robot_send as _ingress
 from ._oncall_api import ack_incident, get_incident, list_incidents, recall
 from ._relay import Accepted, Relay
 from .stores import (
+    IncidentNotFound,
     InvalidTransition,
     MessageNotFound,
     OutboxMessage,
@@ -139,7 +140,7 @@ def _wrap(endpoint: Endpoint, relay: Relay) -> Callable[[Request], Awaitable[Res
             return problem(exc)
         except StoreUnavailable as exc:
             return problem(_store_unavailable(exc, relay))
-        except MessageNotFound as exc:
+        except (MessageNotFound, IncidentNotFound) as exc:
             return problem(HTTPProblem(404, str(exc)))
         except InvalidTransition as exc:
             return problem(HTTPProblem(409, relay.redact(str(exc))))

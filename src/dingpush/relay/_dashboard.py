@@ -45,7 +45,13 @@ from ._oncall_api import check_name
 from ._playground import playground_routes
 from ._recall import recall_message
 from ._relay import Relay
-from .stores import InvalidTransition, MessageNotFound, Status, StoreUnavailable
+from .stores import (
+    IncidentNotFound,
+    InvalidTransition,
+    MessageNotFound,
+    Status,
+    StoreUnavailable,
+)
 
 __all__ = ["PAGE_SIZE", "dashboard_routes"]
 
@@ -233,6 +239,8 @@ class _Dashboard:
                     f"The outbox has no message {message_id!r}: delivered messages are pruned "
                     "after the relay's retention period.",
                 )
+            except IncidentNotFound as exc:
+                return self._error(request, 404, "No such incident", str(exc))
             except StoreUnavailable as exc:
                 return self._error(
                     request,
