@@ -9,10 +9,15 @@ Markers before a fenced block (found by ``tests/_docblocks.py``, as for docs/cli
   address, and the block's ``pip install`` and ``dingpush serve`` lines are left out (the test
   has installed and started it). Every JSON answer the block prints must be about a message
   the relay stored, and each stored message must reach the sandbox robot once.
+* ``<!-- test: relay-oncall -->`` (sh): run the same way against a relay with an app-group
+  target ``ops-group`` (an app of the emulator) and an open incident #1 in its incident store;
+  every ``curl -f`` must succeed, and what the block did (a recall, an acknowledgement) must
+  show in the emulator and the store.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import pathlib
@@ -28,13 +33,16 @@ import httpx
 import pytest
 
 from _docblocks import ROOT, Block, marked_blocks
-from dingpush.relay import RelayServer
+from dingpush import AsyncApp
+from dingpush.relay import AppTarget, Relay, RelayServer, RelaySettings
 from dingpush.relay._config import load_relay
+from dingpush.relay._incidents import IncidentState
 from dingpush.relay._serve import Embedded, embedded
-from dingpush.relay.stores import SQLiteStore
+from dingpush.relay.stores import MemoryIncidentStore, SQLiteStore
+from dingpush.testing import EmulatorServer
 
 GUIDES = (ROOT / "README.md", ROOT / "docs" / "relay.md")
-KINDS = ("relay-config", "relay")
+KINDS = ("relay-config", "relay", "relay-oncall")
 _SETUP_LINE = re.compile(r"^\s*(pip install|dingpush serve)\b")
 
 
@@ -141,3 +149,68 @@ def test_shell_example_runs_against_a_live_relay(
         _eventually(delivered, "every message of the example to be delivered")
     shown = [m.msg_uuid or "" for m in sandbox_relay.emulator.messages(robot="sandbox")]
     assert sorted(shown) == sorted(stored)  # each once
+
+
+# -- recall and incidents, against a relay with an app target and an incident ------------------
+
+
+@pytest.fixture
+def oncall_relay(
+    dingtalk_emulator: EmulatorServer,
+) -> Iterator[tuple[RelayServer, MemoryIncidentStore]]:
+    config = dingtalk_emulator.add_app("ops-app", groups=["Ops"])
+    (cid,) = config.groups
+    app = AsyncApp(
+        config.app_key, config.app_secret, api_base=dingtalk_emulator.url, token_cache=False
+    )
+    target = AppTarget("ops-group", app, "app-group", open_conversation_id=cid, owns_app=True)
+    incidents = MemoryIncidentStore()
+    relay = Relay([target], settings=RelaySettings(port=0, idle_poll=0.2), incidents=incidents)
+    with RelayServer(relay) as server:
+        _run_async(
+            incidents.open_incident(
+                route="ops",
+                group_key="DiskFull",
+                title="DiskFull on db-1",
+                labels={"alertname": "DiskFull", "instance": "db-1"},
+                policy="page",
+                targets=["ops-group"],
+                due_at=time.time() + 300,
+                now=time.time(),
+            )
+        )
+        yield server, incidents
+
+
+def _run_async(coroutine: typing.Any) -> typing.Any:
+    return asyncio.run(coroutine)
+
+
+@pytest.mark.parametrize("block", blocks("relay-oncall"))
+def test_oncall_example_runs_against_a_live_relay(
+    block: Block,
+    oncall_relay: tuple[RelayServer, MemoryIncidentStore],
+    dingtalk_emulator: EmulatorServer,
+    tmp_path: pathlib.Path,
+) -> None:
+    server, incidents = oncall_relay
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    process = subprocess.run(
+        ["bash", "-e", "-o", "pipefail", "-c", _script(block, server.url)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert process.returncode == block.exit, process.stdout + process.stderr
+    assert process.stdout.strip(), "the example printed nothing"
+    if "/recall" in block.body:
+        recalled = [k for k in dingtalk_emulator.emulator.app_messages() if k.recalled_at]
+        assert len(recalled) == 1, process.stdout
+        assert '"outcome": "recalled"' in process.stdout
+    if "/ack" in block.body:
+        incident = _run_async(incidents.get(1))
+        assert incident.state is IncidentState.ACKNOWLEDGED and incident.acknowledged_by == "alice"
+        assert '["acknowledged","alice","api"]' in process.stdout

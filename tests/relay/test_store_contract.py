@@ -282,6 +282,45 @@ DEAD = [
 ]
 
 
+async def test_cancel_takes_a_queued_message_out_of_the_queue(
+    store: OutboxStore, clock: FakeClock
+) -> None:
+    (kept, cancelled) = await enqueue(store, 2)
+    clock.advance(1)
+    message = await store.cancel(cancelled, reason="cancelled by alice: recalled before sending")
+    assert message.status is Status.FAILED and message.attempts == 0
+    assert message.cancelled and message.last_errcode == "cancelled"
+    assert "alice" in (message.last_error or "")
+    assert message.updated_at == clock.time()
+    assert await store.attempts(cancelled) == []
+    assert (await claim_one(store)).id == kept
+    with pytest.raises(InvalidTransition):  # sending, then failed: nothing to cancel
+        await store.cancel(kept, reason="too late")
+    with pytest.raises(InvalidTransition):
+        await store.cancel(cancelled, reason="twice")
+    with pytest.raises(MessageNotFound):
+        await store.cancel("no-such-id", reason="x")
+    retried = await store.retry(cancelled)  # a dead letter an operator may still send
+    assert retried.status is Status.QUEUED
+
+
+async def test_note_recall_records_it_in_the_reply(store: OutboxStore) -> None:
+    (message_id,) = await enqueue(store, 1)
+    with pytest.raises(InvalidTransition):  # not delivered: nothing was recalled
+        await store.note_recall(message_id, {"at": 1.0})
+    claim = await claim_one(store)
+    await store.mark_delivered(claim, reply={"errcode": 0, "process_query_keys": ["k1", "k2"]})
+    first = {"at": 1.0, "by": "alice", "recalled": ["k1"], "failed": {"k2": "SYSTEM_ERROR"}}
+    await store.note_recall(message_id, first)
+    again = {"at": 2.0, "by": "bob", "recalled": ["k1", "k2"], "failed": {}}
+    message = await store.note_recall(message_id, again)
+    assert message.status is Status.DELIVERED
+    assert message.reply == {"errcode": 0, "process_query_keys": ["k1", "k2"], "recall": again}
+    assert (await store.get(message_id)).reply == message.reply
+    with pytest.raises(MessageNotFound):
+        await store.note_recall("no-such-id", again)
+
+
 @pytest.mark.parametrize(
     ("where", "picked"),
     [

@@ -31,8 +31,10 @@ from ._http import (
     unauthorized,
 )
 from ._ingress import robot_send as _ingress
+from ._oncall_api import ack_incident, get_incident, list_incidents, recall
 from ._relay import Accepted, Relay
 from .stores import (
+    IncidentNotFound,
     InvalidTransition,
     MessageNotFound,
     OutboxMessage,
@@ -87,6 +89,8 @@ class Endpoint:
     auth: bool = True
     description: str = ""
     media_type: str = "application/json"
+    #: False: the body may be left out (an empty request is not refused for its media type).
+    body_required: bool = True
     extra: Mapping[str, typing.Any] = field(default_factory=dict)
 
 
@@ -110,8 +114,15 @@ def _guard(endpoint: Endpoint, relay: Relay, request: Request) -> None:
                 "API tokens, so a web page must not change anything through it. Call it from "
                 "a tool, or set api_tokens in [relay] and send Authorization: Bearer …",
             )
-    if endpoint.body is not None:
+    if endpoint.body is not None and (endpoint.body_required or _has_body(request)):
         require_json(request)
+
+
+def _has_body(request: Request) -> bool:
+    length = request.headers.get("content-length")
+    if length is not None:
+        return length.strip() not in ("", "0")
+    return "transfer-encoding" in request.headers
 
 
 def _wrap(endpoint: Endpoint, relay: Relay) -> Callable[[Request], Awaitable[Response]]:
@@ -129,7 +140,7 @@ def _wrap(endpoint: Endpoint, relay: Relay) -> Callable[[Request], Awaitable[Res
             return problem(exc)
         except StoreUnavailable as exc:
             return problem(_store_unavailable(exc, relay))
-        except MessageNotFound as exc:
+        except (MessageNotFound, IncidentNotFound) as exc:
             return problem(HTTPProblem(404, str(exc)))
         except InvalidTransition as exc:
             return problem(HTTPProblem(409, relay.redact(str(exc))))
@@ -359,6 +370,9 @@ async def metrics(relay: Relay, request: Request) -> Response:
 
 
 _ID = Param("id", "path", {"type": "string"}, "The message id (also its msgUuid).", True)
+_NUMBER = Param(
+    "number", "path", {"type": "integer", "minimum": 1}, "The incident's number (#42).", True
+)
 _IDEMPOTENCY = Param(
     "Idempotency-Key",
     "header",
@@ -490,6 +504,109 @@ ENDPOINTS: tuple[Endpoint, ...] = (
             '{"target": "ops", "errcode": 300001} once a revoked token is replaced, or '
             '{"error": "TransportError", "failed_since": …} after an outage. At most limit '
             "(1,000 by default) a request; more says whether others are left."
+        ),
+    ),
+    Endpoint(
+        "POST",
+        "/v1/messages/{id}/recall",
+        "recallMessage",
+        "Recall a delivered app-robot message (a queued one is cancelled)",
+        recall,
+        "messages",
+        {
+            200: ("Recalled (or cancelled before sending); see outcome.", "RecallResult"),
+            400: _PROBLEMS[400],
+            401: _PROBLEMS[401],
+            404: ("No such message.", "Problem"),
+            409: (
+                "It cannot be recalled: a webhook robot's or a work notification, being sent, "
+                "failed, or past DingTalk's 24 h window for one-to-one messages.",
+                "Problem",
+            ),
+            413: ("The body is larger than max_body.", "Problem"),
+            502: ("DingTalk refused the recall (errcode and advice in detail).", "Problem"),
+            503: ("DingTalk or the outbox failed for now; retry after Retry-After.", "Problem"),
+        },
+        params=(_ID,),
+        body="RecallRequest",
+        body_required=False,
+        description=(
+            "Takes every processQueryKey of the message back out of the chat through the "
+            "app's API (protocol §11: 20 keys a call; one-to-one messages within 24 hours). A "
+            "digest recalls as one message: recalling it, or an original it carries, recalls "
+            "the whole digest. A message still queued is cancelled instead (it becomes a dead "
+            "letter with errcode 'cancelled'). Webhook robots cannot recall (no "
+            "processQueryKey, protocol §11): 409. The recall is recorded on the message "
+            "(recalled, and reply.recall) and on its incident's timeline. The optional body "
+            'names who recalls ({"by": "alice"}); the API token\'s label otherwise.'
+        ),
+    ),
+    Endpoint(
+        "GET",
+        "/v1/incidents",
+        "listIncidents",
+        "Incidents of the on-call loop, newest first",
+        list_incidents,
+        "incidents",
+        {
+            200: ("Incidents (without their timelines).", "IncidentList"),
+            400: _PROBLEMS[400],
+            401: _PROBLEMS[401],
+            **_STORE_DOWN,
+        },
+        params=(
+            Param(
+                "state",
+                "query",
+                {"type": "string", "enum": ["open", "acknowledged", "silenced", "resolved"]},
+                "Only incidents in this state (repeat it, or separate states by commas).",
+            ),
+            Param("target", "query", {"type": "string"}, "Only incidents sent to this target."),
+            Param(
+                "limit",
+                "query",
+                {"type": "integer", "minimum": 1, "maximum": 500, "default": 100},
+                "At most this many.",
+            ),
+        ),
+    ),
+    Endpoint(
+        "GET",
+        "/v1/incidents/{number}",
+        "getIncident",
+        "An incident with its timeline",
+        get_incident,
+        "incidents",
+        {
+            200: ("The incident and its timeline, oldest event first.", "IncidentDetail"),
+            401: _PROBLEMS[401],
+            404: ("No such incident.", "Problem"),
+            **_STORE_DOWN,
+        },
+        params=(_NUMBER,),
+    ),
+    Endpoint(
+        "POST",
+        "/v1/incidents/{number}/ack",
+        "ackIncident",
+        "Acknowledge an incident: its escalation stops",
+        ack_incident,
+        "incidents",
+        {
+            200: ("Acknowledged (a second ack keeps the first one).", "IncidentDetail"),
+            400: _PROBLEMS[400],
+            401: _PROBLEMS[401],
+            404: ("No such incident.", "Problem"),
+            409: ("The incident is resolved.", "Problem"),
+            413: ("The body is larger than max_body.", "Problem"),
+            **_STORE_DOWN,
+        },
+        params=(_NUMBER,),
+        body="AckRequest",
+        body_required=False,
+        description=(
+            "Recorded with who (the optional body's by, or the API token's label) and "
+            'via "api"; the incident\'s groups are told "acknowledged by …".'
         ),
     ),
     Endpoint(

@@ -20,10 +20,17 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from dingpush.web import STATIC_PACKAGE, MessageRenderer, create_environment, findings_for
+from dingpush.web import (
+    STATIC_PACKAGE,
+    MessageRenderer,
+    create_environment,
+    findings_for,
+    time_label,
+)
 
 from ._api import message_detail, message_page, retry_failed
 from ._bulk_retry import from_form, retry_dead_letters
+from ._dashboard_alerts import alerts_routes
 from ._dashboard_auth import DashboardAuth, Session, safe_next
 from ._dashboard_views import (
     attempt_rows,
@@ -34,9 +41,17 @@ from ._dashboard_views import (
     target_rows,
 )
 from ._http import HTTPProblem, read_body
+from ._oncall_api import check_name
 from ._playground import playground_routes
+from ._recall import recall_message
 from ._relay import Relay
-from .stores import InvalidTransition, MessageNotFound, Status, StoreUnavailable
+from .stores import (
+    IncidentNotFound,
+    InvalidTransition,
+    MessageNotFound,
+    Status,
+    StoreUnavailable,
+)
 
 __all__ = ["PAGE_SIZE", "dashboard_routes"]
 
@@ -58,6 +73,16 @@ _HEADERS = {
 }
 
 Handler = Callable[[Request], Awaitable[Response]]
+
+#: What the message's page says after a recall, by the recall's outcome.
+_RECALL_NOTICES = {
+    "recalled": "Recalled: DingTalk took the message out of the chat.",
+    "partly_recalled": (
+        "Partly recalled: DingTalk did not take every part back (see DingTalk's answer); "
+        "recall again to retry them."
+    ),
+    "cancelled": "Cancelled: it was still queued and will not be sent (a dead letter now).",
+}
 
 
 class _Urls:
@@ -88,6 +113,9 @@ class _Urls:
 
     def retry(self, message_id: str) -> str:
         return self.message(message_id) + "/retry"
+
+    def recall(self, message_id: str) -> str:
+        return self.message(message_id) + "/recall"
 
     def bulk_retry(self) -> str:
         return f"{self.root}/ui/retry"
@@ -211,6 +239,8 @@ class _Dashboard:
                     f"The outbox has no message {message_id!r}: delivered messages are pruned "
                     "after the relay's retention period.",
                 )
+            except IncidentNotFound as exc:
+                return self._error(request, 404, "No such incident", str(exc))
             except StoreUnavailable as exc:
                 return self._error(
                     request,
@@ -291,9 +321,33 @@ class _Dashboard:
             "payload_json": pretty_json(payload),
             "reply_json": None if detail["reply"] is None else pretty_json(detail["reply"]),
             "retryable": row.status.value == Status.FAILED,
+            "recallable": self._recallable(detail),
+            "incident": await self._incident_of(message_id, detail),
+            "recalled": detail["recalled"],
+            "recalled_at": time_label((detail["recalled"] or {}).get("at")),
             "notice": None,
             "problem": None,
         }
+
+    async def _incident_of(self, message_id: str, detail: Mapping[str, typing.Any]) -> typing.Any:
+        """The incident the message (or the digest it went out in) is about, if any."""
+        for candidate in (message_id, detail.get("digest_id"), *detail["originals"]):
+            if candidate:
+                incident = await self.relay.incidents.find_by_message(candidate)
+                if incident is not None:
+                    return incident
+        return None
+
+    def _recallable(self, detail: Mapping[str, typing.Any]) -> bool:
+        """An app-robot message in the chat (or on its way) that was not recalled yet."""
+        target = self.relay.targets.get(detail["target"])
+        if target is None or target.recall_refusal() is not None:
+            return False
+        recalled = detail["recalled"]
+        if recalled is not None:  # some parts DingTalk did not take back: they may be retried
+            reply = detail["reply"] or {}
+            return int(recalled["keys"]) < len(reply.get("process_query_keys") or ())
+        return "recall" in detail["links"]
 
     async def message(self, request: Request) -> Response:
         session = self.auth.session(request)
@@ -303,6 +357,9 @@ class _Dashboard:
         context = await self._detail_context(message_id)
         if request.query_params.get("retried"):
             context["notice"] = "Queued again: the dispatcher takes it up at once."
+        done = request.query_params.get("recalled")
+        if done:
+            context["notice"] = _RECALL_NOTICES.get(done, _RECALL_NOTICES["recalled"])
         urls = _Urls(request)
         return self._page(
             request,
@@ -339,6 +396,52 @@ class _Dashboard:
             context["problem"] = f"Only a failed message can be retried; this one is {status}."
             return self._page(request, "dashboard/detail.html", session, status=409, **context)
         target = _Urls(request).message(message_id) + "?retried=1"
+        return RedirectResponse(target, status_code=303)
+
+    async def recall_page(self, request: Request) -> Response:
+        """Ask before recalling: a recall takes the message out of the chat for everyone."""
+        session = self.auth.session(request)
+        if session is None:
+            return self._to_login(request)
+        message_id = request.path_params["id"]
+        context = await self._detail_context(message_id)
+        return self._page(
+            request,
+            "dashboard/recall.html",
+            session,
+            page_title=f"Recall message {message_id}?",
+            message=context["message"],
+            recallable=context["recallable"],
+            who=session.label,
+        )
+
+    async def recall(self, request: Request) -> Response:
+        session = self.auth.session(request)
+        if session is None:
+            return self._to_login(request)
+        form = await _form(request)
+        if not self.auth.form_allowed(request, session, form):
+            return self._forbidden(request)
+        message_id = request.path_params["id"]
+        given = form.get("by", "").strip()
+        try:
+            who = check_name(given, "by") if given else session.label
+            answer = await recall_message(self.relay, message_id, who=who, via="dashboard")
+        except (HTTPProblem, InvalidTransition) as exc:
+            context = await self._detail_context(message_id)
+            status = exc.status if isinstance(exc, HTTPProblem) else 409
+            detail = exc.detail if isinstance(exc, HTTPProblem) else str(exc)
+            context["problem"] = f"Not recalled: {self.relay.redact(detail)}"
+            urls = _Urls(request)
+            return self._page(
+                request,
+                "dashboard/detail.html",
+                session,
+                status=status,
+                updates_url=urls.message_updates(message_id),
+                **context,
+            )
+        target = _Urls(request).message(message_id) + "?recalled=" + answer["outcome"]
         return RedirectResponse(target, status_code=303)
 
     async def bulk_retry(self, request: Request) -> Response:
@@ -432,9 +535,11 @@ def dashboard_routes(
 ) -> list[BaseRoute]:
     """The dashboard's routes, for ``create_app(relay, extra_routes=…)``.
 
-    ``/`` (targets and messages), ``/ui/messages/{id}`` (one message; ``POST …/retry``),
+    ``/`` (targets and messages), ``/ui/messages/{id}`` (one message; ``POST …/retry``;
+    ``…/recall``: a confirmation page, and ``POST`` recalls),
     ``POST /ui/retry`` (dead letters in bulk, by target, error and time),
-    ``/ui/playground`` (the alert template playground), ``/ui/login``, ``/ui/logout``,
+    ``/ui/playground`` (the alert template playground), ``/ui/alerts`` (the on-call loop's
+    incidents, ``_dashboard_alerts``), ``/ui/login``, ``/ui/logout``,
     ``/ui/updates`` and ``/ui/messages/{id}/updates`` (the parts
     that change, for the pages' script) and ``/ui/static/…``. ``links`` adds ``(label, path)``
     entries to the header (the embedded emulator's chat view).
@@ -447,10 +552,13 @@ def dashboard_routes(
         Route("/ui/messages/{id}", guarded(view.message), methods=["GET"]),
         Route("/ui/messages/{id}/updates", guarded(view.message_updates), methods=["GET"]),
         Route("/ui/messages/{id}/retry", guarded(view.retry), methods=["POST"]),
+        Route("/ui/messages/{id}/recall", guarded(view.recall_page), methods=["GET"]),
+        Route("/ui/messages/{id}/recall", guarded(view.recall), methods=["POST"]),
         Route("/ui/retry", guarded(view.bulk_retry), methods=["POST"]),
         Route("/ui/login", guarded(view.login_page), methods=["GET"]),
         Route("/ui/login", guarded(view.login), methods=["POST"]),
         Route("/ui/logout", guarded(view.logout), methods=["POST"]),
         *playground_routes(view),
+        *alerts_routes(view),
         Mount("/ui/static", app=StaticFiles(packages=[STATIC_PACKAGE]), name="dashboard-static"),
     ]

@@ -42,6 +42,9 @@ class Session:
 
     csrf: str
     expires: float
+    #: Who acts in this session, as acknowledgements and recalls record it: the label of the
+    #: API token it signed in with (``api token #2``), ``dashboard`` on an open dashboard.
+    label: str = "dashboard"
 
 
 def _digest(session_id: str) -> str:
@@ -113,8 +116,9 @@ class DashboardAuth:
         while len(self._sessions) >= MAX_SESSIONS:
             del self._sessions[next(iter(self._sessions))]
         session_id = secrets.token_urlsafe(32)
+        number = next(i for i, t in enumerate(self._tokens, 1) if token_matches(token, [t]))
         self._sessions[_digest(session_id)] = Session(
-            secrets.token_urlsafe(32), now + self._lifetime
+            secrets.token_urlsafe(32), now + self._lifetime, f"api token #{number}"
         )
         return session_id
 

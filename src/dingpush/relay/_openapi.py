@@ -74,7 +74,7 @@ def _operation(endpoint: Endpoint) -> dict[str, typing.Any]:
         ]
     if endpoint.body is not None:
         operation["requestBody"] = {
-            "required": True,
+            "required": endpoint.body_required,
             "content": {
                 "application/json": {"schema": {"$ref": f"#/components/schemas/{endpoint.body}"}}
             },

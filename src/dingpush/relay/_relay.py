@@ -47,6 +47,7 @@ from .stores import (
 if typing.TYPE_CHECKING:
     from ._alerts import AlertReceivers
     from ._fleet import Fleet
+    from ._incidents import IncidentStore
 
 __all__ = ["PROBE_INTERVAL", "Accepted", "Relay"]
 
@@ -86,7 +87,8 @@ class Relay:
             "postgresql://…"``): its outbox, the robots' budgets shared by every instance
             (instead of a limiter in memory); closed with the relay. Excludes ``store``.
         incidents: Where the on-call loop's incidents live; the outbox store's own
-            (``store.incidents``: the same file or schema) by default.
+            (``store.incidents``: the same file or schema) by default. The API and the
+            dashboard list and acknowledge them; recalls go on their timelines.
     """
 
     def __init__(
@@ -106,6 +108,8 @@ class Relay:
         self.targets = registry(targets)
         self.alerts = alerts
         self.fleet = fleet
+        #: The zone the dashboard shows times in (digest headers use it too); local when None.
+        self.tz = tz
         self.settings = settings or RelaySettings()
         #: The names the relay answers to and its own origins (DNS rebinding, cross-site).
         self.hosts = RelayHosts.from_settings(self.settings)
@@ -322,6 +326,7 @@ class Relay:
             "last_errcode": message.last_errcode,
             "digest_id": message.digest_id,
             "carries": message.carries,
+            "recalled": _recall_view(message),
         }
 
     def detail(
@@ -427,6 +432,20 @@ def _outage_view(outage: Outage | None, redact: Redactor) -> dict[str, typing.An
     return view
 
 
+def _recall_view(message: OutboxMessage) -> dict[str, typing.Any] | None:
+    """When, by whom and how far a delivered message was recalled; None if it was not."""
+    recall = (message.reply or {}).get("recall")
+    if not isinstance(recall, Mapping):
+        return None
+    return {
+        "at": recall.get("at"),
+        "by": recall.get("by"),
+        "via": recall.get("via"),
+        "keys": len(recall.get("recalled") or ()),
+        "failed": len(recall.get("failed") or {}),
+    }
+
+
 def _links(message: OutboxMessage, originals: Sequence[OutboxMessage]) -> dict[str, typing.Any]:
     base = "/v1/messages/"
     links: dict[str, typing.Any] = {"self": base + message.id}
@@ -436,4 +455,6 @@ def _links(message: OutboxMessage, originals: Sequence[OutboxMessage]) -> dict[s
         links["originals"] = [base + o.id for o in originals]
     if str(message.status) == "failed":
         links["retry"] = base + message.id + "/retry"
+    if str(message.status) in ("queued", "delivered", "digested"):
+        links["recall"] = base + message.id + "/recall"
     return links

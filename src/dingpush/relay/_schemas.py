@@ -148,8 +148,63 @@ _SUMMARY: Schema = {
         "last_errcode": _ERRCODE,
         "digest_id": {"type": ["string", "null"], "description": "The digest carrying it."},
         "carries": {"type": "integer", "description": "For a digest: originals it carries."},
+        "recalled": {
+            "type": ["object", "null"],
+            "description": "A delivered app-robot message taken back out of the chat.",
+            "properties": {
+                "at": _TIME,
+                "by": {"type": "string"},
+                "via": {"type": "string", "description": "api or dashboard."},
+                "keys": {"type": "integer", "description": "processQueryKeys recalled."},
+                "failed": {"type": "integer", "description": "Keys DingTalk did not recall."},
+            },
+        },
     },
 }
+
+_EVENT: Schema = _object(
+    ["at", "kind"],
+    {
+        "at": _TIME,
+        "kind": {
+            "type": "string",
+            "enum": [
+                "opened",
+                "sent",
+                "read",
+                "ding",
+                "notified",
+                "acknowledged",
+                "silenced",
+                "resolved",
+                "recalled",
+                "note",
+            ],
+        },
+        "who": {"type": ["string", "null"]},
+        "detail": {"type": "string"},
+    },
+)
+
+_INCIDENT: Schema = _object(
+    ["number", "route", "title", "state", "opened_at"],
+    {
+        "number": {"type": "integer", "description": "What people type in `@robot ack 42`."},
+        "route": {"type": "string"},
+        "group_key": {"type": "string"},
+        "title": {"type": "string"},
+        "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+        "policy": {"type": ["string", "null"]},
+        "state": {"type": "string", "enum": ["open", "acknowledged", "silenced", "resolved"]},
+        "opened_at": _TIME,
+        "closed_at": _MAYBE_TIME,
+        "step": {"type": "integer"},
+        "due_at": _MAYBE_TIME,
+        "targets": {"type": "array", "items": {"type": "string"}},
+        "message_ids": {"type": "array", "items": {"type": "string"}},
+        "acknowledged_by": {"type": ["string", "null"]},
+    },
+)
 
 SCHEMAS: dict[str, Schema] = {
     "At": {
@@ -352,6 +407,51 @@ SCHEMAS: dict[str, Schema] = {
             "dry_run": {"type": "boolean"},
         },
     ),
+    "RecallRequest": {
+        "type": "object",
+        "description": "Optional: who recalls (recorded; the API token's label otherwise).",
+        "properties": {"by": {"type": "string", "minLength": 1, "maxLength": 64}},
+        "additionalProperties": False,
+    },
+    "RecallResult": _object(
+        ["id", "target", "outcome", "recalled", "failed", "message"],
+        {
+            "id": {
+                "type": "string",
+                "description": "The message recalled (a digest for its originals).",
+            },
+            "asked": {"type": "string", "description": "The id in the request."},
+            "target": {"type": "string"},
+            "outcome": {
+                "type": "string",
+                "enum": ["recalled", "partly_recalled", "cancelled"],
+                "description": "cancelled: it was still queued, and will not be sent.",
+            },
+            "recalled": {"type": "array", "items": {"type": "string"}},
+            "failed": {
+                "type": "object",
+                "additionalProperties": {"type": "string"},
+                "description": "processQueryKey → DingTalk's reason: recall again to retry them.",
+            },
+            "already": {"type": "boolean", "description": "It had been recalled before."},
+            "message": _ref("MessageSummary"),
+        },
+    ),
+    "TimelineEvent": _EVENT,
+    "Incident": _INCIDENT,
+    "IncidentDetail": {
+        "allOf": [
+            _ref("Incident"),
+            _object(["timeline"], {"timeline": {"type": "array", "items": _ref("TimelineEvent")}}),
+        ]
+    },
+    "IncidentList": _object(["items"], {"items": {"type": "array", "items": _ref("Incident")}}),
+    "AckRequest": {
+        "type": "object",
+        "description": "Optional: who acknowledges (the API token's label otherwise).",
+        "properties": {"by": {"type": "string", "minLength": 1, "maxLength": 64}},
+        "additionalProperties": False,
+    },
     "TargetList": _object(["targets"], {"targets": {"type": "array", "items": _ref("TargetInfo")}}),
     "Health": _object(["status"], {"status": {"type": "string"}}),
     "DingTalkReply": _object(

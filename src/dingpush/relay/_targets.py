@@ -51,7 +51,7 @@ from dingpush.lowlevel import (
 if typing.TYPE_CHECKING:
     import httpx
 
-    from dingpush import AsyncApp
+    from dingpush import AsyncApp, RecallResult
     from dingpush.config import AsyncSender
 
 __all__ = [
@@ -168,6 +168,18 @@ class RelayTarget:
 
     async def aclose(self) -> None:
         """Close the clients the target opened."""
+
+    def recall_refusal(self) -> str | None:
+        """Why this target's messages cannot be recalled; None when they can."""
+        return (
+            "webhook robots cannot recall: a custom robot's webhook returns no "
+            "processQueryKey, and only app-robot messages can be recalled (protocol §11). "
+            "Send to an app-group or app-users target to be able to recall"
+        )
+
+    async def recall(self, keys: Sequence[str], *, group: str | None) -> RecallResult:
+        """Recall delivered messages by their ``processQueryKey``s (app targets only)."""
+        raise NotImplementedError(self.recall_refusal())
 
     def secrets(self) -> Iterator[str]:
         """Every secret this target holds, for the relay's redactor."""
@@ -502,6 +514,22 @@ class AppTarget(RelayTarget):
                 reservation.complete()
         return _app_reply(result)
 
+    def recall_refusal(self) -> str | None:
+        if self.kind == "work-notice":
+            return (
+                "work notifications cannot be recalled through the relay: only app-robot "
+                "messages (app-group and app-users targets) carry a processQueryKey (protocol §11)"
+            )
+        return None
+
+    async def recall(self, keys: Sequence[str], *, group: str | None) -> RecallResult:
+        """Through ``AsyncApp.recall``: 20 keys a call, the 24 h window of one-to-one messages."""
+        if self.recall_refusal() is not None:
+            raise NotImplementedError(self.recall_refusal())
+        if self.kind == "app-group":
+            group = group or self.open_conversation_id
+        return await self.app.recall(list(keys), group=group, robot_code=self.robot_code)
+
     async def ding(self, request: Mapping[str, typing.Any]) -> dict[str, typing.Any]:
         result = await self.app.ding(
             request["user_ids"],
@@ -545,10 +573,23 @@ def _app_reply(result: typing.Any) -> dict[str, typing.Any]:
         value = getattr(result, name, None)
         if value:
             reply[name] = list(value) if isinstance(value, tuple) else value
-    keys = getattr(result, "process_query_keys", None)
+    keys = query_keys(result)
     if keys:
-        reply["process_query_keys"] = list(keys)
+        # Every part's key of a split message: a recall takes the whole message back.
+        reply["process_query_keys"] = keys
+    group = getattr(result, "open_conversation_id", None)
+    if group:
+        reply["open_conversation_id"] = group
     return reply
+
+
+def query_keys(result: typing.Any) -> list[str]:
+    """The ``processQueryKey``s of an app-robot send's result, every part's, in order."""
+    keys = getattr(result, "process_query_keys", None)
+    if keys:  # one-to-one: the parts' keys are already merged
+        return list(keys)
+    parts = getattr(result, "parts", None) or (result,)
+    return [k for k in (getattr(p, "process_query_key", None) for p in parts) if k]
 
 
 def registry(targets: Iterable[RelayTarget]) -> Mapping[str, RelayTarget]:

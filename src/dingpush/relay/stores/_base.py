@@ -140,6 +140,11 @@ class OutboxMessage:
     carries: int = 0  #: for a digest: how many originals it carries
     reply: Mapping[str, typing.Any] | None = field(default=None, compare=False)
 
+    @property
+    def cancelled(self) -> bool:
+        """Whether it was taken out of the queue before it was sent (:meth:`OutboxStore.cancel`)."""
+        return self.status is Status.FAILED and self.last_errcode == CANCELLED
+
 
 @dataclass(frozen=True, slots=True)
 class Claim:
@@ -386,6 +391,22 @@ class OutboxStore(typing.Protocol):
         ``dry_run`` nothing changes and the answer lists the ids that would be retried.
         """
 
+    async def cancel(self, message_id: str, *, reason: str) -> OutboxMessage:
+        """Take a ``queued`` message out of the queue before it is sent: it becomes ``failed``.
+
+        Its ``last_error`` is ``reason`` and its ``last_errcode`` :data:`CANCELLED`; no attempt
+        is counted. A cancelled message is a dead letter an operator may still retry. Any
+        other status raises ``InvalidTransition`` (a message being sent cannot be held back).
+        """
+
+    async def note_recall(self, message_id: str, recall: Mapping[str, typing.Any]) -> OutboxMessage:
+        """Record on a ``delivered`` message that it was recalled: ``reply["recall"]``.
+
+        ``recall`` (JSON-serialisable: when, by whom, the keys recalled and those DingTalk
+        refused) replaces an earlier record; the rest of the reply is kept. Any other status
+        raises ``InvalidTransition``.
+        """
+
     async def digest(self, originals: Sequence[str], message: NewMessage) -> OutboxMessage:
         """Atomically store ``message`` as a digest and mark its ``originals`` ``digested``.
 
@@ -587,6 +608,35 @@ def delivery_is_new(message_id: str, status: Status) -> bool:
     if status is Status.DIGESTED:
         raise LeaseLost(message_id, status)
     return True
+
+
+#: The ``last_errcode`` of a message cancelled before it was sent (:meth:`OutboxStore.cancel`).
+CANCELLED = "cancelled"
+
+
+def check_cancellable(message: OutboxMessage) -> None:
+    if message.status is not Status.QUEUED:
+        raise InvalidTransition(
+            f"message {message.id!r} is {message.status}: only a queued message can be cancelled",
+            message_id=message.id,
+            status=message.status,
+        )
+
+
+def check_recallable(message: OutboxMessage) -> None:
+    if message.status is not Status.DELIVERED:
+        raise InvalidTransition(
+            f"message {message.id!r} is {message.status}: only a delivered message can be recalled",
+            message_id=message.id,
+            status=message.status,
+        )
+
+
+def with_recall(reply: Mapping[str, typing.Any] | None, recall: Mapping[str, typing.Any]) -> str:
+    """The reply's JSON text with ``recall`` recorded under ``"recall"``."""
+    text = encode_reply({**(reply or {}), "recall": dict(recall)})
+    assert text is not None
+    return text
 
 
 def check_retryable(message: OutboxMessage) -> None:

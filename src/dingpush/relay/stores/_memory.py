@@ -17,6 +17,7 @@ from dingpush import Clock
 from dingpush.lowlevel import SYSTEM_CLOCK
 
 from ._base import (
+    CANCELLED,
     LEASE_EXPIRED_ERROR,
     Attempt,
     BaseStore,
@@ -31,6 +32,7 @@ from ._base import (
     Page,
     Status,
     TargetStats,
+    check_cancellable,
     check_digest_request,
     check_digestible,
     check_errcode,
@@ -38,6 +40,7 @@ from ._base import (
     check_limit,
     check_listing,
     check_positive,
+    check_recallable,
     check_retryable,
     decode_reply,
     dedupe_claims,
@@ -46,6 +49,7 @@ from ._base import (
     encode_reply,
     new_lease_token,
     new_message_id,
+    with_recall,
 )
 from ._errors import MessageNotFound, StoreUnavailable
 from ._incidents_memory import MemoryIncidentStore
@@ -300,6 +304,26 @@ class MemoryStore(BaseStore):
         message = self._run(operation)
         self._signal.notify()
         return message
+
+    async def cancel(self, message_id: str, *, reason: str) -> OutboxMessage:
+        def operation(now: float) -> OutboxMessage:
+            row = self._row(message_id)
+            check_cancellable(row.snapshot())
+            row.status, row.updated_at = Status.FAILED, now
+            row.last_error, row.last_errcode = reason, CANCELLED
+            return row.snapshot()
+
+        return self._run(operation)
+
+    async def note_recall(self, message_id: str, recall: Mapping[str, typing.Any]) -> OutboxMessage:
+        def operation(now: float) -> OutboxMessage:
+            row = self._row(message_id)
+            message = row.snapshot()
+            check_recallable(message)
+            row.reply = with_recall(message.reply, recall)
+            return row.snapshot()
+
+        return self._run(operation)
 
     async def retry_many(
         self,

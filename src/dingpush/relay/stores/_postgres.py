@@ -476,6 +476,14 @@ class PostgresStore(BaseStore):
         self._woke()
         return message
 
+    async def cancel(self, message_id: str, *, reason: str) -> OutboxMessage:
+        return await self._run(lambda conn, now: ops.cancel(conn, now, message_id, reason))
+
+    async def note_recall(self, message_id: str, recall: Mapping[str, typing.Any]) -> OutboxMessage:
+        text = encode_reply(recall)
+        assert text is not None
+        return await self._run(lambda conn, now: ops.note_recall(conn, message_id, text))
+
     async def retry_many(
         self,
         match: DeadLetterFilter,

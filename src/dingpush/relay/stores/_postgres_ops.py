@@ -18,6 +18,7 @@ from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
 from ._base import (
+    CANCELLED,
     LEASE_EXPIRED_ERROR,
     Attempt,
     Claim,
@@ -31,8 +32,10 @@ from ._base import (
     Page,
     Status,
     TargetStats,
+    check_cancellable,
     check_digestible,
     check_lease,
+    check_recallable,
     check_retryable,
     delivery_is_new,
     encode_cursor,
@@ -213,6 +216,24 @@ async def retry(conn: Conn, now: float, message_id: str, due_at: float | None) -
         check_retryable(message_from_row(await _one(conn, message_id)))
         raise AssertionError(f"message {message_id!r} is failed but was not retried")
     return message_from_row(row)
+
+
+async def cancel(conn: Conn, now: float, message_id: str, reason: str) -> OutboxMessage:
+    params = {"id": message_id, "now": now, "error": reason, "errcode": _errcode(CANCELLED)}
+    row = await (await conn.execute(Q["cancel_message"], params)).fetchone()
+    if row is None:
+        check_cancellable(message_from_row(await _one(conn, message_id)))
+        raise AssertionError(f"message {message_id!r} is queued but was not cancelled")
+    return message_from_row(row)
+
+
+async def note_recall(conn: Conn, message_id: str, recall: str) -> OutboxMessage:
+    cursor = await conn.execute(Q["note_recall"], {"id": message_id, "recall": recall})
+    found = await cursor.fetchone()
+    if found is None:
+        check_recallable(message_from_row(await _one(conn, message_id)))
+        raise AssertionError(f"message {message_id!r} is delivered but the recall was not noted")
+    return message_from_row(found)
 
 
 def _filter(match: DeadLetterFilter, limit: int) -> dict[str, typing.Any]:

@@ -175,6 +175,22 @@ UPDATE messages
  WHERE id = %(id)s AND status = 'failed'
 RETURNING *;
 
+-- name: cancel_message
+-- A queued message held back before it was sent: a dead letter, no attempt counted; no row
+-- unless it is queued.
+UPDATE messages
+   SET status = 'failed', updated_at = %(now)s, last_error = %(error)s,
+       last_errcode = %(errcode)s
+ WHERE id = %(id)s AND status = 'queued'
+RETURNING *;
+
+-- name: note_recall
+-- The recall recorded in the reply; no row unless the message is delivered.
+UPDATE messages
+   SET reply = coalesce(reply, '{}'::jsonb) || jsonb_build_object('recall', %(recall)s::jsonb)
+ WHERE id = %(id)s AND status = 'delivered'
+RETURNING *;
+
 -- name: failed_matching
 -- The dead letters a bulk retry takes, oldest first (the store contract's DeadLetterFilter). A
 -- failed message's updated_at is when it failed; jsonb keeps 300001 apart from "300001".

@@ -255,6 +255,13 @@ class SQLiteStore(BaseStore):
         self._signal.notify()
         return message
 
+    async def cancel(self, message_id: str, *, reason: str) -> OutboxMessage:
+        return await self._write(lambda conn, now: ops.cancel(conn, now, message_id, reason))
+
+    async def note_recall(self, message_id: str, recall: Mapping[str, typing.Any]) -> OutboxMessage:
+        encode_reply(recall)  # refuse what JSON cannot hold before the writer runs
+        return await self._write(lambda conn, now: ops.note_recall(conn, message_id, recall))
+
     async def retry_many(
         self,
         match: DeadLetterFilter,

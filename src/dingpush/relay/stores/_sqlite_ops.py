@@ -15,6 +15,7 @@ import typing
 from collections.abc import Collection, Mapping, Sequence
 
 from ._base import (
+    CANCELLED,
     LEASE_EXPIRED_ERROR,
     Attempt,
     Claim,
@@ -28,14 +29,17 @@ from ._base import (
     Page,
     Status,
     TargetStats,
+    check_cancellable,
     check_digestible,
     check_lease,
+    check_recallable,
     check_retryable,
     decode_reply,
     delivery_is_new,
     encode_cursor,
     new_lease_token,
     new_message_id,
+    with_recall,
 )
 from ._errors import MessageNotFound
 
@@ -230,6 +234,21 @@ def retry(
     check_retryable(message_from_row(_one(conn, message_id)))
     params = {"id": message_id, "now": now, "due_at": now if due_at is None else due_at}
     return message_from_row(conn.execute(Q["retry_message"], params).fetchone())
+
+
+def cancel(conn: sqlite3.Connection, now: float, message_id: str, reason: str) -> OutboxMessage:
+    check_cancellable(message_from_row(_one(conn, message_id)))
+    params = {"id": message_id, "now": now, "error": reason, "errcode": CANCELLED}
+    return message_from_row(conn.execute(Q["cancel_message"], params).fetchone())
+
+
+def note_recall(
+    conn: sqlite3.Connection, message_id: str, recall: Mapping[str, typing.Any]
+) -> OutboxMessage:
+    message = message_from_row(_one(conn, message_id))
+    check_recallable(message)
+    params = {"id": message_id, "reply": with_recall(message.reply, recall)}
+    return message_from_row(conn.execute(Q["note_recall"], params).fetchone())
 
 
 def retry_many(

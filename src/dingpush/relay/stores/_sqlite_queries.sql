@@ -84,6 +84,16 @@ UPDATE messages
  WHERE id = :id
 RETURNING *;
 
+-- name: cancel_message
+-- A queued message held back before it was sent: a dead letter, no attempt counted.
+UPDATE messages
+   SET status = 'failed', updated_at = :now, last_error = :error, last_errcode = :errcode
+ WHERE id = :id
+RETURNING *;
+
+-- name: note_recall
+UPDATE messages SET reply = :reply WHERE id = :id RETURNING *;
+
 -- name: failed_matching
 -- The dead letters a bulk retry takes, oldest first. A failed message's updated_at is when it
 -- failed. typeof() keeps an int errcode from matching a string one (and the reverse).
