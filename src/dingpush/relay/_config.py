@@ -57,7 +57,13 @@ from dingpush.lowlevel import DEFAULT_COOLDOWN
 
 from ._fleet import POSTGRES_ONLY, Fleet, StoreChoice, fleet_from_choice, postgres_store
 from ._relay import Relay
-from ._settings import API_TOKEN_FIX, RELAY_RETRY, RelaySettings, api_token_problem
+from ._settings import (
+    API_TOKEN_FIX,
+    RECEIVE_MODES,
+    RELAY_RETRY,
+    RelaySettings,
+    api_token_problem,
+)
 from ._targets import AppTarget, PoolTarget, RelayTarget, RobotTarget, TargetOptions
 from .stores import MemoryStore, OutboxStore, SQLiteStore
 
@@ -72,6 +78,10 @@ Path = tuple[str, ...]
 
 def _positive(seconds: float) -> str | None:
     return None if seconds > 0 else "must be longer than zero"
+
+
+def _receive_mode(mode: str) -> str | None:
+    return None if mode in RECEIVE_MODES else "is not a receiving mode"
 
 
 def _at_least_one(count: int) -> str | None:
@@ -110,6 +120,10 @@ RELAY = Table(
             help='the names clients reach the relay by, beyond its own (["*"]: any)',
         ),
         Field("public_url", NONEMPTY, help="the URL the relay is reached at, e.g. behind a proxy"),
+        Field("alertmanager_url", NONEMPTY, help="Alertmanager's URL, for @robot silence"),
+        Field("ack_secret", TEXT, help="the key of signed ack links (webhook robots)"),
+        Field("ack_link_ttl", DURATION, rule=_positive, fix='write e.g. "24h"'),
+        Field("receive", NONEMPTY, rule=_receive_mode, fix='write "callback" or "stream"'),
     ),
     extra=("retry", "targets"),
     unknown="unknown setting",
