@@ -3,7 +3,8 @@
 ``OutboxStore`` is the contract; ``SQLiteStore`` is the embedded default (one file, group
 commit), ``MemoryStore`` keeps everything in memory for tests and ``immediate`` use. Both need the
 standard library only. ``PostgresStore`` lets several relay instances share one outbox; it needs
-the ``postgres`` extra and is imported on first use.
+the ``postgres`` extra and is imported on first use. ``MemoryIncidentStore`` and its SQLite and
+PostgreSQL peers keep the on-call loop's incidents (the contract: ``dingpush.relay._incidents``).
 
     from dingpush.relay.stores import NewMessage, SQLiteStore
 
@@ -31,6 +32,7 @@ from ._base import (
     TargetStats,
 )
 from ._errors import (
+    IncidentNotFound,
     IncompatibleOutbox,
     InvalidTransition,
     LeaseLost,
@@ -38,6 +40,7 @@ from ._errors import (
     StoreError,
     StoreUnavailable,
 )
+from ._incidents_memory import MemoryIncidentStore
 from ._memory import MemoryStore
 from ._sqlite import SQLiteStore
 from ._sqlite_writer import WriteStats
@@ -51,9 +54,11 @@ __all__ = [
     "DeadLetterFilter",
     "Enqueued",
     "ErrCode",
+    "IncidentNotFound",
     "IncompatibleOutbox",
     "InvalidTransition",
     "LeaseLost",
+    "MemoryIncidentStore",
     "MemoryStore",
     "MessageNotFound",
     "NewMessage",

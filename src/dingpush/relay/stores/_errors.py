@@ -7,6 +7,7 @@ DingPushError
     ├── MessageNotFound             no message has this id (the relay answers 404)
     ├── InvalidTransition           the message's status does not allow this (409)
     ├── LeaseLost                   the claim no longer holds the message (its lease expired)
+    ├── IncidentNotFound            no incident has this number (the relay answers 404)
     └── IncompatibleOutbox          the file is not a dingpush outbox, or a newer one
         (also a ConfigError)        written by a newer dingpush: fix the path or upgrade
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 from dingpush import ConfigError, DingPushError
 
 __all__ = [
+    "IncidentNotFound",
     "IncompatibleOutbox",
     "InvalidTransition",
     "LeaseLost",
@@ -70,3 +72,14 @@ class LeaseLost(StoreError):
 
 class IncompatibleOutbox(StoreError, ConfigError):
     """The outbox file cannot be used by this version of dingpush."""
+
+
+class IncidentNotFound(StoreError):
+    """No incident has this number."""
+
+    def __init__(self, number: int) -> None:
+        self.number = number
+        super().__init__(
+            f"no incident {number}: check the number (it is the one the alert message shows, "
+            "as in '@robot ack 42')"
+        )

@@ -1,0 +1,127 @@
+"""The incident transitions every incident store applies, as pure functions on snapshots.
+
+Memory, SQLite and PostgreSQL keep incidents differently but must agree on what each operation
+does to one (the contract suite checks that). Each store loads the incident inside its own
+atomic section (a lock, a transaction, a row lock), applies the function here and writes back
+the new snapshot and the events it added.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+
+from dingpush.relay._incidents import EventKind, Incident, IncidentState, TimelineEvent
+
+from ._base import check_limit, check_positive
+
+__all__ = [
+    "Change",
+    "acknowledged",
+    "advanced",
+    "check_claim",
+    "check_listing",
+    "matches",
+    "new_incident",
+    "recorded",
+    "resolved",
+    "silenced",
+    "with_messages",
+]
+
+#: A new snapshot and the events appended to its timeline (``None``: nothing changes).
+Change = tuple[Incident, tuple[TimelineEvent, ...]] | None
+
+
+def new_incident(
+    number: int,
+    *,
+    route: str,
+    group_key: str,
+    title: str,
+    labels: Mapping[str, str],
+    policy: str | None,
+    targets: Sequence[str],
+    due_at: float | None,
+    now: float,
+) -> Incident:
+    return Incident(
+        number=number,
+        route=route,
+        group_key=group_key,
+        title=title,
+        labels=dict(labels),
+        policy=policy,
+        state=IncidentState.OPEN,
+        opened_at=now,
+        step=0,
+        due_at=due_at if policy is not None else None,
+        targets=tuple(dict.fromkeys(targets)),
+        timeline=(TimelineEvent(at=now, kind=EventKind.OPENED, detail=title),),
+    )
+
+
+def _with(incident: Incident, events: tuple[TimelineEvent, ...], **changes: object) -> Change:
+    return (
+        dataclasses.replace(incident, timeline=incident.timeline + events, **changes),  # type: ignore[arg-type]
+        events,
+    )
+
+
+def with_messages(incident: Incident, message_ids: Sequence[str]) -> Change:
+    added = tuple(m for m in dict.fromkeys(message_ids) if m not in incident.message_ids)
+    if not added:
+        return None
+    return _with(incident, (), message_ids=incident.message_ids + added)
+
+
+def resolved(incident: Incident, now: float) -> Change:
+    if incident.state is IncidentState.RESOLVED:
+        return None
+    event = TimelineEvent(at=now, kind=EventKind.RESOLVED)
+    return _with(incident, (event,), state=IncidentState.RESOLVED, closed_at=now, due_at=None)
+
+
+def acknowledged(incident: Incident, *, who: str, via: str, now: float) -> Change:
+    # Idempotent: the first acker keeps it; a silenced or resolved incident stays as it is.
+    if incident.state is not IncidentState.OPEN:
+        return None
+    event = TimelineEvent(at=now, kind=EventKind.ACKNOWLEDGED, who=who, detail=via)
+    return _with(
+        incident, (event,), state=IncidentState.ACKNOWLEDGED, acknowledged_by=who, due_at=None
+    )
+
+
+def silenced(incident: Incident, *, who: str, detail: str, now: float) -> Change:
+    # A second silence (a longer one, say) is recorded too; a resolved incident stays closed.
+    if incident.state is IncidentState.RESOLVED:
+        return None
+    event = TimelineEvent(at=now, kind=EventKind.SILENCED, who=who, detail=detail)
+    return _with(incident, (event,), state=IncidentState.SILENCED, due_at=None)
+
+
+def recorded(incident: Incident, event: TimelineEvent) -> Change:
+    return _with(incident, (event,))
+
+
+def advanced(
+    incident: Incident, *, from_step: int, to_step: int, due_at: float | None, event: TimelineEvent
+) -> Change:
+    if incident.state is not IncidentState.OPEN or incident.step != from_step:
+        return None
+    return _with(incident, (event,), step=to_step, due_at=due_at)
+
+
+def check_claim(lease: float, limit: int) -> None:
+    check_positive("lease", lease)
+    check_limit(limit)
+
+
+def check_listing(limit: int) -> None:
+    check_limit(limit)
+
+
+def matches(incident: Incident, states: Sequence[IncidentState], target: str | None) -> bool:
+    return (not states or incident.state in states) and (
+        target is None or target in incident.targets
+    )
