@@ -64,6 +64,8 @@ def create_app(
     app_routes: list[BaseRoute] = [
         *routes(relay),
         *(relay.alerts.starlette_routes(relay) if relay.alerts is not None else ()),
+        *(relay.chat.routes() if relay.chat is not None else ()),
+        *(relay.ack_links.routes() if relay.ack_links is not None else ()),
         *extra_routes,
         Route("/openapi.json", openapi, methods=["GET"], include_in_schema=False),
         Route("/docs", docs, methods=["GET"], include_in_schema=False),

@@ -56,6 +56,7 @@ from dingpush.config import RobotTarget as ConfigRobot
 from dingpush.lowlevel import DEFAULT_COOLDOWN
 
 from ._fleet import POSTGRES_ONLY, Fleet, StoreChoice, fleet_from_choice, postgres_store
+from ._receivers import ChatReceivers, ReceivingApp
 from ._relay import Relay
 from ._settings import (
     API_TOKEN_FIX,
@@ -227,12 +228,15 @@ class _Apps:
     def __init__(self, fleet: Fleet | None = None) -> None:
         self._apps: dict[str, AsyncApp] = {}
         self._fleet = fleet
+        #: The apps' settings, by name: people write to these apps' robots (chat commands).
+        self.settings: dict[str, AppSettings] = {}
 
     def get(self, settings: AppSettings) -> tuple[AsyncApp, bool]:
         from dingpush import AsyncApp
 
         if settings.name in self._apps:
             return self._apps[settings.name], False
+        self.settings[settings.name] = settings
         cache: typing.Any = settings.token_cache
         if cache is False:
             cache = None
@@ -388,13 +392,25 @@ def relay_from_config(
         if fleet is not None:
             fleet.close()
         raise
+    chat = _chat(apps, settings)
     if fleet is not None:
-        return Relay(targets, fleet=fleet, settings=settings, alerts=alerts)
+        return Relay(targets, fleet=fleet, settings=settings, alerts=alerts, chat=chat)
     return Relay(
         targets,
         store=_store(choice.store, source.path.parent),
         settings=settings,
         alerts=alerts,
+        chat=chat,
+    )
+
+
+def _chat(apps: _Apps, settings: RelaySettings) -> ChatReceivers | None:
+    """The apps of the relay's app targets receive chat commands (none: no app target)."""
+    if not apps.settings:
+        return None
+    return ChatReceivers(
+        [ReceivingApp(s.name, s.app_key, s.app_secret, s.api_base) for s in apps.settings.values()],
+        mode=settings.receive,
     )
 
 

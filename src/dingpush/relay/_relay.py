@@ -42,8 +42,12 @@ from .stores import (
 )
 
 if typing.TYPE_CHECKING:
+    from ._acklinks import AckLinks
     from ._alerts import AlertReceivers
     from ._fleet import Fleet
+    from ._incidents import Incident, IncidentStore
+    from ._receivers import ChatReceivers
+    from ._silences import Silences
 
 __all__ = ["PROBE_INTERVAL", "Accepted", "Relay"]
 
@@ -82,6 +86,9 @@ class Relay:
         fleet: An instance's share of a fleet on PostgreSQL (``[relay] store =
             "postgresql://…"``): its outbox, the robots' budgets shared by every instance
             (instead of a limiter in memory); closed with the relay. Excludes ``store``.
+        incidents: The incident store of the on-call loop (memory when omitted).
+        chat: The app robots people write to (``@robot ack``): HTTP callbacks and, with
+            ``receive = "stream"``, Stream clients started with the relay.
     """
 
     def __init__(
@@ -94,6 +101,8 @@ class Relay:
         tz: datetime.tzinfo | None = None,
         alerts: AlertReceivers | None = None,
         fleet: Fleet | None = None,
+        incidents: IncidentStore | None = None,
+        chat: ChatReceivers | None = None,
     ) -> None:
         if fleet is not None and store is not None:
             raise ValueError("a relay in a fleet uses the fleet's store: pass fleet or store")
@@ -119,6 +128,8 @@ class Relay:
             secrets += list(alerts.tokens.values())
         if fleet is not None:
             secrets += fleet.secrets()
+        self._oncall(incidents, chat)
+        secrets += self._oncall_secrets()
         self.redact = Redactor(secrets)
         install_log_redaction()
         self._log_filter = _SecretFilter(self.redact)
@@ -166,6 +177,8 @@ class Relay:
             raise
         self._probed = (self.clock.monotonic(), None)
         await self.dispatcher.start()
+        if self.chat is not None:
+            await self.chat.start()
         self.started = True
         log.info("relay started: %d targets", len(self.targets))
 
@@ -194,8 +207,12 @@ class Relay:
     async def aclose(self, deadline: float | None = None) -> None:
         """Stop delivering (in-flight sends get ``deadline`` seconds), close everything."""
         try:
+            if self.chat is not None:
+                await self.chat.aclose()
             await self.dispatcher.stop(deadline)
         finally:
+            if self.silences is not None:
+                await self.silences.aclose()
             for target in self.targets.values():
                 await target.aclose()
             await self.store.aclose()
@@ -211,6 +228,68 @@ class Relay:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+    # -- on call: chat commands, silences, ack links ------------------------------------------
+
+    def _oncall(self, incidents: IncidentStore | None, chat: ChatReceivers | None) -> None:
+        from ._chat import ChatCommands
+        from .stores import MemoryIncidentStore
+
+        self.incidents: IncidentStore = (
+            incidents if incidents is not None else MemoryIncidentStore()
+        )
+        self.silences: Silences | None = None
+        if self.settings.alertmanager_url is not None:
+            from ._silences import Silences
+
+            self.silences = Silences(self.settings.alertmanager_url)
+        self.chat = chat
+        if chat is not None:
+            people = self.alerts.settings.people.values() if self.alerts is not None else ()
+            commands = ChatCommands(
+                self.incidents,
+                targets=self.targets,
+                people=people,
+                silences=self.silences,
+                clock=self.clock,
+            )
+            chat.bind(self, commands)
+        self.ack_links: AckLinks | None = None
+        if self.settings.ack_secret is not None and self.settings.public_url is not None:
+            from ._acklinks import AckLinks
+
+            self.ack_links = AckLinks(
+                self.settings.ack_secret,
+                self.settings.public_url,
+                self.incidents,
+                ttl=self.settings.ack_link_ttl,
+                clock=self.clock,
+                announce=self.announce,
+            )
+
+    def _oncall_secrets(self) -> list[str]:
+        import urllib.parse
+
+        secrets = [self.settings.ack_secret or ""]
+        if self.settings.alertmanager_url is not None:
+            secrets.append(urllib.parse.urlsplit(self.settings.alertmanager_url).password or "")
+        if self.chat is not None:
+            secrets += self.chat.secrets()
+        return [s for s in secrets if s]
+
+    async def announce(self, incident: Incident) -> None:
+        """Tell an incident's targets that it was acknowledged (after a signed link)."""
+        from dingpush import Text
+
+        message = Text(f"#{incident.number} acknowledged by {incident.acknowledged_by}")
+        batch = []
+        for name in incident.targets:
+            target = self.targets.get(name)
+            if target is not None:
+                accepted = self.check(target, message.to_payload())
+                batch.append((accepted, f"ack:{incident.number}:{name}"))
+        if batch:
+            await self.enqueue_many(batch)
 
     # -- accepting ----------------------------------------------------------------------------
 

@@ -1,0 +1,175 @@
+"""How messages people send the relay's app robots reach it: HTTP callbacks and Stream mode.
+
+* ``POST /callbacks/{app}`` (``{app}`` is an ``[apps.NAME]``): DingTalk's HTTP mode (§12). The
+  request is checked with :func:`dingpush.verify_callback` (§12.2: a wrong ``sign`` or a
+  ``timestamp`` over an hour away is refused with 403 and not acted on); the answer is the
+  reply itself (§12.3), so the person sees it as soon as DingTalk gets it.
+* ``[relay] receive = "stream"``: a :class:`dingpush.StreamClient` per app, started with the
+  relay (§13: no public URL needed); each message's answer goes back with
+  ``StreamClient.reply`` (the message's sessionWebhook while it lives, the app API after).
+
+Both hand each message to :class:`~._chat.ChatCommands`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import typing
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from dingpush import CallbackRejected, DingPushError, IncomingMessage, StreamClient, verify_callback
+
+from ._chat import Answer, ChatCommands
+from ._http import HTTPProblem, problem, read_body
+
+if typing.TYPE_CHECKING:
+    from ._relay import Relay
+
+__all__ = ["ChatReceivers", "ReceivingApp"]
+
+log = logging.getLogger("dingpush.relay")
+
+#: The largest callback body read (a robot message is a few KB).
+CALLBACK_MAX_BODY = 256 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivingApp:
+    """An app whose robot people write to: ``[apps.NAME]``'s name and credentials."""
+
+    name: str
+    app_key: str
+    app_secret: str = dataclasses.field(repr=False)
+    api_base: str | None = None
+
+
+class ChatReceivers:
+    """The callback endpoint and the Stream clients of the relay's apps.
+
+    Args:
+        apps: the apps people may write to.
+        mode: ``"callback"`` (only ``POST /callbacks/{app}``) or ``"stream"`` (a Stream client
+            per app too).
+        stream_options: keyword arguments for each ``StreamClient`` (tests: back-off, pings).
+    """
+
+    def __init__(
+        self,
+        apps: Sequence[ReceivingApp],
+        *,
+        mode: str = "callback",
+        stream_options: dict[str, typing.Any] | None = None,
+    ) -> None:
+        self.apps = {a.name: a for a in apps}
+        self.mode = mode
+        self._stream_options = dict(stream_options or {})
+        self.commands: ChatCommands | None = None
+        self.clients: dict[str, StreamClient] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._relay: Relay | None = None
+        #: Messages handled, by app (tests, benchmarks, /metrics).
+        self.handled = 0
+
+    def __repr__(self) -> str:
+        return f"ChatReceivers({sorted(self.apps)}, mode={self.mode!r})"
+
+    def secrets(self) -> list[str]:
+        return [a.app_secret for a in self.apps.values()]
+
+    def bind(self, relay: Relay, commands: ChatCommands) -> None:
+        self._relay = relay
+        self.commands = commands
+
+    # -- HTTP mode ------------------------------------------------------------------------
+
+    def routes(self) -> list[Route]:
+        return [Route("/callbacks/{app}", self._callback, methods=["POST"])]
+
+    async def _callback(self, request: Request) -> Response:
+        relay, commands = self._relay, self.commands
+        assert relay is not None and commands is not None
+        name = request.path_params["app"]
+        app = self.apps.get(name)
+        if app is None:
+            known = ", ".join(sorted(self.apps)) or "none"
+            return problem(
+                HTTPProblem(
+                    404,
+                    f"no app named {name!r} receives here; the apps are: {known} (the callback "
+                    "URL in the developer console must end with /callbacks/APP, APP an "
+                    "[apps.NAME] of the relay's configuration)",
+                )
+            )
+        try:
+            body = await read_body(request, CALLBACK_MAX_BODY)
+            message = verify_callback(
+                dict(request.headers), body, app.app_secret, now=relay.clock.time()
+            )
+        except HTTPProblem as exc:
+            return problem(exc)
+        except CallbackRejected as exc:
+            log.warning("callback for app %s refused (%s): %s", name, exc.reason, exc)
+            return problem(HTTPProblem(403, f"refused: {exc}"))
+        answer = await self.handle(name, message)
+        return JSONResponse({"msgtype": "text", "text": {"content": answer.text}})
+
+    async def handle(self, app: str, message: IncomingMessage) -> Answer:
+        assert self.commands is not None
+        answer = await self.commands.handle(message)
+        self.handled += 1
+        log.info(
+            "chat command %s from %s in %s: %s",
+            answer.command.name,
+            message.sender_user_id or message.sender_nick,
+            message.conversation_id or "a 1:1 chat",
+            answer.text.splitlines()[0] if answer.text else "",
+        )
+        return answer
+
+    # -- Stream mode ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self.mode != "stream":
+            return
+        for app in self.apps.values():
+            client = StreamClient(
+                app.app_key, app.app_secret, api_base=app.api_base, **self._stream_options
+            )
+            self.clients[app.name] = client
+            self._tasks.append(
+                asyncio.create_task(self._listen(app.name, client), name=f"stream-{app.name}")
+            )
+
+    async def _listen(self, name: str, client: StreamClient) -> None:
+        try:
+            async for message in client.messages():
+                try:
+                    answer = await self.handle(name, message)
+                    await client.reply(message, answer.text)
+                except DingPushError as exc:
+                    log.warning("answering a chat command of app %s failed: %s", name, exc)
+                except Exception:
+                    log.exception("a chat command of app %s failed", name)
+        except asyncio.CancelledError:
+            raise
+        except DingPushError as exc:  # wrong credentials, a missing extra: stop, say why
+            log.error("Stream mode for app %s stopped: %s", name, exc)
+
+    async def aclose(self) -> None:
+        for client in self.clients.values():
+            await client.aclose()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        self.clients.clear()
