@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from _pgsupport import DSN, drop_schema, scratch_schema
 from dingpush.relay._incidents import (
     EventKind,
     Incident,
@@ -20,13 +21,16 @@ from dingpush.relay._incidents import (
     IncidentStore,
     TimelineEvent,
 )
-from dingpush.relay.stores import IncidentNotFound, MemoryIncidentStore
+from dingpush.relay.stores import IncidentNotFound, MemoryIncidentStore, PostgresStore, SQLiteStore
+from dingpush.relay.stores._postgres_incidents import PostgresIncidentStore
 
 pytestmark = pytest.mark.anyio
 
 #: Where an incident store joins the suite: one line that builds it (an async context manager).
 INCIDENT_STORES: dict[str, Callable[[pathlib.Path], Any]] = {
     "memory": lambda tmp_path: MemoryIncidentStore(),
+    "sqlite": lambda tmp_path: SQLiteStore(tmp_path / "outbox.sqlite").incidents,
+    "postgres": lambda tmp_path: PostgresStore(DSN, schema=scratch_schema(), pool_size=6).incidents,
 }
 
 T0 = 1_800_000_000.0
@@ -36,8 +40,13 @@ T0 = 1_800_000_000.0
 async def incidents(
     request: pytest.FixtureRequest, tmp_path: pathlib.Path
 ) -> AsyncIterator[IncidentStore]:
-    async with INCIDENT_STORES[request.param](tmp_path) as opened:
-        yield opened
+    made = INCIDENT_STORES[request.param](tmp_path)
+    try:
+        async with made as opened:
+            yield opened
+    finally:
+        if isinstance(made, PostgresIncidentStore):
+            drop_schema(made.schema)
 
 
 async def open_one(

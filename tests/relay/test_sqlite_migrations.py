@@ -128,6 +128,34 @@ async def test_a_version_1_file_is_upgraded_without_losing_a_message(path: pathl
     assert pragma(path, "user_version") == SCHEMA_VERSION
 
 
+async def test_a_version_2_file_gains_incidents_and_keeps_its_messages(
+    path: pathlib.Path,
+) -> None:
+    conn = connect(path, lock_timeout=1.0)
+    migrate(conn, path, up_to=2)
+    conn.execute(
+        "INSERT INTO messages (id, target, kind, payload, status, created_at, updated_at, "
+        "due_at) VALUES ('m-1', 'ops', 'text', '{}', 'queued', 1, 1, 1)"
+    )
+    conn.close()
+    async with SQLiteStore(path) as store:
+        assert store.opened_at_version == 2
+        assert (await store.get("m-1")).target == "ops"
+        made = await store.incidents.open_incident(
+            route="ops",
+            group_key="g",
+            title="t",
+            labels={},
+            policy=None,
+            targets=["ops"],
+            due_at=None,
+            now=1.0,
+        )
+        await store.incidents.attach_messages(made.number, ["m-1"])
+        assert (await store.incidents.find_by_message("m-1")) is not None
+    assert pragma(path, "user_version") == SCHEMA_VERSION == 3
+
+
 async def test_a_file_from_a_newer_dingpush_is_refused(path: pathlib.Path) -> None:
     async with SQLiteStore(path):
         pass

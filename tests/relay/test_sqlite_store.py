@@ -24,6 +24,7 @@ from dingpush.relay.stores import (
     StoreUnavailable,
 )
 from dingpush.relay.stores import _sqlite_ops as ops
+from dingpush.relay.stores._sqlite_schema import SCHEMA_VERSION
 from dingpush.testing import FakeClock
 
 from ._disks import fill, immutable, small_filesystem
@@ -267,7 +268,7 @@ async def test_everything_survives_reopening(path: pathlib.Path) -> None:
         assert (await store.get(delivered)).reply == {"errcode": 0}
         assert (await store.get(failed)).last_errcode == 300001
         assert [c.id for c in await store.claim(5, lease=30)] == [queued]
-        assert store.opened_at_version == 2
+        assert store.opened_at_version == SCHEMA_VERSION
 
 
 async def test_two_stores_on_one_file_never_claim_the_same_message(path: pathlib.Path) -> None:

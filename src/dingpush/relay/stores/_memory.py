@@ -48,6 +48,7 @@ from ._base import (
     new_message_id,
 )
 from ._errors import MessageNotFound, StoreUnavailable
+from ._incidents_memory import MemoryIncidentStore
 
 __all__ = ["MemoryStore"]
 
@@ -121,6 +122,8 @@ class MemoryStore(BaseStore):
         self._errors: dict[str, tuple[str, ErrCode, float]] = {}
         self._seq = itertools.count(1)
         self._closed = False
+        #: The on-call loop's incidents, in memory too.
+        self.incidents = MemoryIncidentStore()
 
     def __repr__(self) -> str:
         return f"MemoryStore(<{len(self._rows)} messages>)"

@@ -74,6 +74,7 @@ from ._base import (
 )
 from ._errors import IncompatibleOutbox, StoreError, StoreUnavailable
 from ._postgres_batch import BatchStats, EnqueueBatcher
+from ._postgres_incidents import PostgresIncidentStore
 from ._postgres_schema import COMPONENT, MIGRATIONS, unavailable
 
 __all__ = ["PostgresStore"]
@@ -170,6 +171,8 @@ class PostgresStore(BaseStore):
         self._open_lock = asyncio.Lock()
         #: The outbox's schema version when this store opened it (0 for a new schema).
         self.opened_at_version: int | None = None
+        #: The on-call loop's incidents, in the same schema (shared by the fleet).
+        self.incidents = PostgresIncidentStore(self)
 
     def __repr__(self) -> str:
         state = "open" if self._pool is not None else "closed"

@@ -108,6 +108,63 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        3,
+        "incidents of the on-call loop: their messages and timelines",
+        (
+            # number: what people type (@robot ack 42). holder/claimed_until: the escalation
+            # claim (times from the instances' clocks, as the store contract speaks them).
+            """
+            CREATE TABLE incidents (
+                number          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                route           text NOT NULL,
+                group_key       text NOT NULL,
+                title           text NOT NULL,
+                labels          jsonb NOT NULL,
+                policy          text,
+                state           text NOT NULL CHECK (state IN
+                                ('open', 'acknowledged', 'silenced', 'resolved')),
+                opened_at       double precision NOT NULL,
+                step            integer NOT NULL DEFAULT 0,
+                due_at          double precision,
+                targets         text[] NOT NULL,
+                acknowledged_by text,
+                closed_at       double precision,
+                holder          text,
+                claimed_until   double precision
+            )
+            """,
+            # One live (not resolved) incident per alert group and route.
+            """
+            CREATE UNIQUE INDEX incidents_live ON incidents (route, group_key)
+             WHERE state <> 'resolved'
+            """,
+            """
+            CREATE INDEX incidents_due ON incidents (due_at, number)
+             WHERE state = 'open' AND due_at IS NOT NULL
+            """,
+            """
+            CREATE TABLE incident_messages (
+                number     bigint NOT NULL REFERENCES incidents ON DELETE CASCADE,
+                position   integer NOT NULL,
+                message_id text NOT NULL,
+                PRIMARY KEY (number, position)
+            )
+            """,
+            "CREATE INDEX incident_messages_id ON incident_messages (message_id)",
+            """
+            CREATE TABLE incident_events (
+                number   bigint NOT NULL REFERENCES incidents ON DELETE CASCADE,
+                position integer NOT NULL,
+                at       double precision NOT NULL,
+                kind     text NOT NULL,
+                who      text,
+                detail   text NOT NULL,
+                PRIMARY KEY (number, position)
+            )
+            """,
+        ),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -45,6 +45,7 @@ from ._base import (
     encode_reply,
 )
 from ._errors import StoreError, StoreUnavailable
+from ._sqlite_incidents import SQLiteIncidentStore
 from ._sqlite_schema import Migration, connect, migrate, unavailable
 from ._sqlite_writer import Writer, WriteStats
 
@@ -109,6 +110,8 @@ class SQLiteStore(BaseStore):
         self._open_lock = threading.Lock()
         #: The schema version the file had when this store opened it (0 for a new file).
         self.opened_at_version: int | None = None
+        #: The on-call loop's incidents, kept in the same file (open and closed with it).
+        self.incidents = SQLiteIncidentStore(self)
 
     def __repr__(self) -> str:
         state = "open" if self._writer is not None else "closed"

@@ -119,6 +119,62 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        3,
+        "incidents of the on-call loop: their messages and timelines",
+        (
+            # number: what people type (@robot ack 42); AUTOINCREMENT so a number is never
+            # reused. labels and targets are JSON. holder/claimed_until: the escalation claim.
+            """
+            CREATE TABLE incidents (
+                number          INTEGER PRIMARY KEY AUTOINCREMENT,
+                route           TEXT NOT NULL,
+                group_key       TEXT NOT NULL,
+                title           TEXT NOT NULL,
+                labels          TEXT NOT NULL,
+                policy          TEXT,
+                state           TEXT NOT NULL,
+                opened_at       REAL NOT NULL,
+                step            INTEGER NOT NULL DEFAULT 0,
+                due_at          REAL,
+                targets         TEXT NOT NULL,
+                acknowledged_by TEXT,
+                closed_at       REAL,
+                holder          TEXT,
+                claimed_until   REAL
+            )
+            """,
+            # One live (not resolved) incident per alert group and route.
+            """
+            CREATE UNIQUE INDEX incidents_live ON incidents (route, group_key)
+             WHERE state <> 'resolved'
+            """,
+            """
+            CREATE INDEX incidents_due ON incidents (due_at, number)
+             WHERE state = 'open' AND due_at IS NOT NULL
+            """,
+            """
+            CREATE TABLE incident_messages (
+                number     INTEGER NOT NULL,
+                position   INTEGER NOT NULL,
+                message_id TEXT NOT NULL,
+                PRIMARY KEY (number, position)
+            ) WITHOUT ROWID
+            """,
+            "CREATE INDEX incident_messages_id ON incident_messages (message_id)",
+            """
+            CREATE TABLE incident_events (
+                number   INTEGER NOT NULL,
+                position INTEGER NOT NULL,
+                at       REAL NOT NULL,
+                kind     TEXT NOT NULL,
+                who      TEXT,
+                detail   TEXT NOT NULL,
+                PRIMARY KEY (number, position)
+            ) WITHOUT ROWID
+            """,
+        ),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version
