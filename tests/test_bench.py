@@ -74,4 +74,5 @@ def test_scenarios_are_registered_for_other_issues_to_extend() -> None:
         "fleet-failover",
         "cli-cold-start",
         "stream",
+        "oncall-ack",
     ]
