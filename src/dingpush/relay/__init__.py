@@ -19,6 +19,7 @@ import typing
 if typing.TYPE_CHECKING:
     from ._alerts import AlertReceivers
     from ._app import create_app
+    from ._receivers import ChatReceivers, ReceivingApp
     from ._dashboard import dashboard_routes
     from ._relay import Relay
     from ._serve import RelayServer, serve
@@ -29,7 +30,9 @@ __all__ = [
     "RELAY_RETRY",
     "AlertReceivers",
     "AppTarget",
+    "ChatReceivers",
     "PoolTarget",
+    "ReceivingApp",
     "Relay",
     "RelayServer",
     "RelaySettings",
@@ -44,6 +47,8 @@ __all__ = [
 _WHERE = {
     "AlertReceivers": "._alerts",
     "create_app": "._app",
+    "ChatReceivers": "._receivers",
+    "ReceivingApp": "._receivers",
     "dashboard_routes": "._dashboard",
     "Relay": "._relay",
     "serve": "._serve",
