@@ -19,8 +19,8 @@ import typing
 if typing.TYPE_CHECKING:
     from ._alerts import AlertReceivers
     from ._app import create_app
-    from ._receivers import ChatReceivers, ReceivingApp
     from ._dashboard import dashboard_routes
+    from ._receivers import ChatReceivers, ReceivingApp
     from ._relay import Relay
     from ._serve import RelayServer, serve
     from ._settings import RELAY_RETRY, RelaySettings
