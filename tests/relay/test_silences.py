@@ -90,7 +90,7 @@ async def test_alertmanager_refusing_says_why(alertmanager: Alertmanager) -> Non
     finally:
         await client.aclose()
     assert caught.value.status_code == 400
-    assert f"Alertmanager at {alertmanager.url} refused the silence (HTTP 400" in str(caught.value)
+    assert f"Alertmanager at {alertmanager.url} refused the request (HTTP 400" in str(caught.value)
     assert not caught.value.transient
 
 

@@ -39,7 +39,7 @@ if typing.TYPE_CHECKING:
 
     from ._targets import RelayTarget
 
-__all__ = ["Answer", "ChatCommands"]
+__all__ = ["Answer", "ChatCommands", "SilenceWatch"]
 
 log = logging.getLogger("dingpush.relay")
 
@@ -248,3 +248,59 @@ def _not_open(incident: Incident) -> str:
     if incident.state is IncidentState.SILENCED:
         return f"#{incident.number} is silenced already ({_state(incident)})"
     return f"#{incident.number} is resolved already"
+
+
+class SilenceWatch:
+    """Closes silenced incidents whose alerts are gone from Alertmanager.
+
+    Alertmanager mutes every notification of a silenced alert, its resolution included, so a
+    silenced incident would stay open forever. Every ``interval`` seconds the watch asks
+    Alertmanager whether each silenced incident's alerts are still there; when none is, it
+    notes why on the timeline, resolves the incident and tells its targets (``tell``).
+    """
+
+    def __init__(
+        self,
+        incidents: IncidentStore,
+        silences: Silences,
+        *,
+        interval: float = 60.0,
+        clock: Clock | None = None,
+        tell: typing.Callable[[Incident, str], typing.Awaitable[None]] | None = None,
+    ) -> None:
+        self.incidents = incidents
+        self.silences = silences
+        self.interval = interval
+        self.clock = clock or SYSTEM_CLOCK
+        self.tell = tell
+
+    async def sweep(self) -> list[Incident]:
+        """One look: the incidents it resolved."""
+        closed = []
+        for incident in await self.incidents.list_incidents(states=(IncidentState.SILENCED,)):
+            if not incident.labels or await self.silences.firing(incident.labels):
+                continue
+            now = self.clock.time()
+            note = "its alerts resolved while silenced (Alertmanager sends no notification then)"
+            await self.incidents.record(
+                incident.number, TimelineEvent(at=now, kind=EventKind.NOTE, detail=note)
+            )
+            done = await self.incidents.resolve(
+                route=incident.route, group_key=incident.group_key, now=now
+            )
+            if done is not None and done.number == incident.number:
+                closed.append(done)
+                if self.tell is not None:
+                    await self.tell(done, f"#{done.number} resolved (while silenced)")
+        return closed
+
+    async def run(self) -> None:
+        """Sweep every ``interval`` seconds until cancelled; a failed sweep is logged."""
+        import asyncio
+
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                await self.sweep()
+            except (AlertmanagerError, StoreError) as exc:
+                log.warning("checking silenced incidents failed: %s", exc)

@@ -6,7 +6,10 @@ to be accepted, and how it is stored, is decided here, once, for both entrances.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime
+import hashlib
 import json
 import logging
 import typing
@@ -44,6 +47,7 @@ from .stores import (
 if typing.TYPE_CHECKING:
     from ._acklinks import AckLinks
     from ._alerts import AlertReceivers
+    from ._chat import SilenceWatch
     from ._fleet import Fleet
     from ._incidents import Incident, IncidentStore
     from ._receivers import ChatReceivers
@@ -90,6 +94,14 @@ class Relay:
         chat: The app robots people write to (``@robot ack``): HTTP callbacks and, with
             ``receive = "stream"``, Stream clients started with the relay.
     """
+
+    # The on-call loop's parts (``_oncall``): incidents, chat commands, silences, ack links.
+    incidents: IncidentStore
+    chat: ChatReceivers | None
+    silences: Silences | None
+    silence_watch: SilenceWatch | None
+    ack_links: AckLinks | None
+    _watching: asyncio.Task[None] | None
 
     def __init__(
         self,
@@ -179,6 +191,8 @@ class Relay:
         await self.dispatcher.start()
         if self.chat is not None:
             await self.chat.start()
+        if self.silence_watch is not None:
+            self._watching = asyncio.create_task(self.silence_watch.run(), name="silence-watch")
         self.started = True
         log.info("relay started: %d targets", len(self.targets))
 
@@ -207,6 +221,11 @@ class Relay:
     async def aclose(self, deadline: float | None = None) -> None:
         """Stop delivering (in-flight sends get ``deadline`` seconds), close everything."""
         try:
+            if self._watching is not None:
+                self._watching.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._watching
+                self._watching = None
             if self.chat is not None:
                 await self.chat.aclose()
             await self.dispatcher.stop(deadline)
@@ -235,14 +254,22 @@ class Relay:
         from ._chat import ChatCommands
         from .stores import MemoryIncidentStore
 
-        self.incidents: IncidentStore = (
-            incidents if incidents is not None else MemoryIncidentStore()
-        )
-        self.silences: Silences | None = None
+        self.incidents = incidents if incidents is not None else MemoryIncidentStore()
+        self.silences = None
+        self.silence_watch = None
+        self._watching = None
         if self.settings.alertmanager_url is not None:
+            from ._chat import SilenceWatch
             from ._silences import Silences
 
             self.silences = Silences(self.settings.alertmanager_url)
+            self.silence_watch = SilenceWatch(
+                self.incidents,
+                self.silences,
+                interval=self.settings.silence_check,
+                clock=self.clock,
+                tell=self.tell,
+            )
         self.chat = chat
         if chat is not None:
             people = self.alerts.settings.people.values() if self.alerts is not None else ()
@@ -254,7 +281,7 @@ class Relay:
                 clock=self.clock,
             )
             chat.bind(self, commands)
-        self.ack_links: AckLinks | None = None
+        self.ack_links = None
         if self.settings.ack_secret is not None and self.settings.public_url is not None:
             from ._acklinks import AckLinks
 
@@ -279,15 +306,20 @@ class Relay:
 
     async def announce(self, incident: Incident) -> None:
         """Tell an incident's targets that it was acknowledged (after a signed link)."""
+        await self.tell(incident, f"#{incident.number} acknowledged by {incident.acknowledged_by}")
+
+    async def tell(self, incident: Incident, text: str) -> None:
+        """Send ``text`` to an incident's targets through the outbox (once per text)."""
         from dingpush import Text
 
-        message = Text(f"#{incident.number} acknowledged by {incident.acknowledged_by}")
+        payload = Text(text).to_payload()
+        digest = hashlib.sha256(text.encode()).hexdigest()[:16]
         batch = []
         for name in incident.targets:
             target = self.targets.get(name)
             if target is not None:
-                accepted = self.check(target, message.to_payload())
-                batch.append((accepted, f"ack:{incident.number}:{name}"))
+                accepted = self.check(target, payload)
+                batch.append((accepted, f"incident:{incident.number}:{name}:{digest}"))
         if batch:
             await self.enqueue_many(batch)
 

@@ -87,6 +87,8 @@ class RelaySettings:
             webhook-robot messages start with it.
         alertmanager_url: Alertmanager's base URL, where ``@robot silence 2h`` makes its
             silences (API v2); ``user:password@`` in it is basic auth, never shown.
+        silence_check: Seconds between looks at Alertmanager for silenced incidents whose
+            alerts resolved (it sends no notification for silenced alerts).
         ack_secret: The key signed ack links are made with (HMAC); needs ``public_url``.
             At least 16 characters; never shown.
         ack_link_ttl: Seconds a signed ack link stays valid.
@@ -111,6 +113,7 @@ class RelaySettings:
     allowed_hosts: tuple[str, ...] = ()
     public_url: str | None = None
     alertmanager_url: str | None = field(default=None, repr=False)
+    silence_check: float = 60.0
     ack_secret: str | None = field(default=None, repr=False)
     ack_link_ttl: float = 86400.0
     receive: str = "callback"
@@ -159,6 +162,8 @@ class RelaySettings:
                     'public_url = "https://relay.example.com" (where people\'s browsers reach '
                     "the relay)"
                 )
+        if not self.silence_check > 0:
+            raise ConfigError("silence_check must be a positive number of seconds")
         if not self.ack_link_ttl > 0:
             raise ConfigError("ack_link_ttl must be a positive number of seconds")
         if self.receive not in RECEIVE_MODES:

@@ -150,6 +150,22 @@ class Silences:
             )
         return Silence(silence_id, created_by, now, now + duration, dict(labels), comment)
 
+    async def firing(self, labels: Mapping[str, str]) -> int:
+        """How many alerts with these labels Alertmanager still has (silenced ones included).
+
+        Alertmanager sends no resolved notification for alerts that were silenced when they
+        resolved; asking is how the relay learns that a silenced incident is over.
+        """
+        query = [("filter", f'{name}="{_quoted(value)}"') for name, value in sorted(labels.items())]
+        query += [(flag, "true") for flag in ("active", "silenced", "inhibited", "unprocessed")]
+        answer = await self._call("GET", "/api/v2/alerts?" + urllib.parse.urlencode(query), None)
+        if not isinstance(answer, list):
+            raise AlertmanagerError(
+                f"Alertmanager at {self.url} answered /api/v2/alerts without a list: is this "
+                "URL an Alertmanager?"
+            )
+        return len(answer)
+
     async def expire(self, silence_id: str) -> None:
         """End a silence now (``DELETE /api/v2/silence/{id}``)."""
         await self._call("DELETE", f"/api/v2/silence/{urllib.parse.quote(silence_id)}", None)
@@ -192,7 +208,7 @@ class Silences:
         if status >= 400:
             detail = _detail(response.content)
             raise AlertmanagerError(
-                f"{where} refused the silence (HTTP {status}: {detail})"
+                f"{where} refused the request (HTTP {status}: {detail})"
                 + ("; it may work later" if status >= 500 else ""),
                 status_code=status,
                 transient=status >= 500,
@@ -210,6 +226,11 @@ class Silences:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+
+def _quoted(value: str) -> str:
+    """A matcher value inside double quotes (Alertmanager's filter syntax)."""
+    return value.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def _detail(content: bytes) -> str:
