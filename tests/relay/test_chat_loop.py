@@ -64,11 +64,14 @@ class Loop:
         self.emulator.emulator.post_as_user("ops", user, text, group=GROUP)
 
     def chat(self) -> list[tuple[str, str]]:
-        return [
-            (m.sender, m.payload["text"]["content"])
-            for m in self.emulator.emulator.messages(conversation=self.cid)
-            if m.msgtype == "text"
-        ]
+        """The group's text messages: people's, replies, and the relay's sampleText sends."""
+        shown = []
+        for m in self.emulator.emulator.messages(conversation=self.cid):
+            if m.msgtype == "text" and "text" in m.payload:
+                shown.append((m.sender, m.payload["text"]["content"]))
+            elif m.payload.get("msgKey") == "sampleText":
+                shown.append((m.sender, m.payload["msgParam"]["content"]))
+        return shown
 
     def last_reply(self) -> str:
         replies = [text for sender, text in self.chat() if sender == "ops"]
@@ -296,3 +299,43 @@ def test_stream_mode_receives_and_answers_through_the_session(
         shown = dingtalk_emulator.emulator.messages(conversation=loop.cid)
         assert shown[-1].channel == "session-webhook"
     assert dingtalk_emulator.emulator.callbacks() == []
+
+
+def test_the_silence_watch_closes_an_incident_whose_alerts_resolved_while_silenced(
+    dingtalk_emulator: EmulatorServer, tmp_path: pathlib.Path
+) -> None:
+    from _alertmanager import alert
+
+    dingtalk_emulator.add_app("ops", APP_KEY, APP_SECRET, users=USERS, groups=[GROUP])
+    with Alertmanager(tmp_path / "am", f"http://127.0.0.1:{free_port()}/nowhere") as am:
+        relay, store = _relay(dingtalk_emulator, am=am)
+        relay.silence_watch.interval = 0.2  # type: ignore[union-attr]
+        with RelayServer(relay) as server:
+            dingtalk_emulator.emulator.update_app("ops", callback_url=f"{server.url}/callbacks/ops")
+            loop = Loop(dingtalk_emulator, server, store)
+            am.fire([alert("DiskFull", {"instance": "db-1", "severity": "critical"})])
+            silenced, open_ = loop.open(), loop.open("still open", group_key="g2")
+            loop.say(f"silence {silenced.number} 1h")
+            assert "silenced for 1h" in loop.last_reply()
+            time.sleep(0.6)  # a few sweeps: the alert is still firing (silenced)
+            assert loop.incident(silenced.number).state is IncidentState.SILENCED
+            am.fire(
+                [
+                    alert(
+                        "DiskFull",
+                        {"instance": "db-1", "severity": "critical"},
+                        ends=time.time() - 1,
+                    )
+                ]
+            )
+            deadline = time.monotonic() + 30
+            while loop.incident(silenced.number).state is not IncidentState.RESOLVED:
+                assert time.monotonic() < deadline, "the watch did not resolve it"
+                time.sleep(0.05)
+            timeline = loop.incident(silenced.number).timeline
+            assert [e.kind for e in timeline][-2:] == [EventKind.NOTE, EventKind.RESOLVED]
+            assert "resolved while silenced" in timeline[-2].detail
+            assert loop.incident(open_.number).state is IncidentState.OPEN
+            while f"#{silenced.number} resolved (while silenced)" not in loop.last_reply():
+                assert time.monotonic() < deadline, loop.chat()
+                time.sleep(0.05)

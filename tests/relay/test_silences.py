@@ -170,3 +170,23 @@ def test_helpers() -> None:
         "isRegex": False,
         "isEqual": True,
     }
+
+
+@pytest.mark.anyio
+async def test_firing_counts_the_alerts_alertmanager_still_has_silenced_or_not(
+    alertmanager: Alertmanager,
+) -> None:
+    from _alertmanager import alert
+
+    labels = {"alertname": "Firing", "instance": 'db "1"'}
+    client = Silences(alertmanager.url)
+    try:
+        assert await client.firing(labels) == 0
+        alertmanager.fire([alert("Firing", {"instance": 'db "1"'})])
+        assert await client.firing(labels) == 1
+        await client.create(labels, created_by="a", comment="c", duration=600, now=time.time())
+        assert await client.firing(labels) == 1  # silenced, still there
+        alertmanager.fire([alert("Firing", {"instance": 'db "1"'}, ends=time.time() - 1)])
+        assert await client.firing(labels) == 0
+    finally:
+        await client.aclose()
