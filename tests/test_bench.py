@@ -45,6 +45,7 @@ def test_quick_mode_writes_every_scenario_table(tmp_path: pathlib.Path) -> None:
     assert "## CLI cold start" in report
     assert "## Stream mode: reconnect and chat → handler → reply" in report
     assert "dingpush StreamClient" in report
+    assert "## On call: from the policy's deadline to the DING" in report
     for peer in ("DingtalkChatbot 1.5.7", "apprise", "plain `requests.Session` loop"):
         assert peer in report
 
@@ -74,5 +75,6 @@ def test_scenarios_are_registered_for_other_issues_to_extend() -> None:
         "fleet-failover",
         "cli-cold-start",
         "stream",
+        "oncall-escalation",
         "oncall-ack",
     ]

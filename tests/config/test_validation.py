@@ -24,8 +24,8 @@ CASES = [
         "unknown-top-level",
         "tragets = 1\n",
         "dingpush.toml:1: tragets: unknown key; did you mean 'targets'? Fix: the top level takes "
-        "default, [targets.NAME], [apps.NAME], [relay], [emulator], [routes], [templates] "
-        "and [people]",
+        "default, [targets.NAME], [apps.NAME], [relay], [emulator], [routes], [templates], "
+        "[people], [policies] and [schedules]",
     ),
     (
         "targets-not-table",

@@ -17,7 +17,7 @@ import datetime
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from dingpush import ActionCard, Clock, Markdown, Message, SystemClock
 
@@ -86,6 +86,13 @@ class AlertMessage:
     repeat_key: str
     #: How many alerts the message carries.
     alerts: int
+    #: The notification's status (``firing`` or ``resolved``), its alert group's key (the
+    #: sender's ``groupKey``; the body's digest for a generic hook), the group's common labels
+    #: and headline: what the relay's on-call loop tracks an incident by.
+    status: str = "firing"
+    group_key: str = ""
+    labels: Mapping[str, str] = field(default_factory=dict)
+    headline: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,6 +321,7 @@ class _Run:
             self.failures.append(rendered.failure)
             rendered = _noted(rendered, rendered.failure)
         message = _message(rendered, mentions, route.path, self.problems)
+        group_key, labels, headline = _identity(variables, key)
         plain: Message | None = None
         for target in route.targets:
             kind = self.target_kinds.get(target)
@@ -327,7 +335,18 @@ class _Run:
                     "@-mention; its message goes without the mentions"
                 )
             self.messages.append(
-                AlertMessage(target, chosen, route.path, rendered.template, key, count)
+                AlertMessage(
+                    target,
+                    chosen,
+                    route.path,
+                    rendered.template,
+                    key,
+                    count,
+                    status=status,
+                    group_key=group_key,
+                    labels=labels,
+                    headline=headline,
+                )
             )
 
     def outcome(self) -> AlertOutcome:
@@ -339,6 +358,21 @@ class _Run:
             suppressed=tuple(self.suppressed),
             repeat_windows=tuple(self.windows),
         )
+
+
+def _identity(variables: Mapping[str, object], key: str) -> tuple[str, dict[str, str], str]:
+    """``(group key, common labels, headline)`` of a notification, from its variables."""
+    common = variables.get("common_labels")
+    labels = (
+        {str(k): str(v) for k, v in dict(common).items()} if isinstance(common, Mapping) else {}
+    )
+    group_key = str(variables.get("group_key") or "")
+    if not group_key:
+        grouped = variables.get("group_labels")
+        pairs = sorted(dict(grouped).items()) if isinstance(grouped, Mapping) else []
+        group_key = json.dumps(pairs, separators=(",", ":")) if pairs else key
+    headline = str(variables.get("headline") or variables.get("title") or "")
+    return group_key, labels, headline
 
 
 def _timezone(route: ResolvedRoute) -> datetime.tzinfo | None:

@@ -59,7 +59,7 @@ NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 #: Top-level tables that other parts of dingpush read (the relay reads ``[relay]``, the emulator
 #: commands ``[emulator]``): the CLI keeps them as written, in ``Config.tables``. A new one is
 #: added here and declared where it is read (see docs/architecture.md).
-KEPT_TABLES = ("relay", "emulator", "routes", "templates", "people")
+KEPT_TABLES = ("relay", "emulator", "routes", "templates", "people", "policies", "schedules")
 TOP_LEVEL = ("default", "targets", "apps", *KEPT_TABLES)
 
 _SECRET_FIX = (

@@ -62,6 +62,7 @@ from ._http import (
     token_matches,
     unauthorized,
 )
+from ._oncall import OnCall
 from .stores import StoreUnavailable
 
 if typing.TYPE_CHECKING:
@@ -100,6 +101,9 @@ class AlertReceivers:
         base_dir: where relative template files are read from.
         dedup_window: seconds within which a re-sent notification is the same message.
         templates: compiled templates (``settings`` are compiled when omitted).
+        oncall: escalation policies and on-call schedules; with them, every firing
+            notification opens (or joins) an incident and a resolved one closes it.
+        policies: the policy of each route path (``ops/critical``) that follows one.
 
     Raises:
         TemplateError: a template does not compile (file, line and fix).
@@ -114,8 +118,14 @@ class AlertReceivers:
         base_dir: Path | str | None = None,
         dedup_window: float = DEDUP_WINDOW,
         templates: Templates | None = None,
+        oncall: OnCall | None = None,
+        policies: Mapping[str, str] | None = None,
     ) -> None:
         self.settings = settings
+        #: ``[policies]`` and ``[schedules]``; with them, alerts open incidents (``_escalation``).
+        self.oncall = oncall
+        #: The escalation policy of each route path that has one (``ops/critical`` → ``page``).
+        self.policies = dict(policies or {})
         unknown = sorted(set(tokens or {}) - set(settings.routes))
         if unknown:
             raise ConfigError(f"route tokens for route tables that do not exist: {unknown}")
@@ -253,6 +263,10 @@ class AlertReceivers:
             key = self.idempotency_key(item.repeat_key, item.target, index, now)
             batch.append((accepted, key))
         answers = await relay.enqueue_many(batch) if batch else []
+        if relay.escalation is not None and outcome.messages:
+            # After the commit and before answering: a failure here is a 503, and the
+            # sender's retry finds the same messages (their keys) and the same incident.
+            await relay.escalation.notified(outcome.messages, answers)
         if self._memory_log:
             outcome.remember(self.repeats, now)
         else:

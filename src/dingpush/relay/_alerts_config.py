@@ -1,4 +1,5 @@
-"""``[routes.NAME]``, ``[templates.NAME]`` and ``[people.NAME]``: the relay's alert settings.
+"""``[routes.NAME]``, ``[templates.NAME]``, ``[people.NAME]``, ``[policies.NAME]`` and
+``[schedules.NAME]``: the relay's alert settings.
 
 Read by the one settings reader (:class:`dingpush.config.Reader`), every problem reported with
 the others of the file, each with its line and fix; templates are compiled at load, so one that
@@ -20,10 +21,20 @@ does not compile stops start-up with its file, line and fix::
     targets = ["oncall"]
     mention = ["alice"]
     repeat_window = "4h"
+    policy = "page"                   # escalate until acknowledged (see _oncall.py)
+
+    [policies.page]
+    steps = [{after = "5m", ding = "oncall", remind = "phone"}]
+
+    [schedules.oncall]
+    people = ["alice"]
+    start = "2026-11-30T09:00+08:00"
+    every = "7d"
 """
 
 from __future__ import annotations
 
+import datetime
 import functools
 import logging
 import pathlib
@@ -52,8 +63,9 @@ from dingpush.config import (
 )
 
 from ._alerts import AlertReceivers
+from ._oncall import OnCall, Override, Policy, Schedule, Step, parse_instant, resolve_zone
 
-__all__ = ["PEOPLE", "ROUTE", "TEMPLATE", "read_alerts"]
+__all__ = ["OVERRIDE", "PEOPLE", "POLICY", "ROUTE", "SCHEDULE", "STEP", "TEMPLATE", "read_alerts"]
 
 log = logging.getLogger("dingpush.relay")
 
@@ -75,6 +87,7 @@ ROUTE = Table(
         Field("repeat_window", DURATION, help="hold back an identical repeat this long"),
         Field("timezone", NONEMPTY, help="the IANA zone times are shown in"),
         Field("token", TEXT, help="a token callers may present instead of an API token"),
+        Field("policy", NONEMPTY, help="the escalation policy ([policies.NAME]) it follows"),
     ),
     extra=("routes",),
     unknown="unknown route setting",
@@ -98,6 +111,52 @@ PEOPLE = Table(
     unknown="unknown person setting",
 )
 
+#: ``[policies.NAME]``: what the on-call loop waits for and the steps it runs meanwhile.
+POLICY = Table(
+    "[policies.NAME]",
+    (
+        Field("wait_for", NONEMPTY, help='"acknowledged" (default) or "read"'),
+        Field("repeat", BOOLEAN, help="after the last step, run the steps again"),
+        Field("via", NONEMPTY, help="the app target whose robot sends the DINGs"),
+    ),
+    extra=("steps",),
+    unknown="unknown policy setting",
+)
+#: One of a policy's ``steps = [{…}, …]``.
+STEP = Table(
+    "a policy step",
+    (
+        Field("after", DURATION, required=True, example='"5m"', help="from the alert's opening"),
+        Field("ding", NONEMPTY, help="a schedule or a person to DING"),
+        Field("remind", NONEMPTY, help='the DING\'s reminder: "app", "sms" or "phone"'),
+        Field("fallback", NONEMPTY, help='"app" (default): an in-app DING without quota; "none"'),
+        Field("notify", NONEMPTY, help="a target the alert is sent to"),
+    ),
+    unknown="unknown step setting",
+)
+#: ``[schedules.NAME]``: a weekly (or any) rotation with overrides.
+SCHEDULE = Table(
+    "[schedules.NAME]",
+    (
+        Field("people", STRINGS, required=True, help="who takes turns ([people.NAME])"),
+        Field("start", NONEMPTY, required=True, example='"2026-11-30T09:00+08:00"'),
+        Field("every", DURATION, required=True, example='"7d"', help="the length of a turn"),
+        Field("timezone", NONEMPTY, help="turns change at the same local time in this zone"),
+    ),
+    extra=("overrides",),
+    unknown="unknown schedule setting",
+)
+#: One of a schedule's ``overrides = [{from, until, person}]``.
+OVERRIDE = Table(
+    "a schedule override",
+    (
+        Field("from", NONEMPTY, required=True, example='"2026-12-24T09:00+08:00"'),
+        Field("until", NONEMPTY, required=True, example='"2026-12-26T09:00+08:00"'),
+        Field("person", NONEMPTY, required=True, help="who is on call instead"),
+    ),
+    unknown="unknown override setting",
+)
+
 _NAMED = re.compile(r"templates\.([^.:\s]+)")
 
 
@@ -114,9 +173,18 @@ def _route(
     table: Mapping[str, typing.Any],
     path: Path,
     tokens: dict[str, str] | None,
+    policies: dict[str, str | None],
+    where: str,
+    inherited: str | None = None,
 ) -> Route | None:
-    """One route and its children; ``tokens`` (the top route's only) collects its token."""
+    """One route and its children; ``tokens`` (the top route's only) collects its token.
+
+    ``policies`` collects each route path's policy (``ops/critical`` → ``page``), a child
+    inheriting its parent's; ``where`` is this route's path.
+    """
     values = reader.fields(table, path, ROUTE)
+    policy = values.pop("policy", inherited)
+    policies[where] = policy
     token = values.pop("token", None)
     if token is not None and tokens is None:
         reader.problem(
@@ -137,7 +205,11 @@ def _route(
         raw = []
     ok = values.complete
     for index, child in enumerate(raw):
-        built = _route(reader, child, (*path, "routes", f"[{index}]"), None)
+        name = child.get("name")
+        below = f"{where}/{name if isinstance(name, str) and name else index}"
+        built = _route(
+            reader, child, (*path, "routes", f"[{index}]"), None, policies, below, policy
+        )
         ok = ok and built is not None
         if built is not None:
             children.append(built)
@@ -189,8 +261,15 @@ def read_alerts(
     routes_table = reader.table(data, ("routes",))
     templates_table = reader.table(data, ("templates",))
     people_table = reader.table(data, ("people",))
+    policies_table = reader.table(data, ("policies",))
+    schedules_table = reader.table(data, ("schedules",))
     if not routes_table:
-        for section, table in (("templates", templates_table), ("people", people_table)):
+        for section, table in (
+            ("templates", templates_table),
+            ("people", people_table),
+            ("policies", policies_table),
+            ("schedules", schedules_table),
+        ):
             if table:
                 reader.problem(
                     (section,),
@@ -225,15 +304,26 @@ def read_alerts(
                 specs[name] = spec
     routes: dict[str, Route] = {}
     tokens: dict[str, str] = {}
+    route_policies: dict[str, str | None] = {}
     for name, entry in routes_table.items():
         path = ("routes", name)
         if not isinstance(entry, dict):
             reader.table(routes_table, path)
             continue
-        route = _route(reader, entry, path, tokens)
+        route = _route(reader, entry, path, tokens, route_policies, name)
         if route is not None:
             routes[name] = route
     templates = _templates(reader, specs, base)  # compiled even now: all problems at once
+    oncall = _oncall(reader, policies_table, schedules_table, people, target_kinds)
+    used = {where: policy for where, policy in route_policies.items() if policy is not None}
+    for where, policy in used.items():
+        if oncall is not None and policy not in oncall.policies:
+            known = ", ".join(sorted(oncall.policies)) or "none are configured"
+            reader.problem(
+                _route_path(where),
+                f"policy {policy!r} is not defined; the policies are: {known}",
+                f"add [policies.{policy}], or fix the name",
+            )
     if len(reader.problems) > mark or templates is None:
         return None
     settings = _attempt(
@@ -241,7 +331,9 @@ def read_alerts(
     )
     if settings is None:
         return None
-    receivers = AlertReceivers(settings, tokens=tokens, templates=templates)
+    receivers = AlertReceivers(
+        settings, tokens=tokens, templates=templates, oncall=oncall, policies=used
+    )
     errors, warnings = receivers.check(target_kinds)
     for text in errors:
         reader.problem(_where(text), text.partition(": ")[2] or text)
@@ -254,3 +346,124 @@ def _where(problem: str) -> Path:
     """The key path a problem of ``AlertSettings.check`` starts with (``routes.ops.targets``)."""
     head = problem.partition(": ")[0]
     return tuple(head.split(".")) if head.startswith("routes.") else ("routes",)
+
+
+def _route_path(where: str) -> Path:
+    """The key path of route ``ops/critical`` as far as names allow (``routes.ops``)."""
+    return ("routes", where.split("/")[0])
+
+
+def _oncall(
+    reader: Reader,
+    policies_table: Mapping[str, typing.Any],
+    schedules_table: Mapping[str, typing.Any],
+    people: Mapping[str, Person],
+    target_kinds: Mapping[str, str],
+) -> OnCall | None:
+    """``[policies]`` and ``[schedules]``; None when one of them has a problem (recorded)."""
+    mark = len(reader.problems)
+    policies: dict[str, Policy] = {}
+    for name, entry in policies_table.items():
+        path = ("policies", name)
+        if not isinstance(entry, dict):
+            reader.table(policies_table, path)
+            continue
+        policy = _policy(reader, name, entry, path)
+        if policy is not None:
+            policies[name] = policy
+    schedules: dict[str, Schedule] = {}
+    for name, entry in schedules_table.items():
+        path = ("schedules", name)
+        if not isinstance(entry, dict):
+            reader.table(schedules_table, path)
+            continue
+        schedule = _schedule(reader, name, entry, path)
+        if schedule is not None:
+            schedules[name] = schedule
+    if len(reader.problems) > mark:
+        return None
+    oncall = OnCall(policies=policies, schedules=schedules, people=dict(people))
+    for where, message, fix in oncall.problems(target_kinds):
+        reader.problem(where, message, fix)
+    return None if len(reader.problems) > mark else oncall
+
+
+def _policy(
+    reader: Reader, name: str, entry: Mapping[str, typing.Any], path: Path
+) -> Policy | None:
+    values = reader.fields(entry, path, POLICY)
+    if "steps" not in entry:
+        reader.problem(
+            (*path, "steps"),
+            "missing",
+            'add steps = [{after = "5m", ding = "oncall", remind = "phone"}]',
+        )
+        return None
+    steps: list[Step] = []
+    ok = values.complete
+    for index, step_values in enumerate(reader.items(entry, (*path, "steps"), STEP)):
+        where = (*path, "steps", f"[{index}]")
+        if not step_values.complete:
+            ok = False
+            continue
+        arguments = dict(step_values)
+        if arguments.get("fallback") == "none":
+            arguments["fallback"] = None
+        step = _attempt(reader, where, functools.partial(Step, **arguments))
+        if step is None:
+            ok = False
+        else:
+            steps.append(step)
+    if not ok:
+        return None
+    return typing.cast(
+        "Policy | None",
+        _attempt(reader, path, functools.partial(Policy, name=name, steps=tuple(steps), **values)),
+    )
+
+
+def _schedule(
+    reader: Reader, name: str, entry: Mapping[str, typing.Any], path: Path
+) -> Schedule | None:
+    values = reader.fields(entry, path, SCHEDULE)
+    overrides_raw = (
+        reader.items(entry, (*path, "overrides"), OVERRIDE) if "overrides" in entry else []
+    )
+    if not values.complete:
+        return None
+    zone = None
+    if "timezone" in values:
+        zone = _attempt(reader, (*path, "timezone"), lambda: resolve_zone(values["timezone"]))
+        if zone is None:
+            return None
+    start = _attempt(reader, (*path, "start"), lambda: parse_instant(values["start"], zone))
+    overrides: list[Override] = []
+    for index, item in enumerate(overrides_raw):
+        where = (*path, "overrides", f"[{index}]")
+        if item.complete:
+            made = _attempt(reader, where, functools.partial(_override, item, zone))
+            if made is not None:
+                overrides.append(made)
+    if start is None or len(overrides) != len(overrides_raw):
+        return None
+    return typing.cast(
+        "Schedule | None",
+        _attempt(
+            reader,
+            path,
+            lambda: Schedule(
+                name=name,
+                people=tuple(values["people"]),
+                start=start,
+                every=values["every"],
+                overrides=tuple(overrides),
+                zone=zone,
+            ),
+        ),
+    )
+
+
+def _override(item: Mapping[str, str], zone: datetime.tzinfo | None) -> Override:
+    begin = parse_instant(item["from"], zone)
+    end = parse_instant(item["until"], zone)
+    return Override(begin.timestamp(), end.timestamp(), item["person"])

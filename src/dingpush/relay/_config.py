@@ -126,6 +126,8 @@ RELAY = Table(
         Field("ack_secret", TEXT, help="the key of signed ack links (webhook robots)"),
         Field("ack_link_ttl", DURATION, rule=_positive, fix='write e.g. "24h"'),
         Field("receive", NONEMPTY, rule=_receive_mode, fix='write "callback" or "stream"'),
+        Field("escalation_poll", DURATION, rule=_positive, fix='write e.g. "1s"'),
+        Field("escalation_lease", DURATION, rule=_positive, fix='write e.g. "60s"'),
     ),
     extra=("retry", "targets"),
     unknown="unknown setting",
@@ -381,7 +383,9 @@ def relay_from_config(
             Problem(source.path, None, "targets", "no [targets.NAME] to relay to", "add one")
         )
     alerts = None
-    if any(key in source.data for key in ("routes", "templates", "people")):
+    if any(
+        key in source.data for key in ("routes", "templates", "people", "policies", "schedules")
+    ):
         from ._alerts_config import read_alerts  # [routes], [templates], [people]
 
         kinds = dict.fromkeys(declared, "robot")  # a broken target is reported once

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import functools
 import json
 import logging
 import random
@@ -45,7 +46,7 @@ from ._metrics import Metrics
 from ._outage import Outages
 from ._settings import RelaySettings
 from ._targets import MERGEABLE_KINDS, RelayTarget
-from .stores import Claim, InvalidTransition, NewMessage, OutboxStore, StoreError
+from .stores import Claim, InvalidTransition, NewMessage, OutboxMessage, OutboxStore, StoreError
 
 __all__ = ["Dispatcher"]
 
@@ -61,6 +62,12 @@ COALESCE_INTERVAL = 0.25
 COALESCE_LEAD = 0.5
 #: Pause after an unexpected error in a worker, so a persistent fault does not spin.
 ERROR_PAUSE = 1.0
+#: The outbox kind of a DING an escalation step sends: its payload is the DING's request
+#: (``user_ids``, ``content``, ``remind_type``, ``fallback``), delivered by ``RelayTarget.ding``.
+DING_KIND = "ding"
+
+#: Told of each message settled for good: ``(message, "delivered" | "failed", reply or error)``.
+SettleHook = Callable[[OutboxMessage, str, typing.Any], typing.Awaitable[None]]
 
 
 class Dispatcher:
@@ -96,6 +103,8 @@ class Dispatcher:
         self._coalesce_checked: dict[str, float] = {}
         self.policy = settings.retry_policy
         self.outages = Outages(self.policy, clock)
+        #: Told of every delivery and dead letter (the escalation engine's timelines).
+        self.on_settled: SettleHook | None = None
 
     @property
     def running(self) -> bool:
@@ -302,13 +311,18 @@ class Dispatcher:
     async def _deliver(self, target: RelayTarget, claim: Claim) -> float:
         """Send one claimed message and settle it; returns how long the worker should pause."""
         try:
-            message = parse_message(json.loads(claim.message.payload))
+            if claim.message.kind == DING_KIND:
+                request = json.loads(claim.message.payload)
+                send = functools.partial(target.ding, request)
+            else:
+                message = parse_message(json.loads(claim.message.payload))
+                send = functools.partial(target.send, message, claim.id)
         except (ValueError, DingPushError) as exc:
             await self._fail(target, claim, f"the stored message cannot be read: {exc}", None)
             return 0.0
         try:
             try:
-                reply = await target.send(message, claim.id)
+                reply = await send()
             except DingPushError as exc:
                 return await self._settle_error(target, claim, exc)
             except Exception as exc:  # a bug, or a library error we do not know: retry later
@@ -325,7 +339,17 @@ class Dispatcher:
         self.metrics.count("delivered", target.name)
         self.metrics.observe_latency(target.name, self.clock.time() - claim.message.created_at)
         self._log(claim, "delivered", carries=claim.message.carries or None)
+        await self._settled(claim.message, "delivered", reply)
         return 0.0
+
+    async def _settled(self, message: OutboxMessage, outcome: str, detail: typing.Any) -> None:
+        hook = self.on_settled
+        if hook is None:
+            return
+        try:
+            await hook(message, outcome, detail)
+        except Exception:  # the delivery stands; only a timeline entry is missing
+            log.exception("recording the %s of %s failed", outcome, message.id)
 
     async def _settle_error(self, target: RelayTarget, claim: Claim, exc: BaseException) -> float:
         """Act on ``RetryPolicy.decide()``: schedule a retry, cool down, or a dead letter."""
@@ -424,6 +448,7 @@ class Dispatcher:
         await self.store.fail(claim, error=error, errcode=errcode)
         self.metrics.count("failed", target.name)
         self._log(claim, "failed", errcode=errcode, error=error)
+        await self._settled(claim.message, "failed", error)
 
     def _log(
         self,

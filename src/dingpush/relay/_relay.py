@@ -29,7 +29,9 @@ from dingpush import (
 from dingpush.lowlevel import SYSTEM_CLOCK, Redactor, install_log_redaction
 
 from ._dispatcher import Dispatcher
+from ._escalation import Escalation
 from ._http import HTTPProblem, RelayHosts, pointer
+from ._incidents import IncidentStore
 from ._metrics import Metrics
 from ._outage import Outage
 from ._settings import RelaySettings
@@ -37,6 +39,7 @@ from ._targets import RelayTarget, registry
 from .stores import (
     Attempt,
     Enqueued,
+    MemoryIncidentStore,
     MemoryStore,
     NewMessage,
     OutboxMessage,
@@ -90,13 +93,13 @@ class Relay:
         fleet: An instance's share of a fleet on PostgreSQL (``[relay] store =
             "postgresql://…"``): its outbox, the robots' budgets shared by every instance
             (instead of a limiter in memory); closed with the relay. Excludes ``store``.
-        incidents: The incident store of the on-call loop (memory when omitted).
+        incidents: Where the on-call loop's incidents live; the outbox store's own
+            (``store.incidents``: the same file or schema) by default.
         chat: The app robots people write to (``@robot ack``): HTTP callbacks and, with
             ``receive = "stream"``, Stream clients started with the relay.
     """
 
     # The on-call loop's parts (``_oncall``): incidents, chat commands, silences, ack links.
-    incidents: IncidentStore
     chat: ChatReceivers | None
     silences: Silences | None
     silence_watch: SilenceWatch | None
@@ -140,8 +143,7 @@ class Relay:
             secrets += list(alerts.tokens.values())
         if fleet is not None:
             secrets += fleet.secrets()
-        self._oncall(incidents, chat)
-        secrets += self._oncall_secrets()
+        secrets += self._oncall_secrets(chat)
         self.redact = Redactor(secrets)
         install_log_redaction()
         self._log_filter = _SecretFilter(self.redact)
@@ -158,6 +160,18 @@ class Relay:
             tz=tz,
             leases=None if fleet is None else fleet.leases(self.settings.target_lease),
         )
+        #: The on-call loop's incidents (opened by alerts, escalated, acknowledged).
+        self.incidents: IncidentStore = (
+            incidents
+            if incidents is not None
+            else getattr(self.store, "incidents", None) or MemoryIncidentStore()
+        )
+        #: The escalation engine, when the alerts have policies or schedules.
+        self.escalation: Escalation | None = None
+        if alerts is not None and alerts.oncall is not None:
+            self.escalation = Escalation(self, alerts.oncall, alerts.policies, self.incidents)
+            self.dispatcher.on_settled = self.escalation.settled
+        self._oncall(chat)
         self.started = False
         #: Seconds a probe of the outbox answers for (``/readyz``); tests set 0.
         self.probe_interval = PROBE_INTERVAL
@@ -189,6 +203,8 @@ class Relay:
             raise
         self._probed = (self.clock.monotonic(), None)
         await self.dispatcher.start()
+        if self.escalation is not None:
+            self.escalation.start()
         if self.chat is not None:
             await self.chat.start()
         if self.silence_watch is not None:
@@ -228,6 +244,8 @@ class Relay:
                 self._watching = None
             if self.chat is not None:
                 await self.chat.aclose()
+            if self.escalation is not None:
+                await self.escalation.stop()
             await self.dispatcher.stop(deadline)
         finally:
             if self.silences is not None:
@@ -250,11 +268,9 @@ class Relay:
 
     # -- on call: chat commands, silences, ack links ------------------------------------------
 
-    def _oncall(self, incidents: IncidentStore | None, chat: ChatReceivers | None) -> None:
+    def _oncall(self, chat: ChatReceivers | None) -> None:
         from ._chat import ChatCommands
-        from .stores import MemoryIncidentStore
 
-        self.incidents = incidents if incidents is not None else MemoryIncidentStore()
         self.silences = None
         self.silence_watch = None
         self._watching = None
@@ -294,14 +310,14 @@ class Relay:
                 announce=self.announce,
             )
 
-    def _oncall_secrets(self) -> list[str]:
+    def _oncall_secrets(self, chat: ChatReceivers | None) -> list[str]:
         import urllib.parse
 
         secrets = [self.settings.ack_secret or ""]
         if self.settings.alertmanager_url is not None:
             secrets.append(urllib.parse.urlsplit(self.settings.alertmanager_url).password or "")
-        if self.chat is not None:
-            secrets += self.chat.secrets()
+        if chat is not None:
+            secrets += chat.secrets()
         return [s for s in secrets if s]
 
     async def announce(self, incident: Incident) -> None:
@@ -378,6 +394,14 @@ class Relay:
         answers = await self.store.enqueue_many([_new(a, key) for a, key in batch])
         self._accepted([(a, answer) for (a, _), answer in zip(batch, answers, strict=True)])
         return answers
+
+    async def enqueue_raw(self, message: NewMessage) -> Enqueued:
+        """Commit a message that is no chat message (a DING of an escalation step)."""
+        answer = await self.store.enqueue(message)
+        if answer.created:
+            self.metrics.count("accepted", message.target)
+            self.dispatcher.kick(message.target)
+        return answer
 
     def _accepted(self, pairs: Sequence[tuple[Accepted, Enqueued]]) -> None:
         for accepted, answer in pairs:

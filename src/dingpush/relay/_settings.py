@@ -95,6 +95,10 @@ class RelaySettings:
         receive: How app robots' messages (chat commands) reach the relay: ``"callback"``
             (DingTalk's HTTP mode, ``POST /callbacks/APP``, always served for app targets)
             or ``"stream"`` (also a Stream-mode client per app, started with the relay).
+        escalation_poll: Seconds between two looks at the incidents whose escalation step is
+            due (each instance looks; a due step still runs once across a fleet).
+        escalation_lease: Seconds an instance holds a due incident while it runs its step;
+            if it dies, another instance runs the step once this has passed.
     """
 
     host: str = "127.0.0.1"
@@ -117,12 +121,22 @@ class RelaySettings:
     ack_secret: str | None = field(default=None, repr=False)
     ack_link_ttl: float = 86400.0
     receive: str = "callback"
+    escalation_poll: float = 1.0
+    escalation_lease: float = 60.0
 
     def __post_init__(self) -> None:
         problem = api_token_problem(self.api_tokens)
         if problem is not None:
             raise ConfigError(f"{problem}: {API_TOKEN_FIX}")
-        for name in ("lease", "target_lease", "idle_poll", "stats_window", "give_up_after"):
+        for name in (
+            "lease",
+            "target_lease",
+            "idle_poll",
+            "stats_window",
+            "give_up_after",
+            "escalation_poll",
+            "escalation_lease",
+        ):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be a positive number of seconds")
         if not 0 <= self.port <= 65535:

@@ -155,6 +155,17 @@ class RelayTarget:
         """Deliver once, without waiting for a slot or retrying; return the reply's details."""
         raise NotImplementedError
 
+    async def ding(self, request: Mapping[str, typing.Any]) -> dict[str, typing.Any]:
+        """Send a DING (an outbox message of kind ``ding``, ``DING_KIND``); the reply's details.
+
+        ``request``: ``user_ids``, ``content``, ``remind_type`` and ``fallback``. Only app
+        targets can: a DING goes through an app's robot (protocol §14).
+        """
+        raise ConfigError(
+            f"target {self.name!r} is a {self.kind} target and cannot send a DING (DINGs go "
+            "through an app's robot): name an app-group or app-users target in the policy's via"
+        )
+
     async def aclose(self) -> None:
         """Close the clients the target opened."""
 
@@ -408,6 +419,9 @@ class AppTarget(RelayTarget):
         )
         self.kind = channel
         self.app = app
+        #: The robot that sends (and DINGs), and the group of an app-group target.
+        self.robot_code = robot_code
+        self.open_conversation_id = open_conversation_id
         self.own_rate = rate is not None
         self._owns_app = owns_app
         self.user_ids = tuple(users)
@@ -489,6 +503,26 @@ class AppTarget(RelayTarget):
             if reservation is not None:
                 reservation.complete()
         return _app_reply(result)
+
+    async def ding(self, request: Mapping[str, typing.Any]) -> dict[str, typing.Any]:
+        result = await self.app.ding(
+            request["user_ids"],
+            request["content"],
+            remind_type=request.get("remind_type", "app"),
+            fallback=bool(request.get("fallback", False)),
+            robot_code=self.robot_code,
+        )
+        reply: dict[str, typing.Any] = {
+            "errcode": 0,
+            "errmsg": "ok",
+            "open_ding_ids": list(result.open_ding_ids),
+            "remind_type": result.remind_type,
+        }
+        if result.fell_back_from is not None:
+            reply["fell_back_from"] = result.fell_back_from
+        if result.failed:
+            reply["failed"] = {reason: list(who) for reason, who in result.failed.items()}
+        return reply
 
     async def aclose(self) -> None:
         if self._owns_app:

@@ -1,0 +1,313 @@
+"""The escalation engine against the emulator over real HTTP, on a fake clock.
+
+An alert opens an incident; once its policy's step is due (the clock is advanced past it and
+the engine looks: ``Escalation.tick``), the on-call person gets a DING at the emulator, or
+nothing happens because someone read or acknowledged the alert, or it resolved.
+"""
+
+from __future__ import annotations
+
+import copy
+import typing
+
+import pytest
+
+from _appsupport import APP_KEY, APP_SECRET
+from dingpush import AsyncApp
+from dingpush.alerts import AlertSettings, Person, Route, sample
+from dingpush.relay import AlertReceivers, Relay
+from dingpush.relay._escalation import Escalation, step_key
+from dingpush.relay._incidents import EventKind, Incident, IncidentState
+from dingpush.relay._oncall import OnCall, Policy, Schedule, Step, parse_instant
+from dingpush.relay._targets import AppTarget
+from dingpush.relay.stores import MemoryStore
+from dingpush.testing import EmulatorServer, FakeClock
+
+from ._support import eventually, fast_settings, serving
+
+pytestmark = pytest.mark.anyio
+
+#: 2024-05-01T12:12:00Z, as the alert receivers' tests.
+NOW = 1714565520.0
+PEOPLE = {
+    "alice": Person(user_id="alice"),
+    "bob": Person(user_id="bob"),
+    "lead": Person(user_id="manager4220"),
+}
+ROTATION = Schedule(
+    name="oncall",
+    people=("alice", "bob"),
+    start=parse_instant("2024-04-29T09:00+08:00"),  # alice's week holds NOW
+    every=7 * 86400.0,
+)
+
+
+def policy(*steps: Step, **options: typing.Any) -> Policy:
+    return Policy(
+        name="page", steps=steps or (Step(after=300, ding="oncall", remind="phone"),), **options
+    )
+
+
+def build(
+    server: EmulatorServer,
+    clock: FakeClock,
+    page: Policy,
+    *,
+    store: MemoryStore | None = None,
+    paid_ding: bool = True,
+) -> Relay:
+    server.emulator.clock = clock
+    server.add_app(
+        "ops",
+        APP_KEY,
+        APP_SECRET,
+        users=("alice", "bob", "manager4220"),
+        groups=["Ops", "Leads"],
+        paid_ding=paid_ding,
+    )
+    groups = list(server.emulator.app("ops").groups)
+
+    def target(name: str, cid: str) -> AppTarget:
+        app = AsyncApp(APP_KEY, APP_SECRET, api_base=server.url, oapi_base=server.url, clock=clock)
+        return AppTarget(name, app, "app-group", open_conversation_id=cid, owns_app=True)
+
+    oncall = OnCall(policies={"page": page}, schedules={"oncall": ROTATION}, people=PEOPLE)
+    receivers = AlertReceivers(
+        AlertSettings(routes={"ops": Route(targets=["ops-group"])}, people=PEOPLE),
+        oncall=oncall,
+        policies={"ops": "page"},
+    )
+    return Relay(
+        [target("ops-group", groups[0]), target("leads", groups[1])],
+        store=store if store is not None else MemoryStore(clock=clock),
+        settings=fast_settings(escalation_poll=3600.0),
+        clock=clock,
+        alerts=receivers,
+    )
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(NOW)
+
+
+def engine(relay: Relay) -> Escalation:
+    assert relay.escalation is not None
+    return relay.escalation
+
+
+async def fire(http: typing.Any, status: str = "firing") -> None:
+    _, body = sample("alertmanager-firing")
+    if status == "resolved":
+        _, body = sample("alertmanager-resolved")
+    reply = await http.post("/alertmanager/ops", json=body)
+    assert reply.status_code == 200, reply.text
+
+
+async def the_incident(relay: Relay) -> Incident:
+    (incident,) = await relay.incidents.list_incidents()
+    return incident
+
+
+async def delivered(relay: Relay, incident: Incident) -> None:
+    async def done() -> bool:
+        current = await relay.incidents.get(incident.number)
+        return current is not None and any(e.kind is EventKind.SENT for e in current.timeline)
+
+    await eventually(done, what="the alert's delivery")
+
+
+def dings(server: EmulatorServer) -> list[typing.Any]:
+    return server.emulator.dings()
+
+
+def kinds(incident: Incident | None) -> list[EventKind]:
+    assert incident is not None
+    return [e.kind for e in incident.timeline]
+
+
+async def test_nobody_acknowledges_so_the_on_call_gets_a_phone_ding(
+    dingtalk_emulator: EmulatorServer, clock: FakeClock
+) -> None:
+    relay = build(dingtalk_emulator, clock, policy())
+    async with serving(relay) as http:
+        await fire(http)
+        incident = await the_incident(relay)
+        assert (incident.policy, incident.due_at, incident.route) == ("page", NOW + 300, "ops")
+        assert incident.title == "HighCPU" and incident.labels["severity"] == "critical"
+        await delivered(relay, incident)
+        clock.advance(299)
+        assert await engine(relay).tick() == 0
+        clock.advance(1)
+        assert await engine(relay).tick() == 1
+        await eventually(lambda: len(dings(dingtalk_emulator)) == 1, what="the DING")
+        (ding,) = dings(dingtalk_emulator)
+        assert (ding.remind_type, ding.receivers) == (3, ("alice",))
+        assert f"#{incident.number}" in ding.content
+        after = await relay.incidents.get(incident.number)
+        assert kinds(after) == [EventKind.OPENED, EventKind.SENT, EventKind.DING]
+        assert after is not None and after.timeline[-1].who == "alice"
+        assert "phone DING to alice" in after.timeline[-1].detail
+        assert (after.step, after.due_at) == (1, None)
+        clock.advance(3600)
+        assert await engine(relay).tick() == 0
+        assert len(dings(dingtalk_emulator)) == 1
+
+
+async def test_read_within_the_delay_means_no_ding_when_the_policy_waits_for_read(
+    dingtalk_emulator: EmulatorServer, clock: FakeClock
+) -> None:
+    relay = build(dingtalk_emulator, clock, policy(wait_for="read"))
+    async with serving(relay) as http:
+        await fire(http)
+        incident = await the_incident(relay)
+        await delivered(relay, incident)
+        message = await relay.store.get(incident.message_ids[0])
+        assert message.reply is not None
+        dingtalk_emulator.emulator.read_app_message(message.reply["process_query_key"], ["bob"])
+        clock.advance(300)
+        assert await engine(relay).tick() == 1
+        after = await relay.incidents.get(incident.number)
+        assert after is not None and after.timeline[-1].kind is EventKind.READ
+        assert after.timeline[-1].who == "bob" and after.due_at is None
+        assert dings(dingtalk_emulator) == []
+
+
+async def test_unread_with_wait_for_read_still_dings(
+    dingtalk_emulator: EmulatorServer, clock: FakeClock
+) -> None:
+    relay = build(dingtalk_emulator, clock, policy(wait_for="read"))
+    async with serving(relay) as http:
+        await fire(http)
+        await delivered(relay, await the_incident(relay))
+        clock.advance(300)
+        await engine(relay).tick()
+        await eventually(lambda: len(dings(dingtalk_emulator)) == 1, what="the DING")
+
+
+async def test_an_acknowledged_incident_stops_escalating(
+    dingtalk_emulator: EmulatorServer, clock: FakeClock
+) -> None:
+    relay = build(dingtalk_emulator, clock, policy())
+    async with serving(relay) as http:
+        await fire(http)
+        incident = await the_incident(relay)
+        await relay.incidents.acknowledge(incident.number, who="alice", via="chat", now=NOW + 60)
+        clock.advance(3600)
+        assert await engine(relay).tick() == 0
+        assert dings(dingtalk_emulator) == []
+
+
+async def test_a_resolved_alert_stops_escalating(
+    dingtalk_emulator: EmulatorServer, clock: FakeClock
+) -> None:
+    relay = build(dingtalk_emulator, clock, policy())
+    async with serving(relay) as http:
+        await fire(http)
+        clock.advance(60)
+        await fire(http, "resolved")
+        incident = await the_incident(relay)
+        assert incident.state is IncidentState.RESOLVED
+        assert incident.closed_at == NOW + 60
+        clock.advance(3600)
+        assert await engine(relay).tick() == 0
+        assert dings(dingtalk_emulator) == []
+
+
+async def test_steps_run_in_order_and_a_notify_step_reaches_its_target(
+    dingtalk_emulator: EmulatorServer, clock: FakeClock
+) -> None:
+    steps = (Step(after=300, ding="oncall", remind="sms"), Step(after=900, notify="leads"))
+    relay = build(dingtalk_emulator, clock, policy(*steps))
+    async with serving(relay) as http:
+        await fire(http)
+        incident = await the_incident(relay)
+        clock.advance(300)
+        await engine(relay).tick()
+        await eventually(lambda: len(dings(dingtalk_emulator)) == 1, what="the DING")
+        assert dings(dingtalk_emulator)[0].remind_type == 2
+        clock.advance(599)
+        assert await engine(relay).tick() == 0
+        clock.advance(1)
+        assert await engine(relay).tick() == 1
+
+        def escalated() -> bool:
+            return any("Escalated" in str(m.payload) for m in dingtalk_emulator.emulator.messages())
+
+        await eventually(escalated, what="the lead group's message")
+        after = await relay.incidents.get(incident.number)
+        assert EventKind.NOTIFIED in kinds(after)
+        assert after is not None
+        assert [e.detail for e in after.timeline if e.kind is EventKind.NOTIFIED] == [
+            "sent to leads"
+        ]
+        assert (after.step, after.due_at) == (2, None)
+
+
+async def test_without_the_paid_quota_an_in_app_ding_goes_and_the_timeline_says_so(
+    dingtalk_emulator: EmulatorServer, clock: FakeClock
+) -> None:
+    relay = build(dingtalk_emulator, clock, policy(), paid_ding=False)
+    async with serving(relay) as http:
+        await fire(http)
+        incident = await the_incident(relay)
+        clock.advance(300)
+        await engine(relay).tick()
+        await eventually(lambda: len(dings(dingtalk_emulator)) == 1, what="the DING")
+        assert dings(dingtalk_emulator)[0].remind_type == 1
+
+        async def noted() -> bool:
+            current = await relay.incidents.get(incident.number)
+            return current is not None and any(
+                e.kind is EventKind.NOTE and "quota" in e.detail for e in current.timeline
+            )
+
+        await eventually(noted, what="the fallback's note")
+
+
+async def test_a_repeating_policy_runs_its_steps_again(
+    dingtalk_emulator: EmulatorServer, clock: FakeClock
+) -> None:
+    relay = build(dingtalk_emulator, clock, policy(repeat=True))
+    async with serving(relay) as http:
+        await fire(http)
+        for round_ in range(1, 4):
+            clock.advance(300)
+            assert await engine(relay).tick() == 1
+            await eventually(
+                lambda n=round_: len(dings(dingtalk_emulator)) == n, what=f"DING {round_}"
+            )
+        incident = await the_incident(relay)
+        assert (incident.step, incident.due_at) == (3, NOW + 1200)
+
+
+async def test_a_step_interrupted_before_it_advanced_fires_once(
+    dingtalk_emulator: EmulatorServer, clock: FakeClock
+) -> None:
+    """An instance claimed the step and enqueued its DING, then died before advancing."""
+    store = MemoryStore(clock=clock)
+    relay = build(dingtalk_emulator, clock, policy(), store=store)
+    async with serving(relay) as http:
+        await fire(http)
+        incident = await the_incident(relay)
+        clock.advance(300)
+        (claimed,) = await relay.incidents.claim_due(now=clock.time(), holder="dead", lease=60)
+        dead = copy.copy(engine(relay))
+        dead.holder = "dead"
+        await dead._ding(
+            claimed,
+            engine(relay).oncall.policies["page"],
+            Step(300, "oncall", "phone"),
+            clock.time(),
+        )
+        # The dead instance never advanced: the claim holds until its lease ends.
+        assert await engine(relay).tick() == 0
+        clock.advance(60)
+        assert await engine(relay).tick() == 1
+        await eventually(lambda: len(dings(dingtalk_emulator)) >= 1, what="the DING")
+        after = await relay.incidents.get(incident.number)
+        assert after is not None and after.step == 1
+        ding_ids = [m for m in after.message_ids if (await store.get(m)).kind == "ding"]
+        assert len(ding_ids) == 1
+        assert (await store.get(ding_ids[0])).idempotency_key == step_key(incident.number, 0)
+    assert len(dings(dingtalk_emulator)) == 1
