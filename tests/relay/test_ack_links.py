@@ -3,6 +3,8 @@ expired, forged and used links are refused with a page that says so."""
 
 from __future__ import annotations
 
+import json
+import re
 import time
 
 import pytest
@@ -145,3 +147,59 @@ def test_settings_refuse_a_short_secret_or_one_without_a_public_url() -> None:
     with pytest.raises(ConfigError, match="alertmanager_url"):
         RelaySettings(alertmanager_url="am:9093")
     assert SECRET not in repr(RelaySettings(ack_secret=SECRET, public_url="https://r.example"))
+
+
+@pytest.mark.anyio
+async def test_an_alert_to_a_webhook_robot_carries_the_link_that_acknowledges_its_incident(
+    dingtalk_emulator: EmulatorServer,
+) -> None:
+    from dingpush.alerts import AlertSettings, Person, Route, sample
+    from dingpush.relay import AlertReceivers
+    from dingpush.relay._oncall import OnCall, Policy, Step
+
+    dingtalk_emulator.add_robot("ops", TOKEN)
+    people = {"alice": Person(user_id="alice")}
+    receivers = AlertReceivers(
+        AlertSettings(routes={"ops": Route(targets=["ops"])}, people=people),
+        oncall=OnCall(
+            policies={"page": Policy(name="page", steps=(Step(after=300, notify="ops"),))},
+            people=people,
+        ),
+        policies={"ops": "page"},
+    )
+    relay = Relay(
+        [RobotTarget("ops", dingtalk_emulator.webhook_url("ops"))],
+        settings=fast_settings(
+            public_url="http://relay", ack_secret=SECRET, escalation_poll=3600.0
+        ),
+        alerts=receivers,
+    )
+    _, firing = sample("alertmanager-firing")
+    async with serving(relay) as http:
+        answer = await http.post("/alertmanager/ops", json=firing)
+        assert answer.status_code == 200, answer.text
+        (incident,) = await relay.incidents.list_incidents()
+        assert incident.state is IncidentState.OPEN and incident.policy == "page"
+
+        def sent() -> list[str]:
+            return [
+                json.dumps(m.payload, ensure_ascii=False)
+                for m in dingtalk_emulator.emulator.messages(robot="ops")
+            ]
+
+        await eventually(lambda: len(sent()) == 1, what="the alert message")
+        found = re.search(rf"\(http://relay(/ack/{incident.number}/[\w.-]+)\)", sent()[0])
+        assert found is not None, sent()[0]
+        path = found.group(1)
+        again = await http.post("/alertmanager/ops", json=firing)  # the sender's retry
+        assert again.json()["messages"][0]["duplicate"] is True
+        assert len(await relay.incidents.list_incidents()) == 1
+        done = await http.post(path, data={"name": "alice"})
+        assert done.status_code == 200, done.text
+        after = await relay.incidents.get(incident.number)
+        assert after is not None and after.state is IncidentState.ACKNOWLEDGED
+        assert after.due_at is None  # the escalation stopped
+        await eventually(
+            lambda: any(f"#{incident.number} acknowledged by alice" in t for t in sent()),
+            what="the group told",
+        )

@@ -112,22 +112,30 @@ class Escalation:
                 if closed is not None:
                     touched.append(closed)
                 continue
-            name = self.policies.get(route)
-            policy = self.oncall.policies.get(name) if name is not None else None
-            incident = await self.incidents.open_incident(
-                route=route,
-                group_key=group_key,
-                title=first.headline or group_key,
-                labels=first.labels,
-                policy=name if policy is not None else None,
-                targets=[item.target for item, _ in items],
-                due_at=policy.due_at(now, 0) if policy is not None else None,
-                now=now,
-            )
+            incident = await self.open_for(first, [item.target for item, _ in items], now)
             touched.append(
                 await self.incidents.attach_messages(incident.number, [a.id for _, a in items])
             )
         return touched
+
+    async def open_for(self, first: AlertMessage, targets: Sequence[str], now: float) -> Incident:
+        """The open incident of a firing notification's alert group, made if none is.
+
+        The alert receivers call it before they commit messages that carry a signed ack link
+        (which names the incident's number); :meth:`notified` then finds the same incident.
+        """
+        name = self.policies.get(first.route)
+        policy = self.oncall.policies.get(name) if name is not None else None
+        return await self.incidents.open_incident(
+            route=first.route,
+            group_key=first.group_key,
+            title=first.headline or first.group_key,
+            labels=first.labels,
+            policy=name if policy is not None else None,
+            targets=targets,
+            due_at=policy.due_at(now, 0) if policy is not None else None,
+            now=now,
+        )
 
     # -- the loop -------------------------------------------------------------------------------
 
