@@ -1,15 +1,18 @@
 """The on-call loop end to end in Chromium, with a real Alertmanager and the relay over HTTP.
 
-An alert fires in Alertmanager → the relay's receiver posts it in the group (an app robot) →
-"alice" types ``ack`` in the emulator's chat view → the relay acknowledges the incident and the
-group shows "acknowledged by alice"; ``silence 1h`` → Alertmanager's API shows a silence with
-the alert's matchers and alice as its creator; the alert resolves → the timeline is complete.
+An alert fires in Alertmanager → the relay's receiver posts it in the group (an app robot) and
+opens its incident → nobody acknowledges it within the policy's delay → a phone DING to the
+on-call person (alice, by the schedule) → "alice" types ``ack`` in the emulator's chat view →
+the escalation stops and the group shows "acknowledged by alice"; ``silence 1h`` →
+Alertmanager's API shows a silence with the alert's matchers and alice as its creator; the
+alert resolves → the timeline is complete.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import datetime
 import json
 import pathlib
 import time
@@ -30,8 +33,8 @@ from dingpush.relay import (
     RelayServer,
     RelaySettings,
 )
-from dingpush.relay._incidents import EventKind, Incident, IncidentState
-from dingpush.relay.stores import MemoryIncidentStore
+from dingpush.relay._incidents import EventKind, Incident, IncidentState, IncidentStore
+from dingpush.relay._oncall import OnCall, Policy, Schedule, Step
 from dingpush.testing import EmulatorServer
 
 from .conftest import Screenshot
@@ -69,7 +72,27 @@ def test_alert_ack_silence_resolve_from_the_chat_view(
     server.add_app("ops", APP_KEY, APP_SECRET, users=("alice", "bob"), groups=["Ops"])
     cid = next(iter(server.emulator.app("ops").groups))
     port = free_port()
-    store = MemoryIncidentStore()
+    people = {"alice": Person(user_id="alice"), "bob": Person(user_id="bob")}
+    oncall = OnCall(
+        policies={
+            "page": Policy(
+                name="page",
+                steps=(
+                    Step(after=1.0, ding="oncall", remind="call"),  # 1 s: a test's "5m"
+                    Step(after=3600.0, ding="bob", remind="call"),  # never: alice takes it
+                ),
+            )
+        },
+        schedules={
+            "oncall": Schedule(
+                name="oncall",
+                people=("alice", "bob"),
+                start=datetime.datetime.now(datetime.UTC),  # alice's turn
+                every=7 * 86400.0,
+            )
+        },
+        people=people,
+    )
     with Alertmanager(tmp_path / "am", f"http://127.0.0.1:{port}/alertmanager/ops") as am:
         relay = Relay(
             [
@@ -82,15 +105,17 @@ def test_alert_ack_silence_resolve_from_the_chat_view(
                 )
             ],
             settings=RelaySettings(
-                port=port, idle_poll=0.2, alertmanager_url=am.url, silence_check=0.5
+                port=port,
+                idle_poll=0.2,
+                alertmanager_url=am.url,
+                silence_check=0.5,
+                escalation_poll=0.2,
             ),
             alerts=AlertReceivers(
-                AlertSettings(
-                    routes={"ops": Route(targets=["oncall"])},
-                    people={"alice": Person(user_id="alice")},
-                )
+                AlertSettings(routes={"ops": Route(targets=["oncall"])}, people=people),
+                oncall=oncall,
+                policies={"ops": "page"},
             ),
-            incidents=store,
             chat=ChatReceivers([ReceivingApp("ops", APP_KEY, APP_SECRET, server.url)]),
         )
         with RelayServer(relay) as relay_server:
@@ -99,7 +124,13 @@ def test_alert_ack_silence_resolve_from_the_chat_view(
             # An alert fires: Alertmanager → the relay's receiver → the group.
             am.fire([alert("DiskFull", {"instance": "db-1", "severity": "critical"})])
             _wait(lambda: any("DiskFull" in t for t in _texts(server, cid)), "the group message")
-            incident = _incident(store)
+            store = relay.incidents
+            (incident,) = _run(store.list_incidents())
+            assert incident.policy == "page" and dict(incident.labels) == LABELS
+
+            # Nobody takes it: after the policy's delay, a phone DING to the on-call person.
+            (ding,) = _wait(server.emulator.dings, "the DING")
+            assert (ding.receivers, ding.remind_type) == (("alice",), 3)
 
             # alice takes it in the chat view.
             page.goto(f"{server.url}/_emulator/chat/{cid}")
@@ -110,6 +141,7 @@ def test_alert_ack_silence_resolve_from_the_chat_view(
             )
             after = _get(store, incident.number)
             assert after.state is IncidentState.ACKNOWLEDGED and after.acknowledged_by == "alice"
+            assert after.due_at is None and after.step == 1  # the escalation stopped
             screenshot("acknowledged")
 
             # alice silences it for an hour: a silence in Alertmanager, alice its creator.
@@ -143,13 +175,14 @@ def test_alert_ack_silence_resolve_from_the_chat_view(
             )
             screenshot("resolved")
             kinds = [e.kind for e in closed.timeline]
-            assert kinds == [
-                EventKind.OPENED,
-                EventKind.ACKNOWLEDGED,
-                EventKind.SILENCED,
+            assert kinds[0] is EventKind.OPENED and kinds[-2:] == [
                 EventKind.NOTE,
                 EventKind.RESOLVED,
             ]
+            order = [EventKind.DING, EventKind.ACKNOWLEDGED, EventKind.SILENCED]
+            assert [k for k in kinds if k in order] == order
+            assert EventKind.SENT in kinds
+            assert len(server.emulator.dings()) == 1  # the second step never ran
             (acked,) = [e for e in closed.timeline if e.kind is EventKind.ACKNOWLEDGED]
             (silenced,) = [e for e in closed.timeline if e.kind is EventKind.SILENCED]
             assert (acked.who, acked.detail) == ("alice", "chat")
@@ -171,7 +204,7 @@ def _say(page: Page, text: str) -> None:
     page.get_by_role("button", name="Send").click()
 
 
-def _get(store: MemoryIncidentStore, number: int) -> Incident:
+def _get(store: IncidentStore, number: int) -> Incident:
     found = _run(store.get(number))
     assert found is not None
     return found
@@ -182,26 +215,6 @@ def _silences(am: Alertmanager) -> list[dict[str, typing.Any]]:
         return list(json.loads(answer.read()))
 
 
-def _incident(store: MemoryIncidentStore) -> Incident:
-    """The incident the alert opened.
-
-    LEAD: once the escalation engine (branch ``esc``) opens incidents from the alert receivers,
-    replace this by waiting for ``store.list_incidents()`` to show it.
-    """
-    return _run(
-        store.open_incident(
-            route="ops",
-            group_key='{}:{alertname="DiskFull"}',
-            title="DiskFull on db-1",
-            labels=LABELS,
-            policy=None,
-            targets=["oncall"],
-            due_at=None,
-            now=time.time(),
-        )
-    )
-
-
-def _closed(store: MemoryIncidentStore, number: int) -> Incident | None:
+def _closed(store: IncidentStore, number: int) -> Incident | None:
     incident = _get(store, number)
     return incident if incident.state is IncidentState.RESOLVED else None
