@@ -339,3 +339,18 @@ def test_the_silence_watch_closes_an_incident_whose_alerts_resolved_while_silenc
             while f"#{silenced.number} resolved (while silenced)" not in loop.last_reply():
                 assert time.monotonic() < deadline, loop.chat()
                 time.sleep(0.05)
+
+
+def test_without_policies_alerts_still_open_incidents_people_can_ack(loop: Loop) -> None:
+    from dingpush.alerts import sample
+
+    _, firing = sample("alertmanager-firing")
+    answer = httpx.post(f"{loop.relay.url}/alertmanager/ops", json=firing)
+    assert answer.status_code == 200, answer.text
+    (incident,) = asyncio.run(loop.store.list_incidents())
+    assert incident.policy is None and incident.due_at is None
+    loop.say("ack")
+    assert loop.last_reply() == f"#{incident.number} acknowledged by Alice"
+    _, resolved = sample("alertmanager-resolved")
+    assert httpx.post(f"{loop.relay.url}/alertmanager/ops", json=resolved).status_code == 200
+    assert loop.incident(incident.number).state is IncidentState.RESOLVED

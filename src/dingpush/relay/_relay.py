@@ -166,10 +166,16 @@ class Relay:
             if incidents is not None
             else getattr(self.store, "incidents", None) or MemoryIncidentStore()
         )
-        #: The escalation engine, when the alerts have policies or schedules.
+        #: The escalation engine, when the alerts have policies or schedules, or people can
+        #: acknowledge alerts (chat commands, ack links): then alerts open incidents.
         self.escalation: Escalation | None = None
-        if alerts is not None and alerts.oncall is not None:
-            self.escalation = Escalation(self, alerts.oncall, alerts.policies, self.incidents)
+        oncall = alerts.oncall if alerts is not None else None
+        if alerts is not None and oncall is None and (chat is not None or self.settings.ack_secret):
+            from ._oncall import OnCall
+
+            oncall = OnCall(people=dict(alerts.settings.people))
+        if alerts is not None and oncall is not None:
+            self.escalation = Escalation(self, oncall, alerts.policies, self.incidents)
             self.dispatcher.on_settled = self.escalation.settled
         self._oncall(chat)
         self.started = False
