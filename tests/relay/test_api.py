@@ -282,7 +282,7 @@ async def test_a_store_that_cannot_commit_answers_503_never_4xx(
     dingtalk_emulator: EmulatorServer, tmp_path: pathlib.Path
 ) -> None:
     relay = _relay(dingtalk_emulator)
-    relay.store = SQLiteStore(tmp_path / "tiny.sqlite", max_size=64 * 1024)
+    relay.store = SQLiteStore(tmp_path / "tiny.sqlite", max_size=128 * 1024)  # 19 pages empty
     relay.dispatcher.store = relay.store
     async with serving(relay) as api:
         body = {"target": "ops", "message": text("告警 " * 6000)}

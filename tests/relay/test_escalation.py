@@ -73,7 +73,10 @@ def build(
 
     oncall = OnCall(policies={"page": page}, schedules={"oncall": ROTATION}, people=PEOPLE)
     receivers = AlertReceivers(
-        AlertSettings(routes={"ops": Route(targets=["ops-group"])}, people=PEOPLE),
+        AlertSettings(
+            routes={"ops": Route(targets=["ops-group"]), "plain": Route(targets=["ops-group"])},
+            people=PEOPLE,
+        ),
         oncall=oncall,
         policies={"ops": "page"},
     )
@@ -311,3 +314,22 @@ async def test_a_step_interrupted_before_it_advanced_fires_once(
         assert len(ding_ids) == 1
         assert (await store.get(ding_ids[0])).idempotency_key == step_key(incident.number, 0)
     assert len(dings(dingtalk_emulator)) == 1
+
+
+async def test_a_route_without_policy_opens_incidents_that_never_escalate(
+    dingtalk_emulator: EmulatorServer, clock: FakeClock
+) -> None:
+    relay = build(dingtalk_emulator, clock, policy())
+    async with serving(relay) as http:
+        _, body = sample("alertmanager-firing")
+        assert (await http.post("/alertmanager/plain", json=body)).status_code == 200
+        reply = await http.post("/hooks/plain", json={"title": "deploy finished"})
+        assert reply.status_code == 200, reply.text
+        (incident,) = await relay.incidents.list_incidents()  # none for the generic hook
+        assert (incident.route, incident.policy, incident.due_at) == ("plain", None, None)
+        clock.advance(86400)
+        assert await engine(relay).tick() == 0
+        _, resolved = sample("alertmanager-resolved")
+        assert (await http.post("/alertmanager/plain", json=resolved)).status_code == 200
+        assert (await the_incident(relay)).state is IncidentState.RESOLVED
+    assert dings(dingtalk_emulator) == []

@@ -247,7 +247,7 @@ class AlertReceivers:
                 exc.status, relay.redact(str(exc)), pointer=exc.pointer, rule=exc.rule
             ) from None
         now = relay.clock.time()
-        numbers = await _ack_numbers(relay, outcome.messages, now)
+        numbers = await _ack_numbers(relay, outcome.messages, outcome.kind, now)
         batch: list[tuple[Accepted, str | None]] = []
         seen: dict[tuple[str, str], int] = {}
         for item in outcome.messages:
@@ -274,7 +274,7 @@ class AlertReceivers:
         if relay.escalation is not None and outcome.messages:
             # After the commit and before answering: a failure here is a 503, and the
             # sender's retry finds the same messages (their keys) and the same incident.
-            await relay.escalation.notified(outcome.messages, answers)
+            await relay.escalation.notified(outcome.messages, answers, kind=outcome.kind)
         if self._memory_log:
             outcome.remember(self.repeats, now)
         else:
@@ -311,7 +311,7 @@ class AlertReceivers:
 
 
 async def _ack_numbers(
-    relay: Relay, messages: Sequence[AlertMessage], now: float
+    relay: Relay, messages: Sequence[AlertMessage], kind: str, now: float
 ) -> dict[tuple[str, str], int]:
     """The incident numbers the signed ack links of webhook-robot messages name.
 
@@ -327,7 +327,7 @@ async def _ack_numbers(
     numbers = {}
     for key, items in groups.items():
         linked = any(getattr(relay.targets.get(i.target), "kind", None) in LINKED for i in items)
-        if items[0].status != "resolved" and linked:
+        if items[0].status != "resolved" and linked and relay.escalation.opens(key[0], kind):
             incident = await relay.escalation.open_for(items[0], [i.target for i in items], now)
             numbers[key] = incident.number
     return numbers

@@ -97,9 +97,14 @@ class Escalation:
     # -- alerts in ------------------------------------------------------------------------------
 
     async def notified(
-        self, messages: Sequence[AlertMessage], answers: Sequence[Enqueued]
+        self, messages: Sequence[AlertMessage], answers: Sequence[Enqueued], *, kind: str = ""
     ) -> list[Incident]:
-        """Open (or join) the incident of each firing notification; close resolved ones."""
+        """Open (or join) the incident of each firing notification; close resolved ones.
+
+        Alertmanager and Grafana notifications open an incident on every route (one without
+        a policy never escalates, but can be acknowledged and silenced); a generic hook's, which
+        never resolves, only on a route with a policy.
+        """
         now = self.clock.time()
         groups: dict[tuple[str, str], list[tuple[AlertMessage, Enqueued]]] = {}
         for item, answer in zip(messages, answers, strict=True):
@@ -112,11 +117,19 @@ class Escalation:
                 if closed is not None:
                     touched.append(closed)
                 continue
+            if not self.opens(route, kind):
+                continue
             incident = await self.open_for(first, [item.target for item, _ in items], now)
             touched.append(
                 await self.incidents.attach_messages(incident.number, [a.id for _, a in items])
             )
         return touched
+
+    def opens(self, route: str, kind: str) -> bool:
+        """Whether a firing notification of receiver ``kind`` on ``route`` opens an incident:
+        a generic hook's (which never resolves) only on a route with a policy."""
+        name = self.policies.get(route)
+        return kind != "generic" or (name is not None and name in self.oncall.policies)
 
     async def open_for(self, first: AlertMessage, targets: Sequence[str], now: float) -> Incident:
         """The open incident of a firing notification's alert group, made if none is.

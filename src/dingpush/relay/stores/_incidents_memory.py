@@ -37,6 +37,7 @@ class MemoryIncidentStore:
         self._lock = threading.Lock()
         self._slots: dict[int, _Slot] = {}
         self._open: dict[tuple[str, str], int] = {}
+        self._by_message: dict[str, int] = {}
         self._numbers = itertools.count(1)
         self._closed = False
 
@@ -70,6 +71,8 @@ class MemoryIncidentStore:
 
     def _apply(self, slot: _Slot, change: rules.Change) -> Incident:
         if change is not None:
+            for message_id in change[0].message_ids[len(slot.incident.message_ids) :]:
+                self._by_message[message_id] = slot.incident.number
             slot.incident = change[0]
             if not slot.incident.state.escalates:
                 slot.holder = slot.claimed_until = None
@@ -160,10 +163,8 @@ class MemoryIncidentStore:
 
     async def find_by_message(self, message_id: str) -> Incident | None:
         def operation() -> Incident | None:
-            found = [
-                s.incident for s in self._slots.values() if message_id in s.incident.message_ids
-            ]
-            return max(found, key=lambda i: i.number) if found else None
+            number = self._by_message.get(message_id)
+            return self._slots[number].incident if number is not None else None
 
         return self._run(operation)
 
