@@ -175,6 +175,7 @@ def test_a_forged_or_stale_callback_is_refused_and_changes_nothing(loop: Loop) -
             "conversationType": "2",
             "conversationId": loop.cid,
             "senderStaffId": "alice",
+            "msgId": "msg0123456789",
         }
     ).encode()
     url = f"{loop.relay.url}/callbacks/ops"
@@ -206,6 +207,17 @@ def test_a_forged_or_stale_callback_is_refused_and_changes_nothing(loop: Loop) -
         "msgtype": "text",
         "text": {"content": f"#{incident.number} acknowledged by Alice"},
     }
+    # The same callback again (DingTalk's retry, or a replay within the hour): one action.
+    again = httpx.post(
+        url,
+        content=body,
+        headers={
+            "timestamp": str(now),
+            "sign": callback_sign(APP_SECRET, now),
+            "Content-Type": "application/json",
+        },
+    )
+    assert again.json() == good.json()
     unknown = httpx.post(f"{loop.relay.url}/callbacks/nope", content=body)
     assert unknown.status_code == 404 and "the apps are: ops" in unknown.json()["detail"]
 

@@ -18,6 +18,7 @@ import contextlib
 import dataclasses
 import logging
 import typing
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -39,6 +40,9 @@ log = logging.getLogger("dingpush.relay")
 
 #: The largest callback body read (a robot message is a few KB).
 CALLBACK_MAX_BODY = 256 * 1024
+#: How many answered messages are remembered by ``msgId``: a callback DingTalk sends again
+#: (or a replay within §12.2's hour) gets the same answer and acts once.
+REMEMBERED = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,8 +79,9 @@ class ChatReceivers:
         self.clients: dict[str, StreamClient] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._relay: Relay | None = None
-        #: Messages handled, by app (tests, benchmarks, /metrics).
+        #: Messages handled (tests, benchmarks).
         self.handled = 0
+        self._answered: OrderedDict[str, Answer] = OrderedDict()
 
     def __repr__(self) -> str:
         return f"ChatReceivers({sorted(self.apps)}, mode={self.mode!r})"
@@ -123,7 +128,14 @@ class ChatReceivers:
 
     async def handle(self, app: str, message: IncomingMessage) -> Answer:
         assert self.commands is not None
+        key = f"{app}\x00{message.msg_id}"
+        if message.msg_id and key in self._answered:
+            return self._answered[key]  # the same message again: act once
         answer = await self.commands.handle(message)
+        if message.msg_id:
+            self._answered[key] = answer
+            while len(self._answered) > REMEMBERED:
+                self._answered.popitem(last=False)
         self.handled += 1
         log.info(
             "chat command %s from %s in %s: %s",
