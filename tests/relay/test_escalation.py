@@ -55,6 +55,7 @@ def build(
     *,
     store: MemoryStore | None = None,
     paid_ding: bool = True,
+    permissions: tuple[str, ...] | None = None,
 ) -> Relay:
     server.emulator.clock = clock
     server.add_app(
@@ -64,6 +65,7 @@ def build(
         users=("alice", "bob", "manager4220"),
         groups=["Ops", "Leads"],
         paid_ding=paid_ding,
+        permissions=permissions,
     )
     groups = list(server.emulator.app("ops").groups)
 
@@ -173,6 +175,7 @@ async def test_read_within_the_delay_means_no_ding_when_the_policy_waits_for_rea
         after = await relay.incidents.get(incident.number)
         assert after is not None and after.timeline[-1].kind is EventKind.READ
         assert after.timeline[-1].who == "bob" and after.due_at is None
+        assert after.timeline[-1].detail == "read by bob: escalation stopped"
         assert dings(dingtalk_emulator) == []
 
 
@@ -332,4 +335,44 @@ async def test_a_route_without_policy_opens_incidents_that_never_escalate(
         _, resolved = sample("alertmanager-resolved")
         assert (await http.post("/alertmanager/plain", json=resolved)).status_code == 200
         assert (await the_incident(relay)).state is IncidentState.RESOLVED
+    assert dings(dingtalk_emulator) == []
+
+
+async def test_a_ding_the_app_may_not_send_is_noted_on_the_timeline(
+    dingtalk_emulator: EmulatorServer, clock: FakeClock
+) -> None:
+    relay = build(dingtalk_emulator, clock, policy(), permissions=("qyapi_robot_sendmsg",))
+    async with serving(relay) as http:
+        await fire(http)
+        incident = await the_incident(relay)
+        clock.advance(300)
+        assert await engine(relay).tick() == 1
+
+        async def noted() -> list[str]:
+            current = await relay.incidents.get(incident.number)
+            assert current is not None
+            return [e.detail for e in current.timeline if e.kind is EventKind.NOTE]
+
+        async def any_note() -> bool:
+            return bool(await noted())
+
+        await eventually(any_note, what="the failed DING's note")
+        (note,) = await noted()
+        assert note.startswith("the DING to alice failed") and "Premium.Ding.Write" in note
+    assert dings(dingtalk_emulator) == []
+
+
+async def test_an_incident_acknowledged_after_its_claim_gets_no_ding(
+    dingtalk_emulator: EmulatorServer, clock: FakeClock
+) -> None:
+    relay = build(dingtalk_emulator, clock, policy())
+    async with serving(relay) as http:
+        await fire(http)
+        clock.advance(300)
+        (claimed,) = await relay.incidents.claim_due(now=clock.time(), holder="h", lease=60)
+        await relay.incidents.acknowledge(claimed.number, who="bob", via="chat", now=clock.time())
+        assert await engine(relay).escalate(claimed) is None
+        after = await relay.incidents.get(claimed.number)
+        assert after is not None and after.state is IncidentState.ACKNOWLEDGED
+        assert EventKind.DING not in kinds(after) and len(after.message_ids) == 1
     assert dings(dingtalk_emulator) == []

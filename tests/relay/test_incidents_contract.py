@@ -398,3 +398,43 @@ async def test_listed_incidents_carry_their_timeline(incidents: IncidentStore) -
     (listed,) = await incidents.list_incidents()
     assert listed == await incidents.get(made.number)
     assert kinds(listed) == [EventKind.OPENED, EventKind.SENT]
+
+
+# -- a fleet: two PostgreSQL stores on one schema ---------------------------------------------
+
+
+async def test_two_postgresql_instances_claim_each_due_incident_once() -> None:
+    schema = scratch_schema()
+    try:
+        async with (
+            PostgresStore(DSN, schema=schema, pool_size=4) as one,
+            PostgresStore(DSN, schema=schema, pool_size=4) as two,
+        ):
+            for i in range(30):
+                await open_one(one.incidents, f"g{i}", due_at=T0)
+
+            async def drain(store: PostgresStore, holder: str) -> list[int]:
+                numbers: list[int] = []
+                while batch := await store.incidents.claim_due(
+                    now=T0, holder=holder, lease=60, limit=3
+                ):
+                    numbers += [i.number for i in batch]
+                return numbers
+
+            got = await asyncio.gather(
+                drain(one, "a"), drain(two, "b"), drain(one, "c"), drain(two, "d")
+            )
+            claimed = [n for numbers in got for n in numbers]
+            assert len(claimed) == 30 and len(set(claimed)) == 30
+            # Each advances its own; a second advance from the same step is refused.
+            event = TimelineEvent(at=T0, kind=EventKind.DING, who="alice")
+            results = await asyncio.gather(
+                *(
+                    store.incidents.advance(n, from_step=0, to_step=1, due_at=None, event=event)
+                    for n in claimed
+                    for store in (one, two)
+                )
+            )
+            assert sum(r is not None for r in results) == 30
+    finally:
+        drop_schema(schema)

@@ -3,6 +3,7 @@ configuration's problems, each naming its key and its fix."""
 
 from __future__ import annotations
 
+import logging
 import pathlib
 
 import pytest
@@ -245,6 +246,8 @@ def test_policies_and_schedules_are_read(tmp_path: pathlib.Path) -> None:
         (('{after = "15m", notify', '{after = "15m", dong = 1, notify'), "dong", "unknown step"),
         (("repeat = true", 'repeat = "yes"'), "policies.page.repeat", "true or false"),
         (('every = "7d"', 'every = "7d"\ntimezone = "Mars/Olympus"'), "timezone", "unknown"),
+        (('targets = ["room"]', 'targets = ["leads"]'), "routes.ops", "is an app target"),
+        (("repeat = true", 'repeat = true\nvia = "leads"'), "policies.page.via", "not an app"),
     ],
 )
 def test_a_bad_policy_or_schedule_names_the_key_and_the_fix(
@@ -268,3 +271,24 @@ def test_a_policy_needs_steps(tmp_path: pathlib.Path) -> None:
     text = GOOD + '\n[policies.empty]\nwait_for = "read"\n'
     with pytest.raises(ConfigError, match=r"policies\.empty\.steps"):
         load_relay(_write(tmp_path, text))
+
+
+def test_a_policy_can_ding_through_another_target(tmp_path: pathlib.Path) -> None:
+    text = GOOD.replace('targets = ["room"]', 'targets = ["leads"]').replace(
+        "repeat = true", 'repeat = true\nvia = "room"'
+    )
+    text = text.replace('wait_for = "read"', 'wait_for = "read"\nvia = "room"')
+    loaded = load_relay(_write(tmp_path, text))
+    assert loaded is not None and loaded[0].escalation is not None
+
+
+def test_waiting_for_read_without_an_app_group_target_is_a_warning(
+    tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    text = GOOD.replace('targets = ["room"]', 'targets = ["leads"]')
+    text = text.replace("repeat = true", 'repeat = true\nvia = "room"')
+    text = text.replace('wait_for = "read"', 'wait_for = "read"\nvia = "room"')
+    with caplog.at_level(logging.WARNING, logger="dingpush.relay"):
+        assert load_relay(_write(tmp_path, text)) is not None
+    (warning,) = [r.getMessage() for r in caplog.records if "read status" in r.getMessage()]
+    assert "route ops/quiet follows policy 'watch'" in warning

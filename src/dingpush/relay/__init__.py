@@ -20,6 +20,7 @@ if typing.TYPE_CHECKING:
     from ._alerts import AlertReceivers
     from ._app import create_app
     from ._dashboard import dashboard_routes
+    from ._oncall import OnCall, Override, Policy, Schedule, Step
     from ._receivers import ChatReceivers, ReceivingApp
     from ._relay import Relay
     from ._serve import RelayServer, serve
@@ -31,6 +32,9 @@ __all__ = [
     "AlertReceivers",
     "AppTarget",
     "ChatReceivers",
+    "OnCall",
+    "Override",
+    "Policy",
     "PoolTarget",
     "ReceivingApp",
     "Relay",
@@ -38,6 +42,8 @@ __all__ = [
     "RelaySettings",
     "RelayTarget",
     "RobotTarget",
+    "Schedule",
+    "Step",
     "TargetOptions",
     "create_app",
     "dashboard_routes",
@@ -50,6 +56,11 @@ _WHERE = {
     "ChatReceivers": "._receivers",
     "ReceivingApp": "._receivers",
     "dashboard_routes": "._dashboard",
+    "OnCall": "._oncall",
+    "Override": "._oncall",
+    "Policy": "._oncall",
+    "Schedule": "._oncall",
+    "Step": "._oncall",
     "Relay": "._relay",
     "serve": "._serve",
     "RelayServer": "._serve",

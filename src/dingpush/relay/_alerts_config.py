@@ -324,6 +324,8 @@ def read_alerts(
                 f"policy {policy!r} is not defined; the policies are: {known}",
                 f"add [policies.{policy}], or fix the name",
             )
+    if oncall is not None:
+        _check_policy_targets(reader, routes, used, oncall, target_kinds)
     if len(reader.problems) > mark or templates is None:
         return None
     settings = _attempt(
@@ -467,3 +469,46 @@ def _override(item: Mapping[str, str], zone: datetime.tzinfo | None) -> Override
     begin = parse_instant(item["from"], zone)
     end = parse_instant(item["until"], zone)
     return Override(begin.timestamp(), end.timestamp(), item["person"])
+
+
+def _targets_by_path(
+    route: Route, path: str, inherited: tuple[str, ...] = ()
+) -> typing.Iterator[tuple[str, tuple[str, ...]]]:
+    """Each route path with the targets its messages go to (a child inherits its parent's)."""
+    targets = tuple(route.targets) if route.targets is not None else inherited
+    yield path, targets
+    for index, child in enumerate(route.routes):
+        yield from _targets_by_path(child, f"{path}/{child.name or index}", targets)
+
+
+def _check_policy_targets(
+    reader: Reader,
+    routes: Mapping[str, Route],
+    used: Mapping[str, str],
+    oncall: OnCall,
+    target_kinds: Mapping[str, str],
+) -> None:
+    """A policy that DINGs needs an app target to DING through; one that waits for "read"
+    needs an app-group target, whose messages DingTalk reports read status for."""
+    for name, route in routes.items():
+        for where, targets in _targets_by_path(route, name):
+            policy = oncall.policies.get(used.get(where, ""))
+            if policy is None:
+                continue
+            kinds = [target_kinds.get(t, "") for t in targets]
+            dings = any(step.ding is not None for step in policy.steps)
+            if dings and policy.via is None and not any(k.startswith("app-") for k in kinds):
+                reader.problem(
+                    _route_path(where),
+                    f"route {where} follows policy {policy.name!r}, which DINGs, but none of its "
+                    "targets is an app target (a DING goes through an app's robot)",
+                    f'add via = "<app-group or app-users target>" to [policies.{policy.name}]',
+                )
+            if policy.wait_for == "read" and "app-group" not in kinds:
+                log.warning(
+                    "route %s follows policy %r, which waits for the message to be read, but "
+                    "none of its targets is an app-group target: DingTalk reports read status "
+                    "for app-robot group messages only, so it escalates as if nobody read it",
+                    where,
+                    policy.name,
+                )

@@ -208,9 +208,13 @@ class Escalation:
         if policy.wait_for == "read":
             readers = await self._readers(incident)
             if readers:
-                who = ", ".join(readers)
-                event = TimelineEvent(now, EventKind.READ, who, "read: escalation stopped")
+                detail = f"read by {', '.join(readers)}: escalation stopped"
+                event = TimelineEvent(now, EventKind.READ, readers[0], detail)
                 return await self._advance(incident, None, event)
+        # Acknowledged (or resolved) since the claim, while DingTalk was asked? Then no DING.
+        current = await self.incidents.get(incident.number)
+        if current is None or not current.state.escalates or current.step != incident.step:
+            return None
         if step.ding is not None:
             event = await self._ding(incident, policy, step, now)
         else:
