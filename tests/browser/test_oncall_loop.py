@@ -28,13 +28,16 @@ from dingpush.relay import (
     AlertReceivers,
     AppTarget,
     ChatReceivers,
+    OnCall,
+    Policy,
     ReceivingApp,
     Relay,
     RelayServer,
     RelaySettings,
+    Schedule,
+    Step,
 )
 from dingpush.relay._incidents import EventKind, Incident, IncidentState, IncidentStore
-from dingpush.relay._oncall import OnCall, Policy, Schedule, Step
 from dingpush.testing import EmulatorServer
 
 from .conftest import Screenshot

@@ -154,8 +154,7 @@ async def test_an_alert_to_a_webhook_robot_carries_the_link_that_acknowledges_it
     dingtalk_emulator: EmulatorServer,
 ) -> None:
     from dingpush.alerts import AlertSettings, Person, Route, sample
-    from dingpush.relay import AlertReceivers
-    from dingpush.relay._oncall import OnCall, Policy, Step
+    from dingpush.relay import AlertReceivers, OnCall, Policy, Step
 
     dingtalk_emulator.add_robot("ops", TOKEN)
     people = {"alice": Person(user_id="alice")}
