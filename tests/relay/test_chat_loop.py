@@ -366,3 +366,37 @@ def test_without_policies_alerts_still_open_incidents_people_can_ack(loop: Loop)
     _, resolved = sample("alertmanager-resolved")
     assert httpx.post(f"{loop.relay.url}/alertmanager/ops", json=resolved).status_code == 200
     assert loop.incident(incident.number).state is IncidentState.RESOLVED
+
+
+def test_a_slow_alertmanager_is_answered_later_through_the_session(
+    dingtalk_emulator: EmulatorServer,
+) -> None:
+    from dingpush.relay._silences import Silences
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(0.5)
+        return httpx.Response(200, json={"silenceID": "slow-silence-1"})
+
+    dingtalk_emulator.add_app("ops", APP_KEY, APP_SECRET, users=USERS, groups=[GROUP])
+    relay, store = _relay(dingtalk_emulator)
+    assert relay.chat is not None and relay.chat.commands is not None
+    relay.chat.callback_deadline = 0.1
+    relay.chat.commands.silences = Silences(
+        "http://am.example", transport=httpx.MockTransport(slow)
+    )
+    with RelayServer(relay) as server:
+        dingtalk_emulator.emulator.update_app("ops", callback_url=f"{server.url}/callbacks/ops")
+        loop = Loop(dingtalk_emulator, server, store)
+        incident = loop.open()
+        loop.say("silence 2h")
+        (callback,) = dingtalk_emulator.emulator.callbacks()
+        assert callback.status == 200 and not callback.replied  # {"msgtype": "empty"} at once
+        deadline = time.monotonic() + 30
+        while not any("silenced for 2h" in text for _, text in loop.chat()):
+            assert time.monotonic() < deadline, loop.chat()
+            time.sleep(0.02)
+        assert loop.last_reply() == (
+            f"#{incident.number} silenced for 2h by Alice (silence slow-silence-1)"
+        )
+        shown = dingtalk_emulator.emulator.messages(conversation=loop.cid)
+        assert shown[-1].channel == "session-webhook"

@@ -26,7 +26,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from dingpush import CallbackRejected, DingPushError, IncomingMessage, StreamClient, verify_callback
+from dingpush import (
+    AsyncApp,
+    CallbackRejected,
+    DingPushError,
+    IncomingMessage,
+    StreamClient,
+    verify_callback,
+)
 
 from ._chat import Answer, ChatCommands
 from ._http import HTTPProblem, problem, read_body
@@ -43,6 +50,9 @@ CALLBACK_MAX_BODY = 256 * 1024
 #: How many answered messages are remembered by ``msgId``: a callback DingTalk sends again
 #: (or a replay within §12.2's hour) gets the same answer and acts once.
 REMEMBERED = 1000
+#: Seconds a callback waits for its answer. DingTalk's timeout for robot callbacks is not
+#: documented (§12.3); its event-subscription push requires an answer within 2.5 s.
+CALLBACK_DEADLINE = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +73,9 @@ class ChatReceivers:
         mode: ``"callback"`` (only ``POST /callbacks/{app}``) or ``"stream"`` (a Stream client
             per app too).
         stream_options: keyword arguments for each ``StreamClient`` (tests: back-off, pings).
+        callback_deadline: seconds a callback waits for its command's answer; a slower one
+            (an Alertmanager that takes its time) is answered later through the message's
+            sessionWebhook, and the callback with ``{"msgtype": "empty"}`` (§12.3).
     """
 
     def __init__(
@@ -71,6 +84,7 @@ class ChatReceivers:
         *,
         mode: str = "callback",
         stream_options: dict[str, typing.Any] | None = None,
+        callback_deadline: float = CALLBACK_DEADLINE,
     ) -> None:
         self.apps = {a.name: a for a in apps}
         self.mode = mode
@@ -82,6 +96,9 @@ class ChatReceivers:
         #: Messages handled (tests, benchmarks).
         self.handled = 0
         self._answered: OrderedDict[str, Answer] = OrderedDict()
+        self.callback_deadline = callback_deadline
+        self._clients: dict[str, AsyncApp] = {}
+        self._late: set[asyncio.Task[None]] = set()
 
     def __repr__(self) -> str:
         return f"ChatReceivers({sorted(self.apps)}, mode={self.mode!r})"
@@ -123,8 +140,34 @@ class ChatReceivers:
         except CallbackRejected as exc:
             log.warning("callback for app %s refused (%s): %s", name, exc.reason, exc)
             return problem(HTTPProblem(403, f"refused: {exc}"))
-        answer = await self.handle(name, message)
+        work = asyncio.ensure_future(self.handle(name, message))
+        try:
+            answer = await asyncio.wait_for(asyncio.shield(work), self.callback_deadline)
+        except TimeoutError:
+            # DingTalk's wait for the answer is undocumented (§12.3): say nothing now, and
+            # reply through the message's sessionWebhook once the command is done.
+            task = asyncio.create_task(self._reply_later(name, message, work))
+            self._late.add(task)
+            task.add_done_callback(self._late.discard)
+            return JSONResponse({"msgtype": "empty"})
         return JSONResponse({"msgtype": "text", "text": {"content": answer.text}})
+
+    async def _reply_later(
+        self, name: str, message: IncomingMessage, work: asyncio.Future[Answer]
+    ) -> None:
+        try:
+            answer = await work
+            await self._app(name).reply(message, answer.text)
+        except DingPushError as exc:
+            log.warning("a late answer to a chat command of app %s failed: %s", name, exc)
+        except Exception:
+            log.exception("a chat command of app %s failed", name)
+
+    def _app(self, name: str) -> AsyncApp:
+        if name not in self._clients:
+            app = self.apps[name]
+            self._clients[name] = AsyncApp(app.app_key, app.app_secret, api_base=app.api_base)
+        return self._clients[name]
 
     async def handle(self, app: str, message: IncomingMessage) -> Answer:
         assert self.commands is not None
@@ -176,6 +219,12 @@ class ChatReceivers:
             log.error("Stream mode for app %s stopped: %s", name, exc)
 
     async def aclose(self) -> None:
+        for late in list(self._late):
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(late, self.callback_deadline)
+        for app in self._clients.values():
+            await app.aclose()
+        self._clients.clear()
         for client in self.clients.values():
             await client.aclose()
         for task in self._tasks:
