@@ -400,3 +400,50 @@ def test_a_slow_alertmanager_is_answered_later_through_the_session(
         )
         shown = dingtalk_emulator.emulator.messages(conversation=loop.cid)
         assert shown[-1].channel == "session-webhook"
+
+
+def test_the_other_groups_of_an_incident_learn_who_took_it(
+    dingtalk_emulator: EmulatorServer,
+) -> None:
+    from dingpush.relay import RobotTarget
+
+    dingtalk_emulator.add_app("ops", APP_KEY, APP_SECRET, users=USERS, groups=[GROUP])
+    dingtalk_emulator.add_robot("team", "team-robot-token-0123456789")
+    cid = next(iter(dingtalk_emulator.emulator.app("ops").groups))
+    store = MemoryIncidentStore()
+    app = AsyncApp(APP_KEY, APP_SECRET, api_base=dingtalk_emulator.url, token_cache=None)
+    relay = Relay(
+        [
+            AppTarget("oncall", app, "app-group", open_conversation_id=cid, owns_app=True),
+            RobotTarget("team", dingtalk_emulator.webhook_url("team")),
+        ],
+        settings=RelaySettings(port=free_port(), idle_poll=0.2),
+        incidents=store,
+        chat=ChatReceivers([ReceivingApp("ops", APP_KEY, APP_SECRET, dingtalk_emulator.url)]),
+    )
+    with RelayServer(relay) as server:
+        dingtalk_emulator.emulator.update_app("ops", callback_url=f"{server.url}/callbacks/ops")
+        loop = Loop(dingtalk_emulator, server, store)
+        incident = asyncio.run(
+            store.open_incident(
+                route="ops",
+                group_key="g",
+                title="DiskFull",
+                labels=LABELS,
+                policy=None,
+                targets=["oncall", "team"],
+                due_at=None,
+                now=time.time(),
+            )
+        )
+        loop.say("ack", user="bob")
+        assert loop.last_reply() == f"#{incident.number} acknowledged by bob"
+        deadline = time.monotonic() + 30
+        expected = f"#{incident.number} acknowledged by bob"
+        while not any(
+            m.payload.get("text", {}).get("content") == expected
+            for m in dingtalk_emulator.emulator.messages(robot="team")
+        ):
+            assert time.monotonic() < deadline, "the team group was not told"
+            time.sleep(0.02)
+        assert [t for _, t in loop.chat()].count(expected) == 1  # the reply, not a second one

@@ -43,6 +43,13 @@ __all__ = ["Answer", "ChatCommands", "SilenceWatch"]
 
 log = logging.getLogger("dingpush.relay")
 
+
+class Tell(typing.Protocol):
+    async def __call__(
+        self, incident: Incident, text: str, *, exclude: typing.Sequence[str] = ()
+    ) -> None: ...
+
+
 #: The states ``status`` lists and a bare ``silence`` may pick (not resolved).
 LIVE = (IncidentState.OPEN, IncidentState.ACKNOWLEDGED, IncidentState.SILENCED)
 
@@ -71,6 +78,8 @@ class ChatCommands:
         silences: the Alertmanager client (``[relay] alertmanager_url``); without one,
             ``silence`` answers how to set it up.
         clock: where time comes from.
+        tell: sends a text to an incident's targets but some (the relay's ``tell``): the
+            other groups an alert went to learn that it was acknowledged or silenced.
     """
 
     def __init__(
@@ -81,12 +90,23 @@ class ChatCommands:
         people: Iterable[Person] = (),
         silences: Silences | None = None,
         clock: Clock | None = None,
+        tell: Tell | None = None,
     ) -> None:
         self.incidents = incidents
         self.targets = targets
         self._names = {p.user_id: p.name for p in people if p.user_id}
         self.silences = silences
         self.clock = clock or SYSTEM_CLOCK
+        self.tell = tell
+
+    async def _tell_others(self, message: IncomingMessage, incident: Incident, text: str) -> None:
+        """Tell the incident's other targets what happened in this chat."""
+        if self.tell is None:
+            return
+        try:
+            await self.tell(incident, text, exclude=self.scope(message))
+        except Exception as exc:  # the chat's own answer matters more; the log says why
+            log.warning("telling #%d's other targets failed: %s", incident.number, exc)
 
     def person(self, message: IncomingMessage) -> str:
         """Who sent it: their name in the directory, else their userId, else their nick."""
@@ -173,7 +193,9 @@ class ChatCommands:
         except IncidentNotFound:
             return Answer(f"There is no incident #{picked.number}.", command)
         if picked.state is IncidentState.OPEN and incident.acknowledged_by == who:
-            return Answer(f"#{incident.number} acknowledged by {who}", command, incident)
+            text = f"#{incident.number} acknowledged by {who}"
+            await self._tell_others(message, incident, text)
+            return Answer(text, command, incident)
         return Answer(_not_open(incident), command, incident)
 
     async def _silence(self, message: IncomingMessage, command: Command) -> Answer:
@@ -209,12 +231,9 @@ class ChatCommands:
             return Answer(f"#{picked.number} was not silenced: {exc}", command, picked)
         detail = f"silence {silence.id} until {_when(silence.ends_at)}"
         incident = await self.incidents.silence(picked.number, who=who, detail=detail, now=now)
-        return Answer(
-            f"#{incident.number} silenced for {format_duration(duration)} by {who} "
-            f"(silence {silence.id})",
-            command,
-            incident,
-        )
+        text = f"#{incident.number} silenced for {format_duration(duration)} by {who}"
+        await self._tell_others(message, incident, text)
+        return Answer(f"{text} (silence {silence.id})", command, incident)
 
     async def _status(self, message: IncomingMessage, command: Command) -> Answer:
         if not self.scope(message):
@@ -225,7 +244,8 @@ class ChatCommands:
         now = self.clock.time()
         lines = [f"Open incidents ({len(incidents)}):"]
         for incident in incidents:
-            age = format_duration(max(0.0, now - incident.opened_at) // 60 * 60)
+            minutes = max(0.0, now - incident.opened_at) // 60
+            age = format_duration(minutes * 60) if minutes else "<1m"
             lines.append(f"- #{incident.number} {incident.title}: {_state(incident)}, {age} old")
         return Answer("\n".join(lines), command)
 

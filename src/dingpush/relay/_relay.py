@@ -301,6 +301,7 @@ class Relay:
                 people=people,
                 silences=self.silences,
                 clock=self.clock,
+                tell=self.tell,
             )
             chat.bind(self, commands)
         self.ack_links = None
@@ -330,8 +331,8 @@ class Relay:
         """Tell an incident's targets that it was acknowledged (after a signed link)."""
         await self.tell(incident, f"#{incident.number} acknowledged by {incident.acknowledged_by}")
 
-    async def tell(self, incident: Incident, text: str) -> None:
-        """Send ``text`` to an incident's targets through the outbox (once per text)."""
+    async def tell(self, incident: Incident, text: str, *, exclude: Sequence[str] = ()) -> None:
+        """Send ``text`` to an incident's targets (but ``exclude``) through the outbox, once."""
         from dingpush import Text
 
         payload = Text(text).to_payload()
@@ -339,7 +340,7 @@ class Relay:
         batch = []
         for name in incident.targets:
             target = self.targets.get(name)
-            if target is not None:
+            if target is not None and name not in exclude:
                 accepted = self.check(target, payload)
                 batch.append((accepted, f"incident:{incident.number}:{name}:{digest}"))
         if batch:
