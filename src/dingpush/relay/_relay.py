@@ -322,7 +322,8 @@ class Relay:
 
         secrets = [self.settings.ack_secret or ""]
         if self.settings.alertmanager_url is not None:
-            secrets.append(urllib.parse.urlsplit(self.settings.alertmanager_url).password or "")
+            password = urllib.parse.urlsplit(self.settings.alertmanager_url).password or ""
+            secrets += [password, urllib.parse.unquote(password)]  # as written, as sent
         if chat is not None:
             secrets += chat.secrets()
         return [s for s in secrets if s]
