@@ -202,3 +202,32 @@ async def test_an_alert_to_a_webhook_robot_carries_the_link_that_acknowledges_it
             lambda: any(f"#{incident.number} acknowledged by alice" in t for t in sent()),
             what="the group told",
         )
+
+
+@pytest.mark.anyio
+async def test_the_on_call_entrances_are_in_openapi_json(
+    dingtalk_emulator: EmulatorServer,
+) -> None:
+    import schemathesis
+
+    from dingpush.relay import ChatReceivers, ReceivingApp
+
+    store = MemoryIncidentStore()
+    dingtalk_emulator.add_robot("ops", TOKEN)
+    relay = Relay(
+        [RobotTarget("ops", dingtalk_emulator.webhook_url("ops"))],
+        settings=fast_settings(public_url="http://relay", ack_secret=SECRET),
+        incidents=store,
+        chat=ChatReceivers([ReceivingApp("corp", "dingkey0123456789", "secret-0123456789")]),
+    )
+    async with serving(relay) as http:
+        spec = (await http.get("/openapi.json")).json()
+    assert spec["paths"]["/callbacks/{app}"]["post"]["operationId"] == "chat_callback"
+    assert set(spec["paths"]["/ack/{number}/{token}"]) == {"get", "post"}
+    # schemathesis reads every operation (a malformed one would be an error here).
+    operations = {
+        op.ok().definition.raw["operationId"]  # type: ignore[union-attr]
+        for op in schemathesis.openapi.from_dict(spec).get_all_operations()
+    }
+    assert {"chat_callback", "ack_link_page", "ack_link_acknowledge"} <= operations
+    assert SECRET not in json.dumps(spec) and "secret-0123456789" not in json.dumps(spec)

@@ -52,6 +52,15 @@ def create_app(
         from ._alerts import openapi_paths
 
         spec["paths"].update(openapi_paths())
+    if relay.chat is not None or relay.ack_links is not None:
+        from ._receivers import openapi_paths as oncall_paths
+
+        paths = oncall_paths()
+        if relay.chat is None:
+            del paths["/callbacks/{app}"]
+        if relay.ack_links is None:
+            del paths["/ack/{number}/{token}"]
+        spec["paths"].update(paths)
 
     async def openapi(request: Request) -> Response:
         return JSONResponse(spec)

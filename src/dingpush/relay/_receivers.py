@@ -234,3 +234,99 @@ class ChatReceivers:
                 await task
         self._tasks.clear()
         self.clients.clear()
+
+
+def _problem(description: str) -> dict[str, typing.Any]:
+    schema = {"$ref": "#/components/schemas/Problem"}
+    return {"description": description, "content": {"application/problem+json": {"schema": schema}}}
+
+
+def _html(description: str) -> dict[str, typing.Any]:
+    return {"description": description, "content": {"text/html": {"schema": {"type": "string"}}}}
+
+
+def openapi_paths() -> dict[str, dict[str, typing.Any]]:
+    """``/callbacks/{app}`` and ``/ack/{number}/{token}`` for ``/openapi.json``."""
+    app = {
+        "name": "app",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string"},
+        "description": "An [apps.NAME] of the relay's configuration.",
+    }
+    signed = [
+        {
+            "name": name,
+            "in": "header",
+            "required": True,
+            "schema": {"type": "string"},
+            "description": what,
+        }
+        for name, what in (
+            ("timestamp", "Epoch milliseconds, within an hour of the relay's clock (§12.2)."),
+            ("sign", 'Base64(HMAC-SHA256(AppSecret, timestamp + "\\n" + AppSecret)) (§12.2).'),
+        )
+    ]
+    reply = {
+        "type": "object",
+        "required": ["msgtype"],
+        "properties": {"msgtype": {"enum": ["text", "empty"]}, "text": {"type": "object"}},
+    }
+    callback = {
+        "operationId": "chat_callback",
+        "summary": "A message people sent the app's robot (DingTalk's HTTP mode, §12)",
+        "description": "Checked with the app's AppSecret, then read as a chat command (`ack`, "
+        "`silence 2h`, `status`, `help`); the answer is the reply (§12.3). See docs/oncall.md.",
+        "tags": ["on call"],
+        "security": [],
+        "parameters": [app, *signed],
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        },
+        "responses": {
+            "200": {
+                "description": "The reply to show in the chat, or `empty` (a slow command "
+                "answers later through the sessionWebhook).",
+                "content": {"application/json": {"schema": reply}},
+            },
+            "403": _problem("A wrong sign, a stale timestamp or no headers: nothing was done."),
+            "404": _problem("No such app."),
+            "413": _problem("The body is larger than a robot message can be."),
+        },
+    }
+    number = {"name": "number", "in": "path", "required": True, "schema": {"type": "integer"}}
+    token = {"name": "token", "in": "path", "required": True, "schema": {"type": "string"}}
+    refusals = {
+        "403": _html("The link was not made by this relay (forged or changed)."),
+        "404": _html("Not an ack link, or no such incident."),
+        "409": _html("The incident is already acknowledged, silenced or resolved."),
+        "410": _html("The link expired, or was used."),
+    }
+    link: dict[str, typing.Any] = {
+        "get": {
+            "operationId": "ack_link_page",
+            "summary": "A signed ack link's confirmation page (changes nothing)",
+            "tags": ["on call"],
+            "security": [],
+            "parameters": [number, token],
+            "responses": {"200": _html("The page with the button that acknowledges."), **refusals},
+        },
+        "post": {
+            "operationId": "ack_link_acknowledge",
+            "summary": "Acknowledge the incident of a signed ack link (once)",
+            "tags": ["on call"],
+            "security": [],
+            "parameters": [number, token],
+            "requestBody": {
+                "required": False,
+                "content": {
+                    "application/x-www-form-urlencoded": {
+                        "schema": {"type": "object", "properties": {"name": {"type": "string"}}}
+                    }
+                },
+            },
+            "responses": {"200": _html("Acknowledged; the group is told."), **refusals},
+        },
+    }
+    return {"/callbacks/{app}": {"post": callback}, "/ack/{number}/{token}": link}
