@@ -1,7 +1,7 @@
-"""A real Alertmanager for the benchmarks: Debian's ``prometheus-alertmanager``, own ports and dir.
+"""A real Alertmanager for tests and benchmarks: Debian's ``prometheus-alertmanager``, own ports.
 
-The same as ``tests/_alertmanager.py`` (the tests cannot import ``bench``, nor ``bench`` the
-tests).
+One module for both: the benchmarks import it as ``bench._alertmanager`` and so do the tests
+(pytest puts the checkout on ``sys.path``, ``pythonpath = ["."]`` in pyproject.toml).
 
 ``scripts/ensure-alertmanager`` (run by ``make test`` and ``.ci/run``) installs it; a missing
 binary fails the test saying how to install it — nothing is skipped. The webhook receiver points

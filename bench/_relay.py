@@ -121,6 +121,19 @@ class RelayProcess:
                 counts[name] = int(float(line.rsplit(" ", 1)[1]))
         return counts
 
+    def post_spread(self, total: int, targets: int) -> None:
+        """Queue ``total`` text messages (``alert N``) over the targets ``t0``…, round robin,
+        through ``/v1/messages:batch``, 1,000 a request."""
+        for first in range(0, total, 1000):
+            batch = [
+                {
+                    "target": f"t{n % targets}",
+                    "message": {"msgtype": "text", "text": {"content": f"alert {n}"}},
+                }
+                for n in range(first, min(first + 1000, total))
+            ]
+            self.http.post("/v1/messages:batch", json={"messages": batch}).raise_for_status()
+
     def metric(self, name: str) -> int:
         total = 0
         for line in self.http.get("/metrics").text.splitlines():

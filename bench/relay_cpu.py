@@ -60,15 +60,7 @@ def run_once(
         before = relay.thread_cpu()
         cpu_before = relay.cpu_seconds()
         started = time.monotonic()
-        for first in range(0, total, 1000):
-            batch = [
-                {
-                    "target": f"t{n % targets}",
-                    "message": {"msgtype": "text", "text": {"content": f"alert {n}"}},
-                }
-                for n in range(first, min(first + 1000, total))
-            ]
-            relay.http.post("/v1/messages:batch", json={"messages": batch}).raise_for_status()
+        relay.post_spread(total, targets)
         relay.wait(
             lambda: sum(relay.delivered().values()) >= total, timeout=window * 3 + 600, every=2.0
         )

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 import httpx
 
-from _appsupport import APP_KEY, APP_SECRET, GROUP, USERS
+from _appsupport import APP_KEY, APP_SECRET, add_ops_app
 from dingpush import App, AsyncApp, RetryPolicy
 from dingpush.testing import EmulatorServer, FakeClock
 
@@ -26,19 +26,7 @@ Failure = Exception | None
 def register(server: EmulatorServer, clock: FakeClock, **settings: typing.Any) -> None:
     """The app "ops" (users, a group, department 42), on the emulator's fake clock."""
     server.emulator.clock = clock
-    settings.setdefault("users", USERS)
-    server.add_app(
-        "ops",
-        APP_KEY,
-        APP_SECRET,
-        groups=[GROUP],
-        departments={42: ["carol", "dave"]},
-        **settings,
-    )
-
-
-def cid(server: EmulatorServer) -> str:
-    return next(iter(server.emulator.app("ops").groups))
+    add_ops_app(server, departments={42: ["carol", "dave"]}, **settings)
 
 
 def agent(server: EmulatorServer) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 pytest_plugins = ["dingpush.testing"]
@@ -39,3 +41,13 @@ def _fresh_rate_limits() -> None:
     from dingpush._engine._limiter import reset_default_limiters
 
     reset_default_limiters()
+
+
+@pytest.fixture
+def schema() -> Iterator[str]:
+    """A scratch PostgreSQL schema no other test uses, dropped after the test (_pgsupport.py)."""
+    from _pgsupport import drop_schema, scratch_schema
+
+    name = scratch_schema()
+    yield name
+    drop_schema(name)

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 import dingpush
-from _appsupport import APP_KEY, APP_SECRET, GROUP, USERS, pdf_bytes, png_bytes
+from _appsupport import APP_KEY, APP_SECRET, USERS, add_ops_app, cid, pdf_bytes, png_bytes
 from dingpush import (
     OA,
     ActionCard,
@@ -43,15 +43,7 @@ def _draws(seed: int) -> tuple[bool, bool]:
 
 @pytest.fixture
 def server(dingtalk_emulator: EmulatorServer) -> EmulatorServer:
-    dingtalk_emulator.add_app(
-        "ops",
-        APP_KEY,
-        APP_SECRET,
-        users=USERS,
-        groups=[GROUP],
-        departments={42: ["carol", "dave"]},
-    )
-    return dingtalk_emulator
+    return add_ops_app(dingtalk_emulator, departments={42: ["carol", "dave"]})
 
 
 @pytest.fixture
@@ -59,10 +51,6 @@ def chart(tmp_path: pathlib.Path) -> pathlib.Path:
     path = tmp_path / "chart.png"
     path.write_bytes(png_bytes())
     return path
-
-
-def cid(server: EmulatorServer) -> str:
-    return next(iter(server.emulator.app("ops").groups))
 
 
 def agent(server: EmulatorServer) -> int:

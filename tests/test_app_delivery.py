@@ -25,12 +25,11 @@ from _appdelivery import (
     app,
     async_app,
     calls,
-    cid,
     refused,
     refused_connection,
     register,
 )
-from _appsupport import png_bytes
+from _appsupport import cid, png_bytes
 from dingpush import Image, RateLimited, RetryPolicy
 from dingpush.testing import EmulatorServer, FakeClock
 

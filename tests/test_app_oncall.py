@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 import dingpush
-from _appsupport import APP_KEY, APP_SECRET, GROUP, USERS
+from _appsupport import APP_KEY, APP_SECRET, USERS, add_ops_app, cid
 from dingpush import (
     AsyncApp,
     ConfigError,
@@ -28,12 +28,7 @@ MANY = tuple(f"user{i:03d}" for i in range(45))
 
 @pytest.fixture
 def server(dingtalk_emulator: EmulatorServer) -> EmulatorServer:
-    dingtalk_emulator.add_app("ops", APP_KEY, APP_SECRET, users=USERS + MANY, groups=[GROUP])
-    return dingtalk_emulator
-
-
-def cid(server: EmulatorServer) -> str:
-    return next(iter(server.emulator.app("ops").groups))
+    return add_ops_app(dingtalk_emulator, users=USERS + MANY)
 
 
 def async_app(server: EmulatorServer, **options: typing.Any) -> AsyncApp:

@@ -17,9 +17,9 @@ from _appdelivery import (
     app,
     async_app,
     calls,
-    cid,
     register,
 )
+from _appsupport import cid
 from dingpush import Link, Markdown, MessageTooLarge, PartialDelivery, Splitter, Text
 from dingpush._messages._channels import msg_param_bytes, notice_msg_bytes
 from dingpush.testing import EmulatorServer, FakeClock

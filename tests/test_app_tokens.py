@@ -12,7 +12,7 @@ import threading
 import pytest
 
 import dingpush
-from _appsupport import APP_KEY, APP_SECRET, GROUP, USERS
+from _appsupport import APP_KEY, APP_SECRET, add_ops_app, cid
 from dingpush import App, AsyncApp, BadCredentials, FileTokenCache, InvalidAccessToken
 from dingpush.testing import EmulatorServer, FakeClock
 
@@ -21,12 +21,7 @@ TOKEN_PATH = "/v1.0/oauth2/accessToken"
 
 @pytest.fixture
 def server(dingtalk_emulator: EmulatorServer) -> EmulatorServer:
-    dingtalk_emulator.add_app("ops", APP_KEY, APP_SECRET, users=USERS, groups=[GROUP])
-    return dingtalk_emulator
-
-
-def cid(server: EmulatorServer) -> str:
-    return next(iter(server.emulator.app("ops").groups))
+    return add_ops_app(dingtalk_emulator)
 
 
 def test_token_is_cached(server: EmulatorServer) -> None:

@@ -11,25 +11,17 @@ import sys
 import textwrap
 import threading
 import uuid
-from collections.abc import Iterator
 
 import psycopg
 import pytest
 
 import dingpush
-from _pgsupport import DSN, drop_schema, scratch_schema, terminate_backends
+from _pgsupport import DSN, terminate_backends
 from dingpush import LimiterUnavailable, PostgresRateLimiter, Rate, Robot
 from dingpush._postgres._limiter import LEASE
 from dingpush.testing import EmulatorServer, FakeClock
 
 RATE = Rate(3, 10.0)
-
-
-@pytest.fixture
-def schema() -> Iterator[str]:
-    name = scratch_schema()
-    yield name
-    drop_schema(name)
 
 
 def limiter(schema: str, clock: FakeClock | None, **kw: object) -> PostgresRateLimiter:

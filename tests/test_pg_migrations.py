@@ -8,25 +8,17 @@ from __future__ import annotations
 
 import concurrent.futures
 import threading
-from collections.abc import Iterator
 
 import psycopg
 import pytest
 
-from _pgsupport import DSN, drop_schema, scratch_schema
+from _pgsupport import DSN
 from dingpush import ConfigError
 from dingpush._postgres._migrations import Migration, describe_dsn, migrate
 
 V1 = Migration(1, "a table", ("CREATE TABLE things (id integer PRIMARY KEY)",))
 V2 = Migration(2, "a column", ("ALTER TABLE things ADD COLUMN name text NOT NULL DEFAULT ''",))
 V3_BREAKING = Migration(3, "a rename", ("ALTER TABLE things RENAME name TO title",), 3)
-
-
-@pytest.fixture
-def schema() -> Iterator[str]:
-    name = scratch_schema()
-    yield name
-    drop_schema(name)
 
 
 def run(schema: str, steps: tuple[Migration, ...], applied: list[int] | None = None) -> int:

@@ -9,12 +9,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Iterator
 
 import pytest
 
-from _appsupport import APP_KEY, APP_SECRET, GROUP, USERS
-from _pgsupport import DSN, drop_schema, scratch_schema
+from _appsupport import add_ops_app
+from _pgsupport import DSN
 from dingpush import AccessToken, App, AsyncApp, PostgresTokenCache
 from dingpush.testing import EmulatorServer, FakeClock
 
@@ -22,15 +21,8 @@ TOKEN_PATH = "/v1.0/oauth2/accessToken"
 
 
 @pytest.fixture
-def schema() -> Iterator[str]:
-    name = scratch_schema()
-    yield name
-    drop_schema(name)
-
-
-@pytest.fixture
 def server(dingtalk_emulator: EmulatorServer) -> EmulatorServer:
-    dingtalk_emulator.add_app("ops", APP_KEY, APP_SECRET, users=USERS, groups=[GROUP])
+    add_ops_app(dingtalk_emulator)
     # Hold each token answer back, so every client asks while a fetch is in flight.
     dingtalk_emulator.emulator.inject_fault("delay", path=TOKEN_PATH, delay=0.3, count=None)
     return dingtalk_emulator

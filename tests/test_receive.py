@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 import anyio
 import pytest
 
-from _appsupport import APP_KEY, APP_SECRET, GROUP, USERS
+from _appsupport import APP_KEY, APP_SECRET, GROUP, add_ops_app, cid
 from dingpush import (
     AsyncApp,
     Backoff,
@@ -36,12 +36,7 @@ OPEN_PATH = "/v1.0/gateway/connections/open"
 
 @pytest.fixture
 def server(dingtalk_emulator: EmulatorServer) -> EmulatorServer:
-    dingtalk_emulator.add_app("ops", APP_KEY, APP_SECRET, users=USERS, groups=[GROUP])
-    return dingtalk_emulator
-
-
-def cid(server: EmulatorServer) -> str:
-    return next(iter(server.emulator.app("ops").groups))
+    return add_ops_app(dingtalk_emulator)
 
 
 async def until(check: Callable[[], bool], what: str) -> None:

@@ -24,7 +24,8 @@ import httpx
 import pytest
 
 import dingpush
-from _appdelivery import FAST, GROUP_PATH, async_app, cid, register
+from _appdelivery import FAST, GROUP_PATH, async_app, register
+from _appsupport import cid
 from _scripted import OK, OK_BODY, Peer, ScriptedServer, keep_answering
 from dingpush import AsyncRobot, RetryPolicy
 from dingpush._transports import AsyncioTransport, default_async_transport

@@ -21,8 +21,7 @@ import typing
 from bench import Context, Section, scenario
 from bench._alertmanager import Alertmanager, alert
 from bench._relay import BenchTarget, RelayProcess
-from bench.alert_loadgen import measure as measure_alerts
-from bench.loadgen import measure as measure_messages
+from bench.loadgen import measure
 
 CLIENTS = 64
 ROUTES = """
@@ -135,11 +134,11 @@ def alert_ingest(context: Context) -> Section:
     for _ in range(rounds):
         with RelayProcess([BenchTarget("bench", url)], extra=ROUTES) as relay:
             cpu = relay.cpu_seconds()
-            result = measure_messages(relay.url, seconds, CLIENTS)
+            result = measure(relay.url, seconds, CLIENTS)
             result["cpu_us"] = (relay.cpu_seconds() - cpu) / max(result["requests"], 1) * 1e6
             plain.append(result)
             cpu = relay.cpu_seconds()
-            result = measure_alerts(f"{relay.url}/alertmanager/bench", seconds, CLIENTS)
+            result = measure(f"{relay.url}/alertmanager/bench", seconds, CLIENTS, alertmanager=True)
             result["cpu_us"] = (relay.cpu_seconds() - cpu) / max(result["requests"], 1) * 1e6
             alerts.append(result)
 

@@ -280,15 +280,7 @@ def _targets_run(
     with RelayProcess(specs, cpu=0) as relay:
         cpu_before = relay.cpu_seconds()
         started = time.monotonic()
-        for first in range(0, total, 1000):
-            batch = [
-                {
-                    "target": f"t{n % targets}",
-                    "message": {"msgtype": "text", "text": {"content": f"alert {n}"}},
-                }
-                for n in range(first, min(first + 1000, total))
-            ]
-            relay.http.post("/v1/messages:batch", json={"messages": batch}).raise_for_status()
+        relay.post_spread(total, targets)
         half = targets * 20
         short: list[dict[str, typing.Any]] = []
 

@@ -96,6 +96,7 @@ Setting = typing.Literal[
     "msg_uuid",
     "at",
     "mention_all",
+    "orientation",
 ]
 
 

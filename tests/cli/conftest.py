@@ -20,6 +20,11 @@ from dingpush.testing import EmulatorServer
 TOKEN = "0f3c9a7e5b1d4c2a8e6f0b9d7c5a3e1f2b4d6f8a0c2e4a6c8e0a2c4e6a8c0e2a"
 SECRET = "SEC" + "5d41402abc4b2a76b9719d911017c592" * 2
 
+APP_KEY = "dingcorpkey0001"
+APP_SECRET = "corp-app-secret-0123456789abcdef"
+AGENT_ID = 880011
+CID = "cidOpsGroup0000000000000000=="
+
 
 @dataclass
 class Robot:
@@ -144,3 +149,49 @@ def dingpush(request: pytest.FixtureRequest, run: Runner) -> Invoke:
         return Completed(result.exit_code, result.stdout_bytes, result.stderr_bytes)
 
     return invoke
+
+
+@pytest.fixture
+def corp(
+    dingtalk_emulator: EmulatorServer, home: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> EmulatorServer:
+    """An enterprise app on the emulator (a group, users, a department) and a configuration
+    with its targets: ``room`` (its group), ``people`` (users), ``notice`` (work notices)."""
+    dingtalk_emulator.add_app(
+        "corp",
+        APP_KEY,
+        APP_SECRET,
+        agent_id=AGENT_ID,
+        users=("alice", "bob"),
+        departments={7: ("carol",)},
+        groups={CID: "Ops"},
+    )
+    monkeypatch.setenv("CORP_SECRET", APP_SECRET)
+    (home / "dingpush.toml").write_text(
+        f"""\
+[apps.corp]
+app_key = "{APP_KEY}"
+app_secret = "${{CORP_SECRET}}"
+api_base = "{dingtalk_emulator.url}"
+oapi_base = "{dingtalk_emulator.url}"
+
+[targets.room]
+kind = "app-group"
+app = "corp"
+open_conversation_id = "{CID}"
+
+[targets.people]
+kind = "app-users"
+app = "corp"
+users = ["alice", "bob"]
+
+[targets.notice]
+kind = "work-notice"
+app = "corp"
+agent_id = {AGENT_ID}
+users = ["alice"]
+departments = [7]
+""",
+        encoding="utf-8",
+    )
+    return dingtalk_emulator

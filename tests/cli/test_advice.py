@@ -187,3 +187,22 @@ def test_keyword_in_a_dry_run(run: Runner, env_robot: Robot) -> None:
     result = run("send", "--dry-run", "--keyword", "告警", "disk full")
     assert result.exit_code == 0
     assert "告警" in result.stdout
+
+
+def test_horizontal_buttons_an_app_cannot_show_name_the_option(
+    run: Runner, corp: object, home: pathlib.Path
+) -> None:
+    buttons = [arg for i in range(3) for arg in ("--button", f"B{i}=https://example.com/{i}")]
+    result = run("send", "--dry-run", "--to", "room", "--card", "--horizontal", *buttons, "body")
+    assert result.exit_code != 0
+    assert "drop --horizontal (up to 5 buttons)" in result.stderr
+    assert "orientation=" not in result.output
+
+
+def test_an_unnamed_file_says_files_once(tmp_path: pathlib.Path) -> None:
+    blob = tmp_path / "blob"
+    blob.write_bytes(b"x")
+    with pytest.raises(dingpush.InvalidMessage) as caught:
+        dingpush.File.from_file(blob)
+    assert "file files" not in str(caught.value)
+    assert "DingTalk takes files as" in str(caught.value)

@@ -12,12 +12,7 @@ import pytest
 
 from dingpush.testing import EmulatorServer
 
-from .conftest import Invoke, Runner
-
-APP_KEY = "dingcorpkey0001"
-APP_SECRET = "corp-app-secret-0123456789abcdef"
-AGENT_ID = 880011
-CID = "cidOpsGroup0000000000000000=="
+from .conftest import AGENT_ID, APP_KEY, APP_SECRET, CID, Invoke, Runner
 
 
 def png() -> bytes:
@@ -35,49 +30,11 @@ def png() -> bytes:
 
 
 @pytest.fixture
-def corp(
-    dingtalk_emulator: EmulatorServer, home: pathlib.Path, monkeypatch: pytest.MonkeyPatch
-) -> EmulatorServer:
-    dingtalk_emulator.add_app(
-        "corp",
-        APP_KEY,
-        APP_SECRET,
-        agent_id=AGENT_ID,
-        users=("alice", "bob"),
-        departments={7: ("carol",)},
-        groups={CID: "Ops"},
-    )
-    monkeypatch.setenv("CORP_SECRET", APP_SECRET)
-    (home / "dingpush.toml").write_text(
-        f"""\
-[apps.corp]
-app_key = "{APP_KEY}"
-app_secret = "${{CORP_SECRET}}"
-api_base = "{dingtalk_emulator.url}"
-oapi_base = "{dingtalk_emulator.url}"
-
-[targets.room]
-kind = "app-group"
-app = "corp"
-open_conversation_id = "{CID}"
-
-[targets.people]
-kind = "app-users"
-app = "corp"
-users = ["alice", "bob"]
-
-[targets.notice]
-kind = "work-notice"
-app = "corp"
-agent_id = {AGENT_ID}
-users = ["alice"]
-departments = [7]
-""",
-        encoding="utf-8",
-    )
+def corp(corp: EmulatorServer, home: pathlib.Path) -> EmulatorServer:
+    """The conftest's app, and an image and a file to send."""
     (home / "chart.png").write_bytes(png())
     (home / "report.pdf").write_bytes(b"%PDF-1.4\n%%EOF\n")
-    return dingtalk_emulator
+    return corp
 
 
 def payloads(server: EmulatorServer, channel: str) -> list[dict[str, object]]:

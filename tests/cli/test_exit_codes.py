@@ -114,7 +114,16 @@ def test_exit_status_by_error_class(
     settle(env_robot)
 
 
-PYTHON_WORDS = ("split=True", "keyword='", "secret='", "timeout=", "proxy=", "max_wait=", "at=")
+PYTHON_WORDS = (
+    "split=True",
+    "keyword='",
+    "secret='",
+    "timeout=",
+    "proxy=",
+    "max_wait=",
+    "at=",
+    "orientation=",
+)
 
 
 def settle(robot: Robot) -> None:
@@ -146,7 +155,16 @@ def test_json_errors(
     settle(env_robot)
 
 
-PYTHON_WORDS = ("split=True", "keyword='", "secret='", "timeout=", "proxy=", "max_wait=", "at=")
+PYTHON_WORDS = (
+    "split=True",
+    "keyword='",
+    "secret='",
+    "timeout=",
+    "proxy=",
+    "max_wait=",
+    "at=",
+    "orientation=",
+)
 
 
 def test_verbose_adds_details_never_secrets(dingpush: Invoke, env_robot: Robot) -> None:

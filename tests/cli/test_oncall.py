@@ -4,46 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import pathlib
 import subprocess
 import sys
 import time
 
-import pytest
-
 from dingpush.testing import EmulatorServer
 
-from .conftest import Runner
-
-APP_KEY = "dingcorpkey0001"
-APP_SECRET = "corp-app-secret-0123456789abcdef"
-CID = "cidOpsGroup0000000000000000=="
-
-
-@pytest.fixture
-def corp(
-    dingtalk_emulator: EmulatorServer, home: pathlib.Path, monkeypatch: pytest.MonkeyPatch
-) -> EmulatorServer:
-    dingtalk_emulator.add_app(
-        "corp", APP_KEY, APP_SECRET, users=("alice", "bob"), groups={CID: "Ops"}
-    )
-    monkeypatch.setenv("CORP_SECRET", APP_SECRET)
-    (home / "dingpush.toml").write_text(
-        f"""\
-[apps.corp]
-app_key = "{APP_KEY}"
-app_secret = "${{CORP_SECRET}}"
-api_base = "{dingtalk_emulator.url}"
-oapi_base = "{dingtalk_emulator.url}"
-
-[targets.room]
-kind = "app-group"
-app = "corp"
-open_conversation_id = "{CID}"
-""",
-        encoding="utf-8",
-    )
-    return dingtalk_emulator
+from .conftest import APP_SECRET, CID, Runner
 
 
 def test_recall_and_read_status_of_a_group_message(corp: EmulatorServer, run: Runner) -> None:

@@ -6,12 +6,11 @@ import asyncio
 import json
 import pathlib
 import time
-from collections.abc import Iterator
 
 import psycopg.conninfo
 import pytest
 
-from _pgsupport import DSN, drop_schema, scratch_schema
+from _pgsupport import DSN
 from dingpush.relay.stores import NewMessage, OutboxStore, PostgresStore, SQLiteStore
 from dingpush.testing import FakeClock
 
@@ -19,13 +18,6 @@ from .conftest import Runner
 
 PASSWORD = "outbox-pw-never-printed-42"
 WEBHOOK = "https://oapi.dingtalk.com/robot/send?access_token=${OPS_TOKEN_UNSET}"
-
-
-@pytest.fixture
-def schema() -> Iterator[str]:
-    name = scratch_schema()
-    yield name
-    drop_schema(name)
 
 
 def _url() -> str:

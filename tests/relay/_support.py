@@ -1,10 +1,17 @@
-"""Helpers for the relay's tests: a relay app in-process, fast settings, waiting for states."""
+"""Helpers for the relay's tests: a relay app in-process or in its own OS process, fast settings,
+waiting for states."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import math
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -62,6 +69,81 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} did not happen within {timeout} s")
         await asyncio.sleep(0.02)
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
+    """:func:`eventually` for a test without an event loop (one driving relay processes)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not happen within {timeout} s")
+        time.sleep(0.05)
+
+
+class RelayProcess:
+    """A relay in its own OS process, from the configuration file ``config``, to ``kill -9``.
+
+    ``python -m dingpush.relay``, or with ``serve`` the CLI's ``dingpush serve``. Its output
+    (stdout and stderr) is read until it listens, then drained in a thread so that it never
+    blocks; ``lines`` holds it, for a failure's message.
+    """
+
+    def __init__(self, config: pathlib.Path, *, serve: bool = False) -> None:
+        entry = (
+            ["dingpush", "--config", str(config), "serve"]
+            if serve
+            else [
+                "dingpush.relay",
+                "--config",
+                str(config),
+            ]
+        )
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", *entry],
+            cwd=config.parent,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        self.lines: list[str] = []
+        while True:
+            line = self.process.stdout.readline()
+            if not line:
+                raise AssertionError("the relay ended before listening:\n" + "".join(self.lines))
+            self.lines.append(line)
+            if line.startswith("dingpush relay listening on "):
+                break
+        self.url = line.split()[4]
+        self._drain = threading.Thread(target=self._read, daemon=True)
+        self._drain.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line)
+
+    def kill(self) -> None:
+        """``kill -9``: no shutdown, no lease given up."""
+        os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=30)
+        self._close()
+
+    def stop(self) -> None:
+        """SIGTERM (a graceful shutdown), SIGKILL if that takes more than 30 s."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=30)
+        self._close()
+
+    def _close(self) -> None:
+        self._drain.join(timeout=30)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
 
 
 def text(content: str, **extra: object) -> dict[str, object]:

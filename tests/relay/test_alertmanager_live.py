@@ -9,8 +9,8 @@ import time
 import typing
 
 import pytest
+from bench._alertmanager import Alertmanager, alert, free_port
 
-from _alertmanager import Alertmanager, alert, free_port
 from dingpush.alerts import AlertSettings, Route
 from dingpush.relay import AlertReceivers, Relay, RelayServer, RelaySettings, RobotTarget
 from dingpush.testing import EmulatorServer

@@ -6,13 +6,7 @@ test instead of hanging it.
 
 from __future__ import annotations
 
-import os
 import pathlib
-import signal
-import subprocess
-import sys
-import time
-import typing
 
 import httpx
 import pytest
@@ -20,7 +14,7 @@ import pytest
 from dingpush.relay import Relay, RobotTarget, TargetOptions
 from dingpush.testing import EmulatorServer
 
-from ._support import eventually, fast_settings, serving, text
+from ._support import RelayProcess, eventually, fast_settings, serving, text, wait_until
 
 ROBOTS = ("a", "b", "c", "d")
 
@@ -51,42 +45,6 @@ def _config(path: pathlib.Path, emulator: EmulatorServer) -> pathlib.Path:
     return config
 
 
-class _RelayProcess:
-    def __init__(self, config: pathlib.Path) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "dingpush.relay", "--config", str(config)],
-            cwd=config.parent,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        assert self.process.stdout is not None
-        first = self.process.stdout.readline()
-        assert first.startswith("dingpush relay listening on "), first
-        self.url = first.split()[4]
-
-    def kill(self) -> None:
-        os.kill(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=30)
-        assert self.process.stdout is not None
-        self.process.stdout.close()
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=30)
-        if self.process.stdout is not None:
-            self.process.stdout.close()
-
-
-def _wait(check: typing.Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} did not happen within {timeout} s")
-        time.sleep(0.01)
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_kill_9_mid_dispatch_loses_nothing_and_shows_nothing_twice(
@@ -96,7 +54,7 @@ def test_kill_9_mid_dispatch_loses_nothing_and_shows_nothing_twice(
         for name in ROBOTS:
             emulator.add_robot(name, rate_limit=100_000, rate_window=1)
         config = _config(tmp_path, emulator)
-        relay = _RelayProcess(config)
+        relay = RelayProcess(config)
         ids: list[str] = []
         try:
             with httpx.Client(base_url=relay.url, timeout=30) as http:
@@ -108,16 +66,16 @@ def test_kill_9_mid_dispatch_loses_nothing_and_shows_nothing_twice(
                     reply = http.post("/v1/messages:batch", json={"messages": batch})
                     assert reply.status_code == 202
                     ids += reply.json()["ids"]
-            _wait(lambda: len(emulator.emulator.messages()) >= 200, 60, "dispatch to start")
+            wait_until(lambda: len(emulator.emulator.messages()) >= 200, 60, "dispatch to start")
             relay.kill()  # mid-dispatch: messages in flight, most still queued
         finally:
             relay.stop()
         delivered_before = len(emulator.emulator.messages())
         assert delivered_before < 2000, "the relay finished before it could be killed"
 
-        restarted = _RelayProcess(config)
+        restarted = RelayProcess(config)
         try:
-            _wait(lambda: len(emulator.emulator.messages()) >= 2000, 120, "every delivery")
+            wait_until(lambda: len(emulator.emulator.messages()) >= 2000, 120, "every delivery")
             with httpx.Client(base_url=restarted.url, timeout=30) as http:
 
                 def all_settled() -> bool:
@@ -125,7 +83,7 @@ def test_kill_9_mid_dispatch_loses_nothing_and_shows_nothing_twice(
                     sending = http.get("/v1/messages?status=sending&limit=1").json()["items"]
                     return not page and not sending
 
-                _wait(all_settled, 60, "the outbox to settle")
+                wait_until(all_settled, 60, "the outbox to settle")
                 assert http.get("/v1/messages?status=failed").json()["items"] == []
         finally:
             restarted.stop()

@@ -12,12 +12,11 @@ import pathlib
 import subprocess
 import sys
 import typing
-from collections.abc import Iterator
 
 import psycopg.conninfo
 import pytest
 
-from _pgsupport import DSN, drop_schema, scratch_schema
+from _pgsupport import DSN
 from dingpush import (
     ConfigError,
     LimiterUnavailable,
@@ -35,13 +34,6 @@ pytestmark = pytest.mark.anyio
 
 WEBHOOK = "https://oapi.dingtalk.com/robot/send?access_token=0123456789abcdef0123"
 PASSWORD = "pw-never-shown-4711"
-
-
-@pytest.fixture
-def schema() -> Iterator[str]:
-    name = scratch_schema()
-    yield name
-    drop_schema(name)
 
 
 def _url() -> str:

@@ -11,34 +11,21 @@ Nothing here asserts a duration: waits are for states, bounded so a broken fleet
 
 from __future__ import annotations
 
-import os
 import pathlib
-import signal
-import subprocess
-import sys
 import threading
-import time
 import typing
-from collections.abc import Iterator
 
 import httpx
 import psycopg
 import pytest
 
-from _pgsupport import DSN, drop_schema, scratch_schema
+from _pgsupport import DSN
 from dingpush.testing import EmulatorServer
 
-from ._support import text
+from ._support import RelayProcess, text, wait_until
 
 ROBOTS = tuple(f"r{i}" for i in range(10))
 MESSAGES = 3000
-
-
-@pytest.fixture
-def schema() -> Iterator[str]:
-    name = scratch_schema()
-    yield name
-    drop_schema(name)
 
 
 def _config(path: pathlib.Path, emulator: EmulatorServer, schema: str) -> pathlib.Path:
@@ -65,62 +52,13 @@ def _config(path: pathlib.Path, emulator: EmulatorServer, schema: str) -> pathli
     return config
 
 
-class _Instance:
-    """One ``dingpush serve`` process; its output is drained so that it never blocks."""
-
-    def __init__(self, config: pathlib.Path) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "dingpush", "--config", str(config), "serve"],
-            cwd=config.parent,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        assert self.process.stdout is not None
-        self.lines: list[str] = []
-        while True:
-            line = self.process.stdout.readline()
-            if not line:
-                raise AssertionError("the instance ended before listening:\n" + "".join(self.lines))
-            self.lines.append(line)
-            if line.startswith("dingpush relay listening on "):
-                break
-        self.url = line.split()[4]
-        self._drain = threading.Thread(target=self._read, daemon=True)
-        self._drain.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append(line)
-
-    def kill(self) -> None:
-        os.kill(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=30)
-        self._drain.join(timeout=30)
-        if self.process.stdout is not None:
-            self.process.stdout.close()
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=30)
-        self._drain.join(timeout=30)
-        if self.process.stdout is not None:
-            self.process.stdout.close()
-
-
-def _start(config: pathlib.Path, count: int) -> list[_Instance]:
+def _start(config: pathlib.Path, count: int) -> list[RelayProcess]:
     """``count`` instances started at once (each from its own thread)."""
-    started: list[_Instance | BaseException] = []
+    started: list[RelayProcess | BaseException] = []
 
     def one() -> None:
         try:
-            started.append(_Instance(config))
+            started.append(RelayProcess(config, serve=True))
         except BaseException as exc:  # reported below
             started.append(exc)
 
@@ -129,21 +67,13 @@ def _start(config: pathlib.Path, count: int) -> list[_Instance]:
         thread.start()
     for thread in threads:
         thread.join(timeout=120)
-    instances = [s for s in started if isinstance(s, _Instance)]
-    failures = [s for s in started if not isinstance(s, _Instance)]
+    instances = [s for s in started if isinstance(s, RelayProcess)]
+    failures = [s for s in started if not isinstance(s, RelayProcess)]
     if failures:
         for instance in instances:
             instance.stop()
         raise AssertionError(f"an instance did not start: {failures[0]!r}")
     return instances
-
-
-def _wait(check: typing.Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} did not happen within {timeout} s")
-        time.sleep(0.05)
 
 
 def _rows(schema: str, query: str) -> list[tuple[typing.Any, ...]]:
@@ -162,7 +92,7 @@ def test_three_instances_deliver_everything_once_through_a_kill_9(
             emulator.add_robot(name, rate_limit=20, rate_window=1, lockout=600)
         config = _config(tmp_path, emulator, schema)
         instances = _start(config, 3)  # on an empty schema, together
-        restarted: _Instance | None = None
+        restarted: RelayProcess | None = None
         try:
             # The migration ran once: each step recorded once, whoever applied it.
             steps = _rows(schema, "SELECT component, version FROM dingpush_migrations")
@@ -185,9 +115,9 @@ def test_three_instances_deliver_everything_once_through_a_kill_9(
                 for client in clients:
                     client.close()
             assert len(set(ids)) == MESSAGES
-            _wait(lambda: len(emulator.emulator.messages()) >= 40, 60, "dispatch to start")
+            wait_until(lambda: len(emulator.emulator.messages()) >= 40, 60, "dispatch to start")
             instances[0].kill()  # mid-dispatch: it held target leases and sends in flight
-            restarted = _Instance(config)
+            restarted = RelayProcess(config, serve=True)
 
             def settled() -> bool:
                 (row,) = _rows(
@@ -196,7 +126,7 @@ def test_three_instances_deliver_everything_once_through_a_kill_9(
                 )
                 return bool(row[0] == 0)
 
-            _wait(settled, 240, "every message settled")
+            wait_until(settled, 240, "every message settled")
         finally:
             for instance in [*instances[1:], *([restarted] if restarted else [])]:
                 instance.stop()

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import typing
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import httpx
 import psycopg
@@ -22,8 +22,6 @@ from _pgsupport import (
     DSN,
     Proxy,
     ThreadedProxy,
-    drop_schema,
-    scratch_schema,
     terminate_backends,
     wait_until_blocked,
 )
@@ -41,13 +39,6 @@ LEASE = 30.0
 
 def new(text: str = "hello", **kw: object) -> NewMessage:
     return NewMessage(target="ops", kind="text", payload=f'{{"text":"{text}"}}', **kw)  # type: ignore[arg-type]
-
-
-@pytest.fixture
-def schema() -> Iterator[str]:
-    name = scratch_schema()
-    yield name
-    drop_schema(name)
 
 
 @pytest.fixture

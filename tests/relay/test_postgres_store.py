@@ -15,7 +15,7 @@ import subprocess
 import sys
 import textwrap
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import psycopg
 import pytest
@@ -41,13 +41,6 @@ LEASE = 30.0
 
 def new(text: str = "hello", target: str = "ops", **kw: object) -> NewMessage:
     return NewMessage(target=target, kind="text", payload=f'{{"text":"{text}"}}', **kw)  # type: ignore[arg-type]
-
-
-@pytest.fixture
-def schema() -> Iterator[str]:
-    name = scratch_schema()
-    yield name
-    drop_schema(name)
 
 
 @pytest.fixture

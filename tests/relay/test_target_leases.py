@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import typing
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 
-from _pgsupport import DSN, drop_schema, scratch_schema
+from _pgsupport import DSN
 from dingpush.relay import Relay, RobotTarget, TargetOptions
 from dingpush.relay._fleet import Fleet
 from dingpush.relay._leases import TargetLeases
@@ -28,13 +28,6 @@ pytestmark = pytest.mark.anyio
 
 #: Short enough for a test to see a lease run out, long enough for a loaded machine's renewals.
 LEASE = 2.0
-
-
-@pytest.fixture
-def schema() -> Iterator[str]:
-    name = scratch_schema()
-    yield name
-    drop_schema(name)
 
 
 async def test_a_lease_is_taken_renewed_refused_run_out_and_given_up(schema: str) -> None:

@@ -216,10 +216,22 @@ class BaseApp(typing.Generic[HttpT, TransportT]):
     # -- on call: recall, read status, DING (protocol §11, §14) -------------------------------
 
     def _v1_call(
-        self, path: str, what: str, build: Callable[[str], HttpRequest], label: str, *, idem: bool
+        self,
+        path: str,
+        what: str,
+        build: Callable[[str], HttpRequest],
+        label: str,
+        *,
+        idem: bool,
+        permission: Callable[[DingPushError], DingPushError],
     ) -> Flow[Body]:
+        """One on-call API call; a failure comes out as ``permission`` makes it, a refusal
+        naming the permission the app lacks (``oncall.recall_permission``/``ding_permission``)."""
         channel = self._delivery.channel(path, what, idempotent=idem)
-        return call_flow(channel, AppCall(build, label), self._delivery.defaults())
+        try:
+            return (yield from call_flow(channel, AppCall(build, label), self._delivery.defaults()))
+        except DingPushError as exc:
+            raise permission(exc) from None
 
     def _recall(
         self, source: oncall.KeySource, group: str | None, robot_code: str | None
@@ -240,12 +252,12 @@ class BaseApp(typing.Generic[HttpT, TransportT]):
                     partial(oncall.recall_request, self._core, code, cid, chunk),
                     f"recall of {len(chunk)} keys",
                     idem=True,
+                    permission=oncall.recall_permission,
                 )
-            except DingPushError as exc:
-                error = oncall.recall_permission(exc)
+            except DingPushError as error:
                 if calls:
                     error.partial = RecallResult(tuple(recalled), dict(failed), cid, calls)
-                raise error from None
+                raise
             calls += 1
             done, refused = oncall.recall_answer(body)
             recalled += done
@@ -262,16 +274,14 @@ class BaseApp(typing.Generic[HttpT, TransportT]):
         cursor: str | None = ""
         status, pages = "SUCCESS", 0
         while cursor is not None:
-            try:
-                body = yield from self._v1_call(
-                    oncall.GROUP_QUERY_PATH,
-                    "groupMessages/query",
-                    partial(oncall.group_read_request, self._core, code, group, key, cursor, size),
-                    "read status",
-                    idem=True,
-                )
-            except DingPushError as exc:
-                raise oncall.recall_permission(exc) from None
+            body = yield from self._v1_call(
+                oncall.GROUP_QUERY_PATH,
+                "groupMessages/query",
+                partial(oncall.group_read_request, self._core, code, group, key, cursor, size),
+                "read status",
+                idem=True,
+                permission=oncall.recall_permission,
+            )
             status, page, cursor = oncall.group_read_page(body)
             users += page
             pages += 1
@@ -283,16 +293,14 @@ class BaseApp(typing.Generic[HttpT, TransportT]):
         statuses: list[str] = []
         users: dict[str, UserReadStatus] = {}
         for key in keys:
-            try:
-                body = yield from self._v1_call(
-                    oncall.OTO_READ_PATH,
-                    "oToMessages/readStatus",
-                    partial(oncall.oto_read_request, self._core, code, key),
-                    "read status",
-                    idem=True,
-                )
-            except DingPushError as exc:
-                raise oncall.recall_permission(exc) from None
+            body = yield from self._v1_call(
+                oncall.OTO_READ_PATH,
+                "oToMessages/readStatus",
+                partial(oncall.oto_read_request, self._core, code, key),
+                "read status",
+                idem=True,
+                permission=oncall.recall_permission,
+            )
             status, page = oncall.oto_read_answer(body)
             statuses.append(status)
             for user in page:
@@ -330,12 +338,12 @@ class BaseApp(typing.Generic[HttpT, TransportT]):
                     partial(oncall.ding_request, self._core, code, chunk, content, kind, voice),
                     f"DING to {len(chunk)} users",
                     idem=False,
+                    permission=oncall.ding_permission,
                 )
-            except DingPushError as exc:
-                error = oncall.ding_permission(exc)
+            except DingPushError as error:
                 if ids:
                     error.partial = DingResult(tuple(ids), kind, users, {})
-                raise error from None
+                raise
             ding_id, refused = oncall.ding_answer(body)
             ids.append(ding_id)
             for reason, who in refused.items():
@@ -375,16 +383,14 @@ class BaseApp(typing.Generic[HttpT, TransportT]):
         code = robot_code or self._core.app_key
         done: list[str] = []
         for ding_id in oncall.ding_ids(source):
-            try:
-                body = yield from self._v1_call(
-                    oncall.DING_RECALL_PATH,
-                    "robot/ding/recall",
-                    partial(oncall.ding_recall_request, self._core, code, ding_id),
-                    "DING recall",
-                    idem=True,
-                )
-            except DingPushError as exc:
-                raise oncall.ding_permission(exc) from None
+            body = yield from self._v1_call(
+                oncall.DING_RECALL_PATH,
+                "robot/ding/recall",
+                partial(oncall.ding_recall_request, self._core, code, ding_id),
+                "DING recall",
+                idem=True,
+                permission=oncall.ding_permission,
+            )
             done.append(str(body.get("openDingId") or ding_id))
         return done
 
@@ -394,16 +400,14 @@ class BaseApp(typing.Generic[HttpT, TransportT]):
         ids = oncall.ding_ids(source)
         statuses: dict[str, str] = {}
         for ding_id in ids:
-            try:
-                body = yield from self._v1_call(
-                    oncall.DING_READ_PATH,
-                    "robot/ding/readStatuses/query",
-                    partial(oncall.ding_read_request, self._core, code, ding_id),
-                    "DING read status",
-                    idem=True,
-                )
-            except DingPushError as exc:
-                raise oncall.ding_permission(exc) from None
+            body = yield from self._v1_call(
+                oncall.DING_READ_PATH,
+                "robot/ding/readStatuses/query",
+                partial(oncall.ding_read_request, self._core, code, ding_id),
+                "DING read status",
+                idem=True,
+                permission=oncall.ding_permission,
+            )
             statuses |= oncall.ding_read_answer(body)
         return DingReadStatus(ids, statuses)
 

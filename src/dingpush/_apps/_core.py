@@ -495,7 +495,10 @@ class NoticeSpec:
         self.departments = _ids(departments, "departments")
         self.everyone = bool(everyone)
         if self.everyone and (self.users or self.departments):
-            raise ConfigError("everyone=True goes alone: drop users= and departments=")
+            raise ConfigError(
+                "a work notification to everyone goes to everyone alone: drop the users and "
+                "departments, or send to them without everyone"
+            )
         if not (self.everyone or self.users or self.departments):
             raise ConfigError(
                 "a work notification needs recipients: give users=[...], departments=[...] "

@@ -175,13 +175,15 @@ def _action_card_template(card: ActionCard) -> tuple[str, dict[str, str]]:
         return "sampleActionCard", param
     if card.orientation == "horizontal":
         if len(buttons) != 2:
-            raise UnsupportedMessage(
+            error = UnsupportedMessage(
                 f"an {APP_ROBOT} shows horizontal buttons only as a pair (sampleActionCard6), "
                 f"not {len(buttons)}: use orientation='vertical' (up to 5 buttons) or a "
                 "custom robot webhook (Robot)",
                 field="actionCard.btns",
                 rule="2 horizontal buttons",
             )
+            error.advice = Advice("orientation", "use orientation='vertical'")
+            raise error
         for i, button in enumerate(buttons, 1):
             param[f"buttonTitle{i}"] = button.title
             param[f"buttonUrl{i}"] = button.url

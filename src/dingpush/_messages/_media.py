@@ -101,7 +101,7 @@ def check_media(data: bytes, kind: str, filename: str | None = None) -> str:
     ext = extension(filename)
     if ext not in limit.formats:
         raise InvalidMessage(
-            f"{filename!r}: DingTalk takes {kind} files as {', '.join(limit.formats)}, "
+            f"{filename!r}: DingTalk takes {_kind_files(kind)} as {', '.join(limit.formats)}, "
             f"not {ext or 'a name without an extension'} (40005); convert it, or upload it "
             f"as another kind" + (" (kind='file' takes pdf, zip, docx…)" if kind != "file" else ""),
             field="media",
@@ -148,3 +148,8 @@ def encode_multipart(
     )
     parts.append(f"--{boundary}--\r\n".encode())
     return f"multipart/form-data; boundary={boundary}", b"".join(parts)
+
+
+def _kind_files(kind: str) -> str:
+    """``"files"`` for the file kind, ``"image files"`` for the others (never "file files")."""
+    return "files" if kind == "file" else f"{kind} files"

@@ -24,6 +24,7 @@ _OPTIONS: dict[str, str] = {
     "split": "use --split",
     "at": "drop --at and --at-all",
     "mention_all": "use --at-all",
+    "orientation": "drop --horizontal",
 }
 
 #: The environment variable of each target setting, for a target that has no file.

@@ -16,13 +16,12 @@ import typing
 
 import click
 
-from dingpush import ConfigError, DingPushError, TransportError
+from dingpush import ConfigError, DingPushError
 
 from ._common import common_options
+from ._relay_api import relay_client, relay_options, relay_post
 from ._state import State, error_json, exit_status, get_state
 
-#: The relay's default address (``dingpush serve`` on this machine).
-DEFAULT_RELAY = "http://127.0.0.1:8080"
 _SAMPLES = (
     "alertmanager-firing",
     "alertmanager-resolved",
@@ -164,22 +163,7 @@ def render(
     show_default=True,
     help="The builtin sample body to send.",
 )
-@click.option(
-    "--relay",
-    "relay_url",
-    metavar="URL",
-    envvar="DINGPUSH_RELAY_URL",
-    default=DEFAULT_RELAY,
-    show_default=True,
-    help="The relay's address ($DINGPUSH_RELAY_URL).",
-)
-@click.option(
-    "--token",
-    metavar="TOKEN",
-    envvar="DINGPUSH_RELAY_TOKEN",
-    default=None,
-    help="An API token or the route's token ($DINGPUSH_RELAY_TOKEN).",
-)
+@relay_options("An API token or the route's token ($DINGPUSH_RELAY_TOKEN).")
 @click.option("--json", "as_json", is_flag=True, help="Print the relay's answer as JSON.")
 @common_options
 def test_command(table: str, sample: str, relay_url: str, token: str | None, as_json: bool) -> None:
@@ -206,7 +190,15 @@ def test_command(table: str, sample: str, relay_url: str, token: str | None, as_
         body["groupKey"] = f"{body.get('groupKey', '')} ({stamp})"
     url = relay_url.rstrip("/")
     try:
-        answer = _post(url, f"/{_PATHS[kind]}/{table}", body, token)
+        with relay_client(url, token) as http:
+            answer = relay_post(
+                http,
+                url,
+                f"/{_PATHS[kind]}/{table}",
+                body,
+                unauthorized=f"the relay at {url} wants a token: pass --token or set "
+                "DINGPUSH_RELAY_TOKEN (one of [relay] api_tokens, or the route's token)",
+            )
     except DingPushError as exc:
         if not as_json:
             raise
@@ -250,31 +242,3 @@ def _alert_settings(state: State) -> tuple[typing.Any, dict[str, str]]:
     receivers = read_alerts(reader, source.data, source.path.parent, kinds)
     reader.finish()
     return receivers, kinds
-
-
-def _post(url: str, path: str, body: object, token: str | None) -> dict[str, typing.Any]:
-    import httpx
-
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    try:
-        with httpx.Client(base_url=url, headers=headers, timeout=60.0) as http:
-            reply = http.post(path, json=body)
-    except httpx.HTTPError as exc:
-        raise TransportError(
-            f"cannot reach the relay at {url} ({exc}): start it with dingpush serve, or point "
-            "--relay (DINGPUSH_RELAY_URL) at it"
-        ) from exc
-    if reply.status_code == 200:
-        return typing.cast(dict[str, typing.Any], reply.json())
-    try:
-        detail = str(reply.json().get("detail") or reply.text)
-    except ValueError:
-        detail = reply.text[:200]
-    if reply.status_code == 401:
-        raise ConfigError(
-            f"the relay at {url} wants a token: pass --token or set DINGPUSH_RELAY_TOKEN (one "
-            "of [relay] api_tokens, or the route's token)"
-        )
-    if reply.status_code == 404:
-        raise click.UsageError(detail)
-    raise TransportError(f"the relay at {url} answered HTTP {reply.status_code}: {detail}")

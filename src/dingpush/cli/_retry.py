@@ -13,13 +13,12 @@ import typing
 
 import click
 
-from dingpush import ConfigError, DingPushError, TransportError
+from dingpush import DingPushError
 
 from ._common import common_options
+from ._relay_api import relay_client, relay_options, relay_post
 from ._state import State, error_json, exit_status, get_state
 
-#: The relay's default address (``dingpush serve`` on this machine).
-DEFAULT_RELAY = "http://127.0.0.1:8080"
 #: Dead letters asked for per request (the API takes at most 10,000).
 PAGE = 1000
 
@@ -53,22 +52,7 @@ def _errcode(value: str | None) -> int | str | None:
 
 
 @click.command()
-@click.option(
-    "--relay",
-    "relay_url",
-    metavar="URL",
-    envvar="DINGPUSH_RELAY_URL",
-    default=DEFAULT_RELAY,
-    show_default=True,
-    help="The relay's address ($DINGPUSH_RELAY_URL).",
-)
-@click.option(
-    "--token",
-    metavar="TOKEN",
-    envvar="DINGPUSH_RELAY_TOKEN",
-    default=None,
-    help="One of the relay's api_tokens ($DINGPUSH_RELAY_TOKEN); none for a relay without.",
-)
+@relay_options("One of the relay's api_tokens ($DINGPUSH_RELAY_TOKEN); none for a relay without.")
 @click.option("--target", metavar="NAME", default=None, help="Only dead letters of this target.")
 @click.option(
     "--errcode", metavar="CODE", default=None, help="Only those whose last errcode is CODE."
@@ -160,17 +144,22 @@ def _retry(
     as_json: bool,
 ) -> dict[str, typing.Any]:
     """Post the filter until nothing more matches (or ``limit``); the summed answer."""
-    import httpx
-
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
     ids: list[str] = []
     more = False
-    with httpx.Client(base_url=url, headers=headers, timeout=60.0) as http:
+    with relay_client(url, token) as http:
         while True:
             want = min(PAGE if limit is None else limit - len(ids), 10_000)
             if dry_run:
                 want = min(limit or 10_000, 10_000)
-            answer = _post(http, url, {**query, "limit": want, "dry_run": dry_run})
+            answer = relay_post(
+                http,
+                url,
+                "/v1/messages:retry",
+                {**query, "limit": want, "dry_run": dry_run},
+                unauthorized=f"the relay at {url} wants one of its API tokens: pass --token or "
+                "set DINGPUSH_RELAY_TOKEN (a value of [relay] api_tokens)",
+                refused=(400, 404),
+            )
             ids += answer["ids"]
             more = bool(answer["more"])
             if dry_run or not more or (limit is not None and len(ids) >= limit):
@@ -178,33 +167,3 @@ def _retry(
             if not as_json:
                 state.err(f"queued again: {len(ids):,} so far…")
     return {"retried": len(ids), "ids": ids, "more": more, "dry_run": dry_run}
-
-
-def _post(http: typing.Any, url: str, body: dict[str, typing.Any]) -> dict[str, typing.Any]:
-    import httpx
-
-    try:
-        reply = http.post("/v1/messages:retry", json=body)
-    except httpx.HTTPError as exc:
-        raise TransportError(
-            f"cannot reach the relay at {url} ({exc}): start it with dingpush serve, or point "
-            "--relay (DINGPUSH_RELAY_URL) at it"
-        ) from exc
-    if reply.status_code == 200:
-        return typing.cast(dict[str, typing.Any], reply.json())
-    detail = _detail(reply)
-    if reply.status_code == 401:
-        raise ConfigError(
-            f"the relay at {url} wants one of its API tokens: pass --token or set "
-            "DINGPUSH_RELAY_TOKEN (a value of [relay] api_tokens)"
-        )
-    if reply.status_code in (400, 404):
-        raise click.UsageError(detail)
-    raise TransportError(f"the relay at {url} answered HTTP {reply.status_code}: {detail}")
-
-
-def _detail(reply: typing.Any) -> str:
-    try:
-        return str(reply.json().get("detail") or reply.text)
-    except ValueError:
-        return str(reply.text[:200])
