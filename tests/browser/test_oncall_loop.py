@@ -19,9 +19,9 @@ import time
 import typing
 import urllib.request
 
+from bench._alertmanager import Alertmanager, alert, free_port
 from playwright.sync_api import Page, expect
 
-from _alertmanager import Alertmanager, alert, free_port
 from dingpush import AsyncApp
 from dingpush.alerts import AlertSettings, Person, Route
 from dingpush.relay import (

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from bench._alertmanager import Alertmanager, free_port
 
-from _alertmanager import Alertmanager, free_port
 from _appsupport import APP_KEY, APP_SECRET, GROUP, USERS
 from dingpush import AsyncApp, Backoff, callback_sign
 from dingpush.alerts import AlertSettings, Person, Route
@@ -316,7 +316,7 @@ def test_stream_mode_receives_and_answers_through_the_session(
 def test_the_silence_watch_closes_an_incident_whose_alerts_resolved_while_silenced(
     dingtalk_emulator: EmulatorServer, tmp_path: pathlib.Path
 ) -> None:
-    from _alertmanager import alert
+    from bench._alertmanager import alert
 
     dingtalk_emulator.add_app("ops", APP_KEY, APP_SECRET, users=USERS, groups=[GROUP])
     with Alertmanager(tmp_path / "am", f"http://127.0.0.1:{free_port()}/nowhere") as am:

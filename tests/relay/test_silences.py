@@ -11,8 +11,8 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from bench._alertmanager import Alertmanager, free_port
 
-from _alertmanager import Alertmanager, free_port
 from dingpush import ConfigError
 from dingpush.relay._silences import AlertmanagerError, Silences, matchers, public_url
 
@@ -176,7 +176,7 @@ def test_helpers() -> None:
 async def test_firing_counts_the_alerts_alertmanager_still_has_silenced_or_not(
     alertmanager: Alertmanager,
 ) -> None:
-    from _alertmanager import alert
+    from bench._alertmanager import alert
 
     labels = {"alertname": "Firing", "instance": 'db "1"'}
     client = Silences(alertmanager.url)
