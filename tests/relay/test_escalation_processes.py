@@ -20,7 +20,8 @@ from _pgsupport import DSN, drop_schema, scratch_schema
 from dingpush.alerts import sample
 from dingpush.testing import EmulatorServer
 
-from .test_fleet_processes import _Instance, _rows, _start, _wait
+from ._support import RelayProcess, wait_until
+from .test_fleet_processes import _rows, _start
 
 DELAY = "2s"
 
@@ -113,26 +114,30 @@ def test_a_relay_killed_while_an_escalation_waits_dings_once_after_restart(
     with EmulatorServer() as emulator:
         config = _config(tmp_path, emulator, ['store = "outbox.sqlite"'])
         outbox = tmp_path / "outbox.sqlite"
-        relay = _Instance(config)
-        restarted: _Instance | None = None
+        relay = RelayProcess(config, serve=True)
+        restarted: RelayProcess | None = None
         try:
-            _fire(relay.url, range(1))
-            _wait(lambda: len(emulator.emulator.app_messages()) == 1, 60, "the group message")
-            assert emulator.emulator.dings() == []  # the step is not due yet: kill it now
+            _fire(relay.url, range(1))  # the incident is committed: its step is due in 2 s
             relay.kill()
-            restarted = _Instance(config)
-            _wait(lambda: len(emulator.emulator.dings()) >= 1, 60, "the DING")
+            restarted = RelayProcess(config, serve=True)
+            wait_until(lambda: len(emulator.emulator.dings()) >= 1, 60, "the DING")
             query = "SELECT step FROM incidents"
-            _wait(lambda: _sqlite(outbox, query) == [(1,)], 60, "the incident to advance")
+            wait_until(lambda: _sqlite(outbox, query) == [(1,)], 60, "the incident to advance")
             settled = "SELECT count(*) FROM messages WHERE kind = 'ding' AND status = 'delivered'"
-            _wait(lambda: _sqlite(outbox, settled) == [(1,)], 60, "the DING's delivery")
+            wait_until(lambda: _sqlite(outbox, settled) == [(1,)], 60, "the DING's delivery")
+            # The alert's own message, if the killed relay had claimed it, waits for its lease.
+            done = "SELECT count(*) FROM messages WHERE status NOT IN ('delivered', 'failed')"
+            wait_until(lambda: _sqlite(outbox, done) == [(0,)], 60, "every message settled")
         finally:
             for instance in [relay, *([restarted] if restarted else [])]:
                 instance.stop()
         (ding,) = emulator.emulator.dings()
         assert (ding.remind_type, ding.receivers) == (3, ("alice",))
-        kinds = _sqlite(outbox, "SELECT kind FROM incident_events ORDER BY position")
-        assert [k for (k,) in kinds] == ["opened", "sent", "ding"]
+        kinds = [k for (k,) in _sqlite(outbox, "SELECT kind FROM incident_events")]
+        # SENT is recorded after the delivery is settled, apart from it: a kill between the
+        # two loses that line of the timeline (never the message, never a second DING).
+        assert kinds.count("opened") == 1 and kinds.count("ding") == 1
+        assert set(kinds) <= {"opened", "sent", "ding"}
 
 
 @pytest.mark.slow
@@ -153,9 +158,9 @@ def test_two_instances_on_postgresql_ding_each_incident_once(
                 (row,) = _rows(schema, "SELECT count(*) FROM incidents WHERE step = 1")
                 return bool(row[0] == incidents)
 
-            _wait(advanced, 120, "every incident's step")
+            wait_until(advanced, 120, "every incident's step")
             query = "SELECT count(*) FROM messages WHERE kind = 'ding' AND status = 'delivered'"
-            _wait(lambda: _rows(schema, query) == [(incidents,)], 120, "every DING delivered")
+            wait_until(lambda: _rows(schema, query) == [(incidents,)], 120, "every DING delivered")
         finally:
             for instance in instances:
                 instance.stop()

@@ -108,6 +108,9 @@ class IncidentStore(typing.Protocol):
     """Where incidents live: memory (tests, single process), SQLite, PostgreSQL (a fleet).
 
     Every method is atomic; every time is a UNIX time the caller passes (an injected clock).
+    A method given a number no incident has raises ``IncidentNotFound``
+    (``dingpush.relay.stores``); ``get`` answers ``None``. Each outbox store has its own
+    (``store.incidents``: the same file or schema); ``Relay.incidents`` is the relay's.
     """
 
     async def open_incident(
