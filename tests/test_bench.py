@@ -76,4 +76,5 @@ def test_scenarios_are_registered_for_other_issues_to_extend() -> None:
         "cli-cold-start",
         "stream",
         "oncall-escalation",
+        "oncall-ack",
     ]

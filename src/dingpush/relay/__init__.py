@@ -21,6 +21,7 @@ if typing.TYPE_CHECKING:
     from ._app import create_app
     from ._dashboard import dashboard_routes
     from ._oncall import OnCall, Override, Policy, Schedule, Step
+    from ._receivers import ChatReceivers, ReceivingApp
     from ._relay import Relay
     from ._serve import RelayServer, serve
     from ._settings import RELAY_RETRY, RelaySettings
@@ -30,10 +31,12 @@ __all__ = [
     "RELAY_RETRY",
     "AlertReceivers",
     "AppTarget",
+    "ChatReceivers",
     "OnCall",
     "Override",
     "Policy",
     "PoolTarget",
+    "ReceivingApp",
     "Relay",
     "RelayServer",
     "RelaySettings",
@@ -50,6 +53,8 @@ __all__ = [
 _WHERE = {
     "AlertReceivers": "._alerts",
     "create_app": "._app",
+    "ChatReceivers": "._receivers",
+    "ReceivingApp": "._receivers",
     "dashboard_routes": "._dashboard",
     "OnCall": "._oncall",
     "Override": "._oncall",

@@ -30,7 +30,7 @@ import asyncio
 import hashlib
 import logging
 import typing
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
 from starlette.requests import Request
@@ -39,6 +39,7 @@ from starlette.routing import Route as StarletteRoute
 
 from dingpush import ConfigError
 from dingpush.alerts import (
+    AlertMessage,
     AlertOutcome,
     AlertSettings,
     MemoryRepeatLog,
@@ -78,6 +79,8 @@ DEDUP_WINDOW = 600.0
 OFF_LOOP_BYTES = 16 * 1024
 #: The header a tool that cannot send ``Authorization`` may carry a route's token in.
 TOKEN_HEADER = "x-dingpush-token"
+#: The target kinds that cannot receive, whose alert messages carry a signed ack link.
+LINKED = ("robot", "pool")
 #: Words that mark a route problem as a warning (a mention the target cannot make), not an error.
 MENTION_WARNING = "cannot @-mention"
 
@@ -244,12 +247,17 @@ class AlertReceivers:
                 exc.status, relay.redact(str(exc)), pointer=exc.pointer, rule=exc.rule
             ) from None
         now = relay.clock.time()
+        numbers = await _ack_numbers(relay, outcome.messages, outcome.kind, now)
         batch: list[tuple[Accepted, str | None]] = []
         seen: dict[tuple[str, str], int] = {}
         for item in outcome.messages:
             target = relay.target(item.target, "")
+            message = item.message
+            number = numbers.get((item.route, item.group_key))
+            if number is not None and relay.ack_links is not None and target.kind in LINKED:
+                message = relay.ack_links.decorate(message, number)
             try:
-                accepted = relay.check(target, item.message.to_payload())
+                accepted = relay.check(target, message.to_payload())
             except HTTPProblem as exc:
                 # The configuration made a message its target cannot carry (a keyword missing
                 # from a template, say): not the sender's fault, and not fixed by retrying.
@@ -300,6 +308,29 @@ class AlertReceivers:
                 "problems": [relay.redact(p) for p in outcome.problems],
             }
         )
+
+
+async def _ack_numbers(
+    relay: Relay, messages: Sequence[AlertMessage], kind: str, now: float
+) -> dict[tuple[str, str], int]:
+    """The incident numbers the signed ack links of webhook-robot messages name.
+
+    Only with ``ack_secret`` (``relay.ack_links``) and incidents (``relay.escalation``): the
+    incident of each firing alert group sent to a robot or pool target is opened before its
+    messages are committed, so that they can carry the link (``notified`` finds it after).
+    """
+    if relay.ack_links is None or relay.escalation is None:
+        return {}
+    groups: dict[tuple[str, str], list[AlertMessage]] = {}
+    for item in messages:
+        groups.setdefault((item.route, item.group_key), []).append(item)
+    numbers = {}
+    for key, items in groups.items():
+        linked = any(getattr(relay.targets.get(i.target), "kind", None) in LINKED for i in items)
+        if items[0].status != "resolved" and linked and relay.escalation.opens(key[0], kind):
+            incident = await relay.escalation.open_for(items[0], [i.target for i in items], now)
+            numbers[key] = incident.number
+    return numbers
 
 
 def _bearer(request: Request) -> str | None:

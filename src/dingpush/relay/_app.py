@@ -52,6 +52,15 @@ def create_app(
         from ._alerts import openapi_paths
 
         spec["paths"].update(openapi_paths())
+    if relay.chat is not None or relay.ack_links is not None:
+        from ._receivers import openapi_paths as oncall_paths
+
+        paths = oncall_paths()
+        if relay.chat is None:
+            del paths["/callbacks/{app}"]
+        if relay.ack_links is None:
+            del paths["/ack/{number}/{token}"]
+        spec["paths"].update(paths)
 
     async def openapi(request: Request) -> Response:
         return JSONResponse(spec)
@@ -64,6 +73,8 @@ def create_app(
     app_routes: list[BaseRoute] = [
         *routes(relay),
         *(relay.alerts.starlette_routes(relay) if relay.alerts is not None else ()),
+        *(relay.chat.routes() if relay.chat is not None else ()),
+        *(relay.ack_links.routes() if relay.ack_links is not None else ()),
         *extra_routes,
         Route("/openapi.json", openapi, methods=["GET"], include_in_schema=False),
         Route("/docs", docs, methods=["GET"], include_in_schema=False),

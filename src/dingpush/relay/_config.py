@@ -56,8 +56,15 @@ from dingpush.config import RobotTarget as ConfigRobot
 from dingpush.lowlevel import DEFAULT_COOLDOWN
 
 from ._fleet import POSTGRES_ONLY, Fleet, StoreChoice, fleet_from_choice, postgres_store
+from ._receivers import ChatReceivers, ReceivingApp
 from ._relay import Relay
-from ._settings import API_TOKEN_FIX, RELAY_RETRY, RelaySettings, api_token_problem
+from ._settings import (
+    API_TOKEN_FIX,
+    RECEIVE_MODES,
+    RELAY_RETRY,
+    RelaySettings,
+    api_token_problem,
+)
 from ._targets import AppTarget, PoolTarget, RelayTarget, RobotTarget, TargetOptions
 from .stores import MemoryStore, OutboxStore, SQLiteStore
 
@@ -72,6 +79,10 @@ Path = tuple[str, ...]
 
 def _positive(seconds: float) -> str | None:
     return None if seconds > 0 else "must be longer than zero"
+
+
+def _receive_mode(mode: str) -> str | None:
+    return None if mode in RECEIVE_MODES else "is not a receiving mode"
 
 
 def _at_least_one(count: int) -> str | None:
@@ -110,6 +121,11 @@ RELAY = Table(
             help='the names clients reach the relay by, beyond its own (["*"]: any)',
         ),
         Field("public_url", NONEMPTY, help="the URL the relay is reached at, e.g. behind a proxy"),
+        Field("alertmanager_url", NONEMPTY, help="Alertmanager's URL, for @robot silence"),
+        Field("silence_check", DURATION, rule=_positive, fix='write e.g. "60s"'),
+        Field("ack_secret", TEXT, help="the key of signed ack links (webhook robots)"),
+        Field("ack_link_ttl", DURATION, rule=_positive, fix='write e.g. "24h"'),
+        Field("receive", NONEMPTY, rule=_receive_mode, fix='write "callback" or "stream"'),
         Field("escalation_poll", DURATION, rule=_positive, fix='write e.g. "1s"'),
         Field("escalation_lease", DURATION, rule=_positive, fix='write e.g. "60s"'),
     ),
@@ -215,12 +231,15 @@ class _Apps:
     def __init__(self, fleet: Fleet | None = None) -> None:
         self._apps: dict[str, AsyncApp] = {}
         self._fleet = fleet
+        #: The apps' settings, by name: people write to these apps' robots (chat commands).
+        self.settings: dict[str, AppSettings] = {}
 
     def get(self, settings: AppSettings) -> tuple[AsyncApp, bool]:
         from dingpush import AsyncApp
 
         if settings.name in self._apps:
             return self._apps[settings.name], False
+        self.settings[settings.name] = settings
         cache: typing.Any = settings.token_cache
         if cache is False:
             cache = None
@@ -378,13 +397,25 @@ def relay_from_config(
         if fleet is not None:
             fleet.close()
         raise
+    chat = _chat(apps, settings)
     if fleet is not None:
-        return Relay(targets, fleet=fleet, settings=settings, alerts=alerts)
+        return Relay(targets, fleet=fleet, settings=settings, alerts=alerts, chat=chat)
     return Relay(
         targets,
         store=_store(choice.store, source.path.parent),
         settings=settings,
         alerts=alerts,
+        chat=chat,
+    )
+
+
+def _chat(apps: _Apps, settings: RelaySettings) -> ChatReceivers | None:
+    """The apps of the relay's app targets receive chat commands (none: no app target)."""
+    if not apps.settings:
+        return None
+    return ChatReceivers(
+        [ReceivingApp(s.name, s.app_key, s.app_secret, s.api_base) for s in apps.settings.values()],
+        mode=settings.receive,
     )
 
 

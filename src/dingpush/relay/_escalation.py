@@ -117,24 +117,38 @@ class Escalation:
                 if closed is not None:
                     touched.append(closed)
                 continue
-            name = self.policies.get(route)
-            policy = self.oncall.policies.get(name) if name is not None else None
-            if policy is None and kind == "generic":
+            if not self.opens(route, kind):
                 continue
-            incident = await self.incidents.open_incident(
-                route=route,
-                group_key=group_key,
-                title=first.headline or group_key,
-                labels=first.labels,
-                policy=name if policy is not None else None,
-                targets=[item.target for item, _ in items],
-                due_at=policy.due_at(now, 0) if policy is not None else None,
-                now=now,
-            )
+            incident = await self.open_for(first, [item.target for item, _ in items], now)
             touched.append(
                 await self.incidents.attach_messages(incident.number, [a.id for _, a in items])
             )
         return touched
+
+    def opens(self, route: str, kind: str) -> bool:
+        """Whether a firing notification of receiver ``kind`` on ``route`` opens an incident:
+        a generic hook's (which never resolves) only on a route with a policy."""
+        name = self.policies.get(route)
+        return kind != "generic" or (name is not None and name in self.oncall.policies)
+
+    async def open_for(self, first: AlertMessage, targets: Sequence[str], now: float) -> Incident:
+        """The open incident of a firing notification's alert group, made if none is.
+
+        The alert receivers call it before they commit messages that carry a signed ack link
+        (which names the incident's number); :meth:`notified` then finds the same incident.
+        """
+        name = self.policies.get(first.route)
+        policy = self.oncall.policies.get(name) if name is not None else None
+        return await self.incidents.open_incident(
+            route=first.route,
+            group_key=first.group_key,
+            title=first.headline or first.group_key,
+            labels=first.labels,
+            policy=name if policy is not None else None,
+            targets=targets,
+            due_at=policy.due_at(now, 0) if policy is not None else None,
+            now=now,
+        )
 
     # -- the loop -------------------------------------------------------------------------------
 

@@ -6,7 +6,10 @@ to be accepted, and how it is stored, is decided here, once, for both entrances.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime
+import hashlib
 import json
 import logging
 import typing
@@ -45,9 +48,13 @@ from .stores import (
 )
 
 if typing.TYPE_CHECKING:
+    from ._acklinks import AckLinks
     from ._alerts import AlertReceivers
+    from ._chat import SilenceWatch
     from ._fleet import Fleet
-    from ._incidents import IncidentStore
+    from ._incidents import Incident, IncidentStore
+    from ._receivers import ChatReceivers
+    from ._silences import Silences
 
 __all__ = ["PROBE_INTERVAL", "Accepted", "Relay"]
 
@@ -89,7 +96,16 @@ class Relay:
         incidents: Where the on-call loop's incidents live; the outbox store's own
             (``store.incidents``: the same file or schema) by default. The API and the
             dashboard list and acknowledge them; recalls go on their timelines.
+        chat: The app robots people write to (``@robot ack``): HTTP callbacks and, with
+            ``receive = "stream"``, Stream clients started with the relay.
     """
+
+    # The on-call loop's parts (``_oncall``): incidents, chat commands, silences, ack links.
+    chat: ChatReceivers | None
+    silences: Silences | None
+    silence_watch: SilenceWatch | None
+    ack_links: AckLinks | None
+    _watching: asyncio.Task[None] | None
 
     def __init__(
         self,
@@ -102,6 +118,7 @@ class Relay:
         alerts: AlertReceivers | None = None,
         fleet: Fleet | None = None,
         incidents: IncidentStore | None = None,
+        chat: ChatReceivers | None = None,
     ) -> None:
         if fleet is not None and store is not None:
             raise ValueError("a relay in a fleet uses the fleet's store: pass fleet or store")
@@ -129,6 +146,7 @@ class Relay:
             secrets += list(alerts.tokens.values())
         if fleet is not None:
             secrets += fleet.secrets()
+        secrets += self._oncall_secrets(chat)
         self.redact = Redactor(secrets)
         install_log_redaction()
         self._log_filter = _SecretFilter(self.redact)
@@ -151,11 +169,18 @@ class Relay:
             if incidents is not None
             else getattr(self.store, "incidents", None) or MemoryIncidentStore()
         )
-        #: The escalation engine, when the alerts have policies or schedules.
+        #: The escalation engine, when the alerts have policies or schedules, or people can
+        #: acknowledge alerts (chat commands, ack links): then alerts open incidents.
         self.escalation: Escalation | None = None
-        if alerts is not None and alerts.oncall is not None:
-            self.escalation = Escalation(self, alerts.oncall, alerts.policies, self.incidents)
+        oncall = alerts.oncall if alerts is not None else None
+        if alerts is not None and oncall is None and (chat is not None or self.settings.ack_secret):
+            from ._oncall import OnCall
+
+            oncall = OnCall(people=dict(alerts.settings.people))
+        if alerts is not None and oncall is not None:
+            self.escalation = Escalation(self, oncall, alerts.policies, self.incidents)
             self.dispatcher.on_settled = self.escalation.settled
+        self._oncall(chat)
         self.started = False
         #: Seconds a probe of the outbox answers for (``/readyz``); tests set 0.
         self.probe_interval = PROBE_INTERVAL
@@ -189,6 +214,10 @@ class Relay:
         await self.dispatcher.start()
         if self.escalation is not None:
             self.escalation.start()
+        if self.chat is not None:
+            await self.chat.start()
+        if self.silence_watch is not None:
+            self._watching = asyncio.create_task(self.silence_watch.run(), name="silence-watch")
         self.started = True
         log.info("relay started: %d targets", len(self.targets))
 
@@ -217,10 +246,19 @@ class Relay:
     async def aclose(self, deadline: float | None = None) -> None:
         """Stop delivering (in-flight sends get ``deadline`` seconds), close everything."""
         try:
+            if self._watching is not None:
+                self._watching.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._watching
+                self._watching = None
+            if self.chat is not None:
+                await self.chat.aclose()
             if self.escalation is not None:
                 await self.escalation.stop()
             await self.dispatcher.stop(deadline)
         finally:
+            if self.silences is not None:
+                await self.silences.aclose()
             for target in self.targets.values():
                 await target.aclose()
             await self.store.aclose()
@@ -236,6 +274,81 @@ class Relay:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+    # -- on call: chat commands, silences, ack links ------------------------------------------
+
+    def _oncall(self, chat: ChatReceivers | None) -> None:
+        from ._chat import ChatCommands
+
+        self.silences = None
+        self.silence_watch = None
+        self._watching = None
+        if self.settings.alertmanager_url is not None:
+            from ._chat import SilenceWatch
+            from ._silences import Silences
+
+            self.silences = Silences(self.settings.alertmanager_url)
+            self.silence_watch = SilenceWatch(
+                self.incidents,
+                self.silences,
+                interval=self.settings.silence_check,
+                clock=self.clock,
+                tell=self.tell,
+            )
+        self.chat = chat
+        if chat is not None:
+            people = self.alerts.settings.people.values() if self.alerts is not None else ()
+            commands = ChatCommands(
+                self.incidents,
+                targets=self.targets,
+                people=people,
+                silences=self.silences,
+                clock=self.clock,
+                tell=self.tell,
+            )
+            chat.bind(self, commands)
+        self.ack_links = None
+        if self.settings.ack_secret is not None and self.settings.public_url is not None:
+            from ._acklinks import AckLinks
+
+            self.ack_links = AckLinks(
+                self.settings.ack_secret,
+                self.settings.public_url,
+                self.incidents,
+                ttl=self.settings.ack_link_ttl,
+                clock=self.clock,
+                announce=self.announce,
+            )
+
+    def _oncall_secrets(self, chat: ChatReceivers | None) -> list[str]:
+        import urllib.parse
+
+        secrets = [self.settings.ack_secret or ""]
+        if self.settings.alertmanager_url is not None:
+            password = urllib.parse.urlsplit(self.settings.alertmanager_url).password or ""
+            secrets += [password, urllib.parse.unquote(password)]  # as written, as sent
+        if chat is not None:
+            secrets += chat.secrets()
+        return [s for s in secrets if s]
+
+    async def announce(self, incident: Incident) -> None:
+        """Tell an incident's targets that it was acknowledged (after a signed link)."""
+        await self.tell(incident, f"#{incident.number} acknowledged by {incident.acknowledged_by}")
+
+    async def tell(self, incident: Incident, text: str, *, exclude: Sequence[str] = ()) -> None:
+        """Send ``text`` to an incident's targets (but ``exclude``) through the outbox, once."""
+        from dingpush import Text
+
+        payload = Text(text).to_payload()
+        digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+        batch = []
+        for name in incident.targets:
+            target = self.targets.get(name)
+            if target is not None and name not in exclude:
+                accepted = self.check(target, payload)
+                batch.append((accepted, f"incident:{incident.number}:{name}:{digest}"))
+        if batch:
+            await self.enqueue_many(batch)
 
     # -- accepting ----------------------------------------------------------------------------
 

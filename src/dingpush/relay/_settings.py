@@ -28,6 +28,9 @@ RELAY_RETRY = RetryPolicy(
 #: (or the network to it) being down costs no message.
 GIVE_UP_AFTER = 24 * 3600.0
 
+#: How app robots' messages reach the relay: HTTP callbacks only, or a Stream client too.
+RECEIVE_MODES = ("callback", "stream")
+
 #: The shortest API token the relay accepts: a bearer token must not be guessable.
 API_TOKEN_MIN_LENGTH = 16
 API_TOKEN_FIX = "generate one with python -c 'import secrets; print(secrets.token_urlsafe(32))'"
@@ -80,7 +83,18 @@ class RelaySettings:
             ``"*"`` answers to any name, and needs ``api_tokens``.
         public_url: Where browsers and callers reach the relay when that is not ``host`` and
             ``port`` (a reverse proxy, ``https://relay.example.com``): its name is allowed and
-            its origin is the dashboard's own.
+            its origin is the dashboard's own. Signed ack links (``/ack/N/TOKEN``) in
+            webhook-robot messages start with it.
+        alertmanager_url: Alertmanager's base URL, where ``@robot silence 2h`` makes its
+            silences (API v2); ``user:password@`` in it is basic auth, never shown.
+        silence_check: Seconds between looks at Alertmanager for silenced incidents whose
+            alerts resolved (it sends no notification for silenced alerts).
+        ack_secret: The key signed ack links are made with (HMAC); needs ``public_url``.
+            At least 16 characters; never shown.
+        ack_link_ttl: Seconds a signed ack link stays valid.
+        receive: How app robots' messages (chat commands) reach the relay: ``"callback"``
+            (DingTalk's HTTP mode, ``POST /callbacks/APP``, always served for app targets)
+            or ``"stream"`` (also a Stream-mode client per app, started with the relay).
         escalation_poll: Seconds between two looks at the incidents whose escalation step is
             due (each instance looks; a due step still runs once across a fleet).
         escalation_lease: Seconds an instance holds a due incident while it runs its step;
@@ -102,6 +116,11 @@ class RelaySettings:
     stats_window: float = 60.0
     allowed_hosts: tuple[str, ...] = ()
     public_url: str | None = None
+    alertmanager_url: str | None = field(default=None, repr=False)
+    silence_check: float = 60.0
+    ack_secret: str | None = field(default=None, repr=False)
+    ack_link_ttl: float = 86400.0
+    receive: str = "callback"
     escalation_poll: float = 1.0
     escalation_lease: float = 60.0
 
@@ -134,6 +153,37 @@ class RelaySettings:
                     f"public_url = {self.public_url!r} is not an http(s) URL: write where "
                     'browsers reach the relay, e.g. "https://relay.example.com"'
                 )
+        self._check_oncall()
+
+    def _check_oncall(self) -> None:
+        """The chat commands' and ack links' settings (issue 16)."""
+        if self.alertmanager_url is not None:
+            parts = urllib.parse.urlsplit(self.alertmanager_url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ConfigError(
+                    "alertmanager_url is not an http(s) URL: write Alertmanager's base URL, "
+                    'e.g. "http://127.0.0.1:9093"'
+                )
+        if self.ack_secret is not None:
+            if len(self.ack_secret) < API_TOKEN_MIN_LENGTH:
+                raise ConfigError(
+                    f"ack_secret must be at least {API_TOKEN_MIN_LENGTH} characters: "
+                    f"{API_TOKEN_FIX}"
+                )
+            if self.public_url is None:
+                raise ConfigError(
+                    "ack_secret makes signed ack links, which start with public_url: set "
+                    'public_url = "https://relay.example.com" (where people\'s browsers reach '
+                    "the relay)"
+                )
+        if not self.silence_check > 0:
+            raise ConfigError("silence_check must be a positive number of seconds")
+        if not self.ack_link_ttl > 0:
+            raise ConfigError("ack_link_ttl must be a positive number of seconds")
+        if self.receive not in RECEIVE_MODES:
+            raise ConfigError(
+                f"receive = {self.receive!r} is not one of {', '.join(map(repr, RECEIVE_MODES))}"
+            )
 
     @property
     def retry_policy(self) -> RetryPolicy:

@@ -437,6 +437,8 @@ class AppTarget(RelayTarget):
         self.own_rate = rate is not None
         self._owns_app = owns_app
         self.user_ids = tuple(users)
+        #: The group an ``app-group`` target posts in (chat commands from it act on its alerts).
+        self.open_conversation_id = open_conversation_id
         self.departments = tuple(departments)
         self.everyone = everyone
         if channel == "app-group":

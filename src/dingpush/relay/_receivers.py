@@ -1,0 +1,332 @@
+"""How messages people send the relay's app robots reach it: HTTP callbacks and Stream mode.
+
+* ``POST /callbacks/{app}`` (``{app}`` is an ``[apps.NAME]``): DingTalk's HTTP mode (§12). The
+  request is checked with :func:`dingpush.verify_callback` (§12.2: a wrong ``sign`` or a
+  ``timestamp`` over an hour away is refused with 403 and not acted on); the answer is the
+  reply itself (§12.3), so the person sees it as soon as DingTalk gets it.
+* ``[relay] receive = "stream"``: a :class:`dingpush.StreamClient` per app, started with the
+  relay (§13: no public URL needed); each message's answer goes back with
+  ``StreamClient.reply`` (the message's sessionWebhook while it lives, the app API after).
+
+Both hand each message to :class:`~._chat.ChatCommands`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import typing
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from dingpush import (
+    AsyncApp,
+    CallbackRejected,
+    DingPushError,
+    IncomingMessage,
+    StreamClient,
+    verify_callback,
+)
+
+from ._chat import Answer, ChatCommands
+from ._http import HTTPProblem, problem, read_body
+
+if typing.TYPE_CHECKING:
+    from ._relay import Relay
+
+__all__ = ["ChatReceivers", "ReceivingApp"]
+
+log = logging.getLogger("dingpush.relay")
+
+#: The largest callback body read (a robot message is a few KB).
+CALLBACK_MAX_BODY = 256 * 1024
+#: How many answered messages are remembered by ``msgId``: a callback DingTalk sends again
+#: (or a replay within §12.2's hour) gets the same answer and acts once.
+REMEMBERED = 1000
+#: Seconds a callback waits for its answer. DingTalk's timeout for robot callbacks is not
+#: documented (§12.3); its event-subscription push requires an answer within 2.5 s.
+CALLBACK_DEADLINE = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivingApp:
+    """An app whose robot people write to: ``[apps.NAME]``'s name and credentials."""
+
+    name: str
+    app_key: str
+    app_secret: str = dataclasses.field(repr=False)
+    api_base: str | None = None
+
+
+class ChatReceivers:
+    """The callback endpoint and the Stream clients of the relay's apps.
+
+    Args:
+        apps: the apps people may write to.
+        mode: ``"callback"`` (only ``POST /callbacks/{app}``) or ``"stream"`` (a Stream client
+            per app too).
+        stream_options: keyword arguments for each ``StreamClient`` (tests: back-off, pings).
+        callback_deadline: seconds a callback waits for its command's answer; a slower one
+            (an Alertmanager that takes its time) is answered later through the message's
+            sessionWebhook, and the callback with ``{"msgtype": "empty"}`` (§12.3).
+    """
+
+    def __init__(
+        self,
+        apps: Sequence[ReceivingApp],
+        *,
+        mode: str = "callback",
+        stream_options: dict[str, typing.Any] | None = None,
+        callback_deadline: float = CALLBACK_DEADLINE,
+    ) -> None:
+        self.apps = {a.name: a for a in apps}
+        self.mode = mode
+        self._stream_options = dict(stream_options or {})
+        self.commands: ChatCommands | None = None
+        self.clients: dict[str, StreamClient] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._relay: Relay | None = None
+        #: Messages handled (tests, benchmarks).
+        self.handled = 0
+        self._answered: OrderedDict[str, Answer] = OrderedDict()
+        self.callback_deadline = callback_deadline
+        self._clients: dict[str, AsyncApp] = {}
+        self._late: set[asyncio.Task[None]] = set()
+
+    def __repr__(self) -> str:
+        return f"ChatReceivers({sorted(self.apps)}, mode={self.mode!r})"
+
+    def secrets(self) -> list[str]:
+        return [a.app_secret for a in self.apps.values()]
+
+    def bind(self, relay: Relay, commands: ChatCommands) -> None:
+        self._relay = relay
+        self.commands = commands
+
+    # -- HTTP mode ------------------------------------------------------------------------
+
+    def routes(self) -> list[Route]:
+        return [Route("/callbacks/{app}", self._callback, methods=["POST"])]
+
+    async def _callback(self, request: Request) -> Response:
+        relay, commands = self._relay, self.commands
+        assert relay is not None and commands is not None
+        name = request.path_params["app"]
+        app = self.apps.get(name)
+        if app is None:
+            known = ", ".join(sorted(self.apps)) or "none"
+            return problem(
+                HTTPProblem(
+                    404,
+                    f"no app named {name!r} receives here; the apps are: {known} (the callback "
+                    "URL in the developer console must end with /callbacks/APP, APP an "
+                    "[apps.NAME] of the relay's configuration)",
+                )
+            )
+        try:
+            body = await read_body(request, CALLBACK_MAX_BODY)
+            message = verify_callback(
+                dict(request.headers), body, app.app_secret, now=relay.clock.time()
+            )
+        except HTTPProblem as exc:
+            return problem(exc)
+        except CallbackRejected as exc:
+            log.warning("callback for app %s refused (%s): %s", name, exc.reason, exc)
+            return problem(HTTPProblem(403, f"refused: {exc}"))
+        work = asyncio.ensure_future(self.handle(name, message))
+        try:
+            answer = await asyncio.wait_for(asyncio.shield(work), self.callback_deadline)
+        except TimeoutError:
+            # DingTalk's wait for the answer is undocumented (§12.3): say nothing now, and
+            # reply through the message's sessionWebhook once the command is done.
+            task = asyncio.create_task(self._reply_later(name, message, work))
+            self._late.add(task)
+            task.add_done_callback(self._late.discard)
+            return JSONResponse({"msgtype": "empty"})
+        return JSONResponse({"msgtype": "text", "text": {"content": answer.text}})
+
+    async def _reply_later(
+        self, name: str, message: IncomingMessage, work: asyncio.Future[Answer]
+    ) -> None:
+        try:
+            answer = await work
+            await self._app(name).reply(message, answer.text)
+        except DingPushError as exc:
+            log.warning("a late answer to a chat command of app %s failed: %s", name, exc)
+        except Exception:
+            log.exception("a chat command of app %s failed", name)
+
+    def _app(self, name: str) -> AsyncApp:
+        if name not in self._clients:
+            app = self.apps[name]
+            self._clients[name] = AsyncApp(app.app_key, app.app_secret, api_base=app.api_base)
+        return self._clients[name]
+
+    async def handle(self, app: str, message: IncomingMessage) -> Answer:
+        assert self.commands is not None
+        key = f"{app}\x00{message.msg_id}"
+        if message.msg_id and key in self._answered:
+            return self._answered[key]  # the same message again: act once
+        answer = await self.commands.handle(message)
+        if message.msg_id:
+            self._answered[key] = answer
+            while len(self._answered) > REMEMBERED:
+                self._answered.popitem(last=False)
+        self.handled += 1
+        log.info(
+            "chat command %s from %s in %s: %s",
+            answer.command.name,
+            message.sender_user_id or message.sender_nick,
+            message.conversation_id or "a 1:1 chat",
+            answer.text.splitlines()[0] if answer.text else "",
+        )
+        return answer
+
+    # -- Stream mode ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self.mode != "stream":
+            return
+        for app in self.apps.values():
+            client = StreamClient(
+                app.app_key, app.app_secret, api_base=app.api_base, **self._stream_options
+            )
+            self.clients[app.name] = client
+            self._tasks.append(
+                asyncio.create_task(self._listen(app.name, client), name=f"stream-{app.name}")
+            )
+
+    async def _listen(self, name: str, client: StreamClient) -> None:
+        try:
+            async for message in client.messages():
+                try:
+                    answer = await self.handle(name, message)
+                    await client.reply(message, answer.text)
+                except DingPushError as exc:
+                    log.warning("answering a chat command of app %s failed: %s", name, exc)
+                except Exception:
+                    log.exception("a chat command of app %s failed", name)
+        except asyncio.CancelledError:
+            raise
+        except DingPushError as exc:  # wrong credentials, a missing extra: stop, say why
+            log.error("Stream mode for app %s stopped: %s", name, exc)
+
+    async def aclose(self) -> None:
+        for late in list(self._late):
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(late, self.callback_deadline)
+        for app in self._clients.values():
+            await app.aclose()
+        self._clients.clear()
+        for client in self.clients.values():
+            await client.aclose()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        self.clients.clear()
+
+
+def _problem(description: str) -> dict[str, typing.Any]:
+    schema = {"$ref": "#/components/schemas/Problem"}
+    return {"description": description, "content": {"application/problem+json": {"schema": schema}}}
+
+
+def _html(description: str) -> dict[str, typing.Any]:
+    return {"description": description, "content": {"text/html": {"schema": {"type": "string"}}}}
+
+
+def openapi_paths() -> dict[str, dict[str, typing.Any]]:
+    """``/callbacks/{app}`` and ``/ack/{number}/{token}`` for ``/openapi.json``."""
+    app = {
+        "name": "app",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string"},
+        "description": "An [apps.NAME] of the relay's configuration.",
+    }
+    signed = [
+        {
+            "name": name,
+            "in": "header",
+            "required": True,
+            "schema": {"type": "string"},
+            "description": what,
+        }
+        for name, what in (
+            ("timestamp", "Epoch milliseconds, within an hour of the relay's clock (§12.2)."),
+            ("sign", 'Base64(HMAC-SHA256(AppSecret, timestamp + "\\n" + AppSecret)) (§12.2).'),
+        )
+    ]
+    reply = {
+        "type": "object",
+        "required": ["msgtype"],
+        "properties": {"msgtype": {"enum": ["text", "empty"]}, "text": {"type": "object"}},
+    }
+    callback = {
+        "operationId": "chat_callback",
+        "summary": "A message people sent the app's robot (DingTalk's HTTP mode, §12)",
+        "description": "Checked with the app's AppSecret, then read as a chat command (`ack`, "
+        "`silence 2h`, `status`, `help`); the answer is the reply (§12.3). See docs/oncall.md.",
+        "tags": ["on call"],
+        "security": [],
+        "parameters": [app, *signed],
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        },
+        "responses": {
+            "200": {
+                "description": "The reply to show in the chat, or `empty` (a slow command "
+                "answers later through the sessionWebhook).",
+                "content": {"application/json": {"schema": reply}},
+            },
+            "403": _problem("A wrong sign, a stale timestamp or no headers: nothing was done."),
+            "404": _problem("No such app."),
+            "413": _problem("The body is larger than a robot message can be."),
+        },
+    }
+    number = {"name": "number", "in": "path", "required": True, "schema": {"type": "integer"}}
+    token = {"name": "token", "in": "path", "required": True, "schema": {"type": "string"}}
+    refusals = {
+        "403": _html("The link was not made by this relay (forged or changed)."),
+        "404": _html("Not an ack link, or no such incident."),
+        "409": _html("The incident is already acknowledged, silenced or resolved."),
+        "410": _html("The link expired, or was used."),
+    }
+    link: dict[str, typing.Any] = {
+        "get": {
+            "operationId": "ack_link_page",
+            "summary": "A signed ack link's confirmation page (changes nothing)",
+            "tags": ["on call"],
+            "security": [],
+            "parameters": [number, token],
+            "responses": {"200": _html("The page with the button that acknowledges."), **refusals},
+        },
+        "post": {
+            "operationId": "ack_link_acknowledge",
+            "summary": "Acknowledge the incident of a signed ack link (once)",
+            "tags": ["on call"],
+            "security": [],
+            "parameters": [number, token],
+            "requestBody": {
+                "required": False,
+                "content": {
+                    "application/x-www-form-urlencoded": {
+                        "schema": {"type": "object", "properties": {"name": {"type": "string"}}}
+                    }
+                },
+            },
+            "responses": {"200": _html("Acknowledged; the group is told."), **refusals},
+        },
+    }
+    return {"/callbacks/{app}": {"post": callback}, "/ack/{number}/{token}": link}

@@ -1,0 +1,99 @@
+"""[relay] receive, alertmanager_url, silence_check, ack_secret, ack_link_ttl: read strictly,
+each problem with its line and fix; the relay's apps receive chat commands."""
+
+from __future__ import annotations
+
+import pathlib
+
+import pytest
+
+from dingpush import ConfigError
+from dingpush.relay import ChatReceivers, Relay
+from dingpush.relay._config import load_relay
+
+APP_SECRET = "app-secret-0123456789-abcdefghijklmnop"
+APPS = f"""
+[apps.corp]
+app_key = "dingappkey0123456789"
+app_secret = "{APP_SECRET}"
+token_cache = false
+
+[targets.ops]
+kind = "app-group"
+app = "corp"
+open_conversation_id = "cid6KeBBLoveMJOGXoYKF5x7EeiodoA=="
+"""
+
+
+def _load(tmp_path: pathlib.Path, relay: str) -> Relay:
+    path = tmp_path / "dingpush.toml"
+    path.write_text(APPS + '\n[relay]\nstore = "memory"\n' + relay, encoding="utf-8")
+    loaded = load_relay(str(path))
+    assert loaded is not None
+    return loaded[0]
+
+
+def test_the_on_call_settings_are_read(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ACK_SECRET", "ack-secret-from-the-environment-0123")
+    relay = _load(
+        tmp_path,
+        """receive = "stream"
+alertmanager_url = "http://relay:am-pass-0123@127.0.0.1:9093"
+silence_check = "30s"
+public_url = "https://relay.example.com"
+ack_secret = "${ACK_SECRET}"
+ack_link_ttl = "2h"
+""",
+    )
+    settings = relay.settings
+    assert (settings.receive, settings.silence_check, settings.ack_link_ttl) == (
+        "stream",
+        30.0,
+        7200.0,
+    )
+    chat = relay.chat
+    assert isinstance(chat, ChatReceivers) and chat.mode == "stream" and set(chat.apps) == {"corp"}
+    assert relay.silences is not None and relay.ack_links is not None
+    assert relay.silences.url == "http://127.0.0.1:9093"
+    assert relay.ack_links.link(7).startswith("https://relay.example.com/ack/7/")
+    shown = repr(relay) + repr(settings) + repr(chat) + repr(relay.silences)
+    for secret in ("am-pass-0123", "ack-secret-from-the-environment-0123", APP_SECRET):
+        assert secret not in shown
+        assert secret not in relay.redact(f"logged: {secret}.")
+
+
+def test_without_app_targets_nothing_receives(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "dingpush.toml"
+    path.write_text(
+        '[targets.ops]\nwebhook = "https://oapi.dingtalk.com/robot/send?access_token=abc0123456789"'
+        '\n[relay]\nstore = "memory"\n',
+        encoding="utf-8",
+    )
+    loaded = load_relay(str(path))
+    assert loaded is not None
+    relay = loaded[0]
+    assert relay.chat is None and relay.silences is None and relay.ack_links is None
+
+
+@pytest.mark.parametrize(
+    ("line", "key", "message"),
+    [
+        ('receive = "pigeon"', "relay.receive", 'write "callback" or "stream"'),
+        ('alertmanager_url = "am:9093"', "relay", "alertmanager_url is not an http(s) URL"),
+        ('silence_check = "0s"', "relay.silence_check", "longer than zero"),
+        ('ack_secret = "short"', "relay", "ack_secret must be at least 16 characters"),
+        ('ack_secret = "long-enough-ack-secret-0123"', "relay", "set public_url"),
+        ('ack_link_ttl = "soon"', "relay.ack_link_ttl", "is not a duration"),
+        ("recieve = 1", "relay.recieve", "did you mean 'receive'?"),
+    ],
+)
+def test_a_bad_setting_names_its_line_and_fix(
+    tmp_path: pathlib.Path, line: str, key: str, message: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        _load(tmp_path, line + "\n")
+    text = str(caught.value)
+    assert f": {key}: " in text and message in text, text
+    assert "long-enough-ack-secret" not in text

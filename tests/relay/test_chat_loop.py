@@ -1,0 +1,449 @@
+"""Acknowledge and silence from the chat, over real HTTP: the emulator's people write to the
+app robot, the emulator calls the relay back (signed, §12) or hands the message to the relay's
+Stream client (§13), and the relay acts on its incident store and Alertmanager."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import pathlib
+import time
+import urllib.request
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from bench._alertmanager import Alertmanager, free_port
+
+from _appsupport import APP_KEY, APP_SECRET, GROUP, USERS
+from dingpush import AsyncApp, Backoff, callback_sign
+from dingpush.alerts import AlertSettings, Person, Route
+from dingpush.relay import AlertReceivers, AppTarget, Relay, RelayServer, RelaySettings
+from dingpush.relay._incidents import EventKind, Incident, IncidentState
+from dingpush.relay._receivers import ChatReceivers, ReceivingApp
+from dingpush.relay.stores import MemoryIncidentStore
+from dingpush.testing import EmulatorServer
+
+LABELS = {"alertname": "DiskFull", "instance": "db-1", "severity": "critical"}
+
+
+@pytest.fixture(scope="module")
+def alertmanager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Alertmanager]:
+    directory: pathlib.Path = tmp_path_factory.mktemp("am")
+    with Alertmanager(directory, f"http://127.0.0.1:{free_port()}/nowhere") as am:
+        yield am
+
+
+class Loop:
+    """An emulator app in group ``Ops``, a relay with an app-group target there, an incident."""
+
+    def __init__(self, emulator: EmulatorServer, relay: RelayServer, store: MemoryIncidentStore):
+        self.emulator, self.relay, self.store = emulator, relay, store
+        self.cid = next(iter(emulator.emulator.app("ops").groups))
+
+    def open(self, title: str = "DiskFull on db-1", group_key: str = "g1") -> Incident:
+        return asyncio.run(
+            self.store.open_incident(
+                route="ops",
+                group_key=group_key,
+                title=title,
+                labels=LABELS,
+                policy=None,
+                targets=["oncall"],
+                due_at=None,
+                now=time.time(),
+            )
+        )
+
+    def incident(self, number: int) -> Incident:
+        found = asyncio.run(self.store.get(number))
+        assert found is not None
+        return found
+
+    def say(self, text: str, user: str = "alice") -> None:
+        self.emulator.emulator.post_as_user("ops", user, text, group=GROUP)
+
+    def chat(self) -> list[tuple[str, str]]:
+        """The group's text messages: people's, replies, and the relay's sampleText sends."""
+        shown = []
+        for m in self.emulator.emulator.messages(conversation=self.cid):
+            if m.msgtype == "text" and "text" in m.payload:
+                shown.append((m.sender, m.payload["text"]["content"]))
+            elif m.payload.get("msgKey") == "sampleText":
+                shown.append((m.sender, m.payload["msgParam"]["content"]))
+        return shown
+
+    def last_reply(self) -> str:
+        replies = [text for sender, text in self.chat() if sender == "ops"]
+        assert replies, self.chat()
+        return replies[-1]
+
+
+def _relay(
+    emulator: EmulatorServer, *, mode: str = "callback", am: Alertmanager | None = None
+) -> tuple[Relay, MemoryIncidentStore]:
+    cid = next(iter(emulator.emulator.app("ops").groups))
+    store = MemoryIncidentStore()
+    people = {"Alice": Person(user_id="alice"), "Bob": Person(user_id="bob")}
+    settings = AlertSettings(routes={"ops": Route(targets=["oncall"])}, people=people)
+    app = AsyncApp(APP_KEY, APP_SECRET, api_base=emulator.url, token_cache=None)
+    chat = ChatReceivers(
+        [ReceivingApp("ops", APP_KEY, APP_SECRET, emulator.url)],
+        mode=mode,
+        stream_options={"backoff": Backoff(initial=0.05, maximum=0.2)},
+    )
+    relay = Relay(
+        [AppTarget("oncall", app, "app-group", open_conversation_id=cid, owns_app=True)],
+        settings=RelaySettings(
+            port=free_port(), idle_poll=0.2, alertmanager_url=am.url if am else None
+        ),
+        alerts=AlertReceivers(settings),
+        incidents=store,
+        chat=chat,
+    )
+    return relay, store
+
+
+@pytest.fixture
+def loop(dingtalk_emulator: EmulatorServer) -> Iterator[Loop]:
+    dingtalk_emulator.add_app("ops", APP_KEY, APP_SECRET, users=USERS, groups=[GROUP])
+    relay, store = _relay(dingtalk_emulator)
+    with RelayServer(relay) as server:
+        dingtalk_emulator.emulator.update_app("ops", callback_url=f"{server.url}/callbacks/ops")
+        yield Loop(dingtalk_emulator, server, store)
+
+
+def test_ack_in_the_group_acknowledges_its_newest_open_incident(loop: Loop) -> None:
+    loop.open("older", group_key="g0")
+    incident = loop.open()
+    loop.say("ack")
+    assert loop.chat()[-2:] == [
+        ("alice", "@ops ack"),
+        ("ops", f"#{incident.number} acknowledged by Alice"),
+    ]
+    after = loop.incident(incident.number)
+    assert after.state is IncidentState.ACKNOWLEDGED and after.acknowledged_by == "Alice"
+    (event,) = [e for e in after.timeline if e.kind is EventKind.ACKNOWLEDGED]
+    assert (event.who, event.detail) == ("Alice", "chat") and event.at > 0
+    assert loop.incident(incident.number - 1).state is IncidentState.OPEN
+    (callback,) = loop.emulator.emulator.callbacks()
+    assert callback.status == 200 and callback.replied
+
+
+def test_ack_by_number_and_a_second_ack_keeps_the_first(loop: Loop) -> None:
+    first, second = loop.open(group_key="a"), loop.open(group_key="b")
+    loop.say(f"ack {first.number}", user="bob")
+    assert loop.last_reply() == f"#{first.number} acknowledged by Bob"
+    loop.say(f"ack #{first.number}")
+    assert loop.last_reply() == f"#{first.number} was already acknowledged by Bob"
+    assert loop.incident(second.number).state is IncidentState.OPEN
+    loop.say("ack 999")
+    assert loop.last_reply() == "There is no incident #999."
+
+
+def test_a_person_not_in_the_directory_is_named_by_user_id(loop: Loop) -> None:
+    incident = loop.open()
+    loop.say("ack", user="user123")
+    assert loop.last_reply() == f"#{incident.number} acknowledged by user123"
+
+
+def test_status_help_and_what_is_not_understood(loop: Loop) -> None:
+    loop.say("status")
+    assert loop.last_reply() == "No open incidents in this chat."
+    one, two = loop.open("disk", group_key="a"), loop.open("cpu", group_key="b")
+    loop.say(f"ack {one.number}")
+    loop.say("status")
+    status = loop.last_reply().splitlines()
+    assert status[0] == "Open incidents (2):"
+    assert status[1].startswith(f"- #{one.number} disk: acknowledged by Alice, ")
+    assert status[2].startswith(f"- #{two.number} cpu: open, ")
+    loop.say("help")
+    assert "silence [N] DURATION" in loop.last_reply()
+    loop.say("reboot db-1")
+    reply = loop.last_reply()
+    assert reply.startswith("Not understood: 'reboot' is not a command.") and "ack [N]" in reply
+    loop.say("silence 2h")
+    assert "Silences are not set up" in loop.last_reply()
+
+
+def test_a_forged_or_stale_callback_is_refused_and_changes_nothing(loop: Loop) -> None:
+    incident = loop.open()
+    body = json.dumps(
+        {
+            "msgtype": "text",
+            "text": {"content": " ack"},
+            "conversationType": "2",
+            "conversationId": loop.cid,
+            "senderStaffId": "alice",
+            "msgId": "msg0123456789",
+        }
+    ).encode()
+    url = f"{loop.relay.url}/callbacks/ops"
+    now = int(time.time() * 1000)
+    stale = now - 3_700_000
+    for headers, reason in (
+        ({"timestamp": str(now), "sign": callback_sign("not-the-secret", now)}, "sign"),
+        ({"timestamp": str(stale), "sign": callback_sign(APP_SECRET, stale)}, "timestamp"),
+        ({}, "no timestamp/sign"),
+    ):
+        answer = httpx.post(
+            url, content=body, headers={**headers, "Content-Type": "application/json"}
+        )
+        assert answer.status_code == 403, answer.text
+        assert reason in answer.json()["detail"]
+        assert APP_SECRET not in answer.text
+    assert loop.incident(incident.number).state is IncidentState.OPEN
+    good = httpx.post(
+        url,
+        content=body,
+        headers={
+            "timestamp": str(now),
+            "sign": callback_sign(APP_SECRET, now),
+            "Content-Type": "application/json",
+        },
+    )
+    assert good.status_code == 200
+    assert good.json() == {
+        "msgtype": "text",
+        "text": {"content": f"#{incident.number} acknowledged by Alice"},
+    }
+    # The same callback again (DingTalk's retry, or a replay within the hour): one action.
+    again = httpx.post(
+        url,
+        content=body,
+        headers={
+            "timestamp": str(now),
+            "sign": callback_sign(APP_SECRET, now),
+            "Content-Type": "application/json",
+        },
+    )
+    assert again.json() == good.json()
+    unknown = httpx.post(f"{loop.relay.url}/callbacks/nope", content=body)
+    assert unknown.status_code == 404 and "the apps are: ops" in unknown.json()["detail"]
+
+
+def test_silence_makes_an_alertmanager_silence_with_the_person_as_creator(
+    dingtalk_emulator: EmulatorServer, alertmanager: Alertmanager
+) -> None:
+    dingtalk_emulator.add_app("ops", APP_KEY, APP_SECRET, users=USERS, groups=[GROUP])
+    relay, store = _relay(dingtalk_emulator, am=alertmanager)
+    with RelayServer(relay) as server:
+        dingtalk_emulator.emulator.update_app("ops", callback_url=f"{server.url}/callbacks/ops")
+        loop = Loop(dingtalk_emulator, server, store)
+        incident = loop.open()
+        loop.say("silence 2h")
+        reply = loop.last_reply()
+        prefix = f"#{incident.number} silenced for 2h by Alice (silence "
+        assert reply.startswith(prefix), reply
+        silence_id = reply.removeprefix(prefix).rstrip(")")
+        with urllib.request.urlopen(f"{alertmanager.url}/api/v2/silences", timeout=10) as answer:
+            silences = {s["id"]: s for s in json.loads(answer.read())}
+        made = silences[silence_id]
+        assert made["createdBy"] == "Alice"
+        assert f"incident #{incident.number}" in made["comment"]
+        assert {(m["name"], m["value"], m["isEqual"], m["isRegex"]) for m in made["matchers"]} == {
+            (k, v, True, False) for k, v in LABELS.items()
+        }
+        after = loop.incident(incident.number)
+        assert after.state is IncidentState.SILENCED
+        (event,) = [e for e in after.timeline if e.kind is EventKind.SILENCED]
+        assert event.who == "Alice" and event.detail.startswith(f"silence {silence_id} until ")
+        loop.say(f"silence {incident.number} 30m", user="bob")
+        assert loop.last_reply().startswith(f"#{incident.number} silenced for 30m by Bob")
+
+
+def test_alertmanager_down_is_answered_and_noted(dingtalk_emulator: EmulatorServer) -> None:
+    dingtalk_emulator.add_app("ops", APP_KEY, APP_SECRET, users=USERS, groups=[GROUP])
+    cid = next(iter(dingtalk_emulator.emulator.app("ops").groups))
+    store = MemoryIncidentStore()
+    port = free_port()
+    relay = Relay(
+        [
+            AppTarget(
+                "oncall",
+                AsyncApp(APP_KEY, APP_SECRET, api_base=dingtalk_emulator.url, token_cache=None),
+                "app-group",
+                open_conversation_id=cid,
+                owns_app=True,
+            )
+        ],
+        settings=RelaySettings(
+            port=free_port(), alertmanager_url=f"http://am:pa55word-x@127.0.0.1:{port}"
+        ),
+        incidents=store,
+        chat=ChatReceivers([ReceivingApp("ops", APP_KEY, APP_SECRET, dingtalk_emulator.url)]),
+    )
+    with RelayServer(relay) as server:
+        dingtalk_emulator.emulator.update_app("ops", callback_url=f"{server.url}/callbacks/ops")
+        loop = Loop(dingtalk_emulator, server, store)
+        incident = loop.open()
+        loop.say("silence 1h")
+        reply = loop.last_reply()
+        assert reply.startswith(
+            f"#{incident.number} was not silenced: Alertmanager at "
+            f"http://127.0.0.1:{port} cannot be reached"
+        )
+        assert "pa55word" not in reply
+        after = loop.incident(incident.number)
+        assert after.state is IncidentState.OPEN
+        assert [e.kind for e in after.timeline][-1] is EventKind.NOTE
+
+
+def test_stream_mode_receives_and_answers_through_the_session(
+    dingtalk_emulator: EmulatorServer,
+) -> None:
+    dingtalk_emulator.add_app("ops", APP_KEY, APP_SECRET, users=USERS, groups=[GROUP])
+    relay, store = _relay(dingtalk_emulator, mode="stream")
+    with RelayServer(relay) as server:
+        loop = Loop(dingtalk_emulator, server, store)
+        incident = loop.open()
+        deadline = time.monotonic() + 30
+        while dingtalk_emulator.emulator.stream.connections("ops") == 0:
+            assert time.monotonic() < deadline, "the relay's Stream client did not connect"
+            time.sleep(0.02)
+        loop.say("ack")
+        while loop.incident(incident.number).state is IncidentState.OPEN or not any(
+            sender == "ops" for sender, _ in loop.chat()
+        ):
+            assert time.monotonic() < deadline, loop.chat()
+            time.sleep(0.02)
+        assert loop.last_reply() == f"#{incident.number} acknowledged by Alice"
+        shown = dingtalk_emulator.emulator.messages(conversation=loop.cid)
+        assert shown[-1].channel == "session-webhook"
+    assert dingtalk_emulator.emulator.callbacks() == []
+
+
+def test_the_silence_watch_closes_an_incident_whose_alerts_resolved_while_silenced(
+    dingtalk_emulator: EmulatorServer, tmp_path: pathlib.Path
+) -> None:
+    from bench._alertmanager import alert
+
+    dingtalk_emulator.add_app("ops", APP_KEY, APP_SECRET, users=USERS, groups=[GROUP])
+    with Alertmanager(tmp_path / "am", f"http://127.0.0.1:{free_port()}/nowhere") as am:
+        relay, store = _relay(dingtalk_emulator, am=am)
+        relay.silence_watch.interval = 0.2  # type: ignore[union-attr]
+        with RelayServer(relay) as server:
+            dingtalk_emulator.emulator.update_app("ops", callback_url=f"{server.url}/callbacks/ops")
+            loop = Loop(dingtalk_emulator, server, store)
+            am.fire([alert("DiskFull", {"instance": "db-1", "severity": "critical"})])
+            silenced, open_ = loop.open(), loop.open("still open", group_key="g2")
+            loop.say(f"silence {silenced.number} 1h")
+            assert "silenced for 1h" in loop.last_reply()
+            time.sleep(0.6)  # a few sweeps: the alert is still firing (silenced)
+            assert loop.incident(silenced.number).state is IncidentState.SILENCED
+            am.fire(
+                [
+                    alert(
+                        "DiskFull",
+                        {"instance": "db-1", "severity": "critical"},
+                        ends=time.time() - 1,
+                    )
+                ]
+            )
+            deadline = time.monotonic() + 30
+            while loop.incident(silenced.number).state is not IncidentState.RESOLVED:
+                assert time.monotonic() < deadline, "the watch did not resolve it"
+                time.sleep(0.05)
+            timeline = loop.incident(silenced.number).timeline
+            assert [e.kind for e in timeline][-2:] == [EventKind.NOTE, EventKind.RESOLVED]
+            assert "resolved while silenced" in timeline[-2].detail
+            assert loop.incident(open_.number).state is IncidentState.OPEN
+            while f"#{silenced.number} resolved (while silenced)" not in loop.last_reply():
+                assert time.monotonic() < deadline, loop.chat()
+                time.sleep(0.05)
+
+
+def test_without_policies_alerts_still_open_incidents_people_can_ack(loop: Loop) -> None:
+    from dingpush.alerts import sample
+
+    _, firing = sample("alertmanager-firing")
+    answer = httpx.post(f"{loop.relay.url}/alertmanager/ops", json=firing)
+    assert answer.status_code == 200, answer.text
+    (incident,) = asyncio.run(loop.store.list_incidents())
+    assert incident.policy is None and incident.due_at is None
+    loop.say("ack")
+    assert loop.last_reply() == f"#{incident.number} acknowledged by Alice"
+    _, resolved = sample("alertmanager-resolved")
+    assert httpx.post(f"{loop.relay.url}/alertmanager/ops", json=resolved).status_code == 200
+    assert loop.incident(incident.number).state is IncidentState.RESOLVED
+
+
+def test_a_slow_alertmanager_is_answered_later_through_the_session(
+    dingtalk_emulator: EmulatorServer,
+) -> None:
+    from dingpush.relay._silences import Silences
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(0.5)
+        return httpx.Response(200, json={"silenceID": "slow-silence-1"})
+
+    dingtalk_emulator.add_app("ops", APP_KEY, APP_SECRET, users=USERS, groups=[GROUP])
+    relay, store = _relay(dingtalk_emulator)
+    assert relay.chat is not None and relay.chat.commands is not None
+    relay.chat.callback_deadline = 0.1
+    relay.chat.commands.silences = Silences(
+        "http://am.example", transport=httpx.MockTransport(slow)
+    )
+    with RelayServer(relay) as server:
+        dingtalk_emulator.emulator.update_app("ops", callback_url=f"{server.url}/callbacks/ops")
+        loop = Loop(dingtalk_emulator, server, store)
+        incident = loop.open()
+        loop.say("silence 2h")
+        (callback,) = dingtalk_emulator.emulator.callbacks()
+        assert callback.status == 200 and not callback.replied  # {"msgtype": "empty"} at once
+        deadline = time.monotonic() + 30
+        while not any("silenced for 2h" in text for _, text in loop.chat()):
+            assert time.monotonic() < deadline, loop.chat()
+            time.sleep(0.02)
+        assert loop.last_reply() == (
+            f"#{incident.number} silenced for 2h by Alice (silence slow-silence-1)"
+        )
+        shown = dingtalk_emulator.emulator.messages(conversation=loop.cid)
+        assert shown[-1].channel == "session-webhook"
+
+
+def test_the_other_groups_of_an_incident_learn_who_took_it(
+    dingtalk_emulator: EmulatorServer,
+) -> None:
+    from dingpush.relay import RobotTarget
+
+    dingtalk_emulator.add_app("ops", APP_KEY, APP_SECRET, users=USERS, groups=[GROUP])
+    dingtalk_emulator.add_robot("team", "team-robot-token-0123456789")
+    cid = next(iter(dingtalk_emulator.emulator.app("ops").groups))
+    store = MemoryIncidentStore()
+    app = AsyncApp(APP_KEY, APP_SECRET, api_base=dingtalk_emulator.url, token_cache=None)
+    relay = Relay(
+        [
+            AppTarget("oncall", app, "app-group", open_conversation_id=cid, owns_app=True),
+            RobotTarget("team", dingtalk_emulator.webhook_url("team")),
+        ],
+        settings=RelaySettings(port=free_port(), idle_poll=0.2),
+        incidents=store,
+        chat=ChatReceivers([ReceivingApp("ops", APP_KEY, APP_SECRET, dingtalk_emulator.url)]),
+    )
+    with RelayServer(relay) as server:
+        dingtalk_emulator.emulator.update_app("ops", callback_url=f"{server.url}/callbacks/ops")
+        loop = Loop(dingtalk_emulator, server, store)
+        incident = asyncio.run(
+            store.open_incident(
+                route="ops",
+                group_key="g",
+                title="DiskFull",
+                labels=LABELS,
+                policy=None,
+                targets=["oncall", "team"],
+                due_at=None,
+                now=time.time(),
+            )
+        )
+        loop.say("ack", user="bob")
+        assert loop.last_reply() == f"#{incident.number} acknowledged by bob"
+        deadline = time.monotonic() + 30
+        expected = f"#{incident.number} acknowledged by bob"
+        while not any(
+            m.payload.get("text", {}).get("content") == expected
+            for m in dingtalk_emulator.emulator.messages(robot="team")
+        ):
+            assert time.monotonic() < deadline, "the team group was not told"
+            time.sleep(0.02)
+        assert [t for _, t in loop.chat()].count(expected) == 1  # the reply, not a second one
