@@ -9,7 +9,6 @@ without tokens.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import typing
 from collections.abc import Mapping, Sequence
@@ -20,7 +19,7 @@ from starlette.responses import Response
 from ._http import HTTPProblem, json_answer, parse_json, read_body, require_json, token_matches
 from ._incidents import Incident, IncidentState
 from ._recall import recall_message
-from ._relay import Accepted, Relay
+from ._relay import Relay
 
 __all__ = [
     "ack_incident",
@@ -186,31 +185,8 @@ async def acknowledge_incident(relay: Relay, incident: Incident, *, who: str, vi
         incident.number, who=who, via=via, now=relay.clock.time()
     )
     if before is None and acked.acknowledged_by is not None:
-        await _announce(relay, acked, f"#{acked.number} acknowledged by {acked.acknowledged_by}")
+        await relay.announce(acked)
     return acked
-
-
-async def _announce(relay: Relay, incident: Incident, text: str) -> None:
-    """A short text to the incident's targets, through the outbox (so it is paced and durable).
-
-    The wording and the idempotency key (``incident:N:TARGET:sha256(text)[:16]``) are those
-    of the chat commands' and ack links' announcements, so the group is told once however
-    the incident was acknowledged.
-    """
-    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
-    batch: list[tuple[Accepted, str | None]] = []
-    for name in incident.targets:
-        target = relay.targets.get(name)
-        if target is None:
-            continue
-        body = {"msgtype": "text", "text": {"content": text}}
-        try:
-            accepted = relay.check(target, body)
-        except HTTPProblem:  # a keyword robot may refuse it: the timeline still has it
-            continue
-        batch.append((accepted, f"incident:{incident.number}:{name}:{digest}"))
-    if batch:
-        await relay.enqueue_many(batch)
 
 
 async def ack_incident(relay: Relay, request: Request) -> Response:
