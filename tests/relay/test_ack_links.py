@@ -102,6 +102,8 @@ async def test_forged_expired_and_settled_links_are_refused(
             f"/ack/{one.number}/{expiry}.{mac[:-2]}xx": (403, "not made by this relay"),
             f"/ack/{one.number}/{int(expiry) + 60}.{mac}": (403, "not made by this relay"),
             f"/ack/{one.number}/garbage": (404, "not an acknowledgement link"),
+            f"/ack/{one.number}/{expiry}.%C3%A9t%C3%A9": (403, "not made by this relay"),
+            f"/ack/{one.number}/%D9%A1%D9%A2.{mac}": (404, "not an acknowledgement link"),
             f"/ack/{one.number}/{links.token(one.number, now=time.time() - 90000)}": (
                 410,
                 "has expired",

@@ -192,6 +192,10 @@ def test_a_forged_or_stale_callback_is_refused_and_changes_nothing(loop: Loop) -
         assert answer.status_code == 403, answer.text
         assert reason in answer.json()["detail"]
         assert APP_SECRET not in answer.text
+    # A sign that is not ASCII and a timestamp no float holds are refused too, not a 500.
+    for raw in ((str(now).encode(), b"\xe9"), (b"9" * 400, b"x")):
+        answer = httpx.post(url, content=body, headers=[(b"timestamp", raw[0]), (b"sign", raw[1])])
+        assert answer.status_code == 403, answer.text
     assert loop.incident(incident.number).state is IncidentState.OPEN
     good = httpx.post(
         url,

@@ -133,10 +133,12 @@ class AckLinks:
     def check(self, number: int, token: str, *, now: float | None = None) -> Checked:
         """The token's expiry if it is this incident's and still valid; else ``LinkRefused``."""
         expiry, dot, mac = token.partition(".")
-        if not dot or not expiry.isdigit() or len(expiry) > 12:
+        if not dot or not (expiry.isascii() and expiry.isdigit()) or len(expiry) > 12:
             raise LinkRefused(404, "Not a valid link", "This link is not an acknowledgement link.")
         expires_at = int(expiry)
-        if not hmac.compare_digest(_mac(self._secret, number, expires_at), mac):
+        # Bytes: compare_digest refuses str with non-ASCII characters (a path may carry any).
+        given = mac.encode("utf-8", "replace")
+        if not hmac.compare_digest(_mac(self._secret, number, expires_at).encode(), given):
             raise LinkRefused(
                 403,
                 "Not a valid link",
