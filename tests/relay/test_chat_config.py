@@ -1,5 +1,5 @@
-"""[relay] receive, alertmanager_url, silence_check, ack_secret, ack_link_ttl: read strictly,
-each problem with its line and fix; the relay's apps receive chat commands."""
+"""[relay] receive, alertmanager_url, silence_check, silence_max, ack_secret, ack_link_ttl:
+read strictly, each problem with its line and fix; the relay's apps receive chat commands."""
 
 from __future__ import annotations
 
@@ -42,6 +42,7 @@ def test_the_on_call_settings_are_read(
         """receive = "stream"
 alertmanager_url = "http://relay:am-pass-0123@127.0.0.1:9093"
 silence_check = "30s"
+silence_max = "2d"
 public_url = "https://relay.example.com"
 ack_secret = "${ACK_SECRET}"
 ack_link_ttl = "2h"
@@ -55,6 +56,7 @@ ack_link_ttl = "2h"
     )
     chat = relay.chat
     assert isinstance(chat, ChatReceivers) and chat.mode == "stream" and set(chat.apps) == {"corp"}
+    assert chat.commands is not None and chat.commands.silence_max == 2 * 86400.0
     assert relay.silences is not None and relay.ack_links is not None
     assert relay.silences.url == "http://127.0.0.1:9093"
     assert relay.ack_links.link(7).startswith("https://relay.example.com/ack/7/")
@@ -83,6 +85,7 @@ def test_without_app_targets_nothing_receives(tmp_path: pathlib.Path) -> None:
         ('receive = "pigeon"', "relay.receive", 'write "callback" or "stream"'),
         ('alertmanager_url = "am:9093"', "relay", "alertmanager_url is not an http(s) URL"),
         ('silence_check = "0s"', "relay.silence_check", "longer than zero"),
+        ('silence_max = "0s"', "relay.silence_max", "longer than zero"),
         ('ack_secret = "short"', "relay", "ack_secret must be at least 16 characters"),
         ('ack_secret = "long-enough-ack-secret-0123"', "relay", "set public_url"),
         ('ack_link_ttl = "soon"', "relay.ack_link_ttl", "is not a duration"),

@@ -281,6 +281,16 @@ def test_alertmanager_down_is_answered_and_noted(dingtalk_emulator: EmulatorServ
         dingtalk_emulator.emulator.update_app("ops", callback_url=f"{server.url}/callbacks/ops")
         loop = Loop(dingtalk_emulator, server, store)
         incident = loop.open()
+        # Longer than silence_max (7d): answered before Alertmanager is asked, and a duration
+        # past year 9999 (it crashed the callback with a 500) is no different.
+        for typo in ("silence 99999h", "silence 99999999999999d"):
+            loop.say(typo)
+            assert loop.last_reply() == (
+                f"#{incident.number} was not silenced: a silence from the chat lasts at most "
+                "7d. Ask for 7d or less, or make a longer one in Alertmanager's page (the "
+                "relay's admin sets [relay] silence_max)"
+            )
+        assert loop.incident(incident.number).timeline[-1].kind is EventKind.OPENED
         loop.say("silence 1h")
         reply = loop.last_reply()
         assert reply.startswith(

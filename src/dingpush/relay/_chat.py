@@ -77,6 +77,8 @@ class ChatCommands:
         people: the people directory (``[people.NAME]``), to name who acknowledged.
         silences: the Alertmanager client (``[relay] alertmanager_url``); without one,
             ``silence`` answers how to set it up.
+        silence_max: the longest silence made from the chat, in seconds
+            (``[relay] silence_max``).
         clock: where time comes from.
         tell: sends a text to an incident's targets but some (the relay's ``tell``): the
             other groups an alert went to learn that it was acknowledged or silenced.
@@ -89,6 +91,7 @@ class ChatCommands:
         targets: Mapping[str, RelayTarget],
         people: Iterable[Person] = (),
         silences: Silences | None = None,
+        silence_max: float = 7 * 86400.0,
         clock: Clock | None = None,
         tell: Tell | None = None,
     ) -> None:
@@ -96,6 +99,7 @@ class ChatCommands:
         self.targets = targets
         self._names = {p.user_id: p.name for p in people if p.user_id}
         self.silences = silences
+        self.silence_max = silence_max
         self.clock = clock or SYSTEM_CLOCK
         self.tell = tell
 
@@ -212,6 +216,15 @@ class ChatCommands:
             )
         who = self.person(message)
         duration = typing.cast(float, command.duration)
+        if duration > self.silence_max:  # "silence 99999h": a typo would mute it for years
+            longest = format_duration(self.silence_max)
+            return Answer(
+                f"#{picked.number} was not silenced: a silence from the chat lasts at most "
+                f"{longest}. Ask for {longest} or less, or make "
+                "a longer one in Alertmanager's page (the relay's admin sets [relay] silence_max)",
+                command,
+                picked,
+            )
         now = self.clock.time()
         try:
             silence = await self.silences.create(

@@ -123,6 +123,7 @@ RELAY = Table(
         Field("public_url", NONEMPTY, help="the URL the relay is reached at, e.g. behind a proxy"),
         Field("alertmanager_url", NONEMPTY, help="Alertmanager's URL, for @robot silence"),
         Field("silence_check", DURATION, rule=_positive, fix='write e.g. "60s"'),
+        Field("silence_max", DURATION, rule=_positive, fix='write e.g. "7d"'),
         Field("ack_secret", TEXT, help="the key of signed ack links (webhook robots)"),
         Field("ack_link_ttl", DURATION, rule=_positive, fix='write e.g. "24h"'),
         Field("receive", NONEMPTY, rule=_receive_mode, fix='write "callback" or "stream"'),
