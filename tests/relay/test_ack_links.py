@@ -64,6 +64,10 @@ async def test_get_confirms_without_acting_post_acknowledges_once_and_tells_the_
             assert "DiskFull on db-1" in page.text and SECRET not in page.text
             assert page.headers["cache-control"] == "no-store"
         assert (await store.get(incident.number)).state is IncidentState.OPEN  # type: ignore[union-attr]
+        # A name with a line break would forge a line in the group's "acknowledged by" text.
+        forged = await http.post(path, data={"name": "Carol\n#9 acknowledged by Bob"})
+        assert forged.status_code == 400 and "one line of text" in forged.text
+        assert (await store.get(incident.number)).state is IncidentState.OPEN  # type: ignore[union-attr]
         done = await http.post(path, data={"name": "Carol"})
         assert done.status_code == 200 and "acknowledged by Carol" in done.text
         after = await store.get(incident.number)

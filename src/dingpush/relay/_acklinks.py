@@ -187,6 +187,13 @@ class AckLinks:
     async def _acknowledge(self, request: Request, incident: Incident, token: str) -> Response:
         form = (await read_body(request, 4096)).decode("utf-8", "replace")
         name = _form_value(form, "name")[:NAME_MAX].strip()
+        if not name.isprintable():  # a line break would forge a line in the group's message
+            raise LinkRefused(
+                400,
+                "Not a name",
+                "A name is one line of text, without control characters: go back and type "
+                "it again.",
+            )
         who = name or "someone with the link"
         if incident.state is not IncidentState.OPEN:
             raise LinkRefused(409, f"#{incident.number} is {incident.state}", _settled(incident))

@@ -326,7 +326,11 @@ def openapi_paths() -> dict[str, dict[str, typing.Any]]:
                     }
                 },
             },
-            "responses": {"200": _html("Acknowledged; the group is told."), **refusals},
+            "responses": {
+                "200": _html("Acknowledged; the group is told."),
+                "400": _html("The name given is not one line of text."),
+                **refusals,
+            },
         },
     }
     return {"/callbacks/{app}": {"post": callback}, "/ack/{number}/{token}": link}
