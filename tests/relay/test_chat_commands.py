@@ -43,6 +43,9 @@ def test_commands_are_read(text: str, command: Command) -> None:
         ("silence 0s", "longer than zero"),
         ("silence 2h 3h", "silence takes one duration"),
         ("status now", "status takes nothing after it"),
+        # Longer than any incident number: said so, not "ack takes a number at most".
+        ("ack 999999999999999999999", "'999999999999999999999' is not an incident number"),
+        ("silence #9999999999 2h", "'#9999999999' is not an incident number"),
     ],
 )
 def test_anything_else_answers_help_saying_what_was_not_understood(text: str, problem: str) -> None:

@@ -36,7 +36,9 @@ _ALIASES: dict[str, CommandName] = {
     "help": "help",
     "?": "help",
 }
-_NUMBER = re.compile(r"#?(\d{1,9})")
+_NUMBER = re.compile(r"#?(\d+)")
+#: Incident numbers have at most this many digits (a store's integer column holds them).
+_NUMBER_DIGITS = 9
 _MENTION = re.compile(r"@\S+")
 
 
@@ -74,6 +76,10 @@ def parse_command(text: str) -> Command:
         return Command(name)
     number = None
     if rest and (match := _NUMBER.fullmatch(rest[0])):
+        if len(match.group(1)) > _NUMBER_DIGITS:
+            return _help(
+                f"{rest[0][:24]!r} is not an incident number: give the number of the alert"
+            )
         number = int(match.group(1))
         rest = rest[1:]
     if name == "ack":
