@@ -114,3 +114,25 @@ def _line(tmp_path: pathlib.Path, key: str) -> int:
     lines = (tmp_path / "dingpush.toml").read_text(encoding="utf-8").splitlines()
     name = key.removeprefix("relay.")
     return next(n for n, line in enumerate(lines, 1) if line.startswith(f"{name} ="))
+
+
+def test_the_banner_says_where_chat_commands_come_in_and_what_is_off(
+    tmp_path: pathlib.Path,
+) -> None:
+    from dingpush.relay._cli import _target_lines
+
+    relay = _load(tmp_path, 'alertmanager_url = "http://relay:am-pass-0123@127.0.0.1:9093"\n')
+    lines = [line for line in _target_lines(relay, "http://127.0.0.1:8080") if "chat" in line]
+    assert lines == [
+        "  chat:      app corp: HTTP mode at http://127.0.0.1:8080/callbacks/corp  "
+        "(@robot ack, silence, status, help)"
+    ]
+    shown = "\n".join(_target_lines(relay, "http://127.0.0.1:8080"))
+    assert "  silences:  Alertmanager at http://127.0.0.1:9093" in shown
+    assert "am-pass-0123" not in shown and "ack links" not in shown
+    quiet = _load(tmp_path, 'receive = "stream"\npublic_url = "https://relay.example.com"\n')
+    shown = "\n".join(_target_lines(quiet, "http://127.0.0.1:8080"))
+    assert "app corp: Stream mode, and HTTP mode at https://relay.example.com/callbacks/corp" in (
+        shown
+    )
+    assert "silences:  off: set alertmanager_url in [relay]" in shown

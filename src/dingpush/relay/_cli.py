@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import typing
 from collections.abc import Callable
 
 from dingpush.serving import CannotListen, bind_socket
@@ -93,5 +94,31 @@ def _target_lines(relay: object, url: str) -> list[str]:
     for name, target in sorted(relay.targets.items()):
         ingress = " (ingress: /robot/send?access_token=…)" if target.options.ingress_token else ""
         lines.append(f"  target {name}: {target.kind} → {target.destination}{ingress}")
+    lines += _oncall_lines(relay, url)
     lines.append(f"  outbox: {relay.store!r}  (pid {os.getpid()})")
+    return lines
+
+
+def _oncall_lines(relay: typing.Any, url: str) -> list[str]:
+    """Where chat commands come in, where silences go, what ack links start with.
+
+    A newcomer learns here the URL to give the developer console, and that ``@robot silence``
+    or the links are off, instead of finding out from a silent chat.
+    """
+    lines = []
+    chat = relay.chat
+    if chat is not None:
+        base = relay.settings.public_url or url
+        for name in sorted(chat.apps):
+            stream = "Stream mode, and " if chat.mode == "stream" else ""
+            lines.append(
+                f"  chat:      app {name}: {stream}HTTP mode at {base.rstrip('/')}/callbacks/"
+                f"{name}  (@robot ack, silence, status, help)"
+            )
+        if relay.silences is None:
+            lines.append("  silences:  off: set alertmanager_url in [relay] for @robot silence")
+        else:
+            lines.append(f"  silences:  Alertmanager at {relay.silences.url}")
+    if relay.ack_links is not None:
+        lines.append(f"  ack links: {relay.ack_links.public_url}/ack/N/… in webhook-robot alerts")
     return lines
