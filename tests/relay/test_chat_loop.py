@@ -141,6 +141,15 @@ def test_ack_by_number_and_a_second_ack_keeps_the_first(loop: Loop) -> None:
     assert loop.last_reply() == "There is no incident #999."
 
 
+def test_a_second_bare_ack_says_who_took_it(loop: Loop) -> None:
+    # Two people type "ack" at once (docs/oncall.md's example): the second learns who was first.
+    incident = loop.open()
+    loop.say("ack", user="bob")
+    loop.say("ack")
+    assert loop.last_reply() == f"#{incident.number} was already acknowledged by Bob"
+    assert loop.incident(incident.number).acknowledged_by == "Bob"
+
+
 def test_a_person_not_in_the_directory_is_named_by_user_id(loop: Loop) -> None:
     incident = loop.open()
     loop.say("ack", user="user123")

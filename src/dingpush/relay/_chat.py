@@ -187,6 +187,11 @@ class ChatCommands:
 
     async def _ack(self, message: IncomingMessage, command: Command) -> Answer:
         picked = await self._pick(message, command, (IncidentState.OPEN,))
+        if isinstance(picked, str) and command.number is None and self.scope(message):
+            # Two people typed "ack" at once: the second learns who took it, as "ack 42" does.
+            taken = await self._newest(message, LIVE)
+            if taken is not None:
+                return Answer(_not_open(taken), command, taken)
         if isinstance(picked, str):
             return Answer(picked, command)
         who = self.person(message)
