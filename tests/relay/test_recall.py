@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import re
 import typing
 
@@ -13,6 +14,7 @@ import pytest
 from dingpush import AsyncApp, RecallResult, ServerBusy, Text
 from dingpush.relay import AppTarget, Relay, RobotTarget, create_app, dashboard_routes
 from dingpush.relay._coalesce import DIGEST_KIND, digest_payload
+from dingpush.relay._dispatcher import DING_KIND
 from dingpush.relay.stores import MemoryStore, NewMessage, Status
 from dingpush.testing import EmulatorServer, FakeClock
 
@@ -174,6 +176,25 @@ async def test_webhook_robots_cannot_recall(dingtalk_emulator: EmulatorServer) -
         assert refused.status_code == 409
         assert "webhook robots cannot recall" in refused.json()["detail"]
         assert "§11" in refused.json()["detail"]
+
+
+async def test_a_ding_is_not_recalled_and_the_answer_says_it_is_a_ding(
+    dingtalk_emulator: EmulatorServer,
+) -> None:
+    relay = _relay(dingtalk_emulator)
+    async with serving(relay, headers=_auth()) as api:
+        request = {"user_ids": ["alice"], "content": "#1 DiskFull", "remind_type": "app"}
+        ding = await relay.enqueue_raw(
+            NewMessage(target="group", kind=DING_KIND, payload=json.dumps(request))
+        )
+
+        async def delivered() -> bool:
+            return bool((await relay.store.get(ding.id)).status is Status.DELIVERED)
+
+        await eventually(delivered, what="the DING")
+        refused = await api.post(f"/v1/messages/{ding.id}/recall")
+        assert refused.status_code == 409
+        assert "is a DING of an escalation step" in refused.json()["detail"]
 
 
 async def test_a_queued_message_is_cancelled_instead(dingtalk_emulator: EmulatorServer) -> None:

@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 
 from dingpush import APIError, DingPushError, QueryKeyExpired, RecallResult, RetryPolicy
 
+from ._dispatcher import DING_KIND
 from ._http import HTTPProblem
 from ._incidents import EventKind, TimelineEvent
 from ._relay import Relay
@@ -108,6 +109,13 @@ async def _recall(relay: Relay, message_id: str, *, who: str, via: str) -> dict[
     refusal = target.recall_refusal()
     if refusal is not None:
         raise HTTPProblem(409, f"target {target.name!r}: {refusal}")
+    if message.kind == DING_KIND:  # its reply has no processQueryKey: say what it is instead
+        raise HTTPProblem(
+            409,
+            f"message {message.id!r} is a DING of an escalation step: it has rung already, and "
+            "the relay recalls chat messages, not DINGs (an in-app DING stays in the person's "
+            "DING list)",
+        )
     keys = _keys(message)
     if not keys:
         raise HTTPProblem(
