@@ -136,3 +136,26 @@ def test_the_banner_says_where_chat_commands_come_in_and_what_is_off(
         shown
     )
     assert "silences:  off: set alertmanager_url in [relay]" in shown
+
+
+def test_the_banner_says_when_webhook_robot_groups_have_no_ack_link(
+    tmp_path: pathlib.Path,
+) -> None:
+    from dingpush.relay._cli import _target_lines
+
+    robot = (
+        '\n[targets.team]\nkind = "robot"\n'
+        'webhook = "https://oapi.dingtalk.com/robot/send?access_token=team0123456789"\n'
+        '\n[routes.ops]\ntargets = ["ops", "team"]\n'
+    )
+    path = tmp_path / "dingpush.toml"
+    path.write_text(APPS + robot + '\n[relay]\nstore = "memory"\n', encoding="utf-8")
+    loaded = load_relay(str(path))
+    assert loaded is not None
+    shown = "\n".join(_target_lines(loaded[0], "http://127.0.0.1:8080"))
+    assert "ack links: off: webhook-robot groups cannot answer @robot ack" in shown
+    linked = _load(
+        tmp_path, 'public_url = "https://r.example"\nack_secret = "ack-0123456789abcdef"\n'
+    )
+    shown = "\n".join(_target_lines(linked, "http://127.0.0.1:8080"))
+    assert "ack links: https://r.example/ack/N/… in webhook-robot alerts" in shown

@@ -121,4 +121,11 @@ def _oncall_lines(relay: typing.Any, url: str) -> list[str]:
             lines.append(f"  silences:  Alertmanager at {relay.silences.url}")
     if relay.ack_links is not None:
         lines.append(f"  ack links: {relay.ack_links.public_url}/ack/N/… in webhook-robot alerts")
+    elif relay.escalation is not None and any(
+        t.kind in ("robot", "pool") for t in relay.targets.values()
+    ):
+        lines.append(
+            "  ack links: off: webhook-robot groups cannot answer @robot ack, only the "
+            "dashboard can; set ack_secret and public_url in [relay]"
+        )
     return lines
