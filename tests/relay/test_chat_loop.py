@@ -201,6 +201,9 @@ def test_a_forged_or_stale_callback_is_refused_and_changes_nothing(loop: Loop) -
         assert answer.status_code == 403, answer.text
         assert reason in answer.json()["detail"]
         assert APP_SECRET not in answer.text
+    huge = httpx.post(url, content=b"x" * (300 * 1024), headers={"timestamp": str(now)})
+    assert huge.status_code == 413 and "did not come from DingTalk" in huge.json()["detail"]
+    assert "max_body" not in huge.text  # a setting for senders, not the callback's limit
     # A sign that is not ASCII and a timestamp no float holds are refused too, not a 500.
     for raw in ((str(now).encode(), b"\xe9"), (b"9" * 400, b"x")):
         answer = httpx.post(url, content=body, headers=[(b"timestamp", raw[0]), (b"sign", raw[1])])
