@@ -249,6 +249,9 @@ def test_policies_and_schedules_are_read(tmp_path: pathlib.Path) -> None:
         (('targets = ["room"]', 'targets = ["leads"]'), "routes.ops", "is an app target"),
         (("repeat = true", 'repeat = true\nvia = "leads"'), "policies.page.via", "not an app"),
         (('after = "15m"', 'after = "1m"'), "policies.page", "must not decrease"),
+        # The advice was "leave it out to have none", but left out it is "app", the default.
+        (('fallback = "app"', 'fallback = "sms"'), "steps[0].fallback", 'or "none"'),
+        (('every = "7d"', 'every = "0s"'), "schedules.oncall.every", "longer than zero. Fix"),
     ],
 )
 def test_a_bad_policy_or_schedule_names_the_key_and_the_fix(
