@@ -269,7 +269,10 @@ async def test_a_notify_step_to_a_webhook_robot_carries_the_ack_link_not_the_cha
         **(links if linked else {}),
     )
     async with serving(relay) as http:
-        await fire(http)
+        _, body = sample("alertmanager-firing")
+        body = copy.deepcopy(body)
+        body["commonLabels"]["alertname"] = "[click](http://evil.example)"  # the sender's text
+        assert (await http.post("/alertmanager/ops", json=body)).status_code == 200
         incident = await the_incident(relay)
         clock.advance(90)
         assert await engine(relay).tick() == 1
@@ -282,6 +285,7 @@ async def test_a_notify_step_to_a_webhook_robot_carries_the_ack_link_not_the_cha
         text = escalation()
         assert "Not acknowledged after 1m30s" in text  # not "after 2 min"
         assert "@robot" not in text  # a webhook robot hears nothing
+        assert "](http://evil.example)" not in text  # a label is text, not a link
         if linked:
             assert f"[Acknowledge #{incident.number}](http://relay/ack/{incident.number}/" in text
         else:

@@ -37,7 +37,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 
 from dingpush import DingPushError, Markdown, Message
-from dingpush.alerts import AlertMessage
+from dingpush.alerts import AlertMessage, escape_markdown
 
 from ._commands import format_duration
 from ._dispatcher import DING_KIND
@@ -285,7 +285,9 @@ class Escalation:
         if target is None:
             return TimelineEvent(now, EventKind.NOTE, None, f"no target {step.notify!r} to notify")
         elapsed = format_duration(max(now - incident.opened_at, 0.0))
-        labels = ", ".join(f"{k}={v}" for k, v in sorted(incident.labels.items()))
+        # The title and labels come from the alert's sender: as text, never as links or markup.
+        labels = escape_markdown(", ".join(f"{k}={v}" for k, v in sorted(incident.labels.items())))
+        title = escape_markdown(incident.title)
         # Only an app robot hears "@robot ack"; a webhook robot's group gets the signed link.
         receives = target.kind in ("app-group", "app-users")
         links = self.relay.ack_links
@@ -298,7 +300,7 @@ class Escalation:
         message: Message = Markdown(
             title=f"Escalated #{incident.number}: {incident.title}"[:64],
             text=(
-                f"### Escalated #{incident.number}: {incident.title}\n\n"
+                f"### Escalated #{incident.number}: {title}\n\n"
                 f"Not acknowledged after {elapsed} (route {incident.route}).\n\n"
                 + (f"{labels}\n\n" if labels else "")
                 + how
