@@ -156,6 +156,17 @@ def test_a_person_not_in_the_directory_is_named_by_user_id(loop: Loop) -> None:
     assert loop.last_reply() == f"#{incident.number} acknowledged by user123"
 
 
+def test_status_lists_the_newest_twenty_with_short_titles(loop: Loop) -> None:
+    # 30 incidents with 2,000-character titles made a 60 KB answer, over what DingTalk takes.
+    opened = [loop.open("x" * 2000, group_key=f"g{n}") for n in range(30)]
+    loop.say("status")
+    lines = loop.last_reply().splitlines()
+    assert lines[0] == "Open incidents (30):" and len(lines) == 22
+    assert lines[1].startswith(f"- #{opened[10].number} {'x' * 119}…: open, ")
+    assert lines[-1] == "… and 10 older (the relay's dashboard lists them all)"
+    assert len(loop.last_reply().encode()) < 5000
+
+
 def test_status_help_and_what_is_not_understood(loop: Loop) -> None:
     loop.say("status")
     assert loop.last_reply() == "No open incidents in this chat."

@@ -50,6 +50,10 @@ class Tell(typing.Protocol):
     ) -> None: ...
 
 
+#: How many incidents ``status`` lists (the newest), and how much of each title it shows: the
+#: answer must stay well within what DingTalk takes in a text message (20,000 bytes).
+STATUS_LINES = 20
+TITLE_MAX = 120
 #: The states ``status`` lists and a bare ``silence`` may pick (not resolved).
 LIVE = (IncidentState.OPEN, IncidentState.ACKNOWLEDGED, IncidentState.SILENCED)
 
@@ -261,11 +265,20 @@ class ChatCommands:
             return Answer("No open incidents in this chat.", command)
         now = self.clock.time()
         lines = [f"Open incidents ({len(incidents)}):"]
-        for incident in incidents:
+        # The newest STATUS_LINES, titles shortened: a reply DingTalk refuses shows nothing.
+        for incident in incidents[-STATUS_LINES:]:
             minutes = max(0.0, now - incident.opened_at) // 60
             age = format_duration(minutes * 60) if minutes else "<1m"
-            lines.append(f"- #{incident.number} {incident.title}: {_state(incident)}, {age} old")
+            title = _short(incident.title, TITLE_MAX)
+            lines.append(f"- #{incident.number} {title}: {_state(incident)}, {age} old")
+        if len(incidents) > STATUS_LINES:
+            hidden = len(incidents) - STATUS_LINES
+            lines.append(f"… and {hidden} older (the relay's dashboard lists them all)")
         return Answer("\n".join(lines), command)
+
+
+def _short(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _state(incident: Incident) -> str:
