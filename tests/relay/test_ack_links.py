@@ -237,3 +237,23 @@ async def test_the_on_call_entrances_are_in_openapi_json(
     }
     assert {"chat_callback", "ack_link_page", "ack_link_acknowledge"} <= operations
     assert SECRET not in json.dumps(spec) and "secret-0123456789" not in json.dumps(spec)
+
+
+class _BrokenStore(MemoryIncidentStore):
+    async def get(self, number: int) -> Incident | None:
+        raise RuntimeError("the store broke")
+
+
+@pytest.mark.anyio
+async def test_an_unexpected_error_on_a_link_does_not_log_its_token(
+    dingtalk_emulator: EmulatorServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = _BrokenStore()
+    relay = _relay(dingtalk_emulator, store)
+    assert relay.ack_links is not None
+    token = relay.ack_links.token(1)
+    async with serving(relay) as http:
+        with pytest.raises(RuntimeError):  # the in-process client re-raises; uvicorn answers 500
+            await http.get(f"/ack/1/{token}")
+    assert "unexpected error on GET /ack/1/…" in caplog.text
+    assert token not in caplog.text and token.partition(".")[2] not in caplog.text
