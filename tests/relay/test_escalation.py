@@ -260,7 +260,10 @@ async def test_steps_run_in_order_and_a_notify_step_reaches_its_target(
 async def test_a_notify_step_to_a_webhook_robot_carries_the_ack_link_not_the_chat_command(
     dingtalk_emulator: EmulatorServer, clock: FakeClock, linked: bool
 ) -> None:
-    links = {"public_url": "http://relay", "ack_secret": "ack-secret-0123456789-abcdef"}
+    links: dict[str, typing.Any] = {
+        "public_url": "http://relay",
+        "ack_secret": "ack-secret-0123456789-abcdef",
+    }
     relay = build(
         dingtalk_emulator,
         clock,
