@@ -16,9 +16,10 @@ import pytest
 from bench._alertmanager import Alertmanager, free_port
 
 from _appsupport import APP_KEY, APP_SECRET, GROUP, USERS
-from dingpush import AsyncApp, Backoff, callback_sign
+from dingpush import AsyncApp, Backoff, callback_sign, parse_incoming
 from dingpush.alerts import AlertSettings, Person, Route
 from dingpush.relay import AlertReceivers, AppTarget, Relay, RelayServer, RelaySettings
+from dingpush.relay._chat import ChatCommands
 from dingpush.relay._incidents import EventKind, Incident, IncidentState
 from dingpush.relay._receivers import ChatReceivers, ReceivingApp
 from dingpush.relay.stores import MemoryIncidentStore
@@ -154,6 +155,18 @@ def test_a_person_not_in_the_directory_is_named_by_user_id(loop: Loop) -> None:
     incident = loop.open()
     loop.say("ack", user="user123")
     assert loop.last_reply() == f"#{incident.number} acknowledged by user123"
+
+
+def test_a_sender_without_a_user_id_is_not_taken_for_a_person_of_the_directory() -> None:
+    # An external guest (no senderStaffId) who calls themselves Alice is not the directory's.
+    commands = ChatCommands(
+        MemoryIncidentStore(), targets={}, people=[Person(name="Alice", user_id="alice")]
+    )
+    body = {"msgtype": "text", "text": {"content": "ack 1"}, "conversationType": "2"}
+    guest = parse_incoming(json.dumps({**body, "senderNick": "Alice"}))
+    assert commands.person(guest) == "Alice (no userId)"
+    member = parse_incoming(json.dumps({**body, "senderNick": "Mallory", "senderStaffId": "alice"}))
+    assert commands.person(member) == "Alice"
 
 
 def test_status_lists_the_newest_twenty_with_short_titles(loop: Loop) -> None:

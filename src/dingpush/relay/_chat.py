@@ -117,11 +117,18 @@ class ChatCommands:
             log.warning("telling #%d's other targets failed: %s", incident.number, exc)
 
     def person(self, message: IncomingMessage) -> str:
-        """Who sent it: their name in the directory, else their userId, else their nick."""
+        """Who sent it: their name in the directory, else their userId, else their nick.
+
+        A nick is whatever the sender calls themselves (an external user has no userId, nor
+        does anyone before the robot is published): it is marked, so that a guest calling
+        themselves "alice" is not recorded as the directory's alice.
+        """
         user = message.sender_user_id
         if user and user in self._names:
             return self._names[user]
-        return user or message.sender_nick or "someone"
+        if user:
+            return user
+        return f"{message.sender_nick or 'someone'} (no userId)"
 
     def scope(self, message: IncomingMessage) -> list[str]:
         """The targets that post into the conversation the message was written in."""
