@@ -256,6 +256,31 @@ async def test_steps_run_in_order_and_a_notify_step_reaches_its_target(
         assert (after.step, after.due_at) == (2, None)
 
 
+async def test_an_alert_that_fires_again_after_resolving_is_a_new_message_and_incident(
+    dingtalk_emulator: EmulatorServer, clock: FakeClock
+) -> None:
+    # Firing, resolved, firing again within dedup_window: the same notification twice. The
+    # second firing was taken for a retry of the first (duplicate), so the group never saw it
+    # and the new incident pointed at the old incident's messages.
+    relay = build(dingtalk_emulator, clock, policy())
+    _, firing = sample("alertmanager-firing")
+    _, resolved = sample("alertmanager-resolved")
+    async with serving(relay) as http:
+        answers = []
+        for body in (firing, resolved, firing):
+            reply = await http.post("/alertmanager/ops", json=body)
+            assert reply.status_code == 200, reply.text
+            answers.append(reply.json()["messages"])
+            clock.advance(5)
+        assert [m["duplicate"] for m in answers[2]] == [False]
+        second, first = await relay.incidents.list_incidents()
+        assert (first.state, second.state) == (IncidentState.RESOLVED, IncidentState.OPEN)
+        assert not set(first.message_ids) & set(second.message_ids)
+        assert answers[2][0]["id"] in second.message_ids
+        again = await http.post("/alertmanager/ops", json=firing)  # the sender's retry
+        assert [m["duplicate"] for m in again.json()["messages"]] == [True]
+
+
 @pytest.mark.parametrize("linked", [True, False])
 async def test_a_notify_step_to_a_webhook_robot_carries_the_ack_link_not_the_chat_command(
     dingtalk_emulator: EmulatorServer, clock: FakeClock, linked: bool
