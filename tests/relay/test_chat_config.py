@@ -128,6 +128,7 @@ def test_the_banner_says_where_chat_commands_come_in_and_what_is_off(
         "(@robot ack, silence, status, help)"
     ]
     shown = "\n".join(_target_lines(relay, "http://127.0.0.1:8080"))
+    assert "DingTalk cannot call a loopback address: set public_url" in shown
     assert "  silences:  Alertmanager at http://127.0.0.1:9093" in shown
     assert "am-pass-0123" not in shown and "ack links" not in shown
     quiet = _load(tmp_path, 'receive = "stream"\npublic_url = "https://relay.example.com"\n')
@@ -136,6 +137,7 @@ def test_the_banner_says_where_chat_commands_come_in_and_what_is_off(
         shown
     )
     assert "silences:  off: set alertmanager_url in [relay]" in shown
+    assert "loopback" not in shown  # Stream mode needs no public URL
 
 
 def test_the_banner_says_when_webhook_robot_groups_have_no_ack_link(

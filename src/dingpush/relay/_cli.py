@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import sys
 import typing
+import urllib.parse
 from collections.abc import Callable
 
 from dingpush.serving import CannotListen, bind_socket
 
 from ._logging import relay_log_lines
 from ._serve import embedded, serve
+from ._settings import is_loopback
 
 __all__ = ["run"]
 
@@ -109,11 +111,19 @@ def _oncall_lines(relay: typing.Any, url: str) -> list[str]:
     chat = relay.chat
     if chat is not None:
         base = relay.settings.public_url or url
+        unreachable = chat.mode != "stream" and is_loopback(
+            urllib.parse.urlsplit(base).hostname or ""
+        )
         for name in sorted(chat.apps):
             stream = "Stream mode, and " if chat.mode == "stream" else ""
             lines.append(
                 f"  chat:      app {name}: {stream}HTTP mode at {base.rstrip('/')}/callbacks/"
                 f"{name}  (@robot ack, silence, status, help)"
+            )
+        if unreachable:
+            lines.append(
+                "             DingTalk cannot call a loopback address: set public_url in [relay] "
+                '(an HTTPS name DingTalk reaches), or receive = "stream"'
             )
         if relay.silences is None:
             lines.append("  silences:  off: set alertmanager_url in [relay] for @robot silence")
