@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from dingpush.relay import Relay, RobotTarget, TargetOptions
+from dingpush.relay.stores import MemoryStore, NewMessage
 from dingpush.testing import EmulatorServer, FakeClock
 
 from ._support import eventually, fast_settings, serving, text
@@ -209,3 +210,73 @@ async def test_the_dashboard_counts_then_retries_with_csrf_and_origin_checks(
             return await _statuses(http, ids, **auth) == ["delivered"] * 3
 
         await eventually(delivered, what="the delivery after the bulk retry")
+
+
+async def test_a_cancelled_message_is_retried_only_when_asked_for_and_confirmed(
+    dingtalk_emulator: EmulatorServer,
+) -> None:
+    """Recalled while queued = cancelled: a retry by target must not send it after all."""
+    store = MemoryStore()
+    later = store._clock.time() + 3600
+    payload = '{"msgtype":"text","text":{"content":"recalled"}}'
+    queued = await store.enqueue(
+        NewMessage(target="ops", kind="text", payload=payload, due_at=later)
+    )
+    relay = Relay(
+        _relay(dingtalk_emulator).targets.values(),
+        store=store,
+        settings=fast_settings(api_tokens=(API_TOKEN,)),
+    )
+    auth = {"Authorization": f"Bearer {API_TOKEN}"}
+    async with dashboard(relay) as http:
+        cancelled = await http.post(
+            f"/v1/messages/{queued.id}/recall", json={"by": "alice"}, headers=auth
+        )
+        assert cancelled.json()["outcome"] == "cancelled"
+        emulator = dingtalk_emulator.emulator
+        emulator.inject_fault("errcode", errcode=300001, errmsg="token is not exist", count=1)
+        dead = await _send(http, "ops", "dead", **auth)  # a real dead letter next to it
+        await _dead(http, [dead], **auth)
+        bulk = await http.post("/v1/messages:retry", json={"target": "ops"}, headers=auth)
+        assert bulk.json()["ids"] == [dead]
+        asked = await http.post(
+            "/v1/messages:retry", json={"errcode": "cancelled", "dry_run": True}, headers=auth
+        )
+        assert asked.json()["ids"] == [queued.id]
+
+        single = await http.post(f"/v1/messages/{queued.id}/retry", headers=auth)
+        assert single.status_code == 409
+        assert "recalled before it was sent" in single.json()["detail"]
+        assert "alice" in single.json()["detail"]
+        assert '"resend_cancelled": true' in single.json()["detail"]
+        bad = await http.post(
+            f"/v1/messages/{queued.id}/retry", json={"resend_cancelled": "yes"}, headers=auth
+        )
+        assert bad.status_code == 400
+        unknown = await http.post(f"/v1/messages/{queued.id}/retry", json={"x": 1}, headers=auth)
+        assert unknown.status_code == 400
+        assert (await store.get(queued.id)).cancelled
+
+        await _sign_in(http)
+        page = await http.get(f"/ui/messages/{queued.id}")
+        assert "Send it after all" in page.text and "data-cancelled" in page.text
+        csrf = _csrf(page.text)
+        unconfirmed = await http.post(
+            f"/ui/messages/{queued.id}/retry", data={"csrf": csrf}, headers={"Origin": ORIGIN}
+        )
+        assert unconfirmed.status_code == 409
+        assert "recalled before it was sent" in unconfirmed.text
+        assert (await store.get(queued.id)).cancelled
+        confirmed = await http.post(
+            f"/ui/messages/{queued.id}/retry",
+            data={"csrf": csrf, "resend_cancelled": "yes"},
+            headers={"Origin": ORIGIN},
+        )
+        assert confirmed.status_code == 303
+        await eventually(
+            lambda: _is_delivered(http, queued.id, auth), what="the confirmed cancelled message"
+        )
+
+
+async def _is_delivered(api: httpx.AsyncClient, message_id: str, auth: dict[str, str]) -> bool:
+    return await _statuses(api, [message_id], **auth) == ["delivered"]

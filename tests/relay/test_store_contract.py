@@ -378,8 +378,12 @@ async def test_retry_many_leaves_cancelled_messages_unless_asked_for_by_errcode(
         DeadLetterFilter(error="alice"),
         DeadLetterFilter(failed_since=0.0),
     ):
-        assert await store.retry_many(where, dry_run=True) == ([dead] if where.error is None else [])
-    assert await store.retry_many(DeadLetterFilter(errcode="cancelled"), dry_run=True) == [cancelled]
+        assert await store.retry_many(where, dry_run=True) == (
+            [dead] if where.error is None else []
+        )
+    assert await store.retry_many(DeadLetterFilter(errcode="cancelled"), dry_run=True) == [
+        cancelled
+    ]
     assert await store.retry_many(DeadLetterFilter(target="ops")) == [dead]
     assert (await store.get(cancelled)).cancelled
     assert await store.retry_many(DeadLetterFilter(errcode="cancelled", target="ops")) == [

@@ -55,7 +55,11 @@ def _errcode(value: str | None) -> int | str | None:
 @relay_options("One of the relay's api_tokens ($DINGPUSH_RELAY_TOKEN); none for a relay without.")
 @click.option("--target", metavar="NAME", default=None, help="Only dead letters of this target.")
 @click.option(
-    "--errcode", metavar="CODE", default=None, help="Only those whose last errcode is CODE."
+    "--errcode",
+    metavar="CODE",
+    default=None,
+    help="Only those whose last errcode is CODE. Messages recalled while queued are left out "
+    "unless CODE is cancelled.",
 )
 @click.option(
     "--error",
@@ -99,7 +103,8 @@ def retry(
     dingpush retry --error TransportError --since 6h --dry-run
 
     Each goes back to the queue with a fresh attempt count, as the dashboard's Retry does;
-    its history is kept. Talks to the running relay (--relay, $DINGPUSH_RELAY_URL).
+    its history is kept. A message recalled while it was queued is left out unless asked for
+    with --errcode cancelled. Talks to the running relay (--relay, $DINGPUSH_RELAY_URL).
     """
     state = get_state()
     if token:

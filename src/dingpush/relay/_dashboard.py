@@ -28,7 +28,7 @@ from dingpush.web import (
     time_label,
 )
 
-from ._api import message_detail, message_page, retry_failed
+from ._api import RESEND_CANCELLED, message_detail, message_page, retry_failed
 from ._bulk_retry import from_form, retry_dead_letters
 from ._dashboard_alerts import alerts_routes
 from ._dashboard_auth import DashboardAuth, Session, safe_next
@@ -321,6 +321,9 @@ class _Dashboard:
             "payload_json": pretty_json(payload),
             "reply_json": None if detail["reply"] is None else pretty_json(detail["reply"]),
             "retryable": row.status.value == Status.FAILED,
+            # recalled while queued (OutboxMessage.cancelled): a retry asks to confirm
+            "cancelled": detail["status"] == Status.FAILED
+            and detail["last_errcode"] == "cancelled",
             "recallable": self._recallable(detail),
             "incident": await self._incident_of(message_id, detail),
             "recalled": detail["recalled"],
@@ -388,12 +391,17 @@ class _Dashboard:
         if not self.auth.form_allowed(request, session, form):
             return self._forbidden(request)
         message_id = request.path_params["id"]
+        resend = form.get(RESEND_CANCELLED) == "yes"
         try:
-            await retry_failed(self.relay, message_id)
-        except InvalidTransition:
+            await retry_failed(self.relay, message_id, resend_cancelled=resend)
+        except (InvalidTransition, HTTPProblem) as exc:
             context = await self._detail_context(message_id)
             status = context["message"].status.label
-            context["problem"] = f"Only a failed message can be retried; this one is {status}."
+            context["problem"] = (
+                "It was recalled before it was sent: tick “Send it after all” to retry it."
+                if isinstance(exc, HTTPProblem)
+                else f"Only a failed message can be retried; this one is {status}."
+            )
             return self._page(request, "dashboard/detail.html", session, status=409, **context)
         target = _Urls(request).message(message_id) + "?retried=1"
         return RedirectResponse(target, status_code=303)

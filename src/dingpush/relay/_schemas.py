@@ -407,6 +407,12 @@ SCHEMAS: dict[str, Schema] = {
             "dry_run": {"type": "boolean"},
         },
     ),
+    "RetryRequest": {
+        "type": "object",
+        "description": "Optional: confirms sending a cancelled (recalled while queued) message.",
+        "properties": {"resend_cancelled": {"type": "boolean"}},
+        "additionalProperties": False,
+    },
     "RecallRequest": {
         "type": "object",
         "description": "Optional: who recalls (recorded; the API token's label otherwise).",
