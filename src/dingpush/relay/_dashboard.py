@@ -307,7 +307,7 @@ class _Dashboard:
     async def _detail_context(self, message_id: str) -> dict[str, typing.Any]:
         detail = await message_detail(self.relay, message_id)
         payload = detail["payload"]  # masked by the relay, as the API shows it
-        shown, channel = channel_payload(self.relay, detail["target"], payload)
+        shown, channel = channel_payload(self.relay, detail["target"], payload, detail["kind"])
         view = self.renderer.view(shown, channel=channel)
         row = message_row(self.relay, detail, payload)
         return {
