@@ -82,6 +82,7 @@ async def _recall(relay: Relay, message_id: str, *, who: str, via: str) -> dict[
     if message.status is Status.QUEUED:
         reason = f"cancelled by {who} via {via} before it was sent (a recall of a queued message)"
         cancelled = await relay.store.cancel(message.id, reason=reason)
+        relay.metrics.count("cancelled", message.target)
         await _on_timeline(relay, [message.id, *originals], now, who, "cancelled before sending")
         log.info("message %s of %s cancelled by %s via %s", message.id, message.target, who, via)
         return {
@@ -150,11 +151,15 @@ async def _recall(relay: Relay, message_id: str, *, who: str, via: str) -> dict[
                 "failed": dict(partial.failed),
             }
             await relay.store.note_recall(message.id, record)
+            if not done:
+                relay.metrics.count("recalled", target.name)
         raise _dingtalk_problem(relay, exc) from None
     recalled = [*done, *result.recalled]
     failed = dict(result.failed)
     record = {"at": now, "by": who, "via": via, "recalled": recalled, "failed": failed}
     noted = await relay.store.note_recall(message.id, record)
+    if result.recalled and not done:  # once a message, however many recalls it takes
+        relay.metrics.count("recalled", target.name)
     await _on_timeline(relay, [message.id, *originals], now, who, f"via {via}")
     log.info(
         "message %s of %s recalled by %s via %s: %d of %d keys",
