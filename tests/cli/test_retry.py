@@ -96,6 +96,7 @@ def test_counts_then_retries_by_target_and_errcode(served: Served, run: Runner) 
         "ids": served.ops[2:],
         "more": False,
         "dry_run": False,
+        "cancelled_left_out": 0,
     }
     _wait(lambda: served.statuses(served.ops) == ["delivered"] * 3, "the retried deliveries")
     assert served.statuses([served.dev]) == ["failed"]
@@ -145,5 +146,6 @@ def test_a_recalled_message_is_retried_only_by_errcode_cancelled(
         where = ("--relay", server.url, "--token", API_TOKEN)
         left = run("retry", *where, "--target", "ops")
         assert left.exit_code == 0 and left.stdout == "no dead letter matches\n", left.output
+        assert "1 recalled before sending was left out: --errcode cancelled" in left.stderr
         asked = run("retry", *where, "--errcode", "cancelled")
         assert asked.stdout == "queued again: 1 dead letter\n", asked.output

@@ -75,7 +75,13 @@ async def test_dead_letters_are_retried_by_target_errcode_error_and_time(
             return typing.cast(dict[str, typing.Any], reply.json())
 
         counted = await retry(target="ops", errcode=300001, dry_run=True)
-        assert counted == {"retried": 2, "ids": revoked, "more": False, "dry_run": True}
+        assert counted == {
+            "retried": 2,
+            "ids": revoked,
+            "more": False,
+            "dry_run": True,
+            "cancelled_left_out": 0,
+        }
         assert await _statuses(api, revoked) == ["failed", "failed"]  # only counted
         assert (await retry(error="token is not exist", dry_run=True))["ids"] == [*revoked, other]
         assert (await retry(failed_since=started + 1, dry_run=True))["ids"] == [unsigned, other]
@@ -85,9 +91,21 @@ async def test_dead_letters_are_retried_by_target_errcode_error_and_time(
         assert limited["ids"] == revoked and limited["more"] is True
 
         first = await retry(target="ops", errcode=300001, limit=1)
-        assert first == {"retried": 1, "ids": revoked[:1], "more": True, "dry_run": False}
+        assert first == {
+            "retried": 1,
+            "ids": revoked[:1],
+            "more": True,
+            "dry_run": False,
+            "cancelled_left_out": 0,
+        }
         rest = await retry(target="ops", errcode=300001)
-        assert rest == {"retried": 1, "ids": revoked[1:], "more": False, "dry_run": False}
+        assert rest == {
+            "retried": 1,
+            "ids": revoked[1:],
+            "more": False,
+            "dry_run": False,
+            "cancelled_left_out": 0,
+        }
 
         async def delivered() -> bool:
             return await _statuses(api, revoked) == ["delivered", "delivered"]
@@ -239,10 +257,12 @@ async def test_a_cancelled_message_is_retried_only_when_asked_for_and_confirmed(
         await _dead(http, [dead], **auth)
         bulk = await http.post("/v1/messages:retry", json={"target": "ops"}, headers=auth)
         assert bulk.json()["ids"] == [dead]
+        assert bulk.json()["cancelled_left_out"] == 1  # said, so "0 match" is no mystery
         asked = await http.post(
             "/v1/messages:retry", json={"errcode": "cancelled", "dry_run": True}, headers=auth
         )
         assert asked.json()["ids"] == [queued.id]
+        assert asked.json()["cancelled_left_out"] == 0
 
         single = await http.post(f"/v1/messages/{queued.id}/retry", headers=auth)
         assert single.status_code == 409
@@ -258,6 +278,16 @@ async def test_a_cancelled_message_is_retried_only_when_asked_for_and_confirmed(
         assert (await store.get(queued.id)).cancelled
 
         await _sign_in(http)
+        home = await http.get("/")
+        counted = await http.post(
+            "/ui/retry",
+            data={"csrf": _csrf(home.text), "target": "ops", "action": "preview"},
+            headers={"Origin": ORIGIN},
+        )
+        assert (
+            "No dead letter matches this filter. 1 recalled before sending was left out: put"
+            in (counted.text)
+        )
         page = await http.get(f"/ui/messages/{queued.id}")
         assert "Send it after all" in page.text and "data-cancelled" in page.text
         csrf = _csrf(page.text)

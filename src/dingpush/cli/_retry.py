@@ -137,6 +137,13 @@ def retry(
         state.out(f"queued again: {count:,} {letters}{left}")
     else:
         state.out("no dead letter matches")
+    left_out = result["cancelled_left_out"]
+    if left_out:
+        were = "was" if left_out == 1 else "were"
+        state.err(
+            f"{left_out:,} recalled before sending {were} left out: "
+            "--errcode cancelled sends them after all"
+        )
 
 
 def _retry(
@@ -151,6 +158,7 @@ def _retry(
     """Post the filter until nothing more matches (or ``limit``); the summed answer."""
     ids: list[str] = []
     more = False
+    left_out = 0
     with relay_client(url, token) as http:
         while True:
             want = min(PAGE if limit is None else limit - len(ids), 10_000)
@@ -167,8 +175,15 @@ def _retry(
             )
             ids += answer["ids"]
             more = bool(answer["more"])
+            left_out = int(answer.get("cancelled_left_out", 0))  # an older relay has none
             if dry_run or not more or (limit is not None and len(ids) >= limit):
                 break
             if not as_json:
                 state.err(f"queued again: {len(ids):,} so far…")
-    return {"retried": len(ids), "ids": ids, "more": more, "dry_run": dry_run}
+    return {
+        "retried": len(ids),
+        "ids": ids,
+        "more": more,
+        "dry_run": dry_run,
+        "cancelled_left_out": left_out,
+    }

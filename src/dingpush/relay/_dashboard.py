@@ -154,7 +154,19 @@ def _retried_notice(query: Mapping[str, str]) -> str | None:
     text = f"Queued again: {number:,} dead letter{'s' if number != 1 else ''}."
     if query.get("more"):
         text += " More match the filter: retry again to queue the next ones."
-    return text
+    return text + _left_out(query.get("left_out", ""))
+
+
+def _left_out(count: int | str) -> str:
+    """Those recalled while queued that a filter without errcode ``cancelled`` left out."""
+    number = count if isinstance(count, int) else int(count) if count.isdigit() else 0
+    if not number:
+        return ""
+    were = "was" if number == 1 else "were"
+    return (
+        f" {number:,} recalled before sending {were} left out: "
+        "put cancelled in Errcode to send them after all."
+    )
 
 
 def _filters(request: Request) -> dict[str, str]:
@@ -463,7 +475,11 @@ class _Dashboard:
         retry = from_form(self.relay, form)
         result = await retry_dead_letters(self.relay, retry)
         if not retry.dry_run:
-            query = {"retried": str(result["retried"]), "more": "1" if result["more"] else None}
+            query = {
+                "retried": str(result["retried"]),
+                "more": "1" if result["more"] else None,
+                "left_out": str(result["cancelled_left_out"] or "") or None,
+            }
             return RedirectResponse(_Urls(request).home(**query), status_code=303)
         status, context = await self._home_context(request)
         count = result["retried"]
@@ -473,7 +489,7 @@ class _Dashboard:
             "Retry them to queue them again."
             if count
             else "No dead letter matches this filter."
-        )
+        ) + _left_out(result["cancelled_left_out"])
         context["retry_form"] = {k: form.get(k, "") for k in _RETRY_FIELDS}
         return self._page(request, "dashboard/home.html", session, status=status, **context)
 

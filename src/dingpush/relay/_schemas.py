@@ -405,6 +405,11 @@ SCHEMAS: dict[str, Schema] = {
                 "description": "More dead letters match beyond limit: send the filter again.",
             },
             "dry_run": {"type": "boolean"},
+            "cancelled_left_out": {
+                "type": "integer",
+                "description": "Messages recalled while queued (errcode cancelled) that match "
+                'the rest of the filter but were left out; errcode "cancelled" takes them.',
+            },
         },
     ),
     "RetryRequest": {

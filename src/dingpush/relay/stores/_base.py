@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import enum
 import json
 import math
@@ -228,6 +229,10 @@ class DeadLetterFilter:
         since, before = self.failed_since, self.failed_before
         if since is not None and before is not None and since >= before:
             raise ValueError("failed_since must be earlier than failed_before")
+
+    def cancelled(self) -> DeadLetterFilter:
+        """This filter for the cancelled messages only (errcode ``"cancelled"``)."""
+        return dataclasses.replace(self, errcode=CANCELLED)
 
     def matches(self, message: OutboxMessage | _Settled) -> bool:
         """Whether ``message`` is a dead letter this filter takes.
