@@ -384,6 +384,8 @@ async def test_retry_many_leaves_cancelled_messages_unless_asked_for_by_errcode(
     assert await store.retry_many(DeadLetterFilter(errcode="cancelled"), dry_run=True) == [
         cancelled
     ]
+    only_cancelled = DeadLetterFilter(target="ops").cancelled()
+    assert await store.retry_many(only_cancelled, dry_run=True) == [cancelled]
     assert await store.retry_many(DeadLetterFilter(target="ops")) == [dead]
     assert (await store.get(cancelled)).cancelled
     assert await store.retry_many(DeadLetterFilter(errcode="cancelled", target="ops")) == [
