@@ -396,3 +396,36 @@ async def test_an_incident_acknowledged_after_its_claim_gets_no_ding(
         assert after is not None and after.state is IncidentState.ACKNOWLEDGED
         assert EventKind.DING not in kinds(after) and len(after.message_ids) == 1
     assert dings(dingtalk_emulator) == []
+
+
+async def test_a_delivered_ding_is_recalled_by_its_open_ding_id(
+    dingtalk_emulator: EmulatorServer, clock: FakeClock
+) -> None:
+    """Recall on an escalation step's DING (its page, or the incident's Recall all): §14.2."""
+    relay = build(dingtalk_emulator, clock, policy())
+    async with serving(relay) as http:
+        await fire(http)
+        incident = await the_incident(relay)
+        clock.advance(300)
+        await engine(relay).tick()
+        await eventually(lambda: len(dings(dingtalk_emulator)) == 1, what="the DING")
+        current = await relay.incidents.get(incident.number)
+        assert current is not None
+        ding_id = current.message_ids[-1]
+
+        async def sent() -> bool:
+            return (await http.get(f"/v1/messages/{ding_id}")).json()["status"] == "delivered"
+
+        await eventually(sent, what="the DING's delivery")
+        answer = await http.post(f"/v1/messages/{ding_id}/recall", json={"by": "bob"})
+        assert answer.status_code == 200, answer.text
+        (ding,) = dings(dingtalk_emulator)
+        assert answer.json()["outcome"] == "recalled"
+        assert answer.json()["recalled"] == [ding.open_ding_id]
+        assert ding.recalled_at is not None
+        again = await http.post(f"/v1/messages/{ding_id}/recall")
+        assert again.status_code == 200 and again.json()["already"] is True
+        after = await relay.incidents.get(incident.number)
+        assert after is not None and after.timeline[-1].kind is EventKind.RECALLED
+        assert "the DING" in after.timeline[-1].detail
+        assert relay.metrics.value("recalled", "ops-group") == 1

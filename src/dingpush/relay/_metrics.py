@@ -33,7 +33,7 @@ _COUNTERS = {
     "retries": "Delivery attempts that failed and were scheduled again.",
     "alerts": "Alerts the alert receivers turned into messages (per target).",
     "alert_render_failures": "Messages rendered with the builtin template after theirs failed.",
-    "recalled": "Delivered messages recalled from the chat through the relay (API, dashboard).",
+    "recalled": "Delivered messages and DINGs recalled through the relay (API, dashboard).",
     "cancelled": "Queued messages cancelled by a recall before they were sent.",
     "dings": "DINGs DingTalk accepted (an escalation step's).",
     "ding_fallbacks": "DINGs sent in-app after their SMS or phone DING failed.",
