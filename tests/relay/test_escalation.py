@@ -414,7 +414,8 @@ async def test_a_delivered_ding_is_recalled_by_its_open_ding_id(
         ding_id = current.message_ids[-1]
 
         async def sent() -> bool:
-            return (await http.get(f"/v1/messages/{ding_id}")).json()["status"] == "delivered"
+            status = (await http.get(f"/v1/messages/{ding_id}")).json()["status"]
+            return bool(status == "delivered")
 
         await eventually(sent, what="the DING's delivery")
         answer = await http.post(f"/v1/messages/{ding_id}/recall", json={"by": "bob"})
