@@ -288,6 +288,15 @@ async def test_a_cancelled_message_is_retried_only_when_asked_for_and_confirmed(
             "No dead letter matches this filter. 1 recalled before sending was left out: put"
             in (counted.text)
         )
+        retried = await http.post(
+            "/ui/retry",
+            data={"csrf": _csrf(home.text), "target": "ops", "action": "retry"},
+            headers={"Origin": ORIGIN},
+        )
+        assert retried.headers["location"] == "/?retried=0&left_out=1"
+        notice = (await http.get(retried.headers["location"])).text
+        assert "Queued again: 0 dead letters. 1 recalled before sending was left out" in notice
+        assert (await store.get(queued.id)).cancelled
         page = await http.get(f"/ui/messages/{queued.id}")
         assert "Send it after all" in page.text and "data-cancelled" in page.text
         csrf = _csrf(page.text)
