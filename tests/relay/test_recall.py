@@ -104,6 +104,9 @@ async def test_a_group_message_is_recalled_and_the_recall_recorded(
         assert again.status_code == 200 and again.json()["already"] is True
         calls = [r for r in dingtalk_emulator.emulator.requests() if "recall" in r.path]
         assert len(calls) == 1
+        metrics = (await api.get("/metrics")).text
+        assert 'dingpush_relay_recalled_total{target="group"} 1' in metrics  # once a message
+        assert 'dingpush_relay_cancelled_total{target="group"} 0' in metrics
 
 
 async def test_a_split_message_recalls_every_part(dingtalk_emulator: EmulatorServer) -> None:
@@ -194,6 +197,9 @@ async def test_a_queued_message_is_cancelled_instead(dingtalk_emulator: Emulator
         detail = (await api.get(f"/v1/messages/{queued.id}")).json()
         assert detail["status"] == "failed" and detail["last_errcode"] == "cancelled"
         assert "bob" in detail["last_error"]
+        metrics = (await api.get("/metrics")).text
+        assert 'dingpush_relay_cancelled_total{target="hook"} 1' in metrics
+        assert 'dingpush_relay_recalled_total{target="hook"} 0' in metrics
         again = await api.post(f"/v1/messages/{queued.id}/recall")
         assert again.status_code == 409 and "never reached the chat" in again.json()["detail"]
 
