@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import typing
@@ -12,6 +13,7 @@ import pytest
 
 from dingpush import RetryPolicy
 from dingpush.relay import Relay, RelayServer, RelaySettings, RobotTarget, TargetOptions
+from dingpush.relay.stores import MemoryStore, NewMessage
 from dingpush.testing import EmulatorServer
 
 from .conftest import Runner
@@ -94,6 +96,7 @@ def test_counts_then_retries_by_target_and_errcode(served: Served, run: Runner) 
         "ids": served.ops[2:],
         "more": False,
         "dry_run": False,
+        "cancelled_left_out": 0,
     }
     _wait(lambda: served.statuses(served.ops) == ["delivered"] * 3, "the retried deliveries")
     assert served.statuses([served.dev]) == ["failed"]
@@ -122,3 +125,27 @@ def test_an_unreachable_relay_is_a_transport_error(run: Runner, home: object) ->
     assert result.exit_code == 6
     error = json.loads(result.stdout)["error"]
     assert error["type"] == "TransportError" and "dingpush serve" in error["message"]
+
+
+def test_a_recalled_message_is_retried_only_by_errcode_cancelled(
+    dingtalk_emulator: EmulatorServer, run: Runner, home: object
+) -> None:
+    """Recalled while queued = cancelled: ``dingpush retry --target ops`` must not send it."""
+    dingtalk_emulator.add_robot("ops")
+    store = MemoryStore()
+    payload = json.dumps(text("recalled"))
+    later = time.time() + 3600
+    new = NewMessage(target="ops", kind="text", payload=payload, due_at=later)
+    message_id = asyncio.run(store.enqueue(new)).id
+    target = RobotTarget("ops", dingtalk_emulator.webhook_url("ops"), options=TargetOptions())
+    settings = RelaySettings(port=0, api_tokens=(API_TOKEN,), retry=FAST, idle_poll=0.2)
+    with RelayServer(Relay([target], store=store, settings=settings)) as server:
+        headers = {"Authorization": f"Bearer {API_TOKEN}"}
+        recall = httpx.post(f"{server.url}/v1/messages/{message_id}/recall", headers=headers)
+        assert recall.json()["outcome"] == "cancelled"
+        where = ("--relay", server.url, "--token", API_TOKEN)
+        left = run("retry", *where, "--target", "ops")
+        assert left.exit_code == 0 and left.stdout == "no dead letter matches\n", left.output
+        assert "1 recalled before sending was left out: --errcode cancelled" in left.stderr
+        asked = run("retry", *where, "--errcode", "cancelled")
+        assert asked.stdout == "queued again: 1 dead letter\n", asked.output

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from dingpush.relay import Relay, RobotTarget, TargetOptions
+from dingpush.relay.stores import MemoryStore, NewMessage
 from dingpush.testing import EmulatorServer, FakeClock
 
 from ._support import eventually, fast_settings, serving, text
@@ -74,7 +75,13 @@ async def test_dead_letters_are_retried_by_target_errcode_error_and_time(
             return typing.cast(dict[str, typing.Any], reply.json())
 
         counted = await retry(target="ops", errcode=300001, dry_run=True)
-        assert counted == {"retried": 2, "ids": revoked, "more": False, "dry_run": True}
+        assert counted == {
+            "retried": 2,
+            "ids": revoked,
+            "more": False,
+            "dry_run": True,
+            "cancelled_left_out": 0,
+        }
         assert await _statuses(api, revoked) == ["failed", "failed"]  # only counted
         assert (await retry(error="token is not exist", dry_run=True))["ids"] == [*revoked, other]
         assert (await retry(failed_since=started + 1, dry_run=True))["ids"] == [unsigned, other]
@@ -84,9 +91,21 @@ async def test_dead_letters_are_retried_by_target_errcode_error_and_time(
         assert limited["ids"] == revoked and limited["more"] is True
 
         first = await retry(target="ops", errcode=300001, limit=1)
-        assert first == {"retried": 1, "ids": revoked[:1], "more": True, "dry_run": False}
+        assert first == {
+            "retried": 1,
+            "ids": revoked[:1],
+            "more": True,
+            "dry_run": False,
+            "cancelled_left_out": 0,
+        }
         rest = await retry(target="ops", errcode=300001)
-        assert rest == {"retried": 1, "ids": revoked[1:], "more": False, "dry_run": False}
+        assert rest == {
+            "retried": 1,
+            "ids": revoked[1:],
+            "more": False,
+            "dry_run": False,
+            "cancelled_left_out": 0,
+        }
 
         async def delivered() -> bool:
             return await _statuses(api, revoked) == ["delivered", "delivered"]
@@ -209,3 +228,94 @@ async def test_the_dashboard_counts_then_retries_with_csrf_and_origin_checks(
             return await _statuses(http, ids, **auth) == ["delivered"] * 3
 
         await eventually(delivered, what="the delivery after the bulk retry")
+
+
+async def test_a_cancelled_message_is_retried_only_when_asked_for_and_confirmed(
+    dingtalk_emulator: EmulatorServer,
+) -> None:
+    """Recalled while queued = cancelled: a retry by target must not send it after all."""
+    store = MemoryStore()
+    later = store._clock.time() + 3600
+    payload = '{"msgtype":"text","text":{"content":"recalled"}}'
+    queued = await store.enqueue(
+        NewMessage(target="ops", kind="text", payload=payload, due_at=later)
+    )
+    relay = Relay(
+        _relay(dingtalk_emulator).targets.values(),
+        store=store,
+        settings=fast_settings(api_tokens=(API_TOKEN,)),
+    )
+    auth = {"Authorization": f"Bearer {API_TOKEN}"}
+    async with dashboard(relay) as http:
+        cancelled = await http.post(
+            f"/v1/messages/{queued.id}/recall", json={"by": "alice"}, headers=auth
+        )
+        assert cancelled.json()["outcome"] == "cancelled"
+        emulator = dingtalk_emulator.emulator
+        emulator.inject_fault("errcode", errcode=300001, errmsg="token is not exist", count=1)
+        dead = await _send(http, "ops", "dead", **auth)  # a real dead letter next to it
+        await _dead(http, [dead], **auth)
+        bulk = await http.post("/v1/messages:retry", json={"target": "ops"}, headers=auth)
+        assert bulk.json()["ids"] == [dead]
+        assert bulk.json()["cancelled_left_out"] == 1  # said, so "0 match" is no mystery
+        asked = await http.post(
+            "/v1/messages:retry", json={"errcode": "cancelled", "dry_run": True}, headers=auth
+        )
+        assert asked.json()["ids"] == [queued.id]
+        assert asked.json()["cancelled_left_out"] == 0
+
+        single = await http.post(f"/v1/messages/{queued.id}/retry", headers=auth)
+        assert single.status_code == 409
+        assert "recalled before it was sent" in single.json()["detail"]
+        assert "alice" in single.json()["detail"]
+        assert '"resend_cancelled": true' in single.json()["detail"]
+        bad = await http.post(
+            f"/v1/messages/{queued.id}/retry", json={"resend_cancelled": "yes"}, headers=auth
+        )
+        assert bad.status_code == 400
+        unknown = await http.post(f"/v1/messages/{queued.id}/retry", json={"x": 1}, headers=auth)
+        assert unknown.status_code == 400
+        assert (await store.get(queued.id)).cancelled
+
+        await _sign_in(http)
+        home = await http.get("/")
+        counted = await http.post(
+            "/ui/retry",
+            data={"csrf": _csrf(home.text), "target": "ops", "action": "preview"},
+            headers={"Origin": ORIGIN},
+        )
+        assert (
+            "No dead letter matches this filter. 1 recalled before sending was left out: put"
+            in (counted.text)
+        )
+        retried = await http.post(
+            "/ui/retry",
+            data={"csrf": _csrf(home.text), "target": "ops", "action": "retry"},
+            headers={"Origin": ORIGIN},
+        )
+        assert retried.headers["location"] == "/?retried=0&left_out=1"
+        notice = (await http.get(retried.headers["location"])).text
+        assert "Queued again: 0 dead letters. 1 recalled before sending was left out" in notice
+        assert (await store.get(queued.id)).cancelled
+        page = await http.get(f"/ui/messages/{queued.id}")
+        assert "Send it after all" in page.text and "data-cancelled" in page.text
+        csrf = _csrf(page.text)
+        unconfirmed = await http.post(
+            f"/ui/messages/{queued.id}/retry", data={"csrf": csrf}, headers={"Origin": ORIGIN}
+        )
+        assert unconfirmed.status_code == 409
+        assert "recalled before it was sent" in unconfirmed.text
+        assert (await store.get(queued.id)).cancelled
+        confirmed = await http.post(
+            f"/ui/messages/{queued.id}/retry",
+            data={"csrf": csrf, "resend_cancelled": "yes"},
+            headers={"Origin": ORIGIN},
+        )
+        assert confirmed.status_code == 303
+        await eventually(
+            lambda: _is_delivered(http, queued.id, auth), what="the confirmed cancelled message"
+        )
+
+
+async def _is_delivered(api: httpx.AsyncClient, message_id: str, auth: dict[str, str]) -> bool:
+    return await _statuses(api, [message_id], **auth) == ["delivered"]

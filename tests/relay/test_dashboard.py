@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import typing
 from collections.abc import AsyncIterator
@@ -12,6 +13,8 @@ import pytest
 
 from dingpush.relay import Relay, RobotTarget, TargetOptions, create_app, dashboard_routes
 from dingpush.relay._dashboard import PAGE_SIZE
+from dingpush.relay._dispatcher import DING_KIND
+from dingpush.relay.stores import MemoryStore, NewMessage
 from dingpush.testing import EmulatorServer
 
 from ._support import eventually, fast_settings, text
@@ -421,3 +424,38 @@ async def test_no_page_carries_a_secret(dingtalk_emulator: EmulatorServer) -> No
                 assert secret not in seen, (reply.url, secret)
         detail = next(p for p in pages if p.url.path == f"/ui/messages/{leak}").text
         assert "token robo…6789" in detail  # masked as the API masks it
+
+
+async def test_a_ding_in_the_outbox_is_previewed_as_a_ding(
+    dingtalk_emulator: EmulatorServer,
+) -> None:
+    """An escalation step's DING (outbox kind ``ding``): who, how and what, not "unsupported"."""
+    store = MemoryStore()
+    request = {
+        "user_ids": ["u-alice"],
+        "content": "#7 disk full on db1 <script>",
+        "remind_type": "call",
+        "fallback": True,
+        "incident": 7,
+        "who": "alice",
+    }
+    ding = await store.enqueue(
+        NewMessage(
+            target="ops",
+            kind=DING_KIND,
+            payload=json.dumps(request),
+            due_at=store._clock.time() + 3600,  # stays queued: a robot target cannot DING
+        )
+    )
+    targets = _relay(dingtalk_emulator).targets.values()
+    relay = Relay(targets, store=store, settings=fast_settings(api_tokens=(API_TOKEN,)))
+    async with dashboard(relay) as http:
+        await _sign_in(http)
+        home = await http.get("/")
+        assert "[DING phone] alice: #7 disk full on db1 &lt;script&gt;" in home.text
+        assert "Unsupported" not in home.text
+        page = await http.get(f"/ui/messages/{ding.id}")
+        assert page.status_code == 200
+        assert 'data-kind="ding"' in page.text and "DING · phone" in page.text
+        assert "in-app instead if the phone DING fails" in page.text
+        assert "#7 disk full on db1 &lt;script&gt;" in page.text

@@ -163,6 +163,15 @@ async def test_nobody_acknowledges_so_the_on_call_gets_a_phone_ding(
         clock.advance(3600)
         assert await engine(relay).tick() == 0
         assert len(dings(dingtalk_emulator)) == 1
+        metrics = relay.metrics
+        assert metrics.labelled_value("incidents_opened", "ops") == 1
+        assert metrics.labelled_value("escalation_steps", "page", "ding") == 1
+        await eventually(lambda: metrics.value("dings", "ops-group") == 1, what="the DING count")
+        assert metrics.value("ding_fallbacks", "ops-group") == 0
+        scraped = (await http.get("/metrics")).text
+        assert 'dingpush_relay_incidents_opened_total{route="ops"} 1' in scraped
+        assert 'dingpush_relay_escalation_steps_total{policy="page",action="ding"} 1' in scraped
+        assert 'dingpush_relay_dings_total{target="ops-group"} 1' in scraped
 
 
 async def test_read_within_the_delay_means_no_ding_when_the_policy_waits_for_read(
@@ -205,9 +214,14 @@ async def test_an_acknowledged_incident_stops_escalating(
         await fire(http)
         incident = await the_incident(relay)
         await relay.incidents.acknowledge(incident.number, who="alice", via="chat", now=NOW + 60)
+        await relay.incidents.acknowledge(incident.number, who="bob", via="link", now=NOW + 61)
         clock.advance(3600)
         assert await engine(relay).tick() == 0
         assert dings(dingtalk_emulator) == []
+        metrics = relay.metrics
+        assert metrics.labelled_value("incidents_acknowledged", "ops", "chat") == 1
+        assert metrics.labelled_value("incidents_acknowledged", "ops", "link") == 0  # kept alice's
+        assert metrics.labelled_value("escalation_steps", "page", "ding") == 0
 
 
 async def test_a_resolved_alert_stops_escalating(
@@ -221,6 +235,8 @@ async def test_a_resolved_alert_stops_escalating(
         incident = await the_incident(relay)
         assert incident.state is IncidentState.RESOLVED
         assert incident.closed_at == NOW + 60
+        assert relay.metrics.labelled_value("incidents_opened", "ops") == 1
+        assert relay.metrics.labelled_value("incidents_resolved", "ops") == 1
         clock.advance(3600)
         assert await engine(relay).tick() == 0
         assert dings(dingtalk_emulator) == []
@@ -254,6 +270,8 @@ async def test_steps_run_in_order_and_a_notify_step_reaches_its_target(
             "sent to leads"
         ]
         assert (after.step, after.due_at) == (2, None)
+        assert relay.metrics.labelled_value("escalation_steps", "page", "notify") == 1
+        assert relay.metrics.labelled_value("escalation_steps", "page", "ding") == 1
 
 
 async def test_an_alert_that_fires_again_after_resolving_is_a_new_message_and_incident(
@@ -339,6 +357,8 @@ async def test_without_the_paid_quota_an_in_app_ding_goes_and_the_timeline_says_
             )
 
         await eventually(noted, what="the fallback's note")
+        assert relay.metrics.value("ding_fallbacks", "ops-group") == 1
+        assert relay.metrics.value("dings", "ops-group") == 1
 
 
 async def test_a_repeating_policy_runs_its_steps_again(
@@ -446,3 +466,37 @@ async def test_an_incident_acknowledged_after_its_claim_gets_no_ding(
         assert after is not None and after.state is IncidentState.ACKNOWLEDGED
         assert EventKind.DING not in kinds(after) and len(after.message_ids) == 1
     assert dings(dingtalk_emulator) == []
+
+
+async def test_a_delivered_ding_is_recalled_by_its_open_ding_id(
+    dingtalk_emulator: EmulatorServer, clock: FakeClock
+) -> None:
+    """Recall on an escalation step's DING (its page, or the incident's Recall all): §14.2."""
+    relay = build(dingtalk_emulator, clock, policy())
+    async with serving(relay) as http:
+        await fire(http)
+        incident = await the_incident(relay)
+        clock.advance(300)
+        await engine(relay).tick()
+        await eventually(lambda: len(dings(dingtalk_emulator)) == 1, what="the DING")
+        current = await relay.incidents.get(incident.number)
+        assert current is not None
+        ding_id = current.message_ids[-1]
+
+        async def sent() -> bool:
+            status = (await http.get(f"/v1/messages/{ding_id}")).json()["status"]
+            return bool(status == "delivered")
+
+        await eventually(sent, what="the DING's delivery")
+        answer = await http.post(f"/v1/messages/{ding_id}/recall", json={"by": "bob"})
+        assert answer.status_code == 200, answer.text
+        (ding,) = dings(dingtalk_emulator)
+        assert answer.json()["outcome"] == "recalled"
+        assert answer.json()["recalled"] == [ding.open_ding_id]
+        assert ding.recalled_at is not None
+        again = await http.post(f"/v1/messages/{ding_id}/recall")
+        assert again.status_code == 200 and again.json()["already"] is True
+        after = await relay.incidents.get(incident.number)
+        assert after is not None and after.timeline[-1].kind is EventKind.RECALLED
+        assert "the DING" in after.timeline[-1].detail
+        assert relay.metrics.value("recalled", "ops-group") == 1

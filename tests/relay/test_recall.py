@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import re
 import typing
 
@@ -14,7 +13,6 @@ import pytest
 from dingpush import AsyncApp, RecallResult, ServerBusy, Text
 from dingpush.relay import AppTarget, Relay, RobotTarget, create_app, dashboard_routes
 from dingpush.relay._coalesce import DIGEST_KIND, digest_payload
-from dingpush.relay._dispatcher import DING_KIND
 from dingpush.relay.stores import MemoryStore, NewMessage, Status
 from dingpush.testing import EmulatorServer, FakeClock
 
@@ -106,6 +104,9 @@ async def test_a_group_message_is_recalled_and_the_recall_recorded(
         assert again.status_code == 200 and again.json()["already"] is True
         calls = [r for r in dingtalk_emulator.emulator.requests() if "recall" in r.path]
         assert len(calls) == 1
+        metrics = (await api.get("/metrics")).text
+        assert 'dingpush_relay_recalled_total{target="group"} 1' in metrics  # once a message
+        assert 'dingpush_relay_cancelled_total{target="group"} 0' in metrics
 
 
 async def test_a_split_message_recalls_every_part(dingtalk_emulator: EmulatorServer) -> None:
@@ -178,25 +179,6 @@ async def test_webhook_robots_cannot_recall(dingtalk_emulator: EmulatorServer) -
         assert "§11" in refused.json()["detail"]
 
 
-async def test_a_ding_is_not_recalled_and_the_answer_says_it_is_a_ding(
-    dingtalk_emulator: EmulatorServer,
-) -> None:
-    relay = _relay(dingtalk_emulator)
-    async with serving(relay, headers=_auth()) as api:
-        request = {"user_ids": ["alice"], "content": "#1 DiskFull", "remind_type": "app"}
-        ding = await relay.enqueue_raw(
-            NewMessage(target="group", kind=DING_KIND, payload=json.dumps(request))
-        )
-
-        async def delivered() -> bool:
-            return bool((await relay.store.get(ding.id)).status is Status.DELIVERED)
-
-        await eventually(delivered, what="the DING")
-        refused = await api.post(f"/v1/messages/{ding.id}/recall")
-        assert refused.status_code == 409
-        assert "is a DING of an escalation step" in refused.json()["detail"]
-
-
 async def test_a_queued_message_is_cancelled_instead(dingtalk_emulator: EmulatorServer) -> None:
     store = MemoryStore()
     later = store._clock.time() + 3600
@@ -215,6 +197,9 @@ async def test_a_queued_message_is_cancelled_instead(dingtalk_emulator: Emulator
         detail = (await api.get(f"/v1/messages/{queued.id}")).json()
         assert detail["status"] == "failed" and detail["last_errcode"] == "cancelled"
         assert "bob" in detail["last_error"]
+        metrics = (await api.get("/metrics")).text
+        assert 'dingpush_relay_cancelled_total{target="hook"} 1' in metrics
+        assert 'dingpush_relay_recalled_total{target="hook"} 0' in metrics
         again = await api.post(f"/v1/messages/{queued.id}/recall")
         assert again.status_code == 409 and "never reached the chat" in again.json()["detail"]
 

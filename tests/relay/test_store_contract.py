@@ -365,6 +365,35 @@ async def test_retry_many_takes_the_dead_letters_the_filter_selects(
     assert await store.retry_many(where) == []  # nothing left that matches
 
 
+async def test_retry_many_leaves_cancelled_messages_unless_asked_for_by_errcode(
+    store: OutboxStore, clock: FakeClock
+) -> None:
+    """A message recalled while queued was taken back on purpose: "retry ops" must not send it."""
+    (dead,) = await _dead_letters(store, clock, [("ops", "gave up", 300001)])
+    (cancelled,) = await enqueue(store, 1)
+    await store.cancel(cancelled, reason="cancelled by alice via api before it was sent")
+    for where in (
+        DeadLetterFilter(),
+        DeadLetterFilter(target="ops"),
+        DeadLetterFilter(error="alice"),
+        DeadLetterFilter(failed_since=0.0),
+    ):
+        assert await store.retry_many(where, dry_run=True) == (
+            [dead] if where.error is None else []
+        )
+    assert await store.retry_many(DeadLetterFilter(errcode="cancelled"), dry_run=True) == [
+        cancelled
+    ]
+    only_cancelled = DeadLetterFilter(target="ops").cancelled()
+    assert await store.retry_many(only_cancelled, dry_run=True) == [cancelled]
+    assert await store.retry_many(DeadLetterFilter(target="ops")) == [dead]
+    assert (await store.get(cancelled)).cancelled
+    assert await store.retry_many(DeadLetterFilter(errcode="cancelled", target="ops")) == [
+        cancelled
+    ]
+    assert (await store.get(cancelled)).status is Status.QUEUED
+
+
 async def test_retry_many_takes_at_most_limit_oldest_first_and_wakes_waiters(
     store: OutboxStore, clock: FakeClock
 ) -> None:

@@ -12,6 +12,7 @@ from dingpush.web import (
     ActionCardView,
     AudioView,
     ButtonView,
+    DingView,
     FeedCardView,
     FeedItemView,
     FileView,
@@ -19,12 +20,14 @@ from dingpush.web import (
     LinkView,
     MarkdownView,
     MediaRef,
+    MessageRenderer,
     OAView,
     TextView,
     UnsupportedView,
     VideoView,
     view_for,
     view_from_app_robot,
+    view_from_ding,
     view_from_robot,
     view_from_work_notice,
 )
@@ -318,3 +321,38 @@ def test_media_ref_parsing() -> None:
     assert MediaRef.parse("@lAD") == MediaRef(media_id="@lAD")
     assert MediaRef.parse("  ") is None
     assert MediaRef.parse(None) is None
+
+
+# -- DINGs (the relay's outbox keeps an escalation step's DING request) ----------------------
+
+
+def test_a_ding_request_reads_as_a_ding() -> None:
+    request = {
+        "user_ids": ["u-alice"],
+        "content": "#7 disk full on db1",
+        "remind_type": "call",
+        "fallback": True,
+        "incident": 7,
+        "who": "alice",
+    }
+    view = view_for(request, channel="ding")
+    assert view == DingView(
+        content="#7 disk full on db1",
+        who="alice",
+        user_ids=("u-alice",),
+        remind_type="call",
+        fallback=True,
+    )
+    assert view.preview == "[DING phone] alice: #7 disk full on db1"
+    assert view_from_ding({"user_ids": ["u1", 2, None]}).preview == "[DING in-app] u1, 2: "
+    assert view_from_ding({"remind_type": 3, "who": ["x"]}).receivers == "(nobody)"
+
+
+def test_a_ding_is_drawn_with_who_how_and_what() -> None:
+    html = MessageRenderer().render(
+        {"user_ids": ["u-1"], "content": "<b>#7</b>", "remind_type": "sms", "who": "bob"},
+        channel="ding",
+    )
+    assert 'data-kind="ding"' in html and "DING · SMS" in html
+    assert "to bob" in html and "(u-1)" in html
+    assert "&lt;b&gt;#7&lt;/b&gt;" in html and "not supported" not in html

@@ -55,7 +55,11 @@ def _errcode(value: str | None) -> int | str | None:
 @relay_options("One of the relay's api_tokens ($DINGPUSH_RELAY_TOKEN); none for a relay without.")
 @click.option("--target", metavar="NAME", default=None, help="Only dead letters of this target.")
 @click.option(
-    "--errcode", metavar="CODE", default=None, help="Only those whose last errcode is CODE."
+    "--errcode",
+    metavar="CODE",
+    default=None,
+    help="Only those whose last errcode is CODE. Messages recalled while queued are left out "
+    "unless CODE is cancelled.",
 )
 @click.option(
     "--error",
@@ -99,7 +103,8 @@ def retry(
     dingpush retry --error TransportError --since 6h --dry-run
 
     Each goes back to the queue with a fresh attempt count, as the dashboard's Retry does;
-    its history is kept. Talks to the running relay (--relay, $DINGPUSH_RELAY_URL).
+    its history is kept. A message recalled while it was queued is left out unless asked for
+    with --errcode cancelled. Talks to the running relay (--relay, $DINGPUSH_RELAY_URL).
     """
     state = get_state()
     if token:
@@ -132,6 +137,13 @@ def retry(
         state.out(f"queued again: {count:,} {letters}{left}")
     else:
         state.out("no dead letter matches")
+    left_out = result["cancelled_left_out"]
+    if left_out:
+        were = "was" if left_out == 1 else "were"
+        state.err(
+            f"{left_out:,} recalled before sending {were} left out: "
+            "--errcode cancelled sends them after all"
+        )
 
 
 def _retry(
@@ -146,6 +158,7 @@ def _retry(
     """Post the filter until nothing more matches (or ``limit``); the summed answer."""
     ids: list[str] = []
     more = False
+    left_out = 0
     with relay_client(url, token) as http:
         while True:
             want = min(PAGE if limit is None else limit - len(ids), 10_000)
@@ -162,8 +175,15 @@ def _retry(
             )
             ids += answer["ids"]
             more = bool(answer["more"])
+            left_out = int(answer.get("cancelled_left_out", 0))  # an older relay has none
             if dry_run or not more or (limit is not None and len(ids) >= limit):
                 break
             if not as_json:
                 state.err(f"queued again: {len(ids):,} so far…")
-    return {"retried": len(ids), "ids": ids, "more": more, "dry_run": dry_run}
+    return {
+        "retried": len(ids),
+        "ids": ids,
+        "more": more,
+        "dry_run": dry_run,
+        "cancelled_left_out": left_out,
+    }

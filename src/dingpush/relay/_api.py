@@ -313,8 +313,27 @@ async def message_detail(relay: Relay, message_id: str) -> dict[str, typing.Any]
     return relay.detail(message, attempts, originals)
 
 
-async def retry_failed(relay: Relay, message_id: str) -> dict[str, typing.Any]:
-    """Queue a failed message again and wake its target's dispatcher (the API and dashboard)."""
+#: The field (API body) and form field (dashboard) that confirm sending a cancelled message.
+RESEND_CANCELLED = "resend_cancelled"
+
+
+async def retry_failed(
+    relay: Relay, message_id: str, *, resend_cancelled: bool = False
+) -> dict[str, typing.Any]:
+    """Queue a failed message again and wake its target's dispatcher (the API and dashboard).
+
+    A cancelled message (recalled while it was queued) is sent only with ``resend_cancelled``:
+    someone took it back on purpose, so a retry must say so and be confirmed (409 otherwise).
+    """
+    found = await relay.store.get(message_id)
+    if found.cancelled and not resend_cancelled:
+        raise HTTPProblem(
+            409,
+            f"message {message_id!r} was recalled before it was sent "
+            f"({relay.redact(found.last_error or 'cancelled')}); retrying it sends it after "
+            f'all. To send it anyway, post {{"{RESEND_CANCELLED}": true}}',
+            field=RESEND_CANCELLED,
+        )
     message = await relay.store.retry(message_id)
     relay.dispatcher.kick(message.target)
     return relay.summary(message)
@@ -332,7 +351,24 @@ async def get_message(relay: Relay, request: Request) -> Response:
 
 
 async def retry_message(relay: Relay, request: Request) -> Response:
-    return json_answer(await retry_failed(relay, request.path_params["id"]))
+    raw = await read_body(request, relay.settings.max_body)
+    resend = False
+    if raw.strip():
+        require_json(request)
+        body = parse_json(raw)
+        if not isinstance(body, dict) or set(body) - {RESEND_CANCELLED}:
+            raise HTTPProblem(
+                400,
+                f'the body is optional; it takes only {{"{RESEND_CANCELLED}": true}}',
+                pointer="",
+            )
+        resend = body.get(RESEND_CANCELLED, False)
+        if not isinstance(resend, bool):
+            raise HTTPProblem(
+                400, f"{RESEND_CANCELLED} must be true or false", pointer=f"/{RESEND_CANCELLED}"
+            )
+    answer = await retry_failed(relay, request.path_params["id"], resend_cancelled=resend)
+    return json_answer(answer)
 
 
 async def retry_messages(relay: Relay, request: Request) -> Response:
@@ -476,12 +512,26 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "messages",
         {
             200: ("Queued again, with a fresh attempt count.", "MessageSummary"),
+            400: _PROBLEMS[400],
             401: _PROBLEMS[401],
             404: ("No such message.", "Problem"),
-            409: ("The message is not failed.", "Problem"),
+            409: (
+                "The message is not failed, or it was cancelled (recalled before it was sent) "
+                "and the body does not confirm resend_cancelled.",
+                "Problem",
+            ),
+            413: ("The body is larger than max_body.", "Problem"),
             **_STORE_DOWN,
         },
         params=(_ID,),
+        body="RetryRequest",
+        body_required=False,
+        description=(
+            "A failed message goes back to the queue with a fresh attempt count; its history "
+            "is kept. A cancelled one (recalled while it was queued: errcode 'cancelled') was "
+            'taken back on purpose: it is sent again only with {"resend_cancelled": true}, '
+            "409 otherwise."
+        ),
     ),
     Endpoint(
         "POST",

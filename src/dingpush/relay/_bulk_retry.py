@@ -49,7 +49,19 @@ async def retry_dead_letters(relay: Relay, request: BulkRetry) -> dict[str, typi
             more = bool(await store.retry_many(match, limit=1, dry_run=True))
     if ids and not request.dry_run:
         relay.dispatcher.kick(match.target)
-    return {"retried": len(ids), "ids": ids, "more": more, "dry_run": request.dry_run}
+    # Messages recalled while queued match the rest of the filter but are left out (only an
+    # errcode filter of "cancelled" takes them): say how many, so "0 match" is not a mystery.
+    left_out = 0
+    if match.errcode is None:
+        cancelled = match.cancelled()
+        left_out = len(await store.retry_many(cancelled, limit=request.limit, dry_run=True))
+    return {
+        "retried": len(ids),
+        "ids": ids,
+        "more": more,
+        "dry_run": request.dry_run,
+        "cancelled_left_out": left_out,
+    }
 
 
 def from_json(relay: Relay, body: object) -> BulkRetry:

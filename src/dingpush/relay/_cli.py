@@ -14,7 +14,10 @@ from ._logging import relay_log_lines
 from ._serve import embedded, serve
 from ._settings import is_loopback
 
-__all__ = ["run"]
+if typing.TYPE_CHECKING:
+    from ._relay import Relay
+
+__all__ = ["banner", "run"]
 
 _PORT_HINT = "choose another port with --port (0 picks a free one)"
 
@@ -65,10 +68,7 @@ def run(
     relay, origin = loaded
 
     def ready(url: str) -> None:
-        echo(f"dingpush relay listening on {url}  (API docs {url}/docs; configuration {origin})")
-        signin = "sign in with an API token" if relay.settings.api_tokens else "open on loopback"
-        echo(f"  dashboard: {url}/  ({signin})")
-        for line in _target_lines(relay, url):
+        for line in banner(relay, url, origin):
             echo(line)
 
     relay.settings.check_exposure()
@@ -88,11 +88,20 @@ def run(
     return 0
 
 
-def _target_lines(relay: object, url: str) -> list[str]:
+def banner(relay: object, url: str, origin: str) -> list[str]:
+    """The lines ``dingpush serve`` prints once listening: every URL, and what is switched on.
+
+    Names, URLs and switches only: no token, secret or password (an Alertmanager URL's
+    password is masked; ack links and callbacks are named by their path).
+    """
     from ._relay import Relay
 
     assert isinstance(relay, Relay)
-    lines = []
+    signin = "sign in with an API token" if relay.settings.api_tokens else "open on loopback"
+    lines = [
+        f"dingpush relay listening on {url}  (API docs {url}/docs; configuration {origin})",
+        f"  dashboard: {url}/  ({signin})",
+    ]
     for name, target in sorted(relay.targets.items()):
         ingress = " (ingress: /robot/send?access_token=…)" if target.options.ingress_token else ""
         lines.append(f"  target {name}: {target.kind} → {target.destination}{ingress}")
@@ -101,41 +110,47 @@ def _target_lines(relay: object, url: str) -> list[str]:
     return lines
 
 
-def _oncall_lines(relay: typing.Any, url: str) -> list[str]:
-    """Where chat commands come in, where silences go, what ack links start with.
+def _oncall_lines(relay: Relay, url: str) -> list[str]:
+    """The Alerts page, escalation, ack links and chat: on or off, and where."""
+    from ._commands import format_duration
 
-    A newcomer learns here the URL to give the developer console, and that ``@robot silence``
-    or the links are off, instead of finding out from a silent chat.
-    """
+    public = (relay.settings.public_url or url).rstrip("/")
     lines = []
+    if relay.alerts is not None:
+        lines.append(f"  alerts: {url}/ui/alerts  (incidents: acknowledge, recall, timeline)")
+        policies = sorted(set(relay.alerts.policies.values()))
+        if relay.escalation is not None and policies:
+            routes = len(relay.alerts.policies)
+            lines.append(
+                f"  escalation: on  (polic{'y' if len(policies) == 1 else 'ies'} "
+                f"{', '.join(policies)} on {routes} route{'' if routes == 1 else 's'})"
+            )
+        else:
+            lines.append("  escalation: off  (no route names a policy; see docs/oncall.md)")
+        if relay.ack_links is not None:
+            ttl = format_duration(relay.settings.ack_link_ttl)
+            lines.append(f"  ack links: on  ({public}/ack/N/…, signed, valid {ttl})")
+        else:
+            lines.append("  ack links: off  (set ack_secret and public_url under [relay])")
     chat = relay.chat
     if chat is not None:
-        base = relay.settings.public_url or url
-        unreachable = chat.mode != "stream" and is_loopback(
-            urllib.parse.urlsplit(base).hostname or ""
-        )
         for name in sorted(chat.apps):
-            stream = "Stream mode, and " if chat.mode == "stream" else ""
+            callback = f"{public}/callbacks/{name}"
             lines.append(
-                f"  chat:      app {name}: {stream}HTTP mode at {base.rstrip('/')}/callbacks/"
-                f"{name}  (@robot ack, silence, status, help)"
+                f"  chat {name}: Stream mode (no public URL needed); callback URL {callback} too"
+                if chat.mode == "stream"
+                else f"  chat {name}: callback URL {callback}  (the robot's message receiving URL)"
             )
-        if unreachable:
+        host = urllib.parse.urlsplit(public).hostname or ""
+        if chat.mode != "stream" and is_loopback(host):  # copied into the console, never called
             lines.append(
-                "             DingTalk cannot call a loopback address: set public_url in [relay] "
+                "  chat: DingTalk cannot call a loopback address: set public_url under [relay] "
                 '(an HTTPS name DingTalk reaches), or receive = "stream"'
             )
-        if relay.silences is None:
-            lines.append("  silences:  off: set alertmanager_url in [relay] for @robot silence")
-        else:
-            lines.append(f"  silences:  Alertmanager at {relay.silences.url}")
-    if relay.ack_links is not None:
-        lines.append(f"  ack links: {relay.ack_links.public_url}/ack/N/… in webhook-robot alerts")
-    elif relay.escalation is not None and any(
-        t.kind in ("robot", "pool") for t in relay.targets.values()
-    ):
+        silences = relay.silences
         lines.append(
-            "  ack links: off: webhook-robot groups cannot answer @robot ack, only the "
-            "dashboard can; set ack_secret and public_url in [relay]"
+            f"  silences: Alertmanager at {silences.url}"
+            if silences is not None
+            else "  silences: off  (set alertmanager_url under [relay])"
         )
     return lines

@@ -28,7 +28,7 @@ from dingpush.web import (
     time_label,
 )
 
-from ._api import message_detail, message_page, retry_failed
+from ._api import RESEND_CANCELLED, message_detail, message_page, retry_failed
 from ._bulk_retry import from_form, retry_dead_letters
 from ._dashboard_alerts import alerts_routes
 from ._dashboard_auth import DashboardAuth, Session, safe_next
@@ -154,7 +154,19 @@ def _retried_notice(query: Mapping[str, str]) -> str | None:
     text = f"Queued again: {number:,} dead letter{'s' if number != 1 else ''}."
     if query.get("more"):
         text += " More match the filter: retry again to queue the next ones."
-    return text
+    return text + _left_out(query.get("left_out", ""))
+
+
+def _left_out(count: int | str) -> str:
+    """Those recalled while queued that a filter without errcode ``cancelled`` left out."""
+    number = count if isinstance(count, int) else int(count) if count.isdigit() else 0
+    if not number:
+        return ""
+    were = "was" if number == 1 else "were"
+    return (
+        f" {number:,} recalled before sending {were} left out: "
+        "put cancelled in Errcode to send them after all."
+    )
 
 
 def _filters(request: Request) -> dict[str, str]:
@@ -307,7 +319,7 @@ class _Dashboard:
     async def _detail_context(self, message_id: str) -> dict[str, typing.Any]:
         detail = await message_detail(self.relay, message_id)
         payload = detail["payload"]  # masked by the relay, as the API shows it
-        shown, channel = channel_payload(self.relay, detail["target"], payload)
+        shown, channel = channel_payload(self.relay, detail["target"], payload, detail["kind"])
         view = self.renderer.view(shown, channel=channel)
         row = message_row(self.relay, detail, payload)
         return {
@@ -321,6 +333,9 @@ class _Dashboard:
             "payload_json": pretty_json(payload),
             "reply_json": None if detail["reply"] is None else pretty_json(detail["reply"]),
             "retryable": row.status.value == Status.FAILED,
+            # recalled while queued (OutboxMessage.cancelled): a retry asks to confirm
+            "cancelled": detail["status"] == Status.FAILED
+            and detail["last_errcode"] == "cancelled",
             "recallable": self._recallable(detail),
             "incident": await self._incident_of(message_id, detail),
             "recalled": detail["recalled"],
@@ -388,12 +403,17 @@ class _Dashboard:
         if not self.auth.form_allowed(request, session, form):
             return self._forbidden(request)
         message_id = request.path_params["id"]
+        resend = form.get(RESEND_CANCELLED) == "yes"
         try:
-            await retry_failed(self.relay, message_id)
-        except InvalidTransition:
+            await retry_failed(self.relay, message_id, resend_cancelled=resend)
+        except (InvalidTransition, HTTPProblem) as exc:
             context = await self._detail_context(message_id)
             status = context["message"].status.label
-            context["problem"] = f"Only a failed message can be retried; this one is {status}."
+            context["problem"] = (
+                "It was recalled before it was sent: tick “Send it after all” to retry it."
+                if isinstance(exc, HTTPProblem)
+                else f"Only a failed message can be retried; this one is {status}."
+            )
             return self._page(request, "dashboard/detail.html", session, status=409, **context)
         target = _Urls(request).message(message_id) + "?retried=1"
         return RedirectResponse(target, status_code=303)
@@ -455,7 +475,11 @@ class _Dashboard:
         retry = from_form(self.relay, form)
         result = await retry_dead_letters(self.relay, retry)
         if not retry.dry_run:
-            query = {"retried": str(result["retried"]), "more": "1" if result["more"] else None}
+            query = {
+                "retried": str(result["retried"]),
+                "more": "1" if result["more"] else None,
+                "left_out": str(result["cancelled_left_out"] or "") or None,
+            }
             return RedirectResponse(_Urls(request).home(**query), status_code=303)
         status, context = await self._home_context(request)
         count = result["retried"]
@@ -465,7 +489,7 @@ class _Dashboard:
             "Retry them to queue them again."
             if count
             else "No dead letter matches this filter."
-        )
+        ) + _left_out(result["cancelled_left_out"])
         context["retry_form"] = {k: form.get(k, "") for k in _RETRY_FIELDS}
         return self._page(request, "dashboard/home.html", session, status=status, **context)
 

@@ -17,6 +17,7 @@ from dingpush import DingPushError, Rate, parse_message
 from dingpush.lowlevel import app_robot_template, notice_msg
 from dingpush.web import TimeLabel, time_label, view_for
 
+from ._dispatcher import DING_KIND
 from ._relay import Relay
 from .stores import OutboxMessage, Status
 
@@ -134,13 +135,16 @@ def target_rows(views: Sequence[Mapping[str, typing.Any]]) -> list[TargetRow]:
 
 
 def channel_payload(
-    relay: Relay, target: str, payload: Mapping[str, typing.Any]
+    relay: Relay, target: str, payload: Mapping[str, typing.Any], kind: str | None = None
 ) -> tuple[Mapping[str, typing.Any], str | None]:
     """The payload as the target's channel carries it, for the renderer.
 
     Robots and pools take the stored body as is; app targets send it as an app robot's
-    ``msgKey``/``msgParam`` or a work notification's ``msg`` (the library's own mapping).
+    ``msgKey``/``msgParam`` or a work notification's ``msg`` (the library's own mapping). A
+    DING (outbox ``kind`` :data:`DING_KIND`, an escalation step's) is drawn as a DING.
     """
+    if kind == DING_KIND:
+        return payload, "ding"
     found = relay.targets.get(target)
     kind = found.kind if found is not None else "robot"
     if kind in ("robot", "pool"):
@@ -179,7 +183,7 @@ def message_row(
     relay: Relay, summary: Mapping[str, typing.Any], payload: Mapping[str, typing.Any]
 ) -> MessageRow:
     """A row from :meth:`Relay.summary` and the (masked) payload it previews."""
-    shown, channel = channel_payload(relay, summary["target"], payload)
+    shown, channel = channel_payload(relay, summary["target"], payload, summary["kind"])
     status = str(summary["status"])
     return MessageRow(
         id=summary["id"],

@@ -337,6 +337,10 @@ class Dispatcher:
             raise
         self._reached(target)
         self.metrics.count("delivered", target.name)
+        if claim.message.kind == DING_KIND:
+            self.metrics.count("dings", target.name)
+            if isinstance(reply, Mapping) and reply.get("fell_back_from"):
+                self.metrics.count("ding_fallbacks", target.name)
         self.metrics.observe_latency(target.name, self.clock.time() - claim.message.created_at)
         self._log(claim, "delivered", carries=claim.message.carries or None)
         await self._settled(claim.message, "delivered", reply)

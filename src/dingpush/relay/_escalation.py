@@ -220,9 +220,13 @@ class Escalation:
             event = await self._ding(incident, policy, step, now)
         else:
             event = await self._notify(incident, step, now)
-        return await self._advance(
+        advanced = await self._advance(
             incident, policy.due_at(incident.opened_at, incident.step + 1), event
         )
+        if advanced is not None:
+            action = "ding" if step.ding is not None else "notify"
+            self.relay.metrics.count_labelled("escalation_steps", policy.name, action)
+        return advanced
 
     async def _advance(
         self, incident: Incident, due_at: float | None, event: TimelineEvent

@@ -27,6 +27,7 @@ from ._dispatcher import DING_KIND
 from ._http import HTTPProblem
 from ._incidents import EventKind, TimelineEvent
 from ._relay import Relay
+from ._targets import RelayTarget
 from .stores import OutboxMessage, Status
 
 __all__ = ["recall_message"]
@@ -83,6 +84,7 @@ async def _recall(relay: Relay, message_id: str, *, who: str, via: str) -> dict[
     if message.status is Status.QUEUED:
         reason = f"cancelled by {who} via {via} before it was sent (a recall of a queued message)"
         cancelled = await relay.store.cancel(message.id, reason=reason)
+        relay.metrics.count("cancelled", message.target)
         await _on_timeline(relay, [message.id, *originals], now, who, "cancelled before sending")
         log.info("message %s of %s cancelled by %s via %s", message.id, message.target, who, via)
         return {
@@ -109,13 +111,8 @@ async def _recall(relay: Relay, message_id: str, *, who: str, via: str) -> dict[
     refusal = target.recall_refusal()
     if refusal is not None:
         raise HTTPProblem(409, f"target {target.name!r}: {refusal}")
-    if message.kind == DING_KIND:  # its reply has no processQueryKey: say what it is instead
-        raise HTTPProblem(
-            409,
-            f"message {message.id!r} is a DING of an escalation step: it has rung already, and "
-            "the relay recalls chat messages, not DINGs (an in-app DING stays in the person's "
-            "DING list)",
-        )
+    if message.kind == DING_KIND:
+        return await _recall_ding(relay, target, message, answer, originals, who=who, via=via)
     keys = _keys(message)
     if not keys:
         raise HTTPProblem(
@@ -158,11 +155,15 @@ async def _recall(relay: Relay, message_id: str, *, who: str, via: str) -> dict[
                 "failed": dict(partial.failed),
             }
             await relay.store.note_recall(message.id, record)
+            if not done:
+                relay.metrics.count("recalled", target.name)
         raise _dingtalk_problem(relay, exc) from None
     recalled = [*done, *result.recalled]
     failed = dict(result.failed)
     record = {"at": now, "by": who, "via": via, "recalled": recalled, "failed": failed}
     noted = await relay.store.note_recall(message.id, record)
+    if result.recalled and not done:  # once a message, however many recalls it takes
+        relay.metrics.count("recalled", target.name)
     await _on_timeline(relay, [message.id, *originals], now, who, f"via {via}")
     log.info(
         "message %s of %s recalled by %s via %s: %d of %d keys",
@@ -178,6 +179,56 @@ async def _recall(relay: Relay, message_id: str, *, who: str, via: str) -> dict[
         "outcome": "recalled" if not failed else "partly_recalled",
         "recalled": recalled,
         "failed": failed,
+        "message": relay.summary(noted),
+    }
+
+
+async def _recall_ding(
+    relay: Relay,
+    target: RelayTarget,
+    message: OutboxMessage,
+    answer: dict[str, typing.Any],
+    originals: Sequence[str],
+    *,
+    who: str,
+    via: str,
+) -> dict[str, typing.Any]:
+    """A delivered DING (an escalation step's): recalled by its ``openDingId``s (§14.2)."""
+    ids = [str(i) for i in (message.reply or {}).get("open_ding_ids") or ()]
+    if not ids:
+        raise HTTPProblem(
+            409,
+            f"DingTalk returned no openDingId for the DING {message.id!r}, so it cannot be "
+            "recalled (protocol §14.2)",
+        )
+    before = _recalled_before(message)
+    done = [str(k) for k in (before or {}).get("recalled", ())]
+    todo = [i for i in ids if i not in done]
+    if not todo:
+        return {
+            **answer,
+            "outcome": "recalled",
+            "recalled": done,
+            "failed": {},
+            "already": True,
+            "message": relay.summary(message),
+        }
+    now = relay.clock.time()
+    try:
+        recalled = [*done, *await target.recall_ding(todo)]
+    except DingPushError as exc:
+        raise _dingtalk_problem(relay, exc) from None
+    record = {"at": now, "by": who, "via": via, "recalled": recalled, "failed": {}}
+    noted = await relay.store.note_recall(message.id, record)
+    if not done:
+        relay.metrics.count("recalled", target.name)
+    await _on_timeline(relay, [message.id, *originals], now, who, f"the DING, via {via}")
+    log.info("DING %s of %s recalled by %s via %s", message.id, target.name, who, via)
+    return {
+        **answer,
+        "outcome": "recalled",
+        "recalled": recalled,
+        "failed": {},
         "message": relay.summary(noted),
     }
 

@@ -32,7 +32,7 @@ from ._dispatcher import Dispatcher
 from ._escalation import Escalation
 from ._http import HTTPProblem, RelayHosts, pointer
 from ._incidents import IncidentStore
-from ._metrics import Metrics
+from ._metrics import CountedIncidents, Metrics
 from ._outage import Outage
 from ._settings import RelaySettings
 from ._targets import RelayTarget, registry
@@ -164,10 +164,12 @@ class Relay:
             leases=None if fleet is None else fleet.leases(self.settings.target_lease),
         )
         #: The on-call loop's incidents (opened by alerts, escalated, acknowledged).
-        self.incidents: IncidentStore = (
+        #: Counted for /metrics on the way (``CountedIncidents``).
+        self.incidents: IncidentStore = CountedIncidents(
             incidents
             if incidents is not None
-            else getattr(self.store, "incidents", None) or MemoryIncidentStore()
+            else getattr(self.store, "incidents", None) or MemoryIncidentStore(),
+            self.metrics,
         )
         #: The escalation engine, when the alerts have policies or schedules, or people can
         #: acknowledge alerts (chat commands, ack links): then alerts open incidents.

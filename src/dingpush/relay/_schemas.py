@@ -405,8 +405,19 @@ SCHEMAS: dict[str, Schema] = {
                 "description": "More dead letters match beyond limit: send the filter again.",
             },
             "dry_run": {"type": "boolean"},
+            "cancelled_left_out": {
+                "type": "integer",
+                "description": "Messages recalled while queued (errcode cancelled) that match "
+                'the rest of the filter but were left out; errcode "cancelled" takes them.',
+            },
         },
     ),
+    "RetryRequest": {
+        "type": "object",
+        "description": "Optional: confirms sending a cancelled (recalled while queued) message.",
+        "properties": {"resend_cancelled": {"type": "boolean"}},
+        "additionalProperties": False,
+    },
     "RecallRequest": {
         "type": "object",
         "description": "Optional: who recalls (recorded; the API token's label otherwise).",

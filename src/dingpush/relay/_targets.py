@@ -181,6 +181,10 @@ class RelayTarget:
         """Recall delivered messages by their ``processQueryKey``s (app targets only)."""
         raise NotImplementedError(self.recall_refusal())
 
+    async def recall_ding(self, open_ding_ids: Sequence[str]) -> list[str]:
+        """Recall DINGs this target sent, by their ``openDingId``s (§14.2); the recalled ones."""
+        raise NotImplementedError(f"target {self.name!r} sends no DINGs, so it recalls none")
+
     def secrets(self) -> Iterator[str]:
         """Every secret this target holds, for the relay's redactor."""
         if self.options.ingress_token:
@@ -531,6 +535,13 @@ class AppTarget(RelayTarget):
         if self.kind == "app-group":
             group = group or self.open_conversation_id
         return await self.app.recall(list(keys), group=group, robot_code=self.robot_code)
+
+    async def recall_ding(self, open_ding_ids: Sequence[str]) -> list[str]:
+        """Through ``AsyncApp.recall_ding``, by the robot that sent them (§14.2)."""
+        recalled: list[str] = []
+        for ding_id in open_ding_ids:
+            recalled += await self.app.recall_ding(ding_id, robot_code=self.robot_code)
+        return recalled
 
     async def ding(self, request: Mapping[str, typing.Any]) -> dict[str, typing.Any]:
         result = await self.app.ding(

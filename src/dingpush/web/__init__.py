@@ -28,6 +28,7 @@ from ._views import (
     ActionCardView,
     AudioView,
     ButtonView,
+    DingView,
     FeedCardView,
     FeedItemView,
     FileView,
@@ -42,6 +43,7 @@ from ._views import (
     VideoView,
     view_for,
     view_from_app_robot,
+    view_from_ding,
     view_from_robot,
     view_from_work_notice,
 )
@@ -52,6 +54,7 @@ __all__ = [
     "AudioView",
     "Avatar",
     "ButtonView",
+    "DingView",
     "FeedCardView",
     "FeedItemView",
     "FileView",
@@ -80,6 +83,7 @@ __all__ = [
     "time_label",
     "view_for",
     "view_from_app_robot",
+    "view_from_ding",
     "view_from_robot",
     "view_from_work_notice",
 ]

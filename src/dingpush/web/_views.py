@@ -19,6 +19,7 @@ __all__ = [
     "ActionCardView",
     "AudioView",
     "ButtonView",
+    "DingView",
     "FeedCardView",
     "FeedItemView",
     "FileView",
@@ -33,6 +34,7 @@ __all__ = [
     "VideoView",
     "view_for",
     "view_from_app_robot",
+    "view_from_ding",
     "view_from_robot",
     "view_from_work_notice",
 ]
@@ -261,6 +263,51 @@ class UnsupportedView:
         return "[Unsupported message]"
 
 
+#: DingTalk's remind types (protocol §14) in words.
+_REMIND_WORDS = {"app": "in-app", "sms": "SMS", "call": "phone"}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DingView:
+    """A DING (protocol §14): who is reminded, how (in-app, SMS or phone) and of what.
+
+    Not a chat message: the relay's outbox keeps the DING an escalation step sends (its kind
+    ``ding``), and this view draws it in the dashboard.
+    """
+
+    kind: ClassVar[str] = "ding"
+    content: str
+    who: str = ""  #: the on-call person's name, when the sender gave it
+    user_ids: tuple[str, ...] = ()
+    remind_type: str = "app"  #: ``app``, ``sms`` or ``call``
+    fallback: bool = False  #: an SMS or phone DING that fails is sent in-app instead
+
+    @property
+    def remind(self) -> str:
+        """The remind type in words: ``in-app``, ``SMS`` or ``phone``."""
+        return _REMIND_WORDS.get(self.remind_type, self.remind_type or "in-app")
+
+    @property
+    def receivers(self) -> str:
+        return self.who or ", ".join(self.user_ids) or "(nobody)"
+
+    @property
+    def preview(self) -> str:
+        return f"[DING {self.remind}] {self.receivers}: {self.content}"
+
+
+def view_from_ding(request: Mapping[str, Any]) -> DingView:
+    """Read a DING request (``user_ids``, ``content``, ``remind_type``, ``fallback``, ``who``)."""
+    users = request.get("user_ids")
+    return DingView(
+        content=_str(request.get("content")),
+        who=_str(request.get("who")),
+        user_ids=tuple(_str(u) for u in users if _str(u)) if isinstance(users, list) else (),
+        remind_type=_str(request.get("remind_type")) or "app",
+        fallback=request.get("fallback") is True,
+    )
+
+
 MessageView = (
     TextView
     | MarkdownView
@@ -272,6 +319,7 @@ MessageView = (
     | AudioView
     | VideoView
     | OAView
+    | DingView
     | UnsupportedView
 )
 
@@ -525,7 +573,10 @@ def view_for(payload: Mapping[str, Any], channel: str | None = None) -> MessageV
     ``channel`` is the emulator's ``Message.channel``: ``"app-robot"`` payloads carry ``msgKey``
     and ``msgParam``; ``"work-notice"`` payloads carry ``msg`` (or are the ``msg`` itself);
     anything else is a custom robot's body. Without a channel the payload's shape decides.
+    ``"ding"`` reads a DING request, as the relay's outbox keeps it (:func:`view_from_ding`).
     """
+    if channel == "ding":
+        return view_from_ding(payload)
     if channel == "app-robot" or (channel is None and "msgKey" in payload):
         return view_from_app_robot(_str(payload.get("msgKey")), _param(payload.get("msgParam")))
     if channel == "work-notice" or (channel is None and "msg" in payload):

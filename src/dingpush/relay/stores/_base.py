@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import enum
 import json
 import math
@@ -190,7 +191,10 @@ class Page(typing.Generic[T]):
 class DeadLetterFilter:
     """Which dead letters (``failed`` messages) a bulk retry takes; every field narrows it.
 
-    An empty filter takes every dead letter.
+    An empty filter takes every dead letter but the cancelled ones: a message recalled while
+    still queued (:meth:`OutboxStore.cancel`, errcode :data:`CANCELLED`) was taken back on
+    purpose, and retrying "everything of ops" must not send it after all. Only a filter whose
+    ``errcode`` is ``"cancelled"`` takes them (and then only them).
 
     Args:
         target: Only messages to this target.
@@ -226,6 +230,10 @@ class DeadLetterFilter:
         if since is not None and before is not None and since >= before:
             raise ValueError("failed_since must be earlier than failed_before")
 
+    def cancelled(self) -> DeadLetterFilter:
+        """This filter for the cancelled messages only (errcode ``"cancelled"``)."""
+        return dataclasses.replace(self, errcode=CANCELLED)
+
     def matches(self, message: OutboxMessage | _Settled) -> bool:
         """Whether ``message`` is a dead letter this filter takes.
 
@@ -235,6 +243,7 @@ class DeadLetterFilter:
             message.status is Status.FAILED
             and (self.target is None or message.target == self.target)
             and (self.errcode is None or _same_errcode(message.last_errcode, self.errcode))
+            and (self.errcode == CANCELLED or not _same_errcode(message.last_errcode, CANCELLED))
             and (self.error is None or self.error in (message.last_error or ""))
             and (self.failed_since is None or message.updated_at >= self.failed_since)
             and (self.failed_before is None or message.updated_at < self.failed_before)

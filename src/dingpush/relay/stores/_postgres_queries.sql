@@ -193,11 +193,14 @@ RETURNING *;
 
 -- name: failed_matching
 -- The dead letters a bulk retry takes, oldest first (the store contract's DeadLetterFilter). A
--- failed message's updated_at is when it failed; jsonb keeps 300001 apart from "300001".
+-- failed message's updated_at is when it failed; jsonb keeps 300001 apart from "300001". A
+-- cancelled message (recalled while queued) is taken only when asked for by its errcode.
 SELECT id FROM messages
  WHERE status = 'failed'
    AND (%(target)s::text IS NULL OR target = %(target)s)
    AND (%(errcode)s::jsonb IS NULL OR last_errcode = %(errcode)s::jsonb)
+   AND (last_errcode IS DISTINCT FROM '"cancelled"'::jsonb
+        OR %(errcode)s::jsonb IS NOT DISTINCT FROM '"cancelled"'::jsonb)
    AND (%(error)s::text IS NULL OR strpos(last_error, %(error)s) > 0)
    AND (%(failed_since)s::double precision IS NULL OR updated_at >= %(failed_since)s)
    AND (%(failed_before)s::double precision IS NULL OR updated_at < %(failed_before)s)
@@ -211,6 +214,8 @@ WITH chosen AS (
      WHERE status = 'failed'
        AND (%(target)s::text IS NULL OR target = %(target)s)
        AND (%(errcode)s::jsonb IS NULL OR last_errcode = %(errcode)s::jsonb)
+       AND (last_errcode IS DISTINCT FROM '"cancelled"'::jsonb
+            OR %(errcode)s::jsonb IS NOT DISTINCT FROM '"cancelled"'::jsonb)
        AND (%(error)s::text IS NULL OR strpos(last_error, %(error)s) > 0)
        AND (%(failed_since)s::double precision IS NULL OR updated_at >= %(failed_since)s)
        AND (%(failed_before)s::double precision IS NULL OR updated_at < %(failed_before)s)

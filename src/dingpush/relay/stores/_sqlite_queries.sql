@@ -96,11 +96,13 @@ UPDATE messages SET reply = :reply WHERE id = :id RETURNING *;
 
 -- name: failed_matching
 -- The dead letters a bulk retry takes, oldest first. A failed message's updated_at is when it
--- failed. typeof() keeps an int errcode from matching a string one (and the reverse).
+-- failed. typeof() keeps an int errcode from matching a string one (and the reverse). A
+-- cancelled message (recalled while queued) is taken only when asked for by its errcode.
 SELECT id FROM messages
  WHERE status = 'failed'
    AND (:target IS NULL OR target = :target)
    AND (:errcode IS NULL OR (last_errcode = :errcode AND typeof(last_errcode) = typeof(:errcode)))
+   AND (last_errcode IS NOT 'cancelled' OR :errcode IS 'cancelled')
    AND (:error IS NULL OR instr(last_error, :error) > 0)
    AND (:failed_since IS NULL OR updated_at >= :failed_since)
    AND (:failed_before IS NULL OR updated_at < :failed_before)
