@@ -54,6 +54,15 @@ def test_anything_else_answers_help_saying_what_was_not_understood(text: str, pr
     assert command.problem is not None and problem in command.problem
 
 
+@pytest.mark.parametrize(
+    "text", ["ack " + "x " * 5000, "silence 1h " + "y" * 5000, "z" * 5000, "silence " + "q" * 5000]
+)
+def test_what_was_not_understood_is_quoted_short(text: str) -> None:
+    # A long message was echoed whole in the answer (10 KB for "ack x x x …").
+    problem = parse_command(text).problem
+    assert problem is not None and len(problem) < 120 and "…" in problem
+
+
 def test_help_lists_every_command() -> None:
     text = help_text()
     for word in ("ack [N]", "silence [N] DURATION", "status", "help"):
