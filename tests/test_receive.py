@@ -128,6 +128,9 @@ def test_a_good_callback_is_read() -> None:
         (_headers("other", 1708327204000), "signature"),  # wrong sign
         ({"timestamp": "1708327204000"}, "missing"),
         ({"timestamp": "soon", "sign": "x"}, "timestamp"),
+        ({"timestamp": "9" * 400, "sign": "x"}, "timestamp"),  # no float holds it
+        ({"timestamp": " +1708327204000", "sign": "x"}, "timestamp"),  # int() would take it
+        ({"timestamp": "1708327204000", "sign": "\u00e9t\u00e9"}, "signature"),  # not ASCII
     ],
 )
 def test_bad_callbacks_are_refused(headers: dict[str, str], reason: str) -> None:

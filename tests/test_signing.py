@@ -37,5 +37,7 @@ def test_verify_signature() -> None:
     assert verify_signature("SEC0123456789abcdef", "1700000000000", VECTORS[1][2])
     assert not verify_signature("SEC0123456789abcdef", "1700000000001", VECTORS[1][2])
     assert not verify_signature("SEC0123456789abcdef", "not-a-number", VECTORS[1][2])
+    assert not verify_signature("SEC0123456789abcdef", "9" * 400, VECTORS[1][2])
+    assert not verify_signature("SEC0123456789abcdef", "1700000000000", "\u00e9t\u00e9")
     # Double encoding (the apprise bug) never verifies.
     assert not verify_signature("SEC0123456789abcdef", "1700000000000", VECTORS[1][3])

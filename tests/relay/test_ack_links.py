@@ -64,6 +64,10 @@ async def test_get_confirms_without_acting_post_acknowledges_once_and_tells_the_
             assert "DiskFull on db-1" in page.text and SECRET not in page.text
             assert page.headers["cache-control"] == "no-store"
         assert (await store.get(incident.number)).state is IncidentState.OPEN  # type: ignore[union-attr]
+        # A name with a line break would forge a line in the group's "acknowledged by" text.
+        forged = await http.post(path, data={"name": "Carol\n#9 acknowledged by Bob"})
+        assert forged.status_code == 400 and "one line of text" in forged.text
+        assert (await store.get(incident.number)).state is IncidentState.OPEN  # type: ignore[union-attr]
         done = await http.post(path, data={"name": "Carol"})
         assert done.status_code == 200 and "acknowledged by Carol" in done.text
         after = await store.get(incident.number)
@@ -102,6 +106,8 @@ async def test_forged_expired_and_settled_links_are_refused(
             f"/ack/{one.number}/{expiry}.{mac[:-2]}xx": (403, "not made by this relay"),
             f"/ack/{one.number}/{int(expiry) + 60}.{mac}": (403, "not made by this relay"),
             f"/ack/{one.number}/garbage": (404, "not an acknowledgement link"),
+            f"/ack/{one.number}/{expiry}.%C3%A9t%C3%A9": (403, "not made by this relay"),
+            f"/ack/{one.number}/%D9%A1%D9%A2.{mac}": (404, "not an acknowledgement link"),
             f"/ack/{one.number}/{links.token(one.number, now=time.time() - 90000)}": (
                 410,
                 "has expired",
@@ -231,3 +237,23 @@ async def test_the_on_call_entrances_are_in_openapi_json(
     }
     assert {"chat_callback", "ack_link_page", "ack_link_acknowledge"} <= operations
     assert SECRET not in json.dumps(spec) and "secret-0123456789" not in json.dumps(spec)
+
+
+class _BrokenStore(MemoryIncidentStore):
+    async def get(self, number: int) -> Incident | None:
+        raise RuntimeError("the store broke")
+
+
+@pytest.mark.anyio
+async def test_an_unexpected_error_on_a_link_does_not_log_its_token(
+    dingtalk_emulator: EmulatorServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = _BrokenStore()
+    relay = _relay(dingtalk_emulator, store)
+    assert relay.ack_links is not None
+    token = relay.ack_links.token(1)
+    async with serving(relay) as http:
+        with pytest.raises(RuntimeError):  # the in-process client re-raises; uvicorn answers 500
+            await http.get(f"/ack/1/{token}")
+    assert "unexpected error on GET /ack/1/…" in caplog.text
+    assert token not in caplog.text and token.partition(".")[2] not in caplog.text

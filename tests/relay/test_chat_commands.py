@@ -43,12 +43,24 @@ def test_commands_are_read(text: str, command: Command) -> None:
         ("silence 0s", "longer than zero"),
         ("silence 2h 3h", "silence takes one duration"),
         ("status now", "status takes nothing after it"),
+        # Longer than any incident number: said so, not "ack takes a number at most".
+        ("ack 999999999999999999999", "'999999999999999999999' is not an incident number"),
+        ("silence #9999999999 2h", "'#9999999999' is not an incident number"),
     ],
 )
 def test_anything_else_answers_help_saying_what_was_not_understood(text: str, problem: str) -> None:
     command = parse_command(text)
     assert command.name == "help"
     assert command.problem is not None and problem in command.problem
+
+
+@pytest.mark.parametrize(
+    "text", ["ack " + "x " * 5000, "silence 1h " + "y" * 5000, "z" * 5000, "silence " + "q" * 5000]
+)
+def test_what_was_not_understood_is_quoted_short(text: str) -> None:
+    # A long message was echoed whole in the answer (10 KB for "ack x x x …").
+    problem = parse_command(text).problem
+    assert problem is not None and len(problem) < 120 and "…" in problem
 
 
 def test_help_lists_every_command() -> None:

@@ -1,5 +1,5 @@
-"""[relay] receive, alertmanager_url, silence_check, ack_secret, ack_link_ttl: read strictly,
-each problem with its line and fix; the relay's apps receive chat commands."""
+"""[relay] receive, alertmanager_url, silence_check, silence_max, ack_secret, ack_link_ttl:
+read strictly, each problem with its line and fix; the relay's apps receive chat commands."""
 
 from __future__ import annotations
 
@@ -42,6 +42,7 @@ def test_the_on_call_settings_are_read(
         """receive = "stream"
 alertmanager_url = "http://relay:am-pass-0123@127.0.0.1:9093"
 silence_check = "30s"
+silence_max = "2d"
 public_url = "https://relay.example.com"
 ack_secret = "${ACK_SECRET}"
 ack_link_ttl = "2h"
@@ -55,6 +56,7 @@ ack_link_ttl = "2h"
     )
     chat = relay.chat
     assert isinstance(chat, ChatReceivers) and chat.mode == "stream" and set(chat.apps) == {"corp"}
+    assert chat.commands is not None and chat.commands.silence_max == 2 * 86400.0
     assert relay.silences is not None and relay.ack_links is not None
     assert relay.silences.url == "http://127.0.0.1:9093"
     assert relay.ack_links.link(7).startswith("https://relay.example.com/ack/7/")
@@ -80,11 +82,18 @@ def test_without_app_targets_nothing_receives(tmp_path: pathlib.Path) -> None:
 @pytest.mark.parametrize(
     ("line", "key", "message"),
     [
-        ('receive = "pigeon"', "relay.receive", 'write "callback" or "stream"'),
-        ('alertmanager_url = "am:9093"', "relay", "alertmanager_url is not an http(s) URL"),
+        ('receive = "pigeon"', "relay.receive", "'pigeon' is not a receiving mode. Fix: write"),
+        ('alertmanager_url = "am:9093"', "relay.alertmanager_url", "not an http(s) URL. Fix"),
+        ('public_url = "relay.example.com"', "relay.public_url", "not an http(s) URL. Fix"),
         ('silence_check = "0s"', "relay.silence_check", "longer than zero"),
-        ('ack_secret = "short"', "relay", "ack_secret must be at least 16 characters"),
-        ('ack_secret = "long-enough-ack-secret-0123"', "relay", "set public_url"),
+        ('silence_max = "0s"', "relay.silence_max", "longer than zero"),
+        ('ack_secret = "short"', "relay.ack_secret", "at least 16 characters. Fix: generate"),
+        ('ack_secret = "long-enough-ack-secret-0123"', "relay.ack_secret", "Fix: set public_url"),
+        (  # public_url's own problem, not a second one about ack_secret
+            'public_url = "x"\nack_secret = "long-enough-ack-secret-0123"',
+            "relay.public_url",
+            "not an http(s) URL",
+        ),
         ('ack_link_ttl = "soon"', "relay.ack_link_ttl", "is not a duration"),
         ("recieve = 1", "relay.recieve", "did you mean 'receive'?"),
     ],
@@ -95,5 +104,13 @@ def test_a_bad_setting_names_its_line_and_fix(
     with pytest.raises(ConfigError) as caught:
         _load(tmp_path, line + "\n")
     text = str(caught.value)
-    assert f": {key}: " in text and message in text, text
+    assert f"dingpush.toml:{_line(tmp_path, key)}: {key}: " in text and message in text, text
+    assert "problems" not in text  # one problem each
     assert "long-enough-ack-secret" not in text
+
+
+def _line(tmp_path: pathlib.Path, key: str) -> int:
+    """The line of ``key`` (``relay.NAME``) in the file ``_load`` wrote."""
+    lines = (tmp_path / "dingpush.toml").read_text(encoding="utf-8").splitlines()
+    name = key.removeprefix("relay.")
+    return next(n for n, line in enumerate(lines, 1) if line.startswith(f"{name} ="))

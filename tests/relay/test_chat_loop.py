@@ -16,9 +16,10 @@ import pytest
 from bench._alertmanager import Alertmanager, free_port
 
 from _appsupport import APP_KEY, APP_SECRET, GROUP, USERS
-from dingpush import AsyncApp, Backoff, callback_sign
+from dingpush import AsyncApp, Backoff, callback_sign, parse_incoming
 from dingpush.alerts import AlertSettings, Person, Route
 from dingpush.relay import AlertReceivers, AppTarget, Relay, RelayServer, RelaySettings
+from dingpush.relay._chat import ChatCommands
 from dingpush.relay._incidents import EventKind, Incident, IncidentState
 from dingpush.relay._receivers import ChatReceivers, ReceivingApp
 from dingpush.relay.stores import MemoryIncidentStore
@@ -141,10 +142,42 @@ def test_ack_by_number_and_a_second_ack_keeps_the_first(loop: Loop) -> None:
     assert loop.last_reply() == "There is no incident #999."
 
 
+def test_a_second_bare_ack_says_who_took_it(loop: Loop) -> None:
+    # Two people type "ack" at once (docs/oncall.md's example): the second learns who was first.
+    incident = loop.open()
+    loop.say("ack", user="bob")
+    loop.say("ack")
+    assert loop.last_reply() == f"#{incident.number} was already acknowledged by Bob"
+    assert loop.incident(incident.number).acknowledged_by == "Bob"
+
+
 def test_a_person_not_in_the_directory_is_named_by_user_id(loop: Loop) -> None:
     incident = loop.open()
     loop.say("ack", user="user123")
     assert loop.last_reply() == f"#{incident.number} acknowledged by user123"
+
+
+def test_a_sender_without_a_user_id_is_not_taken_for_a_person_of_the_directory() -> None:
+    # An external guest (no senderStaffId) who calls themselves Alice is not the directory's.
+    commands = ChatCommands(
+        MemoryIncidentStore(), targets={}, people=[Person(name="Alice", user_id="alice")]
+    )
+    body = {"msgtype": "text", "text": {"content": "ack 1"}, "conversationType": "2"}
+    guest = parse_incoming(json.dumps({**body, "senderNick": "Alice"}))
+    assert commands.person(guest) == "Alice (no userId)"
+    member = parse_incoming(json.dumps({**body, "senderNick": "Mallory", "senderStaffId": "alice"}))
+    assert commands.person(member) == "Alice"
+
+
+def test_status_lists_the_newest_twenty_with_short_titles(loop: Loop) -> None:
+    # 30 incidents with 2,000-character titles made a 60 KB answer, over what DingTalk takes.
+    opened = [loop.open("x" * 2000, group_key=f"g{n}") for n in range(30)]
+    loop.say("status")
+    lines = loop.last_reply().splitlines()
+    assert lines[0] == "Open incidents (30):" and len(lines) == 22
+    assert lines[1].startswith(f"- #{opened[10].number} {'x' * 119}…: open, ")
+    assert lines[-1] == "… and 10 older (the relay's dashboard lists them all)"
+    assert len(loop.last_reply().encode()) < 5000
 
 
 def test_status_help_and_what_is_not_understood(loop: Loop) -> None:
@@ -192,6 +225,13 @@ def test_a_forged_or_stale_callback_is_refused_and_changes_nothing(loop: Loop) -
         assert answer.status_code == 403, answer.text
         assert reason in answer.json()["detail"]
         assert APP_SECRET not in answer.text
+    huge = httpx.post(url, content=b"x" * (300 * 1024), headers={"timestamp": str(now)})
+    assert huge.status_code == 413 and "did not come from DingTalk" in huge.json()["detail"]
+    assert "max_body" not in huge.text  # a setting for senders, not the callback's limit
+    # A sign that is not ASCII and a timestamp no float holds are refused too, not a 500.
+    for raw in ((str(now).encode(), b"\xe9"), (b"9" * 400, b"x")):
+        answer = httpx.post(url, content=body, headers=[(b"timestamp", raw[0]), (b"sign", raw[1])])
+        assert answer.status_code == 403, answer.text
     assert loop.incident(incident.number).state is IncidentState.OPEN
     good = httpx.post(
         url,
@@ -277,6 +317,16 @@ def test_alertmanager_down_is_answered_and_noted(dingtalk_emulator: EmulatorServ
         dingtalk_emulator.emulator.update_app("ops", callback_url=f"{server.url}/callbacks/ops")
         loop = Loop(dingtalk_emulator, server, store)
         incident = loop.open()
+        # Longer than silence_max (7d): answered before Alertmanager is asked, and a duration
+        # past year 9999 (it crashed the callback with a 500) is no different.
+        for typo in ("silence 99999h", "silence 99999999999999d"):
+            loop.say(typo)
+            assert loop.last_reply() == (
+                f"#{incident.number} was not silenced: a silence from the chat lasts at most "
+                "7d. Ask for 7d or less, or make a longer one in Alertmanager's page (the "
+                "relay's admin sets [relay] silence_max)"
+            )
+        assert loop.incident(incident.number).timeline[-1].kind is EventKind.OPENED
         loop.say("silence 1h")
         reply = loop.last_reply()
         assert reply.startswith(

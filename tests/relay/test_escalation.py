@@ -15,11 +15,11 @@ import pytest
 from _appsupport import APP_KEY, APP_SECRET
 from dingpush import AsyncApp
 from dingpush.alerts import AlertSettings, Person, Route, sample
-from dingpush.relay import AlertReceivers, Relay
+from dingpush.relay import AlertReceivers, Relay, RobotTarget
 from dingpush.relay._escalation import Escalation, step_key
 from dingpush.relay._incidents import EventKind, Incident, IncidentState
 from dingpush.relay._oncall import OnCall, Policy, Schedule, Step, parse_instant
-from dingpush.relay._targets import AppTarget
+from dingpush.relay._targets import AppTarget, RelayTarget
 from dingpush.relay.stores import MemoryStore
 from dingpush.testing import EmulatorServer, FakeClock
 
@@ -56,6 +56,8 @@ def build(
     store: MemoryStore | None = None,
     paid_ding: bool = True,
     permissions: tuple[str, ...] | None = None,
+    robot: str | None = None,
+    **settings: typing.Any,
 ) -> Relay:
     server.emulator.clock = clock
     server.add_app(
@@ -82,10 +84,14 @@ def build(
         oncall=oncall,
         policies={"ops": "page"},
     )
+    targets: list[RelayTarget] = [target("ops-group", groups[0]), target("leads", groups[1])]
+    if robot is not None:  # a webhook robot's group, which cannot receive "@robot ack"
+        server.add_robot(robot, f"{robot}-token-0123456789")
+        targets.append(RobotTarget(robot, server.webhook_url(robot)))
     return Relay(
-        [target("ops-group", groups[0]), target("leads", groups[1])],
+        targets,
         store=store if store is not None else MemoryStore(clock=clock),
-        settings=fast_settings(escalation_poll=3600.0),
+        settings=fast_settings(escalation_poll=3600.0, **settings),
         clock=clock,
         alerts=receivers,
     )
@@ -266,6 +272,70 @@ async def test_steps_run_in_order_and_a_notify_step_reaches_its_target(
         assert (after.step, after.due_at) == (2, None)
         assert relay.metrics.labelled_value("escalation_steps", "page", "notify") == 1
         assert relay.metrics.labelled_value("escalation_steps", "page", "ding") == 1
+
+
+async def test_an_alert_that_fires_again_after_resolving_is_a_new_message_and_incident(
+    dingtalk_emulator: EmulatorServer, clock: FakeClock
+) -> None:
+    # Firing, resolved, firing again within dedup_window: the same notification twice. The
+    # second firing was taken for a retry of the first (duplicate), so the group never saw it
+    # and the new incident pointed at the old incident's messages.
+    relay = build(dingtalk_emulator, clock, policy())
+    _, firing = sample("alertmanager-firing")
+    _, resolved = sample("alertmanager-resolved")
+    async with serving(relay) as http:
+        answers = []
+        for body in (firing, resolved, firing):
+            reply = await http.post("/alertmanager/ops", json=body)
+            assert reply.status_code == 200, reply.text
+            answers.append(reply.json()["messages"])
+            clock.advance(5)
+        assert [m["duplicate"] for m in answers[2]] == [False]
+        second, first = await relay.incidents.list_incidents()
+        assert (first.state, second.state) == (IncidentState.RESOLVED, IncidentState.OPEN)
+        assert not set(first.message_ids) & set(second.message_ids)
+        assert answers[2][0]["id"] in second.message_ids
+        again = await http.post("/alertmanager/ops", json=firing)  # the sender's retry
+        assert [m["duplicate"] for m in again.json()["messages"]] == [True]
+
+
+@pytest.mark.parametrize("linked", [True, False])
+async def test_a_notify_step_to_a_webhook_robot_carries_the_ack_link_not_the_chat_command(
+    dingtalk_emulator: EmulatorServer, clock: FakeClock, linked: bool
+) -> None:
+    links: dict[str, typing.Any] = {
+        "public_url": "http://relay",
+        "ack_secret": "ack-secret-0123456789-abcdef",
+    }
+    relay = build(
+        dingtalk_emulator,
+        clock,
+        policy(Step(after=90, notify="team")),
+        robot="team",
+        **(links if linked else {}),
+    )
+    async with serving(relay) as http:
+        _, body = sample("alertmanager-firing")
+        body = copy.deepcopy(body)
+        body["commonLabels"]["alertname"] = "[click](http://evil.example)"  # the sender's text
+        assert (await http.post("/alertmanager/ops", json=body)).status_code == 200
+        incident = await the_incident(relay)
+        clock.advance(90)
+        assert await engine(relay).tick() == 1
+
+        def escalation() -> str:
+            sent = dingtalk_emulator.emulator.messages(robot="team")
+            return sent[0].payload["markdown"]["text"] if sent else ""
+
+        await eventually(lambda: bool(escalation()), what="the team's message")
+        text = escalation()
+        assert "Not acknowledged after 1m30s" in text  # not "after 2 min"
+        assert "@robot" not in text  # a webhook robot hears nothing
+        assert "](http://evil.example)" not in text  # a label is text, not a link
+        if linked:
+            assert f"[Acknowledge #{incident.number}](http://relay/ack/{incident.number}/" in text
+        else:
+            assert "Acknowledge it in the relay's dashboard" in text
 
 
 async def test_without_the_paid_quota_an_in_app_ding_goes_and_the_timeline_says_so(

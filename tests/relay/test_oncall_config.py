@@ -248,6 +248,10 @@ def test_policies_and_schedules_are_read(tmp_path: pathlib.Path) -> None:
         (('every = "7d"', 'every = "7d"\ntimezone = "Mars/Olympus"'), "timezone", "unknown"),
         (('targets = ["room"]', 'targets = ["leads"]'), "routes.ops", "is an app target"),
         (("repeat = true", 'repeat = true\nvia = "leads"'), "policies.page.via", "not an app"),
+        (('after = "15m"', 'after = "1m"'), "policies.page", "must not decrease"),
+        # The advice was "leave it out to have none", but left out it is "app", the default.
+        (('fallback = "app"', 'fallback = "sms"'), "steps[0].fallback", 'or "none"'),
+        (('every = "7d"', 'every = "0s"'), "schedules.oncall.every", "longer than zero. Fix"),
     ],
 )
 def test_a_bad_policy_or_schedule_names_the_key_and_the_fix(
@@ -258,7 +262,8 @@ def test_a_bad_policy_or_schedule_names_the_key_and_the_fix(
         load_relay(_write(tmp_path, GOOD.replace(change[0], change[1], 1)))
     text = str(caught.value)
     assert key in text and message in text, text
-    assert any(word in text for word in ("Fix", "write", "use", "add")), text
+    assert any(word in text for word in ("Fix", "write", "use", "add", "order")), text
+    assert f"{key}: {key}:" not in text  # the key once, not again from the value's own error
 
 
 def test_policies_without_routes_are_a_problem(tmp_path: pathlib.Path) -> None:

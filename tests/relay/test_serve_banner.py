@@ -50,6 +50,7 @@ ack_link_ttl = "2h"
         "https://relay.example.com/callbacks/corp too"
     ) in lines
     assert "  silences: Alertmanager at http://127.0.0.1:9093" in lines
+    assert not [line for line in lines if "loopback address" in line]  # Stream mode, public_url
     assert lines[-1].startswith("  outbox: ")
     for secret in (ACK_SECRET, AM_PASSWORD, "app-secret-0123456789abcdef0123456789"):
         assert secret not in text
@@ -66,6 +67,11 @@ def test_what_is_off_says_how_to_switch_it_on(tmp_path: pathlib.Path) -> None:
     ) in lines
     assert "  silences: off  (set alertmanager_url under [relay])" in lines
     assert APP_SECRET not in "\n".join(lines)
+    # The callback URL printed is the relay's loopback address: DingTalk can never call it.
+    assert (
+        "  chat: DingTalk cannot call a loopback address: set public_url under [relay] (an "
+        'HTTPS name DingTalk reaches), or receive = "stream"'
+    ) in lines
 
 
 def test_a_relay_without_alerts_or_chat_says_nothing_of_them(tmp_path: pathlib.Path) -> None:

@@ -150,13 +150,14 @@ def verify_callback(
             "the callback has no timestamp/sign headers: it did not come from DingTalk",
             reason="missing",
         )
-    try:
-        timestamp_ms = int(timestamp)
-    except ValueError:
+    # Epoch milliseconds are 13 ASCII digits: anything else (a sign, spaces, 400 digits that
+    # no float holds) is refused here rather than failing further down.
+    if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 16):
         raise CallbackRejected(
             f"the callback's timestamp {timestamp[:20]!r} is not epoch milliseconds",
             reason="timestamp",
-        ) from None
+        )
+    timestamp_ms = int(timestamp)
     if abs(now * 1000 - timestamp_ms) > window_ms:
         raise CallbackRejected(
             f"the callback's timestamp is {abs(now * 1000 - timestamp_ms) / 1000:.0f} s away "
@@ -164,7 +165,9 @@ def verify_callback(
             "or a clock out of sync (check NTP)",
             reason="timestamp",
         )
-    if not hmac.compare_digest(callback_sign(app_secret, timestamp_ms), signature):
+    # Bytes: compare_digest refuses str with non-ASCII characters (a header may carry any).
+    expected = callback_sign(app_secret, timestamp_ms).encode()
+    if not hmac.compare_digest(expected, signature.encode("utf-8", "replace")):
         raise CallbackRejected(
             "the callback's sign does not match: it was not signed with this app's AppSecret "
             "(check the secret, or the request is forged)",

@@ -36,8 +36,8 @@ def encoded_sign(secret: str, timestamp_ms: int) -> str:
 
 def verify_signature(secret: str, timestamp: str, signature: str) -> bool:
     """Check a decoded ``sign`` against ``timestamp`` in constant time."""
-    try:
-        timestamp_ms = int(timestamp)
-    except ValueError:
+    if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 16):
         return False
-    return hmac.compare_digest(sign(secret, timestamp_ms), signature)
+    # Bytes: compare_digest refuses str with non-ASCII characters (a query may carry any).
+    expected = sign(secret, int(timestamp)).encode()
+    return hmac.compare_digest(expected, signature.encode("utf-8", "replace"))

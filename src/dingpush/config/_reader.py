@@ -371,6 +371,9 @@ class Reader:
         return self.source.line_of(path)
 
     def problem(self, path: KeyPath, message: str, fix: str = "") -> None:
+        # A value's own error may already name its key ("people.bob: give user_id…"), as it
+        # must when raised outside a file; the problem names it once.
+        message = message.removeprefix(f"{dotted(path)}: ")
         self.problems.append(Problem(self.source.path, self.line(path), dotted(path), message, fix))
 
     def fail(self, path: KeyPath, message: str, fix: str = "") -> typing.NoReturn:

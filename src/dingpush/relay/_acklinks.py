@@ -133,10 +133,12 @@ class AckLinks:
     def check(self, number: int, token: str, *, now: float | None = None) -> Checked:
         """The token's expiry if it is this incident's and still valid; else ``LinkRefused``."""
         expiry, dot, mac = token.partition(".")
-        if not dot or not expiry.isdigit() or len(expiry) > 12:
+        if not dot or not (expiry.isascii() and expiry.isdigit()) or len(expiry) > 12:
             raise LinkRefused(404, "Not a valid link", "This link is not an acknowledgement link.")
         expires_at = int(expiry)
-        if not hmac.compare_digest(_mac(self._secret, number, expires_at), mac):
+        # Bytes: compare_digest refuses str with non-ASCII characters (a path may carry any).
+        given = mac.encode("utf-8", "replace")
+        if not hmac.compare_digest(_mac(self._secret, number, expires_at).encode(), given):
             raise LinkRefused(
                 403,
                 "Not a valid link",
@@ -185,6 +187,13 @@ class AckLinks:
     async def _acknowledge(self, request: Request, incident: Incident, token: str) -> Response:
         form = (await read_body(request, 4096)).decode("utf-8", "replace")
         name = _form_value(form, "name")[:NAME_MAX].strip()
+        if not name.isprintable():  # a line break would forge a line in the group's message
+            raise LinkRefused(
+                400,
+                "Not a name",
+                "A name is one line of text, without control characters: go back and type "
+                "it again.",
+            )
         who = name or "someone with the link"
         if incident.state is not IncidentState.OPEN:
             raise LinkRefused(409, f"#{incident.number} is {incident.state}", _settled(incident))

@@ -13,7 +13,8 @@ retry), and 4xx only for a body that can never succeed (Alertmanager drops it): 
 not JSON, 422 with a JSON pointer for JSON that breaks the sender's schema; neither is stored.
 
 Each message's idempotency key is made of its route, the group key, the status, every alert's
-fingerprint and status, its target and a time bucket of ``dedup_window`` seconds: a sender that
+fingerprint and status, its target, its incident's number (if it opens one) and a time bucket
+of ``dedup_window`` seconds: a sender that
 re-sends the same notification (its retry after a lost answer, a timeout) makes no second
 message, while a reminder a ``repeat_interval`` later is a new one (unless the route's
 ``repeat_window`` holds it back).
@@ -247,7 +248,7 @@ class AlertReceivers:
                 exc.status, relay.redact(str(exc)), pointer=exc.pointer, rule=exc.rule
             ) from None
         now = relay.clock.time()
-        numbers = await _ack_numbers(relay, outcome.messages, outcome.kind, now)
+        numbers = await _incident_numbers(relay, outcome.messages, outcome.kind, now)
         batch: list[tuple[Accepted, str | None]] = []
         seen: dict[tuple[str, str], int] = {}
         for item in outcome.messages:
@@ -268,7 +269,8 @@ class AlertReceivers:
                 ) from None
             index = seen.get((item.repeat_key, item.target), 0)
             seen[(item.repeat_key, item.target)] = index + 1
-            key = self.idempotency_key(item.repeat_key, item.target, index, now)
+            episode = item.repeat_key if number is None else f"{item.repeat_key}\x00#{number}"
+            key = self.idempotency_key(episode, item.target, index, now)
             batch.append((accepted, key))
         answers = await relay.enqueue_many(batch) if batch else []
         if relay.escalation is not None and outcome.messages:
@@ -310,24 +312,25 @@ class AlertReceivers:
         )
 
 
-async def _ack_numbers(
+async def _incident_numbers(
     relay: Relay, messages: Sequence[AlertMessage], kind: str, now: float
 ) -> dict[tuple[str, str], int]:
-    """The incident numbers the signed ack links of webhook-robot messages name.
+    """The incident of each firing alert group, opened before its messages are committed.
 
-    Only with ``ack_secret`` (``relay.ack_links``) and incidents (``relay.escalation``): the
-    incident of each firing alert group sent to a robot or pool target is opened before its
-    messages are committed, so that they can carry the link (``notified`` finds it after).
+    Its number goes into the messages' idempotency keys: a group that fires, resolves and
+    fires again within ``dedup_window`` sends the same notification twice, and the second is
+    a new incident whose messages must reach the chat, not be taken for the first's. It is
+    also what the signed ack links of webhook-robot messages name. ``notified`` finds the same
+    incident after the commit; a sender's retry finds it too, and so the same keys.
     """
-    if relay.ack_links is None or relay.escalation is None:
+    if relay.escalation is None:
         return {}
     groups: dict[tuple[str, str], list[AlertMessage]] = {}
     for item in messages:
         groups.setdefault((item.route, item.group_key), []).append(item)
     numbers = {}
     for key, items in groups.items():
-        linked = any(getattr(relay.targets.get(i.target), "kind", None) in LINKED for i in items)
-        if items[0].status != "resolved" and linked and relay.escalation.opens(key[0], kind):
+        if items[0].status != "resolved" and relay.escalation.opens(key[0], kind):
             incident = await relay.escalation.open_for(items[0], [i.target for i in items], now)
             numbers[key] = incident.number
     return numbers

@@ -122,6 +122,16 @@ POLICY = Table(
     extra=("steps",),
     unknown="unknown policy setting",
 )
+
+
+def _fallback(value: str) -> str | None:
+    return None if value in ("app", "none") else f"{value!r} is not a fallback"
+
+
+def _turn(seconds: float) -> str | None:
+    return None if seconds > 0 else "must be longer than zero"
+
+
 #: One of a policy's ``steps = [{…}, …]``.
 STEP = Table(
     "a policy step",
@@ -129,7 +139,14 @@ STEP = Table(
         Field("after", DURATION, required=True, example='"5m"', help="from the alert's opening"),
         Field("ding", NONEMPTY, help="a schedule or a person to DING"),
         Field("remind", NONEMPTY, help='the DING\'s reminder: "app", "sms" or "phone"'),
-        Field("fallback", NONEMPTY, help='"app" (default): an in-app DING without quota; "none"'),
+        Field(
+            "fallback",
+            NONEMPTY,
+            rule=_fallback,
+            fix='write "app" (an in-app DING when the SMS/phone quota is missing; the default) '
+            'or "none"',
+            help='"app" (default): an in-app DING without quota; "none"',
+        ),
         Field("notify", NONEMPTY, help="a target the alert is sent to"),
     ),
     unknown="unknown step setting",
@@ -140,7 +157,15 @@ SCHEDULE = Table(
     (
         Field("people", STRINGS, required=True, help="who takes turns ([people.NAME])"),
         Field("start", NONEMPTY, required=True, example='"2026-11-30T09:00+08:00"'),
-        Field("every", DURATION, required=True, example='"7d"', help="the length of a turn"),
+        Field(
+            "every",
+            DURATION,
+            required=True,
+            rule=_turn,
+            fix='write the length of a turn, e.g. "7d"',
+            example='"7d"',
+            help="the length of a turn",
+        ),
         Field("timezone", NONEMPTY, help="turns change at the same local time in this zone"),
     ),
     extra=("overrides",),

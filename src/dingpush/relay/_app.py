@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import typing
 from collections.abc import AsyncIterator, Sequence
 
@@ -120,8 +121,13 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return problem(HTTPProblem(status, detail))
 
 
+#: A signed ack link's token (``/ack/N/TOKEN``) acknowledges the incident: never logged.
+_ACK_TOKEN = re.compile(r"^(/ack/[^/]*/).+")
+
+
 async def _unexpected(request: Request, exc: Exception) -> Response:
-    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    path = _ACK_TOKEN.sub(r"\1…", request.url.path)
+    log.exception("unexpected error on %s %s", request.method, path)
     return problem(
         HTTPProblem(500, "the relay failed to answer this request; its log has the details")
     )

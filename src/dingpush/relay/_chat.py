@@ -50,6 +50,10 @@ class Tell(typing.Protocol):
     ) -> None: ...
 
 
+#: How many incidents ``status`` lists (the newest), and how much of each title it shows: the
+#: answer must stay well within what DingTalk takes in a text message (20,000 bytes).
+STATUS_LINES = 20
+TITLE_MAX = 120
 #: The states ``status`` lists and a bare ``silence`` may pick (not resolved).
 LIVE = (IncidentState.OPEN, IncidentState.ACKNOWLEDGED, IncidentState.SILENCED)
 
@@ -77,6 +81,8 @@ class ChatCommands:
         people: the people directory (``[people.NAME]``), to name who acknowledged.
         silences: the Alertmanager client (``[relay] alertmanager_url``); without one,
             ``silence`` answers how to set it up.
+        silence_max: the longest silence made from the chat, in seconds
+            (``[relay] silence_max``).
         clock: where time comes from.
         tell: sends a text to an incident's targets but some (the relay's ``tell``): the
             other groups an alert went to learn that it was acknowledged or silenced.
@@ -89,6 +95,7 @@ class ChatCommands:
         targets: Mapping[str, RelayTarget],
         people: Iterable[Person] = (),
         silences: Silences | None = None,
+        silence_max: float = 7 * 86400.0,
         clock: Clock | None = None,
         tell: Tell | None = None,
     ) -> None:
@@ -96,6 +103,7 @@ class ChatCommands:
         self.targets = targets
         self._names = {p.user_id: p.name for p in people if p.user_id}
         self.silences = silences
+        self.silence_max = silence_max
         self.clock = clock or SYSTEM_CLOCK
         self.tell = tell
 
@@ -109,11 +117,18 @@ class ChatCommands:
             log.warning("telling #%d's other targets failed: %s", incident.number, exc)
 
     def person(self, message: IncomingMessage) -> str:
-        """Who sent it: their name in the directory, else their userId, else their nick."""
+        """Who sent it: their name in the directory, else their userId, else their nick.
+
+        A nick is whatever the sender calls themselves (an external user has no userId, nor
+        does anyone before the robot is published): it is marked, so that a guest calling
+        themselves "alice" is not recorded as the directory's alice.
+        """
         user = message.sender_user_id
         if user and user in self._names:
             return self._names[user]
-        return user or message.sender_nick or "someone"
+        if user:
+            return user
+        return f"{message.sender_nick or 'someone'} (no userId)"
 
     def scope(self, message: IncomingMessage) -> list[str]:
         """The targets that post into the conversation the message was written in."""
@@ -183,6 +198,11 @@ class ChatCommands:
 
     async def _ack(self, message: IncomingMessage, command: Command) -> Answer:
         picked = await self._pick(message, command, (IncidentState.OPEN,))
+        if isinstance(picked, str) and command.number is None and self.scope(message):
+            # Two people typed "ack" at once: the second learns who took it, as "ack 42" does.
+            taken = await self._newest(message, LIVE)
+            if taken is not None:
+                return Answer(_not_open(taken), command, taken)
         if isinstance(picked, str):
             return Answer(picked, command)
         who = self.person(message)
@@ -212,6 +232,15 @@ class ChatCommands:
             )
         who = self.person(message)
         duration = typing.cast(float, command.duration)
+        if duration > self.silence_max:  # "silence 99999h": a typo would mute it for years
+            longest = format_duration(self.silence_max)
+            return Answer(
+                f"#{picked.number} was not silenced: a silence from the chat lasts at most "
+                f"{longest}. Ask for {longest} or less, or make "
+                "a longer one in Alertmanager's page (the relay's admin sets [relay] silence_max)",
+                command,
+                picked,
+            )
         now = self.clock.time()
         try:
             silence = await self.silences.create(
@@ -243,11 +272,20 @@ class ChatCommands:
             return Answer("No open incidents in this chat.", command)
         now = self.clock.time()
         lines = [f"Open incidents ({len(incidents)}):"]
-        for incident in incidents:
+        # The newest STATUS_LINES, titles shortened: a reply DingTalk refuses shows nothing.
+        for incident in incidents[-STATUS_LINES:]:
             minutes = max(0.0, now - incident.opened_at) // 60
             age = format_duration(minutes * 60) if minutes else "<1m"
-            lines.append(f"- #{incident.number} {incident.title}: {_state(incident)}, {age} old")
+            title = _short(incident.title, TITLE_MAX)
+            lines.append(f"- #{incident.number} {title}: {_state(incident)}, {age} old")
+        if len(incidents) > STATUS_LINES:
+            hidden = len(incidents) - STATUS_LINES
+            lines.append(f"… and {hidden} older (the relay's dashboard lists them all)")
         return Answer("\n".join(lines), command)
+
+
+def _short(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _state(incident: Incident) -> str:

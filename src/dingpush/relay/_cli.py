@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import sys
 import typing
+import urllib.parse
 from collections.abc import Callable
 
 from dingpush.serving import CannotListen, bind_socket
 
 from ._logging import relay_log_lines
 from ._serve import embedded, serve
+from ._settings import is_loopback
 
 if typing.TYPE_CHECKING:
     from ._relay import Relay
@@ -138,6 +140,12 @@ def _oncall_lines(relay: Relay, url: str) -> list[str]:
                 f"  chat {name}: Stream mode (no public URL needed); callback URL {callback} too"
                 if chat.mode == "stream"
                 else f"  chat {name}: callback URL {callback}  (the robot's message receiving URL)"
+            )
+        host = urllib.parse.urlsplit(public).hostname or ""
+        if chat.mode != "stream" and is_loopback(host):  # copied into the console, never called
+            lines.append(
+                "  chat: DingTalk cannot call a loopback address: set public_url under [relay] "
+                '(an HTTPS name DingTalk reaches), or receive = "stream"'
             )
         silences = relay.silences
         lines.append(

@@ -36,7 +36,9 @@ _ALIASES: dict[str, CommandName] = {
     "help": "help",
     "?": "help",
 }
-_NUMBER = re.compile(r"#?(\d{1,9})")
+_NUMBER = re.compile(r"#?(\d+)")
+#: Incident numbers have at most this many digits (a store's integer column holds them).
+_NUMBER_DIGITS = 9
 _MENTION = re.compile(r"@\S+")
 
 
@@ -53,6 +55,15 @@ class Command:
     problem: str | None = None
 
 
+#: How much of what a person wrote an answer quotes back: a 100 KB message is not echoed.
+QUOTED_MAX = 40
+
+
+def _quoted(text: str) -> str:
+    """``text`` in quotes, as ``repr`` gives it, shortened to ``QUOTED_MAX`` characters."""
+    return repr(text if len(text) <= QUOTED_MAX else text[: QUOTED_MAX - 1] + "…")
+
+
 def _help(problem: str) -> Command:
     return Command("help", problem=problem)
 
@@ -67,29 +78,33 @@ def parse_command(text: str) -> Command:
     head, rest = words[0].lower(), words[1:]
     name = _ALIASES.get(head)
     if name is None:
-        return _help(f"{words[0]!r} is not a command")
+        return _help(f"{_quoted(words[0])} is not a command")
     if name in ("status", "help"):
         if rest:
             return _help(f"{name} takes nothing after it")
         return Command(name)
     number = None
     if rest and (match := _NUMBER.fullmatch(rest[0])):
+        if len(match.group(1)) > _NUMBER_DIGITS:
+            return _help(
+                f"{_quoted(rest[0])} is not an incident number: give the number of the alert"
+            )
         number = int(match.group(1))
         rest = rest[1:]
     if name == "ack":
         if rest:
-            return _help(f"ack takes an incident number at most, not {' '.join(rest)!r}")
+            return _help(f"ack takes an incident number at most, not {_quoted(' '.join(rest))}")
         return Command("ack", number)
     if not rest:
         return _help("silence needs a duration, e.g. silence 2h")
     if len(rest) > 1:
-        return _help(f"silence takes one duration, not {' '.join(rest)!r}")
+        return _help(f"silence takes one duration, not {_quoted(' '.join(rest))}")
     if rest[0].isdigit():  # "silence 42 30": a duration needs its unit
-        return _help(f"{rest[0]!r} has no unit: write e.g. 30m or 2h")
+        return _help(f"{_quoted(rest[0])} has no unit: write e.g. 30m or 2h")
     try:
         duration = parse_duration(rest[0].lower())
     except ValueError:
-        return _help(f"{rest[0]!r} is not a duration: write e.g. 30m, 2h or 1d")
+        return _help(f"{_quoted(rest[0])} is not a duration: write e.g. 30m, 2h or 1d")
     if duration <= 0:
         return _help("a silence must last longer than zero")
     return Command("silence", number, duration)

@@ -25,6 +25,7 @@ import functools
 import os
 import pathlib
 import typing
+import urllib.parse
 from collections.abc import Callable, Mapping
 
 from dingpush import ConfigError, Rate
@@ -60,6 +61,7 @@ from ._receivers import ChatReceivers, ReceivingApp
 from ._relay import Relay
 from ._settings import (
     API_TOKEN_FIX,
+    API_TOKEN_MIN_LENGTH,
     RECEIVE_MODES,
     RELAY_RETRY,
     RelaySettings,
@@ -82,7 +84,18 @@ def _positive(seconds: float) -> str | None:
 
 
 def _receive_mode(mode: str) -> str | None:
-    return None if mode in RECEIVE_MODES else "is not a receiving mode"
+    return None if mode in RECEIVE_MODES else f"{mode!r} is not a receiving mode"
+
+
+def _http_url(url: str) -> str | None:
+    parts = urllib.parse.urlsplit(url)
+    return None if parts.scheme in ("http", "https") and parts.hostname else "not an http(s) URL"
+
+
+def _ack_secret(secret: str) -> str | None:
+    if len(secret) < API_TOKEN_MIN_LENGTH:
+        return f"must be at least {API_TOKEN_MIN_LENGTH} characters"
+    return None
 
 
 def _at_least_one(count: int) -> str | None:
@@ -120,10 +133,29 @@ RELAY = Table(
             STRINGS,
             help='the names clients reach the relay by, beyond its own (["*"]: any)',
         ),
-        Field("public_url", NONEMPTY, help="the URL the relay is reached at, e.g. behind a proxy"),
-        Field("alertmanager_url", NONEMPTY, help="Alertmanager's URL, for @robot silence"),
+        Field(
+            "public_url",
+            NONEMPTY,
+            rule=_http_url,
+            fix='write where browsers reach the relay, e.g. "https://relay.example.com"',
+            help="the URL the relay is reached at, e.g. behind a proxy",
+        ),
+        Field(
+            "alertmanager_url",
+            NONEMPTY,
+            rule=_http_url,
+            fix='write Alertmanager\'s base URL, e.g. "http://127.0.0.1:9093"',
+            help="Alertmanager's URL, for @robot silence",
+        ),
         Field("silence_check", DURATION, rule=_positive, fix='write e.g. "60s"'),
-        Field("ack_secret", TEXT, help="the key of signed ack links (webhook robots)"),
+        Field("silence_max", DURATION, rule=_positive, fix='write e.g. "7d"'),
+        Field(
+            "ack_secret",
+            TEXT,
+            rule=_ack_secret,
+            fix=API_TOKEN_FIX,
+            help="the key of signed ack links (webhook robots)",
+        ),
         Field("ack_link_ttl", DURATION, rule=_positive, fix='write e.g. "24h"'),
         Field("receive", NONEMPTY, rule=_receive_mode, fix='write "callback" or "stream"'),
         Field("escalation_poll", DURATION, rule=_positive, fix='write e.g. "1s"'),
@@ -187,6 +219,15 @@ def _settings(
     for key in ("api_tokens", "allowed_hosts"):
         if key in values:
             values[key] = tuple(values[key])
+    if values.get("ack_secret") is not None and values.get("public_url") is None:
+        if "public_url" not in table:  # else public_url's own problem says it all
+            reader.problem(
+                ("relay", "ack_secret"),
+                "signed ack links start with public_url, which is not set",
+                'set public_url = "https://relay.example.com" in [relay] (where people\'s '
+                "browsers reach the relay)",
+            )
+        del values["ack_secret"]  # one problem, not a second one from RelaySettings
     if host is not None:
         values["host"] = host
     if port is not None:

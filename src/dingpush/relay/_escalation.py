@@ -36,9 +36,10 @@ import typing
 import uuid
 from collections.abc import Mapping, Sequence
 
-from dingpush import DingPushError, Markdown
-from dingpush.alerts import AlertMessage
+from dingpush import DingPushError, Markdown, Message
+from dingpush.alerts import AlertMessage, escape_markdown
 
+from ._commands import format_duration
 from ._dispatcher import DING_KIND
 from ._incidents import EventKind, Incident, IncidentState, IncidentStore, TimelineEvent
 from ._oncall import OnCall, Policy, Step
@@ -287,17 +288,30 @@ class Escalation:
         target = self.relay.targets.get(step.notify)
         if target is None:
             return TimelineEvent(now, EventKind.NOTE, None, f"no target {step.notify!r} to notify")
-        minutes = max(round((now - incident.opened_at) / 60), 0)
-        labels = ", ".join(f"{k}={v}" for k, v in sorted(incident.labels.items()))
-        message = Markdown(
+        elapsed = format_duration(max(now - incident.opened_at, 0.0))
+        # The title and labels come from the alert's sender: as text, never as links or markup.
+        labels = escape_markdown(", ".join(f"{k}={v}" for k, v in sorted(incident.labels.items())))
+        title = escape_markdown(incident.title)
+        # Only an app robot hears "@robot ack"; a webhook robot's group gets the signed link.
+        receives = target.kind in ("app-group", "app-users")
+        links = self.relay.ack_links
+        if receives:
+            how = f"Reply `@robot ack {incident.number}` to take it."
+        elif links is not None:
+            how = "Open the link below to take it."
+        else:
+            how = "Acknowledge it in the relay's dashboard (Alerts) to take it."
+        message: Message = Markdown(
             title=f"Escalated #{incident.number}: {incident.title}"[:64],
             text=(
-                f"### Escalated #{incident.number}: {incident.title}\n\n"
-                f"Not acknowledged after {minutes} min (route {incident.route}).\n\n"
+                f"### Escalated #{incident.number}: {title}\n\n"
+                f"Not acknowledged after {elapsed} (route {incident.route}).\n\n"
                 + (f"{labels}\n\n" if labels else "")
-                + f"Reply `@robot ack {incident.number}` to take it."
+                + how
             ),
         )
+        if not receives and links is not None:
+            message = links.decorate(message, incident.number)
         accepted = self.relay.check(target, message.to_payload())
         answer = await self.relay.enqueue(accepted, step_key(incident.number, incident.step))
         await self.incidents.attach_messages(incident.number, [answer.id])

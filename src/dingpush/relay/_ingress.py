@@ -44,7 +44,9 @@ def _signature_error(secret: str, query: typing.Mapping[str, str], now_ms: int) 
     timestamp, given = query.get("timestamp"), query.get("sign")
     if not timestamp or not given:
         return "sign not match: this relay target requires timestamp and sign (加签)"
-    if not timestamp.isdigit() or abs(now_ms - int(timestamp)) > SIGNATURE_WINDOW_MS:
+    if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 16):
+        return "invalid timestamp: not epoch milliseconds"
+    if abs(now_ms - int(timestamp)) > SIGNATURE_WINDOW_MS:
         return "invalid timestamp: more than an hour away from the relay's clock"
     if not hmac.compare_digest(sign(secret, int(timestamp)).encode(), given.encode()):
         return "sign not match"

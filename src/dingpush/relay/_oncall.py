@@ -115,7 +115,7 @@ class Step:
         if self.fallback not in (None, "app"):
             raise ConfigError(
                 f'fallback = {self.fallback!r}: the only fallback is "app" (an in-app DING when '
-                "the SMS/phone quota is missing); leave it out to have none"
+                "the SMS/phone quota is missing; the default); give None to have none"
             )
 
     @property

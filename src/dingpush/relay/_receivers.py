@@ -36,7 +36,7 @@ from dingpush import (
 )
 
 from ._chat import Answer, ChatCommands
-from ._http import HTTPProblem, problem, read_body
+from ._http import BodyTooLarge, HTTPProblem, problem, read_body
 
 if typing.TYPE_CHECKING:
     from ._relay import Relay
@@ -134,6 +134,14 @@ class ChatReceivers:
             body = await read_body(request, CALLBACK_MAX_BODY)
             message = verify_callback(
                 dict(request.headers), body, app.app_secret, now=relay.clock.time()
+            )
+        except BodyTooLarge:  # its advice (raise max_body) is for senders, not for DingTalk
+            return problem(
+                HTTPProblem(
+                    413,
+                    f"the callback's body is over {CALLBACK_MAX_BODY:,} bytes, more than a "
+                    "robot message can be: it did not come from DingTalk",
+                )
             )
         except HTTPProblem as exc:
             return problem(exc)
@@ -326,7 +334,11 @@ def openapi_paths() -> dict[str, dict[str, typing.Any]]:
                     }
                 },
             },
-            "responses": {"200": _html("Acknowledged; the group is told."), **refusals},
+            "responses": {
+                "200": _html("Acknowledged; the group is told."),
+                "400": _html("The name given is not one line of text."),
+                **refusals,
+            },
         },
     }
     return {"/callbacks/{app}": {"post": callback}, "/ack/{number}/{token}": link}

@@ -305,6 +305,7 @@ class Relay:
                 targets=self.targets,
                 people=people,
                 silences=self.silences,
+                silence_max=self.settings.silence_max,
                 clock=self.clock,
                 tell=self.tell,
             )

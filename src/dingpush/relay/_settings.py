@@ -89,6 +89,9 @@ class RelaySettings:
             silences (API v2); ``user:password@`` in it is basic auth, never shown.
         silence_check: Seconds between looks at Alertmanager for silenced incidents whose
             alerts resolved (it sends no notification for silenced alerts).
+        silence_max: The longest silence ``@robot silence`` makes (seconds): a typo such as
+            ``silence 99999h`` would otherwise mute the alerts for years. Longer silences
+            are made in Alertmanager's own page.
         ack_secret: The key signed ack links are made with (HMAC); needs ``public_url``.
             At least 16 characters; never shown.
         ack_link_ttl: Seconds a signed ack link stays valid.
@@ -118,6 +121,7 @@ class RelaySettings:
     public_url: str | None = None
     alertmanager_url: str | None = field(default=None, repr=False)
     silence_check: float = 60.0
+    silence_max: float = 7 * 86400.0
     ack_secret: str | None = field(default=None, repr=False)
     ack_link_ttl: float = 86400.0
     receive: str = "callback"
@@ -178,6 +182,8 @@ class RelaySettings:
                 )
         if not self.silence_check > 0:
             raise ConfigError("silence_check must be a positive number of seconds")
+        if not self.silence_max > 0:
+            raise ConfigError("silence_max must be a positive number of seconds")
         if not self.ack_link_ttl > 0:
             raise ConfigError("ack_link_ttl must be a positive number of seconds")
         if self.receive not in RECEIVE_MODES:
