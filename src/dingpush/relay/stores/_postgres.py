@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import select
 import typing
 import uuid
 from collections.abc import (
@@ -103,25 +102,6 @@ RETURNING holder
 """
 _RELEASE_TARGETS = "DELETE FROM target_leases WHERE holder = %(holder)s"
 _TARGET_HOLDERS = f"SELECT target, holder FROM target_leases WHERE until > {_DB_NOW}"
-
-
-async def _check_connection(conn: Conn) -> None:
-    """The pool's check before it hands out a connection, without a round trip when it can.
-
-    An idle connection's socket has nothing to read until the server says something: that it
-    is terminating the session (a restart, ``pg_terminate_backend``), or the end of the
-    connection. Only then is the pool's own check (an empty statement, a round trip) run, and
-    it finds the connection broken; a quiet socket costs a ``select()`` instead of one round
-    trip per operation (two per delivery, one per batch of enqueues).
-    """
-    if conn.closed:
-        raise psycopg.OperationalError("the connection is closed")
-    try:
-        said = bool(select.select([conn.fileno()], [], [], 0)[0])
-    except (OSError, ValueError):
-        said = True
-    if said:
-        await psycopg_pool.AsyncConnectionPool.check_connection(conn)
 
 
 class PostgresStore(BaseStore):
@@ -213,7 +193,7 @@ class PostgresStore(BaseStore):
                 configure=self._configure,
                 # A connection the server dropped while idle (a restart, pg_terminate_backend)
                 # is found and replaced before an operation gets it.
-                check=_check_connection,
+                check=psycopg_pool.AsyncConnectionPool.check_connection,
                 timeout=self._lock_timeout,
                 # While the server is unreachable the pool retries with growing pauses; giving
                 # up after this long lets the next operation start afresh, so the store is
