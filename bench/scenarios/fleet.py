@@ -3,14 +3,18 @@
 Every relay is its own process (``python -m dingpush.relay --config``) with
 ``store = "postgresql://…"`` and a schema of the run's own, dropped afterwards; the SQLite
 rows are the single relay of the same run, for comparison. PostgreSQL runs on the same 2-core
-machine as the relays, the load generator and the emulator: compare rows of one run.
+machine as the relays, the load generator and the emulator: compare rows of one run. With
+``BENCH_BASE_PYTHON`` set to another checkout's interpreter, ``fleet-dispatch`` runs that
+checkout's fleet too, its rounds interleaved with this one's.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import os
 import statistics
+import sys
 import time
 import typing
 import uuid
@@ -37,8 +41,12 @@ def _schema() -> Iterator[str]:
             conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
 
 
-def _pg(targets: Sequence[BenchTarget], schema: str, *more: str) -> RelayProcess:
-    return RelayProcess(targets, store=DEFAULT_DSN, extra=[f'schema = "{schema}"', *more])
+def _pg(
+    targets: Sequence[BenchTarget], schema: str, *more: str, python: str = sys.executable
+) -> RelayProcess:
+    return RelayProcess(
+        targets, store=DEFAULT_DSN, extra=[f'schema = "{schema}"', *more], python=python
+    )
 
 
 def _together(urls: Sequence[str], seconds: float) -> dict[str, typing.Any]:
@@ -143,7 +151,7 @@ def _post(urls: Sequence[str], targets: int, total: int, prefix: str = "t") -> N
 
 
 def _dispatch(
-    context: Context, targets: int, window: float, instances: int
+    context: Context, targets: int, window: float, instances: int, python: str = sys.executable
 ) -> tuple[float, float, int, int]:
     """Every target sent one window's worth; (seconds, CPU seconds, delivered, throttles)."""
     context.emulator.reset()
@@ -161,7 +169,9 @@ def _dispatch(
             relays = [stack.enter_context(RelayProcess(specs))]
         else:
             schema = stack.enter_context(_schema())
-            relays = [stack.enter_context(_pg(specs, schema)) for _ in range(instances)]
+            relays = [
+                stack.enter_context(_pg(specs, schema, python=python)) for _ in range(instances)
+            ]
         cpu_before = sum(r.cpu_seconds() for r in relays)
         started = time.monotonic()
         _post([r.url for r in relays], targets, total)
@@ -186,34 +196,57 @@ def fleet_dispatch(context: Context) -> Section:
     """Many targets at their limit across three relays on PostgreSQL, CPU per message."""
     targets = 50 if context.quick else 500
     window = 5.0 if context.quick else 60.0
+    rounds = 2 if context.quick else 3
+    base = os.environ.get("BENCH_BASE_PYTHON")
+    rows = [("1 relay, SQLite (same run)", 0, sys.executable)]
+    if base:
+        rows.append((f"3 relays, PostgreSQL, base (`{base}`)", 3, base))
+    rows.append(("3 relays, PostgreSQL", 3, sys.executable))
     section = Section(
         f"{targets} targets at their limit across 3 relays on PostgreSQL",
         f"{targets} robots at 20/{window:g} s, each sent one window's worth (20 messages) at "
         "once, the batches spread over the relays; coalescing off, so each message goes alone. "
         "Three relays share one PostgreSQL schema (one budget per robot, one instance per "
         "target at a time); the SQLite row is one relay of the same run. Relay CPU is the "
-        "relays' processes' user + system time from the first post to the last delivery."
+        "relays' processes' user + system time from the first post to the last delivery. "
+        f"Median (by CPU per message) of {rounds} rounds, the rows interleaved round by round; "
+        "the CPU per message of every round is listed."
         + (f" Quick mode: {targets} targets, {window:g} s windows." if context.quick else ""),
-        ["relays", "delivered", "throttle replies", "all sent in", "relay CPU", "CPU per message"],
+        [
+            "relays",
+            "delivered",
+            "throttle replies",
+            "all sent in",
+            "relay CPU",
+            "CPU per message",
+            "every round",
+        ],
     )
-    for label, instances in (("1 relay, SQLite (same run)", 0), ("3 relays, PostgreSQL", 3)):
-        elapsed, cpu, done, throttles = _dispatch(context, targets, window, instances)
-        total = targets * 20
+    total = targets * 20
+    runs: dict[str, list[tuple[float, float, int, int]]] = {label: [] for label, _, _ in rows}
+    for _ in range(rounds):  # interleaved, so that a noisy neighbour slows every row alike
+        for label, instances, python in rows:
+            runs[label].append(_dispatch(context, targets, window, instances, python))
+    for label, _, _ in rows:
+        each = sorted(runs[label], key=lambda r: r[1] / max(r[2], 1))
+        elapsed, cpu, done, _ = each[len(each) // 2]
         section.rows.append(
             [
                 label,
                 f"{done}/{total}",
-                str(throttles),
+                str(max(r[3] for r in each)),
                 f"{elapsed:.1f} s",
                 f"{cpu:.1f} s",
                 f"{cpu / max(done, 1) * 1000:.2f} ms",
+                ", ".join(f"{r[1] / max(r[2], 1) * 1000:.2f}" for r in runs[label]),
             ]
         )
     section.notes.append(
-        "Target: 0 throttle replies across the fleet (the budget lives in the database). A "
-        "relay on PostgreSQL spends more CPU per message than one on SQLite: each message "
-        "costs round trips (the shared budget's reservation and stamp, the claim, the settle) "
-        "where SQLite calls a library in the process."
+        "Target: 0 throttle replies across the fleet (the budget lives in the database; the "
+        "column shows the most of any round). A relay on PostgreSQL spends more CPU per "
+        "message than one on SQLite: each message costs round trips (the shared budget's "
+        "reservation and stamp, the claim, the settle) where SQLite calls a library in the "
+        "process."
     )
     return section
 
