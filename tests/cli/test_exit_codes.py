@@ -155,18 +155,6 @@ def test_json_errors(
     settle(env_robot)
 
 
-PYTHON_WORDS = (
-    "split=True",
-    "keyword='",
-    "secret='",
-    "timeout=",
-    "proxy=",
-    "max_wait=",
-    "at=",
-    "orientation=",
-)
-
-
 def test_verbose_adds_details_never_secrets(dingpush: Invoke, env_robot: Robot) -> None:
     env_robot.server.emulator.update_robot("ops", secret="SEC-another-one")
     result = dingpush("send", "-v", "hello")
