@@ -19,6 +19,7 @@ from ._base import check_limit, check_positive
 __all__ = [
     "Change",
     "ChangesByRule",
+    "LivesWithOutbox",
     "acknowledged",
     "advanced",
     "assemble",
@@ -203,3 +204,34 @@ class ChangesByRule:
 
     async def record(self, number: int, event: TimelineEvent) -> Incident:
         return await self._change(number, lambda i: recorded(i, event))
+
+
+class _Outbox(typing.Protocol):
+    async def open(self) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+class LivesWithOutbox:
+    """A SQL incident store kept in its outbox's database, opened and closed with it.
+
+    The outbox opens and closes the connections; these let the store be used on its own in tests.
+    """
+
+    _outbox: _Outbox  # each store names its own outbox class
+
+    def __init__(self, outbox: _Outbox) -> None:
+        self._outbox = outbox
+
+    async def open(self) -> None:
+        await self._outbox.open()
+
+    async def aclose(self) -> None:
+        await self._outbox.aclose()
+
+    async def __aenter__(self) -> typing.Self:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()

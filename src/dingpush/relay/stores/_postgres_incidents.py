@@ -83,11 +83,10 @@ SELECT %(number)s, %(start)s + e.n - 1, e.at, e.kind, e.who, e.detail
 """
 
 
-class PostgresIncidentStore(rules.ChangesByRule):
+class PostgresIncidentStore(rules.LivesWithOutbox, rules.ChangesByRule):
     """Incidents in a :class:`PostgresStore`'s schema (``store.incidents``)."""
 
-    def __init__(self, outbox: PostgresStore) -> None:
-        self._outbox = outbox
+    _outbox: PostgresStore
 
     def __repr__(self) -> str:
         return f"PostgresIncidentStore(schema {self.schema!r})"
@@ -95,20 +94,6 @@ class PostgresIncidentStore(rules.ChangesByRule):
     @property
     def schema(self) -> str:
         return self._outbox.schema
-
-    # Its outbox opens and closes the pool; these let the store be used on its own in tests.
-    async def open(self) -> None:
-        await self._outbox.open()
-
-    async def aclose(self) -> None:
-        await self._outbox.aclose()
-
-    async def __aenter__(self) -> typing.Self:
-        await self.open()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
 
     async def _change(self, number: int, rule: Callable[[Incident], rules.Change]) -> Incident:
         async def operation(conn: Conn, _: float) -> Incident:

@@ -28,28 +28,13 @@ __all__ = ["SQLiteIncidentStore"]
 _LIVE = "state <> 'resolved'"
 
 
-class SQLiteIncidentStore(rules.ChangesByRule):
+class SQLiteIncidentStore(rules.LivesWithOutbox, rules.ChangesByRule):
     """Incidents in an :class:`SQLiteStore`'s file (``store.incidents``)."""
 
-    def __init__(self, outbox: SQLiteStore) -> None:
-        self._outbox = outbox
+    _outbox: SQLiteStore
 
     def __repr__(self) -> str:
         return f"SQLiteIncidentStore({str(self._outbox.path)!r})"
-
-    # Its outbox opens and closes the file; these let the store be used on its own in tests.
-    async def open(self) -> None:
-        await self._outbox.open()
-
-    async def aclose(self) -> None:
-        await self._outbox.aclose()
-
-    async def __aenter__(self) -> typing.Self:
-        await self.open()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
 
     async def _change(
         self, number: int, rule: typing.Callable[[Incident], rules.Change]
