@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import secrets
 import subprocess
 import sys
 import typing
+from collections.abc import Callable, Iterable
 
 import httpx
 
@@ -88,3 +90,18 @@ class EmulatorProcess:
         response = self._http.request(method, f"{self.url}/_emulator{path}", **kwargs)
         response.raise_for_status()
         return response.json()
+
+
+R = typing.TypeVar("R")
+
+
+def command_line(
+    description: str | None, run: Callable[..., Iterable[R]], line: Callable[[R], str]
+) -> None:
+    """A benchmark module's ``main``: ``--quick``, a fresh emulator process, a line per row."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    with EmulatorProcess() as process:
+        for row in run(process.url, quick=args.quick):
+            print(line(row))

@@ -19,7 +19,6 @@ Wall-clock time on a shared machine: noisy; ``run()`` returns the rows for the h
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import socket
 import statistics
@@ -124,17 +123,16 @@ def run(url: str, *, quick: bool = False) -> list[Row]:
 
 
 def main() -> None:
-    from bench._emulator import EmulatorProcess
+    from bench._emulator import command_line
 
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    with EmulatorProcess() as process:
-        for row in run(process.url, quick=args.quick):
-            print(
-                f"{row.mode}: p50 {statistics.median(row.latency_ms):.1f} ms, "
-                f"max {max(row.latency_ms):.1f} ms ({len(row.latency_ms)} runs)"
-            )
+    command_line(
+        __doc__,
+        run,
+        lambda row: (
+            f"{row.mode}: p50 {statistics.median(row.latency_ms):.1f} ms, "
+            f"max {max(row.latency_ms):.1f} ms ({len(row.latency_ms)} runs)"
+        ),
+    )
 
 
 if __name__ == "__main__":

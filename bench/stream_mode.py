@@ -20,7 +20,6 @@ ratios of the same run. ``run()`` returns the rows for the harness.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import statistics
@@ -183,17 +182,16 @@ def run(url: str, *, quick: bool = False) -> list[Row]:
 
 
 def main() -> None:
-    from bench._emulator import EmulatorProcess
+    from bench._emulator import command_line
 
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    with EmulatorProcess() as process:
-        for row in run(process.url, quick=args.quick):
-            print(
-                f"{row.client}: reconnect median {statistics.median(row.reconnect_s):.2f} s, "
-                f"latency median {statistics.median(row.latency_ms):.1f} ms"
-            )
+    command_line(
+        __doc__,
+        run,
+        lambda row: (
+            f"{row.client}: reconnect median {statistics.median(row.reconnect_s):.2f} s, "
+            f"latency median {statistics.median(row.latency_ms):.1f} ms"
+        ),
+    )
 
 
 if __name__ == "__main__":

@@ -294,7 +294,11 @@ class _Alerts:
             **context,
         )
 
-    async def acknowledge(self, request: Request) -> Response:
+    async def _acting(
+        self, request: Request, what: str
+    ) -> tuple[typing.Any, Incident, str] | Response:
+        """A checked form's session, the incident it names and who acts (``by``, else the
+        signed-in label); a refusal page (``what``) when ``by`` is not a name."""
         checked = await self._checked_form(request)
         if isinstance(checked, Response):
             return checked
@@ -303,6 +307,16 @@ class _Alerts:
         given = form.get("by", "").strip()
         try:
             who = check_name(given, "by") if given else session.label
+        except HTTPProblem as exc:
+            return await self._refused(request, session, exc, what)
+        return session, incident, who
+
+    async def acknowledge(self, request: Request) -> Response:
+        acting = await self._acting(request, "Not acknowledged")
+        if isinstance(acting, Response):
+            return acting
+        session, incident, who = acting
+        try:
             await acknowledge_incident(self.relay, incident, who=who, via="dashboard")
         except HTTPProblem as exc:
             return await self._refused(request, session, exc, "Not acknowledged")
@@ -323,16 +337,10 @@ class _Alerts:
 
     async def recall(self, request: Request) -> Response:
         """Recall every message of the incident that can be (a digest once)."""
-        checked = await self._checked_form(request)
-        if isinstance(checked, Response):
-            return checked
-        session, form = checked
-        incident = await find_incident(self.relay, request.path_params["number"])
-        given = form.get("by", "").strip()
-        try:
-            who = check_name(given, "by") if given else session.label
-        except HTTPProblem as exc:
-            return await self._refused(request, session, exc, "Not recalled")
+        acting = await self._acting(request, "Not recalled")
+        if isinstance(acting, Response):
+            return acting
+        session, incident, who = acting
         recalled, problems = 0, []
         done: set[str] = set()
         for message_id in incident.message_ids:

@@ -43,9 +43,24 @@ def _keys(message: OutboxMessage) -> list[str]:
     return [str(k) for k in keys or ()]
 
 
-def _recalled_before(message: OutboxMessage) -> Mapping[str, typing.Any] | None:
+def _recalled_before(message: OutboxMessage) -> list[str]:
+    """The keys (or DING ids) earlier recalls of ``message`` recalled."""
     recall = (message.reply or {}).get("recall")
-    return recall if isinstance(recall, Mapping) else None
+    return [str(k) for k in recall.get("recalled", ())] if isinstance(recall, Mapping) else []
+
+
+def _already_recalled(
+    relay: Relay, message: OutboxMessage, answer: dict[str, typing.Any], done: list[str]
+) -> dict[str, typing.Any]:
+    """The answer when earlier recalls took everything there was: nothing is asked again."""
+    return {
+        **answer,
+        "outcome": "recalled",
+        "recalled": done,
+        "failed": {},
+        "already": True,
+        "message": relay.summary(message),
+    }
 
 
 #: One recall at a time per relay: two people pressing Recall together must not each record
@@ -120,19 +135,10 @@ async def _recall(relay: Relay, message_id: str, *, who: str, via: str) -> dict[
             f"DingTalk returned no processQueryKey for message {message.id!r}, so it cannot be "
             "recalled (protocol §11)",
         )
-    before = _recalled_before(message)
-    done = [str(k) for k in (before or {}).get("recalled", ())]
+    done = _recalled_before(message)
     todo = [k for k in keys if k not in done]
     if not todo:
-        assert before is not None
-        return {
-            **answer,
-            "outcome": "recalled",
-            "recalled": done,
-            "failed": {},
-            "already": True,
-            "message": relay.summary(message),
-        }
+        return _already_recalled(relay, message, answer, done)
     group = (message.reply or {}).get("open_conversation_id")
     try:
         result = await target.recall(todo, group=group if isinstance(group, str) else None)
@@ -201,18 +207,10 @@ async def _recall_ding(
             f"DingTalk returned no openDingId for the DING {message.id!r}, so it cannot be "
             "recalled (protocol §14.2)",
         )
-    before = _recalled_before(message)
-    done = [str(k) for k in (before or {}).get("recalled", ())]
+    done = _recalled_before(message)
     todo = [i for i in ids if i not in done]
     if not todo:
-        return {
-            **answer,
-            "outcome": "recalled",
-            "recalled": done,
-            "failed": {},
-            "already": True,
-            "message": relay.summary(message),
-        }
+        return _already_recalled(relay, message, answer, done)
     now = relay.clock.time()
     try:
         recalled = [*done, *await target.recall_ding(todo)]

@@ -9,7 +9,8 @@ the new snapshot and the events it added.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+import typing
+from collections.abc import Callable, Mapping, Sequence
 
 from dingpush.relay._incidents import EventKind, Incident, IncidentState, TimelineEvent
 
@@ -17,8 +18,12 @@ from ._base import check_limit, check_positive
 
 __all__ = [
     "Change",
+    "ChangesByRule",
+    "LivesWithOutbox",
     "acknowledged",
     "advanced",
+    "assemble",
+    "by_due",
     "check_claim",
     "check_listing",
     "matches",
@@ -125,3 +130,108 @@ def matches(incident: Incident, states: Sequence[IncidentState], target: str | N
     return (not states or incident.state in states) and (
         target is None or target in incident.targets
     )
+
+
+def by_due(claimed: Sequence[Incident]) -> list[Incident]:
+    """Claimed incidents in the order ``claim_due`` promises: oldest due first, then by number."""
+    return sorted(claimed, key=lambda i: (i.due_at or 0.0, i.number))
+
+
+def assemble(
+    numbers: Sequence[int],
+    rows: Mapping[int, typing.Any],
+    messages: Mapping[int, Sequence[str]],
+    events: Mapping[int, Sequence[TimelineEvent]],
+    decode: Callable[[typing.Any], tuple[Mapping[str, str], Sequence[str]]],
+) -> list[Incident]:
+    """The incidents with these numbers, in the order given (those without a row left out).
+
+    ``rows`` are a store's ``incidents`` rows by number; ``decode`` reads a row's labels and
+    targets as that store keeps them (JSON text in SQLite, JSONB and an array in PostgreSQL).
+    """
+    return [
+        _from_row(rows[n], decode(rows[n]), messages.get(n, ()), events.get(n, ()))
+        for n in numbers
+        if n in rows
+    ]
+
+
+def _from_row(
+    row: typing.Any,
+    decoded: tuple[Mapping[str, str], Sequence[str]],
+    messages: Sequence[str],
+    events: Sequence[TimelineEvent],
+) -> Incident:
+    labels, targets = decoded
+    return Incident(
+        number=row["number"],
+        route=row["route"],
+        group_key=row["group_key"],
+        title=row["title"],
+        labels=dict(labels),
+        policy=row["policy"],
+        state=IncidentState(row["state"]),
+        opened_at=row["opened_at"],
+        step=row["step"],
+        due_at=row["due_at"],
+        targets=tuple(targets),
+        message_ids=tuple(messages),
+        acknowledged_by=row["acknowledged_by"],
+        closed_at=row["closed_at"],
+        timeline=tuple(events),
+    )
+
+
+class ChangesByRule:
+    """The contract's operations that apply one rule to one incident, for the SQL stores.
+
+    A store supplies ``_change``: load the incident inside its atomic section (or raise
+    ``IncidentNotFound``), apply the rule and write back what it made.
+    """
+
+    async def _change(self, number: int, rule: Callable[[Incident], Change]) -> Incident:
+        raise NotImplementedError
+
+    async def attach_messages(self, number: int, message_ids: Sequence[str]) -> Incident:
+        ids = list(message_ids)
+        return await self._change(number, lambda i: with_messages(i, ids))
+
+    async def acknowledge(self, number: int, *, who: str, via: str, now: float) -> Incident:
+        return await self._change(number, lambda i: acknowledged(i, who=who, via=via, now=now))
+
+    async def silence(self, number: int, *, who: str, detail: str, now: float) -> Incident:
+        return await self._change(number, lambda i: silenced(i, who=who, detail=detail, now=now))
+
+    async def record(self, number: int, event: TimelineEvent) -> Incident:
+        return await self._change(number, lambda i: recorded(i, event))
+
+
+class _Outbox(typing.Protocol):
+    async def open(self) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+class LivesWithOutbox:
+    """A SQL incident store kept in its outbox's database, opened and closed with it.
+
+    The outbox opens and closes the connections; these let the store be used on its own in tests.
+    """
+
+    _outbox: _Outbox  # each store names its own outbox class
+
+    def __init__(self, outbox: _Outbox) -> None:
+        self._outbox = outbox
+
+    async def open(self) -> None:
+        await self._outbox.open()
+
+    async def aclose(self) -> None:
+        await self._outbox.aclose()
+
+    async def __aenter__(self) -> typing.Self:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()

@@ -83,11 +83,10 @@ SELECT %(number)s, %(start)s + e.n - 1, e.at, e.kind, e.who, e.detail
 """
 
 
-class PostgresIncidentStore:
+class PostgresIncidentStore(rules.LivesWithOutbox, rules.ChangesByRule):
     """Incidents in a :class:`PostgresStore`'s schema (``store.incidents``)."""
 
-    def __init__(self, outbox: PostgresStore) -> None:
-        self._outbox = outbox
+    _outbox: PostgresStore
 
     def __repr__(self) -> str:
         return f"PostgresIncidentStore(schema {self.schema!r})"
@@ -95,20 +94,6 @@ class PostgresIncidentStore:
     @property
     def schema(self) -> str:
         return self._outbox.schema
-
-    # Its outbox opens and closes the pool; these let the store be used on its own in tests.
-    async def open(self) -> None:
-        await self._outbox.open()
-
-    async def aclose(self) -> None:
-        await self._outbox.aclose()
-
-    async def __aenter__(self) -> typing.Self:
-        await self.open()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
 
     async def _change(self, number: int, rule: Callable[[Incident], rules.Change]) -> Incident:
         async def operation(conn: Conn, _: float) -> Incident:
@@ -169,10 +154,6 @@ class PostgresIncidentStore:
 
         return await self._outbox._transaction(operation)
 
-    async def attach_messages(self, number: int, message_ids: Sequence[str]) -> Incident:
-        ids = list(message_ids)
-        return await self._change(number, lambda i: rules.with_messages(i, ids))
-
     async def resolve(self, *, route: str, group_key: str, now: float) -> Incident | None:
         async def operation(conn: Conn, _: float) -> Incident | None:
             row = await (
@@ -184,19 +165,6 @@ class PostgresIncidentStore:
             return await _save(conn, incident, rules.resolved(incident, now))
 
         return await self._outbox._transaction(operation)
-
-    async def acknowledge(self, number: int, *, who: str, via: str, now: float) -> Incident:
-        return await self._change(
-            number, lambda i: rules.acknowledged(i, who=who, via=via, now=now)
-        )
-
-    async def silence(self, number: int, *, who: str, detail: str, now: float) -> Incident:
-        return await self._change(
-            number, lambda i: rules.silenced(i, who=who, detail=detail, now=now)
-        )
-
-    async def record(self, number: int, event: TimelineEvent) -> Incident:
-        return await self._change(number, lambda i: rules.recorded(i, event))
 
     async def get(self, number: int) -> Incident | None:
         async def operation(conn: Conn, _: float) -> Incident | None:
@@ -251,8 +219,7 @@ class PostgresIncidentStore:
 
         async def operation(conn: Conn, _: float) -> list[Incident]:
             rows = await (await conn.execute(_CLAIM, params)).fetchall()
-            claimed = await _load(conn, [r["number"] for r in rows])
-            return sorted(claimed, key=lambda i: (i.due_at or 0.0, i.number))
+            return rules.by_due(await _load(conn, [r["number"] for r in rows]))
 
         return await self._outbox._run(operation)
 
@@ -320,31 +287,11 @@ async def _load(conn: Conn, numbers: Sequence[int]) -> list[Incident]:
         events.setdefault(r["number"], []).append(
             TimelineEvent(at=r["at"], kind=EventKind(r["kind"]), who=r["who"], detail=r["detail"])
         )
-    return [
-        _incident(rows[n], messages.get(n, []), events.get(n, [])) for n in numbers if n in rows
-    ]
+    return rules.assemble(numbers, rows, messages, events, _decode)
 
 
-def _incident(
-    row: Mapping[str, typing.Any], messages: list[str], events: list[TimelineEvent]
-) -> Incident:
-    return Incident(
-        number=row["number"],
-        route=row["route"],
-        group_key=row["group_key"],
-        title=row["title"],
-        labels=dict(row["labels"]),
-        policy=row["policy"],
-        state=IncidentState(row["state"]),
-        opened_at=row["opened_at"],
-        step=row["step"],
-        due_at=row["due_at"],
-        targets=tuple(row["targets"]),
-        message_ids=tuple(messages),
-        acknowledged_by=row["acknowledged_by"],
-        closed_at=row["closed_at"],
-        timeline=tuple(events),
-    )
+def _decode(row: DictRow) -> tuple[dict[str, str], list[str]]:
+    return row["labels"], row["targets"]
 
 
 async def _save(

@@ -28,28 +28,13 @@ __all__ = ["SQLiteIncidentStore"]
 _LIVE = "state <> 'resolved'"
 
 
-class SQLiteIncidentStore:
+class SQLiteIncidentStore(rules.LivesWithOutbox, rules.ChangesByRule):
     """Incidents in an :class:`SQLiteStore`'s file (``store.incidents``)."""
 
-    def __init__(self, outbox: SQLiteStore) -> None:
-        self._outbox = outbox
+    _outbox: SQLiteStore
 
     def __repr__(self) -> str:
         return f"SQLiteIncidentStore({str(self._outbox.path)!r})"
-
-    # Its outbox opens and closes the file; these let the store be used on its own in tests.
-    async def open(self) -> None:
-        await self._outbox.open()
-
-    async def aclose(self) -> None:
-        await self._outbox.aclose()
-
-    async def __aenter__(self) -> typing.Self:
-        await self.open()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
 
     async def _change(
         self, number: int, rule: typing.Callable[[Incident], rules.Change]
@@ -116,10 +101,6 @@ class SQLiteIncidentStore:
 
         return await self._outbox._write(operation)
 
-    async def attach_messages(self, number: int, message_ids: Sequence[str]) -> Incident:
-        ids = list(message_ids)
-        return await self._change(number, lambda i: rules.with_messages(i, ids))
-
     async def resolve(self, *, route: str, group_key: str, now: float) -> Incident | None:
         def operation(conn: sqlite3.Connection, _: float) -> Incident | None:
             row = conn.execute(
@@ -132,19 +113,6 @@ class SQLiteIncidentStore:
             return save(conn, incident, rules.resolved(incident, now))
 
         return await self._outbox._write(operation)
-
-    async def acknowledge(self, number: int, *, who: str, via: str, now: float) -> Incident:
-        return await self._change(
-            number, lambda i: rules.acknowledged(i, who=who, via=via, now=now)
-        )
-
-    async def silence(self, number: int, *, who: str, detail: str, now: float) -> Incident:
-        return await self._change(
-            number, lambda i: rules.silenced(i, who=who, detail=detail, now=now)
-        )
-
-    async def record(self, number: int, event: TimelineEvent) -> Incident:
-        return await self._change(number, lambda i: rules.recorded(i, event))
 
     async def get(self, number: int) -> Incident | None:
         return await self._outbox._read(lambda conn: load(conn, number))
@@ -197,8 +165,7 @@ class SQLiteIncidentStore:
                     (holder, now + lease, now, now, limit),
                 )
             ]
-            claimed = load_many(conn, numbers)
-            return sorted(claimed, key=lambda i: (i.due_at or 0.0, i.number))
+            return rules.by_due(load_many(conn, numbers))
 
         return await self._outbox._write(operation)
 
@@ -266,29 +233,11 @@ def load_many(conn: sqlite3.Connection, numbers: Sequence[int]) -> list[Incident
         events.setdefault(r[0], []).append(
             TimelineEvent(at=r[1], kind=EventKind(r[2]), who=r[3], detail=r[4])
         )
-    return [
-        _incident(rows[n], messages.get(n, []), events.get(n, [])) for n in numbers if n in rows
-    ]
+    return rules.assemble(numbers, rows, messages, events, _decode)
 
 
-def _incident(row: sqlite3.Row, messages: list[str], events: list[TimelineEvent]) -> Incident:
-    return Incident(
-        number=row["number"],
-        route=row["route"],
-        group_key=row["group_key"],
-        title=row["title"],
-        labels=json.loads(row["labels"]),
-        policy=row["policy"],
-        state=IncidentState(row["state"]),
-        opened_at=row["opened_at"],
-        step=row["step"],
-        due_at=row["due_at"],
-        targets=tuple(json.loads(row["targets"])),
-        message_ids=tuple(messages),
-        acknowledged_by=row["acknowledged_by"],
-        closed_at=row["closed_at"],
-        timeline=tuple(events),
-    )
+def _decode(row: sqlite3.Row) -> tuple[dict[str, str], list[str]]:
+    return json.loads(row["labels"]), json.loads(row["targets"])
 
 
 def save(conn: sqlite3.Connection, before: Incident, change: rules.Change) -> Incident:
