@@ -335,3 +335,19 @@ async def test_two_recalls_at_once_record_one_recall(dingtalk_emulator: Emulator
         assert answers[1]["already"] is True
         detail = (await api.get(f"/v1/messages/{message_id}")).json()
         assert detail["recalled"]["keys"] == 1 and detail["recalled"]["failed"] == 0
+
+
+async def test_a_card_an_app_cannot_show_is_refused_in_json_terms(
+    dingtalk_emulator: EmulatorServer,
+) -> None:
+    buttons = [{"title": f"B{i}", "actionURL": f"https://example.com/{i}"} for i in range(3)]
+    card = {"title": "t", "text": "body", "btns": buttons, "btnOrientation": "1"}
+    async with serving(_relay(dingtalk_emulator), headers=_auth()) as api:
+        answer = await api.post(
+            "/v1/messages",
+            json={"target": "group", "message": {"msgtype": "actionCard", "actionCard": card}},
+        )
+    assert answer.status_code == 422, answer.text
+    detail = answer.json()["detail"]
+    assert 'set "btnOrientation": "0" (vertical)' in detail
+    assert "orientation=" not in detail  # the library's Python wording stays in the library

@@ -66,6 +66,21 @@ log = logging.getLogger("dingpush.relay")
 
 # Message fields whose JSON name differs from the model's (InvalidMessage.field → pointer).
 _FIELD_NAMES = {"mobiles": "atMobiles", "user_ids": "atUserIds", "all": "isAtAll"}
+# An error's fix in the JSON a sender posts, for the library's Python phrase (``exc.advice``).
+_JSON_ADVICE = {
+    "orientation": 'set "btnOrientation": "0" (vertical)',
+    "at": 'drop "at"',
+    "mention_all": 'use "isAtAll": true',
+}
+
+
+def _json_words(exc: InvalidMessage) -> str:
+    """The error's message with its Python-worded fix said in the API's JSON terms."""
+    text = str(exc)
+    advice = exc.advice
+    if advice is not None and advice.phrase and advice.setting in _JSON_ADVICE:
+        text = text.replace(advice.phrase, _JSON_ADVICE[advice.setting])
+    return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -397,7 +412,11 @@ class Relay:
             else:  # a model's own rule, named after its fields
                 where += pointer(*(_FIELD_NAMES.get(p, p) for p in field.split(".") if p))
             raise HTTPProblem(
-                422, self.redact(str(exc)), pointer=where, field=field or None, rule=exc.rule
+                422,
+                self.redact(_json_words(exc)),
+                pointer=where,
+                field=field or None,
+                rule=exc.rule,
             ) from None
         payload = json.dumps(message.to_payload(), ensure_ascii=False, separators=(",", ":"))
         return Accepted(target, message, payload, tuple(unknown))
