@@ -123,6 +123,18 @@ async def test_an_ordered_target_is_served_by_one_instance_and_moves_when_its_ho
             assert sorted(str(m.msg_uuid) for m in emulator.messages(robot="spread")) == sorted(
                 spread
             )
+            # The emulator has a message before its sender settles it: wait for the counts.
+            await eventually(
+                lambda: (
+                    sum(
+                        r.metrics.value("delivered", name)
+                        for r in (one, two)
+                        for name in ("ordered", "spread")
+                    )
+                    == 60
+                ),
+                what="every delivery settled and counted",
+            )
             by = [r.metrics.value("delivered", "ordered") for r in (one, two)]
             assert sorted(by) == [0, 30], by  # one instance served it alone
             holders = await ghost.target_holders()
