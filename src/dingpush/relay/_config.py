@@ -50,6 +50,7 @@ from dingpush.config import (
     Table,
     WorkNoticeTarget,
     find_config,
+    open_async_app,
     parse_config,
 )
 from dingpush.config import PoolTarget as ConfigPool
@@ -276,25 +277,12 @@ class _Apps:
         self.settings: dict[str, AppSettings] = {}
 
     def get(self, settings: AppSettings) -> tuple[AsyncApp, bool]:
-        from dingpush import AsyncApp
-
         if settings.name in self._apps:
             return self._apps[settings.name], False
         self.settings[settings.name] = settings
-        cache: typing.Any = settings.token_cache
-        if cache is False:
-            cache = None
-        elif self._fleet is not None:  # one token fetch per app for the whole fleet
-            cache = self._fleet.tokens
-        elif cache is not True:
-            cache = str(cache)
-        app = AsyncApp(
-            settings.app_key,
-            settings.app_secret,
-            api_base=settings.api_base,
-            oapi_base=settings.oapi_base,
-            token_cache=cache,
-        )
+        # The configuration's builder, as the CLI's; a fleet fetches one token per app.
+        shared = self._fleet.tokens if self._fleet is not None else None
+        app = open_async_app(settings, token_cache=shared)
         self._apps[settings.name] = app
         return app, True  # the first target owns (closes) the shared client
 
@@ -337,12 +325,17 @@ def _target(
             app,
             "app-group",
             open_conversation_id=target.open_conversation_id,
-            robot_code=target.robot_code,
+            robot_code=target.sending_robot_code,
             **common,
         )
     if isinstance(target, AppUsersTarget):
         return AppTarget(
-            name, app, "app-users", users=target.user_ids, robot_code=target.robot_code, **common
+            name,
+            app,
+            "app-users",
+            users=target.user_ids,
+            robot_code=target.sending_robot_code,
+            **common,
         )
     assert isinstance(target, WorkNoticeTarget)
     return AppTarget(
