@@ -304,3 +304,10 @@ def test_planning_a_robot_send_loads_no_app_client_and_no_httpx() -> None:
         """
     )
     assert out == "[]"
+
+
+def test_every_name_of_the_low_level_face_is_documented() -> None:
+    # Issue 12: what the CLI, relay and web need is public *and documented*.
+    guide = (ROOT / "docs" / "lowlevel.md").read_text(encoding="utf-8")
+    missing = [n for n in dingpush.lowlevel.__all__ if not re.search(rf"`{n}\b", guide)]
+    assert missing == []
