@@ -53,8 +53,8 @@ from dingpush.config import (
     open_async_app,
     parse_config,
 )
-from dingpush.config import PoolTarget as ConfigPool
-from dingpush.config import RobotTarget as ConfigRobot
+from dingpush.config import PoolTarget as PoolSettings
+from dingpush.config import RobotTarget as RobotSettings
 from dingpush.lowlevel import DEFAULT_COOLDOWN
 
 from ._fleet import POSTGRES_ONLY, Fleet, StoreChoice, fleet_from_choice, postgres_store
@@ -291,7 +291,7 @@ def _target(
     name: str, target: typing.Any, extra: dict[str, typing.Any], apps: _Apps
 ) -> RelayTarget:
     options = extra["options"]
-    if isinstance(target, ConfigRobot):
+    if isinstance(target, RobotSettings):
         return RobotTarget(
             name,
             target.webhook,
@@ -301,7 +301,7 @@ def _target(
             options=options,
             description=target.description,
         )
-    if isinstance(target, ConfigPool):
+    if isinstance(target, PoolSettings):
         first = target.members[0]
         return PoolTarget(
             name,
