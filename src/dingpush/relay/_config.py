@@ -55,7 +55,7 @@ from dingpush.config import (
 )
 from dingpush.config import PoolTarget as PoolSettings
 from dingpush.config import RobotTarget as RobotSettings
-from dingpush.lowlevel import DEFAULT_COOLDOWN
+from dingpush.lowlevel import DEFAULT_COOLDOWN, DEFAULT_RATE
 
 from ._fleet import POSTGRES_ONLY, Fleet, StoreChoice, fleet_from_choice, postgres_store
 from ._receivers import ChatReceivers, ReceivingApp
@@ -296,7 +296,7 @@ def _target(
             name,
             target.webhook,
             keyword=target.keyword,
-            rate=extra.get("rate") or _rate(target.rate) or "20/60s",
+            rate=extra.get("rate") or _rate(target.rate) or DEFAULT_RATE,
             cooldown=extra.get("cooldown") or target.cooldown or DEFAULT_COOLDOWN,
             options=options,
             description=target.description,
@@ -307,7 +307,7 @@ def _target(
             name,
             [m.webhook for m in target.members],
             keyword=first.keyword,
-            rate=extra.get("rate") or _rate(first.rate) or "20/60s",
+            rate=extra.get("rate") or _rate(first.rate) or DEFAULT_RATE,
             cooldown=extra.get("cooldown") or first.cooldown or DEFAULT_COOLDOWN,
             options=options,
             description=target.description,
