@@ -294,6 +294,8 @@ store = "memory"
     loaded = load_relay(path)
     assert loaded is not None
     relay = loaded[0]
+    # Chat commands are answered through the same client (one token per app), not a second.
+    assert relay.chat is not None and relay.chat._app("corp") is relay.targets["alice"].app
     try:
         for name in ("ops-group", "alice"):
             target = relay.targets[name]

@@ -271,19 +271,20 @@ class _Apps:
     """One ``AsyncApp`` per ``[apps.NAME]``, shared by the targets that use it."""
 
     def __init__(self, fleet: Fleet | None = None) -> None:
-        self._apps: dict[str, AsyncApp] = {}
+        #: The clients, by app name; the first target of each owns (closes) it.
+        self.clients: dict[str, AsyncApp] = {}
         self._fleet = fleet
         #: The apps' settings, by name: people write to these apps' robots (chat commands).
         self.settings: dict[str, AppSettings] = {}
 
     def get(self, settings: AppSettings) -> tuple[AsyncApp, bool]:
-        if settings.name in self._apps:
-            return self._apps[settings.name], False
+        if settings.name in self.clients:
+            return self.clients[settings.name], False
         self.settings[settings.name] = settings
         # The configuration's builder, as the CLI's; a fleet fetches one token per app.
         shared = self._fleet.tokens if self._fleet is not None else None
         app = open_async_app(settings, token_cache=shared)
-        self._apps[settings.name] = app
+        self.clients[settings.name] = app
         return app, True  # the first target owns (closes) the shared client
 
 
@@ -450,6 +451,7 @@ def _chat(apps: _Apps, settings: RelaySettings) -> ChatReceivers | None:
     return ChatReceivers(
         [ReceivingApp(s.name, s.app_key, s.app_secret, s.api_base) for s in apps.settings.values()],
         mode=settings.receive,
+        clients=apps.clients,  # answers go through the targets' clients (closed after chat)
     )
 
 
