@@ -128,3 +128,48 @@ def test_no_import_cycle_in_the_core_but_the_documented_one() -> None:
 def test_the_cycle_finder_finds_a_cycle() -> None:
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert _cycles(graph) == [frozenset({"a", "b", "c"})]
+
+
+#: The packages of dingpush from the bottom up, as docs/architecture.md draws them: a module may
+#: import from its own layer's package and from the layers below, never from one above.
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("core", "dingpush.__version__"),
+    ("dingpush", "dingpush.lowlevel", "dingpush.markdown"),
+    ("dingpush.config", "dingpush.web", "dingpush.alerts", "dingpush.serving"),
+    ("dingpush.emulator", "dingpush.logging"),
+    ("dingpush.testing",),
+    ("dingpush.relay",),
+    ("dingpush.cli", "dingpush.demo"),
+    ("dingpush.__main__",),  # python -m dingpush: the CLI
+)
+
+
+def _package(module: str) -> str:
+    parts = module.split(".")
+    if len(parts) > 1 and parts[1].startswith("_") and not parts[1].startswith("__"):
+        return "core"
+    return ".".join(parts[:2])
+
+
+def _package_imports() -> set[tuple[str, str, str]]:
+    """``(importing module, its package, imported package)`` for every import in dingpush."""
+    modules = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    found = set()
+    for name, path in modules.items():
+        for target in _imports(name, path, modules):
+            if _package(target) != _package(name):
+                found.add((name, _package(name), _package(target)))
+    return found
+
+
+def test_each_package_imports_only_from_the_layers_below() -> None:
+    layer = {package: i for i, packages in enumerate(LAYERS) for package in packages}
+    imports = _package_imports()
+    assert {p for _, source, target in imports for p in (source, target)} <= set(layer)
+    upward = sorted(
+        f"{module} imports {target}"
+        for module, source, target in imports
+        if layer[target] > layer[source]
+        or (layer[target] == layer[source] and "core" not in (source, target))
+    )
+    assert upward == []

@@ -16,6 +16,7 @@ import pytest
 
 from dingpush import MemoryRateLimiter, Robot
 from dingpush.logging import DingTalkHandler, fold_traceback, mask_secrets
+from dingpush.lowlevel import WEBHOOK_BODY_LIMIT
 from dingpush.testing import EmulatorServer, FakeClock
 
 TOKEN = "6c2a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8e9f0"
@@ -286,3 +287,23 @@ def test_records_queued_at_exit_are_sent(dingtalk_emulator: EmulatorServer) -> N
     subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
     (message,) = dingtalk_emulator.emulator.messages()
     assert "exiting with 3 jobs left" in message.payload["markdown"]["text"]
+
+
+def test_a_record_that_escaping_grows_is_cut_to_fit_one_body(logger: logging.Logger) -> None:
+    # The handler cuts a record's text in bytes before it is escaped (markdown, then JSON:
+    # '"' and '\\' take two bytes each in the body). The body DingTalk counts is what must fit:
+    # a record of quotes with a traceback of backslashes was a 40,698-byte body, refused.
+    fake = BlockingDingTalk(FakeClock())
+    fake.release.set()
+    handler = DingTalkHandler(robot_for(fake), linger=0)
+    logger.addHandler(handler)
+    try:
+        raise ValueError("\\" * 20_000)
+    except ValueError:
+        logger.exception('"' * 20_000)
+    handler.flush(timeout=30)
+    assert handler.stats().failed == 0
+    ((_, body),) = fake.requests
+    assert len(body) <= WEBHOOK_BODY_LIMIT
+    (text,) = fake.texts()
+    assert '"' * 1000 in text and "… (cut)" in text

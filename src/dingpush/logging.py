@@ -369,14 +369,27 @@ class DingTalkHandler(logging.Handler):
         return taken
 
     def _render(self, entry: _Entry, budget: int) -> str:
+        """The record as markdown whose JSON-escaped bytes (what the body counts) fit ``budget``.
+
+        The text is cut before it is escaped, and escaping grows it (a ``"`` or ``\\`` takes
+        two bytes in the body, markdown's escapes more): cut shorter until the measure fits.
+        """
+        message_bytes, details_bytes = budget // 2, budget // 3
+        while True:
+            text = self._render_cut(entry, message_bytes, details_bytes)
+            if _json_bytes(text) <= budget or message_bytes < 64:
+                return text
+            message_bytes, details_bytes = message_bytes // 2, details_bytes // 2
+
+    def _render_cut(self, entry: _Entry, message_bytes: int, details_bytes: int) -> str:
         when = datetime.datetime.fromtimestamp(entry.created).strftime("%H:%M:%S")
         message = mask_secrets(entry.message, self._secrets)
-        message = truncate_bytes(message, budget // 2, "… (cut)")
+        message = truncate_bytes(message, message_bytes, "… (cut)")
         text = f"**{when} {entry.level} {escape_markdown(entry.logger)}:** "
         text += escape_markdown(message, multiline=True)
         if entry.details:
             folded = mask_secrets("\n".join(entry.details), self._secrets)
-            folded = truncate_bytes(folded, budget // 3, "… (cut)")
+            folded = truncate_bytes(folded, details_bytes, "… (cut)")
             text += "\n\n" + "\n".join(
                 f"> {escape_markdown(line)}  " for line in folded.splitlines()
             )

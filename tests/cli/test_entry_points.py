@@ -8,6 +8,7 @@ import argparse
 import contextlib
 import pathlib
 import re
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
@@ -22,6 +23,7 @@ from dingpush.config import (
     CONFIG_OPTION,
     EMULATOR_OPTIONS,
     SERVE_OPTIONS,
+    VERBOSE_OPTION,
     add_arguments,
     option_values,
 )
@@ -223,17 +225,51 @@ def test_dingpush_emulator_and_python_m_dingpush_emulator_serve_the_same(
     assert SECRET not in "\n".join(banner)
 
 
+@pytest.mark.parametrize(("name", "module"), [("emulator", "emulator"), ("serve", "relay")])
+def test_both_emulator_and_relay_commands_stop_alike_on_ctrl_c_and_sigterm(
+    tmp_path: pathlib.Path, name: str, module: str
+) -> None:
+    # dingpush emulator ≡ python -m dingpush.emulator; dingpush serve ≡ python -m dingpush.relay:
+    # each pair ends with the same status and last words after SIGINT (Ctrl-C) and SIGTERM.
+    results = {}
+    for command in ("dingpush", f"dingpush.{module}"):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            args = (name, "--port", "0", *(("--store", "memory") if name == "serve" else ()))
+            with subprocess.Popen(
+                _command(command, *args),
+                cwd=tmp_path,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            ) as process:
+                assert process.stdout is not None
+                assert "listening on" in process.stdout.readline()  # signals are handled now
+                process.send_signal(sig)
+                _, err = process.communicate(timeout=30)
+            last = [line for line in err.splitlines() if not line.startswith("INFO:")][-1:]
+            results.setdefault(command, []).append((sig.name, process.returncode, last))
+    first, second = results.values()
+    assert first == second
+    if name == "emulator":
+        assert first == [("SIGINT", 130, ["Aborted."]), ("SIGTERM", 0, [])]
+    else:
+        assert [code for _, code, _ in first] == [0, 0]
+
+
 def _relay_config(tmp_path: pathlib.Path, relay: str = '[relay]\nstore = "memory"\n') -> str:
     path = tmp_path / "dingpush.toml"
     path.write_text(f'[targets.ops]\nwebhook = "{WEBHOOK}"\n{relay}', encoding="utf-8")
     return str(path)
 
 
-def test_dingpush_serve_and_python_m_dingpush_relay_serve_the_same(tmp_path: pathlib.Path) -> None:
+@pytest.mark.parametrize("verbose", [(), ("-v",)], ids=["quiet", "verbose"])
+def test_dingpush_serve_and_python_m_dingpush_relay_serve_the_same(
+    tmp_path: pathlib.Path, verbose: tuple[str, ...]
+) -> None:
     config = _relay_config(tmp_path)
     banners = []
     for entry in ("dingpush", "dingpush.relay"):
-        args = ("serve", "--config", config, "--port", "0")
+        args = ("serve", "--config", config, "--port", "0", *verbose)
         with _started(_command(entry, *args), tmp_path, "outbox:") as banner:
             url = banner[0].split()[4]
             assert httpx.get(f"{url}/healthz", trust_env=False).status_code == 200
@@ -398,3 +434,42 @@ def test_config_is_the_same_option_for_dingpush_and_the_python_m_entry_points() 
         CONFIG_OPTION.metavar,
         CONFIG_OPTION.help,
     )
+
+
+def test_verbose_is_the_same_switch_for_dingpush_and_the_python_m_entry_points() -> None:
+    [verbose] = [p for p in serve_command.params if p.name == "verbose"]
+    assert isinstance(verbose, click.Option) and verbose.is_flag
+    assert (tuple(verbose.opts + verbose.secondary_opts), verbose.help) == (
+        VERBOSE_OPTION.flags,
+        VERBOSE_OPTION.help,
+    )
+    relay_parser = argparse.ArgumentParser()
+    add_arguments(relay_parser, (CONFIG_OPTION, VERBOSE_OPTION, *SERVE_OPTIONS))
+    for parser in (emulator_parser(), relay_parser):
+        for argv, expected in (([], False), (["-v"], True), (["--verbose"], True)):
+            values = option_values(_argparse_values(parser, argv), (VERBOSE_OPTION,))
+            assert values == {"verbose": expected}
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_python_m_prints_the_librarys_log_as_dingpush_does(verbose: bool) -> None:
+    import io
+    import logging
+
+    from dingpush.serving import command_log_lines
+
+    stream = io.StringIO()
+    with command_log_lines(verbose=verbose, stream=stream):
+        logging.getLogger("dingpush").debug("sent msgUuid m-1")
+        logging.getLogger("dingpush.pool").warning("robot b taken out of the pool")
+        logging.getLogger("httpx").info("HTTP Request: POST http://h/robot/send?access_token=t0k3n")
+    logging.getLogger("dingpush").warning("after the block: not printed here")
+    lines = stream.getvalue().splitlines()
+    if verbose:
+        assert lines == [
+            "· dingpush: sent msgUuid m-1",
+            "warning: robot b taken out of the pool",
+            "· httpx: HTTP Request: POST http://h/robot/send?access_token=****",
+        ]
+    else:
+        assert lines == ["warning: robot b taken out of the pool"]

@@ -386,3 +386,13 @@ def test_to_a_named_target_of_a_config_file(
     result = dingpush(*args)
     assert result.exit_code == 0, result.output
     assert robot.contents() == ["磁盘满了\n告警"]
+
+
+def test_the_max_wait_help_says_the_librarys_default() -> None:
+    # The CLI's help states the library's constant; it is written out so that the help loads
+    # nothing of the library, and kept equal here.
+    from dingpush.cli._send import send
+    from dingpush.lowlevel import DEFAULT_MAX_WAIT
+
+    [option] = [p for p in send.params if p.name == "max_wait"]
+    assert f"(default {DEFAULT_MAX_WAIT:g})" in (getattr(option, "help", None) or "")

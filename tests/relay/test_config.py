@@ -8,10 +8,11 @@ import sys
 
 import pytest
 
-from dingpush import ConfigError
+from dingpush import ConfigError, Text
 from dingpush.relay import AppTarget, RelaySettings
 from dingpush.relay._config import load_relay
 from dingpush.relay.stores import MemoryStore, SQLiteStore
+from dingpush.testing import EmulatorServer
 
 WEBHOOK = "https://oapi.dingtalk.com/robot/send?access_token=0123456789abcdef0123"
 
@@ -254,3 +255,54 @@ def test_values_from_variables_and_the_shared_grammar(
     assert relay.settings.max_body == 512 * 1024
     target = relay.targets["ops"]
     assert target.options.coalesce is False and str(target.rate) == "5000/60s"
+
+
+@pytest.mark.anyio
+async def test_app_targets_send_as_the_apps_robot_as_the_cli_does(
+    tmp_path: pathlib.Path, dingtalk_emulator: EmulatorServer
+) -> None:
+    # [apps.NAME] robot_code is the default of its app-group and app-users targets, in the
+    # relay as in the CLI (dingpush.config.app_destination): one builder, one meaning.
+    app = dingtalk_emulator.add_app(
+        "corp", robot_code="corp-bot", users=("alice",), groups={"cidOps==": "Ops"}
+    )
+    path = _write(
+        tmp_path,
+        f"""
+[apps.corp]
+app_key = "{app.app_key}"
+app_secret = "{app.app_secret}"
+api_base = "{dingtalk_emulator.url}"
+oapi_base = "{dingtalk_emulator.url}"
+token_cache = false
+robot_code = "corp-bot"
+
+[targets.ops-group]
+kind = "app-group"
+app = "corp"
+open_conversation_id = "cidOps=="
+
+[targets.alice]
+kind = "app-users"
+app = "corp"
+users = ["alice"]
+
+[relay]
+store = "memory"
+""",
+    )
+    loaded = load_relay(path)
+    assert loaded is not None
+    relay = loaded[0]
+    # Chat commands are answered through the same client (one token per app), not a second.
+    assert relay.chat is not None and relay.chat._app("corp") is relay.targets["alice"].app
+    try:
+        for name in ("ops-group", "alice"):
+            target = relay.targets[name]
+            assert isinstance(target, AppTarget) and target.robot_code == "corp-bot"
+            await target.send(Text(f"to {name}"), f"m-{name}")
+    finally:
+        for target in relay.targets.values():
+            await target.aclose()
+    sent = [m.payload["msgParam"] for m in dingtalk_emulator.emulator.messages()]
+    assert len(sent) == 2

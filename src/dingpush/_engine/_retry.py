@@ -99,7 +99,10 @@ _WORDS: dict[str, str] = {
 
 
 def format_seconds(seconds: float) -> str:
-    """``42.0`` → ``42 s``, ``5400`` → ``1.5 h``: a duration as people read it."""
+    """A duration as people read it.
+
+    ``42.0`` → ``42 s``, ``5400`` → ``90 min``, ``9000`` → ``2.5 h``, infinity → ``ever``.
+    """
     if not math.isfinite(seconds):
         return "ever"
     if seconds < 120:

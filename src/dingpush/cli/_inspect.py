@@ -18,9 +18,6 @@ from ._state import State, get_state
 if typing.TYPE_CHECKING:
     from dingpush.config import AppSettings, Config, Target
 
-#: DingTalk's robot limit (protocol §1.5): what a robot target gets without ``rate``/``cooldown``.
-DEFAULT_RATE = "20/60s"
-DEFAULT_COOLDOWN = 600.0
 _SENSITIVE_KEY = re.compile(r"(?i)token|secret|password|passwd|dsn|key|credential")
 
 Row = tuple[str, object, str]
@@ -51,6 +48,9 @@ def target_rows(config: Config, target: Target) -> list[Row]:
         WorkNoticeTarget,
     )
 
+    # What a robot target gets without rate/cooldown: the library's own defaults.
+    from dingpush.lowlevel import DEFAULT_COOLDOWN, DEFAULT_RATE
+
     prefix = f"targets.{target.name}"
 
     def row(key: str, value: object, default: str = "default") -> Row:
@@ -65,7 +65,7 @@ def target_rows(config: Config, target: Target) -> list[Row]:
             row("keyword", target.keyword or "", "none"),
             row(
                 "rate",
-                str(target.rate) if target.rate else DEFAULT_RATE,
+                str(target.rate or DEFAULT_RATE),
                 "default (DingTalk's limit)",
             ),
             row(

@@ -41,6 +41,7 @@ if typing.TYPE_CHECKING:
         RetryPolicy,
         Robot,
         Splitter,
+        TokenCache,
         WorkNotice,
     )
 
@@ -126,12 +127,22 @@ def _robot_arguments(target: RobotTarget, options: dict[str, typing.Any]) -> dic
     return arguments
 
 
-def _app_arguments(settings: AppSettings, options: dict[str, typing.Any]) -> dict[str, typing.Any]:
-    """``App``/``AsyncApp`` arguments of ``[apps.NAME]``: its hosts and its token cache."""
-    token_cache: bool | str | None = None
-    if settings.token_cache is True:
+def _app_arguments(
+    settings: AppSettings, options: dict[str, typing.Any], shared: TokenCache | None = None
+) -> dict[str, typing.Any]:
+    """``App``/``AsyncApp`` arguments of ``[apps.NAME]``: its hosts and its token cache.
+
+    ``shared`` (a fleet's cache) takes the place of the configured file, unless the app keeps
+    no cache at all (``token_cache = false``).
+    """
+    token_cache: TokenCache | bool | str | None = None
+    if settings.token_cache is False:
+        token_cache = None
+    elif shared is not None:
+        token_cache = shared
+    elif settings.token_cache is True:
         token_cache = True
-    elif settings.token_cache is not False:
+    else:
         token_cache = str(settings.token_cache)
     return {
         **options,
@@ -152,7 +163,7 @@ def app_destination(
             departments=target.departments,
             everyone=target.everyone,
         )
-    robot_code = target.robot_code or target.app.robot_code
+    robot_code = target.sending_robot_code
     if isinstance(target, AppGroupTarget):
         return app.group(target.open_conversation_id, robot_code=robot_code)
     return app.users(target.user_ids, robot_code=robot_code)
@@ -170,12 +181,21 @@ def open_app(
     transport: httpx.BaseTransport | None = None,
     timeout: float | None = None,
     clock: Clock | None = None,
+    token_cache: TokenCache | None = None,
 ) -> App:
-    """The :class:`dingpush.App` of ``[apps.NAME]``, with its on-disk token cache by default."""
+    """The :class:`dingpush.App` of ``[apps.NAME]``, with its on-disk token cache by default.
+
+    ``token_cache`` is a cache shared beyond this process (a fleet's ``PostgresTokenCache``)
+    in place of the configured file; an app configured with ``token_cache = false`` keeps none.
+    """
     from dingpush import App
 
     options = _options(limiter, retry, max_wait, transport, timeout, clock)
-    return App(settings.app_key, settings.app_secret, **_app_arguments(settings, options))
+    return App(
+        settings.app_key,
+        settings.app_secret,
+        **_app_arguments(settings, options, token_cache),
+    )
 
 
 def open_robot(
@@ -305,12 +325,20 @@ def open_async_app(
     transport: httpx.AsyncBaseTransport | None = None,
     timeout: float | None = None,
     clock: Clock | None = None,
+    token_cache: TokenCache | None = None,
 ) -> AsyncApp:
-    """The :class:`dingpush.AsyncApp` of ``[apps.NAME]``: :func:`open_app`'s async twin."""
+    """The :class:`dingpush.AsyncApp` of ``[apps.NAME]``: :func:`open_app`'s async twin.
+
+    The relay opens its apps here, with its fleet's ``token_cache`` when it has one.
+    """
     from dingpush import AsyncApp
 
     options = _options(limiter, retry, max_wait, transport, timeout, clock)
-    return AsyncApp(settings.app_key, settings.app_secret, **_app_arguments(settings, options))
+    return AsyncApp(
+        settings.app_key,
+        settings.app_secret,
+        **_app_arguments(settings, options, token_cache),
+    )
 
 
 def open_async_robot(

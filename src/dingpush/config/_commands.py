@@ -26,6 +26,7 @@ __all__ = [
     "CONFIG_OPTION",
     "EMULATOR_OPTIONS",
     "SERVE_OPTIONS",
+    "VERBOSE_OPTION",
     "Option",
     "add_arguments",
     "option_values",
@@ -46,6 +47,7 @@ class Option:
         convert: Reads the text (``Rate.parse``, ``parse_duration``…); a ``ValueError`` is a
             usage error that names the option (exit status 2).
         multiple: Repeatable; the value is a tuple.
+        flag: A switch without a value (``-v``): ``True`` when given.
     """
 
     flags: tuple[str, ...]
@@ -55,11 +57,12 @@ class Option:
     default: typing.Any = None
     convert: Callable[[str], typing.Any] | None = None
     multiple: bool = False
+    flag: bool = False
 
     @property
     def help_text(self) -> str:
         """The help with its default, as both entry points print it."""
-        if self.default is None or self.multiple:
+        if self.default is None or self.multiple or self.flag:
             return self.help
         text = self.help.removesuffix(".")
         return f"{text} (default: {self.default})" + ("." if text != self.help else "")
@@ -81,6 +84,15 @@ def _rate_errcode(text: str) -> int:
 def add_arguments(parser: argparse.ArgumentParser, options: Sequence[Option]) -> None:
     """Declare ``options`` on an argparse parser (read them back with :func:`option_values`)."""
     for option in options:
+        if option.flag:  # None when not given: option_values() applies the default
+            parser.add_argument(
+                *option.flags,
+                dest=option.dest,
+                action="store_true",
+                default=None,
+                help=option.help_text,
+            )
+            continue
         kwargs: dict[str, typing.Any] = {
             "dest": option.dest,
             "help": option.help_text,
@@ -141,6 +153,16 @@ CONFIG_OPTION = Option(
     "The configuration file (default: $DINGPUSH_CONFIG, ./dingpush.toml, "
     "~/.config/dingpush/config.toml).",
     metavar="PATH",
+)
+
+#: ``-v``: ``dingpush``'s global switch, and the ``python -m`` entry points' (for
+#: :func:`dingpush.serving.command_log_lines`).
+VERBOSE_OPTION = Option(
+    ("-v", "--verbose"),
+    "verbose",
+    "Print details (configuration, requests, DingTalk's answers); never secrets.",
+    default=False,
+    flag=True,
 )
 
 #: ``dingpush serve`` and ``python -m dingpush.relay`` (which adds ``--config``).

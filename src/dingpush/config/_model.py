@@ -134,6 +134,11 @@ class AppGroupTarget:
     description: str = ""
 
     @property
+    def sending_robot_code(self) -> str | None:
+        """The robot that sends: this target's ``robot_code``, else its app's (None: the AppKey)."""
+        return self.robot_code or self.app.robot_code
+
+    @property
     def destination(self) -> str:
         return f"app {self.app.name}, group {self.open_conversation_id}"
 
@@ -152,6 +157,11 @@ class AppUsersTarget:
     user_ids: tuple[str, ...]
     robot_code: str | None = None
     description: str = ""
+
+    @property
+    def sending_robot_code(self) -> str | None:
+        """The robot that sends: this target's ``robot_code``, else its app's (None: the AppKey)."""
+        return self.robot_code or self.app.robot_code
 
     @property
     def destination(self) -> str:

@@ -8,12 +8,18 @@ the same way (``emulator_values``) and serve what :class:`EmulatorCommand` build
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 from collections.abc import Sequence
 
 from dingpush import DingPushError
-from dingpush.config import CONFIG_OPTION, EMULATOR_OPTIONS, add_arguments, emulator_values
+from dingpush.config import (
+    CONFIG_OPTION,
+    EMULATOR_OPTIONS,
+    VERBOSE_OPTION,
+    add_arguments,
+    emulator_values,
+)
+from dingpush.serving import command_log_lines
 
 from ._command import EmulatorCommand
 
@@ -25,7 +31,7 @@ def _parser() -> argparse.ArgumentParser:
             "Run a local DingTalk emulator (robot webhooks, app APIs and its /_emulator API)."
         ),
     )
-    add_arguments(parser, (*EMULATOR_OPTIONS, CONFIG_OPTION))
+    add_arguments(parser, (*EMULATOR_OPTIONS, CONFIG_OPTION, VERBOSE_OPTION))
     return parser
 
 
@@ -48,11 +54,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()
 
     try:
-        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a server script is stopped
+        with command_log_lines(verbose=bool(parsed["verbose"])):  # as `dingpush emulator` prints
             command.run(echo)
     except DingPushError as exc:  # a port in use: say which, and the fix (no traceback)
         sys.stderr.write(f"Error: {exc}\n")
         return exc.exit_code
+    except KeyboardInterrupt:  # Ctrl-C, after the graceful stop: as `dingpush emulator` ends
+        sys.stderr.write("Aborted.\n")
+        return 130
     return 0
 
 

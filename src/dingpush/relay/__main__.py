@@ -1,7 +1,8 @@
 """``python -m dingpush.relay``: ``dingpush serve`` without click.
 
 The same command: the options are declared once (``dingpush.config.SERVE_OPTIONS``, plus
-``--config``, which ``dingpush`` takes as a global option) and both call :func:`._cli.run`.
+``--config`` and ``-v``, which ``dingpush`` takes as global options) and both call
+:func:`._cli.run`; the library's log is printed as ``dingpush`` prints it.
 """
 
 from __future__ import annotations
@@ -11,7 +12,13 @@ import sys
 from collections.abc import Sequence
 
 from dingpush import DingPushError
-from dingpush.config import CONFIG_OPTION, SERVE_OPTIONS, add_arguments, option_values
+from dingpush.config import (
+    CONFIG_OPTION,
+    SERVE_OPTIONS,
+    VERBOSE_OPTION,
+    add_arguments,
+    option_values,
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -20,12 +27,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Run the relay: accept messages durably, deliver them at DingTalk's pace; "
         "with no configuration, the embedded sandbox.",
     )
-    add_arguments(parser, (CONFIG_OPTION, *SERVE_OPTIONS))
-    values = option_values(vars(parser.parse_args(argv)), (CONFIG_OPTION, *SERVE_OPTIONS))
+    options = (CONFIG_OPTION, VERBOSE_OPTION, *SERVE_OPTIONS)
+    add_arguments(parser, options)
+    values = option_values(vars(parser.parse_args(argv)), options)
+    from dingpush.serving import command_log_lines
+
     from ._cli import run
 
     try:
-        return run(**values)
+        with command_log_lines(verbose=values.pop("verbose")):  # as `dingpush serve` prints
+            return run(**values)
     except DingPushError as exc:
         sys.stderr.write(f"Error: {exc}\n")
         return exc.exit_code

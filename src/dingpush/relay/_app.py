@@ -28,7 +28,7 @@ from ._relay import Relay
 from ._sandbox import EMULATOR_PREFIX, emulator_app
 
 if typing.TYPE_CHECKING:
-    from dingpush.emulator import Emulator
+    from ._sandbox import Emulator
 
 __all__ = ["EMULATOR_PREFIX", "create_app"]
 

@@ -50,11 +50,12 @@ from dingpush.config import (
     Table,
     WorkNoticeTarget,
     find_config,
+    open_async_app,
     parse_config,
 )
-from dingpush.config import PoolTarget as ConfigPool
-from dingpush.config import RobotTarget as ConfigRobot
-from dingpush.lowlevel import DEFAULT_COOLDOWN
+from dingpush.config import PoolTarget as PoolSettings
+from dingpush.config import RobotTarget as RobotSettings
+from dingpush.lowlevel import DEFAULT_COOLDOWN, DEFAULT_RATE
 
 from ._fleet import POSTGRES_ONLY, Fleet, StoreChoice, fleet_from_choice, postgres_store
 from ._receivers import ChatReceivers, ReceivingApp
@@ -270,32 +271,20 @@ class _Apps:
     """One ``AsyncApp`` per ``[apps.NAME]``, shared by the targets that use it."""
 
     def __init__(self, fleet: Fleet | None = None) -> None:
-        self._apps: dict[str, AsyncApp] = {}
+        #: The clients, by app name; the first target of each owns (closes) it.
+        self.clients: dict[str, AsyncApp] = {}
         self._fleet = fleet
         #: The apps' settings, by name: people write to these apps' robots (chat commands).
         self.settings: dict[str, AppSettings] = {}
 
     def get(self, settings: AppSettings) -> tuple[AsyncApp, bool]:
-        from dingpush import AsyncApp
-
-        if settings.name in self._apps:
-            return self._apps[settings.name], False
+        if settings.name in self.clients:
+            return self.clients[settings.name], False
         self.settings[settings.name] = settings
-        cache: typing.Any = settings.token_cache
-        if cache is False:
-            cache = None
-        elif self._fleet is not None:  # one token fetch per app for the whole fleet
-            cache = self._fleet.tokens
-        elif cache is not True:
-            cache = str(cache)
-        app = AsyncApp(
-            settings.app_key,
-            settings.app_secret,
-            api_base=settings.api_base,
-            oapi_base=settings.oapi_base,
-            token_cache=cache,
-        )
-        self._apps[settings.name] = app
+        # The configuration's builder, as the CLI's; a fleet fetches one token per app.
+        shared = self._fleet.tokens if self._fleet is not None else None
+        app = open_async_app(settings, token_cache=shared)
+        self.clients[settings.name] = app
         return app, True  # the first target owns (closes) the shared client
 
 
@@ -303,23 +292,23 @@ def _target(
     name: str, target: typing.Any, extra: dict[str, typing.Any], apps: _Apps
 ) -> RelayTarget:
     options = extra["options"]
-    if isinstance(target, ConfigRobot):
+    if isinstance(target, RobotSettings):
         return RobotTarget(
             name,
             target.webhook,
             keyword=target.keyword,
-            rate=extra.get("rate") or _rate(target.rate) or "20/60s",
+            rate=extra.get("rate") or _rate(target.rate) or DEFAULT_RATE,
             cooldown=extra.get("cooldown") or target.cooldown or DEFAULT_COOLDOWN,
             options=options,
             description=target.description,
         )
-    if isinstance(target, ConfigPool):
+    if isinstance(target, PoolSettings):
         first = target.members[0]
         return PoolTarget(
             name,
             [m.webhook for m in target.members],
             keyword=first.keyword,
-            rate=extra.get("rate") or _rate(first.rate) or "20/60s",
+            rate=extra.get("rate") or _rate(first.rate) or DEFAULT_RATE,
             cooldown=extra.get("cooldown") or first.cooldown or DEFAULT_COOLDOWN,
             options=options,
             description=target.description,
@@ -337,12 +326,17 @@ def _target(
             app,
             "app-group",
             open_conversation_id=target.open_conversation_id,
-            robot_code=target.robot_code,
+            robot_code=target.sending_robot_code,
             **common,
         )
     if isinstance(target, AppUsersTarget):
         return AppTarget(
-            name, app, "app-users", users=target.user_ids, robot_code=target.robot_code, **common
+            name,
+            app,
+            "app-users",
+            users=target.user_ids,
+            robot_code=target.sending_robot_code,
+            **common,
         )
     assert isinstance(target, WorkNoticeTarget)
     return AppTarget(
@@ -457,6 +451,7 @@ def _chat(apps: _Apps, settings: RelaySettings) -> ChatReceivers | None:
     return ChatReceivers(
         [ReceivingApp(s.name, s.app_key, s.app_secret, s.api_base) for s in apps.settings.values()],
         mode=settings.receive,
+        clients=apps.clients,  # answers go through the targets' clients (closed after chat)
     )
 
 

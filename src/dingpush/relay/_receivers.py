@@ -19,7 +19,7 @@ import dataclasses
 import logging
 import typing
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from starlette.requests import Request
@@ -76,6 +76,9 @@ class ChatReceivers:
         callback_deadline: seconds a callback waits for its command's answer; a slower one
             (an Alertmanager that takes its time) is answered later through the message's
             sessionWebhook, and the callback with ``{"msgtype": "empty"}`` (§12.3).
+        clients: the apps' clients to answer with, by name, owned by the caller (the relay's
+            app targets, opened by the configuration's builder: one token per app); an app
+            without one gets its own client, closed with the receivers.
     """
 
     def __init__(
@@ -85,8 +88,10 @@ class ChatReceivers:
         mode: str = "callback",
         stream_options: dict[str, typing.Any] | None = None,
         callback_deadline: float = CALLBACK_DEADLINE,
+        clients: Mapping[str, AsyncApp] | None = None,
     ) -> None:
         self.apps = {a.name: a for a in apps}
+        self._shared = dict(clients or {})
         self.mode = mode
         self._stream_options = dict(stream_options or {})
         self.commands: ChatCommands | None = None
@@ -172,6 +177,8 @@ class ChatReceivers:
             log.exception("a chat command of app %s failed", name)
 
     def _app(self, name: str) -> AsyncApp:
+        if name in self._shared:
+            return self._shared[name]
         if name not in self._clients:
             app = self.apps[name]
             self._clients[name] = AsyncApp(app.app_key, app.app_secret, api_base=app.api_base)

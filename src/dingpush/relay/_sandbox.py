@@ -25,7 +25,9 @@ from ._targets import RobotTarget, TargetOptions
 if typing.TYPE_CHECKING:
     from starlette.types import ASGIApp
 
-    from dingpush.emulator import Emulator
+    # Re-exported for the annotations of the relay's other modules, which import the
+    # emulator through this module only.
+    from dingpush.emulator import Emulator as Emulator
 
 __all__ = [
     "EMULATOR_PREFIX",

@@ -34,7 +34,7 @@ from ._sandbox import (
 if typing.TYPE_CHECKING:
     import uvicorn
 
-    from dingpush.emulator import Emulator
+    from ._sandbox import Emulator
 
 __all__ = [
     "SANDBOX_INGRESS_TOKEN",

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import inspect
 
+from ._console import command_log_lines
 from ._run import SIGNALS, BackgroundServer, Stops, loop_factory, run_server, serve, stop_on_signals
 from ._settings import ServerSettings
 from ._socket import CannotListen, PortInUse, base_url, bind_socket, port_holder
@@ -32,6 +33,7 @@ __all__ = [
     "Stops",
     "base_url",
     "bind_socket",
+    "command_log_lines",
     "loop_factory",
     "port_holder",
     "run_server",
