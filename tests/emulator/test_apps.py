@@ -665,3 +665,15 @@ async def test_a_msg_param_nested_past_the_parsers_depth_is_refused(
     reply = await robot(client, msgParam="[" * 7000 + "]" * 7000)  # within 15,000 bytes
     assert reply.status_code == 400
     assert reply.json()["code"] == "invalidParameter.msgParam.invalid"
+
+
+async def test_the_chat_view_explains_a_token_request_without_a_json_body(
+    client: httpx.AsyncClient,
+) -> None:
+    # The explanation's {"appKey": …} was read as a format field: once one such request was
+    # recorded, every page of the chat view answered 500.
+    form = {"appKey": KEY, "appSecret": SECRET}
+    assert (await client.post("/v1.0/oauth2/accessToken", data=form)).status_code == 400
+    page = await client.get("/")
+    assert page.status_code == 200
+    assert "The token request takes a JSON body" in page.text
