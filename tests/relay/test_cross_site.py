@@ -257,3 +257,6 @@ def test_the_embedded_emulator_takes_no_change_from_another_site(tmp_path: pathl
                 http.post("/emulator/_emulator/faults", json=fault, headers=own).status_code == 201
             )
             assert http.delete("/emulator/_emulator/faults").status_code == 200
+            # the chat view still finds its own routes (its style sheet) under the mount
+            assert http.get("/emulator/").status_code == 200
+            assert http.get("/emulator/_emulator/chat/nobody").status_code == 404

@@ -83,8 +83,9 @@ def create_app(
         Route("/docs", docs, methods=["GET"], include_in_schema=False),
     ]
     if emulator is not None:  # the sandbox (see _sandbox.py)
-        sandbox = _SandboxGuard(emulator_app(emulator), relay)
-        app_routes.append(Mount(EMULATOR_PREFIX, app=sandbox))
+        # As the mount's middleware, so that the emulator's routes stay reachable (url_for).
+        guard = Middleware(_SandboxGuard, relay=relay)
+        app_routes.append(Mount(EMULATOR_PREFIX, app=emulator_app(emulator), middleware=[guard]))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
