@@ -114,3 +114,17 @@ def test_a_redactor_of_secrets_too_long_for_one_pattern_still_masks_them() -> No
 def test_a_credential_is_masked_whatever_its_case_or_letters(text: str) -> None:
     """The ASCII shortcut (no "token=" etc.: no pattern runs) never skips a match."""
     assert "0123456789abcdef" not in redact_url(text)
+
+
+def test_known_masks_the_configured_secrets_alone() -> None:
+    # For text people wrote (a relay message's payload): its own links are no secret of ours.
+    redact = Redactor(["SECb1a2c3d4e5f6", "6c2a0123456789abcdefe9f0"])
+    text = (
+        "[report](https://r.example/x?sign=abc123&token=t0k) sent with SECb1a2c3d4e5f6 to "
+        "https://oapi.dingtalk.com/robot/send?access_token=6c2a0123456789abcdefe9f0"
+    )
+    assert redact.known(text) == (
+        "[report](https://r.example/x?sign=abc123&token=t0k) sent with **** to "
+        "https://oapi.dingtalk.com/robot/send?access_token=6c2a…e9f0"
+    )
+    assert "sign=****" in redact(text) and "token=****" in redact(text)  # logs: still masked

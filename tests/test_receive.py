@@ -146,6 +146,20 @@ def test_a_body_that_is_not_a_message() -> None:
     assert caught.value.reason == "body"
 
 
+@pytest.mark.parametrize(
+    "body",
+    [b"[" * 100_000 + b"]" * 100_000, b'{"text": {"content": "a\\ud800"}, "msgtype": "text"}'],
+    ids=["deep", "lone-surrogate"],
+)
+def test_a_body_the_parser_cannot_hold_is_refused(body: bytes) -> None:
+    # DingTalk's callback signature covers the timestamp, not the body: a replayed signature
+    # with 100,000 levels of nesting raised RecursionError (a 500), a lone surrogate reached
+    # the chat commands' replies and the outbox.
+    with pytest.raises(CallbackRejected) as caught:
+        parse_incoming(body)
+    assert caught.value.reason == "body"
+
+
 @pytest.fixture
 def callback_url() -> Iterator[tuple[str, list[IncomingMessage]]]:
     """A real HTTP endpoint that checks DingTalk's callbacks and answers synchronously."""

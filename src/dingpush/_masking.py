@@ -99,11 +99,20 @@ class Redactor:
                 self._any = None
 
     def __call__(self, text: str) -> str:
+        return redact_url(self.known(text))
+
+    def known(self, text: str) -> str:
+        """Mask only the secrets this redactor was given, nothing credential-shaped.
+
+        For text people wrote, such as a message's payload: its own links (a report's
+        ``?sign=…``) are not secrets of this configuration and show as written. Logs and
+        errors go through the redactor itself, which also masks the ``sign=`` of a request.
+        """
         if self._any is None or self._any.search(text) is not None:
             for secret in self._secrets:
                 if secret in text:
                     text = text.replace(secret, mask(secret))
-        return redact_url(text)
+        return text
 
     def __repr__(self) -> str:
         return f"Redactor(<{len(self._secrets)} secrets>)"

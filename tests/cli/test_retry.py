@@ -117,6 +117,9 @@ def test_refusals_say_what_to_do(served: Served, run: Runner) -> None:
     assert "ops" in unknown.stderr and API_TOKEN not in unknown.output
     when = run("retry", *where, "--since", "last tuesday")
     assert when.exit_code == 2 and "neither a duration" in when.stderr
+    for edge in ("0001-01-01T00:00",):  # local time to UTC reached year 0: a traceback
+        far = run("retry", *where, "--until", edge)
+        assert far.exit_code == 2 and "--until" in far.stderr and "Traceback" not in far.output
     assert served.statuses([*served.ops, served.dev]) == ["failed"] * 4
 
 

@@ -641,3 +641,39 @@ def test_python_m_dingpush_emulator_serves_apps() -> None:
         finally:
             proc.send_signal(signal.SIGINT)
             proc.communicate(timeout=10)
+
+
+# Nesting 100,000 deep made the parser raise RecursionError (a 500), and a lone surrogate got
+# into state that no page could then encode; every app API reads them as a body it cannot take.
+@pytest.mark.parametrize(
+    "body",
+    [b"[" * 100_000 + b"]" * 100_000, b'{"appKey": "\\ud800", "appSecret": "x"}'],
+    ids=["deep", "lone-surrogate"],
+)
+async def test_an_unreadable_token_body_is_missing_not_a_500(
+    client: httpx.AsyncClient, body: bytes
+) -> None:
+    reply = await client.post(
+        "/v1.0/oauth2/accessToken", content=body, headers={"Content-Type": "application/json"}
+    )
+    assert reply.status_code == 400 and reply.json()["code"] == "Missingbody"
+
+
+async def test_a_msg_param_nested_past_the_parsers_depth_is_refused(
+    client: httpx.AsyncClient,
+) -> None:
+    reply = await robot(client, msgParam="[" * 7000 + "]" * 7000)  # within 15,000 bytes
+    assert reply.status_code == 400
+    assert reply.json()["code"] == "invalidParameter.msgParam.invalid"
+
+
+async def test_the_chat_view_explains_a_token_request_without_a_json_body(
+    client: httpx.AsyncClient,
+) -> None:
+    # The explanation's {"appKey": …} was read as a format field: once one such request was
+    # recorded, every page of the chat view answered 500.
+    form = {"appKey": KEY, "appSecret": SECRET}
+    assert (await client.post("/v1.0/oauth2/accessToken", data=form)).status_code == 400
+    page = await client.get("/")
+    assert page.status_code == 200
+    assert "The token request takes a JSON body" in page.text

@@ -261,3 +261,19 @@ async def test_no_response_ever_contains_a_secret_or_raw_token(
         body = (await client.get(path)).text
         assert SECRET not in body and TOKEN not in body, path
     assert SECRET not in repr(emulator.robot("ops")) and TOKEN not in repr(emulator.robot("ops"))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"[" * 100_000 + b"]" * 100_000, b'{"kind": "drop", "robot": "\\ud800"}'],
+    ids=["deep", "lone-surrogate"],
+)
+async def test_a_body_the_parser_cannot_hold_is_a_400_not_a_500(
+    client: httpx.AsyncClient, emulator: Emulator, body: bytes
+) -> None:
+    # 100,000 levels raised RecursionError in the control API (a 500).
+    response = await client.post(
+        "/_emulator/faults", content=body, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 400 and "not valid JSON" in response.json()["error"]
+    assert emulator.faults() == []

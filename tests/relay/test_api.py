@@ -387,7 +387,7 @@ async def test_readyz_is_503_while_the_outbox_file_cannot_be_written(
                 outside.execute("COMMIT")
                 outside.close()
         assert ready.status_code == 503
-        assert ("I/O error" if frozen else "locked") in ready.json()["detail"]
+        assert ("immutable" if frozen else "locked") in ready.json()["detail"]
         assert (await api.get("/readyz")).status_code == 200
 
 

@@ -218,6 +218,11 @@ async def test_the_dashboard_counts_then_retries_with_csrf_and_origin_checks(
             "/ui/retry", data={**form, "failed_since": "soon"}, headers={"Origin": ORIGIN}
         )
         assert bad.status_code == 400 and "is not a date and time" in bad.text
+        for edge in ("0001-01-01T00:00",):  # local time to UTC reached year 0: a 500
+            far = await http.post(
+                "/ui/retry", data={**form, "failed_before": edge}, headers={"Origin": ORIGIN}
+            )
+            assert far.status_code == 400 and "Failed before" in far.text, edge
 
         done = await http.post("/ui/retry", data=form, headers={"Origin": ORIGIN})
         assert done.status_code == 303 and done.headers["location"] == "/?retried=3"

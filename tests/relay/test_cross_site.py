@@ -7,6 +7,8 @@ page (``Host: evil.example``) was answered and passed the dashboard's origin che
 
 from __future__ import annotations
 
+import json
+import pathlib
 import typing
 
 import httpx
@@ -15,7 +17,7 @@ import pytest
 from dingpush.relay import Relay, RobotTarget, TargetOptions, create_app, dashboard_routes
 from dingpush.relay._dashboard_auth import DashboardAuth
 from dingpush.relay._http import RelayHosts
-from dingpush.relay._serve import RelayServer
+from dingpush.relay._serve import RelayServer, embedded
 from dingpush.relay._settings import RelaySettings
 from dingpush.testing import EmulatorServer
 
@@ -216,3 +218,45 @@ def test_own_origins() -> None:
         assert not hosts.own_origin(origin, 8080, "http"), origin
     assert not hosts.own_origin("https://localhost:8080", 8080, "http")  # another origin
     assert DashboardAuth((), hosts=hosts).required is False
+
+
+def test_the_embedded_emulator_takes_no_change_from_another_site(tmp_path: pathlib.Path) -> None:
+    # dingpush serve with no configuration mounts the emulator at /emulator: a page the user
+    # opened could post text/plain to its control API (faults, robots, reset) and break the
+    # sandbox, or post to its robot/send. Reading stays open; the chat view's own page and
+    # tools are welcome.
+    setup = embedded(port=0, directory=tmp_path)
+    with RelayServer(setup.relay, emulator=setup.emulator, sock=setup.sock):
+        with httpx.Client(base_url=setup.url) as http:
+            for headers in (
+                {"Sec-Fetch-Site": "cross-site"},
+                {"Sec-Fetch-Site": "same-site"},
+                {"Origin": "http://evil.example"},
+            ):
+                for path, body in (
+                    ("/emulator/_emulator/faults", {"kind": "drop", "count": None}),
+                    ("/emulator/_emulator/robots", {"name": "evil", "token": "evil-token"}),
+                    ("/emulator/_emulator/reset", {"robots": True}),
+                    ("/emulator/robot/send?access_token=sandbox-token", text("from a page")),
+                ):
+                    reply = http.post(
+                        path,
+                        content=json.dumps(body),
+                        headers={"Content-Type": "text/plain", **headers},
+                    )
+                    assert reply.status_code == 403, (path, headers, reply.text)
+                    assert "another site" in reply.json()["detail"]
+                cross = {"Sec-Fetch-Site": "cross-site", **headers}
+                assert http.get("/emulator/_emulator/robots", headers=cross).status_code == 200
+            assert setup.emulator.faults() == []
+            assert [robot.name for robot in setup.emulator.robots()] == ["sandbox"]
+            assert setup.emulator.messages() == []
+            own = {"Origin": setup.url, "Sec-Fetch-Site": "same-origin"}
+            fault = {"kind": "drop", "count": 1, "robot": "nobody"}
+            assert (
+                http.post("/emulator/_emulator/faults", json=fault, headers=own).status_code == 201
+            )
+            assert http.delete("/emulator/_emulator/faults").status_code == 200
+            # the chat view still finds its own routes (its style sheet) under the mount
+            assert http.get("/emulator/").status_code == 200
+            assert http.get("/emulator/_emulator/chat/nobody").status_code == 404

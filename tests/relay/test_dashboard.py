@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
+from dingpush import mask
 from dingpush.relay import Relay, RobotTarget, TargetOptions, create_app, dashboard_routes
 from dingpush.relay._dashboard import PAGE_SIZE
 from dingpush.relay._dispatcher import DING_KIND
@@ -171,19 +172,24 @@ async def test_the_detail_shows_preview_payload_attempts_and_reply(
 async def test_masking_leaves_links_whole_in_the_api_and_the_preview(
     dingtalk_emulator: EmulatorServer,
 ) -> None:
+    # A message's own links are not this configuration's secrets: they show as written (a
+    # signed report link's sign= included). Only configured secrets are masked in a payload.
     side = "dingtalk://dingtalkclient/page/link?url=https%3A%2F%2Fr.example%2Fd&pc_slide=true"
-    text_ = f"[board]({side}) and [report](https://r.example/x?sign=abc123XYZ)"
+    report = "https://r.example/x?sign=abc123XYZ&session=s1"
+    text_ = f"[board]({side}) and [report]({report}), ingress {INGRESS}"
     markdown = {"msgtype": "markdown", "markdown": {"title": "Links", "text": text_}}
     async with dashboard(_relay(dingtalk_emulator)) as http:
         message_id = await _send(http, "ops", markdown)
         payload = (await http.get(f"/v1/messages/{message_id}")).json()["payload"]
         assert payload["markdown"]["text"] == (
-            f"[board]({side}) and [report](https://r.example/x?sign=****)"
+            f"[board]({side}) and [report]({report}), ingress {mask(INGRESS)}"
         )
         html = (await http.get(f"/ui/messages/{message_id}")).text
         assert 'href="https://r.example/d"' in html  # the side-panel link, unwrapped
-        assert 'href="https://r.example/x?sign=****"' in html  # still a link, not text
-        assert "dingtalk://****" not in html
+        assert 'href="https://r.example/x?sign=abc123XYZ&amp;session=s1"' in html
+        assert "dingtalk://****" not in html and INGRESS not in html
+        rows = (await http.get("/")).text
+        assert INGRESS not in rows
 
 
 # -- sign-in ------------------------------------------------------------------------------------

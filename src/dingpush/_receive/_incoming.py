@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import hmac
-import json
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from dingpush._errors import CallbackRejected
+from dingpush._messages._json import load_json
 from dingpush._robot._signing import sign
 
 __all__ = [
@@ -97,10 +97,10 @@ def _text(body: Mapping[str, typing.Any]) -> str:
 def parse_incoming(data: bytes | str | Mapping[str, typing.Any]) -> IncomingMessage:
     """Read a robot-message body (§12.1) into an :class:`IncomingMessage`."""
     if isinstance(data, bytes | str):
-        try:
-            body = json.loads(data)
-        except ValueError:
-            raise CallbackRejected("the robot message is not JSON", reason="body") from None
+        try:  # bounded nesting, no lone surrogate (InvalidMessage is a ValueError)
+            body = load_json(data.decode("utf-8") if isinstance(data, bytes) else data)
+        except ValueError as exc:
+            raise CallbackRejected(f"the robot message is not JSON: {exc}", reason="body") from None
     else:
         body = data
     if not isinstance(body, Mapping):

@@ -40,7 +40,14 @@ def _when(value: str | None, option: str) -> float | None:
                 "time (2024-06-01T14:30)",
                 param_hint=option,
             ) from None
-    return moment.timestamp() if moment.tzinfo else moment.astimezone().timestamp()
+    try:  # a moment at the calendar's ends has no UTC time (year 0 or 10,000)
+        return moment.timestamp() if moment.tzinfo else moment.astimezone().timestamp()
+    except (ValueError, OverflowError, OSError):
+        raise click.BadParameter(
+            f"{value!r} has no UTC time (too near the calendar's first or last year); give a "
+            "date and time such as 2024-06-01T14:30",
+            param_hint=option,
+        ) from None
 
 
 def _errcode(value: str | None) -> int | str | None:

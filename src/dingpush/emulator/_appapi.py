@@ -34,6 +34,7 @@ from ._appstate import (
     oapi_error,
     v1_error,
 )
+from ._json import loads
 from ._ledger import Ledger
 from ._oncall import OnCallArea, robot_denied
 from ._stream import StreamGateway
@@ -62,7 +63,7 @@ def _json_object(call: AppCall) -> dict[str, Any] | None:
     if media_type != "application/json":
         return None
     try:
-        data = json.loads(call.body.decode("utf-8"))
+        data = loads(call.body)
     except (UnicodeDecodeError, ValueError):
         return None
     return data if isinstance(data, dict) else None
@@ -374,7 +375,7 @@ class AppApi:
             # shares the msg format [U: asyncsend_v2's own code is not documented].
             return oapi_error(OapiError(34016, "消息内容过长", "too_large"), app)
         try:
-            msg = json.loads(raw) if isinstance(raw, str) else raw
+            msg = loads(raw) if isinstance(raw, str) else raw
         except ValueError:
             msg = None
         if not isinstance(msg, dict):

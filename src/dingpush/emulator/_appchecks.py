@@ -13,6 +13,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._json import loads
+
 __all__ = [
     "MEDIA_LIMITS",
     "MSG_KEYS",
@@ -135,7 +137,7 @@ def check_template(
     if len(msg_param.encode()) > limit:
         return _bad("invalidParameter.msgParam.tooLong", f"msgParam长度超过{limit}字节"), {}
     try:
-        param = json.loads(msg_param)
+        param = loads(msg_param)
     except ValueError:
         param = None
     if not isinstance(param, dict):

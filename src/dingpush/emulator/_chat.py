@@ -153,7 +153,7 @@ _APP_REASONS: dict[str, tuple[str, str]] = {
     ),
     "Missingbody": (
         "Body is not JSON",
-        'The token request takes a JSON body {"appKey": …, "appSecret": …} sent as '
+        'The token request takes a JSON body {{"appKey": …, "appSecret": …}} sent as '
         "application/json.",
     ),
     "invalid_token": (

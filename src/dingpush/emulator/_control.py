@@ -8,7 +8,6 @@ masked and secrets never: a robot only says ``"signed": true``.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, cast
 
@@ -18,6 +17,7 @@ from starlette.routing import BaseRoute, Route
 
 from ._config import RobotConfig, json_tuples, options_from_dict, robot_from_dict
 from ._faults import FaultKind
+from ._json import loads
 from ._records import conversation_id
 from ._state import Emulator
 
@@ -53,7 +53,7 @@ async def json_object(request: Request, *, optional: bool = False) -> dict[str, 
     if not raw.strip() and optional:
         return {}
     try:
-        data = json.loads(raw)
+        data = loads(raw)
     except ValueError as exc:
         raise _BadRequest(f"body is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from typing import Any
 
 from ._apps import AppConfig
 from ._appstate import AppCall, Outcome
+from ._json import loads
 from ._records import Conversation
 
 __all__ = ["PERSON_CHANNEL", "SESSION_CHANNEL", "Callback", "Session", "incoming_body"]
@@ -124,7 +124,7 @@ def reply_payload(body: bytes) -> Mapping[str, Any] | None:
     """A synchronous reply (§12.3) or a sessionWebhook body: a robot/send message, or None
     for ``{"msgtype":"empty"}`` and anything not a message."""
     try:
-        data = json.loads(body.decode("utf-8")) if body else None
+        data = loads(body) if body else None
     except (UnicodeDecodeError, ValueError):
         return None
     if not isinstance(data, dict) or data.get("msgtype") not in REPLY_TYPES:

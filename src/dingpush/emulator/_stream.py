@@ -33,6 +33,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._json import loads
+
 __all__ = ["BOT_TOPIC", "StreamGateway", "StreamSettings"]
 
 #: §13.2: the topic robot messages arrive on.
@@ -325,7 +327,7 @@ class StreamGateway:
         try:
             async for raw in connection.ws:
                 try:
-                    reply = json.loads(raw)
+                    reply = loads(raw)
                     message_id = str(reply["headers"]["messageId"])
                 except (ValueError, KeyError, TypeError):
                     continue  # not an ack: DingTalk ignores it too [U]

@@ -8,7 +8,6 @@ server answers with. The stateful steps (robot lookup, rate window, msgUuid) liv
 from __future__ import annotations
 
 import ipaddress
-import json
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from typing import Any
 from dingpush.lowlevel import verify_signature
 
 from ._config import EmulatorOptions, RobotConfig
+from ._json import loads
 
 __all__ = [
     "DUPLICATE",
@@ -182,7 +182,7 @@ def check_content_type(value: str | None) -> bool:
 def parse_body(body: bytes) -> dict[str, Any] | None:
     """Return the body as a JSON object, or ``None`` when it is empty, invalid or not an object."""
     try:
-        data = json.loads(body.decode("utf-8"))
+        data = loads(body)
     except (UnicodeDecodeError, ValueError):
         return None
     return data if isinstance(data, dict) else None

@@ -22,12 +22,14 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from ._api import ENDPOINTS, routes
-from ._http import HostGuard, HTTPProblem, problem
+from ._http import HostGuard, HTTPProblem, cross_site, problem
 from ._openapi import docs_page, document
 from ._relay import Relay
 from ._sandbox import EMULATOR_PREFIX, emulator_app
 
 if typing.TYPE_CHECKING:
+    from starlette.types import ASGIApp, Receive, Scope, Send
+
     from ._sandbox import Emulator
 
 __all__ = ["EMULATOR_PREFIX", "create_app"]
@@ -81,7 +83,9 @@ def create_app(
         Route("/docs", docs, methods=["GET"], include_in_schema=False),
     ]
     if emulator is not None:  # the sandbox (see _sandbox.py)
-        app_routes.append(Mount(EMULATOR_PREFIX, app=emulator_app(emulator)))
+        # As the mount's middleware, so that the emulator's routes stay reachable (url_for).
+        guard = Middleware(_SandboxGuard, relay=relay)
+        app_routes.append(Mount(EMULATOR_PREFIX, app=emulator_app(emulator), middleware=[guard]))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -105,6 +109,36 @@ def create_app(
     )
     app.state.relay = relay
     return app
+
+
+class _SandboxGuard:
+    """The mounted emulator's robots, faults and chat are state too: without ``api_tokens``, a
+    request the browser marks as another site's may read them but not change them (403), as on
+    the API, so a page the user opens cannot break or post to the sandbox."""
+
+    def __init__(self, app: ASGIApp, relay: Relay) -> None:
+        self.app = app
+        self.relay = relay
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["method"] not in ("GET", "HEAD", "OPTIONS")
+            and not self.relay.settings.api_tokens
+        ):
+            why = cross_site(Request(scope), self.relay.hosts)
+            if why is not None:
+                answer = problem(
+                    HTTPProblem(
+                        403,
+                        f"refused: this request comes from another site ({why}), and this "
+                        "relay has no API tokens, so a web page must not change the sandbox "
+                        "emulator. Call it from a tool or from the chat view itself",
+                    )
+                )
+                await answer(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

@@ -170,8 +170,9 @@ def _local_time(value: str, label: str) -> float | None:
         return None
     try:
         moment = datetime.datetime.fromisoformat(value)
-    except ValueError:
+        # A moment at the calendar's ends has no UTC time (year 0 or 10,000): ValueError.
+        return moment.timestamp() if moment.tzinfo else moment.astimezone().timestamp()
+    except (ValueError, OverflowError, OSError):
         raise HTTPProblem(
             400, f"{label}: {value!r} is not a date and time such as 2024-06-01T14:30"
         ) from None
-    return moment.timestamp() if moment.tzinfo else moment.astimezone().timestamp()

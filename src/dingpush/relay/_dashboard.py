@@ -200,8 +200,10 @@ class _Dashboard:
         }
 
     def _render(self, template: str, context: Mapping[str, typing.Any]) -> str:
-        # A last net under the masking done upstream: no page carries a configured secret.
-        return self.relay.redact(self.environment.get_template(template).render(**context))
+        # A last net under the masking done upstream (errors and replies are redacted where
+        # they come from): no page carries a configured secret. Only those: a message's own
+        # links show as written (issue 11).
+        return self.relay.redact.known(self.environment.get_template(template).render(**context))
 
     def _page(
         self,

@@ -206,7 +206,8 @@ def message_row(
 def list_rows(relay: Relay, messages: Sequence[OutboxMessage]) -> list[MessageRow]:
     """Rows of a page of the outbox, previews drawn from payloads with secrets masked."""
     return [
-        message_row(relay, relay.summary(m), json.loads(relay.redact(m.payload))) for m in messages
+        message_row(relay, relay.summary(m), json.loads(relay.redact.known(m.payload)))
+        for m in messages
     ]
 
 

@@ -479,7 +479,7 @@ class Relay:
         view = self.summary(message)
         view["idempotency_key"] = self._masked(message.idempotency_key)
         view["lease_until"] = message.lease_until
-        view["payload"] = json.loads(self.redact(message.payload))
+        view["payload"] = json.loads(self.redact.known(message.payload))  # its links as written
         view["reply"] = (
             None if message.reply is None else json.loads(self.redact(json.dumps(message.reply)))
         )

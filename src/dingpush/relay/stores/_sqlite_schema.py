@@ -328,7 +328,12 @@ def unavailable(exc: sqlite3.Error, path: pathlib.Path | str) -> StoreUnavailabl
     elif name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN")):
         text = f"the outbox {where} cannot be written ({exc}): check the file's permissions"
     elif name.startswith("SQLITE_IOERR"):
-        text = f"an I/O error on the outbox {where} ({exc}): check the disk"
+        # A file made immutable (chattr +i) or read-only under root fails a write with EPERM,
+        # which SQLite reports as an I/O error: say so, it is the likelier cause.
+        text = (
+            f"an I/O error on the outbox {where} ({exc}): check that it and its -wal and -shm "
+            "files can be written (not read-only or immutable: lsattr), and the disk"
+        )
     else:
         text = f"the outbox {where} is unavailable: {exc}"
     return StoreUnavailable(text)
