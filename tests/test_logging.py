@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from dingpush import MemoryRateLimiter, Robot
-from dingpush.logging import DingTalkHandler, fold_traceback, mask_secrets
+from dingpush.logging import MAX_BYTES_LIMIT, DingTalkHandler, fold_traceback, mask_secrets
 from dingpush.lowlevel import WEBHOOK_BODY_LIMIT
 from dingpush.testing import EmulatorServer, FakeClock
 
@@ -307,3 +307,31 @@ def test_a_record_that_escaping_grows_is_cut_to_fit_one_body(logger: logging.Log
     assert len(body) <= WEBHOOK_BODY_LIMIT
     (text,) = fake.texts()
     assert '"' * 1000 in text and "… (cut)" in text
+
+
+@pytest.mark.parametrize("max_bytes", [999, MAX_BYTES_LIMIT + 1, 20_000])
+def test_max_bytes_outside_what_one_body_holds_is_refused_with_the_bound(max_bytes: int) -> None:
+    with pytest.raises(ValueError, match=f"between 1000 and {MAX_BYTES_LIMIT}"):
+        DingTalkHandler(
+            f"https://oapi.dingtalk.com/robot/send?access_token={TOKEN}", max_bytes=max_bytes
+        )
+
+
+def test_the_largest_max_bytes_still_makes_a_body_dingtalk_takes(logger: logging.Logger) -> None:
+    # Many records at the bound, each of quotes and backslashes (escaping doubles them), under a
+    # long logger name: the packed message's body stays within DingTalk's limit.
+    fake = BlockingDingTalk(FakeClock())
+    handler = DingTalkHandler(robot_for(fake), linger=0, max_bytes=MAX_BYTES_LIMIT)
+    named = logging.getLogger("a." + "very_long_logger_name_" * 20)
+    named.addHandler(handler)
+    named.propagate = False
+    try:
+        for n in range(40):
+            named.error('"\\' * 300 + f" record {n}")
+        fake.release.set()
+        handler.flush(timeout=30)
+    finally:
+        named.removeHandler(handler)
+        handler.close()
+    assert handler.stats().failed == 0
+    assert fake.requests and all(len(body) <= WEBHOOK_BODY_LIMIT for _, body in fake.requests)

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 
 from dingpush import DingPushError, Markdown, RateLimited, Robot, mask
 from dingpush.alerts._filters import escape_markdown, truncate_bytes
+from dingpush.lowlevel import WEBHOOK_BODY_LIMIT
 
 if typing.TYPE_CHECKING:
     import httpx
@@ -49,6 +50,8 @@ __all__ = ["DingTalkHandler", "HandlerStats", "fold_traceback", "mask_secrets"]
 #: Bytes of markdown text one message carries: DingTalk's 20,000-byte body less room for the
 #: title, the msgUuid, a robot keyword and the JSON around them.
 DEFAULT_MAX_BYTES = 18_000
+#: The most ``max_bytes`` may be: the body limit less room for the title and the JSON around.
+MAX_BYTES_LIMIT = WEBHOOK_BODY_LIMIT - 1_000
 _ICONS = {"CRITICAL": "🛑", "ERROR": "🔴", "WARNING": "🟠", "INFO": "🔵", "DEBUG": "⚪"}
 _STOP = object()
 _WAKE = object()
@@ -175,10 +178,15 @@ class DingTalkHandler(logging.Handler):
             raise ValueError("DingTalkHandler: give robot= (a Robot or its URL) or relay=, one")
         if relay is not None and not target:
             raise ValueError("DingTalkHandler: relay= needs target= (the relay's target name)")
-        if queue_size < 1 or max_bytes < 1000 or linger < 0 or flush_timeout < 0:
+        if queue_size < 1 or linger < 0 or flush_timeout < 0:
             raise ValueError(
-                "DingTalkHandler: queue_size >= 1, max_bytes >= 1000, linger and "
-                "flush_timeout >= 0 seconds"
+                "DingTalkHandler: queue_size >= 1, linger and flush_timeout >= 0 seconds"
+            )
+        if not 1000 <= max_bytes <= MAX_BYTES_LIMIT:
+            raise ValueError(
+                f"DingTalkHandler: max_bytes={max_bytes} must be between 1000 and "
+                f"{MAX_BYTES_LIMIT}: DingTalk refuses a robot's body over {WEBHOOK_BODY_LIMIT} "
+                f"bytes, and the title and JSON around the text take the rest"
             )
         self._secrets = [*secrets, *(s for s in (secret, token) if s)]
         self._robot: Robot | None = None
