@@ -417,6 +417,34 @@ async def test_readyz_probes_the_outbox_at_most_once_a_probe_interval(
         assert Counting.probes == 2
 
 
+async def test_concurrent_readyz_share_one_probe(dingtalk_emulator: EmulatorServer) -> None:
+    # A probe against a locked outbox waits up to lock_timeout: a burst of /readyz (several
+    # orchestrators, a dashboard) must not queue one such wait each.
+    class Slow(MemoryStore):
+        probes = 0
+        gate = asyncio.Event()
+
+        async def probe(self) -> None:
+            type(self).probes += 1
+            if type(self).probes > 1:  # start-up's probe passes at once
+                await type(self).gate.wait()
+            await super().probe()
+
+    relay = _relay(dingtalk_emulator)
+    relay.store = Slow()
+    relay.dispatcher.store = relay.store
+    relay.probe_interval = 0.0  # every call would probe on its own
+    async with serving(relay) as api:
+        calls = [asyncio.ensure_future(api.get("/readyz")) for _ in range(10)]
+        while Slow.probes < 2:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)  # the other nine arrive while the probe waits
+        Slow.gate.set()
+        answers = await asyncio.gather(*calls)
+    assert [a.status_code for a in answers] == [200] * 10
+    assert Slow.probes == 2  # start-up's, then one for the ten
+
+
 async def test_a_locked_outbox_stops_start_up(
     dingtalk_emulator: EmulatorServer, tmp_path: pathlib.Path
 ) -> None:

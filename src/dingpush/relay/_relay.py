@@ -202,6 +202,7 @@ class Relay:
         #: Seconds a probe of the outbox answers for (``/readyz``); tests set 0.
         self.probe_interval = PROBE_INTERVAL
         self._probed: tuple[float, str | None] | None = None
+        self._probing: asyncio.Future[str | None] | None = None
 
     def __repr__(self) -> str:
         return f"<Relay {len(self.targets)} targets, store {self.store!r}>"
@@ -246,17 +247,26 @@ class Relay:
         """Why the outbox cannot take writes now, or None; a real write, once an interval.
 
         The answer of the last :meth:`OutboxStore.probe` stands for ``probe_interval``
-        seconds; concurrent callers may probe together (group commit makes that one commit).
+        seconds, and callers that arrive while a probe runs share it: a burst of ``/readyz``
+        against a locked outbox is one probe and one ``lock_timeout`` wait, not one each.
         """
         now = self.clock.monotonic()
         if self._probed is not None and now - self._probed[0] < self.probe_interval:
             return self._probed[1]
+        if self._probing is None:
+            self._probing = asyncio.ensure_future(self._probe())
+        # shield: a caller that goes away (a closed request) does not cancel the others' probe
+        return await asyncio.shield(self._probing)
+
+    async def _probe(self) -> str | None:
         try:
             await self.store.probe()
         except StoreUnavailable as exc:
             why: str | None = self.redact(str(exc))
         else:
             why = None
+        finally:
+            self._probing = None
         self._probed = (self.clock.monotonic(), why)
         return why
 
