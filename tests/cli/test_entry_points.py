@@ -231,7 +231,7 @@ def test_both_emulator_and_relay_commands_stop_alike_on_ctrl_c_and_sigterm(
 ) -> None:
     # dingpush emulator ≡ python -m dingpush.emulator; dingpush serve ≡ python -m dingpush.relay:
     # each pair ends with the same status and last words after SIGINT (Ctrl-C) and SIGTERM.
-    results = {}
+    results: dict[str, list[tuple[str, int, list[str]]]] = {}
     for command in ("dingpush", f"dingpush.{module}"):
         for sig in (signal.SIGINT, signal.SIGTERM):
             args = (name, "--port", "0", *(("--store", "memory") if name == "serve" else ()))

@@ -295,7 +295,9 @@ store = "memory"
     assert loaded is not None
     relay = loaded[0]
     # Chat commands are answered through the same client (one token per app), not a second.
-    assert relay.chat is not None and relay.chat._app("corp") is relay.targets["alice"].app
+    alice = relay.targets["alice"]
+    assert isinstance(alice, AppTarget)
+    assert relay.chat is not None and relay.chat._app("corp") is alice.app
     try:
         for name in ("ops-group", "alice"):
             target = relay.targets[name]
