@@ -22,6 +22,7 @@ from dingpush.relay import AlertReceivers, AppTarget, Relay, RelayServer, RelayS
 from dingpush.relay._chat import ChatCommands
 from dingpush.relay._incidents import EventKind, Incident, IncidentState
 from dingpush.relay._receivers import ChatReceivers, ReceivingApp
+from dingpush.relay._silences import Silences
 from dingpush.relay.stores import MemoryIncidentStore
 from dingpush.testing import EmulatorServer
 
@@ -497,3 +498,145 @@ def test_the_other_groups_of_an_incident_learn_who_took_it(
             assert time.monotonic() < deadline, "the team group was not told"
             time.sleep(0.02)
         assert [t for _, t in loop.chat()].count(expected) == 1  # the reply, not a second one
+
+
+# -- a message delivered twice acts once ---------------------------------------------------------
+
+
+class CountingAlertmanager:
+    """Alertmanager's silences API behind a mock transport: counts the silences made.
+
+    With ``hold``, a silence is held until a second one is asked for (or about a second): two
+    deliveries of one message acting at once would both get here.
+    """
+
+    def __init__(self, *, hold: bool = False) -> None:
+        self.made: list[dict[str, object]] = []
+        self.hold = hold
+
+    async def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.made.append(json.loads(request.content))
+        number = len(self.made)
+        for _ in range(50 if self.hold else 0):
+            if len(self.made) > 1:
+                break
+            await asyncio.sleep(0.02)
+        return httpx.Response(200, json={"silenceID": f"silence-{number}"})
+
+    def client(self) -> Silences:
+        return Silences("http://am.example", transport=httpx.MockTransport(self))
+
+
+def signed_callback(cid: str, text: str) -> tuple[bytes, dict[str, str]]:
+    """A callback as DingTalk sends it (§12.2): the body, and headers signed now."""
+    body = {
+        "msgtype": "text",
+        "text": {"content": f" {text}"},
+        "conversationType": "2",
+        "conversationId": cid,
+        "senderStaffId": "alice",
+        "msgId": "msgA1b2C3d4/+=",
+    }
+    now = int(time.time() * 1000)
+    headers = {
+        "timestamp": str(now),
+        "sign": callback_sign(APP_SECRET, now),
+        "Content-Type": "application/json",
+    }
+    return json.dumps(body).encode(), headers
+
+
+def test_the_same_callback_twice_at_once_acts_once_and_both_get_its_answer(
+    dingtalk_emulator: EmulatorServer,
+) -> None:
+    dingtalk_emulator.add_app("ops", APP_KEY, APP_SECRET, users=USERS, groups=[GROUP])
+    relay, store = _relay(dingtalk_emulator)
+    assert relay.chat is not None and relay.chat.commands is not None
+    alertmanager = CountingAlertmanager(hold=True)
+    relay.chat.commands.silences = alertmanager.client()
+    with RelayServer(relay) as server:
+        loop = Loop(dingtalk_emulator, server, store)
+        incident = loop.open()
+        body, headers = signed_callback(loop.cid, "silence 2h")
+        url = f"{server.url}/callbacks/ops"
+
+        async def twice() -> list[httpx.Response]:
+            async with httpx.AsyncClient() as client:
+                posts = (client.post(url, content=body, headers=headers) for _ in "ab")
+                return list(await asyncio.gather(*posts))
+
+        answers = asyncio.run(twice())
+        assert len(alertmanager.made) == 1
+        expected = f"#{incident.number} silenced for 2h by Alice (silence silence-1)"
+        for answer in answers:
+            assert answer.status_code == 200
+            assert answer.json() == {"msgtype": "text", "text": {"content": expected}}
+        after = loop.incident(incident.number)
+        assert [e.kind for e in after.timeline].count(EventKind.SILENCED) == 1
+        # DingTalk's retry later gets the same answer, and acts no more.
+        again = httpx.post(url, content=body, headers=headers)
+        assert again.json()["text"]["content"] == expected
+        assert len(alertmanager.made) == 1
+
+
+def test_two_relays_on_one_postgresql_schema_act_once_on_a_callback_sent_to_both(
+    dingtalk_emulator: EmulatorServer, schema: str
+) -> None:
+    from _pgsupport import DSN
+    from dingpush.relay import RobotTarget
+    from dingpush.relay.stores import PostgresStore
+
+    dingtalk_emulator.add_app("ops", APP_KEY, APP_SECRET, users=USERS, groups=[GROUP])
+    dingtalk_emulator.add_robot("team", "team-robot-token-0123456789")
+    alertmanager = CountingAlertmanager()
+    cid = next(iter(dingtalk_emulator.emulator.app("ops").groups))
+
+    def instance() -> Relay:
+        app = AsyncApp(APP_KEY, APP_SECRET, api_base=dingtalk_emulator.url, token_cache=None)
+        relay = Relay(
+            [
+                AppTarget("oncall", app, "app-group", open_conversation_id=cid, owns_app=True),
+                RobotTarget("team", dingtalk_emulator.webhook_url("team")),
+            ],
+            store=PostgresStore(DSN, schema=schema, pool_size=2),
+            settings=RelaySettings(port=free_port(), idle_poll=0.05),
+            chat=ChatReceivers([ReceivingApp("ops", APP_KEY, APP_SECRET, dingtalk_emulator.url)]),
+        )
+        assert relay.chat is not None and relay.chat.commands is not None
+        relay.chat.commands.silences = alertmanager.client()
+        return relay
+
+    async def in_the_store(number: int | None = None) -> tuple[Incident, int]:
+        """Open the incident (``number`` None), or read it back; the team's messages."""
+        async with PostgresStore(DSN, schema=schema, pool_size=1) as store:
+            if number is None:
+                found: Incident | None = await store.incidents.open_incident(
+                    route="ops",
+                    group_key="g",
+                    title="DiskFull",
+                    labels=LABELS,
+                    policy=None,
+                    targets=["oncall", "team"],
+                    due_at=None,
+                    now=time.time(),
+                )
+            else:
+                found = await store.incidents.get(number)
+            team = (await store.stats()).targets.get("team")
+        assert found is not None
+        sent = 0 if team is None else team.backlog + team.failed + team.delivered_recent
+        return found, sent
+
+    with RelayServer(instance()) as one, RelayServer(instance()) as two:
+        incident, _ = asyncio.run(in_the_store())
+        body, headers = signed_callback(cid, "silence 2h")
+        first = httpx.post(f"{one.url}/callbacks/ops", content=body, headers=headers)
+        expected = f"#{incident.number} silenced for 2h by alice (silence silence-1)"
+        assert first.json() == {"msgtype": "text", "text": {"content": expected}}
+        # DingTalk's retry (or a replay) reaches the other instance: A's answer, no action.
+        second = httpx.post(f"{two.url}/callbacks/ops", content=body, headers=headers)
+        assert second.json() == first.json()
+        assert len(alertmanager.made) == 1
+        after, told_team = asyncio.run(in_the_store(incident.number))
+        assert [e.kind for e in after.timeline].count(EventKind.SILENCED) == 1
+        assert told_team == 1  # the team group is told once, by the instance that acted
