@@ -8,6 +8,7 @@ import asyncio
 import json
 import pathlib
 import time
+import typing
 import urllib.request
 from collections.abc import Iterator
 
@@ -16,12 +17,17 @@ import pytest
 from bench._alertmanager import Alertmanager, free_port
 
 from _appsupport import APP_KEY, APP_SECRET, GROUP, USERS
-from dingpush import AsyncApp, Backoff, callback_sign, parse_incoming
+from dingpush import AsyncApp, Backoff, IncomingMessage, callback_sign, parse_incoming
 from dingpush.alerts import AlertSettings, Person, Route
 from dingpush.relay import AlertReceivers, AppTarget, Relay, RelayServer, RelaySettings
 from dingpush.relay._chat import ChatCommands
 from dingpush.relay._incidents import EventKind, Incident, IncidentState
-from dingpush.relay._receivers import ChatReceivers, ReceivingApp
+from dingpush.relay._receivers import (
+    BEING_HANDLED,
+    UNREMEMBERED,
+    ChatReceivers,
+    ReceivingApp,
+)
 from dingpush.relay._silences import Silences
 from dingpush.relay.stores import MemoryIncidentStore
 from dingpush.testing import EmulatorServer
@@ -640,3 +646,148 @@ def test_two_relays_on_one_postgresql_schema_act_once_on_a_callback_sent_to_both
         after, told_team = asyncio.run(in_the_store(incident.number))
         assert [e.kind for e in after.timeline].count(EventKind.SILENCED) == 1
         assert told_team == 1  # the team group is told once, by the instance that acted
+
+
+class Instances:
+    """Two relays sharing one incident store, as a fleet's instances share PostgreSQL's."""
+
+    def __init__(self, am: httpx.MockTransport) -> None:
+        self.store = MemoryIncidentStore()
+        self.relays = [self._relay(am) for _ in "ab"]
+        self.cid = "cidOps0123456789"
+
+    def _relay(self, am: httpx.MockTransport) -> Relay:
+        app = AsyncApp(APP_KEY, APP_SECRET, api_base="http://dingtalk.invalid", token_cache=None)
+        relay = Relay(
+            [AppTarget("oncall", app, "app-group", open_conversation_id="cidOps0123456789")],
+            incidents=self.store,
+            chat=ChatReceivers([ReceivingApp("ops", APP_KEY, APP_SECRET)]),
+        )
+        assert relay.chat is not None and relay.chat.commands is not None
+        relay.chat.commands.silences = Silences("http://am.example", transport=am)
+        return relay
+
+    def chat(self, index: int) -> ChatReceivers:
+        chat = self.relays[index].chat
+        assert chat is not None
+        return chat
+
+    async def incident(self) -> Incident:
+        return await self.store.open_incident(
+            route="ops",
+            group_key="g",
+            title="DiskFull",
+            labels=LABELS,
+            policy=None,
+            targets=["oncall"],
+            due_at=None,
+            now=time.time(),
+        )
+
+    def message(self, text: str = "silence 2h") -> IncomingMessage:
+        return parse_incoming(
+            {
+                "msgtype": "text",
+                "text": {"content": f" {text}"},
+                "conversationType": "2",
+                "conversationId": self.cid,
+                "senderStaffId": "alice",
+                "msgId": "msgTwice01",
+            }
+        )
+
+
+class HeldAlertmanager:
+    """Makes each silence asked for, and answers it only once ``release`` is set."""
+
+    def __init__(self) -> None:
+        self.made = 0
+        self.release = asyncio.Event()
+
+    async def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.made += 1
+        number = self.made
+        await self.release.wait()
+        return httpx.Response(200, json={"silenceID": f"silence-{number}"})
+
+
+async def _until(condition: typing.Callable[[], bool]) -> None:
+    for _ in range(10_000):
+        if condition():
+            return
+        await asyncio.sleep(0.001)
+    raise AssertionError("the condition never held")
+
+
+def test_another_instance_waits_for_the_answer_of_the_one_acting() -> None:
+    async def scenario() -> None:
+        am = HeldAlertmanager()
+        fleet = Instances(httpx.MockTransport(am))
+        incident = await fleet.incident()
+        acting = asyncio.create_task(fleet.chat(0).handle("ops", fleet.message()))
+        await _until(lambda: am.made == 1)  # instance A is making the silence
+        waiting = asyncio.create_task(fleet.chat(1).handle("ops", fleet.message()))
+        await asyncio.sleep(0.2)  # B has looked in the store (more than once) meanwhile
+        assert not waiting.done()
+        am.release.set()
+        first, second = await acting, await waiting
+        assert first.text == f"#{incident.number} silenced for 2h by alice (silence silence-1)"
+        assert second.text == first.text and am.made == 1
+
+    asyncio.run(scenario())
+
+
+def test_an_instance_that_waited_long_enough_says_the_command_is_being_handled() -> None:
+    async def scenario() -> None:
+        am = HeldAlertmanager()
+        fleet = Instances(httpx.MockTransport(am))
+        await fleet.incident()
+        fleet.chat(1).pending_polls = 1
+        acting = asyncio.create_task(fleet.chat(0).handle("ops", fleet.message()))
+        await _until(lambda: am.made == 1)
+        busy = await fleet.chat(1).handle("ops", fleet.message())
+        assert busy.text == BEING_HANDLED and am.made == 1
+        am.release.set()
+        done = await acting
+        # Not remembered as B's answer: a later delivery to B gets A's.
+        assert (await fleet.chat(1).handle("ops", fleet.message())).text == done.text
+        assert am.made == 1
+
+    asyncio.run(scenario())
+
+
+def test_a_command_that_raised_may_be_tried_again_by_the_next_delivery() -> None:
+    calls: list[int] = []
+
+    def broken_then_fine(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("a bug on the way to Alertmanager")
+        return httpx.Response(200, json={"silenceID": "silence-2"})
+
+    async def scenario() -> None:
+        fleet = Instances(httpx.MockTransport(broken_then_fine))
+        incident = await fleet.incident()
+        with pytest.raises(RuntimeError, match="a bug"):
+            await fleet.chat(0).handle("ops", fleet.message())
+        answer = await fleet.chat(1).handle("ops", fleet.message())
+        assert answer.text == f"#{incident.number} silenced for 2h by alice (silence silence-2)"
+        assert len(calls) == 2
+
+    asyncio.run(scenario())
+
+
+def test_without_its_store_the_relay_does_not_act_on_a_message_it_cannot_remember() -> None:
+    am = HeldAlertmanager()
+
+    async def scenario() -> None:
+        fleet = Instances(httpx.MockTransport(am))
+        await fleet.incident()
+        await fleet.store.aclose()  # the store is unreachable
+        answer = await fleet.chat(0).handle("ops", fleet.message())
+        assert answer.text == UNREMEMBERED and am.made == 0
+        await fleet.store.open()
+        am.release.set()
+        assert "silenced for 2h" in (await fleet.chat(0).handle("ops", fleet.message())).text
+
+    asyncio.run(scenario())

@@ -132,6 +132,9 @@ class ChatReceivers:
         #: Where messages acted on are remembered (``bind``): the relay's incident store.
         self.memory: IncidentStore = MemoryIncidentStore()
         self.callback_deadline = callback_deadline
+        #: How many times a delivery looks for the answer of another instance acting on the
+        #: same message (every PENDING_POLL seconds) before answering BEING_HANDLED.
+        self.pending_polls = PENDING_POLLS
         self._clients: dict[str, AsyncApp] = {}
         self._late: set[asyncio.Task[None]] = set()
 
@@ -273,7 +276,7 @@ class ChatReceivers:
     async def _claim(self, key: str) -> ChatClaim:
         """Claim a message; while another instance acts on it, look for its answer a while."""
         assert self.commands is not None
-        for attempt in range(PENDING_POLLS + 1):
+        for attempt in range(self.pending_polls + 1):
             if attempt:
                 await asyncio.sleep(PENDING_POLL)
             claim = await self.memory.claim_chat_message(
