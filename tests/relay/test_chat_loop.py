@@ -21,7 +21,7 @@ from dingpush import AsyncApp, Backoff, IncomingMessage, callback_sign, parse_in
 from dingpush.alerts import AlertSettings, Person, Route
 from dingpush.relay import AlertReceivers, AppTarget, Relay, RelayServer, RelaySettings
 from dingpush.relay._chat import ChatCommands
-from dingpush.relay._incidents import EventKind, Incident, IncidentState
+from dingpush.relay._incidents import EventKind, Incident, IncidentState, IncidentStore
 from dingpush.relay._receivers import (
     BEING_HANDLED,
     UNREMEMBERED,
@@ -789,5 +789,55 @@ def test_without_its_store_the_relay_does_not_act_on_a_message_it_cannot_remembe
         await fleet.store.open()
         am.release.set()
         assert "silenced for 2h" in (await fleet.chat(0).handle("ops", fleet.message())).text
+
+    asyncio.run(scenario())
+
+
+def test_an_incident_store_without_a_chat_memory_remembers_in_the_process() -> None:
+    class Older:
+        """An incident store written before the contract remembered chat messages."""
+
+        def __init__(self) -> None:
+            self.inner = MemoryIncidentStore()
+
+        def __getattr__(self, name: str) -> typing.Any:
+            if name in ("claim_chat_message", "answer_chat_message"):
+                raise AttributeError(name)
+            return getattr(self.inner, name)
+
+    calls: list[int] = []
+
+    def am(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        return httpx.Response(200, json={"silenceID": f"silence-{len(calls)}"})
+
+    async def scenario() -> None:
+        fleet = Instances(httpx.MockTransport(am))
+        older = Older()
+        app = AsyncApp(APP_KEY, APP_SECRET, api_base="http://dingtalk.invalid", token_cache=None)
+        relay = Relay(
+            [AppTarget("oncall", app, "app-group", open_conversation_id=fleet.cid)],
+            incidents=typing.cast("IncidentStore", older),
+            chat=ChatReceivers([ReceivingApp("ops", APP_KEY, APP_SECRET)]),
+        )
+        assert relay.chat is not None and relay.chat.commands is not None
+        relay.chat.commands.silences = Silences(
+            "http://am.example", transport=httpx.MockTransport(am)
+        )
+        assert relay.chat.memory is not older
+        await older.inner.open_incident(
+            route="ops",
+            group_key="g",
+            title="DiskFull",
+            labels=LABELS,
+            policy=None,
+            targets=["oncall"],
+            due_at=None,
+            now=time.time(),
+        )
+        answers = await asyncio.gather(
+            *(relay.chat.handle("ops", fleet.message()) for _ in range(3))
+        )
+        assert len({a.text for a in answers}) == 1 and len(calls) == 1
 
     asyncio.run(scenario())
