@@ -5,8 +5,10 @@ Stream client (§13), and the relay acts on its incident store and Alertmanager.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import pathlib
+import secrets
 import time
 import typing
 import urllib.request
@@ -651,8 +653,8 @@ def test_two_relays_on_one_postgresql_schema_act_once_on_a_callback_sent_to_both
 class Instances:
     """Two relays sharing one incident store, as a fleet's instances share PostgreSQL's."""
 
-    def __init__(self, am: httpx.MockTransport) -> None:
-        self.store = MemoryIncidentStore()
+    def __init__(self, am: httpx.MockTransport, store: IncidentStore | None = None) -> None:
+        self.store: IncidentStore = store or MemoryIncidentStore()
         self.relays = [self._relay(am) for _ in "ab"]
         self.cid = "cidOps0123456789"
 
@@ -781,14 +783,39 @@ def test_without_its_store_the_relay_does_not_act_on_a_message_it_cannot_remembe
     am = HeldAlertmanager()
 
     async def scenario() -> None:
-        fleet = Instances(httpx.MockTransport(am))
+        store = MemoryIncidentStore()
+        fleet = Instances(httpx.MockTransport(am), store)
         await fleet.incident()
-        await fleet.store.aclose()  # the store is unreachable
+        await store.aclose()  # the store is unreachable
         answer = await fleet.chat(0).handle("ops", fleet.message())
         assert answer.text == UNREMEMBERED and am.made == 0
-        await fleet.store.open()
+        await store.open()
         am.release.set()
         assert "silenced for 2h" in (await fleet.chat(0).handle("ops", fleet.message())).text
+
+    asyncio.run(scenario())
+
+
+def test_a_message_id_of_any_length_or_text_is_remembered_in_postgresql(schema: str) -> None:
+    from _pgsupport import DSN
+    from dingpush.relay.stores import PostgresStore
+
+    calls: list[int] = []
+
+    def am(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        return httpx.Response(200, json={"silenceID": f"silence-{len(calls)}"})
+
+    async def scenario() -> None:
+        async with PostgresStore(DSN, schema=schema, pool_size=2) as store:
+            fleet = Instances(httpx.MockTransport(am), store.incidents)
+            await fleet.incident()
+            # 30 KB that do not compress (an index entry holds about 2.7 KB), and a NUL
+            for msg_id in (secrets.token_hex(15_000), "\x00\u00e9\U0001f600"):
+                message = dataclasses.replace(fleet.message(), msg_id=msg_id)
+                first = await fleet.chat(0).handle("ops", message)
+                assert (await fleet.chat(1).handle("ops", message)).text == first.text
+            assert len(calls) == 2
 
     asyncio.run(scenario())
 

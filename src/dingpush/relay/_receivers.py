@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import hashlib
 import json
 import logging
 import typing
@@ -60,6 +61,8 @@ CALLBACK_MAX_BODY = 256 * 1024
 #: How many answers this process keeps by ``msgId`` besides the store (a callback DingTalk
 #: sends again to the same instance is answered without asking the store).
 REMEMBERED = 1000
+#: The longest key a message is remembered by as it is; a longer one by its hash.
+KEY_MAX = 200
 #: Seconds the store remembers a message: §12.2's hour (a callback whose timestamp is older is
 #: refused by its signature check, so it cannot come again later).
 REPLAY_WINDOW = 3600.0
@@ -231,7 +234,9 @@ class ChatReceivers:
         assert self.commands is not None
         if not message.msg_id:  # nothing to know it again by
             return self._log(await self.commands.handle(message), message)
-        key = json.dumps([app, message.msg_id], ensure_ascii=False)  # unambiguous, no NUL
+        key = json.dumps([app, message.msg_id])  # unambiguous, ASCII, no NUL
+        if len(key) > KEY_MAX:  # not DingTalk's (a msgId is short): a bounded index entry
+            key = "sha256:" + hashlib.sha256(key.encode()).hexdigest()
         known = self._answered.get(key)
         if known is not None:
             return known  # the same message again, answered here: act once
