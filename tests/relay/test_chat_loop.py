@@ -5,9 +5,12 @@ Stream client (§13), and the relay acts on its incident store and Alertmanager.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import pathlib
+import secrets
 import time
+import typing
 import urllib.request
 from collections.abc import Iterator
 
@@ -16,12 +19,18 @@ import pytest
 from bench._alertmanager import Alertmanager, free_port
 
 from _appsupport import APP_KEY, APP_SECRET, GROUP, USERS
-from dingpush import AsyncApp, Backoff, callback_sign, parse_incoming
+from dingpush import AsyncApp, Backoff, IncomingMessage, callback_sign, parse_incoming
 from dingpush.alerts import AlertSettings, Person, Route
 from dingpush.relay import AlertReceivers, AppTarget, Relay, RelayServer, RelaySettings
 from dingpush.relay._chat import ChatCommands
-from dingpush.relay._incidents import EventKind, Incident, IncidentState
-from dingpush.relay._receivers import ChatReceivers, ReceivingApp
+from dingpush.relay._incidents import EventKind, Incident, IncidentState, IncidentStore
+from dingpush.relay._receivers import (
+    BEING_HANDLED,
+    UNREMEMBERED,
+    ChatReceivers,
+    ReceivingApp,
+)
+from dingpush.relay._silences import Silences
 from dingpush.relay.stores import MemoryIncidentStore
 from dingpush.testing import EmulatorServer
 
@@ -497,3 +506,365 @@ def test_the_other_groups_of_an_incident_learn_who_took_it(
             assert time.monotonic() < deadline, "the team group was not told"
             time.sleep(0.02)
         assert [t for _, t in loop.chat()].count(expected) == 1  # the reply, not a second one
+
+
+# -- a message delivered twice acts once ---------------------------------------------------------
+
+
+class CountingAlertmanager:
+    """Alertmanager's silences API behind a mock transport: counts the silences made.
+
+    With ``hold``, a silence is held until a second one is asked for (or about a second): two
+    deliveries of one message acting at once would both get here.
+    """
+
+    def __init__(self, *, hold: bool = False) -> None:
+        self.made: list[dict[str, object]] = []
+        self.hold = hold
+
+    async def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.made.append(json.loads(request.content))
+        number = len(self.made)
+        for _ in range(50 if self.hold else 0):
+            if len(self.made) > 1:
+                break
+            await asyncio.sleep(0.02)
+        return httpx.Response(200, json={"silenceID": f"silence-{number}"})
+
+    def client(self) -> Silences:
+        return Silences("http://am.example", transport=httpx.MockTransport(self))
+
+
+def signed_callback(cid: str, text: str) -> tuple[bytes, dict[str, str]]:
+    """A callback as DingTalk sends it (§12.2): the body, and headers signed now."""
+    body = {
+        "msgtype": "text",
+        "text": {"content": f" {text}"},
+        "conversationType": "2",
+        "conversationId": cid,
+        "senderStaffId": "alice",
+        "msgId": "msgA1b2C3d4/+=",
+    }
+    now = int(time.time() * 1000)
+    headers = {
+        "timestamp": str(now),
+        "sign": callback_sign(APP_SECRET, now),
+        "Content-Type": "application/json",
+    }
+    return json.dumps(body).encode(), headers
+
+
+def test_the_same_callback_twice_at_once_acts_once_and_both_get_its_answer(
+    dingtalk_emulator: EmulatorServer,
+) -> None:
+    dingtalk_emulator.add_app("ops", APP_KEY, APP_SECRET, users=USERS, groups=[GROUP])
+    relay, store = _relay(dingtalk_emulator)
+    assert relay.chat is not None and relay.chat.commands is not None
+    alertmanager = CountingAlertmanager(hold=True)
+    relay.chat.commands.silences = alertmanager.client()
+    with RelayServer(relay) as server:
+        loop = Loop(dingtalk_emulator, server, store)
+        incident = loop.open()
+        body, headers = signed_callback(loop.cid, "silence 2h")
+        url = f"{server.url}/callbacks/ops"
+
+        async def twice() -> list[httpx.Response]:
+            async with httpx.AsyncClient() as client:
+                posts = (client.post(url, content=body, headers=headers) for _ in "ab")
+                return list(await asyncio.gather(*posts))
+
+        answers = asyncio.run(twice())
+        assert len(alertmanager.made) == 1
+        expected = f"#{incident.number} silenced for 2h by Alice (silence silence-1)"
+        for answer in answers:
+            assert answer.status_code == 200
+            assert answer.json() == {"msgtype": "text", "text": {"content": expected}}
+        after = loop.incident(incident.number)
+        assert [e.kind for e in after.timeline].count(EventKind.SILENCED) == 1
+        # DingTalk's retry later gets the same answer, and acts no more.
+        again = httpx.post(url, content=body, headers=headers)
+        assert again.json()["text"]["content"] == expected
+        assert len(alertmanager.made) == 1
+
+
+def test_two_relays_on_one_postgresql_schema_act_once_on_a_callback_sent_to_both(
+    dingtalk_emulator: EmulatorServer, schema: str
+) -> None:
+    from _pgsupport import DSN
+    from dingpush.relay import RobotTarget
+    from dingpush.relay.stores import PostgresStore
+
+    dingtalk_emulator.add_app("ops", APP_KEY, APP_SECRET, users=USERS, groups=[GROUP])
+    dingtalk_emulator.add_robot("team", "team-robot-token-0123456789")
+    alertmanager = CountingAlertmanager()
+    cid = next(iter(dingtalk_emulator.emulator.app("ops").groups))
+
+    def instance() -> Relay:
+        app = AsyncApp(APP_KEY, APP_SECRET, api_base=dingtalk_emulator.url, token_cache=None)
+        relay = Relay(
+            [
+                AppTarget("oncall", app, "app-group", open_conversation_id=cid, owns_app=True),
+                RobotTarget("team", dingtalk_emulator.webhook_url("team")),
+            ],
+            store=PostgresStore(DSN, schema=schema, pool_size=2),
+            settings=RelaySettings(port=free_port(), idle_poll=0.05),
+            chat=ChatReceivers([ReceivingApp("ops", APP_KEY, APP_SECRET, dingtalk_emulator.url)]),
+        )
+        assert relay.chat is not None and relay.chat.commands is not None
+        relay.chat.commands.silences = alertmanager.client()
+        return relay
+
+    async def in_the_store(number: int | None = None) -> tuple[Incident, int]:
+        """Open the incident (``number`` None), or read it back; the team's messages."""
+        async with PostgresStore(DSN, schema=schema, pool_size=1) as store:
+            if number is None:
+                found: Incident | None = await store.incidents.open_incident(
+                    route="ops",
+                    group_key="g",
+                    title="DiskFull",
+                    labels=LABELS,
+                    policy=None,
+                    targets=["oncall", "team"],
+                    due_at=None,
+                    now=time.time(),
+                )
+            else:
+                found = await store.incidents.get(number)
+            team = (await store.stats()).targets.get("team")
+        assert found is not None
+        sent = 0 if team is None else team.backlog + team.failed + team.delivered_recent
+        return found, sent
+
+    with RelayServer(instance()) as one, RelayServer(instance()) as two:
+        incident, _ = asyncio.run(in_the_store())
+        body, headers = signed_callback(cid, "silence 2h")
+        first = httpx.post(f"{one.url}/callbacks/ops", content=body, headers=headers)
+        expected = f"#{incident.number} silenced for 2h by alice (silence silence-1)"
+        assert first.json() == {"msgtype": "text", "text": {"content": expected}}
+        # DingTalk's retry (or a replay) reaches the other instance: A's answer, no action.
+        second = httpx.post(f"{two.url}/callbacks/ops", content=body, headers=headers)
+        assert second.json() == first.json()
+        assert len(alertmanager.made) == 1
+        after, told_team = asyncio.run(in_the_store(incident.number))
+        assert [e.kind for e in after.timeline].count(EventKind.SILENCED) == 1
+        assert told_team == 1  # the team group is told once, by the instance that acted
+
+
+class Instances:
+    """Two relays sharing one incident store, as a fleet's instances share PostgreSQL's."""
+
+    def __init__(self, am: httpx.MockTransport, store: IncidentStore | None = None) -> None:
+        self.store: IncidentStore = store or MemoryIncidentStore()
+        self.relays = [self._relay(am) for _ in "ab"]
+        self.cid = "cidOps0123456789"
+
+    def _relay(self, am: httpx.MockTransport) -> Relay:
+        app = AsyncApp(APP_KEY, APP_SECRET, api_base="http://dingtalk.invalid", token_cache=None)
+        relay = Relay(
+            [AppTarget("oncall", app, "app-group", open_conversation_id="cidOps0123456789")],
+            incidents=self.store,
+            chat=ChatReceivers([ReceivingApp("ops", APP_KEY, APP_SECRET)]),
+        )
+        assert relay.chat is not None and relay.chat.commands is not None
+        relay.chat.commands.silences = Silences("http://am.example", transport=am)
+        return relay
+
+    def chat(self, index: int) -> ChatReceivers:
+        chat = self.relays[index].chat
+        assert chat is not None
+        return chat
+
+    async def incident(self) -> Incident:
+        return await self.store.open_incident(
+            route="ops",
+            group_key="g",
+            title="DiskFull",
+            labels=LABELS,
+            policy=None,
+            targets=["oncall"],
+            due_at=None,
+            now=time.time(),
+        )
+
+    def message(self, text: str = "silence 2h") -> IncomingMessage:
+        return parse_incoming(
+            {
+                "msgtype": "text",
+                "text": {"content": f" {text}"},
+                "conversationType": "2",
+                "conversationId": self.cid,
+                "senderStaffId": "alice",
+                "msgId": "msgTwice01",
+            }
+        )
+
+
+class HeldAlertmanager:
+    """Makes each silence asked for, and answers it only once ``release`` is set."""
+
+    def __init__(self) -> None:
+        self.made = 0
+        self.release = asyncio.Event()
+
+    async def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.made += 1
+        number = self.made
+        await self.release.wait()
+        return httpx.Response(200, json={"silenceID": f"silence-{number}"})
+
+
+async def _until(condition: typing.Callable[[], bool]) -> None:
+    for _ in range(10_000):
+        if condition():
+            return
+        await asyncio.sleep(0.001)
+    raise AssertionError("the condition never held")
+
+
+def test_another_instance_waits_for_the_answer_of_the_one_acting() -> None:
+    async def scenario() -> None:
+        am = HeldAlertmanager()
+        fleet = Instances(httpx.MockTransport(am))
+        incident = await fleet.incident()
+        acting = asyncio.create_task(fleet.chat(0).handle("ops", fleet.message()))
+        await _until(lambda: am.made == 1)  # instance A is making the silence
+        waiting = asyncio.create_task(fleet.chat(1).handle("ops", fleet.message()))
+        await asyncio.sleep(0.2)  # B has looked in the store (more than once) meanwhile
+        assert not waiting.done()
+        am.release.set()
+        first, second = await acting, await waiting
+        assert first.text == f"#{incident.number} silenced for 2h by alice (silence silence-1)"
+        assert second.text == first.text and am.made == 1
+
+    asyncio.run(scenario())
+
+
+def test_an_instance_that_waited_long_enough_says_the_command_is_being_handled() -> None:
+    async def scenario() -> None:
+        am = HeldAlertmanager()
+        fleet = Instances(httpx.MockTransport(am))
+        await fleet.incident()
+        fleet.chat(1).pending_polls = 1
+        acting = asyncio.create_task(fleet.chat(0).handle("ops", fleet.message()))
+        await _until(lambda: am.made == 1)
+        busy = await fleet.chat(1).handle("ops", fleet.message())
+        assert busy.text == BEING_HANDLED and am.made == 1
+        am.release.set()
+        done = await acting
+        # Not remembered as B's answer: a later delivery to B gets A's.
+        assert (await fleet.chat(1).handle("ops", fleet.message())).text == done.text
+        assert am.made == 1
+
+    asyncio.run(scenario())
+
+
+def test_a_command_that_raised_may_be_tried_again_by_the_next_delivery() -> None:
+    calls: list[int] = []
+
+    def broken_then_fine(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("a bug on the way to Alertmanager")
+        return httpx.Response(200, json={"silenceID": "silence-2"})
+
+    async def scenario() -> None:
+        fleet = Instances(httpx.MockTransport(broken_then_fine))
+        incident = await fleet.incident()
+        with pytest.raises(RuntimeError, match="a bug"):
+            await fleet.chat(0).handle("ops", fleet.message())
+        answer = await fleet.chat(1).handle("ops", fleet.message())
+        assert answer.text == f"#{incident.number} silenced for 2h by alice (silence silence-2)"
+        assert len(calls) == 2
+
+    asyncio.run(scenario())
+
+
+def test_without_its_store_the_relay_does_not_act_on_a_message_it_cannot_remember() -> None:
+    am = HeldAlertmanager()
+
+    async def scenario() -> None:
+        store = MemoryIncidentStore()
+        fleet = Instances(httpx.MockTransport(am), store)
+        await fleet.incident()
+        await store.aclose()  # the store is unreachable
+        answer = await fleet.chat(0).handle("ops", fleet.message())
+        assert answer.text == UNREMEMBERED and am.made == 0
+        await store.open()
+        am.release.set()
+        assert "silenced for 2h" in (await fleet.chat(0).handle("ops", fleet.message())).text
+
+    asyncio.run(scenario())
+
+
+def test_a_message_id_of_any_length_or_text_is_remembered_in_postgresql(schema: str) -> None:
+    from _pgsupport import DSN
+    from dingpush.relay.stores import PostgresStore
+
+    calls: list[int] = []
+
+    def am(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        return httpx.Response(200, json={"silenceID": f"silence-{len(calls)}"})
+
+    async def scenario() -> None:
+        async with PostgresStore(DSN, schema=schema, pool_size=2) as store:
+            fleet = Instances(httpx.MockTransport(am), store.incidents)
+            await fleet.incident()
+            # 30 KB that do not compress (an index entry holds about 2.7 KB), and a NUL
+            for msg_id in (secrets.token_hex(15_000), "\x00\u00e9\U0001f600"):
+                message = dataclasses.replace(fleet.message(), msg_id=msg_id)
+                first = await fleet.chat(0).handle("ops", message)
+                assert (await fleet.chat(1).handle("ops", message)).text == first.text
+            assert len(calls) == 2
+
+    asyncio.run(scenario())
+
+
+def test_an_incident_store_without_a_chat_memory_remembers_in_the_process() -> None:
+    class Older:
+        """An incident store written before the contract remembered chat messages."""
+
+        def __init__(self) -> None:
+            self.inner = MemoryIncidentStore()
+
+        def __getattr__(self, name: str) -> typing.Any:
+            if name in ("claim_chat_message", "answer_chat_message"):
+                raise AttributeError(name)
+            return getattr(self.inner, name)
+
+    calls: list[int] = []
+
+    def am(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        return httpx.Response(200, json={"silenceID": f"silence-{len(calls)}"})
+
+    async def scenario() -> None:
+        fleet = Instances(httpx.MockTransport(am))
+        older = Older()
+        app = AsyncApp(APP_KEY, APP_SECRET, api_base="http://dingtalk.invalid", token_cache=None)
+        relay = Relay(
+            [AppTarget("oncall", app, "app-group", open_conversation_id=fleet.cid)],
+            incidents=typing.cast("IncidentStore", older),
+            chat=ChatReceivers([ReceivingApp("ops", APP_KEY, APP_SECRET)]),
+        )
+        assert relay.chat is not None and relay.chat.commands is not None
+        relay.chat.commands.silences = Silences(
+            "http://am.example", transport=httpx.MockTransport(am)
+        )
+        assert relay.chat.memory is not older
+        await older.inner.open_incident(
+            route="ops",
+            group_key="g",
+            title="DiskFull",
+            labels=LABELS,
+            policy=None,
+            targets=["oncall"],
+            due_at=None,
+            now=time.time(),
+        )
+        answers = await asyncio.gather(
+            *(relay.chat.handle("ops", fleet.message()) for _ in range(3))
+        )
+        assert len({a.text for a in answers}) == 1 and len(calls) == 1
+
+    asyncio.run(scenario())

@@ -15,6 +15,7 @@ import pytest
 
 from _pgsupport import DSN, drop_schema, scratch_schema
 from dingpush.relay._incidents import (
+    ChatClaim,
     EventKind,
     Incident,
     IncidentState,
@@ -400,7 +401,103 @@ async def test_listed_incidents_carry_their_timeline(incidents: IncidentStore) -
     assert kinds(listed) == [EventKind.OPENED, EventKind.SENT]
 
 
+# -- chat messages acted on -------------------------------------------------------------------
+
+HOUR = 3600.0
+
+
+async def test_the_first_claim_of_a_chat_message_acts_and_later_ones_get_its_answer(
+    incidents: IncidentStore,
+) -> None:
+    key = "ops/msg-1"
+    assert await incidents.claim_chat_message(key, now=T0, ttl=HOUR) == ChatClaim(first=True)
+    # Still being acted on: no answer yet, and not the caller's to act on.
+    pending = await incidents.claim_chat_message(key, now=T0 + 1, ttl=HOUR)
+    assert pending == ChatClaim(first=False, answer=None)
+    # Another app's message with the same msgId is another message.
+    other = await incidents.claim_chat_message("db/msg-1", now=T0 + 1, ttl=HOUR)
+    assert other.first
+    await incidents.answer_chat_message(key, "#1 acknowledged by Alice\n(二)")
+    answered = ChatClaim(first=False, answer="#1 acknowledged by Alice\n(二)")
+    assert await incidents.claim_chat_message(key, now=T0 + 2, ttl=HOUR) == answered
+    # The first answer stays: neither a second answer nor a give-up replaces it.
+    await incidents.answer_chat_message(key, "something else")
+    await incidents.answer_chat_message(key, None)
+    assert await incidents.claim_chat_message(key, now=T0 + 3, ttl=HOUR) == answered
+
+
+async def test_a_chat_message_is_remembered_for_its_ttl_only(incidents: IncidentStore) -> None:
+    key = "ops/msg-1"
+    await incidents.claim_chat_message(key, now=T0, ttl=HOUR)
+    await incidents.answer_chat_message(key, "done")
+    assert (await incidents.claim_chat_message(key, now=T0 + HOUR - 1, ttl=HOUR)).answer == "done"
+    # An hour after its claim it is forgotten: the next delivery is a first one again.
+    assert await incidents.claim_chat_message(key, now=T0 + HOUR, ttl=HOUR) == ChatClaim(True)
+    again = await incidents.claim_chat_message(key, now=T0 + HOUR + 1, ttl=HOUR)
+    assert again == ChatClaim(first=False, answer=None)
+
+
+async def test_expired_chat_messages_beyond_one_prune_are_forgotten_too(
+    incidents: IncidentStore,
+) -> None:
+    keys = [f"ops/msg-{i}" for i in range(250)]  # more than one claim drops (CHAT_PRUNE)
+    for key in keys:
+        await incidents.claim_chat_message(key, now=T0, ttl=10)
+        await incidents.answer_chat_message(key, "old")
+    later = [await incidents.claim_chat_message(k, now=T0 + 20, ttl=10) for k in keys[::-1]]
+    assert later == [ChatClaim(first=True)] * len(keys)
+
+
+async def test_a_claim_given_up_is_claimed_by_the_next_delivery(incidents: IncidentStore) -> None:
+    key = "ops/msg-1"
+    assert (await incidents.claim_chat_message(key, now=T0, ttl=HOUR)).first
+    await incidents.answer_chat_message(key, None)  # acting raised: no answer to give
+    assert (await incidents.claim_chat_message(key, now=T0 + 1, ttl=HOUR)).first
+    await incidents.answer_chat_message("ops/never-claimed", "x")  # nothing to answer
+    never = await incidents.claim_chat_message("ops/never-claimed", now=T0, ttl=HOUR)
+    assert never.first
+
+
+async def test_concurrent_claims_of_one_chat_message_make_one_first(
+    incidents: IncidentStore,
+) -> None:
+    claims = await asyncio.gather(
+        *(incidents.claim_chat_message("ops/msg-1", now=T0, ttl=HOUR) for _ in range(8))
+    )
+    assert sorted(claim.first for claim in claims) == [False] * 7 + [True]
+
+
+async def test_claim_chat_message_checks_its_arguments(incidents: IncidentStore) -> None:
+    for key in ("", "ops\x00m"):
+        with pytest.raises(ValueError, match="key must be a non-empty text without NUL"):
+            await incidents.claim_chat_message(key, now=T0, ttl=HOUR)
+    with pytest.raises(ValueError, match="ttl must be positive"):
+        await incidents.claim_chat_message("ops/m", now=T0, ttl=0)
+
+
 # -- a fleet: two PostgreSQL stores on one schema ---------------------------------------------
+
+
+async def test_two_postgresql_instances_claim_a_chat_message_once() -> None:
+    schema = scratch_schema()
+    try:
+        async with (
+            PostgresStore(DSN, schema=schema, pool_size=4) as one,
+            PostgresStore(DSN, schema=schema, pool_size=4) as two,
+        ):
+            claims = await asyncio.gather(
+                *(
+                    store.incidents.claim_chat_message(f"ops/msg-{i}", now=T0, ttl=HOUR)
+                    for i in range(20)
+                    for store in (one, two, one, two)
+                )
+            )
+            assert sum(claim.first for claim in claims) == 20
+            await one.incidents.answer_chat_message("ops/msg-0", "#7 acknowledged by Alice")
+            seen = await two.incidents.claim_chat_message("ops/msg-0", now=T0 + 1, ttl=HOUR)
+            assert seen == ChatClaim(first=False, answer="#7 acknowledged by Alice")
+    finally:
+        drop_schema(schema)
 
 
 async def test_two_postgresql_instances_claim_each_due_incident_once() -> None:

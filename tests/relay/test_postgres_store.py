@@ -312,6 +312,31 @@ async def test_an_older_instance_keeps_working_after_an_additive_upgrade(
         assert (await late.stats()).queue_depth == 1
 
 
+async def test_a_version_3_schema_gains_the_chat_memory_and_keeps_its_incidents(
+    schema: str,
+) -> None:
+    from dingpush.lowlevel import migrate
+
+    with psycopg.connect(DSN, autocommit=True) as conn:
+        migrate(conn, schema=schema, component="outbox", steps=MIGRATIONS[:3], what="the test")
+    with outside(schema) as conn:
+        conn.execute(
+            "INSERT INTO incidents (route, group_key, title, labels, state, opened_at, targets)"
+            " VALUES ('ops', 'g', 'DiskFull', '{}', 'open', 1, ARRAY['ops'])"
+        )
+    async with PostgresStore(DSN, schema=schema, pool_size=2) as store:
+        assert store.opened_at_version == 3
+        (kept,) = await store.incidents.list_incidents()
+        assert (kept.title, kept.targets) == ("DiskFull", ("ops",))
+        key = '["ops","msg-1"]'
+        assert (await store.incidents.claim_chat_message(key, now=1.0, ttl=60)).first
+        await store.incidents.answer_chat_message(key, "done")
+        assert (await store.incidents.claim_chat_message(key, now=2.0, ttl=60)).answer == "done"
+    with outside(schema) as conn:
+        versions = conn.execute("SELECT max(version) FROM dingpush_migrations").fetchone()
+    assert versions == (SCHEMA_VERSION,) == (4,)
+
+
 async def test_a_schema_too_new_for_this_version_is_refused(schema: str) -> None:
     async with PostgresStore(DSN, schema=schema, pool_size=2):
         pass

@@ -153,7 +153,28 @@ async def test_a_version_2_file_gains_incidents_and_keeps_its_messages(
         )
         await store.incidents.attach_messages(made.number, ["m-1"])
         assert (await store.incidents.find_by_message("m-1")) is not None
-    assert pragma(path, "user_version") == SCHEMA_VERSION == 3
+    assert pragma(path, "user_version") == SCHEMA_VERSION
+
+
+async def test_a_version_3_file_gains_the_chat_memory_and_keeps_its_incidents(
+    path: pathlib.Path,
+) -> None:
+    conn = connect(path, lock_timeout=1.0)
+    migrate(conn, path, up_to=3)
+    conn.execute(
+        "INSERT INTO incidents (route, group_key, title, labels, policy, state, opened_at, "
+        "targets) VALUES ('ops', 'g', 'DiskFull', '{}', NULL, 'open', 1, '[\"ops\"]')"
+    )
+    conn.close()
+    async with SQLiteStore(path) as store:
+        assert store.opened_at_version == 3
+        (kept,) = await store.incidents.list_incidents()
+        assert (kept.title, kept.targets) == ("DiskFull", ("ops",))
+        key = '["ops","msg-1"]'
+        assert (await store.incidents.claim_chat_message(key, now=1.0, ttl=60)).first
+        await store.incidents.answer_chat_message(key, "done")
+        assert (await store.incidents.claim_chat_message(key, now=2.0, ttl=60)).answer == "done"
+    assert pragma(path, "user_version") == SCHEMA_VERSION == 4
 
 
 async def test_a_file_from_a_newer_dingpush_is_refused(path: pathlib.Path) -> None:

@@ -11,6 +11,8 @@ commands and the signed ack links (``_chat.py``) acknowledge and silence them; t
 the API show and recall them. They all go through :class:`IncidentStore`, which the memory,
 SQLite and PostgreSQL stores implement, so escalation state survives restarts and a fleet
 fires each step once (:meth:`IncidentStore.claim_due` hands a due incident to one instance).
+The store also remembers the chat messages the relay acted on (:meth:`IncidentStore.
+claim_chat_message`), so a message DingTalk delivers twice is acted on once, by one instance.
 
 This module holds the contract and the value types only; nothing here talks to DingTalk.
 """
@@ -23,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 __all__ = [
+    "ChatClaim",
     "EventKind",
     "Incident",
     "IncidentState",
@@ -104,6 +107,18 @@ class Incident:
         return (self.route, self.group_key)
 
 
+@dataclass(frozen=True, slots=True)
+class ChatClaim:
+    """What :meth:`IncidentStore.claim_chat_message` found for one chat message.
+
+    ``first``: this caller took it, and acts on it. Otherwise ``answer`` is the answer stored
+    for it, or ``None`` while the caller that took it is still acting.
+    """
+
+    first: bool
+    answer: str | None = None
+
+
 class IncidentStore(typing.Protocol):
     """Where incidents live: memory (tests, single process), SQLite, PostgreSQL (a fleet).
 
@@ -177,4 +192,21 @@ class IncidentStore(typing.Protocol):
         Returns ``None`` when the incident is no longer at ``from_step`` or no longer open
         (another instance ran the step, or it was acknowledged meanwhile): the caller then
         does not act.
+        """
+
+    async def claim_chat_message(self, key: str, *, now: float, ttl: float) -> ChatClaim:
+        """Take a chat message (``key``: its app and ``msgId``) to act on, once in a fleet.
+
+        The first caller gets ``ChatClaim(first=True)`` and must then call
+        :meth:`answer_chat_message`; every later caller gets the stored answer, or
+        ``answer=None`` while the first is still acting. A message is remembered for ``ttl``
+        seconds from its claim; expired entries are dropped by later claims (a bounded number
+        each), so the store holds about the messages of one ``ttl``.
+        """
+
+    async def answer_chat_message(self, key: str, answer: str | None) -> None:
+        """Store the answer to a message this caller claimed (later claims get it).
+
+        ``None`` gives the claim up (acting on it raised, so there is no answer to give): the
+        next delivery of the message may claim it again.
         """

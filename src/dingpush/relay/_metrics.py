@@ -15,7 +15,14 @@ import threading
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 
-from ._incidents import EventKind, Incident, IncidentState, IncidentStore, TimelineEvent
+from ._incidents import (
+    ChatClaim,
+    EventKind,
+    Incident,
+    IncidentState,
+    IncidentStore,
+    TimelineEvent,
+)
 
 __all__ = ["CountedIncidents", "Metrics"]
 
@@ -259,3 +266,9 @@ class CountedIncidents:
         return await self.store.advance(
             number, from_step=from_step, to_step=to_step, due_at=due_at, event=event
         )
+
+    async def claim_chat_message(self, key: str, *, now: float, ttl: float) -> ChatClaim:
+        return await self.store.claim_chat_message(key, now=now, ttl=ttl)
+
+    async def answer_chat_message(self, key: str, answer: str | None) -> None:
+        await self.store.answer_chat_message(key, answer)

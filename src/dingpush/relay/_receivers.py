@@ -8,7 +8,13 @@
   relay (§13: no public URL needed); each message's answer goes back with
   ``StreamClient.reply`` (the message's sessionWebhook while it lives, the app API after).
 
-Both hand each message to :class:`~._chat.ChatCommands`.
+Both hand each message to :class:`~._chat.ChatCommands`, once: a message DingTalk delivers
+again (the same ``msgId``: a callback it retries, a replay within §12.2's hour, a Stream frame
+sent again) is acted on by the first delivery only, across the instances of a fleet. The
+incident store remembers each message (:meth:`~._incidents.IncidentStore.claim_chat_message`)
+with its answer; a later delivery gets that answer, and one that arrives while the first is
+still acting waits for it (in this process: it shares the first one's work; on another instance:
+it looks in the store a few times, then answers that the command is being handled).
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import hashlib
+import json
 import logging
 import typing
 from collections import OrderedDict
@@ -36,9 +44,12 @@ from dingpush import (
 )
 
 from ._chat import Answer, ChatCommands
+from ._commands import parse_command
 from ._http import BodyTooLarge, HTTPProblem, problem, read_body
+from .stores import MemoryIncidentStore, StoreError
 
 if typing.TYPE_CHECKING:
+    from ._incidents import ChatClaim, IncidentStore
     from ._relay import Relay
 
 __all__ = ["ChatReceivers", "ReceivingApp"]
@@ -47,9 +58,27 @@ log = logging.getLogger("dingpush.relay")
 
 #: The largest callback body read (a robot message is a few KB).
 CALLBACK_MAX_BODY = 256 * 1024
-#: How many answered messages are remembered by ``msgId``: a callback DingTalk sends again
-#: (or a replay within §12.2's hour) gets the same answer and acts once.
+#: How many answers this process keeps by ``msgId`` besides the store (a callback DingTalk
+#: sends again to the same instance is answered without asking the store).
 REMEMBERED = 1000
+#: The longest key a message is remembered by as it is; a longer one by its hash.
+KEY_MAX = 200
+#: Seconds the store remembers a message: §12.2's hour (a callback whose timestamp is older is
+#: refused by its signature check, so it cannot come again later).
+REPLAY_WINDOW = 3600.0
+#: While another instance acts on a message delivered twice: look for its answer in the store
+#: every PENDING_POLL seconds, PENDING_POLLS times (within the callback's deadline), then answer
+#: BEING_HANDLED.
+PENDING_POLL = 0.05
+PENDING_POLLS = 30
+BEING_HANDLED = (
+    "This command is already being handled: the message reached the relay twice. If no answer "
+    "follows, send it again."
+)
+UNREMEMBERED = (
+    "The relay cannot reach its incident store right now, so it cannot tell whether it acted "
+    "on this message already; try again in a moment."
+)
 #: Seconds a callback waits for its answer. DingTalk's timeout for robot callbacks is not
 #: documented (§12.3); its event-subscription push requires an answer within 2.5 s.
 CALLBACK_DEADLINE = 2.0
@@ -101,7 +130,14 @@ class ChatReceivers:
         #: Messages handled (tests, benchmarks).
         self.handled = 0
         self._answered: OrderedDict[str, Answer] = OrderedDict()
+        #: The messages being acted on in this process: a second delivery awaits the first.
+        self._working: dict[str, asyncio.Future[Answer]] = {}
+        #: Where messages acted on are remembered (``bind``): the relay's incident store.
+        self.memory: IncidentStore = MemoryIncidentStore()
         self.callback_deadline = callback_deadline
+        #: How many times a delivery looks for the answer of another instance acting on the
+        #: same message (every PENDING_POLL seconds) before answering BEING_HANDLED.
+        self.pending_polls = PENDING_POLLS
         self._clients: dict[str, AsyncApp] = {}
         self._late: set[asyncio.Task[None]] = set()
 
@@ -111,9 +147,18 @@ class ChatReceivers:
     def secrets(self) -> list[str]:
         return [a.app_secret for a in self.apps.values()]
 
-    def bind(self, relay: Relay, commands: ChatCommands) -> None:
+    def bind(
+        self, relay: Relay, commands: ChatCommands, memory: IncidentStore | None = None
+    ) -> None:
+        """Act with ``commands``; remember the messages acted on in ``memory``.
+
+        ``memory`` is the relay's incident store (shared by a fleet); without one, messages are
+        remembered in this process only.
+        """
         self._relay = relay
         self.commands = commands
+        if memory is not None:
+            self.memory = memory
 
     # -- HTTP mode ------------------------------------------------------------------------
 
@@ -185,15 +230,74 @@ class ChatReceivers:
         return self._clients[name]
 
     async def handle(self, app: str, message: IncomingMessage) -> Answer:
+        """Act on a message once, however often it is delivered; its answer."""
         assert self.commands is not None
-        key = f"{app}\x00{message.msg_id}"
-        if message.msg_id and key in self._answered:
-            return self._answered[key]  # the same message again: act once
-        answer = await self.commands.handle(message)
-        if message.msg_id:
-            self._answered[key] = answer
-            while len(self._answered) > REMEMBERED:
-                self._answered.popitem(last=False)
+        if not message.msg_id:  # nothing to know it again by
+            return self._log(await self.commands.handle(message), message)
+        key = json.dumps([app, message.msg_id])  # unambiguous, ASCII, no NUL
+        if len(key) > KEY_MAX:  # not DingTalk's (a msgId is short): a bounded index entry
+            key = "sha256:" + hashlib.sha256(key.encode()).hexdigest()
+        known = self._answered.get(key)
+        if known is not None:
+            return known  # the same message again, answered here: act once
+        work = self._working.get(key)
+        if work is None:
+            work = asyncio.ensure_future(self._once(key, message))
+            self._working[key] = work
+            work.add_done_callback(lambda done: self._worked(key, done))
+        # shield: a caller that goes away (a closed request) does not cancel the others' answer
+        return await asyncio.shield(work)
+
+    def _worked(self, key: str, work: asyncio.Future[Answer]) -> None:
+        if self._working.get(key) is work:
+            del self._working[key]
+        if not work.cancelled():
+            work.exception()  # each caller is told; nobody left waiting is not an error here
+
+    async def _once(self, key: str, message: IncomingMessage) -> Answer:
+        """The first delivery in this process: claim the message in the store, act, answer."""
+        assert self.commands is not None
+        try:
+            claim = await self._claim(key)
+        except StoreError as exc:
+            log.warning("a chat message could not be claimed in the incident store: %s", exc)
+            return Answer(UNREMEMBERED, parse_command(message.text))
+        if not claim.first:
+            if claim.answer is None:
+                return Answer(BEING_HANDLED, parse_command(message.text))
+            return self._remember(key, Answer(claim.answer, parse_command(message.text)))
+        try:
+            answer = await self.commands.handle(message)
+        except BaseException:
+            with contextlib.suppress(Exception):  # the next delivery may try again
+                await self.memory.answer_chat_message(key, None)
+            raise
+        try:
+            await self.memory.answer_chat_message(key, answer.text)
+        except StoreError as exc:  # acted: the person's answer matters more
+            log.warning("the answer to a chat message could not be stored: %s", exc)
+        return self._log(self._remember(key, answer), message)
+
+    async def _claim(self, key: str) -> ChatClaim:
+        """Claim a message; while another instance acts on it, look for its answer a while."""
+        assert self.commands is not None
+        for attempt in range(self.pending_polls + 1):
+            if attempt:
+                await asyncio.sleep(PENDING_POLL)
+            claim = await self.memory.claim_chat_message(
+                key, now=self.commands.clock.time(), ttl=REPLAY_WINDOW
+            )
+            if claim.first or claim.answer is not None:
+                break
+        return claim
+
+    def _remember(self, key: str, answer: Answer) -> Answer:
+        self._answered[key] = answer
+        while len(self._answered) > REMEMBERED:
+            self._answered.popitem(last=False)
+        return answer
+
+    def _log(self, answer: Answer, message: IncomingMessage) -> Answer:
         self.handled += 1
         log.info(
             "chat command %s from %s in %s: %s",
@@ -248,6 +352,9 @@ class ChatReceivers:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        for work in list(self._working.values()):  # a command whose caller went away
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(work, self.callback_deadline)
         self.clients.clear()
 
 

@@ -180,12 +180,12 @@ class Relay:
         )
         #: The on-call loop's incidents (opened by alerts, escalated, acknowledged).
         #: Counted for /metrics on the way (``CountedIncidents``).
-        self.incidents: IncidentStore = CountedIncidents(
+        own: IncidentStore = (
             incidents
             if incidents is not None
-            else getattr(self.store, "incidents", None) or MemoryIncidentStore(),
-            self.metrics,
+            else getattr(self.store, "incidents", None) or MemoryIncidentStore()
         )
+        self.incidents: IncidentStore = CountedIncidents(own, self.metrics)
         #: The escalation engine, when the alerts have policies or schedules, or people can
         #: acknowledge alerts (chat commands, ack links): then alerts open incidents.
         self.escalation: Escalation | None = None
@@ -197,7 +197,7 @@ class Relay:
         if alerts is not None and oncall is not None:
             self.escalation = Escalation(self, oncall, alerts.policies, self.incidents)
             self.dispatcher.on_settled = self.escalation.settled
-        self._oncall(chat)
+        self._oncall(chat, own)
         self.started = False
         #: Seconds a probe of the outbox answers for (``/readyz``); tests set 0.
         self.probe_interval = PROBE_INTERVAL
@@ -304,7 +304,7 @@ class Relay:
 
     # -- on call: chat commands, silences, ack links ------------------------------------------
 
-    def _oncall(self, chat: ChatReceivers | None) -> None:
+    def _oncall(self, chat: ChatReceivers | None, own: IncidentStore) -> None:
         from ._chat import ChatCommands
 
         self.silences = None
@@ -334,7 +334,10 @@ class Relay:
                 clock=self.clock,
                 tell=self.tell,
             )
-            chat.bind(self, commands)
+            # The chat messages acted on are remembered in the incident store, shared by a
+            # fleet; one written before the store remembered them: in this process only.
+            remembers = callable(getattr(own, "claim_chat_message", None))
+            chat.bind(self, commands, self.incidents if remembers else None)
         self.ack_links = None
         if self.settings.ack_secret is not None and self.settings.public_url is not None:
             from ._acklinks import AckLinks

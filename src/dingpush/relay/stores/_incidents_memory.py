@@ -10,10 +10,11 @@ from __future__ import annotations
 import itertools
 import threading
 import typing
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from dingpush.relay._incidents import Incident, IncidentState, TimelineEvent
+from dingpush.relay._incidents import ChatClaim, Incident, IncidentState, TimelineEvent
 
 from . import _incidents_rules as rules
 from ._errors import IncidentNotFound, StoreUnavailable
@@ -39,6 +40,8 @@ class MemoryIncidentStore:
         self._open: dict[tuple[str, str], int] = {}
         self._by_message: dict[str, int] = {}
         self._numbers = itertools.count(1)
+        #: Chat messages claimed: key -> (expires at, answer), oldest claim first.
+        self._chat: OrderedDict[str, tuple[float, str | None]] = OrderedDict()
         self._closed = False
 
     def __repr__(self) -> str:
@@ -226,3 +229,34 @@ class MemoryIncidentStore:
             return self._apply(slot, change)
 
         return self._run(operation)
+
+    async def claim_chat_message(self, key: str, *, now: float, ttl: float) -> ChatClaim:
+        rules.check_chat_claim(key, ttl)
+
+        def operation() -> ChatClaim:
+            # Claims are kept in claim order with one ttl, so the expired ones come first.
+            for _ in range(rules.CHAT_PRUNE):
+                oldest = next(iter(self._chat.items()), None)
+                if oldest is None or oldest[1][0] > now:
+                    break
+                del self._chat[oldest[0]]
+            found = self._chat.get(key)
+            if found is not None and found[0] > now:
+                return ChatClaim(first=False, answer=found[1])
+            self._chat.pop(key, None)
+            self._chat[key] = (now + ttl, None)
+            return ChatClaim(first=True)
+
+        return self._run(operation)
+
+    async def answer_chat_message(self, key: str, answer: str | None) -> None:
+        def operation() -> None:
+            found = self._chat.get(key)
+            if found is None or found[1] is not None:
+                return
+            if answer is None:
+                del self._chat[key]
+            else:
+                self._chat[key] = (found[0], answer)
+
+        self._run(operation)

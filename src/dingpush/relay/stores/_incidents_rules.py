@@ -17,6 +17,7 @@ from dingpush.relay._incidents import EventKind, Incident, IncidentState, Timeli
 from ._base import check_limit, check_positive
 
 __all__ = [
+    "CHAT_PRUNE",
     "Change",
     "ChangesByRule",
     "LivesWithOutbox",
@@ -24,6 +25,7 @@ __all__ = [
     "advanced",
     "assemble",
     "by_due",
+    "check_chat_claim",
     "check_claim",
     "check_listing",
     "matches",
@@ -120,6 +122,19 @@ def advanced(
 def check_claim(lease: float, limit: int) -> None:
     check_positive("lease", lease)
     check_limit(limit)
+
+
+#: How many expired chat messages one ``claim_chat_message`` drops at most: each claim adds
+#: one entry and removes up to this many stale ones, so the table stays near one ttl's worth.
+CHAT_PRUNE = 100
+
+
+def check_chat_claim(key: str, ttl: float) -> None:
+    if not key or "\x00" in key:  # PostgreSQL's text cannot hold NUL: refused everywhere
+        raise ValueError(
+            f"a chat message's key must be a non-empty text without NUL, not {key[:40]!r}"
+        )
+    check_positive("ttl", ttl)
 
 
 def check_listing(limit: int) -> None:

@@ -7,7 +7,9 @@ two instances acknowledging or advancing one incident take turns, and the second
 first's result. :meth:`claim_due` is one ``UPDATE … RETURNING`` over rows picked ``FOR UPDATE
 SKIP LOCKED``: an incident another instance is claiming is skipped, never waited for, and one
 claimed and committed meanwhile is re-checked on its newest version and dropped (its claim has
-not run out), so a due step goes to one instance. ``PostgresStore.incidents`` is the one to use.
+not run out), so a due step goes to one instance. :meth:`claim_chat_message` is one upsert on
+``chat_messages`` (version 4): of two instances claiming one message, the second waits for the
+first's commit and finds its row. ``PostgresStore.incidents`` is the one to use.
 """
 
 from __future__ import annotations
@@ -19,7 +21,13 @@ from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
-from dingpush.relay._incidents import EventKind, Incident, IncidentState, TimelineEvent
+from dingpush.relay._incidents import (
+    ChatClaim,
+    EventKind,
+    Incident,
+    IncidentState,
+    TimelineEvent,
+)
 
 from . import _incidents_rules as rules
 from ._errors import IncidentNotFound
@@ -61,6 +69,23 @@ UPDATE incidents AS i
   FROM picked
  WHERE i.number = picked.number
 RETURNING i.number
+"""
+# Expired chat messages, a bounded batch: rows another instance is dropping are left to it.
+_CHAT_PRUNE = """
+DELETE FROM chat_messages
+ WHERE key IN (SELECT key FROM chat_messages WHERE expires_at <= %(now)s
+                ORDER BY expires_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
+"""
+# A row of the key that has expired (one the prune left) is taken over as if it were not
+# there. A second instance claiming the key meanwhile waits for this transaction, then finds
+# the row live (the WHERE is checked on its newest version) and returns nothing.
+_CHAT_CLAIM = """
+INSERT INTO chat_messages AS c (key, claimed_at, expires_at)
+VALUES (%(key)s, %(now)s, %(until)s)
+ON CONFLICT (key) DO UPDATE
+   SET claimed_at = excluded.claimed_at, expires_at = excluded.expires_at, answer = NULL
+ WHERE c.expires_at <= %(now)s
+RETURNING key
 """
 _SAVE = """
 UPDATE incidents
@@ -242,6 +267,35 @@ class PostgresIncidentStore(rules.LivesWithOutbox, rules.ChangesByRule):
             return await _save(conn, incident, change, release=True)
 
         return await self._outbox._transaction(operation)
+
+    async def claim_chat_message(self, key: str, *, now: float, ttl: float) -> ChatClaim:
+        rules.check_chat_claim(key, ttl)
+        params = {"key": key, "now": now, "until": now + ttl, "limit": rules.CHAT_PRUNE}
+
+        async def operation(conn: Conn, _: float) -> ChatClaim:
+            await conn.execute(_CHAT_PRUNE, params)
+            if await (await conn.execute(_CHAT_CLAIM, params)).fetchone() is not None:
+                return ChatClaim(first=True)
+            row = await (
+                await conn.execute("SELECT answer FROM chat_messages WHERE key = %(key)s", params)
+            ).fetchone()
+            return ChatClaim(first=False, answer=None if row is None else row["answer"])
+
+        return await self._outbox._transaction(operation)
+
+    async def answer_chat_message(self, key: str, answer: str | None) -> None:
+        async def operation(conn: Conn, _: float) -> None:
+            if answer is None:
+                await conn.execute(
+                    "DELETE FROM chat_messages WHERE key = %s AND answer IS NULL", (key,)
+                )
+            else:
+                await conn.execute(
+                    "UPDATE chat_messages SET answer = %s WHERE key = %s AND answer IS NULL",
+                    (answer, key),
+                )
+
+        await self._outbox._transaction(operation)
 
 
 # -- rows -------------------------------------------------------------------------------------

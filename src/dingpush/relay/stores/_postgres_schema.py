@@ -165,6 +165,25 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        4,
+        "the chat messages the relay acted on, with their answers",
+        (
+            # key: the app's name and the message's msgId. answer is NULL while the claimant
+            # acts. Rows live until expires_at (§12.2's hour, on the instances' clocks as the
+            # store contract speaks them); claims drop expired ones. Additive: version 3's
+            # code runs on it (it just does not share what it answered).
+            """
+            CREATE TABLE chat_messages (
+                key        text PRIMARY KEY,
+                claimed_at double precision NOT NULL,
+                expires_at double precision NOT NULL,
+                answer     text
+            )
+            """,
+            "CREATE INDEX chat_messages_expiry ON chat_messages (expires_at)",
+        ),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -1,11 +1,11 @@
 """``SQLiteIncidentStore``: the on-call loop's incidents in the SQLite outbox's own file.
 
 The tables (``incidents``, ``incident_messages``, ``incident_events``) come with the outbox's
-schema (version 3, ``_sqlite_schema.py``). Writes go through the outbox's writer thread, which
-runs one operation at a time inside its own savepoint: an operation reads the incident, applies
-the shared rule (``_incidents_rules``) and writes back, with nobody in between. Reads use the
-outbox's reader connections. ``SQLiteStore.incidents`` is the one to use; it lives and closes
-with its outbox.
+schema (version 3, ``_sqlite_schema.py``; ``chat_messages``, the chat messages the relay acted
+on, with version 4). Writes go through the outbox's writer thread, which runs one operation at a
+time inside its own savepoint: an operation reads the incident, applies the shared rule
+(``_incidents_rules``) and writes back, with nobody in between. Reads use the outbox's reader
+connections. ``SQLiteStore.incidents`` is the one to use; it lives and closes with its outbox.
 """
 
 from __future__ import annotations
@@ -15,7 +15,13 @@ import sqlite3
 import typing
 from collections.abc import Mapping, Sequence
 
-from dingpush.relay._incidents import EventKind, Incident, IncidentState, TimelineEvent
+from dingpush.relay._incidents import (
+    ChatClaim,
+    EventKind,
+    Incident,
+    IncidentState,
+    TimelineEvent,
+)
 
 from . import _incidents_rules as rules
 from ._errors import IncidentNotFound
@@ -194,6 +200,43 @@ class SQLiteIncidentStore(rules.LivesWithOutbox, rules.ChangesByRule):
             return save(conn, incident, change)
 
         return await self._outbox._write(operation)
+
+    async def claim_chat_message(self, key: str, *, now: float, ttl: float) -> ChatClaim:
+        rules.check_chat_claim(key, ttl)
+
+        def operation(conn: sqlite3.Connection, _: float) -> ChatClaim:
+            conn.execute(
+                "DELETE FROM chat_messages WHERE key IN (SELECT key FROM chat_messages"
+                " WHERE expires_at <= ? ORDER BY expires_at LIMIT ?)",
+                (now, rules.CHAT_PRUNE),
+            )
+            # A row still here after the prune may have expired too (beyond the prune's
+            # limit): take it over then, as if it were not there.
+            taken = conn.execute(
+                "INSERT INTO chat_messages (key, claimed_at, expires_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET claimed_at = excluded.claimed_at,"
+                " expires_at = excluded.expires_at, answer = NULL"
+                " WHERE chat_messages.expires_at <= ? RETURNING key",
+                (key, now, now + ttl, now),
+            ).fetchone()
+            if taken is not None:
+                return ChatClaim(first=True)
+            row = conn.execute("SELECT answer FROM chat_messages WHERE key = ?", (key,)).fetchone()
+            return ChatClaim(first=False, answer=row[0])
+
+        return await self._outbox._write(operation)
+
+    async def answer_chat_message(self, key: str, answer: str | None) -> None:
+        def operation(conn: sqlite3.Connection, _: float) -> None:
+            if answer is None:
+                conn.execute("DELETE FROM chat_messages WHERE key = ? AND answer IS NULL", (key,))
+            else:
+                conn.execute(
+                    "UPDATE chat_messages SET answer = ? WHERE key = ? AND answer IS NULL",
+                    (answer, key),
+                )
+
+        await self._outbox._write(operation)
 
 
 # -- rows -------------------------------------------------------------------------------------

@@ -175,6 +175,23 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        4,
+        "the chat messages the relay acted on, with their answers",
+        (
+            # key: the app's name and the message's msgId. answer is NULL while the claimant
+            # acts. Rows live until expires_at (§12.2's hour); claims drop expired ones.
+            """
+            CREATE TABLE chat_messages (
+                key        TEXT PRIMARY KEY,
+                claimed_at REAL NOT NULL,
+                expires_at REAL NOT NULL,
+                answer     TEXT
+            ) WITHOUT ROWID
+            """,
+            "CREATE INDEX chat_messages_expiry ON chat_messages (expires_at)",
+        ),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version
