@@ -199,21 +199,21 @@ def test_a_batch_to_an_app_target(
 def test_ctrl_c_loses_nothing(env_robot: Robot, home: pathlib.Path) -> None:
     env_robot.server.emulator.inject_fault("delay", delay=0.4, count=None, robot="ops")
     path = write(home / "m.jsonl", *[f'"message {n}"' for n in range(1, 9)])
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "dingpush",
-            "send",
-            "--batch",
-            str(path),
-            "--save-failed",
-            "left.jsonl",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=os.environ.copy(),
-    )
+    # Started as a terminal starts it, whatever started this test: a background job of a
+    # non-interactive shell (nohup cmd &, some CI runners) ignores SIGINT, and a child inherits
+    # that, so Python would install no KeyboardInterrupt handler and Ctrl-C would do nothing.
+    # A handled (not ignored) signal is reset to the default at exec.
+    command = [sys.executable, "-m", "dingpush", "send", "--batch", str(path)]
+    ignored = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        process = subprocess.Popen(
+            [*command, "--save-failed", "left.jsonl"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=os.environ.copy(),
+        )
+    finally:
+        signal.signal(signal.SIGINT, ignored)
     deadline = time.monotonic() + 30
     while len(env_robot.server.emulator.requests()) < 2 and time.monotonic() < deadline:
         time.sleep(0.02)
