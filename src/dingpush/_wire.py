@@ -1,10 +1,13 @@
-"""What goes over the wire: body encoding, reply parsing and transport-error mapping (sans-I/O)."""
+"""What goes over the wire: body encoding, reply parsing, transport-error mapping (sans-I/O),
+and the checks of JSON read from it (nesting depth, lone surrogates)."""
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import json
+import re
 import typing
 from collections.abc import Callable, Iterator, Mapping
 
@@ -20,12 +23,15 @@ from ._errors import (
 
 __all__ = [
     "JSON_HEADERS",
+    "MAX_JSON_DEPTH",
     "http_options",
+    "lone_surrogate",
     "map_transport_errors",
     "parse_oapi_reply",
     "parse_v1_reply",
     "payload_bytes",
     "tls_context",
+    "too_deep",
 ]
 
 USER_AGENT = f"dingpush/{__version__}"
@@ -250,3 +256,64 @@ _SENT = {
     False: "; the request was not sent",
     True: "; the request had been sent, so DingTalk may have acted on it",
 }
+
+
+# -- reading JSON: checks before and after json.loads (the messages' reader and the emulator's) --
+
+#: How deeply JSON documents may nest: a message needs about six levels, a batch eight.
+MAX_JSON_DEPTH = 32
+
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.DOTALL)
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+# Only a \u escape of D800-DFFF can make a lone surrogate: UTF-8 input cannot carry one.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def too_deep(text: str, max_depth: int = MAX_JSON_DEPTH) -> int | None:
+    """The offset in ``text`` where nesting passes ``max_depth``, or None (scanned, not parsed).
+
+    Brackets inside strings do not count. Broken JSON is scanned as far as it goes; the parser
+    reports its syntax afterwards.
+    """
+    if text.count("[") + text.count("{") <= max_depth:
+        return None  # fewer opening brackets in all than levels allowed (most bodies)
+    brackets = _NOT_BRACKET.sub("", _STRING.sub("", text))
+    if not brackets or max(itertools.accumulate(map(_STEP.__getitem__, brackets))) <= max_depth:
+        return None
+    depth = 0
+    for token in _TOKEN.finditer(text):
+        char = token.group()
+        if char in "[{":
+            depth += 1
+            if depth > max_depth:
+                return token.start()
+        elif char in "]}":
+            depth -= 1
+    return None  # pragma: no cover - the count above says a level passes max_depth
+
+
+def lone_surrogate(value: object, text: str | None = None) -> str | None:
+    """The JSON pointer of the first string (or key) in ``value`` with a lone surrogate.
+
+    Pass the JSON ``text`` it was parsed from to skip the walk when no escape could make one.
+    """
+    if text is not None and not _SURROGATE_ESCAPE.search(text):
+        return None
+    stack: list[tuple[object, str]] = [(value, "")]
+    while stack:
+        item, pointer = stack.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                return pointer
+        elif isinstance(item, dict):
+            for key, child in reversed(item.items()):
+                where = f"{pointer}/{key.replace('~', '~0').replace('/', '~1')}"
+                if _SURROGATE.search(key):  # named with the escape: the pointer must encode
+                    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", where)
+                stack.append((child, where))
+        elif isinstance(item, list):
+            stack.extend((child, f"{pointer}/{i}") for i, child in reversed(list(enumerate(item))))
+    return None

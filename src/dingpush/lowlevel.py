@@ -49,7 +49,7 @@ if typing.TYPE_CHECKING:  # what mypy and editors read; at run time _MODULES say
         webhook_body,
     )
     from ._messages._fields import field_name
-    from ._messages._json import MAX_JSON_DEPTH, load_json, lone_surrogate, too_deep
+    from ._messages._json import load_json
     from ._messages._models import MAX_MENTIONS
     from ._planning import (
         ACCESS_TOKEN_PLACEHOLDER,
@@ -68,6 +68,7 @@ if typing.TYPE_CHECKING:  # what mypy and editors read; at run time _MODULES say
         session_settings,
     )
     from ._robot._signing import SIGNATURE_WINDOW_MS, verify_signature
+    from ._wire import MAX_JSON_DEPTH, lone_surrogate, too_deep
 
 __all__ = [
     "ACCESS_TOKEN_PLACEHOLDER",
@@ -137,7 +138,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
         "webhook_body",
     ),
     "._messages._fields": ("field_name",),
-    "._messages._json": ("MAX_JSON_DEPTH", "load_json", "lone_surrogate", "too_deep"),
+    "._messages._json": ("load_json",),
     "._messages._models": ("MAX_MENTIONS",),
     "._postgres._migrations": (
         "POSTGRES_SCHEMA",
@@ -156,6 +157,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
         "plan_robot_send",
     ),
     "._robot._signing": ("SIGNATURE_WINDOW_MS", "verify_signature"),
+    "._wire": ("MAX_JSON_DEPTH", "lone_surrogate", "too_deep"),
 }
 
 __getattr__, __dir__ = lazy_names(__name__, _MODULES)
