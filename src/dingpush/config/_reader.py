@@ -105,6 +105,12 @@ def type_name(value: object) -> str:
     )
 
 
+def _shown(value: object, limit: int = 40) -> str:
+    """``repr(value)``, cut short: a 400-digit number is named, not printed."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 # -- kinds of value ----------------------------------------------------------------------------
 
 
@@ -192,7 +198,9 @@ class _Duration(Kind[float]):
         try:
             return parse_duration(value)  # type: ignore[arg-type]
         except ValueError:
-            raise Invalid(f"{value!r} is not a duration", 'write seconds (600) or "10m"') from None
+            raise Invalid(
+                f"{_shown(value)} is not a duration", 'write seconds (600) or "10m"'
+            ) from None
 
 
 class _Size(Kind[int]):
@@ -202,7 +210,9 @@ class _Size(Kind[int]):
         try:
             return parse_size(value)  # type: ignore[arg-type]
         except ValueError:
-            raise Invalid(f"{value!r} is not a size", 'write bytes (1048576) or "1MiB"') from None
+            raise Invalid(
+                f"{_shown(value)} is not a size", 'write bytes (1048576) or "1MiB"'
+            ) from None
 
 
 class _Rate(Kind[Rate]):
