@@ -384,6 +384,11 @@ class Reader:
         # A value's own error may already name its key ("people.bob: give user_id…"), as it
         # must when raised outside a file; the problem names it once.
         message = message.removeprefix(f"{dotted(path)}: ")
+        # … or a key within it ("people.bob.user_id: …"): the problem is that key's.
+        head, colon, rest = message.partition(": ")
+        inner = head.removeprefix(f"{dotted(path)}.")
+        if colon and inner != head and all(p.isidentifier() for p in inner.split(".")):
+            path, message = (*path, *inner.split(".")), rest
         self.problems.append(Problem(self.source.path, self.line(path), dotted(path), message, fix))
 
     def fail(self, path: KeyPath, message: str, fix: str = "") -> typing.NoReturn:
