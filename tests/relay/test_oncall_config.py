@@ -304,6 +304,7 @@ def test_waiting_for_read_without_an_app_group_target_is_a_warning(
     [
         ("user_id = 4220", "people.alice.user_id: must be a string"),
         ('user_id = "manager 4220"', "alice.user_id: 'manager 4220' is not a DingTalk userId"),
+        ('userid = "manager4220"', "people.alice.userid: unknown person setting; did you mean"),
     ],
 )
 def test_a_broken_person_is_reported_once_not_again_where_they_are_referred_to(

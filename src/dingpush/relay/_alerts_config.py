@@ -308,8 +308,10 @@ def read_alerts(
         if not isinstance(entry, dict):
             reader.table(people_table, path)
             continue
+        before = len(reader.problems)
         values = reader.fields(entry, path, PEOPLE)
-        if values.complete:
+        # An unknown key ("userid") is the person's problem: not a second one from Person.
+        if values.complete and len(reader.problems) == before:
             person = _attempt(reader, path, functools.partial(Person, name=name, **values))
             if person is not None:
                 people[name] = person
