@@ -8,7 +8,7 @@ import pathlib
 import pytest
 
 from dingpush import ConfigError
-from dingpush.relay import ChatReceivers, Relay
+from dingpush.relay import ChatReceivers, Relay, RelaySettings
 from dingpush.relay._config import load_relay
 
 APP_SECRET = "app-secret-0123456789-abcdefghijklmnop"
@@ -95,6 +95,14 @@ def test_without_app_targets_nothing_receives(tmp_path: pathlib.Path) -> None:
             "not an http(s) URL",
         ),
         ('ack_link_ttl = "soon"', "relay.ack_link_ttl", "is not a duration"),
+        # An expiry beyond what a link's token holds made every link 404: refused at load.
+        ('ack_link_ttl = "999999999d"', "relay.ack_link_ttl", "at most 30 days: a link in"),
+        ("ack_link_ttl = 1e300", "relay.ack_link_ttl", "at most 30 days: a link in an alert"),
+        ("ack_link_ttl = 99999999999999", "relay.ack_link_ttl", 'Fix: write e.g. "24h" (at most'),
+        ("ack_link_ttl = inf", "relay.ack_link_ttl", "inf is not a duration"),
+        # An integer beyond any float crashed the reader (OverflowError); it is named, cut short.
+        ("ack_link_ttl = 1" + "0" * 400, "relay.ack_link_ttl", "0" * 20 + "… is not a duration"),
+        ('ack_link_ttl = "31d"', "relay.ack_link_ttl", "long settled after that"),
         ("recieve = 1", "relay.recieve", "did you mean 'receive'?"),
     ],
 )
@@ -107,6 +115,22 @@ def test_a_bad_setting_names_its_line_and_fix(
     assert f"dingpush.toml:{_line(tmp_path, key)}: {key}: " in text and message in text, text
     assert "problems" not in text  # one problem each
     assert "long-enough-ack-secret" not in text
+
+
+def test_the_longest_ack_link_ttl_still_makes_links_that_acknowledge(
+    tmp_path: pathlib.Path,
+) -> None:
+    relay = _load(
+        tmp_path,
+        'public_url = "https://relay.example.com"\nack_secret = "long-enough-ack-secret-0123"\n'
+        'ack_link_ttl = "30d"\n',
+    )
+    assert relay.ack_links is not None
+    token = relay.ack_links.link(7, now=1_800_000_000.0).rsplit("/", 1)[1]
+    checked = relay.ack_links.check(7, token, now=1_800_000_000.0 + 29 * 86400)
+    assert checked.expires_at == 1_800_000_000 + 30 * 86400
+    with pytest.raises(ConfigError, match="at most 30 days"):
+        RelaySettings(ack_link_ttl=1e15)
 
 
 def _line(tmp_path: pathlib.Path, key: str) -> int:

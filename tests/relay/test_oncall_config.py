@@ -297,3 +297,32 @@ def test_waiting_for_read_without_an_app_group_target_is_a_warning(
         assert load_relay(_write(tmp_path, text)) is not None
     (warning,) = [r.getMessage() for r in caplog.records if "read status" in r.getMessage()]
     assert "route ops/quiet follows policy 'watch'" in warning
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ("user_id = 4220", "people.alice.user_id: must be a string"),
+        ('user_id = "manager 4220"', "alice.user_id: 'manager 4220' is not a DingTalk userId"),
+        ('userid = "manager4220"', "people.alice.userid: unknown person setting; did you mean"),
+    ],
+)
+def test_a_broken_person_is_reported_once_not_again_where_they_are_referred_to(
+    tmp_path: pathlib.Path, change: str, message: str
+) -> None:
+    """alice is dinged by policies.watch and takes turns in schedules.oncall: her own problem
+    says it all; "neither a schedule nor a person" there would send one looking elsewhere."""
+    path = tmp_path / "dingpush.toml"
+    path.write_text(APP.replace('user_id = "manager4220"', change) + GOOD, encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_relay(str(path))
+    text = str(caught.value)
+    assert message in text and "neither" not in text and "problems" not in text, text
+    # A name that is defined nowhere is still a problem of its own, beside the person's.
+    text2 = GOOD.replace('ding = "alice"', 'ding = "zoe"')
+    path.write_text(APP.replace('user_id = "manager4220"', change) + text2, encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_relay(str(path))
+    text = str(caught.value)
+    assert message in text and "'zoe' is neither a schedule nor a person" in text, text
+    assert "'alice' is neither" not in text, text

@@ -14,7 +14,13 @@ import pytest
 from bench._alertmanager import Alertmanager, free_port
 
 from dingpush import ConfigError
-from dingpush.relay._silences import AlertmanagerError, Silences, matchers, public_url
+from dingpush.relay._silences import (
+    AlertmanagerError,
+    Silences,
+    filters,
+    matchers,
+    public_url,
+)
 
 
 @pytest.fixture(scope="module")
@@ -190,3 +196,49 @@ async def test_firing_counts_the_alerts_alertmanager_still_has_silenced_or_not(
         assert await client.firing(labels) == 0
     finally:
         await client.aclose()
+
+
+#: Values that would end the quoted value, split a list of matchers, or escape its quote.
+AWKWARD = ('db "1", {x}', "back\\slash\\", 'quote" , b="c', "line\nbreak", "}", "{")
+
+
+@pytest.mark.anyio
+async def test_firing_matches_values_with_quotes_commas_braces_and_backslashes_exactly(
+    alertmanager: Alertmanager,
+) -> None:
+    from bench._alertmanager import alert
+
+    client = Silences(alertmanager.url)
+    try:
+        alertmanager.fire([alert("Awkward", {"instance": value}) for value in AWKWARD])
+        alertmanager.fire([alert("Awkward", {"instance": "db"})])  # a neighbour, never counted
+        for value in AWKWARD:
+            assert await client.firing({"alertname": "Awkward", "instance": value}) == 1, value
+        assert await client.firing({"alertname": "Awkward", "instance": 'db "1"'}) == 0
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.anyio
+async def test_a_label_name_the_filter_cannot_take_neither_widens_nor_breaks_it(
+    alertmanager: Alertmanager,
+) -> None:
+    """``instance!="db-2"`` would read as instance != "db-2"; ``service.name`` is refused."""
+    from bench._alertmanager import alert
+
+    client = Silences(alertmanager.url)
+    try:
+        alertmanager.fire([alert("Named", {"instance": "db-1"})])
+        assert await client.firing({"alertname": "Named", "instance!": "db-2"}) == 0
+        assert await client.firing({"alertname": "Named", "service.name": "api"}) == 0
+        assert await client.firing({"alertname": "Named", "a b": "c", "instance": "db-1"}) == 0
+        assert await client.firing({"alertname": "Named", "instance": "db-1"}) == 1
+    finally:
+        await client.aclose()
+
+
+def test_filters_quote_values_and_leave_out_names_alertmanager_would_misread() -> None:
+    assert filters({"b": 'x"y', "a": "1\\\n", "c.d": "e", "f!": "g", "h": "\ud800"}) == [
+        'a="1\\\\\\n"',
+        'b="x\\"y"',
+    ]

@@ -56,7 +56,11 @@ def _number(value: object) -> float | None:
     """A TOML/JSON number (never a boolean), or None."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    return float(value) if math.isfinite(value) else None
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond any float: no duration or size is that long
+        return None
+    return number if math.isfinite(number) else None
 
 
 def parse_duration(value: str | float) -> float:

@@ -105,6 +105,12 @@ def type_name(value: object) -> str:
     )
 
 
+def _shown(value: object, limit: int = 40) -> str:
+    """``repr(value)``, cut short: a 400-digit number is named, not printed."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 # -- kinds of value ----------------------------------------------------------------------------
 
 
@@ -192,7 +198,9 @@ class _Duration(Kind[float]):
         try:
             return parse_duration(value)  # type: ignore[arg-type]
         except ValueError:
-            raise Invalid(f"{value!r} is not a duration", 'write seconds (600) or "10m"') from None
+            raise Invalid(
+                f"{_shown(value)} is not a duration", 'write seconds (600) or "10m"'
+            ) from None
 
 
 class _Size(Kind[int]):
@@ -202,7 +210,9 @@ class _Size(Kind[int]):
         try:
             return parse_size(value)  # type: ignore[arg-type]
         except ValueError:
-            raise Invalid(f"{value!r} is not a size", 'write bytes (1048576) or "1MiB"') from None
+            raise Invalid(
+                f"{_shown(value)} is not a size", 'write bytes (1048576) or "1MiB"'
+            ) from None
 
 
 class _Rate(Kind[Rate]):
@@ -374,6 +384,11 @@ class Reader:
         # A value's own error may already name its key ("people.bob: give user_id…"), as it
         # must when raised outside a file; the problem names it once.
         message = message.removeprefix(f"{dotted(path)}: ")
+        # … or a key within it ("people.bob.user_id: …"): the problem is that key's.
+        head, colon, rest = message.partition(": ")
+        inner = head.removeprefix(f"{dotted(path)}.")
+        if colon and inner != head and all(p.isidentifier() for p in inner.split(".")):
+            path, message = (*path, *inner.split(".")), rest
         self.problems.append(Problem(self.source.path, self.line(path), dotted(path), message, fix))
 
     def fail(self, path: KeyPath, message: str, fix: str = "") -> typing.NoReturn:

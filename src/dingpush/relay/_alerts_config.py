@@ -40,7 +40,7 @@ import logging
 import pathlib
 import re
 import typing
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from dingpush import ConfigError
 from dingpush.alerts import (
@@ -308,8 +308,10 @@ def read_alerts(
         if not isinstance(entry, dict):
             reader.table(people_table, path)
             continue
+        before = len(reader.problems)
         values = reader.fields(entry, path, PEOPLE)
-        if values.complete:
+        # An unknown key ("userid") is the person's problem: not a second one from Person.
+        if values.complete and len(reader.problems) == before:
             person = _attempt(reader, path, functools.partial(Person, name=name, **values))
             if person is not None:
                 people[name] = person
@@ -339,7 +341,9 @@ def read_alerts(
         if route is not None:
             routes[name] = route
     templates = _templates(reader, specs, base)  # compiled even now: all problems at once
-    oncall = _oncall(reader, policies_table, schedules_table, people, target_kinds)
+    # Written but unreadable: their own problems are reported, a reference to one is no other.
+    unreadable = set(people_table) - set(people)
+    oncall = _oncall(reader, policies_table, schedules_table, people, target_kinds, unreadable)
     used = {where: policy for where, policy in route_policies.items() if policy is not None}
     for where, policy in used.items():
         if oncall is not None and policy not in oncall.policies:
@@ -386,6 +390,7 @@ def _oncall(
     schedules_table: Mapping[str, typing.Any],
     people: Mapping[str, Person],
     target_kinds: Mapping[str, str],
+    unreadable: Collection[str] = (),
 ) -> OnCall | None:
     """``[policies]`` and ``[schedules]``; None when one of them has a problem (recorded)."""
     mark = len(reader.problems)
@@ -410,7 +415,7 @@ def _oncall(
     if len(reader.problems) > mark:
         return None
     oncall = OnCall(policies=policies, schedules=schedules, people=dict(people))
-    for where, message, fix in oncall.problems(target_kinds):
+    for where, message, fix in oncall.problems(target_kinds, broken=unreadable):
         reader.problem(where, message, fix)
     return None if len(reader.problems) > mark else oncall
 

@@ -61,6 +61,8 @@ from ._fleet import POSTGRES_ONLY, Fleet, StoreChoice, fleet_from_choice, postgr
 from ._receivers import ChatReceivers, ReceivingApp
 from ._relay import Relay
 from ._settings import (
+    ACK_LINK_TTL_MAX,
+    ACK_LINK_TTL_PROBLEM,
     API_TOKEN_FIX,
     API_TOKEN_MIN_LENGTH,
     RECEIVE_MODES,
@@ -82,6 +84,12 @@ Path = tuple[str, ...]
 
 def _positive(seconds: float) -> str | None:
     return None if seconds > 0 else "must be longer than zero"
+
+
+def _ack_link_ttl(seconds: float) -> str | None:
+    if not seconds > 0:
+        return "must be longer than zero"
+    return None if seconds <= ACK_LINK_TTL_MAX else ACK_LINK_TTL_PROBLEM
 
 
 def _receive_mode(mode: str) -> str | None:
@@ -157,7 +165,13 @@ RELAY = Table(
             fix=API_TOKEN_FIX,
             help="the key of signed ack links (webhook robots)",
         ),
-        Field("ack_link_ttl", DURATION, rule=_positive, fix='write e.g. "24h"'),
+        Field(
+            "ack_link_ttl",
+            DURATION,
+            rule=_ack_link_ttl,
+            fix='write e.g. "24h" (at most "30d")',
+            help="how long a signed ack link stays valid (at most 30 days)",
+        ),
         Field("receive", NONEMPTY, rule=_receive_mode, fix='write "callback" or "stream"'),
         Field("escalation_poll", DURATION, rule=_positive, fix='write e.g. "1s"'),
         Field("escalation_lease", DURATION, rule=_positive, fix='write e.g. "60s"'),

@@ -31,7 +31,7 @@ from __future__ import annotations
 import datetime
 import math
 import zoneinfo
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 from dingpush import ConfigError
@@ -240,11 +240,16 @@ class OnCall:
     schedules: Mapping[str, Schedule] = field(default_factory=dict)
     people: Mapping[str, Person] = field(default_factory=dict)
 
-    def problems(self, targets: Mapping[str, str]) -> list[tuple[tuple[str, ...], str, str]]:
+    def problems(
+        self, targets: Mapping[str, str], *, broken: Collection[str] = ()
+    ) -> list[tuple[tuple[str, ...], str, str]]:
         """``(path, problem, fix)`` for every reference that leads nowhere.
 
-        ``targets`` maps the relay's target names to their kinds.
+        ``targets`` maps the relay's target names to their kinds; ``broken`` names the
+        ``[people.NAME]`` that are written but could not be read (their own problems are
+        reported): a reference to one is no second problem.
         """
+        unreadable = frozenset(broken)
         found: list[tuple[tuple[str, ...], str, str]] = []
         for name in sorted(set(self.schedules) & set(self.people)):
             found.append(
@@ -257,7 +262,7 @@ class OnCall:
         for schedule in self.schedules.values():
             names = [*schedule.people, *(o.person for o in schedule.overrides)]
             for person in dict.fromkeys(names):
-                problem = self._person_problem(person)
+                problem = self._person_problem(person, unreadable)
                 if problem:
                     found.append((("schedules", schedule.name), problem[0], problem[1]))
         for policy in self.policies.values():
@@ -281,13 +286,15 @@ class OnCall:
                         )
                     )
                 if step.ding is not None and step.ding not in self.schedules:
-                    problem = self._person_problem(step.ding)
+                    problem = self._person_problem(step.ding, unreadable)
                     if problem:
                         found.append(((*where, "ding"), problem[0], problem[1]))
         return found
 
-    def _person_problem(self, name: str) -> tuple[str, str] | None:
+    def _person_problem(self, name: str, broken: frozenset[str]) -> tuple[str, str] | None:
         person = self.people.get(name)
+        if person is None and name in broken:
+            return None  # [people.NAME] is written; its own problem says what is wrong
         if person is None:
             known = ", ".join(sorted([*self.schedules, *self.people])) or "none"
             return (

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from dingpush import ConfigError, RetryPolicy
 
 __all__ = [
+    "ACK_LINK_TTL_MAX",
     "API_TOKEN_FIX",
     "RELAY_RETRY",
     "RelaySettings",
@@ -30,6 +31,15 @@ GIVE_UP_AFTER = 24 * 3600.0
 
 #: How app robots' messages reach the relay: HTTP callbacks only, or a Stream client too.
 RECEIVE_MODES = ("callback", "stream")
+
+#: The longest an ack link stays valid (30 days): a link in a chat message is for the incident
+#: at hand, which is long settled by then; anything much longer is a typo ("999999999d") whose
+#: expiry would not even fit a link's token (every link would then be refused).
+ACK_LINK_TTL_MAX = 30 * 86400.0
+ACK_LINK_TTL_PROBLEM = (
+    "must be at most 30 days: a link in an alert message is for the incident at hand, long "
+    "settled after that"
+)
 
 #: The shortest API token the relay accepts: a bearer token must not be guessable.
 API_TOKEN_MIN_LENGTH = 16
@@ -94,7 +104,8 @@ class RelaySettings:
             are made in Alertmanager's own page.
         ack_secret: The key signed ack links are made with (HMAC); needs ``public_url``.
             At least 16 characters; never shown.
-        ack_link_ttl: Seconds a signed ack link stays valid.
+        ack_link_ttl: Seconds a signed ack link stays valid; at most ``ACK_LINK_TTL_MAX``
+            (30 days).
         receive: How app robots' messages (chat commands) reach the relay: ``"callback"``
             (DingTalk's HTTP mode, ``POST /callbacks/APP``, always served for app targets)
             or ``"stream"`` (also a Stream-mode client per app, started with the relay).
@@ -186,6 +197,8 @@ class RelaySettings:
             raise ConfigError("silence_max must be a positive number of seconds")
         if not self.ack_link_ttl > 0:
             raise ConfigError("ack_link_ttl must be a positive number of seconds")
+        if not self.ack_link_ttl <= ACK_LINK_TTL_MAX:
+            raise ConfigError(f'ack_link_ttl {ACK_LINK_TTL_PROBLEM}: write e.g. "24h"')
         if self.receive not in RECEIVE_MODES:
             raise ConfigError(
                 f"receive = {self.receive!r} is not one of {', '.join(map(repr, RECEIVE_MODES))}"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import re
 import typing
 import urllib.parse
 from collections.abc import Mapping
@@ -24,7 +25,7 @@ import httpx
 
 from dingpush import ConfigError, DingPushError
 
-__all__ = ["AlertmanagerError", "Silence", "Silences", "matchers", "public_url"]
+__all__ = ["AlertmanagerError", "Silence", "Silences", "filters", "matchers", "public_url"]
 
 #: The API v2 path silences are created at and listed from.
 SILENCES_PATH = "/api/v2/silences"
@@ -156,7 +157,7 @@ class Silences:
         Alertmanager sends no resolved notification for alerts that were silenced when they
         resolved; asking is how the relay learns that a silenced incident is over.
         """
-        query = [("filter", f'{name}="{_quoted(value)}"') for name, value in sorted(labels.items())]
+        query = [("filter", f) for f in filters(labels)]
         query += [(flag, "true") for flag in ("active", "silenced", "inhibited", "unprocessed")]
         answer = await self._call("GET", "/api/v2/alerts?" + urllib.parse.urlencode(query), None)
         if not isinstance(answer, list):
@@ -164,7 +165,9 @@ class Silences:
                 f"Alertmanager at {self.url} answered /api/v2/alerts without a list: is this "
                 "URL an Alertmanager?"
             )
-        return len(answer)
+        # The filter narrows; the count is of the alerts that carry every label exactly (a
+        # label the filter cannot express is checked here only).
+        return sum(1 for item in answer if _carries(item, labels))
 
     async def expire(self, silence_id: str) -> None:
         """End a silence now (``DELETE /api/v2/silence/{id}``)."""
@@ -228,9 +231,46 @@ class Silences:
         await self._http.aclose()
 
 
-def _quoted(value: str) -> str:
-    """A matcher value inside double quotes (Alertmanager's filter syntax)."""
-    return value.replace("\\", "\\\\").replace('"', '\\"')
+#: A label name Alertmanager's filter takes as it is (Prometheus's label names).
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+
+
+def filters(labels: Mapping[str, str]) -> list[str]:
+    r"""The ``filter`` matchers (``/api/v2/alerts?filter=…``) that select alerts with ``labels``.
+
+    Each is ``name="value"``, the value double-quoted with ``\\``, ``\"`` and ``\n`` escaped:
+    what both of Alertmanager's matcher parsers (the classic one and the UTF-8 one of 0.27+)
+    read as exactly that value, whatever quotes, commas, braces or backslashes it holds. A
+    label whose name is not a plain label name (``service.name``, ``a!``) is left out rather
+    than written so that it reads as another matcher (``a!="x"`` is ``a != "x"``): leaving
+    one out only widens the answer, which :meth:`Silences.firing` checks label by label.
+    """
+    written = []
+    for name, value in sorted(labels.items()):
+        if not _LABEL_NAME.fullmatch(name) or not _encodable(value):
+            continue
+        quoted = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+        written.append(f'{name}="{quoted}"')
+    return written
+
+
+def _encodable(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: not a value Alertmanager can hold
+        return False
+    return True
+
+
+def _carries(alert: object, labels: Mapping[str, str]) -> bool:
+    """Whether an alert of ``/api/v2/alerts`` has every one of ``labels``, exactly.
+
+    An empty value is an absent label, as in Alertmanager's own matching.
+    """
+    if not isinstance(alert, dict) or not isinstance(alert.get("labels"), dict):
+        return False
+    have = alert["labels"]
+    return all(have.get(name, "") == value for name, value in labels.items())
 
 
 def _detail(content: bytes) -> str:
