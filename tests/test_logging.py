@@ -309,11 +309,15 @@ def test_a_record_that_escaping_grows_is_cut_to_fit_one_body(logger: logging.Log
     assert '"' * 1000 in text and "… (cut)" in text
 
 
-@pytest.mark.parametrize("max_bytes", [999, MAX_BYTES_LIMIT + 1, 20_000])
-def test_max_bytes_outside_what_one_body_holds_is_refused_with_the_bound(max_bytes: int) -> None:
+@pytest.mark.parametrize(
+    "max_bytes", [999, MAX_BYTES_LIMIT + 1, 20_000, 18_000.5, "18000", None, True, 10**30]
+)
+def test_max_bytes_outside_what_one_body_holds_is_refused_with_the_bound(max_bytes: object) -> None:
+    # 18000.5 was taken, then killed the worker thread at the first record (records lost).
     with pytest.raises(ValueError, match=f"between 1000 and {MAX_BYTES_LIMIT}"):
         DingTalkHandler(
-            f"https://oapi.dingtalk.com/robot/send?access_token={TOKEN}", max_bytes=max_bytes
+            f"https://oapi.dingtalk.com/robot/send?access_token={TOKEN}",
+            max_bytes=max_bytes,  # type: ignore[arg-type]
         )
 
 

@@ -160,6 +160,15 @@ def test_a_body_the_parser_cannot_hold_is_refused(body: bytes) -> None:
     assert caught.value.reason == "body"
 
 
+@pytest.mark.parametrize("msg_id", [None, 7, ["a"], {"id": "x"}, True])
+def test_a_msg_id_that_is_not_a_string_is_no_id(msg_id: object) -> None:
+    # null became the id "None", shared by every such message: the relay, which acts once per
+    # msgId, answered a second command with the first one's answer and did nothing.
+    body = {"msgtype": "text", "text": {"content": "ack 19"}, "msgId": msg_id}
+    assert parse_incoming(body).msg_id == ""
+    assert parse_incoming({**body, "msgId": "msgA1"}).msg_id == "msgA1"
+
+
 @pytest.fixture
 def callback_url() -> Iterator[tuple[str, list[IncomingMessage]]]:
     """A real HTTP endpoint that checks DingTalk's callbacks and answers synchronously."""

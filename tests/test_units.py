@@ -35,8 +35,11 @@ def test_durations(value: str | float, seconds: float) -> None:
 def test_a_bad_duration_names_the_value_and_the_forms(value: object) -> None:
     with pytest.raises(ValueError) as caught:
         parse_duration(value)  # type: ignore[arg-type]
-    assert str(caught.value) == (
-        f"{value!r} is not a duration: write seconds (600) or a number with a unit, e.g. 500ms, "
+    message = str(caught.value)
+    if len(repr(value)) <= 40:  # a longer one (10**400) is shown shortened
+        assert message.startswith(f"{value!r} is not")
+    assert message.endswith(
+        " is not a duration: write seconds (600) or a number with a unit, e.g. 500ms, "
         "10s, 10m, 2h or 1d"
     )
 
@@ -110,3 +113,26 @@ def test_a_rate_must_allow_a_message(text: str) -> None:
 def test_the_period_of_a_rate_is_a_duration() -> None:
     for period in ("500ms", "10s", "10m", "2h", "1d", "90"):
         assert Rate.parse(f"1/{period}").window == parse_duration(period)
+
+
+@pytest.mark.parametrize("value", ["9" * 400, "9" * 400 + "ms", 1e308, "36600d", 4e9])
+def test_a_duration_over_100_years_is_refused_and_shown_short(value: object) -> None:
+    # A string of 309 digits reads as infinity: accepted, it stopped a relay's dispatcher
+    # (coalesce_after) or crashed its start (shutdown_deadline); a huge silence_max made a
+    # chat command answer 500 (a date past year 9999).
+    with pytest.raises(ValueError, match="longer than 100 years") as caught:
+        parse_duration(value)  # type: ignore[arg-type]
+    assert len(str(caught.value)) < 200
+    assert parse_duration("36500d") == 36500 * 86400
+
+
+@pytest.mark.parametrize("value", ["9" * 400, "9" * 400 + "GiB", "99999999999TB"])
+def test_a_size_past_what_a_float_holds_is_refused(value: str) -> None:
+    with pytest.raises(ValueError, match="bytes") as caught:
+        parse_size(value)
+    assert len(str(caught.value)) < 250
+
+
+def test_a_rate_period_over_100_years_is_refused() -> None:
+    with pytest.raises(ValueError, match="at most 100 years"):
+        Rate.parse("5/" + "9" * 400 + "s")

@@ -182,9 +182,13 @@ class DingTalkHandler(logging.Handler):
             raise ValueError(
                 "DingTalkHandler: queue_size >= 1, linger and flush_timeout >= 0 seconds"
             )
-        if not 1000 <= max_bytes <= MAX_BYTES_LIMIT:
+        if (
+            not isinstance(max_bytes, int)
+            or isinstance(max_bytes, bool)
+            or not 1000 <= max_bytes <= MAX_BYTES_LIMIT
+        ):
             raise ValueError(
-                f"DingTalkHandler: max_bytes={max_bytes} must be between 1000 and "
+                f"DingTalkHandler: max_bytes={max_bytes!r} must be a whole number between 1000 and "
                 f"{MAX_BYTES_LIMIT}: DingTalk refuses a robot's body over {WEBHOOK_BODY_LIMIT} "
                 f"bytes, and the title and JSON around the text take the rest"
             )

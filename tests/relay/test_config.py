@@ -81,6 +81,21 @@ coalesce = false
         ('[relay]\napi_tokens = ["short"]', "relay.api_tokens", 5, "at least 16 characters"),
         ('[relay]\ncoalesce_after = "soon"', "relay.coalesce_after", 5, "is not a duration"),
         ('[relay]\nmax_body = "big"', "relay.max_body", 5, "is not a size"),
+        # A string of 309+ digits reads as infinity: it stopped the dispatcher (coalesce_after)
+        # or crashed the start (max_body, shutdown_deadline).
+        (
+            f'[relay]\ncoalesce_after = "{"9" * 400}"',
+            "relay.coalesce_after",
+            5,
+            "is longer than 100 years",
+        ),
+        (
+            f'[relay]\nshutdown_deadline = "{"9" * 400}"',
+            "relay.shutdown_deadline",
+            5,
+            "longer than 100 years",
+        ),
+        (f'[relay]\nmax_body = "{"9" * 400}"', "relay.max_body", 5, "larger than 2**53 bytes"),
         ("[relay]\nretry = { max_attempts = 0 }", "relay.retry", 5, "max_attempts"),
         ("[relay.targets.ops]\ncolaesce = true", "relay.targets.ops.colaesce", 5, "coalesce"),
         ('[relay.targets.ops]\ningress_secret = "nosec"', "relay.targets.ops", 4, "SEC"),

@@ -53,6 +53,17 @@ def test_an_address_of_another_machine(held: socket.socket) -> None:
     assert "--host" in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("host", "said"),
+    [("256.1.1.1", "256.1.1.1 is not an address"), ("", "no address given"), (" ", "no address")],
+)
+def test_a_host_that_is_no_address(host: str, said: str) -> None:
+    # 256.1.1.1 raised socket.gaierror, a traceback; "" listened on every interface, unasked.
+    with pytest.raises(CannotListen) as info:
+        bind_socket(host, 0)
+    assert info.value.exit_code == 3 and said in str(info.value) and "--host" in str(info.value)
+
+
 def test_port_0_and_the_url(held: socket.socket) -> None:
     port = held.getsockname()[1]
     assert base_url(held) == f"http://127.0.0.1:{port}" and port > 0

@@ -11,7 +11,9 @@ works in every other::
 Duration units are ``ms``, ``s`` (``sec``), ``m`` (``min``), ``h`` and ``d``, in lower case;
 size units are ``B``, ``KB``/``KiB``, ``MB``/``MiB`` and ``GB``/``GiB`` in any case (KB is
 1,000 bytes, KiB 1,024). A rate's period may leave out its amount (``20/min`` is ``20/1min``).
-A mistake raises ``ValueError`` naming the value and the accepted forms.
+A mistake raises ``ValueError`` naming the value and the accepted forms. A duration is at most
+100 years (:data:`MAX_DURATION`), a size at most 2**53 bytes: a value beyond either is a typo,
+and would overflow a clock or a date wherever it is used.
 """
 
 from __future__ import annotations
@@ -35,6 +37,11 @@ SIZE_UNITS = {
     "gb": 1000**3,
     "gib": 1024**3,
 }
+
+#: The longest duration any setting takes: 100 years, in seconds.
+MAX_DURATION = 100 * 365.25 * 86400.0
+#: The largest size: what a float holds exactly.
+MAX_SIZE = 2**53
 
 #: What each grammar accepts, as the errors say it.
 DURATION_FORMS = "seconds (600) or a number with a unit, e.g. 500ms, 10s, 10m, 2h or 1d"
@@ -73,7 +80,9 @@ def parse_duration(value: str | float) -> float:
     if isinstance(value, str) and (match := _DURATION.fullmatch(value)):
         seconds = float(match.group(1)) * DURATION_UNITS[match.group(2) or "s"]
     if seconds is None or seconds < 0:
-        raise ValueError(f"{value!r} is not a duration: write {DURATION_FORMS}")
+        raise ValueError(f"{_shown(value)} is not a duration: write {DURATION_FORMS}")
+    if not seconds <= MAX_DURATION:  # inf too: a string of 309 digits reads as infinity
+        raise ValueError(f"{_shown(value)} is longer than 100 years: write {DURATION_FORMS}")
     return seconds
 
 
@@ -87,8 +96,16 @@ def parse_size(value: str | int) -> int:
     if isinstance(value, str) and (match := _SIZE.fullmatch(value)):
         size = float(match.group(1)) * SIZE_UNITS[(match.group(2) or "b").lower()]
     if size is None or size < 0:
-        raise ValueError(f"{value!r} is not a size: write {SIZE_FORMS}")
+        raise ValueError(f"{_shown(value)} is not a size: write {SIZE_FORMS}")
+    if not size <= MAX_SIZE:  # inf too: a string of 309 digits reads as infinity
+        raise ValueError(f"{_shown(value)} is larger than 2**53 bytes: write {SIZE_FORMS}")
     return int(size)
+
+
+def _shown(value: object) -> str:
+    """The value as an error shows it: shortened when it is long (a 400-digit typo)."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:20]}…{text[-8:]} ({len(text)} characters)"
 
 
 def parse_rate_parts(text: str) -> tuple[int, float]:
@@ -101,13 +118,14 @@ def parse_rate_parts(text: str) -> tuple[int, float]:
     count = _COUNT.fullmatch(count_text) if slash else None
     period = _PERIOD.fullmatch(period_text) if slash else None
     if count is None or period is None or not (period.group(1) or period.group(2)):
-        raise ValueError(f"rate {text!r} is not of the form {RATE_FORMS}")
+        raise ValueError(f"rate {_shown(text)} is not of the form {RATE_FORMS}")
     amount = float(period.group(1)) if period.group(1) else 1.0
     window = amount * DURATION_UNITS[period.group(2) or "s"]
     limit = int(count.group(1))
-    if limit < 1 or window <= 0:
+    if limit < 1 or not 0 < window <= MAX_DURATION:
         raise ValueError(
-            f"rate {text!r} must allow at least one message in a period longer than zero: "
+            f"rate {_shown(text)} must allow at least one message in a period longer than zero "
+            "and at most 100 years: "
             f"write {RATE_FORMS}"
         )
     return limit, window

@@ -107,7 +107,9 @@ def parse_incoming(data: bytes | str | Mapping[str, typing.Any]) -> IncomingMess
         raise CallbackRejected("the robot message is not a JSON object", reason="body")
     kind = "group" if str(body.get("conversationType", "")) == "2" else "oto"
     return IncomingMessage(
-        msg_id=str(body.get("msgId", "")),
+        # DingTalk's msgId is a string; anything else (null, a number) is no id at all, so
+        # that null does not become the id "None" shared by every such message.
+        msg_id=msg_id if isinstance(msg_id := body.get("msgId"), str) else "",
         msgtype=str(body.get("msgtype", "text")),
         text=_text(body),
         sender_user_id=str(body.get("senderStaffId") or ""),

@@ -197,10 +197,9 @@ class _Duration(Kind[float]):
     def convert(self, value: object, field: Field[float], from_env: bool) -> float:
         try:
             return parse_duration(value)  # type: ignore[arg-type]
-        except ValueError:
-            raise Invalid(
-                f"{_shown(value)} is not a duration", 'write seconds (600) or "10m"'
-            ) from None
+        except ValueError as exc:
+            what = "is longer than 100 years" if "100 years" in str(exc) else "is not a duration"
+            raise Invalid(f"{_shown(value)} {what}", 'write seconds (600) or "10m"') from None
 
 
 class _Size(Kind[int]):
@@ -209,10 +208,9 @@ class _Size(Kind[int]):
     def convert(self, value: object, field: Field[int], from_env: bool) -> int:
         try:
             return parse_size(value)  # type: ignore[arg-type]
-        except ValueError:
-            raise Invalid(
-                f"{_shown(value)} is not a size", 'write bytes (1048576) or "1MiB"'
-            ) from None
+        except ValueError as exc:
+            what = "is larger than 2**53 bytes" if "2**53" in str(exc) else "is not a size"
+            raise Invalid(f"{_shown(value)} {what}", 'write bytes (1048576) or "1MiB"') from None
 
 
 class _Rate(Kind[Rate]):

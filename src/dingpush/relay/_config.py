@@ -62,7 +62,9 @@ from ._receivers import ChatReceivers, ReceivingApp
 from ._relay import Relay
 from ._settings import (
     ACK_LINK_TTL_MAX,
+    ACK_LINK_TTL_MIN,
     ACK_LINK_TTL_PROBLEM,
+    ACK_LINK_TTL_SHORT,
     API_TOKEN_FIX,
     API_TOKEN_MIN_LENGTH,
     RECEIVE_MODES,
@@ -87,8 +89,8 @@ def _positive(seconds: float) -> str | None:
 
 
 def _ack_link_ttl(seconds: float) -> str | None:
-    if not seconds > 0:
-        return "must be longer than zero"
+    if not seconds >= ACK_LINK_TTL_MIN:
+        return ACK_LINK_TTL_SHORT
     return None if seconds <= ACK_LINK_TTL_MAX else ACK_LINK_TTL_PROBLEM
 
 
@@ -170,7 +172,7 @@ RELAY = Table(
             DURATION,
             rule=_ack_link_ttl,
             fix='write e.g. "24h" (at most "30d")',
-            help="how long a signed ack link stays valid (at most 30 days)",
+            help="how long a signed ack link stays valid (a minute to 30 days)",
         ),
         Field("receive", NONEMPTY, rule=_receive_mode, fix='write "callback" or "stream"'),
         Field("escalation_poll", DURATION, rule=_positive, fix='write e.g. "1s"'),

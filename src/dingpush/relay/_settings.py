@@ -13,6 +13,7 @@ from dingpush import ConfigError, RetryPolicy
 
 __all__ = [
     "ACK_LINK_TTL_MAX",
+    "ACK_LINK_TTL_MIN",
     "API_TOKEN_FIX",
     "RELAY_RETRY",
     "RelaySettings",
@@ -36,6 +37,13 @@ RECEIVE_MODES = ("callback", "stream")
 #: at hand, which is long settled by then; anything much longer is a typo ("999999999d") whose
 #: expiry would not even fit a link's token (every link would then be refused).
 ACK_LINK_TTL_MAX = 30 * 86400.0
+#: The shortest: the link must outlive the time a person takes to see the message and tap it
+#: ("1ms" was taken, and every link answered 410).
+ACK_LINK_TTL_MIN = 60.0
+ACK_LINK_TTL_SHORT = (
+    "must be at least a minute: the link must outlive the time a person takes to see the "
+    "message and open it"
+)
 ACK_LINK_TTL_PROBLEM = (
     "must be at most 30 days: a link in an alert message is for the incident at hand, long "
     "settled after that"
@@ -195,8 +203,8 @@ class RelaySettings:
             raise ConfigError("silence_check must be a positive number of seconds")
         if not self.silence_max > 0:
             raise ConfigError("silence_max must be a positive number of seconds")
-        if not self.ack_link_ttl > 0:
-            raise ConfigError("ack_link_ttl must be a positive number of seconds")
+        if not self.ack_link_ttl >= ACK_LINK_TTL_MIN:
+            raise ConfigError(f'ack_link_ttl {ACK_LINK_TTL_SHORT}: write e.g. "24h"')
         if not self.ack_link_ttl <= ACK_LINK_TTL_MAX:
             raise ConfigError(f'ack_link_ttl {ACK_LINK_TTL_PROBLEM}: write e.g. "24h"')
         if self.receive not in RECEIVE_MODES:

@@ -76,6 +76,8 @@ def bind_socket(host: str, port: int, *, hint: str = DEFAULT_HINT) -> socket.soc
     is not an address of this machine or the port needs privileges; ``hint`` is the fix the
     message offers.
     """
+    if not host.strip():  # bind(("", port)) would listen on every interface, unasked
+        raise _from_os_error(host, port, errno.EADDRNOTAVAIL, hint)
     family = socket.AF_INET6 if _is_ipv6(host) else socket.AF_INET
     # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on accepted sockets whose proto is
     # TCP, and with Nagle on, every answer written in two parts waits ~40 ms for a delayed ACK.
@@ -92,6 +94,8 @@ def bind_socket(host: str, port: int, *, hint: str = DEFAULT_HINT) -> socket.soc
         sock.close()
         if exc.errno in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
             raise _from_os_error(host, port, exc.errno, hint) from None
+        if isinstance(exc, socket.gaierror):  # a name that resolves to nothing: 256.1.1.1
+            raise _from_os_error(host, port, errno.EADDRNOTAVAIL, hint) from None
         raise
     return sock
 
@@ -114,7 +118,7 @@ def _from_os_error(
         why = f"port {port} needs privileges this user does not have (below 1024: root)"
         fix = hint
     else:
-        why = f"{host} is not an address of this machine"
+        why = f"{host} is not an address of this machine" if host.strip() else "no address given"
         fix = "listen on one of its addresses with --host (127.0.0.1: this machine only)"
     return CannotListen(
         f"cannot listen on {where}: {why}; {fix}",
