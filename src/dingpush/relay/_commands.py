@@ -9,6 +9,7 @@ and ``42`` are the same incident. Anything else is an :class:`Command` named ``h
 
 from __future__ import annotations
 
+import math
 import re
 import typing
 from dataclasses import dataclass
@@ -103,8 +104,10 @@ def parse_command(text: str) -> Command:
         return _help(f"{_quoted(rest[0])} has no unit: write e.g. 30m or 2h")
     try:
         duration = parse_duration(rest[0].lower())
-    except ValueError:
-        return _help(f"{_quoted(rest[0])} is not a duration: write e.g. 30m, 2h or 1d")
+    except ValueError as exc:
+        if "100 years" not in str(exc):
+            return _help(f"{_quoted(rest[0])} is not a duration: write e.g. 30m, 2h or 1d")
+        duration = math.inf  # a duration all the same: the relay's silence_max answers it
     if duration <= 0:
         return _help("a silence must last longer than zero")
     return Command("silence", number, duration)
